@@ -1,0 +1,4 @@
+/** The Flock wire protocol: imported by both the coordinator and the client SDK. */
+export * from './messages.js';
+export * from './reasons.js';
+export * from './weights.js';

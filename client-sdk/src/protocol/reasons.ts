@@ -1,0 +1,44 @@
+/**
+ * Stable reason codes. They appear in error events, API responses and metrics labels, so they are
+ * part of the protocol: add new ones, never rename.
+ */
+
+/** Why the coordinator refused a client's upload. */
+export const REJECTION_REASONS = [
+  'malformed', // the payload does not match the protocol schema
+  'payload_too_large', // the upload exceeds the coordinator's size limit
+  'round_not_open', // no such round, or it is not collecting updates
+  'round_closed', // the round already committed, failed or was aborted (a straggler)
+  'not_selected', // this client was not selected for the round
+  'duplicate_upload', // this client already uploaded for the round (replay)
+  'version_mismatch', // the delta was computed against another model version
+  'shape_mismatch', // tensor count or shapes differ from the model's
+  'non_finite', // NaN or Infinity in the delta, loss or counts
+  'norm_exceeded', // the delta's L2 norm is above the round's bound
+] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+/** Why a selected client stopped before uploading (told to the coordinator, counted as dropped). */
+export const ABANDON_REASONS = [
+  'conditions_changed', // unplugged, left the unmetered network or the device became busy
+  'no_data', // no local examples to train on
+  'training_failed', // training threw
+  'deadline', // the client could not finish before the round deadline
+  'stopped', // the app stopped the client
+] as const;
+export type AbandonReason = (typeof ABANDON_REASONS)[number];
+
+/** Why a client says it is not eligible to train right now. */
+export const INELIGIBILITY_REASONS = [
+  'not_idle',
+  'not_charging',
+  'metered_network',
+  'unknown_conditions', // a detector answered "unknown" and the policy treats that as not eligible
+  'no_data',
+  'stopped',
+] as const;
+export type IneligibilityReason = (typeof INELIGIBILITY_REASONS)[number];
+
+/** Why the coordinator refused a socket connection (socket.io `connect_error` message). */
+export const CONNECT_ERRORS = ['unauthorized', 'protocol_mismatch', 'invalid_client_id'] as const;
+export type ConnectError = (typeof CONNECT_ERRORS)[number];

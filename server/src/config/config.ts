@@ -1,0 +1,95 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** Everything the coordinator reads from its environment, resolved once at start-up. */
+export interface FlockConfig {
+  port: number;
+  host: string;
+  /** Directory of the embedded database and generated tokens. */
+  dataDir: string;
+  /** postgres://... to use PostgreSQL instead of the embedded SQLite file. */
+  databaseUrl: string | null;
+  /** redis://... to share socket.io rooms between coordinator processes (socket.io Redis adapter). */
+  redisUrl: string | null;
+  clientToken: string;
+  operatorToken: string;
+  /** Where each token came from, to tell the operator without printing the token. */
+  tokenSources: { client: string; operator: string };
+  /** Upper bound on the bytes of weight data in one upload. */
+  maxUploadBytes: number;
+  /** Over-selection factor used when a round does not set one. */
+  overSelection: number;
+  /** A TensorFlow.js model.json to register as version 1 instead of training the default 2NN. */
+  initialModelPath: string | null;
+  /** Examples of real MNIST the default model is trained on at first start. */
+  defaultModelTrainExamples: number;
+  logLevel: string;
+}
+
+const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
+
+function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+function floatFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+/** Reads a token from the environment, else from the data directory, else generates and stores one. */
+function resolveToken(env: NodeJS.ProcessEnv, dataDir: string, name: string, file: string): { token: string; source: string } {
+  const fromEnv = env[name];
+  if (fromEnv) {
+    if (fromEnv.length < 16) throw new Error(`${name} must be at least 16 characters`);
+    return { token: fromEnv, source: `environment variable ${name}` };
+  }
+  const path = join(dataDir, file);
+  if (existsSync(path)) {
+    const stored = readFileSync(path, 'utf8').trim();
+    if (stored.length >= 16) return { token: stored, source: path };
+  }
+  const token = randomBytes(24).toString('base64url');
+  // 0600: the token file is a credential.
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  return { token, source: `${path} (generated)` };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<FlockConfig> = {}): FlockConfig {
+  const dataDir = resolve(overrides.dataDir ?? env.FLOCK_DATA_DIR ?? './data');
+  mkdirSync(dataDir, { recursive: true });
+  const client = overrides.clientToken
+    ? { token: overrides.clientToken, source: 'configuration' }
+    : resolveToken(env, dataDir, 'FLOCK_CLIENT_TOKEN', 'client-token');
+  const operator = overrides.operatorToken
+    ? { token: overrides.operatorToken, source: 'configuration' }
+    : resolveToken(env, dataDir, 'FLOCK_OPERATOR_TOKEN', 'operator-token');
+  if (client.token === operator.token) throw new Error('the client token and the operator token must differ');
+  const config: FlockConfig = {
+    port: intFromEnv(env, 'PORT', 8080),
+    host: env.HOST ?? '0.0.0.0',
+    dataDir,
+    databaseUrl: env.FLOCK_DATABASE_URL || null,
+    redisUrl: env.FLOCK_REDIS_URL || null,
+    clientToken: client.token,
+    operatorToken: operator.token,
+    tokenSources: { client: client.source, operator: operator.source },
+    maxUploadBytes: intFromEnv(env, 'FLOCK_MAX_UPLOAD_BYTES', DEFAULT_MAX_UPLOAD_BYTES),
+    overSelection: floatFromEnv(env, 'FLOCK_OVER_SELECTION', 1.3),
+    initialModelPath: env.FLOCK_INITIAL_MODEL || null,
+    defaultModelTrainExamples: intFromEnv(env, 'FLOCK_DEFAULT_MODEL_EXAMPLES', 6000),
+    logLevel: env.LOG_LEVEL ?? 'info',
+  };
+  return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
+}
+
+/** Nest injection token for FlockConfig. */
+export const FLOCK_CONFIG = Symbol('FLOCK_CONFIG');

@@ -1,0 +1,39 @@
+import type { LoggerService } from '@nestjs/common';
+import { pino, type Logger } from 'pino';
+
+/**
+ * Structured JSON logs. Callers pass ids (roundId, clientId, version) as fields; never tokens,
+ * weights or examples. The redact list is a second line of defence for auth headers.
+ */
+export const logger: Logger = pino({
+  level: process.env.LOG_LEVEL ?? 'info',
+  base: { service: 'flock-coordinator' },
+  redact: { paths: ['token', 'auth.token', 'headers.authorization', 'req.headers.authorization'], censor: '[redacted]' },
+});
+
+export function moduleLogger(module: string): Logger {
+  return logger.child({ module });
+}
+
+/** Routes Nest's own messages (bootstrap, routes) into the same pino stream. */
+export class PinoNestLogger implements LoggerService {
+  private readonly log = moduleLogger('nest');
+  log_(level: 'info' | 'warn' | 'error' | 'debug' | 'trace', message: unknown, context?: unknown): void {
+    this.log[level]({ context }, String(message));
+  }
+  log(message: unknown, context?: unknown): void {
+    this.log_('debug', message, context);
+  }
+  warn(message: unknown, context?: unknown): void {
+    this.log_('warn', message, context);
+  }
+  error(message: unknown, trace?: unknown, context?: unknown): void {
+    this.log.error({ context, trace }, String(message));
+  }
+  debug(message: unknown, context?: unknown): void {
+    this.log_('debug', message, context);
+  }
+  verbose(message: unknown, context?: unknown): void {
+    this.log_('trace', message, context);
+  }
+}

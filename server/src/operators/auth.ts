@@ -1,0 +1,41 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Inject, Injectable, UnauthorizedException, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import type { Request } from 'express';
+import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+
+/** Constant-time token comparison (hashing first makes the lengths equal). */
+export function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (!given) return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function bearerToken(request: Request): string | undefined {
+  const header = request.headers.authorization;
+  if (!header) return undefined;
+  const match = /^Bearer\s+(.+)$/i.exec(header);
+  return match?.[1]?.trim();
+}
+
+/** Operator endpoints: `Authorization: Bearer <operator token>`. */
+@Injectable()
+export class OperatorGuard implements CanActivate {
+  constructor(@Inject(FLOCK_CONFIG) private readonly config: FlockConfig) {}
+  canActivate(context: ExecutionContext): boolean {
+    const request = context.switchToHttp().getRequest<Request>();
+    if (tokenMatches(bearerToken(request), this.config.operatorToken)) return true;
+    throw new UnauthorizedException('operator token required: send Authorization: Bearer <token>');
+  }
+}
+
+/** Model downloads: devices (client token) and operators may read global model versions. */
+@Injectable()
+export class ModelReaderGuard implements CanActivate {
+  constructor(@Inject(FLOCK_CONFIG) private readonly config: FlockConfig) {}
+  canActivate(context: ExecutionContext): boolean {
+    const token = bearerToken(context.switchToHttp().getRequest<Request>());
+    if (tokenMatches(token, this.config.operatorToken) || tokenMatches(token, this.config.clientToken)) return true;
+    throw new UnauthorizedException('client or operator token required: send Authorization: Bearer <token>');
+  }
+}

@@ -1,0 +1,106 @@
+import type { RejectionReason, TrainingPlan } from '@flock/client-sdk/protocol';
+
+/**
+ * Round state machine (Bonawitz et al. 2019):
+ *   selecting -> configuring -> reporting -> committing -> committed
+ *   any non-terminal state -> failed  (quorum missed, or a commit error)
+ *   any non-terminal state -> aborted (operator cancel, or coordinator restart)
+ */
+export const ROUND_STATUSES = ['selecting', 'configuring', 'reporting', 'committing', 'committed', 'failed', 'aborted'] as const;
+export type RoundStatus = (typeof ROUND_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly RoundStatus[] = ['committed', 'failed', 'aborted'];
+
+/** What an operator asks for when starting a round. */
+export interface RoundParams {
+  /** Valid updates needed to commit. */
+  minClients: number;
+  /** Updates wanted; the coordinator selects ceil(targetClients * overSelection) devices. */
+  targetClients: number;
+  /** Selection factor over the target (Bonawitz et al. use 1.3). */
+  overSelection: number;
+  /** How long to wait for minClients eligible devices before failing the round. */
+  selectionTimeoutMs: number;
+  /** Reporting deadline, measured from configuration. */
+  deadlineMs: number;
+  plan: TrainingPlan;
+  /** Aggregation strategy name (see aggregation/). */
+  strategy: string;
+  /** Optional L2 bound on each update; uploads above it are rejected with norm_exceeded. */
+  maxUpdateNorm: number | null;
+}
+
+/** Aggregate numbers of devices' local tests of the version a round committed. */
+export interface LocalEvaluationSummary {
+  reports: number;
+  numExamples: number;
+  /** Example-weighted means. */
+  globalAccuracy: number;
+  globalLoss: number;
+  personalAccuracy: number | null;
+  personalLoss: number | null;
+  adopted: number;
+}
+
+export interface RoundMetrics {
+  eligibleAtSelection: number;
+  selected: number;
+  reported: number;
+  accepted: number;
+  rejected: Partial<Record<RejectionReason, number>>;
+  /** Selected clients that disconnected or abandoned before uploading, by cause. */
+  dropped: Partial<Record<string, number>>;
+  /** Sum of numExamples of accepted updates. */
+  totalExamples: number;
+  /** Example-weighted mean of the accepted updates' training losses. */
+  meanTrainLoss: number | null;
+  /** L2 norm of the aggregated (example-weighted mean) update. */
+  updateNorm: number | null;
+  /** Bytes of weight data received in uploads, accepted or not. */
+  bytesReceived: number;
+  /** Milliseconds spent folding updates into the aggregate and finalizing it. */
+  aggregationMs: number;
+  durationMs: number | null;
+  localEvaluation: LocalEvaluationSummary | null;
+}
+
+export interface RoundRecord {
+  id: string;
+  /** The global version clients train from. */
+  baseVersion: number;
+  status: RoundStatus;
+  params: RoundParams;
+  metrics: RoundMetrics;
+  /** The version this round committed. */
+  committedVersion: number | null;
+  /** Why the round failed or was aborted. */
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  endedAt: string | null;
+}
+
+export interface RoundTransition {
+  roundId: string;
+  from: RoundStatus | null;
+  to: RoundStatus;
+  at: string;
+  note: string | null;
+}
+
+export function emptyRoundMetrics(): RoundMetrics {
+  return {
+    eligibleAtSelection: 0,
+    selected: 0,
+    reported: 0,
+    accepted: 0,
+    rejected: {},
+    dropped: {},
+    totalExamples: 0,
+    meanTrainLoss: null,
+    updateNorm: null,
+    bytesReceived: 0,
+    aggregationMs: 0,
+    durationMs: null,
+    localEvaluation: null,
+  };
+}
