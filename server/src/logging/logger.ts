@@ -17,23 +17,20 @@ export function moduleLogger(module: string): Logger {
 
 /** Routes Nest's own messages (bootstrap, routes) into the same pino stream. */
 export class PinoNestLogger implements LoggerService {
-  private readonly log = moduleLogger('nest');
-  log_(level: 'info' | 'warn' | 'error' | 'debug' | 'trace', message: unknown, context?: unknown): void {
-    this.log[level]({ context }, String(message));
-  }
+  private readonly pino = moduleLogger('nest');
   log(message: unknown, context?: unknown): void {
-    this.log_('debug', message, context);
+    this.pino.debug({ context }, String(message));
   }
   warn(message: unknown, context?: unknown): void {
-    this.log_('warn', message, context);
+    this.pino.warn({ context }, String(message));
   }
   error(message: unknown, trace?: unknown, context?: unknown): void {
-    this.log.error({ context, trace }, String(message));
+    this.pino.error({ context, trace }, String(message));
   }
   debug(message: unknown, context?: unknown): void {
-    this.log_('debug', message, context);
+    this.pino.debug({ context }, String(message));
   }
   verbose(message: unknown, context?: unknown): void {
-    this.log_('trace', message, context);
+    this.pino.trace({ context }, String(message));
   }
 }
