@@ -1,0 +1,1 @@
+export { initNodeBackend, type NodeBackendName } from './backend.js';
