@@ -5,6 +5,7 @@ export default defineConfig({
     name: 'client-sdk',
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
     environment: 'node',
+    setupFiles: ['test/setup.ts'],
     testTimeout: 60_000,
   },
 });

@@ -1,0 +1,603 @@
+/**
+ * Aggregation throughput benchmark: how fast the coordinator folds client updates into a round's
+ * aggregate (FedAvg: a float64 running weighted sum, see server/src/aggregation/fedavg.ts), measured
+ * in GB/s of float32 update data folded in, beside a memory-bandwidth baseline taken in the same run.
+ *
+ *   pnpm bench:aggregation            # full run (~1-2 min on 2 cores)
+ *   pnpm bench:aggregation --quick    # smoke run (10 and 100 updates, fewer repetitions)
+ *
+ * Prints Markdown to stdout and writes JSON to bench/out/aggregation.json.
+ *
+ * Method
+ * - Updates are not generated per add and not all held in memory: they are views into one fixed
+ *   128 MiB pool of random float32 deltas (4x the 32 MiB L3 here), visited round-robin by a cursor
+ *   that keeps moving across repetitions, so every update is read from DRAM like a fresh upload and
+ *   the benchmark's own memory is the same for 10 or 1,000 updates.
+ * - Each measurement is the median of several repetitions after a JIT warm-up; add() time and
+ *   finish() time are measured separately (finish = weighted mean + new weights + norm, once per round).
+ * - Memory is sampled (process.memoryUsage) every 50 updates with the clock stopped. The aggregator's
+ *   footprint is the growth of ArrayBuffer memory when the round's aggregator is created.
+ * - Baselines (same process, before and after the aggregation runs): Float32Array.prototype.set
+ *   (native memcpy) and a tight JS loop summing a Float32Array into a scalar, both over 256 MiB, and the
+ *   FedAvg kernel's own loop (f64 += s * f32) over buffers far larger than cache.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { FedAvg } from '../server/src/aggregation/fedavg.js';
+import type { RoundAggregator } from '../server/src/aggregation/strategy.js';
+// The same module @flock/client-sdk/protocol re-exports (imported by path: the root package does not
+// depend on the SDK, and this way no build is needed before benchmarking).
+import { asFloat32 } from '../client-sdk/src/protocol/weights.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    updates: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const OUT_FILE = args.out ?? join(HERE, 'out', 'aggregation.json');
+const QUICK = args.quick === true;
+const UPDATE_COUNTS = (args.updates ?? (QUICK ? '10,100' : '10,100,1000')).split(',').map((s) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--updates: bad count "${s}"`);
+  return n;
+});
+
+const MODELS = [
+  { name: '2NN', description: 'MNIST 2NN (784-200-200-10)', params: 199_210 },
+  { name: 'CNN', description: 'FedAvg CNN (1.66M params)', params: 1_663_370 },
+] as const;
+
+const MiB = 1024 * 1024;
+const GB = 1e9;
+const POOL_BYTES = 128 * MiB;
+const BASELINE_BYTES = 256 * MiB;
+const SAMPLE_EVERY = 50;
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) {
+  console.error('note: run with node --expose-gc (pnpm bench:aggregation does) for stable memory numbers');
+}
+function collect(): void {
+  gc?.();
+  gc?.();
+}
+
+/** Deterministic fill (xorshift32), values in [-scale, scale). */
+function fillRandom(target: Float32Array, seed: number, scale: number): void {
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < target.length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    target[i] = (x / 4294967296 - 0.5) * 2 * scale;
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Repeats `once` (returning seconds) at least `minReps` times and until `minSeconds` have been spent. */
+function repeat(once: () => number, minReps: number, minSeconds: number): number[] {
+  const times: number[] = [];
+  let spent = 0;
+  while (times.length < minReps || spent < minSeconds) {
+    const t = once();
+    times.push(t);
+    spent += t;
+    if (times.length >= 200) break;
+  }
+  return times;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines
+// ---------------------------------------------------------------------------------------------
+
+interface BaselineResult {
+  name: string;
+  description: string;
+  /** Bytes counted per pass (the float32 source bytes, to compare with aggregation GB/s). */
+  bytesPerPass: number;
+  /** Median over repetitions. */
+  gbPerSecond: number;
+  bestGbPerSecond: number;
+  repetitions: number;
+}
+
+/** Tight JS loop: sum of a Float32Array (4 independent accumulators). */
+function streamSum(values: Float32Array): number {
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  const n = values.length - (values.length % 4);
+  for (let i = 0; i < n; i += 4) {
+    a += values[i]!;
+    b += values[i + 1]!;
+    c += values[i + 2]!;
+    d += values[i + 3]!;
+  }
+  for (let i = n; i < values.length; i++) a += values[i]!;
+  return a + b + c + d;
+}
+
+/** The same kernel unrolled by 4: shows how much of the gap is JIT code quality, not memory. */
+function addScaledLoopUnrolled(target: Float64Array, source: Float32Array, scale: number): void {
+  const n = source.length;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    target[i]! += scale * source[i]!;
+    target[i + 1]! += scale * source[i + 1]!;
+    target[i + 2]! += scale * source[i + 2]!;
+    target[i + 3]! += scale * source[i + 3]!;
+  }
+  for (; i < n; i++) target[i]! += scale * source[i]!;
+}
+
+/** The FedAvg inner loop (same shape as vector-math addScaledInto), standalone. */
+function addScaledLoop(target: Float64Array, source: Float32Array, scale: number): void {
+  for (let i = 0; i < source.length; i++) target[i]! += scale * source[i]!;
+}
+
+let blackhole = 0;
+
+function measureBaselines(minReps: number): BaselineResult[] {
+  const results: BaselineResult[] = [];
+  {
+    const src = new Float32Array(BASELINE_BYTES / 4);
+    const dst = new Float32Array(BASELINE_BYTES / 4);
+    fillRandom(src, 1, 1);
+    dst.set(src); // fault in the pages
+    const times = repeat(
+      () => {
+        const t0 = performance.now();
+        dst.set(src);
+        return (performance.now() - t0) / 1000;
+      },
+      minReps,
+      1,
+    );
+    blackhole += dst[12345]!;
+    results.push({
+      name: 'memcpy',
+      description: `Float32Array.prototype.set, ${BASELINE_BYTES / MiB} MiB -> ${BASELINE_BYTES / MiB} MiB (native copy; DRAM traffic is read + write)`,
+      bytesPerPass: BASELINE_BYTES,
+      gbPerSecond: BASELINE_BYTES / median(times) / GB,
+      bestGbPerSecond: BASELINE_BYTES / Math.min(...times) / GB,
+      repetitions: times.length,
+    });
+    const sumTimes = repeat(
+      () => {
+        const t0 = performance.now();
+        blackhole += streamSum(src);
+        return (performance.now() - t0) / 1000;
+      },
+      minReps,
+      1,
+    );
+    results.push({
+      name: 'js-stream-sum',
+      description: `JS loop summing a ${BASELINE_BYTES / MiB} MiB Float32Array into a scalar (read-only stream)`,
+      bytesPerPass: BASELINE_BYTES,
+      gbPerSecond: BASELINE_BYTES / median(sumTimes) / GB,
+      bestGbPerSecond: BASELINE_BYTES / Math.min(...sumTimes) / GB,
+      repetitions: sumTimes.length,
+    });
+  }
+  collect();
+  {
+    const srcBytes = 128 * MiB;
+    const src = new Float32Array(srcBytes / 4);
+    const acc = new Float64Array(srcBytes / 4); // 256 MiB
+    fillRandom(src, 2, 1);
+    addScaledLoop(acc, src, 0.5); // fault in + warm up
+    const times = repeat(
+      () => {
+        const t0 = performance.now();
+        addScaledLoop(acc, src, 1.25);
+        return (performance.now() - t0) / 1000;
+      },
+      minReps,
+      1,
+    );
+    blackhole += acc[999]!;
+    results.push({
+      name: 'js-add-f32-into-f64-dram',
+      description: `the FedAvg kernel (f64[i] += s * f32[i]) over a ${srcBytes / MiB} MiB Float32Array into a ${(srcBytes * 2) / MiB} MiB Float64Array (both from DRAM)`,
+      bytesPerPass: srcBytes,
+      gbPerSecond: srcBytes / median(times) / GB,
+      bestGbPerSecond: srcBytes / Math.min(...times) / GB,
+      repetitions: times.length,
+    });
+    addScaledLoopUnrolled(acc, src, 0.5); // warm up
+    const unrolledTimes = repeat(
+      () => {
+        const t0 = performance.now();
+        addScaledLoopUnrolled(acc, src, 1.25);
+        return (performance.now() - t0) / 1000;
+      },
+      minReps,
+      1,
+    );
+    blackhole += acc[998]!;
+    results.push({
+      name: 'js-add-f32-into-f64-dram-unrolled4',
+      description: 'the same kernel, loop unrolled by 4 (same buffers)',
+      bytesPerPass: srcBytes,
+      gbPerSecond: srcBytes / median(unrolledTimes) / GB,
+      bestGbPerSecond: srcBytes / Math.min(...unrolledTimes) / GB,
+      repetitions: unrolledTimes.length,
+    });
+  }
+  collect();
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregation
+// ---------------------------------------------------------------------------------------------
+
+interface MemorySample {
+  rss: number;
+  heapUsed: number;
+  arrayBuffers: number;
+}
+
+function sample(): MemorySample {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers };
+}
+
+interface AggregationResult {
+  model: string;
+  params: number;
+  updates: number;
+  bytesFolded: number;
+  repetitions: number;
+  /** Median seconds of the N add() calls. */
+  addSeconds: number;
+  /** Median seconds of finish(). */
+  finishSeconds: number;
+  addGbPerSecond: number;
+  /** Fastest repetition (least disturbed by other processes on a shared machine). */
+  bestAddGbPerSecond: number;
+  /** Including finish(). */
+  roundGbPerSecond: number;
+  /** Bytes of ArrayBuffers the aggregator allocated at begin() (its accumulator). */
+  aggregatorBytes: number;
+  /** Extra ArrayBuffer bytes alive right after finish() (mean + new weights), over the accumulator. */
+  finishExtraBytes: number;
+  rssBefore: number;
+  peakRss: number;
+  peakHeapUsed: number;
+  peakArrayBuffers: number;
+  /** Peak RSS minus RSS just before begin(), worst repetition. */
+  rssGrowth: number;
+  updateNorm: number;
+}
+
+class UpdatePool {
+  readonly deltas: Float32Array[];
+  private cursor = 0;
+  constructor(pool: Float32Array, params: number) {
+    const count = Math.floor(pool.length / params);
+    this.deltas = Array.from({ length: count }, (_, k) => pool.subarray(k * params, (k + 1) * params));
+  }
+  next(): Float32Array {
+    const delta = this.deltas[this.cursor]!;
+    this.cursor = (this.cursor + 1) % this.deltas.length;
+    return delta;
+  }
+}
+
+function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, track: boolean) {
+  collect();
+  const before = sample();
+  let peak = { ...before };
+  const note = (s: MemorySample): void => {
+    peak = { rss: Math.max(peak.rss, s.rss), heapUsed: Math.max(peak.heapUsed, s.heapUsed), arrayBuffers: Math.max(peak.arrayBuffers, s.arrayBuffers) };
+  };
+  let t0 = performance.now();
+  const aggregator: RoundAggregator = new FedAvg().begin({ globalWeights, serverState: null });
+  let addMs = performance.now() - t0;
+  const afterBegin = sample();
+  note(afterBegin);
+  for (let i = 0; i < n; ) {
+    const end = Math.min(n, i + SAMPLE_EVERY);
+    t0 = performance.now();
+    for (; i < end; i++) aggregator.add({ delta: updates.next(), numExamples: 50 + (i % 600) });
+    addMs += performance.now() - t0;
+    if (track) note(sample());
+  }
+  t0 = performance.now();
+  const result = aggregator.finish();
+  const finishMs = performance.now() - t0;
+  const afterFinish = sample();
+  note(afterFinish);
+  if (aggregator.count !== n || !Number.isFinite(result.updateNorm)) throw new Error('aggregation produced a wrong result');
+  blackhole += result.weights[7]!;
+  return {
+    addSeconds: addMs / 1000,
+    finishSeconds: finishMs / 1000,
+    aggregatorBytes: afterBegin.arrayBuffers - before.arrayBuffers,
+    finishExtraBytes: afterFinish.arrayBuffers - afterBegin.arrayBuffers,
+    before,
+    peak,
+    updateNorm: result.updateNorm,
+  };
+}
+
+function measureAggregation(model: (typeof MODELS)[number], pool: Float32Array): AggregationResult[] {
+  const params = model.params;
+  const updates = new UpdatePool(pool, params);
+  const globalWeights = new Float32Array(params);
+  fillRandom(globalWeights, 7, 0.1);
+  // JIT warm-up on this shape.
+  for (let w = 0; w < 3; w++) runRound(globalWeights, updates, 20, false);
+  const results: AggregationResult[] = [];
+  for (const n of UPDATE_COUNTS) {
+    const bytes = n * params * 4;
+    // Enough repetitions for a stable median without letting the big cases dominate the run time.
+    const minReps = QUICK ? 2 : bytes > 2 * GB ? 3 : 5;
+    const minSeconds = QUICK ? 0.2 : 1;
+    const runs: ReturnType<typeof runRound>[] = [];
+    repeat(
+      () => {
+        const run = runRound(globalWeights, updates, n, true);
+        runs.push(run);
+        return run.addSeconds + run.finishSeconds;
+      },
+      minReps,
+      minSeconds,
+    );
+    const addSeconds = median(runs.map((r) => r.addSeconds));
+    const finishSeconds = median(runs.map((r) => r.finishSeconds));
+    results.push({
+      model: model.name,
+      params,
+      updates: n,
+      bytesFolded: bytes,
+      repetitions: runs.length,
+      addSeconds,
+      finishSeconds,
+      addGbPerSecond: bytes / addSeconds / GB,
+      bestAddGbPerSecond: bytes / Math.min(...runs.map((r) => r.addSeconds)) / GB,
+      roundGbPerSecond: bytes / (addSeconds + finishSeconds) / GB,
+      aggregatorBytes: median(runs.map((r) => r.aggregatorBytes)),
+      finishExtraBytes: median(runs.map((r) => r.finishExtraBytes)),
+      rssBefore: median(runs.map((r) => r.before.rss)),
+      peakRss: Math.max(...runs.map((r) => r.peak.rss)),
+      peakHeapUsed: Math.max(...runs.map((r) => r.peak.heapUsed)),
+      peakArrayBuffers: Math.max(...runs.map((r) => r.peak.arrayBuffers)),
+      rssGrowth: Math.max(...runs.map((r) => r.peak.rss - r.before.rss)),
+      updateNorm: runs[0]!.updateNorm,
+    });
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode (uploads arrive as Node Buffers, at any byte offset)
+// ---------------------------------------------------------------------------------------------
+
+interface DecodeResult {
+  model: string;
+  input: string;
+  updates: number;
+  microsecondsPerUpdate: number;
+  gbPerSecond: number;
+  copies: boolean;
+}
+
+function measureDecode(model: (typeof MODELS)[number], pool: Float32Array, wire: Uint8Array): DecodeResult[] {
+  const params = model.params;
+  const bytesPerUpdate = params * 4;
+  // Aligned inputs are Buffer views of the pool at multiples of 4; odd ones are views of `wire` (the
+  // same bytes shifted by one) at 1 + k * size, so both decode to the same valid deltas.
+  const count = Math.floor(pool.byteLength / bytesPerUpdate);
+  const aligned = Array.from({ length: count }, (_, k) => Buffer.from(pool.buffer, pool.byteOffset + k * bytesPerUpdate, bytesPerUpdate));
+  const odd = Array.from({ length: count }, (_, k) => Buffer.from(wire.buffer, wire.byteOffset + 1 + k * bytesPerUpdate, bytesPerUpdate));
+  const n = 100;
+  const results: DecodeResult[] = [];
+  // Reference point, not an SDK function: copying an odd-offset upload into one reused aligned buffer
+  // (what a decode-into-scratch API would cost), to separate the copy from the allocation of a new one.
+  const scratch = new Float32Array(params);
+  const scratchBytes = new Uint8Array(scratch.buffer);
+  const copyIntoScratch = (buffer: Buffer): Float32Array => {
+    scratchBytes.set(buffer);
+    return scratch;
+  };
+  const cases: { input: string; buffers: Buffer[]; decode: (buffer: Buffer) => Float32Array; thenAdd: boolean }[] = [
+    { input: 'Buffer, 4-byte aligned (zero-copy view)', buffers: aligned, decode: asFloat32, thenAdd: false },
+    { input: 'Buffer at an odd offset (copied into a new buffer)', buffers: odd, decode: asFloat32, thenAdd: false },
+    { input: 'odd offset: decode + add() (the upload path)', buffers: odd, decode: asFloat32, thenAdd: true },
+    { input: 'reference: odd offset copied into a reused buffer (no asFloat32)', buffers: odd, decode: copyIntoScratch, thenAdd: false },
+  ];
+  let cursor = 0;
+  for (const c of cases) {
+    const once = (): number => {
+      const accumulator = c.thenAdd ? new FedAvg().begin({ globalWeights: new Float32Array(params), serverState: null }) : null;
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const decoded = c.decode(c.buffers[cursor]!);
+        cursor = (cursor + 1) % c.buffers.length;
+        if (accumulator) accumulator.add({ delta: decoded, numExamples: 100 });
+        else blackhole += decoded[i]!;
+      }
+      return (performance.now() - t0) / 1000;
+    };
+    once(); // warm-up
+    collect();
+    const times = repeat(once, QUICK ? 2 : 5, QUICK ? 0.1 : 0.5);
+    const seconds = median(times);
+    results.push({
+      model: model.name,
+      input: c.input,
+      updates: n,
+      microsecondsPerUpdate: (seconds / n) * 1e6,
+      gbPerSecond: (n * bytesPerUpdate) / seconds / GB,
+      copies: c.buffers === odd,
+    });
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+// ---------------------------------------------------------------------------------------------
+
+const fmt = (value: number, digits = 2): string => value.toFixed(digits);
+const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
+const signedMib = (bytes: number): string => `${bytes >= 0 ? '+' : ''}${(bytes / MiB).toFixed(1)} MiB`;
+const int = (n: number): string => n.toLocaleString('en-US');
+
+function markdown(report: Report): string {
+  const lines: string[] = [];
+  const m = report.machine;
+  lines.push(`# Aggregation benchmark (${report.quick ? 'quick' : 'full'} run)`);
+  lines.push('');
+  lines.push(
+    `Machine: ${m.cpus} x ${m.cpuModel}, ${mib(m.totalMemory)} RAM, Node ${m.node} (V8 ${m.v8}), ${m.platform}. ` +
+      `Load average at start/end: ${m.loadStart.map((l) => fmt(l)).join(' ')} / ${m.loadEnd.map((l) => fmt(l)).join(' ')}. ` +
+      `Run time ${fmt(report.totalSeconds, 1)} s.`,
+  );
+  lines.push('');
+  lines.push('## Baselines (same process; GB = 1e9 bytes of float32 source data per second; medians of repetitions)');
+  lines.push('');
+  lines.push('| Baseline | What | GB/s before | GB/s after | GB/s mean | GB/s best |');
+  lines.push('|---|---|---:|---:|---:|---:|');
+  for (const b of report.baselines.before) {
+    const after = report.baselines.after.find((a) => a.name === b.name);
+    const mean = after ? (b.gbPerSecond + after.gbPerSecond) / 2 : b.gbPerSecond;
+    const best = Math.max(b.bestGbPerSecond, after?.bestGbPerSecond ?? 0);
+    lines.push(`| ${b.name} | ${b.description} | ${fmt(b.gbPerSecond)} | ${after ? fmt(after.gbPerSecond) : '-'} | ${fmt(mean)} | ${fmt(best)} |`);
+  }
+  lines.push('');
+  lines.push('## FedAvg aggregation (WeightedMeanAccumulator: float64 running weighted sum)');
+  lines.push('');
+  lines.push(
+    '| Model | Params | Updates | Data folded | add() total | add() GB/s median (best) | finish() | Round GB/s (incl. finish) | vs memcpy | vs JS stream sum | Aggregator footprint | finish() extra | Peak RSS | RSS growth | Peak heap used |',
+  );
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of report.aggregation) {
+    lines.push(
+      `| ${r.model} | ${int(r.params)} | ${int(r.updates)} | ${mib(r.bytesFolded)} | ${fmt(r.addSeconds * 1000, 1)} ms | ${fmt(r.addGbPerSecond)} (${fmt(r.bestAddGbPerSecond)}) | ${fmt(r.finishSeconds * 1000, 1)} ms | ${fmt(r.roundGbPerSecond)} | ${fmt(r.addGbPerSecond / report.ratios.memcpyGbPerSecond)} | ${fmt(r.addGbPerSecond / report.ratios.jsStreamGbPerSecond)} | ${mib(r.aggregatorBytes)} | ${mib(r.finishExtraBytes)} | ${mib(r.peakRss)} | ${signedMib(r.rssGrowth)} | ${mib(r.peakHeapUsed)} |`,
+    );
+  }
+  lines.push('');
+  lines.push('## Decode (`asFloat32` from `@flock/client-sdk/protocol` on an upload Buffer), 100 updates');
+  lines.push('');
+  lines.push('| Model | Input | µs per update | GB/s |');
+  lines.push('|---|---|---:|---:|');
+  for (const d of report.decode) {
+    lines.push(`| ${d.model} | ${d.input} | ${fmt(d.microsecondsPerUpdate, d.microsecondsPerUpdate < 10 ? 2 : 0)} | ${d.copies ? fmt(d.gbPerSecond) : `${fmt(d.gbPerSecond, 0)} (no copy)`} |`);
+  }
+  lines.push('');
+  lines.push(
+    `Pool of update data: ${mib(report.config.poolBytes)} (${report.config.poolUpdates.map((p) => `${p.model}: ${p.count} distinct updates`).join(', ')}), ` +
+      `shared by every case, so the benchmark's own memory does not depend on the number of updates.`,
+  );
+  return lines.join('\n');
+}
+
+interface Report {
+  quick: boolean;
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    totalMemory: number;
+    freeMemoryAtStart: number;
+    node: string;
+    v8: string;
+    platform: string;
+    loadStart: number[];
+    loadEnd: number[];
+  };
+  config: { updateCounts: number[]; poolBytes: number; poolUpdates: { model: string; count: number }[]; baselineBytes: number; gcExposed: boolean };
+  baselines: { before: BaselineResult[]; after: BaselineResult[] };
+  ratios: { memcpyGbPerSecond: number; jsStreamGbPerSecond: number; kernelDramGbPerSecond: number };
+  aggregation: AggregationResult[];
+  decode: DecodeResult[];
+  totalSeconds: number;
+}
+
+function main(): void {
+  const started = performance.now();
+  const loadStart = loadavg();
+  const freeAtStart = freemem();
+  const log = (text: string): void => void process.stderr.write(`${text}\n`);
+
+  log('baselines (before)...');
+  const before = measureBaselines(QUICK ? 2 : 5);
+
+  log('filling the update pool...');
+  const pool = new Float32Array(POOL_BYTES / 4);
+  fillRandom(pool, 42, 0.01);
+  const aggregation: AggregationResult[] = [];
+  const decode: DecodeResult[] = [];
+  for (const model of MODELS) {
+    log(`aggregation ${model.name}...`);
+    aggregation.push(...measureAggregation(model, pool));
+  }
+  // Upload bytes as they may sit in a received Buffer: the pool's bytes one byte later.
+  let wire: Uint8Array | null = new Uint8Array(pool.byteLength + 1);
+  wire.set(new Uint8Array(pool.buffer, pool.byteOffset, pool.byteLength), 1);
+  for (const model of MODELS) {
+    log(`decode ${model.name}...`);
+    decode.push(...measureDecode(model, pool, wire));
+  }
+  wire = null;
+  collect();
+
+  log('baselines (after)...');
+  const after = measureBaselines(QUICK ? 2 : 3);
+  const meanOf = (name: string): number => {
+    const values = [...before, ...after].filter((b) => b.name === name).map((b) => b.gbPerSecond);
+    return values.reduce((a, b) => a + b, 0) / values.length;
+  };
+
+  const report: Report = {
+    quick: QUICK,
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      totalMemory: totalmem(),
+      freeMemoryAtStart: freeAtStart,
+      node: process.versions.node,
+      v8: process.versions.v8,
+      platform: `${process.platform}-${process.arch}`,
+      loadStart,
+      loadEnd: loadavg(),
+    },
+    config: {
+      updateCounts: UPDATE_COUNTS,
+      poolBytes: POOL_BYTES,
+      poolUpdates: MODELS.map((m) => ({ model: m.name, count: Math.floor(pool.length / m.params) })),
+      baselineBytes: BASELINE_BYTES,
+      gcExposed: gc !== undefined,
+    },
+    baselines: { before, after },
+    ratios: { memcpyGbPerSecond: meanOf('memcpy'), jsStreamGbPerSecond: meanOf('js-stream-sum'), kernelDramGbPerSecond: meanOf('js-add-f32-into-f64-dram') },
+    aggregation,
+    decode,
+    totalSeconds: (performance.now() - started) / 1000,
+  };
+  mkdirSync(dirname(OUT_FILE), { recursive: true });
+  writeFileSync(OUT_FILE, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${markdown(report)}\n`);
+  log(`wrote ${relative(process.cwd(), OUT_FILE) || OUT_FILE} (checksum ${blackhole.toExponential(3)})`);
+}
+
+main();

@@ -1,0 +1,75 @@
+/**
+ * Persistence of the device's federated state: its client id, the personalized model `predict()`
+ * uses (with the global version it is based on), the last global model it fetched (so a round on
+ * that version needs no download), and its last local evaluation. Implementations: MemoryModelStore
+ * (here), FileModelStore (Node), IndexedDbModelStore (browsers).
+ */
+import type { EvaluationReport } from '../protocol/messages.js';
+import type { StoredModel } from './model.js';
+
+/** `personal`: the model predict() uses. `global`: the latest global model fetched, as received. */
+export const MODEL_SLOTS = ['personal', 'global'] as const;
+export type ModelSlot = (typeof MODEL_SLOTS)[number];
+
+export interface ClientState {
+  /** Random, generated once per device/app install and sent in the handshake. */
+  clientId: string;
+  /** The last global version tested locally (adopted or not), so it is not tested twice. */
+  lastEvaluatedVersion: number | null;
+  /** What the last local test reported. */
+  lastEvaluation: EvaluationReport | null;
+}
+
+export interface ModelStore {
+  loadState(): Promise<ClientState | null>;
+  saveState(state: ClientState): Promise<void>;
+  loadModel(slot: ModelSlot): Promise<StoredModel | null>;
+  /** Replaces the slot's model; durable when the promise resolves. */
+  saveModel(slot: ModelSlot, model: StoredModel): Promise<void>;
+  deleteModel(slot: ModelSlot): Promise<void>;
+  /** Releases resources (file handles, database connections). */
+  close?(): Promise<void>;
+}
+
+/** Deep copies, so that callers and the store never share mutable state. */
+export function cloneState(state: ClientState): ClientState {
+  return JSON.parse(JSON.stringify(state)) as ClientState;
+}
+
+export function cloneModel(model: StoredModel): StoredModel {
+  return {
+    version: model.version,
+    topology: JSON.parse(JSON.stringify(model.topology)) as unknown,
+    weightSpecs: model.weightSpecs.map((spec) => ({ name: spec.name, shape: [...spec.shape], dtype: spec.dtype })),
+    weights: model.weights.slice(0),
+    fineTunedEpochs: model.fineTunedEpochs,
+    savedAt: model.savedAt,
+  };
+}
+
+/** Keeps everything in memory: state is lost with the process (tests, ephemeral clients). */
+export class MemoryModelStore implements ModelStore {
+  private state: ClientState | null = null;
+  private readonly models = new Map<ModelSlot, StoredModel>();
+
+  async loadState(): Promise<ClientState | null> {
+    return this.state ? cloneState(this.state) : null;
+  }
+
+  async saveState(state: ClientState): Promise<void> {
+    this.state = cloneState(state);
+  }
+
+  async loadModel(slot: ModelSlot): Promise<StoredModel | null> {
+    const model = this.models.get(slot);
+    return model ? cloneModel(model) : null;
+  }
+
+  async saveModel(slot: ModelSlot, model: StoredModel): Promise<void> {
+    this.models.set(slot, cloneModel(model));
+  }
+
+  async deleteModel(slot: ModelSlot): Promise<void> {
+    this.models.delete(slot);
+  }
+}

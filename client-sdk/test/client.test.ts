@@ -1,0 +1,434 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ArrayDataSource,
+  ClientEvent,
+  decodeWeights,
+  FederatedClient,
+  FlockClientError,
+  PROTOCOL_VERSION,
+  SDK_VERSION,
+  staticCondition,
+  type EvaluationReport,
+  type UpdateUpload,
+} from '../src/index.js';
+import { FileModelStore } from '../src/node/file-store.js';
+import { makeModel, oneHot, syntheticRows } from './support/fixtures.js';
+import { testClient, until, type TestClient } from './support/clients.js';
+import { TEST_TOKEN, TestCoordinator } from './support/test-coordinator.js';
+
+let coordinator: TestCoordinator;
+const running: TestClient[] = [];
+const directories: string[] = [];
+
+function track(client: TestClient): TestClient {
+  running.push(client);
+  return client;
+}
+
+beforeAll(async () => {
+  coordinator = await TestCoordinator.start();
+  const initial = makeModel(1);
+  await coordinator.addModel(initial); // version 1
+  initial.dispose();
+});
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map(({ client }) => client.dispose()));
+  coordinator.respondToUpload = () => ({ accepted: true });
+});
+
+afterAll(async () => {
+  await coordinator.close();
+  await Promise.all(directories.map((directory) => rm(directory, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const directory = await mkdtemp(join(tmpdir(), 'flock-client-test-'));
+  directories.push(directory);
+  return directory;
+}
+
+let roundCounter = 0;
+function roundConfig(overrides: Partial<{ epochs: number; batchSize: number; learningRate: number; proximalMu: number; modelVersion: number; deadlineAt: number }> = {}) {
+  const { epochs = 1, batchSize = 10, learningRate = 0.1, proximalMu, modelVersion = 1, deadlineAt = Date.now() + 60_000 } = overrides;
+  return {
+    roundId: `round-${++roundCounter}`,
+    modelVersion,
+    plan: { epochs, batchSize, learningRate, ...(proximalMu === undefined ? {} : { proximalMu }) },
+    deadlineAt,
+  };
+}
+
+async function connected(test: TestClient): Promise<string> {
+  await test.client.start();
+  const clientId = test.client.clientId!;
+  await coordinator.waitForConnection(clientId);
+  await until(() => test.client.status === 'waiting', 10_000, 'waiting status');
+  return clientId;
+}
+
+describe('connection', () => {
+  it('connects with its token, protocol version and a random client id that persists across restarts', async () => {
+    const directory = await tempDir();
+    const first = track(testClient(coordinator, { store: new FileModelStore(directory) }));
+    const clientId = await connected(first);
+    expect(clientId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const handshake = coordinator.handshakes.find((auth) => auth.clientId === clientId)!;
+    expect(handshake).toEqual({ token: TEST_TOKEN, clientId, protocolVersion: PROTOCOL_VERSION, sdkVersion: SDK_VERSION });
+    await first.client.dispose();
+
+    const second = track(testClient(coordinator, { store: new FileModelStore(directory) }));
+    await connected(second);
+    expect(second.client.clientId).toBe(clientId);
+    const other = track(testClient(coordinator));
+    await connected(other);
+    expect(other.client.clientId).not.toBe(clientId);
+  });
+
+  it('reports eligibility on connect and on every change', async () => {
+    const test = track(testClient(coordinator));
+    const since = Date.now();
+    const clientId = await connected(test);
+    const reports = () => coordinator.eventsOf(ClientEvent.conditions).filter((event) => event.clientId === clientId && event.at >= since);
+    await until(() => reports().length === 1);
+    expect(reports()[0]!.payload).toEqual({ eligible: true, reasons: [] });
+
+    test.conditions.charging.set('no');
+    await until(() => reports().length === 2);
+    expect(reports()[1]!.payload).toEqual({ eligible: false, reasons: ['not_charging'] });
+    test.conditions.unmetered.set('unknown');
+    await until(() => reports().length === 3);
+    expect(reports()[2]!.payload).toEqual({ eligible: false, reasons: ['not_charging', 'unknown_conditions'] });
+    // Two changes in one tick: reports are coalesced, the last one says eligible.
+    test.conditions.unmetered.set('yes');
+    test.conditions.charging.set('yes');
+    await until(() => (reports().at(-1)!.payload as { eligible: boolean }).eligible);
+    expect(reports().at(-1)!.payload).toEqual({ eligible: true, reasons: [] });
+    expect(test.client.conditions.eligible).toBe(true);
+  });
+
+  it("reports 'no_data' when the data source has no training examples", async () => {
+    const test = track(testClient(coordinator, { dataSource: new ArrayDataSource({ train: { xs: [], ys: [] } }) }));
+    const clientId = await connected(test);
+    const report = await coordinator.waitFor(ClientEvent.conditions, (_, id) => id === clientId);
+    expect(report.payload).toEqual({ eligible: false, reasons: ['no_data'] });
+  });
+
+  it("stops on a refused handshake ('unauthorized') without retrying", async () => {
+    const test = track(testClient(coordinator, { clientToken: 'wrong-token' }));
+    const error = test.client.next('error');
+    await test.client.start();
+    expect(((await error) as FlockClientError).code).toBe('unauthorized');
+    const attempts = coordinator.handshakes.filter((auth) => auth.token === 'wrong-token').length;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(coordinator.handshakes.filter((auth) => auth.token === 'wrong-token').length).toBe(attempts);
+    expect(test.client.status).toBe('offline');
+  });
+
+  it('reconnects with backoff after the connection drops', async () => {
+    const test = track(testClient(coordinator));
+    const clientId = await connected(test);
+    const socket = coordinator.sockets.get(clientId)!;
+    socket.conn.close(); // transport failure (not a server-side disconnect)
+    await until(() => test.client.status === 'offline', 5000, 'offline');
+    await until(() => test.client.status === 'waiting', 5000, 'reconnected');
+    expect(coordinator.sockets.get(clientId)).not.toBe(socket);
+  });
+});
+
+describe('rounds', () => {
+  it('trains the round model and uploads only the weight delta, with numExamples and the training loss', async () => {
+    const test = track(testClient(coordinator, { examples: 250, seed: 3 }));
+    const clientId = await connected(test);
+    const framesBefore = coordinator.rawFrames.length;
+    const joined = test.client.next('roundJoined');
+    const uploaded = test.client.next('uploaded');
+    const config = roundConfig({ epochs: 2, batchSize: 10 });
+    coordinator.configure(clientId, config);
+
+    expect(await joined).toEqual(config);
+    const update = await coordinator.waitFor(ClientEvent.update, (_, id) => id === clientId);
+    const upload = update.payload as UpdateUpload;
+    expect(Object.keys(upload).sort()).toEqual(['delta', 'modelVersion', 'numExamples', 'roundId', 'trainLoss']);
+    expect(upload).toMatchObject({ roundId: config.roundId, modelVersion: 1, numExamples: 200 }); // 250 minus 20% held out
+    expect(Number.isFinite(upload.trainLoss) && upload.trainLoss > 0).toBe(true);
+    expect(Object.keys(upload.delta).sort()).toEqual(['data', 'shapes']);
+
+    const model = coordinator.models.get(1)!;
+    expect(upload.delta.shapes).toEqual(model.weightSpecs.map((spec) => spec.shape));
+    expect(upload.delta.data.byteLength).toBe(model.weights.byteLength);
+    const delta = decodeWeights(upload.delta);
+    expect(delta.some((tensor) => tensor.some((value) => value !== 0))).toBe(true);
+
+    const event = await uploaded;
+    expect(event).toMatchObject({ roundId: config.roundId, bytes: model.weights.byteLength, numExamples: 200, result: { accepted: true } });
+    expect(test.statuses).toEqual(expect.arrayContaining(['training', 'uploading']));
+    await until(() => test.client.status === 'waiting');
+
+    // What crossed the socket: only protocol events, and no feature values of any local example.
+    const events = new Set(coordinator.received.filter((received) => received.clientId === clientId).map((received) => received.event));
+    // (model:evaluation: the client also tested the current global model after connecting.)
+    const allowed: string[] = [ClientEvent.conditions, ClientEvent.fetchModel, ClientEvent.update, ClientEvent.evaluation];
+    expect([...events].filter((name) => !allowed.includes(name))).toEqual([]);
+    const frames = coordinator.rawFrames.slice(framesBefore);
+    const binary = frames.filter((frame): frame is Buffer => Buffer.isBuffer(frame));
+    const text = frames.filter((frame): frame is string => typeof frame === 'string').join('\n');
+    expect(binary.reduce((sum, frame) => sum + frame.byteLength, 0)).toBe(model.weights.byteLength); // the delta, nothing else
+    for (const row of test.rows.xs) {
+      const rowBytes = Buffer.from(Float32Array.from(row.slice(0, 3)).buffer);
+      for (const frame of binary) expect(frame.indexOf(rowBytes)).toBe(-1);
+      expect(text).not.toContain(String(row[0]).slice(0, 10));
+    }
+  });
+
+  it('abandons with conditions_changed when a condition changes mid-training: stops within one batch, uploads nothing', async () => {
+    const test = track(testClient(coordinator, { examples: 2000, seed: 4 }));
+    const clientId = await connected(test);
+    let batches = 0;
+    let batchesAtChange = -1;
+    test.client.on('trainingProgress', () => {
+      batches++;
+      if (batches === 5) {
+        test.conditions.unmetered.set('no'); // left Wi-Fi
+        batchesAtChange = batches;
+      }
+    });
+    const abandoned = test.client.next('roundAbandoned');
+    const config = roundConfig({ epochs: 3, batchSize: 10 });
+    coordinator.configure(clientId, config);
+    expect(await abandoned).toEqual({ roundId: config.roundId, reason: 'conditions_changed' });
+    const abandon = await coordinator.waitFor(ClientEvent.abandon, (payload) => (payload as { roundId: string }).roundId === config.roundId);
+    expect(abandon.payload).toEqual({ roundId: config.roundId, reason: 'conditions_changed' });
+    expect(batches).toBe(batchesAtChange); // no batch after the change
+    await until(() => test.client.status === 'waiting');
+    expect(coordinator.eventsOf(ClientEvent.update).filter((event) => event.clientId === clientId)).toEqual([]);
+    const conditions = coordinator.eventsOf(ClientEvent.conditions).filter((event) => event.clientId === clientId);
+    expect(conditions.at(-1)!.payload).toEqual({ eligible: false, reasons: ['metered_network'] });
+  });
+
+  it('abandons at once when selected while not eligible, and with no_data without examples', async () => {
+    const test = track(testClient(coordinator));
+    const clientId = await connected(test);
+    test.conditions.idle.set('no');
+    const config = roundConfig();
+    coordinator.configure(clientId, config);
+    expect(await test.client.next('roundAbandoned')).toEqual({ roundId: config.roundId, reason: 'conditions_changed' });
+
+    test.conditions.idle.set('yes');
+    test.dataSource.replace({ train: { xs: [], ys: [] } });
+    const second = roundConfig();
+    coordinator.configure(clientId, second);
+    expect(await test.client.next('roundAbandoned')).toEqual({ roundId: second.roundId, reason: 'no_data' });
+    await coordinator.waitFor(ClientEvent.abandon, (payload) => (payload as { reason: string }).reason === 'no_data');
+  });
+
+  it("stop() during training abandons with 'stopped'", async () => {
+    const test = track(testClient(coordinator, { examples: 2000, seed: 5 }));
+    const clientId = await connected(test);
+    test.client.once('trainingProgress', () => void test.client.stop());
+    const config = roundConfig({ epochs: 5 });
+    coordinator.configure(clientId, config);
+    const abandon = await coordinator.waitFor(ClientEvent.abandon, (payload) => (payload as { roundId: string }).roundId === config.roundId);
+    expect(abandon.payload).toEqual({ roundId: config.roundId, reason: 'stopped' });
+    await until(() => test.client.status === 'stopped');
+    expect(coordinator.eventsOf(ClientEvent.update).filter((event) => event.clientId === clientId)).toEqual([]);
+  });
+
+  it('stops training silently when the round closes, and abandons past the deadline', async () => {
+    const test = track(testClient(coordinator, { examples: 2000, seed: 6 }));
+    const clientId = await connected(test);
+    const config = roundConfig({ epochs: 5 });
+    test.client.once('trainingProgress', () => coordinator.closeRound(config.roundId, 'aborted', null));
+    coordinator.configure(clientId, config);
+    expect(await test.client.next('roundAbandoned')).toEqual({ roundId: config.roundId, reason: 'round_closed' });
+
+    const late = roundConfig({ epochs: 50, deadlineAt: Date.now() + 300 });
+    coordinator.configure(clientId, late);
+    expect(await test.client.next('roundAbandoned')).toEqual({ roundId: late.roundId, reason: 'deadline' });
+    await coordinator.waitFor(ClientEvent.abandon, (payload) => (payload as { roundId: string }).roundId === late.roundId);
+    expect(coordinator.eventsOf(ClientEvent.abandon).some((event) => (event.payload as { roundId: string }).roundId === config.roundId)).toBe(false);
+  });
+
+  it('reports a rejected upload', async () => {
+    coordinator.respondToUpload = () => ({ accepted: false, reason: 'norm_exceeded', message: 'too large' });
+    const test = track(testClient(coordinator));
+    const clientId = await connected(test);
+    const uploaded = test.client.next('uploaded');
+    const error = test.client.next('error');
+    coordinator.configure(clientId, roundConfig());
+    expect((await uploaded).result).toEqual({ accepted: false, reason: 'norm_exceeded', message: 'too large' });
+    const reported = await error;
+    expect(reported).toBeInstanceOf(FlockClientError);
+    expect(reported).toMatchObject({ code: 'upload_rejected', details: { rejection: 'norm_exceeded' } });
+  });
+
+  it('trains with the FedProx term when the plan has proximalMu', async () => {
+    const test = track(testClient(coordinator, { examples: 300, seed: 7 }));
+    const clientId = await connected(test);
+    const norms: number[] = [];
+    for (const proximalMu of [0, 5]) {
+      const config = roundConfig({ epochs: 3, learningRate: 0.3, proximalMu });
+      coordinator.configure(clientId, config);
+      const update = await coordinator.waitFor(ClientEvent.update, (payload) => (payload as UpdateUpload).roundId === config.roundId);
+      const delta = decodeWeights((update.payload as UpdateUpload).delta);
+      norms.push(Math.sqrt(delta.reduce((sum, tensor) => sum + tensor.reduce((s, v) => s + v * v, 0), 0)));
+      await until(() => test.client.status === 'waiting');
+    }
+    expect(norms[1]!).toBeLessThan(norms[0]! * 0.8);
+  });
+});
+
+/** A model trained well on the synthetic task (independently of the SDK: plain model.fit). */
+async function pretrained(seed: number): Promise<tf.LayersModel> {
+  const model = makeModel(seed);
+  const rows = syntheticRows(1500, 100 + seed);
+  model.compile({ optimizer: tf.train.sgd(0.3), loss: 'categoricalCrossentropy' });
+  const xs = tf.tensor2d(rows.xs);
+  const ys = tf.tensor2d(oneHot(rows.labels));
+  await model.fit(xs, ys, { epochs: 15, batchSize: 10, verbose: 0 });
+  tf.dispose([xs, ys]);
+  return model;
+}
+
+describe('evaluation, adoption and personalization', () => {
+  it('tests a published model, adopts it when not worse, fine-tunes it, persists it, and predicts offline after a restart', async () => {
+    const directory = await tempDir();
+    const test = track(testClient(coordinator, { store: new FileModelStore(directory), personalization: { fineTuneEpochs: 2 } }));
+    const evaluated = test.client.next('globalModelEvaluated');
+    const adopted = test.client.next('modelAdopted');
+    const clientId = await connected(test);
+    // The welcome names the current version (1): the client tests it without waiting for a publication.
+    const report = await coordinator.waitFor(ClientEvent.evaluation, (_, id) => id === clientId);
+    const payload = report.payload as EvaluationReport;
+    expect(Object.keys(payload).sort()).toEqual(
+      ['adopted', 'globalAccuracy', 'globalLoss', 'modelVersion', 'numExamples', 'personalAccuracy', 'personalLoss'].sort(),
+    );
+    expect(payload).toMatchObject({ modelVersion: 1, numExamples: 40, personalLoss: null, personalAccuracy: null, adopted: true });
+    expect((await evaluated).report).toEqual(payload);
+    expect(await adopted).toMatchObject({ version: 1, fineTunedEpochs: 2 });
+    await until(() => test.client.status === 'waiting');
+    expect(test.client.modelInfo).toMatchObject({ personalVersion: 1, fineTunedEpochs: 2, lastEvaluatedVersion: 1, cachedGlobalVersion: 1 });
+    expect(JSON.parse(await readFile(join(directory, 'personal.json'), 'utf8'))).toMatchObject({ version: 1, fineTunedEpochs: 2 });
+
+    const sample = test.rows.xs.slice(0, 5);
+    const online = await test.client.predict(sample);
+    const expected = await online.array();
+    online.dispose();
+    await test.client.dispose();
+
+    // Restart with no coordinator reachable: predict() uses the persisted personalized model.
+    const offline = new FederatedClient({
+      serverUrl: 'http://127.0.0.1:9',
+      clientToken: TEST_TOKEN,
+      dataSource: test.dataSource,
+      conditions: [staticCondition('idle', 'yes')],
+      store: new FileModelStore(directory),
+    });
+    const prediction = await offline.predict(sample);
+    expect(await prediction.array()).toEqual(expected);
+    prediction.dispose();
+    expect(offline.clientId).toBe(clientId);
+    expect(offline.modelInfo).toMatchObject({ personalVersion: 1, fineTunedEpochs: 2, lastEvaluatedVersion: 1 });
+    expect(offline.modelInfo.lastEvaluation).toEqual(payload);
+    const single = await offline.predict(sample[0]!);
+    expect(single.shape).toEqual([1, 3]);
+    single.dispose();
+    await offline.dispose();
+  });
+
+  it('keeps the personalized model when the new global model is worse by more than the tolerance', async () => {
+    const good = await pretrained(40);
+    const test = track(testClient(coordinator, { initialModel: good, initialModelVersion: null, examples: 300, seed: 41 }));
+    good.dispose();
+    const clientId = await connected(test);
+    const before = await test.client.predict(test.rows.xs.slice(0, 3));
+    const bad = makeModel(99);
+    const version = await coordinator.addModel(bad);
+    bad.dispose();
+    const evaluated = test.client.next('globalModelEvaluated');
+    coordinator.publish(version);
+    const { report, decision } = await evaluated;
+    expect(decision.adopt).toBe(false);
+    expect(report!.adopted).toBe(false);
+    expect(report!.personalAccuracy!).toBeGreaterThan(report!.globalAccuracy + 0.02);
+    const sent = await coordinator.waitFor(ClientEvent.evaluation, (payload, id) => id === clientId && (payload as EvaluationReport).modelVersion === version);
+    expect(sent.payload).toEqual(report);
+    await until(() => test.client.status === 'waiting');
+    expect(test.client.modelInfo).toMatchObject({ personalVersion: null, lastEvaluatedVersion: version });
+    const after = await test.client.predict(test.rows.xs.slice(0, 3));
+    expect(await after.array()).toEqual(await before.array());
+    tf.dispose([before, after]);
+  });
+
+  it("with onRejected 'fineTuneGlobal', fine-tunes the rejected global model and adopts it when it passes", async () => {
+    const good = await pretrained(50);
+    const test = track(
+      testClient(coordinator, {
+        initialModel: good,
+        examples: 600,
+        seed: 51,
+        adoption: { tolerance: 0.15, onRejected: 'fineTuneGlobal' },
+        personalization: { fineTuneEpochs: 30, learningRate: 0.3, batchSize: 10 },
+      }),
+    );
+    good.dispose();
+    const clientId = await connected(test);
+    const fresh = makeModel(98);
+    const version = await coordinator.addModel(fresh);
+    fresh.dispose();
+    const evaluated = test.client.next('globalModelEvaluated');
+    const adopted = test.client.next('modelAdopted');
+    coordinator.publish(version);
+    const { report, decision } = await evaluated;
+    expect(report!.globalAccuracy).toBeLessThan(report!.personalAccuracy! - 0.15); // the raw global model fails
+    expect(decision).toMatchObject({ adopt: true });
+    expect(decision.reason).toMatch(/^after local fine-tuning/);
+    const event = await adopted;
+    expect(event.version).toBe(version);
+    expect(event.evaluation!.accuracy).toBeGreaterThanOrEqual(report!.personalAccuracy! - 0.15);
+    await coordinator.waitFor(ClientEvent.evaluation, (payload, id) => id === clientId && (payload as EvaluationReport).modelVersion === version);
+  });
+
+  it('defers evaluation while not eligible, then tests the newest version (also one published before it connected)', async () => {
+    const test = track(testClient(coordinator));
+    test.conditions.charging.set('no');
+    const clientId = await connected(test);
+    coordinator.publish(coordinator.currentVersion!);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(coordinator.eventsOf(ClientEvent.evaluation).filter((event) => event.clientId === clientId)).toEqual([]);
+    test.conditions.charging.set('yes');
+    const report = await coordinator.waitFor(ClientEvent.evaluation, (_, id) => id === clientId);
+    // It evaluates the newest version it heard of (from the welcome: published before it connected).
+    expect((report.payload as EvaluationReport).modelVersion).toBe(coordinator.currentVersion);
+    expect(test.client.modelInfo.personalVersion).toBe(coordinator.currentVersion);
+  });
+
+  it('reports a failed model fetch once and does not retry in a loop', async () => {
+    const test = track(testClient(coordinator));
+    const clientId = await connected(test);
+    await until(() => test.client.status === 'waiting');
+    const error = test.client.next('error', (candidate) => candidate.code === 'model_fetch_failed');
+    coordinator.publish(999); // announced, but the coordinator cannot serve it
+    expect((await error).message).toMatch(/no model version 999/);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const fetches = coordinator.eventsOf(ClientEvent.fetchModel).filter((event) => event.clientId === clientId && (event.payload as { version: number }).version === 999);
+    expect(fetches).toHaveLength(1);
+    expect(test.client.status).toBe('waiting');
+  });
+
+  it('predict() without any model fails with no_model', async () => {
+    const test = track(testClient(coordinator));
+    await expect(test.client.predict([[1, 2, 3, 4, 5, 6, 7, 8]])).rejects.toMatchObject({ code: 'no_model' });
+  });
+});
+
+describe('package', () => {
+  it('SDK_VERSION matches package.json', async () => {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(SDK_VERSION).toBe(pkg.version);
+  });
+});

@@ -1,0 +1,61 @@
+import type { TrainingPlan } from '@flock/client-sdk/protocol';
+
+/** One accepted client update, as the aggregator sees it. */
+export interface ClientUpdate {
+  /**
+   * Flat weight delta (trained minus global), in weightSpecs order. Aggregators never mutate it.
+   * Streaming strategies fold it in `add` and keep no reference; buffered (robust) strategies keep
+   * the reference until `finish`, so the caller must not reuse the buffer during the round.
+   */
+  delta: Float32Array;
+  /** Local examples: the update's weight. */
+  numExamples: number;
+}
+
+/** What a strategy needs to aggregate one round. */
+export interface RoundContext {
+  /** Flat global weights the round's clients trained from. Read-only. */
+  globalWeights: Float32Array;
+  /** Server-side optimizer state the previous version carried (e.g. FedAdam moments), if any. */
+  serverState: Uint8Array | null;
+}
+
+export interface AggregationResult {
+  /** Flat weights of the new global version. */
+  weights: Float32Array;
+  /** State to persist with the new version (null when the strategy keeps none). */
+  serverState: Uint8Array | null;
+  /**
+   * L2 norm of the round's update. For strategies with a server optimizer (fedavgm, fedadagrad,
+   * fedadam, fedyogi) it is the norm of the change actually applied, x_new - x_old. For the others
+   * (fedavg, fedprox, median, trimmed-mean, krum, multi-krum) it is the norm of the aggregate delta,
+   * which is also the applied change (they apply it with step 1).
+   */
+  updateNorm: number;
+  /**
+   * Things the operator should know that did not fail the round: e.g. a previous server state that
+   * could not be used (another strategy's, or another model size) and was replaced by fresh state,
+   * or multi-krum selecting fewer updates than configured. Log them. Absent or empty when none.
+   */
+  warnings?: readonly string[];
+}
+
+/** Folds a round's updates as they arrive; created per round by a Strategy. */
+export interface RoundAggregator {
+  add(update: ClientUpdate): void;
+  /** Updates folded in so far. */
+  readonly count: number;
+  /** Computes the new global weights. Call once, after at least one update. */
+  finish(): AggregationResult;
+}
+
+/**
+ * An aggregation strategy (cf. Flower's Strategy): how the plan sent to clients is configured and
+ * how their updates become the next global model. Implementations are pure: no I/O, no clocks.
+ */
+export interface Strategy {
+  readonly name: string;
+  /** Adjusts the training plan sent to clients (e.g. FedProx sets the proximal term). */
+  configurePlan(plan: TrainingPlan): TrainingPlan;
+  begin(context: RoundContext): RoundAggregator;
+}

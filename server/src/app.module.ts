@@ -1,0 +1,19 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { ClientsModule } from './clients/clients.module.js';
+import { ConfigModule } from './config/config.module.js';
+import type { FlockConfig } from './config/config.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { ModelsModule } from './models/models.module.js';
+import { OperatorsModule } from './operators/operators.module.js';
+import { RoundsModule } from './rounds/rounds.module.js';
+import { StorageModule } from './storage/storage.module.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: FlockConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [ConfigModule.forRoot(config), StorageModule, MetricsModule, ModelsModule, ClientsModule, RoundsModule, OperatorsModule],
+    };
+  }
+}

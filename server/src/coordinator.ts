@@ -1,0 +1,44 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { AppModule } from './app.module.js';
+import { FlockIoAdapter } from './clients/io-adapter.js';
+import type { FlockConfig } from './config/config.js';
+import { PinoNestLogger } from './logging/logger.js';
+import { ModelsService } from './models/models.service.js';
+
+export interface Coordinator {
+  app: INestApplication;
+  config: FlockConfig;
+  /** http://host:port the coordinator listens on (the real port when config.port was 0). */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds and starts a coordinator: REST API, OpenAPI docs, Prometheus metrics and the socket.io
+ * device gateway on one HTTP server. Used by main.ts, the tests and the simulator alike.
+ */
+export async function createCoordinator(config: FlockConfig): Promise<Coordinator> {
+  const app = await NestFactory.create(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: true });
+  app.useWebSocketAdapter(new FlockIoAdapter(app, config));
+  app.enableShutdownHooks();
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Flock coordinator API')
+      .setDescription('Operator API of the Flock federated learning coordinator. Send `Authorization: Bearer <operator token>`.')
+      .setVersion('0.1.0')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs/openapi.json' });
+  // The first global version must exist before devices connect: train or register it now.
+  await app.get(ModelsService).ensureInitialModel();
+  await app.listen(config.port, config.host);
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  return { app, config, url: `http://${host}:${port}`, close: () => app.close() };
+}

@@ -1,0 +1,40 @@
+import { initNodeBackend } from '@flock/client-sdk/node';
+import { loadConfig } from './config/config.js';
+import { createCoordinator } from './coordinator.js';
+import { logger } from './logging/logger.js';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const backend = await initNodeBackend();
+  const coordinator = await createCoordinator(config);
+  logger.info(
+    {
+      url: coordinator.url,
+      dataDir: config.dataDir,
+      database: config.databaseUrl ? 'postgresql' : 'sqlite',
+      tfBackend: backend,
+      operatorToken: config.tokenSources.operator,
+      clientToken: config.tokenSources.client,
+    },
+    'coordinator listening',
+  );
+  // Plain lines for a person at the terminal; tokens are never printed, only where they are.
+  process.stderr.write(
+    `\nFlock coordinator on ${coordinator.url}\n` +
+      `  dashboard      ${coordinator.url}/dashboard\n` +
+      `  API docs       ${coordinator.url}/api/docs\n` +
+      `  operator token ${config.tokenSources.operator}\n` +
+      `  client token   ${config.tokenSources.client}\n\n`,
+  );
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down');
+      void coordinator.close().then(() => process.exit(0));
+    });
+  }
+}
+
+main().catch((error: unknown) => {
+  logger.fatal({ err: error }, 'coordinator failed to start');
+  process.exit(1);
+});

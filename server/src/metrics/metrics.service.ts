@@ -1,0 +1,74 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics of one coordinator. Each instance has its own registry (not prom-client's
+ * global one) so several coordinators can run in one process, as the integration tests do.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  readonly roundsTotal = new Counter({
+    name: 'flock_rounds_total',
+    help: 'Rounds that ended, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly uploadsTotal = new Counter({
+    name: 'flock_uploads_total',
+    help: 'Client update uploads, by result and rejection reason',
+    labelNames: ['result', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly uploadBytesTotal = new Counter({
+    name: 'flock_upload_bytes_total',
+    help: 'Bytes of weight data received in uploads',
+    registers: [this.registry],
+  });
+  readonly droppedTotal = new Counter({
+    name: 'flock_dropped_clients_total',
+    help: 'Selected clients that left a round before uploading, by cause',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly connectionsRefusedTotal = new Counter({
+    name: 'flock_connections_refused_total',
+    help: 'Socket connections refused at the handshake, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly connectedClients = new Gauge({
+    name: 'flock_connected_clients',
+    help: 'Client devices connected now',
+    registers: [this.registry],
+  });
+  readonly eligibleClients = new Gauge({
+    name: 'flock_eligible_clients',
+    help: 'Connected devices that report being idle, charging and on an unmetered network',
+    registers: [this.registry],
+  });
+  readonly modelVersion = new Gauge({
+    name: 'flock_model_version',
+    help: 'Current global model version',
+    registers: [this.registry],
+  });
+  readonly aggregationSeconds = new Histogram({
+    name: 'flock_aggregation_seconds',
+    help: 'Time to fold one update into the running aggregate, and to finalize a round (phase label)',
+    labelNames: ['phase'] as const,
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly roundDurationSeconds = new Histogram({
+    name: 'flock_round_duration_seconds',
+    help: 'Wall time of rounds from start to end',
+    labelNames: ['outcome'] as const,
+    buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'flock_process_' });
+  }
+}

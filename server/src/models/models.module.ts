@@ -1,0 +1,25 @@
+import { Module } from '@nestjs/common';
+import { MulterModule } from '@nestjs/platform-express';
+import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { ModelsController } from './models.controller.js';
+import { ModelsService } from './models.service.js';
+
+/**
+ * The global model registry: ModelsService (exported for the rounds engine and the gateway) and
+ * the /api/models REST API. Needs STORAGE (StorageModule) and FLOCK_CONFIG from global modules.
+ */
+@Module({
+  imports: [
+    // Model uploads (POST /api/models) are buffered in memory, bounded like device uploads.
+    MulterModule.registerAsync({
+      inject: [FLOCK_CONFIG],
+      useFactory: (config: FlockConfig) => ({
+        limits: { fileSize: config.maxUploadBytes, files: 2, fields: 4, fieldSize: 64 * 1024, parts: 8 },
+      }),
+    }),
+  ],
+  controllers: [ModelsController],
+  providers: [ModelsService],
+  exports: [ModelsService],
+})
+export class ModelsModule {}

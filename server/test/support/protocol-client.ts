@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import { io, type Socket } from 'socket.io-client';
+import {
+  ClientEvent,
+  PROTOCOL_VERSION,
+  ServerEvent,
+  asFloat32,
+  encodeWeights,
+  splitTensors,
+  type ClientToServerEvents,
+  type ModelPayload,
+  type ModelPublished,
+  type RoundClosed,
+  type RoundConfiguration,
+  type ServerToClientEvents,
+  type UpdateRejected,
+  type UpdateResult,
+  type UpdateUpload,
+  type Welcome,
+} from '@flock/client-sdk/protocol';
+import { CLIENT_TOKEN } from './coordinator.js';
+
+/** Waits for the next value pushed into a list. */
+class Inbox<T> {
+  readonly items: T[] = [];
+  private waiters: ((item: T) => void)[] = [];
+  push(item: T): void {
+    this.items.push(item);
+    this.waiters.splice(0).forEach((resolve) => resolve(item));
+  }
+  /** The first item at or after index `from` (default: the first one received). */
+  async next(from = 0, timeoutMs = 15_000): Promise<T> {
+    if (this.items.length > from) return this.items[from]!;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timed out waiting for a server event')), timeoutMs);
+      this.waiters.push((item) => {
+        clearTimeout(timer);
+        resolve(item);
+      });
+    });
+  }
+}
+
+/**
+ * A bare socket.io device speaking the wire protocol, used to drive the coordinator precisely
+ * (including with invalid uploads). The SDK's FederatedClient is tested against the coordinator
+ * separately.
+ */
+export class ProtocolClient {
+  readonly configurations = new Inbox<RoundConfiguration>();
+  readonly closed = new Inbox<RoundClosed>();
+  readonly rejections = new Inbox<UpdateRejected>();
+  readonly published = new Inbox<ModelPublished>();
+  welcome!: Welcome;
+
+  private constructor(
+    readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>,
+    readonly clientId: string,
+  ) {
+    socket.on(ServerEvent.configure, (c) => this.configurations.push(c));
+    socket.on(ServerEvent.roundClosed, (c) => this.closed.push(c));
+    socket.on(ServerEvent.updateRejected, (r) => this.rejections.push(r));
+    socket.on(ServerEvent.modelPublished, (p) => this.published.push(p));
+  }
+
+  static async connect(url: string, options: { token?: string; clientId?: string; protocolVersion?: number; eligible?: boolean } = {}): Promise<ProtocolClient> {
+    const clientId = options.clientId ?? `test-${randomUUID()}`;
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
+      auth: { token: options.token ?? CLIENT_TOKEN, clientId, protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION },
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+    });
+    const client = new ProtocolClient(socket, clientId);
+    client.welcome = await new Promise<Welcome>((resolve, reject) => {
+      socket.once(ServerEvent.welcome, resolve);
+      socket.once('connect_error', (error) => reject(error));
+    });
+    if (options.eligible ?? true) client.setEligible(true);
+    return client;
+  }
+
+  setEligible(eligible: boolean): void {
+    this.socket.emit(ClientEvent.conditions, { eligible, reasons: eligible ? [] : ['not_charging'] });
+  }
+
+  async fetchModel(version?: number): Promise<ModelPayload> {
+    const result = await this.socket.timeout(15_000).emitWithAck(ClientEvent.fetchModel, version === undefined ? {} : { version });
+    if (!result.ok) throw new Error(result.error);
+    return result.model;
+  }
+
+  /** Raw upload: whatever payload the test wants to send. */
+  async uploadRaw(payload: unknown): Promise<UpdateResult> {
+    return this.socket.timeout(15_000).emitWithAck(ClientEvent.update, payload as UpdateUpload);
+  }
+
+  /** Uploads a delta given as per-tensor arrays for the configured round. */
+  async upload(configuration: RoundConfiguration, model: ModelPayload, delta: Float32Array[], numExamples: number, trainLoss = 0.5): Promise<UpdateResult> {
+    const encoded = encodeWeights(
+      delta,
+      model.weightSpecs.map((spec) => spec.shape),
+    );
+    return this.uploadRaw({ roundId: configuration.roundId, modelVersion: configuration.modelVersion, numExamples, trainLoss, delta: encoded });
+  }
+
+  abandon(roundId: string, reason: 'conditions_changed' | 'stopped' = 'conditions_changed'): void {
+    this.socket.emit(ClientEvent.abandon, { roundId, reason });
+  }
+
+  disconnect(): void {
+    this.socket.disconnect();
+  }
+}
+
+/** Per-tensor views of a model payload's weights. */
+export function modelTensors(model: ModelPayload): Float32Array[] {
+  return splitTensors(asFloat32(model.weights), model.weightSpecs.map((spec) => spec.shape));
+}
+
+/** A deterministic delta of the model's shapes: value = scale * sin(index + seed). */
+export function makeDelta(model: ModelPayload, seed: number, scale = 0.01): Float32Array[] {
+  return model.weightSpecs.map((spec, t) => {
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    return Float32Array.from({ length: size }, (_, i) => scale * Math.sin(i * 0.37 + seed * 1.3 + t));
+  });
+}
