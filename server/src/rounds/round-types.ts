@@ -1,4 +1,5 @@
 import type { RejectionReason, TrainingPlan } from '@flock/client-sdk/protocol';
+import type { StrategyOptions } from '../aggregation/strategies.js';
 
 /**
  * Round state machine (Bonawitz et al. 2019):
@@ -25,6 +26,8 @@ export interface RoundParams {
   plan: TrainingPlan;
   /** Aggregation strategy name (see aggregation/). */
   strategy: string;
+  /** Options of the strategy, as the operator gave them (defaults are documented per strategy). */
+  strategyOptions: StrategyOptions;
   /** Optional L2 bound on each update; uploads above it are rejected with norm_exceeded. */
   maxUpdateNorm: number | null;
 }
@@ -53,7 +56,7 @@ export interface RoundMetrics {
   totalExamples: number;
   /** Example-weighted mean of the accepted updates' training losses. */
   meanTrainLoss: number | null;
-  /** L2 norm of the aggregated (example-weighted mean) update. */
+  /** L2 norm of the change the strategy applied (aggregate delta, or x_new - x_old for server optimizers). */
   updateNorm: number | null;
   /** Bytes of weight data received in uploads, accepted or not. */
   bytesReceived: number;

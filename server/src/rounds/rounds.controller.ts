@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { OperatorGuard } from '../operators/auth.js';
 import { parseWithZod, zodToOpenApi } from '../operators/zod-validation.js';
-import type { RoundRecord } from './round-types.js';
+import { StrategyConfigError } from '../aggregation/strategies.js';
+import type { RoundParams, RoundRecord } from './round-types.js';
 import { RoundsService, type RoundView } from './rounds.service.js';
 import { startRoundSchema, toRoundParams } from './start-round.js';
 
@@ -31,7 +32,14 @@ export class RoundsController {
   @ApiResponse({ status: 409, description: 'A round is already in flight' })
   async start(@Body() body: unknown): Promise<RoundRecord> {
     const request = parseWithZod(startRoundSchema, body ?? {});
-    return this.rounds.start(toRoundParams(request, this.config.overSelection));
+    let params: RoundParams;
+    try {
+      params = toRoundParams(request, this.config.overSelection);
+    } catch (error) {
+      if (error instanceof StrategyConfigError) throw new BadRequestException([error.message]);
+      throw error;
+    }
+    return this.rounds.start(params);
   }
 
   @Get()

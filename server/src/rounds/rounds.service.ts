@@ -14,7 +14,7 @@ import {
   type UpdateResult,
   type WeightSpec,
 } from '@flock/client-sdk/protocol';
-import { getStrategy } from '../aggregation/strategies.js';
+import { createStrategy } from '../aggregation/strategies.js';
 import type { RoundAggregator } from '../aggregation/strategy.js';
 import { ClientRegistry } from '../clients/client-registry.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
@@ -100,7 +100,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** Starts a round; returns as soon as it is persisted (selection goes on in the background). */
   async start(params: RoundParams): Promise<RoundRecord> {
     if (this.active) throw new ConflictException(`round ${this.active.record.id} is still ${this.active.record.status}; one round at a time`);
-    getStrategy(params.strategy);
+    createStrategy(params.strategy, params.strategyOptions);
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
     const base = await this.models.get(current.version);
@@ -177,7 +177,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     record.metrics.selected = selected.length;
     this.transition(round, 'configuring', `${selected.length} client(s) selected`);
     try {
-      const strategy = getStrategy(record.params.strategy);
+      const strategy = createStrategy(record.params.strategy, record.params.strategyOptions);
       const base = await this.models.get(record.baseVersion);
       round.aggregator = strategy.begin({
         globalWeights: await this.models.getWeights(record.baseVersion),
@@ -311,6 +311,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       }
       const started = performance.now();
       const result = round.aggregator.finish();
+      for (const warning of result.warnings ?? []) log.warn({ roundId: round.record.id, strategy: round.record.params.strategy }, warning);
       const finishSeconds = (performance.now() - started) / 1000;
       this.metrics.aggregationSeconds.observe({ phase: 'finish' }, finishSeconds);
       const { metrics } = round.record;

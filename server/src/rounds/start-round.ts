@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { trainingPlanSchema } from '@flock/client-sdk/protocol';
-import { DEFAULT_STRATEGY, STRATEGY_NAMES } from '../aggregation/strategies.js';
+import {
+  DEFAULT_STRATEGY,
+  STRATEGY_NAMES,
+  StrategyConfigError,
+  describeStrategy,
+  effectiveStrategyOptions,
+  minimumUpdates,
+  strategyOptionsSchema,
+} from '../aggregation/strategies.js';
 import type { RoundParams } from './round-types.js';
 
 /** Body of POST /api/rounds. Every field is optional; defaults suit a small deployment. */
@@ -19,6 +27,8 @@ export const startRoundSchema = z
       .string()
       .default(DEFAULT_STRATEGY)
       .refine((name) => STRATEGY_NAMES.includes(name), { message: `strategy must be one of: ${STRATEGY_NAMES.join(', ')}` }),
+    /** Per-strategy options (server learning rate, trim fraction, ...); see docs/STRATEGIES.md. */
+    strategyOptions: strategyOptionsSchema.default({}),
     maxUpdateNorm: z.number().positive().optional(),
   })
   .strict()
@@ -28,7 +38,31 @@ export const startRoundSchema = z
   });
 export type StartRoundRequest = z.input<typeof startRoundSchema>;
 
+/**
+ * Turns a validated request into round parameters, checking that the strategy can finish with the
+ * round's sizes (Krum needs n > 2f + 2, buffered strategies hold every update). Throws
+ * StrategyConfigError for combinations that could never commit.
+ */
 export function toRoundParams(body: z.output<typeof startRoundSchema>, defaultOverSelection: number): RoundParams {
+  const params = buildRoundParams(body, defaultOverSelection);
+  const needed = minimumUpdates(params.strategy, params.strategyOptions);
+  if (params.minClients < needed) {
+    throw new StrategyConfigError(`strategy ${params.strategy} needs at least ${needed} updates to aggregate; raise minClients (now ${params.minClients})`);
+  }
+  if (describeStrategy(params.strategy).buffersUpdates) {
+    const selected = Math.ceil(params.targetClients * params.overSelection);
+    const capacity = effectiveStrategyOptions(params.strategy, params.strategyOptions).maxBufferedUpdates!;
+    if (selected > capacity) {
+      throw new StrategyConfigError(
+        `strategy ${params.strategy} keeps every update in memory and may receive ${selected} (targetClients x overSelection); ` +
+          `maxBufferedUpdates is ${capacity}: lower targetClients or raise strategyOptions.maxBufferedUpdates`,
+      );
+    }
+  }
+  return params;
+}
+
+function buildRoundParams(body: z.output<typeof startRoundSchema>, defaultOverSelection: number): RoundParams {
   return {
     minClients: body.minClients,
     targetClients: body.targetClients ?? Math.max(body.minClients, 10),
@@ -42,6 +76,7 @@ export function toRoundParams(body: z.output<typeof startRoundSchema>, defaultOv
       ...(body.proximalMu !== undefined ? { proximalMu: body.proximalMu } : {}),
     },
     strategy: body.strategy,
+    strategyOptions: body.strategyOptions,
     maxUpdateNorm: body.maxUpdateNorm ?? null,
   };
 }

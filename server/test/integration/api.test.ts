@@ -32,6 +32,10 @@ describe('operator REST API', () => {
       [{ learningRate: -1 }, /learningRate/],
       [{ epochs: 1.5 }, /epochs/],
       [{ strategy: 'magic' }, /strategy must be one of: fedavg/],
+      [{ strategy: 'krum', minClients: 2 }, /strategy krum needs at least 5 updates/],
+      [{ strategy: 'fedavg', strategyOptions: { trimFraction: 0.1 } }, /trimFraction.{0,4} does not apply to strategy .{0,4}fedavg/],
+      [{ strategy: 'median', minClients: 2, targetClients: 2000 }, /keeps every update in memory/],
+      [{ strategy: 'fedadam', strategyOptions: { beta1: 2 } }, /beta1/],
       [{ deadlineSeconds: 'soon' }, /deadlineSeconds/],
       [{ unknownField: 1 }, /unknownField|Unrecognized/],
     ];

@@ -1,0 +1,194 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { io } from 'socket.io-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, type FlockSocket, type ModelStore } from '@flock/client-sdk';
+import { FileModelStore } from '@flock/client-sdk/node';
+import { readMnist } from '../../src/datasets/mnist.js';
+import type { RoundView } from '../../src/rounds/rounds.service.js';
+import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+
+const MODEL_BYTES = 199_210 * 4;
+const TRAIN_PER_CLIENT = 120;
+const TEST_PER_CLIENT = 40;
+
+let coordinator: TestCoordinator;
+let mnist: Awaited<ReturnType<typeof readMnist>>;
+let running: FederatedClient[] = [];
+const tempDirs: string[] = [];
+
+interface OutgoingMessage {
+  event: string;
+  args: unknown[];
+}
+
+/** Local data of device k: a disjoint slice of real MNIST (rows of 784 pixels, class ids). */
+function localData(k: number): ArrayDataSource {
+  const per = TRAIN_PER_CLIENT + TEST_PER_CLIENT;
+  const rows = (start: number, count: number) => Array.from({ length: count }, (_, i) => mnist.images.subarray((start + i) * 784, (start + i + 1) * 784));
+  const labels = (start: number, count: number) => Array.from(mnist.labels.subarray(start, start + count));
+  const start = k * per;
+  return new ArrayDataSource({
+    train: { xs: rows(start, TRAIN_PER_CLIENT), ys: labels(start, TRAIN_PER_CLIENT) },
+    test: { xs: rows(start + TRAIN_PER_CLIENT, TEST_PER_CLIENT), ys: labels(start + TRAIN_PER_CLIENT, TEST_PER_CLIENT) },
+  });
+}
+
+interface Device {
+  client: FederatedClient;
+  idle: ManualCondition;
+  sent: OutgoingMessage[];
+}
+
+/** A real SDK client; every message it emits on the socket is recorded. */
+function device(k: number, store: ModelStore = new MemoryModelStore()): Device {
+  const idle = new ManualCondition('idle', 'yes');
+  const sent: OutgoingMessage[] = [];
+  const client = new FederatedClient({
+    serverUrl: coordinator.url,
+    clientToken: CLIENT_TOKEN,
+    dataSource: localData(k),
+    conditions: [idle, new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
+    store,
+    socketOptions: { transports: ['websocket'] },
+    socketFactory: (url, options) => {
+      const socket = io(url, options) as FlockSocket;
+      socket.onAnyOutgoing((event: string, ...args: unknown[]) => sent.push({ event, args }));
+      return socket;
+    },
+  });
+  running.push(client);
+  return { client, idle, sent };
+}
+
+async function startRound(body: Record<string, unknown>): Promise<string> {
+  const response = await coordinator.api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+  expect(response.status, JSON.stringify(response.body)).toBe(201);
+  return response.body.id;
+}
+
+async function roundEnded(id: string): Promise<RoundView> {
+  const { body } = await waitFor(() => coordinator.api<RoundView>(`/api/rounds/${id}`), (r) => ['committed', 'failed', 'aborted'].includes(r.body.status), 60_000, 'round end');
+  return body;
+}
+
+async function eligibleCount(n: number): Promise<void> {
+  await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === n, 15_000, `${n} eligible clients`);
+}
+
+beforeAll(async () => {
+  coordinator = await startTestCoordinator();
+  mnist = await readMnist('train', { start: 0, count: 8 * (TRAIN_PER_CLIENT + TEST_PER_CLIENT) });
+});
+afterEach(async () => {
+  await Promise.all(running.map((client) => client.dispose()));
+  running = [];
+  await waitFor(() => coordinator.api<{ connected: number }>('/api/clients'), (r) => r.body.connected === 0, 10_000, 'clients to leave');
+});
+afterAll(async () => {
+  await coordinator?.dispose();
+  tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+});
+
+describe('SDK clients against the real coordinator', () => {
+  it('three devices train, upload only deltas, commit a round, then test and report the new model', async () => {
+    const devices = [0, 1, 2].map((k) => device(k));
+    await Promise.all(devices.map((d) => d.client.start()));
+    await eligibleCount(3);
+    const uploads = devices.map((d) => d.client.next('uploaded'));
+    const evaluations = devices.map((d) => d.client.next('globalModelEvaluated', (e) => e.modelVersion === 2));
+    const roundId = await startRound({ minClients: 3, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
+
+    for (const uploaded of await Promise.all(uploads)) {
+      expect(uploaded).toMatchObject({ roundId, modelVersion: 1, bytes: MODEL_BYTES, numExamples: TRAIN_PER_CLIENT, result: { accepted: true } });
+      expect(Number.isFinite(uploaded.trainLoss)).toBe(true);
+    }
+    const round = await roundEnded(roundId);
+    expect(round).toMatchObject({ status: 'committed', committedVersion: 2 });
+    expect(round.metrics).toMatchObject({ accepted: 3, totalExamples: 3 * TRAIN_PER_CLIENT, bytesReceived: 3 * MODEL_BYTES });
+
+    // each device tested version 2 on its held-out data and reported only aggregate numbers
+    for (const evaluated of await Promise.all(evaluations)) {
+      expect(evaluated.report).toMatchObject({ modelVersion: 2, numExamples: TEST_PER_CLIENT });
+      expect(evaluated.report!.globalAccuracy).toBeGreaterThan(0.5);
+    }
+    const withEvaluations = await waitFor(() => coordinator.api<RoundView>(`/api/rounds/${roundId}`), (r) => r.body.metrics.localEvaluation?.reports === 3, 15_000, 'evaluation reports');
+    expect(withEvaluations.body.metrics.localEvaluation).toMatchObject({ reports: 3, numExamples: 3 * TEST_PER_CLIENT });
+
+    // What crossed the socket: protocol events only; weights as one binary buffer; no examples or labels.
+    const allowed = new Set(['client:conditions', 'model:fetch', 'round:update', 'round:abandon', 'model:evaluation']);
+    for (const { sent } of devices) {
+      expect(sent.every((m) => allowed.has(m.event)), sent.map((m) => m.event).join(',')).toBe(true);
+      const updates = sent.filter((m) => m.event === 'round:update');
+      expect(updates).toHaveLength(1);
+      const payload = updates[0]!.args[0] as { delta: { data: ArrayBuffer; shapes: number[][] }; numExamples: number };
+      expect(payload.delta.data).toBeInstanceOf(ArrayBuffer);
+      expect(payload.delta.data.byteLength).toBe(MODEL_BYTES);
+      // Everything except the weight buffer is a few hundred bytes of JSON: no room for 120 examples.
+      for (const message of sent) {
+        const json = JSON.stringify(message.args, (key, value: unknown) => (value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? `<${(value as ArrayBuffer).byteLength} bytes>` : value));
+        expect(json.length, message.event).toBeLessThan(1000);
+      }
+    }
+  });
+
+  it('a device whose conditions drop mid-training uploads nothing, and the round commits with the others', async () => {
+    const devices = [3, 4, 5].map((k) => device(k));
+    await Promise.all(devices.map((d) => d.client.start()));
+    await eligibleCount(3);
+    const quitter = devices[0]!;
+    let uploadedByQuitter = false;
+    quitter.client.on('uploaded', () => (uploadedByQuitter = true));
+    quitter.client.once('trainingProgress', () => quitter.idle.set('no')); // the user picked the phone up
+    const abandoned = quitter.client.next('roundAbandoned');
+    const others = devices.slice(1).map((d) => d.client.next('uploaded'));
+    const roundId = await startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 2, batchSize: 10, learningRate: 0.05 });
+
+    expect(await abandoned).toEqual({ roundId, reason: 'conditions_changed' });
+    await Promise.all(others);
+    const round = await roundEnded(roundId);
+    expect(round.status).toBe('committed');
+    expect(round.metrics).toMatchObject({ selected: 3, accepted: 2, dropped: { conditions_changed: 1 } });
+    expect(uploadedByQuitter).toBe(false);
+    expect(quitter.sent.some((m) => m.event === 'round:update')).toBe(false);
+    // it also told the coordinator it is no longer eligible
+    expect(quitter.sent.filter((m) => m.event === 'client:conditions').at(-1)?.args[0]).toMatchObject({ eligible: false, reasons: ['not_idle'] });
+  });
+
+  it('a restarted device resumes with its persisted id and personalized model', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flock-sdk-state-'));
+    tempDirs.push(dir);
+    const first = device(6, new FileModelStore(dir));
+    const helper = device(7);
+    await Promise.all([first.client.start(), helper.client.start()]);
+    await eligibleCount(2);
+    const adopted = first.client.next('modelAdopted', (e) => e.version > 1);
+    const roundId = await startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
+    const round = await roundEnded(roundId);
+    expect(round.status).toBe('committed');
+    const adoption = await adopted;
+    const clientId = first.client.clientId;
+    const probe = tf.tensor2d(mnist.images.subarray(0, 5 * 784), [5, 784]);
+    const before = await (await first.client.predict(probe)).array();
+    await first.client.dispose();
+    running = running.filter((c) => c !== first.client);
+
+    // a new process: same store directory, no network needed to predict
+    const restarted = device(6, new FileModelStore(dir));
+    await restarted.client.load();
+    expect(restarted.client.clientId).toBe(clientId);
+    expect(restarted.client.modelInfo.personalVersion).toBe(adoption.version);
+    const after = await (await restarted.client.predict(probe)).array();
+    probe.dispose();
+    expect(after).toEqual(before);
+    // and it rejoins the federation under the same id
+    await restarted.client.start();
+    await eligibleCount(2);
+    const next = restarted.client.next('roundJoined');
+    const second = await startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
+    expect((await next).roundId).toBe(second);
+    expect((await roundEnded(second)).status).toBe('committed');
+  });
+});
