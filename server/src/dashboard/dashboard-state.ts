@@ -1,0 +1,107 @@
+/**
+ * The snapshot the operator dashboard receives over the `/operators` socket.io namespace.
+ *
+ * Self-contained on purpose: the browser script (public/dashboard.js) type-checks against this file
+ * through JSDoc, without pulling in the server's modules. The shapes are structural subsets of the
+ * server's records (RoundView, RoundRecord, ModelVersionMeta, ClientCounts); dashboard.service.ts
+ * assigns the real records to them, so a drift fails the server's type-check.
+ */
+
+export const DASHBOARD_NAMESPACE = '/operators';
+export const DASHBOARD_STATE_EVENT = 'dashboard:state';
+
+export interface DashboardClientCounts {
+  connected: number;
+  eligible: number;
+  /** Connected clients selected for the round in flight. */
+  inRound: number;
+}
+
+export interface DashboardLocalEvaluation {
+  reports: number;
+  numExamples: number;
+  globalAccuracy: number;
+  globalLoss: number;
+  personalAccuracy: number | null;
+  personalLoss: number | null;
+  adopted: number;
+}
+
+export interface DashboardRoundMetrics {
+  eligibleAtSelection: number;
+  selected: number;
+  reported: number;
+  accepted: number;
+  /** Rejected uploads by reason code. */
+  rejected: Partial<Record<string, number>>;
+  /** Participants that left before uploading, by cause. */
+  dropped: Partial<Record<string, number>>;
+  totalExamples: number;
+  meanTrainLoss: number | null;
+  updateNorm: number | null;
+  bytesReceived: number;
+  aggregationMs: number;
+  durationMs: number | null;
+  localEvaluation: DashboardLocalEvaluation | null;
+}
+
+export interface DashboardRound {
+  id: string;
+  baseVersion: number;
+  status: string;
+  params: {
+    minClients: number;
+    targetClients: number;
+    overSelection: number;
+    selectionTimeoutMs: number;
+    deadlineMs: number;
+    plan: { epochs: number; batchSize: number; learningRate: number };
+    strategy: string;
+  };
+  metrics: DashboardRoundMetrics;
+  committedVersion: number | null;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  endedAt: string | null;
+}
+
+export interface DashboardActiveRound extends DashboardRound {
+  transitions: { from: string | null; to: string; at: string; note: string | null }[];
+  /** Milliseconds to the reporting deadline at `serverTime`; null before configuration. */
+  timeLeftMs: number | null;
+}
+
+export interface DashboardModelVersion {
+  version: number;
+  parentVersion: number | null;
+  /** The round that produced the version (null for initial, registered and rollback versions). */
+  roundId: string | null;
+  source: string;
+  createdAt: string;
+  numParameters: number;
+  metrics: Record<string, number | string | null>;
+}
+
+/** Everything the dashboard shows, pushed on connect and after every change (throttled). */
+export interface DashboardState {
+  /** Server clock (ms since epoch) when the snapshot was taken. */
+  serverTime: number;
+  clients: DashboardClientCounts;
+  /** The round in flight with live metrics; null when none. */
+  activeRound: DashboardActiveRound | null;
+  /** Recent rounds, newest first (the one in flight included, with live metrics). */
+  rounds: DashboardRound[];
+  /** Recent global model versions, newest first: the first is the current one. */
+  models: DashboardModelVersion[];
+  /** Aggregation strategies the start-round form offers. */
+  strategies: readonly string[];
+  defaultStrategy: string;
+}
+
+export interface DashboardServerToClientEvents {
+  [DASHBOARD_STATE_EVENT]: (state: DashboardState) => void;
+}
+
+/** The page sends nothing over the socket: actions go through the REST API with the token. */
+export type DashboardClientToServerEvents = Record<string, never>;

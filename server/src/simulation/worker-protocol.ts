@@ -1,0 +1,38 @@
+/** Messages between the simulator's main thread and its client-hosting worker threads. */
+
+export interface SimulatedClientData {
+  /** Client number in 0..K-1 (also fixes its client id). */
+  index: number;
+  /** n * 784 pixels in [0, 1]. */
+  trainImages: Float32Array;
+  trainLabels: Uint8Array;
+  /** Held-out local test examples (may be empty). */
+  testImages: Float32Array;
+  testLabels: Uint8Array;
+}
+
+export interface WorkerInit {
+  serverUrl: string;
+  clientToken: string;
+  seed: number;
+  /** Probability that a selected client's conditions flip to 'no' mid-training. */
+  dropout: number;
+  /** Whether clients test each newly published global model locally (the SDK's adoption flow). */
+  localEvaluation: boolean;
+  clients: SimulatedClientData[];
+}
+
+export type MainToWorker = { type: 'round'; round: number } | { type: 'stop' };
+
+export type WorkerToMain =
+  | { type: 'ready'; clients: number; backend: string }
+  | { type: 'uploaded'; round: number; client: number; bytes: number; accepted: boolean }
+  | { type: 'dropped'; round: number; client: number; reason: string }
+  | { type: 'clientError'; client: number; code: string; message: string }
+  | { type: 'stopped' }
+  | { type: 'fatal'; message: string };
+
+/** Client id of simulated client k in a run (ids must match [A-Za-z0-9_-]{8,128}). */
+export function simulatedClientId(runTag: string, index: number): string {
+  return `sim-${runTag}-${String(index).padStart(5, '0')}`;
+}
