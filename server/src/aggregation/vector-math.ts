@@ -6,7 +6,18 @@
 /** target[i] += scale * source[i] */
 export function addScaledInto(target: Float64Array | Float32Array, source: Float32Array, scale: number): void {
   if (target.length !== source.length) throw new RangeError(`length mismatch: ${target.length} vs ${source.length}`);
-  for (let i = 0; i < source.length; i++) target[i]! += scale * source[i]!;
+  // Unrolled by 4: V8 does not vectorize this loop, and the unrolled form measured 30-60% faster
+  // in bench/aggregation.ts (the fold is loop-bound, not memory-bound).
+  const n = source.length;
+  const tail = n - (n % 4);
+  let i = 0;
+  for (; i < tail; i += 4) {
+    target[i]! += scale * source[i]!;
+    target[i + 1]! += scale * source[i + 1]!;
+    target[i + 2]! += scale * source[i + 2]!;
+    target[i + 3]! += scale * source[i + 3]!;
+  }
+  for (; i < n; i++) target[i]! += scale * source[i]!;
 }
 
 export function sumOfSquares(values: ArrayLike<number>): number {

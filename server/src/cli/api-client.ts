@@ -9,34 +9,16 @@ import type { ModelVersionMeta } from '../storage/storage.js';
 export type { ModelVersionMeta, RoundRecord, RoundTransition };
 export type { RoundMetrics, RoundParams, RoundStatus } from '../rounds/round-types.js';
 
+import type { Health } from '../operators/health.controller.js';
+import type { StartRoundRequest } from '../rounds/start-round.js';
+import type { RoundView } from '../rounds/rounds.service.js';
+
 /** `GET /api/health` (no token needed). */
-export interface HealthResponse {
-  status: 'ok';
-  modelVersion: number | null;
-  connectedClients: number;
-  eligibleClients: number;
-  /** Id of the round in flight, if any. */
-  activeRound: string | null;
-  uptimeSeconds: number;
-}
-
+export type HealthResponse = Health;
 /** `POST /api/rounds` body. Every field is optional: the coordinator fills in its defaults. */
-export interface StartRoundRequest {
-  minClients?: number;
-  targetClients?: number;
-  overSelection?: number;
-  selectionTimeoutSeconds?: number;
-  deadlineSeconds?: number;
-  epochs?: number;
-  batchSize?: number;
-  learningRate?: number;
-  proximalMu?: number;
-  strategy?: string;
-  maxUpdateNorm?: number;
-}
-
+export type { StartRoundRequest };
 /** `GET /api/rounds/:id`: the record plus its state transitions and the time left to its deadline. */
-export type RoundDetails = RoundRecord & { transitions: RoundTransition[]; timeLeftMs: number | null };
+export type RoundDetails = RoundView;
 
 /** The coordinator answered with an HTTP error status (or with a body that is not JSON). */
 export class ApiError extends Error {
