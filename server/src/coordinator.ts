@@ -4,7 +4,7 @@ import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
-import { FlockIoAdapter } from './clients/io-adapter.js';
+import { connectRedisFanOut, FlockIoAdapter } from './clients/io-adapter.js';
 import type { FlockConfig } from './config/config.js';
 import { PinoNestLogger } from './logging/logger.js';
 import { ModelsService } from './models/models.service.js';
@@ -22,8 +22,9 @@ export interface Coordinator {
  * device gateway on one HTTP server. Used by main.ts, the tests and the simulator alike.
  */
 export async function createCoordinator(config: FlockConfig): Promise<Coordinator> {
+  const redis = config.redisUrl ? await connectRedisFanOut(config.redisUrl) : null;
   const app = await NestFactory.create(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: true });
-  app.useWebSocketAdapter(new FlockIoAdapter(app, config));
+  app.useWebSocketAdapter(new FlockIoAdapter(app, config, redis));
   app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(
     app,
@@ -40,5 +41,13 @@ export async function createCoordinator(config: FlockConfig): Promise<Coordinato
   await app.listen(config.port, config.host);
   const { port } = app.getHttpServer().address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  return { app, config, url: `http://${host}:${port}`, close: () => app.close() };
+  return {
+    app,
+    config,
+    url: `http://${host}:${port}`,
+    close: async () => {
+      await app.close();
+      await redis?.close();
+    },
+  };
 }

@@ -12,6 +12,7 @@ async function main(): Promise<void> {
       url: coordinator.url,
       dataDir: config.dataDir,
       database: config.databaseUrl ? 'postgresql' : 'sqlite',
+      socketAdapter: config.redisUrl ? 'redis' : 'in-memory',
       tfBackend: backend,
       operatorToken: config.tokenSources.operator,
       clientToken: config.tokenSources.client,
