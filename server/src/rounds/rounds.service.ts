@@ -1,4 +1,5 @@
 import { randomInt, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import {
   ConflictException,
   Inject,
@@ -68,6 +69,8 @@ function sample<T>(items: readonly T[], k: number): T[] {
 @Injectable()
 export class RoundsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private active: ActiveRound | null = null;
+  /** 'changed' after each change of the round in flight (start, transitions, uploads, drops, end); the operator dashboard listens. */
+  readonly events = new EventEmitter<{ changed: [roundId: string] }>();
 
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
@@ -135,6 +138,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     await this.storage.appendTransition({ roundId: record.id, from: null, to: 'selecting', at, note: null });
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
     this.select(round);
+    this.events.emit('changed', record.id);
     return { ...record };
   }
 
@@ -254,6 +258,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       }
       log.warn({ roundId: roundIdHint, clientId, reason: error.reason, detail: error.message }, 'update rejected');
       return { accepted: false, reason: error.reason, message: error.message };
+    } finally {
+      if (round) this.events.emit('changed', round.record.id);
     }
   }
 
@@ -281,6 +287,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.metrics.droppedTotal.inc({ reason });
     log.info({ roundId: round.record.id, clientId, reason }, 'participant dropped');
     this.checkCompletion(round);
+    this.events.emit('changed', round.record.id);
   }
 
   /** Reporting ends early when the target count is reached or every participant has answered. */
@@ -398,6 +405,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
     round.aggregator = null; // frees the running sum
     this.active = null;
+    this.events.emit('changed', round.record.id);
   }
 
   private transition(round: ActiveRound, to: RoundStatus, note: string | null): void {
@@ -409,6 +417,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       await storage.updateRound(round.record.id, { status: to, metrics });
       await storage.appendTransition({ roundId: round.record.id, from, to, at, note });
     });
+    this.events.emit('changed', round.record.id);
   }
 
   private persist(round: ActiveRound, write: (storage: Storage) => Promise<void>): void {

@@ -1,0 +1,161 @@
+import { Inject, type OnApplicationShutdown } from '@nestjs/common';
+import { WebSocketGateway, type OnGatewayConnection, type OnGatewayInit } from '@nestjs/websockets';
+import type { Namespace, Socket } from 'socket.io';
+import { ClientRegistry } from '../clients/client-registry.js';
+import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { moduleLogger } from '../logging/logger.js';
+import { tokenMatches } from '../operators/auth.js';
+import { RoundsService } from '../rounds/rounds.service.js';
+import {
+  DASHBOARD_NAMESPACE,
+  DASHBOARD_STATE_EVENT,
+  type DashboardClientToServerEvents,
+  type DashboardServerToClientEvents,
+  type DashboardState,
+} from './dashboard-state.js';
+import { DashboardService, fingerprint } from './dashboard.service.js';
+
+const log = moduleLogger('dashboard');
+
+/** At most one pushed snapshot per this many milliseconds (4/s). */
+export const PUSH_INTERVAL_MS = 250;
+/** While operators are connected: client counts are compared this often (eligibility changes emit no event)... */
+const COUNTS_POLL_MS = 500;
+/** ...and the whole snapshot this often (local evaluations, rollbacks and registrations emit none either). */
+const FULL_POLL_MS = 2000;
+
+type OperatorsNamespace = Namespace<DashboardClientToServerEvents, DashboardServerToClientEvents>;
+type OperatorSocket = Socket<DashboardClientToServerEvents, DashboardServerToClientEvents>;
+
+/**
+ * Live push to the operator dashboard on the `/operators` namespace. The handshake must carry the
+ * operator token (`auth: { token }`). Each operator gets a `dashboard:state` snapshot on connect and
+ * again after every change of clients, rounds or models, throttled to PUSH_INTERVAL_MS.
+ */
+@WebSocketGateway({ namespace: DASHBOARD_NAMESPACE })
+export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGatewayConnection<OperatorSocket>, OnApplicationShutdown {
+  private namespace: OperatorsNamespace | null = null;
+  private pushTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private lastPushAt = 0;
+  private lastFullCheckAt = 0;
+  private pushing = false;
+  private dirty = false;
+  private lastCounts = '';
+  private lastFingerprint = '';
+  private readonly onChange = (): void => this.schedule();
+
+  constructor(
+    @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
+    private readonly dashboard: DashboardService,
+    private readonly clients: ClientRegistry,
+    private readonly rounds: RoundsService,
+  ) {}
+
+  afterInit(namespace: OperatorsNamespace): void {
+    this.namespace = namespace;
+    namespace.use((socket, next) => {
+      const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
+      if (typeof token === 'string' && tokenMatches(token, this.config.operatorToken)) {
+        next();
+        return;
+      }
+      log.warn({ address: socket.handshake.address }, 'operator connection refused');
+      next(Object.assign(new Error('unauthorized'), { data: { code: 'unauthorized', detail: 'a valid operator token is required' } }));
+    });
+    this.rounds.events.on('changed', this.onChange);
+    this.clients.events.on('available', this.onChange);
+    this.clients.events.on('disconnected', this.onChange);
+  }
+
+  async handleConnection(socket: OperatorSocket): Promise<void> {
+    log.info({ address: socket.handshake.address }, 'operator connected');
+    this.startPolling();
+    try {
+      const state = await this.dashboard.snapshot();
+      this.lastFingerprint = fingerprint(state);
+      this.lastCounts = JSON.stringify(state.clients);
+      socket.emit(DASHBOARD_STATE_EVENT, state);
+    } catch (error) {
+      log.error({ err: error }, 'failed to build the dashboard snapshot');
+    }
+  }
+
+  onApplicationShutdown(): void {
+    this.rounds.events.off('changed', this.onChange);
+    this.clients.events.off('available', this.onChange);
+    this.clients.events.off('disconnected', this.onChange);
+    this.stopPolling();
+    if (this.pushTimer) clearTimeout(this.pushTimer);
+    this.pushTimer = null;
+  }
+
+  private operatorsConnected(): boolean {
+    return (this.namespace?.sockets.size ?? 0) > 0;
+  }
+
+  /** Pushes a snapshot soon: at once if the last push is older than PUSH_INTERVAL_MS, else when it is. */
+  private schedule(): void {
+    if (!this.operatorsConnected() || this.pushTimer) return;
+    const wait = Math.max(0, this.lastPushAt + PUSH_INTERVAL_MS - Date.now());
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = null;
+      void this.push();
+    }, wait);
+  }
+
+  private async push(known?: DashboardState): Promise<void> {
+    if (this.pushing) {
+      this.dirty = true;
+      return;
+    }
+    this.pushing = true;
+    this.lastPushAt = Date.now();
+    try {
+      const state = known ?? (await this.dashboard.snapshot());
+      this.lastFingerprint = fingerprint(state);
+      this.lastCounts = JSON.stringify(state.clients);
+      // Local only: with a Redis adapter each coordinator node pushes its own view to its own operators.
+      this.namespace?.local.emit(DASHBOARD_STATE_EVENT, state);
+    } catch (error) {
+      log.error({ err: error }, 'failed to push the dashboard snapshot');
+    } finally {
+      this.pushing = false;
+      if (this.dirty) {
+        this.dirty = false;
+        this.schedule();
+      }
+    }
+  }
+
+  private startPolling(): void {
+    if (this.pollTimer) return;
+    this.pollTimer = setInterval(() => void this.poll(), COUNTS_POLL_MS);
+    this.pollTimer.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  /** Catches what emits no event: eligibility flips, new connections, local evaluations, rollbacks. */
+  private async poll(): Promise<void> {
+    if (!this.operatorsConnected()) {
+      this.stopPolling();
+      return;
+    }
+    if (JSON.stringify(this.clients.counts()) !== this.lastCounts) {
+      this.schedule();
+      return;
+    }
+    if (Date.now() - this.lastFullCheckAt < FULL_POLL_MS || this.pushing || this.pushTimer) return;
+    this.lastFullCheckAt = Date.now();
+    try {
+      const state = await this.dashboard.snapshot();
+      if (fingerprint(state) !== this.lastFingerprint && !this.pushTimer) await this.push(state);
+    } catch (error) {
+      log.error({ err: error }, 'failed to poll the dashboard snapshot');
+    }
+  }
+}

@@ -1,0 +1,49 @@
+import { Injectable } from '@nestjs/common';
+import { DEFAULT_STRATEGY, STRATEGY_NAMES } from '../aggregation/strategies.js';
+import { ClientRegistry } from '../clients/client-registry.js';
+import { ModelsService } from '../models/models.service.js';
+import { TERMINAL_STATUSES } from '../rounds/round-types.js';
+import { RoundsService } from '../rounds/rounds.service.js';
+import type { DashboardActiveRound, DashboardState } from './dashboard-state.js';
+
+/** How many recent rounds and model versions a snapshot carries. */
+export const DASHBOARD_HISTORY = 100;
+
+/** Builds the operator dashboard's snapshots from the live services (the round in flight comes from memory). */
+@Injectable()
+export class DashboardService {
+  constructor(
+    private readonly clients: ClientRegistry,
+    private readonly rounds: RoundsService,
+    private readonly models: ModelsService,
+  ) {}
+
+  async snapshot(): Promise<DashboardState> {
+    const activeId = this.rounds.activeRoundId();
+    const [active, rounds, models] = await Promise.all([
+      activeId ? this.rounds.get(activeId).catch(() => null) : Promise.resolve(null),
+      this.rounds.list({ limit: DASHBOARD_HISTORY }),
+      this.models.list(),
+    ]);
+    // The round may have ended while its view was read: then it is history, not in flight.
+    const activeRound: DashboardActiveRound | null = active && !TERMINAL_STATUSES.includes(active.status) ? active : null;
+    return {
+      serverTime: Date.now(),
+      clients: this.clients.counts(),
+      activeRound,
+      rounds,
+      models: models.slice(0, DASHBOARD_HISTORY),
+      strategies: STRATEGY_NAMES,
+      defaultStrategy: DEFAULT_STRATEGY,
+    };
+  }
+}
+
+/** What a snapshot says, minus the clock: two snapshots with equal fingerprints show the same page. */
+export function fingerprint(state: DashboardState): string {
+  return JSON.stringify({
+    ...state,
+    serverTime: 0,
+    activeRound: state.activeRound ? { ...state.activeRound, timeLeftMs: null } : null,
+  });
+}

@@ -1,0 +1,174 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ClientEvent, type ModelPayload, type RoundConfiguration } from '@flock/client-sdk/protocol';
+import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
+
+/**
+ * Renders the dashboard in Debian's Chromium: logs in, runs rounds, watches live updates and takes a
+ * screenshot (to $DASHBOARD_SCREENSHOT, e.g. docs/dashboard.png, else a temp file). Skipped only
+ * where /usr/bin/chromium is absent (`apt-get install -y chromium`).
+ */
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOT = process.env.DASHBOARD_SCREENSHOT ? resolve(process.env.DASHBOARD_SCREENSHOT) : null;
+
+interface Device {
+  client: ProtocolClient;
+  seen: number;
+  model: ModelPayload | null;
+}
+
+let coordinator: TestCoordinator;
+let browser: Browser;
+const devices: Device[] = [];
+
+async function nextConfiguration(device: Device): Promise<RoundConfiguration> {
+  const configuration = await device.client.configurations.next(device.seen);
+  device.seen++;
+  if (device.model?.version !== configuration.modelVersion) device.model = await device.client.fetchModel(configuration.modelVersion);
+  return configuration;
+}
+
+async function upload(device: Device, configuration: RoundConfiguration, seed: number, loss: number, examples = 600): Promise<void> {
+  const result = await device.client.upload(configuration, device.model!, makeDelta(device.model!, seed, 0.002), examples, loss);
+  expect(result.accepted).toBe(true);
+}
+
+/** A delta against a version the round does not train: counted as rejected (version_mismatch). */
+async function uploadStale(device: Device, configuration: RoundConfiguration): Promise<void> {
+  const stale = { ...configuration, modelVersion: configuration.modelVersion + 99 };
+  const result = await device.client.upload(stale, device.model!, makeDelta(device.model!, 7, 0.002), 200, 1.5);
+  expect(result).toMatchObject({ accepted: false, reason: 'version_mismatch' });
+}
+
+async function roundEnded(id: string): Promise<{ status: string; committedVersion: number | null }> {
+  const { body } = await waitFor(
+    () => coordinator.api<{ status: string; committedVersion: number | null }>(`/api/rounds/${id}`),
+    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
+    20_000,
+    `round ${id} to end`,
+  );
+  return body;
+}
+
+/** One finished round: most devices train, one sends a stale delta (rejected), one abandons (dropped). */
+async function runRound(r: number): Promise<void> {
+  const { status, body } = await coordinator.api<{ id: string }>('/api/rounds', {
+    method: 'POST',
+    body: JSON.stringify({ minClients: 3, targetClients: devices.length, overSelection: 1, deadlineSeconds: 60, epochs: 1, batchSize: 10, learningRate: 0.05 }),
+  });
+  expect(status).toBe(201);
+  const configurations = await Promise.all(devices.map(nextConfiguration));
+  await Promise.all(
+    devices.map(async (device, i) => {
+      const configuration = configurations[i]!;
+      if (i === devices.length - 1 && r % 2 === 0) device.client.abandon(configuration.roundId);
+      else if (i === devices.length - 2 && r % 3 === 1) {
+        await uploadStale(device, configuration);
+      } else await upload(device, configuration, r * 10 + i, 0.9 * Math.exp(-r / 4) + 0.05 * i, 300 + 100 * i);
+    }),
+  );
+  const ended = await roundEnded(body.id);
+  expect(ended.status).toBe('committed');
+  // Devices test the new version locally: global accuracy climbs, personalization adds a little.
+  devices.forEach((device, i) =>
+    device.client.socket.emit(ClientEvent.evaluation, {
+      modelVersion: ended.committedVersion!,
+      numExamples: 100,
+      globalLoss: 0.8 * Math.exp(-r / 4),
+      globalAccuracy: Math.min(0.97, 0.78 + 0.025 * r + 0.004 * i),
+      personalLoss: 0.7 * Math.exp(-r / 4),
+      personalAccuracy: Math.min(0.99, 0.83 + 0.02 * r + 0.004 * i),
+      adopted: true,
+    }),
+  );
+}
+
+async function text(page: Page, selector: string): Promise<string> {
+  return (await page.textContent(selector))?.trim() ?? '';
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium', () => {
+  beforeAll(async () => {
+    coordinator = await startTestCoordinator();
+    for (let i = 0; i < 5; i++) devices.push({ client: await ProtocolClient.connect(coordinator.url), seen: 0, model: null });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    devices.forEach((device) => device.client.disconnect());
+    await coordinator?.dispose();
+  });
+
+  it('logs in with the operator token, shows live state, starts a round from the form and follows it to the commit', async () => {
+    await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === devices.length, 5000, 'eligible devices');
+    for (let r = 1; r <= 7; r++) await runRound(r);
+
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(String(error)));
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
+    await page.goto(`${coordinator.url}/dashboard`);
+
+    // A wrong token is refused and no data is shown.
+    await page.fill('#token', 'wrong-token');
+    await page.click('#login-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('login-error')?.textContent?.includes('refused'));
+    expect(await page.isHidden('#app')).toBe(true);
+
+    await page.fill('#token', OPERATOR_TOKEN);
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('#app:not([hidden])');
+    await page.waitForFunction(() => document.getElementById('s-connected')?.textContent === '5');
+    expect(await text(page, '#conn-text')).toBe('live');
+    expect(await page.locator('#c-accuracy canvas').count()).toBe(1);
+    expect(await page.locator('#models tr').count()).toBeGreaterThanOrEqual(8);
+    const versionBefore = await text(page, '#s-version');
+
+    // Start a round from the form; devices answer partly, so the page shows it in flight.
+    await page.fill('#start-form input[name=minClients]', '3');
+    await page.fill('#start-form input[name=targetClients]', '5');
+    await page.fill('#start-form input[name=deadlineSeconds]', '90');
+    await page.fill('#start-form input[name=learningRate]', '0.05');
+    await page.click('#start-btn');
+    await page.waitForFunction(() => document.getElementById('start-msg')?.textContent?.startsWith('Round'));
+    const configurations = await Promise.all(devices.map(nextConfiguration));
+    await upload(devices[0]!, configurations[0]!, 81, 0.12, 500);
+    await upload(devices[1]!, configurations[1]!, 82, 0.14, 420);
+    await uploadStale(devices[2]!, configurations[2]!);
+    await page.waitForFunction(() => document.querySelector('#r-phases li.now')?.textContent === 'reporting' && document.querySelector('#r-body .kv')?.textContent?.includes('Accepted2Rejected1'));
+    expect(await text(page, '#r-body')).toContain('version mismatch × 1');
+    expect(await page.isDisabled('#start-btn')).toBe(true);
+    await page.waitForTimeout(400); // let the countdown tick once
+    if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // The rest answer; the page follows to the commit without a reload.
+    await upload(devices[3]!, configurations[3]!, 83, 0.13, 610);
+    devices[4]!.client.abandon(configurations[4]!.roundId);
+    await page.waitForFunction((before) => {
+      const version = document.getElementById('s-version')?.textContent;
+      return version !== before && version !== '–';
+    }, versionBefore);
+    await page.waitForSelector('#r-body .empty');
+    expect(await text(page, '#r-body')).toContain('committed');
+    expect(await page.isEnabled('#start-btn')).toBe(true);
+
+    // Roll back to v1 from the versions table (after the confirm dialog): a new current version appears.
+    const current = await text(page, '#s-version');
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.locator('#models tr', { hasText: 'v1' }).last().getByRole('button', { name: 'Roll back' }).click();
+    await page.waitForFunction(() => document.getElementById('m-msg')?.textContent?.includes('created from v1'));
+    await page.waitForFunction((before) => document.getElementById('s-version')?.textContent !== before, current);
+    expect(await text(page, '#models tr.current')).toContain('rollback of v1');
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});
