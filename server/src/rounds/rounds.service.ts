@@ -69,6 +69,8 @@ function sample<T>(items: readonly T[], k: number): T[] {
 @Injectable()
 export class RoundsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private active: ActiveRound | null = null;
+  /** True while start() is between its conflict check and having an active round. */
+  private starting = false;
   /** 'changed' after each change of the round in flight (start, transitions, uploads, drops, end); the operator dashboard listens. */
   readonly events = new EventEmitter<{ changed: [roundId: string] }>();
 
@@ -102,7 +104,18 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Starts a round; returns as soon as it is persisted (selection goes on in the background). */
   async start(params: RoundParams): Promise<RoundRecord> {
-    if (this.active) throw new ConflictException(`round ${this.active.record.id} is still ${this.active.record.status}; one round at a time`);
+    if (this.active || this.starting) {
+      throw new ConflictException(`round ${this.active?.record.id ?? '(starting)'} is still ${this.active?.record.status ?? 'starting'}; one round at a time`);
+    }
+    this.starting = true; // claimed synchronously, so concurrent requests can't both pass the check
+    try {
+      return await this.open(params);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private async open(params: RoundParams): Promise<RoundRecord> {
     createStrategy(params.strategy, params.strategyOptions);
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
@@ -133,9 +146,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       onAvailable: null,
       persistence: Promise.resolve(),
     };
-    this.active = round;
     await this.storage.createRound(record);
     await this.storage.appendTransition({ roundId: record.id, from: null, to: 'selecting', at, note: null });
+    this.active = round;
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
     this.select(round);
     this.events.emit('changed', record.id);

@@ -49,8 +49,10 @@ describe('operator REST API', () => {
   });
 
   it('runs one round at a time, cancels, and answers 404/400 for unknown or malformed ids', async () => {
-    const first = await coordinator.api<{ id: string; status: string }>('/api/rounds', { method: 'POST', body: JSON.stringify({ minClients: 1, selectionTimeoutSeconds: 60 }) });
-    expect(first.status).toBe(201);
+    // two operators press start at once: exactly one round opens
+    const racing = await Promise.all([0, 1].map(() => coordinator.api<{ id: string; status: string }>('/api/rounds', { method: 'POST', body: JSON.stringify({ minClients: 1, selectionTimeoutSeconds: 60 }) })));
+    expect(racing.map((r) => r.status).sort()).toEqual([201, 409]);
+    const first = racing.find((r) => r.status === 201)!;
     const second = await coordinator.api<{ message: string }>('/api/rounds', { method: 'POST', body: '{}' });
     expect(second.status).toBe(409);
     expect(second.body.message).toMatch(/one round at a time/);
