@@ -2,6 +2,6 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    projects: ['server', 'client-sdk'],
+    projects: ['server', 'client-sdk', 'e2e'],
   },
 });

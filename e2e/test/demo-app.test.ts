@@ -1,0 +1,251 @@
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../../server/test/support/coordinator.js';
+import { CHROMIUM, CHROMIUM_ARGS, openDemoPage, wrapDemoPage, type DemoPage, type DeviceConditions } from '../support/demo-page.js';
+import { serveDirectory, type StaticServer } from '../support/static-server.js';
+
+/**
+ * The demo app (demo-app/dist) in Debian's Chromium, several pages with their own storage and
+ * faked device conditions, against a real coordinator per test. Skipped where /usr/bin/chromium is
+ * absent (`apt-get install -y chromium`).
+ */
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = join(here, '..', '..');
+const ARTIFACTS = join(here, '..', 'artifacts');
+const DEMO_DIST = join(repoRoot, 'demo-app', 'dist');
+/** Set DEMO_SCREENSHOT=1 to refresh docs/demo-app.png; runs (and CI) otherwise leave the tree clean. */
+const DOCS_SCREENSHOT = process.env.DEMO_SCREENSHOT ? join(repoRoot, 'docs', 'demo-app.png') : null;
+
+const PLUGGED_IN_ON_WIFI: DeviceConditions = { charging: true, connectionType: 'wifi' };
+const ON_BATTERY: DeviceConditions = { charging: false, connectionType: 'wifi' };
+const ON_CELLULAR: DeviceConditions = { charging: true, connectionType: 'cellular' };
+
+interface RoundView {
+  id: string;
+  status: string;
+  committedVersion: number | null;
+  metrics: { selected: number; accepted: number; dropped: Partial<Record<string, number>> };
+}
+
+let browser: Browser;
+let demoServer: StaticServer;
+let coordinator: TestCoordinator | null = null;
+let pages: DemoPage[] = [];
+
+async function startCoordinator(): Promise<TestCoordinator> {
+  coordinator = await startTestCoordinator();
+  return coordinator;
+}
+
+async function openDevices(server: TestCoordinator, devices: { seed: number; device: DeviceConditions }[]): Promise<DemoPage[]> {
+  const opened = await Promise.all(
+    devices.map(({ seed, device }) => openDemoPage(browser, { demoUrl: demoServer.url, serverUrl: server.url, clientToken: CLIENT_TOKEN, seed, device })),
+  );
+  pages.push(...opened);
+  return opened;
+}
+
+/** Eligible pages test the first global model as soon as they connect: wait until that is done. */
+async function settled(page: DemoPage, version: number): Promise<void> {
+  await page.waitForState(`s.lastEvaluation?.modelVersion === ${version} && s.status === 'waiting' && s.personalVersion === ${version}`);
+}
+
+async function eligibleClients(server: TestCoordinator, count: number): Promise<void> {
+  await waitFor(() => server.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === count, 20_000, `${count} eligible clients`);
+}
+
+async function roundEnded(server: TestCoordinator, id: string): Promise<RoundView> {
+  const { body } = await waitFor(
+    () => server.api<RoundView>(`/api/rounds/${id}`),
+    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
+    60_000,
+    `round ${id} to end`,
+  );
+  return body;
+}
+
+async function currentVersion(server: TestCoordinator): Promise<number> {
+  const { body } = await server.api<{ version: number }>('/api/models/current');
+  return body.version;
+}
+
+async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, name);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/** Draws a vertical stroke (a "1") on the demo's pad with the mouse. */
+async function drawOne(page: Page): Promise<void> {
+  const pad = (await page.locator('#pad').boundingBox())!;
+  await page.mouse.move(pad.x + pad.width * 0.52, pad.y + pad.height * 0.18);
+  await page.mouse.down();
+  await page.mouse.move(pad.x + pad.width * 0.5, pad.y + pad.height * 0.5, { steps: 8 });
+  await page.mouse.move(pad.x + pad.width * 0.48, pad.y + pad.height * 0.82, { steps: 8 });
+  await page.mouse.up();
+}
+
+describe.skipIf(!existsSync(CHROMIUM))('the demo app in Chromium with a real coordinator', () => {
+  beforeAll(async () => {
+    demoServer = await serveDirectory(DEMO_DIST);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  });
+  afterEach(async () => {
+    for (const page of pages) expect(page.errors.filter((e) => !e.includes('favicon'))).toEqual([]);
+    await Promise.all(pages.map((page) => page.context.close()));
+    pages = [];
+    await coordinator?.dispose();
+    coordinator = null;
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await demoServer?.close();
+  });
+
+  it('three charging, idle, Wi-Fi pages take part in a round started from the dashboard', async () => {
+    const server = await startCoordinator();
+    const devices = await openDevices(server, [0, 1, 2].map((seed) => ({ seed, device: PLUGGED_IN_ON_WIFI })));
+    await Promise.all(devices.map((page) => settled(page, 1)));
+    for (const page of devices) {
+      const state = await page.state();
+      expect(state.conditions).toEqual({ idle: 'yes', charging: 'yes', unmetered: 'yes' });
+      expect(state.backend).toBe('wasm');
+      expect(await page.page.textContent('#cond-network')).toBe('yes');
+    }
+    await eligibleClients(server, 3);
+
+    const dashboardContext = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+    const dashboard = await dashboardContext.newPage();
+    await dashboard.goto(`${server.url}/dashboard`);
+    await dashboard.fill('#token', OPERATOR_TOKEN);
+    await dashboard.click('#login-form button[type=submit]');
+    await dashboard.waitForSelector('#app:not([hidden])');
+    await dashboard.waitForFunction(() => document.getElementById('s-version')?.textContent?.includes('1'));
+    await dashboard.fill('#start-form input[name=minClients]', '3');
+    await dashboard.fill('#start-form input[name=targetClients]', '3');
+    await dashboard.fill('#start-form input[name=deadlineSeconds]', '60');
+    await dashboard.fill('#start-form input[name=epochs]', '1');
+    await dashboard.click('#start-btn');
+    await dashboard.waitForFunction(() => document.getElementById('start-msg')?.textContent?.startsWith('Round'));
+
+    // Every page trains, uploads, then tests the committed version against its personal model.
+    const after = await Promise.all(devices.map((page) => page.waitForState('s.roundsTrained === 1 && s.lastEvaluation?.modelVersion === 2 && s.globalVersion === 2 && s.status === "waiting"')));
+    expect(await currentVersion(server)).toBe(2);
+    for (const [i, state] of after.entries()) {
+      expect(state.statusHistory).toContain('training');
+      expect(state.bytesUploaded).toBeGreaterThan(700_000); // one float32 delta of the 2NN
+      expect(state.lastEvaluation!.globalAccuracy).toBeGreaterThan(0.5);
+      expect(state.lastEvaluation!.personalAccuracy).not.toBeNull();
+      const shown = await devices[i]!.page.textContent('#evaluation');
+      expect(shown).toContain('Global v2');
+      expect(shown).toContain('Personal');
+      expect(await devices[i]!.page.textContent('#global-version')).toBe('v2');
+    }
+
+    // The dashboard follows the round to the commit and charts it (local tests included).
+    await dashboard.waitForFunction(() => document.getElementById('s-version')?.textContent?.includes('2'));
+    await dashboard.waitForFunction(() => /committed/i.test(document.querySelector('#rounds')?.textContent ?? ''));
+    expect(await dashboard.textContent('#rounds tr')).toContain('v2');
+    expect(await dashboard.locator('#c-accuracy canvas').count()).toBe(1);
+    expect(await dashboard.locator('#c-participants canvas').count()).toBe(1);
+    await dashboard.waitForTimeout(500);
+    await screenshot(dashboard, 'dashboard-after-round.png');
+
+    // Draw a "1" on the first page so that its screenshot shows a live prediction.
+    const demo = devices[0]!.page;
+    await drawOne(demo);
+    await demo.waitForFunction(() => /^[0-9]$/.test(document.getElementById('guess')?.textContent ?? ''));
+    await devices[0]!.waitForState('s.eligible'); // idle again after drawing
+    const shot = await screenshot(demo, 'demo-app-after-round.png');
+    if (DOCS_SCREENSHOT) copyFileSync(shot, DOCS_SCREENSHOT);
+    await dashboardContext.close();
+  });
+
+  it('never selects a page on battery or cellular, and a page unplugged mid-training uploads nothing while the round commits', async () => {
+    const server = await startCoordinator();
+    const [steady1, steady2, unplugged, onBattery, onCellular] = await openDevices(server, [
+      { seed: 3, device: PLUGGED_IN_ON_WIFI },
+      { seed: 4, device: PLUGGED_IN_ON_WIFI },
+      { seed: 5, device: PLUGGED_IN_ON_WIFI },
+      { seed: 6, device: ON_BATTERY },
+      { seed: 8, device: ON_CELLULAR },
+    ]);
+    await Promise.all([steady1!, steady2!, unplugged!].map((page) => settled(page, 1)));
+    const batteryState = await onBattery!.state();
+    expect(batteryState.conditions.charging).toBe('no');
+    expect(batteryState.eligible).toBe(false);
+    expect(await onBattery!.page.textContent('#cond-charging')).toBe('no');
+    const cellularState = await onCellular!.state();
+    expect(cellularState.conditions).toEqual({ idle: 'yes', charging: 'yes', unmetered: 'no' });
+    expect(cellularState.eligible).toBe(false);
+    await eligibleClients(server, 3);
+
+    // Unplug as soon as the page starts training (checked every few ms; training yields per batch).
+    await unplugged!.page.evaluate(() => {
+      const timer = setInterval(() => {
+        const demo = (window as unknown as { flockDemo: { state: { status: string } } }).flockDemo;
+        if (demo.state.status === 'training') {
+          clearInterval(timer);
+          (window as unknown as { flockTestDevice: { setCharging(c: boolean): void } }).flockTestDevice.setCharging(false);
+        }
+      }, 2);
+    });
+    const { status, body } = await server.api<{ id: string }>('/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 2, targetClients: 3, overSelection: 1, deadlineSeconds: 60, epochs: 3, batchSize: 10, learningRate: 0.05 }),
+    });
+    expect(status).toBe(201);
+    const ended = await roundEnded(server, body.id);
+    expect(ended.status).toBe('committed');
+    expect(ended.metrics.selected).toBe(3);
+    expect(ended.metrics.accepted).toBe(2);
+    expect(await currentVersion(server)).toBe(2);
+
+    const unpluggedState = await unplugged!.waitForState('s.roundsAbandoned === 1');
+    expect(unpluggedState.statusHistory).toContain('training');
+    expect(unpluggedState.bytesUploaded).toBe(0);
+    expect(unpluggedState.roundsTrained).toBe(0);
+    expect(unpluggedState.conditions.charging).toBe('no');
+    for (const page of [steady1!, steady2!]) expect((await page.waitForState('s.roundsTrained === 1')).bytesUploaded).toBeGreaterThan(0);
+    await screenshot(unplugged!.page, 'demo-app-unplugged-mid-training.png');
+    for (const page of [onBattery!, onCellular!]) {
+      const final = await page.state();
+      expect(final.statusHistory).not.toContain('training');
+      expect(final.bytesUploaded).toBe(0);
+    }
+  });
+
+  it('keeps the personalized model across a reload and predicts the same digits', async () => {
+    const server = await startCoordinator();
+    const [device] = await openDevices(server, [{ seed: 7, device: PLUGGED_IN_ON_WIFI }]);
+    await settled(device!, 1);
+    await eligibleClients(server, 1);
+    const { body } = await server.api<{ id: string }>('/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 1, targetClients: 1, deadlineSeconds: 60, epochs: 1, batchSize: 10, learningRate: 0.05 }),
+    });
+    expect((await roundEnded(server, body.id)).status).toBe('committed');
+    const before = await device!.waitForState('s.lastEvaluation?.modelVersion === 2 && s.status === "waiting"');
+    const digitsBefore = await device!.predictDigits(50);
+    // A drawn and labelled example is stored on the device too (28x28, centred like MNIST).
+    await drawOne(device!.page);
+    await device!.page.click('#labels button[data-digit="1"]');
+    await device!.waitForState(`s.drawnCount === 1 && s.exampleCount === ${before.exampleCount + 1}`);
+
+    await device!.page.reload();
+    const reloaded = wrapDemoPage(device!.context, device!.page, device!.errors);
+    const after = await reloaded.waitForState('s.ready');
+    expect(after.exampleCount).toBe(before.exampleCount + 1); // examples persisted in IndexedDB
+    expect(after.drawnCount).toBe(1);
+    expect(after.personalVersion).toBe(before.personalVersion);
+    expect(after.lastEvaluation?.modelVersion).toBe(2);
+    const digitsAfter = await reloaded.predictDigits(50);
+    expect(digitsAfter).toEqual(digitsBefore);
+    // The personalized model is a real digit classifier (MNIST test images; labels are the slice's).
+    expect(new Set(digitsAfter).size).toBeGreaterThan(5);
+  });
+});
