@@ -20,12 +20,13 @@ export interface Coordinator {
 /**
  * Builds and starts a coordinator: REST API, OpenAPI docs, Prometheus metrics and the socket.io
  * device gateway on one HTTP server. Used by main.ts, the tests and the simulator alike.
+ * Signals are the embedding program's business (main.ts closes on SIGINT/SIGTERM); close() runs
+ * the shutdown hooks (an in-flight round is aborted and persisted).
  */
 export async function createCoordinator(config: FlockConfig): Promise<Coordinator> {
   const redis = config.redisUrl ? await connectRedisFanOut(config.redisUrl) : null;
   const app = await NestFactory.create(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: true });
   app.useWebSocketAdapter(new FlockIoAdapter(app, config, redis));
-  app.enableShutdownHooks();
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()

@@ -41,17 +41,24 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** murmur3's 32-bit finalizer: a bijective avalanche mix. */
+function fmix32(value: number): number {
+  let h = value >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
 /** A 32-bit hash of some integers, for per-(round, client) decisions that must not depend on order. */
 export function hashInts(...values: number[]): number {
   let h = 0x811c9dc5;
-  for (const value of values) {
-    h ^= value >>> 0;
-    h = Math.imul(h, 0x01000193);
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x2c1b3c6d);
-    h ^= h >>> 12;
-  }
-  return h >>> 0;
+  values.forEach((value, i) => {
+    h = fmix32(h ^ fmix32((value >>> 0) + Math.imul(i + 1, 0x9e3779b1)));
+  });
+  return h;
 }
 
 /** Fisher-Yates shuffle in place. */

@@ -14,11 +14,16 @@ export interface SimulatedClientData {
 export interface WorkerInit {
   serverUrl: string;
   clientToken: string;
+  /** Distinguishes this run's client ids from other runs against the same coordinator. */
+  runTag: string;
   seed: number;
   /** Probability that a selected client's conditions flip to 'no' mid-training. */
   dropout: number;
-  /** Whether clients test each newly published global model locally (the SDK's adoption flow). */
-  localEvaluation: boolean;
+  /**
+   * Fraction of clients that receive each model publication and so run the SDK's local test and
+   * adoption of that version (chosen per version by a seeded hash); 0 = none, 1 = all.
+   */
+  localEvaluation: number;
   clients: SimulatedClientData[];
 }
 

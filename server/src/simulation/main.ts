@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+/**
+ * `pnpm simulate`: federated learning on MNIST with N virtual SDK clients against a real
+ * coordinator. See `pnpm simulate --help`.
+ *
+ * The coordinator's modules read LOG_LEVEL when they are first imported, so this entry point only
+ * parses arguments and then imports the simulator dynamically.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { RoundRow } from './report.js';
+import type { SimulationOptions } from './simulator.js';
+
+function number(name: string, check: (value: number) => boolean, what: string): (raw: string) => number {
+  return (raw) => {
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || !check(value)) throw new InvalidArgumentError(`${name} must be ${what}`);
+    return value;
+  };
+}
+const positiveInt = (name: string) => number(name, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
+const nonNegativeInt = (name: string) => number(name, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
+const positive = (name: string) => number(name, (v) => v > 0, 'a positive number');
+
+interface CliOptions {
+  clients: number;
+  fraction: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  rounds: number;
+  targetAccuracy?: number;
+  strategy: string;
+  strategyOptions: string;
+  partition: 'iid' | 'shards' | 'dirichlet';
+  alpha: number;
+  examplesPerClient?: number;
+  seed: number;
+  dropout: number;
+  workers: number;
+  init: 'random' | 'pretrained';
+  pretrainExamples: number;
+  localTest: number;
+  localEval: number;
+  overSelection: number;
+  minClients?: number;
+  deadline: number;
+  server?: string;
+  clientToken?: string;
+  operatorToken?: string;
+  out: string;
+  logLevel: string;
+  progress: boolean;
+}
+
+const program = new Command()
+  .name('flock-simulate')
+  .description('FedAvg on real MNIST with virtual SDK clients (worker threads) against a real Flock coordinator.')
+  .option('--clients <K>', 'number of virtual clients', positiveInt('--clients'), 100)
+  .option('--fraction <C>', 'fraction of clients selected per round (m = max(round(C*K), 1))', number('--fraction', (v) => v >= 0 && v <= 1, 'in [0, 1]'), 0.1)
+  .option('--epochs <E>', 'local epochs per round', positiveInt('--epochs'), 1)
+  .option(
+    '--batch-size <B>',
+    'local batch size; "inf" = the whole local set as one batch (the paper\'s B = infinity)',
+    (raw: string) => (raw === 'inf' || raw === 'infinity' ? 100_000 : positiveInt('--batch-size')(raw)),
+    10,
+  )
+  .option('--learning-rate <lr>', 'client SGD learning rate', positive('--learning-rate'), 0.1)
+  .option('--rounds <n>', 'maximum number of rounds', positiveInt('--rounds'), 20)
+  .option('--target-accuracy <acc>', 'stop once the global test accuracy reaches this (0-1, or a percentage > 1)', positive('--target-accuracy'))
+  .option('--strategy <name>', 'aggregation strategy (see docs/STRATEGIES.md)', 'fedavg')
+  .option('--strategy-options <json>', 'strategy options as a JSON object', '{}')
+  .addOption(new Option('--partition <kind>', 'client data partition').choices(['iid', 'shards', 'dirichlet']).default('iid'))
+  .option('--alpha <a>', 'Dirichlet concentration (--partition dirichlet)', positive('--alpha'), 0.5)
+  .option('--examples-per-client <n>', 'training examples per client (default 60000 / K)', positiveInt('--examples-per-client'))
+  .option('--seed <n>', 'seed of the partition, the initial model, local test sets and dropouts', nonNegativeInt('--seed'), 1)
+  .option('--dropout <F>', 'probability that a selected client becomes ineligible mid-training', number('--dropout', (v) => v >= 0 && v < 1, 'in [0, 1)'), 0)
+  .option('--workers <n>', 'worker threads hosting the clients', positiveInt('--workers'), 2)
+  .addOption(new Option('--init <kind>', 'initial global model: an untrained 2NN (paper) or the coordinator default').choices(['random', 'pretrained']).default('random'))
+  .option('--pretrain-examples <n>', 'examples the coordinator pre-trains on (--init pretrained, in-process)', positiveInt('--pretrain-examples'), 6000)
+  .option('--local-test <n>', 'held-out local test examples per client (from the MNIST test split, client label mix)', nonNegativeInt('--local-test'), 20)
+  .option('--local-eval <fraction>', 'fraction of clients that test (and adopt) each published model locally; 0 = off', number('--local-eval', (v) => v >= 0 && v <= 1, 'in [0, 1]'), 0.1)
+  .option('--over-selection <f>', 'selected = ceil(m * f)', number('--over-selection', (v) => v >= 1 && v <= 10, 'in [1, 10]'), 1)
+  .option('--min-clients <n>', 'updates needed to commit (default m, or 1 with --dropout)', positiveInt('--min-clients'))
+  .option('--deadline <seconds>', 'round reporting deadline', positive('--deadline'), 600)
+  .option('--server <url>', 'use this coordinator instead of an in-process one')
+  .option('--client-token <token>', 'client token of --server (or FLOCK_CLIENT_TOKEN)')
+  .option('--operator-token <token>', 'operator token of --server (or FLOCK_OPERATOR_TOKEN)')
+  .option('--out <dir>', 'output directory', './sim-out')
+  .option('--log-level <level>', 'coordinator log level', 'warn')
+  .option('--no-progress', 'print one line per round instead of a progress bar');
+
+async function main(): Promise<void> {
+  program.parse();
+  const cli = program.opts<CliOptions>();
+  process.env.LOG_LEVEL = cli.logLevel;
+  let strategyOptions: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(cli.strategyOptions);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    strategyOptions = parsed as Record<string, unknown>;
+  } catch (error) {
+    program.error(`--strategy-options must be a JSON object: ${(error as Error).message}`);
+  }
+  let server: SimulationOptions['server'] = null;
+  if (cli.server) {
+    const clientToken = cli.clientToken ?? process.env.FLOCK_CLIENT_TOKEN;
+    const operatorToken = cli.operatorToken ?? process.env.FLOCK_OPERATOR_TOKEN;
+    if (!clientToken || !operatorToken) {
+      return program.error('--server needs --client-token and --operator-token (or FLOCK_CLIENT_TOKEN / FLOCK_OPERATOR_TOKEN)');
+    }
+    server = { url: cli.server.replace(/\/+$/, ''), clientToken, operatorToken };
+  }
+  const target = cli.targetAccuracy === undefined ? null : cli.targetAccuracy > 1 ? cli.targetAccuracy / 100 : cli.targetAccuracy;
+
+  const [{ runSimulation }, { writeSimulationOutput }, cliProgress] = await Promise.all([
+    import('./simulator.js'),
+    import('./report.js'),
+    import('cli-progress'),
+  ]);
+  const useBar = cli.progress && process.stderr.isTTY === true;
+  const bar = useBar
+    ? new cliProgress.SingleBar(
+        { format: 'round {value}/{total} [{bar}] acc {acc}% | {secs}s/round | {eta_formatted} left', hideCursor: true, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  const log = (message: string): void => {
+    if (bar) bar.updateETA();
+    process.stderr.write(`${bar ? '\n' : ''}[simulate] ${message}\n`);
+  };
+  let barStarted = false;
+  const onRound = (row: RoundRow): void => {
+    const acc = (row.accuracy * 100).toFixed(2);
+    if (bar) {
+      if (!barStarted) {
+        bar.start(cli.rounds, 0, { acc: '-', secs: '-' });
+        barStarted = true;
+      }
+      bar.update(row.round, { acc, secs: row.seconds.toFixed(1) });
+    } else {
+      process.stderr.write(
+        `round ${row.round}/${cli.rounds} ${row.status}: test accuracy ${acc}%, loss ${row.loss.toFixed(4)}, ` +
+          `${row.accepted}/${row.clients} accepted, ${row.dropped} dropped, ${row.seconds.toFixed(1)} s\n`,
+      );
+    }
+  };
+
+  // Ctrl-C: cancel the round in flight, stop, and still write what was measured; twice: exit now.
+  const stop = new AbortController();
+  process.on('SIGINT', () => {
+    if (stop.signal.aborted) process.exit(130);
+    process.stderr.write('\n[simulate] interrupted: finishing up (Ctrl-C again to exit at once)\n');
+    stop.abort();
+  });
+  const summary = await runSimulation({
+    clients: cli.clients,
+    fraction: cli.fraction,
+    epochs: cli.epochs,
+    batchSize: cli.batchSize,
+    learningRate: cli.learningRate,
+    rounds: cli.rounds,
+    targetAccuracy: target,
+    strategy: cli.strategy,
+    strategyOptions,
+    partition: cli.partition,
+    alpha: cli.alpha,
+    examplesPerClient: cli.examplesPerClient ?? null,
+    seed: cli.seed,
+    dropout: cli.dropout,
+    workers: cli.workers,
+    init: cli.init,
+    pretrainExamples: cli.pretrainExamples,
+    localTestExamples: cli.localTest,
+    localEvaluation: cli.localEval,
+    overSelection: cli.overSelection,
+    minClients: cli.minClients ?? null,
+    deadlineSeconds: cli.deadline,
+    server,
+    onRound,
+    onLog: log,
+    signal: stop.signal,
+  }).finally(() => bar?.stop());
+
+  const title = `FedAvg 2NN, ${cli.partition}, K=${cli.clients}, C=${cli.fraction}, E=${cli.epochs}, B=${cli.batchSize >= 100_000 ? 'inf' : cli.batchSize}, lr=${cli.learningRate}`;
+  const files = await writeSimulationOutput(cli.out, summary, { title, target });
+  const last = summary.rounds.at(-1);
+  process.stdout.write(
+    `${summary.rounds.length} round(s): final test accuracy ${(summary.finalAccuracy * 100).toFixed(2)}% ` +
+      `(best ${(summary.bestAccuracy * 100).toFixed(2)}%, initial ${(summary.initialAccuracy * 100).toFixed(2)}%)` +
+      `${target !== null ? `, target ${(target * 100).toFixed(2)}% ${summary.roundsToTarget !== null ? `reached at round ${summary.roundsToTarget}` : 'not reached'}` : ''}\n` +
+      `time: ${summary.totalSeconds.toFixed(1)} s total (setup ${summary.setupSeconds.toFixed(1)} s, rounds ${last ? last.elapsed.toFixed(1) : '0'} s)\n` +
+      `wrote ${files.join(', ')}\n`,
+  );
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`simulate: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

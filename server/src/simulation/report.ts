@@ -1,0 +1,126 @@
+/** Simulation output: per-round JSON and CSV, and an SVG plot of test accuracy against rounds. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface RoundRow {
+  round: number;
+  /** Round outcome as the coordinator recorded it. */
+  status: string;
+  /** Global version committed by the round (null when it did not commit). */
+  version: number | null;
+  /** Test accuracy of the global model after the round (10,000 MNIST test images). */
+  accuracy: number;
+  loss: number;
+  /** Clients selected for the round. */
+  clients: number;
+  accepted: number;
+  rejected: number;
+  dropped: number;
+  /** Example-weighted mean local training loss of the accepted updates. */
+  trainLoss: number | null;
+  /** Bytes of weight data the coordinator received in uploads. */
+  bytes: number;
+  /** Wall-clock seconds of the round, start request to commit. */
+  seconds: number;
+  /** Seconds the simulator spent fetching and testing the committed version on the main thread. */
+  evalSeconds: number;
+  /** Seconds since the first round started (includes evaluations). */
+  elapsed: number;
+}
+
+export interface SimulationSummary {
+  config: Record<string, unknown>;
+  initialAccuracy: number;
+  initialLoss: number;
+  rounds: RoundRow[];
+  finalAccuracy: number;
+  bestAccuracy: number;
+  /** First round whose accuracy reached the target, if a target was given and reached. */
+  roundsToTarget: number | null;
+  /** True when the run was interrupted (SIGINT) before its last round. */
+  stopped: boolean;
+  totalSeconds: number;
+  setupSeconds: number;
+  /** SDK errors the virtual clients reported, by code (e.g. upload_rejected). */
+  clientErrors: Record<string, number>;
+  backend: string;
+}
+
+const CSV_COLUMNS: (keyof RoundRow)[] = ['round', 'status', 'version', 'accuracy', 'loss', 'clients', 'accepted', 'rejected', 'dropped', 'trainLoss', 'bytes', 'seconds', 'evalSeconds', 'elapsed'];
+
+export function roundsToCsv(rows: readonly RoundRow[]): string {
+  const lines = [CSV_COLUMNS.join(',')];
+  for (const row of rows) {
+    lines.push(
+      CSV_COLUMNS.map((column) => {
+        const value = row[column];
+        if (value === null) return '';
+        if (typeof value === 'number' && !Number.isInteger(value)) return value.toFixed(6);
+        return String(value);
+      }).join(','),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** A self-contained SVG line chart of accuracy (%) by round, with the target as a dashed line. */
+export function accuracySvg(points: readonly { round: number; accuracy: number }[], options: { title?: string; target?: number | null } = {}): string {
+  const width = 720;
+  const height = 440;
+  const margin = { left: 64, right: 24, top: 48, bottom: 56 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const maxRound = Math.max(1, ...points.map((p) => p.round));
+  const accuracies = points.map((p) => p.accuracy * 100);
+  const target = options.target != null ? options.target * 100 : null;
+  let yMin = Math.min(...accuracies, target ?? 100);
+  yMin = Number.isFinite(yMin) ? Math.max(0, Math.floor(yMin / 10) * 10) : 0;
+  const yMax = 100;
+  const x = (round: number): number => margin.left + (round / maxRound) * plotW;
+  const y = (percent: number): number => margin.top + (1 - (percent - yMin) / (yMax - yMin || 1)) * plotH;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
+  parts.push(`<text x="${width / 2}" y="24" text-anchor="middle" font-size="15">${escapeXml(options.title ?? 'Global model test accuracy')}</text>`);
+  const yStep = yMax - yMin > 40 ? 10 : yMax - yMin > 10 ? 5 : 1;
+  for (let v = yMin; v <= yMax + 1e-9; v += yStep) {
+    parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${margin.left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v}</text>`);
+  }
+  const xStep = Math.max(1, Math.ceil(maxRound / 10));
+  for (let r = 0; r <= maxRound; r += xStep) {
+    parts.push(`<line x1="${x(r).toFixed(1)}" x2="${x(r).toFixed(1)}" y1="${margin.top + plotH}" y2="${margin.top + plotH + 5}" stroke="#333"/>`);
+    parts.push(`<text x="${x(r).toFixed(1)}" y="${margin.top + plotH + 20}" text-anchor="middle">${r}</text>`);
+  }
+  parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`);
+  parts.push(`<text x="${margin.left + plotW / 2}" y="${height - 14}" text-anchor="middle">round</text>`);
+  parts.push(`<text transform="translate(18 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">test accuracy (%)</text>`);
+  if (target !== null && target >= yMin) {
+    parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y(target).toFixed(1)}" y2="${y(target).toFixed(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`);
+    parts.push(`<text x="${margin.left + plotW - 4}" y="${(y(target) - 6).toFixed(1)}" text-anchor="end" fill="#d62728">target ${target.toFixed(1)}%</text>`);
+  }
+  if (points.length > 0) {
+    const path = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.round).toFixed(1)},${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}`).join(' ');
+    parts.push(`<path d="${path}" fill="none" stroke="#1f77b4" stroke-width="2"/>`);
+    if (points.length <= 60) {
+      for (const p of points) parts.push(`<circle cx="${x(p.round).toFixed(1)}" cy="${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}" r="2.5" fill="#1f77b4"/>`);
+    }
+  }
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
+
+/** Writes rounds.json (summary + rows), rounds.csv and accuracy.svg into `dir`; returns their paths. */
+export async function writeSimulationOutput(dir: string, summary: SimulationSummary, options: { title?: string; target?: number | null } = {}): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files = { json: join(dir, 'rounds.json'), csv: join(dir, 'rounds.csv'), svg: join(dir, 'accuracy.svg') };
+  const points = [{ round: 0, accuracy: summary.initialAccuracy }, ...summary.rounds.map((row) => ({ round: row.round, accuracy: row.accuracy }))];
+  await writeFile(files.json, `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFile(files.csv, roundsToCsv(summary.rounds));
+  await writeFile(files.svg, accuracySvg(points, options));
+  return [files.json, files.csv, files.svg];
+}

@@ -1,0 +1,136 @@
+/**
+ * A simulator worker thread: hosts some virtual devices, each a real SDK FederatedClient with its own
+ * local data (ArrayDataSource over tensors), an in-memory store and manual conditions set to 'yes',
+ * connected to the coordinator over socket.io. Each worker loads its own tfjs + wasm backend.
+ *
+ * Simulated dropout: when a selected client's (seed, round, client) hash falls below the dropout
+ * probability, its 'idle' condition flips to 'no' after a random number of training batches; the SDK
+ * then stops before the next batch and abandons the round. The condition returns to 'yes' once the
+ * abandonment is reported.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, ServerEvent, type FlockSocket } from '@flock/client-sdk';
+import { initNodeBackend } from '@flock/client-sdk/node';
+import { io } from 'socket.io-client';
+import { hashInts } from './partition.js';
+import { simulatedClientId, type MainToWorker, type SimulatedClientData, type WorkerInit, type WorkerToMain } from './worker-protocol.js';
+
+const PIXELS = 784;
+const CLASSES = 10;
+
+interface SimClient {
+  index: number;
+  client: FederatedClient;
+  idle: ManualCondition;
+  tensors: tf.Tensor[];
+}
+
+const port = parentPort;
+if (!port) throw new Error('simulation worker: must run in a worker thread');
+
+function post(message: WorkerToMain): void {
+  port!.postMessage(message);
+}
+
+let currentRound = 0;
+
+function examples(images: Float32Array, labels: Uint8Array): { xs: tf.Tensor2D; ys: tf.Tensor2D } {
+  const n = labels.length;
+  const xs = tf.tensor2d(images, [n, PIXELS]);
+  const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(Int32Array.from(labels), 'int32'), CLASSES).toFloat() as tf.Tensor2D);
+  return { xs, ys };
+}
+
+function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
+  const train = examples(spec.trainImages, spec.trainLabels);
+  const test = spec.testLabels.length > 0 ? examples(spec.testImages, spec.testLabels) : null;
+  const idle = new ManualCondition('idle', 'yes');
+  const conditions = [idle, new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')];
+  const client = new FederatedClient({
+    serverUrl: init.serverUrl,
+    clientToken: init.clientToken,
+    clientId: simulatedClientId(init.runTag, spec.index),
+    dataSource: new ArrayDataSource({ train, test }),
+    conditions,
+    store: new MemoryModelStore(),
+    // Test each published model on the held-out split and adopt it as is: the SDK's adoption flow at
+    // the cost of one small evaluation (no fine-tuning epochs).
+    personalization: { fineTuneEpochs: 0 },
+    requestTimeoutMs: 300_000,
+    socketOptions: { transports: ['websocket'] },
+    socketFactory: (url, options) => {
+      const socket = io(url, options) as FlockSocket;
+      if (init.localEvaluation < 1) {
+        // Publications reach only a sample of clients (per version), so that not every device
+        // fetches, tests and adopts every version; the others fetch a model only when selected.
+        const on = socket.on.bind(socket) as (event: string, listener: (...args: unknown[]) => void) => FlockSocket;
+        const sampled = (...args: unknown[]): boolean => {
+          const version = (args[0] as { version?: unknown } | undefined)?.version;
+          return typeof version === 'number' && hashInts(init.seed, version, spec.index, 11) / 4294967296 < init.localEvaluation;
+        };
+        (socket as unknown as { on: typeof on }).on = (event, listener) =>
+          event === ServerEvent.modelPublished ? on(event, (...args) => (sampled(...args) ? listener(...args) : undefined)) : on(event, listener);
+      }
+      return socket;
+    },
+  });
+  const sim: SimClient = { index: spec.index, client, idle, tensors: [train.xs, train.ys, ...(test ? [test.xs, test.ys] : [])] };
+
+  let dropAfterBatches: number | null = null;
+  let activeRoundId: string | null = null;
+  client.on('roundJoined', (configuration) => {
+    activeRoundId = configuration.roundId;
+    dropAfterBatches = null;
+    if (init.dropout <= 0) return;
+    const h = hashInts(init.seed, currentRound, spec.index);
+    if (h / 4294967296 >= init.dropout) return;
+    const batches = configuration.plan.epochs * Math.ceil(spec.trainLabels.length / Math.max(1, Math.min(configuration.plan.batchSize, spec.trainLabels.length)));
+    // After 1..batches-1 completed batches (mid-training), or after the first when there is one batch.
+    dropAfterBatches = batches <= 1 ? 1 : 1 + (hashInts(h, 1) % (batches - 1));
+  });
+  client.on('trainingProgress', (progress) => {
+    if (progress.purpose !== 'round' || dropAfterBatches === null || progress.roundId !== activeRoundId) return;
+    const done = progress.epoch * progress.batchesPerEpoch + progress.batch + 1;
+    if (done >= dropAfterBatches) {
+      dropAfterBatches = null;
+      idle.set('no'); // the SDK stops before its next batch and abandons the round
+    }
+  });
+  client.on('roundAbandoned', ({ reason }) => {
+    post({ type: 'dropped', round: currentRound, client: spec.index, reason });
+    if (idle.current() === 'no') setTimeout(() => idle.set('yes'), 0);
+  });
+  client.on('uploaded', ({ bytes, result }) => {
+    post({ type: 'uploaded', round: currentRound, client: spec.index, bytes, accepted: result.accepted });
+  });
+  client.on('error', (error) => {
+    post({ type: 'clientError', client: spec.index, code: error.code, message: error.message });
+  });
+  return sim;
+}
+
+async function main(): Promise<void> {
+  const init = workerData as WorkerInit;
+  const backend = await initNodeBackend();
+  const clients = init.clients.map((spec) => createClient(init, spec));
+  // The pixel arrays now live in tensors: let the copies go.
+  init.clients.length = 0;
+  await Promise.all(clients.map((sim) => sim.client.start()));
+  port!.on('message', (message: MainToWorker) => {
+    if (message.type === 'round') {
+      currentRound = message.round;
+    } else if (message.type === 'stop') {
+      void (async () => {
+        await Promise.all(clients.map((sim) => sim.client.dispose().catch(() => undefined)));
+        for (const sim of clients) tf.dispose(sim.tensors);
+        post({ type: 'stopped' });
+      })();
+    }
+  });
+  post({ type: 'ready', clients: clients.length, backend });
+}
+
+main().catch((error: unknown) => {
+  post({ type: 'fatal', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+});
