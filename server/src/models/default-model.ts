@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { MNIST_CLASSES, MNIST_PIXELS, mnistTensors, readMnist } from '../datasets/mnist.js';
+import { mulberry32 } from '../datasets/seeded-random.js';
 import { modelToParts, type ModelArtifactsParts } from './tfjs-format.js';
 
 export const DEFAULT_MODEL_NAME = 'mnist_2nn';
@@ -77,17 +78,6 @@ export function build2NN(seed = 1): tf.Sequential {
   });
 }
 
-/** mulberry32: a small seeded PRNG for reproducible shuffles. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function permutation(n: number, random: () => number): Int32Array {
   const order = new Int32Array(n);

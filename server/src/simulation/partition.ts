@@ -11,6 +11,10 @@
  *
  * Everything is driven by one seeded PRNG: the same seed gives the same partition.
  */
+import { mulberry32 } from '../datasets/seeded-random.js';
+
+/** Re-exported: callers that partition also shuffle with the same generator. */
+export { mulberry32 };
 
 export const PARTITION_KINDS = ['iid', 'shards', 'dirichlet'] as const;
 export type PartitionKind = (typeof PARTITION_KINDS)[number];
@@ -29,17 +33,6 @@ export interface PartitionOptions {
   minExamples?: number;
 }
 
-/** mulberry32: a small, fast, seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** murmur3's 32-bit finalizer: a bijective avalanche mix. */
 function fmix32(value: number): number {
