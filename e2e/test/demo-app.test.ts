@@ -152,6 +152,13 @@ describe.skipIf(!existsSync(CHROMIUM))('the demo app in Chromium with a real coo
     expect(await dashboard.textContent('#rounds tr')).toContain('v2');
     expect(await dashboard.locator('#c-accuracy canvas').count()).toBe(1);
     expect(await dashboard.locator('#c-participants canvas').count()).toBe(1);
+    // The legends show the latest point: this round's 3 participants and the devices' local tests.
+    await dashboard.waitForFunction(() => /accepted[:\s]*3\b/.test(document.querySelector('#c-participants .u-legend')?.textContent ?? ''));
+    await dashboard.waitForFunction(
+      () => /global \(local eval\)[:\s]*\d+(\.\d+)?\s*%/.test(document.querySelector('#c-accuracy .u-legend')?.textContent ?? ''),
+      undefined,
+      { timeout: 15_000 },
+    );
     await dashboard.waitForTimeout(500);
     await screenshot(dashboard, 'dashboard-after-round.png');
 
