@@ -20,6 +20,8 @@ export {
   type SocketFactory,
   type TrainingProgress,
   type UploadedEvent,
+  type RoundTimings,
+  type DeltaContext,
 } from './core/client.js';
 export {
   CONDITION_KINDS,

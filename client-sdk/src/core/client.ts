@@ -24,10 +24,11 @@ import {
 } from '../protocol/messages.js';
 import { ABANDON_REASONS, CONNECT_ERRORS, type AbandonReason, type ConnectError, type IneligibilityReason } from '../protocol/reasons.js';
 import { clientIdSchema } from '../protocol/messages.js';
+import { encodeWeights } from '../protocol/weights.js';
 import { toleranceAdoption, type AdoptionDecision, type AdoptionPolicy } from './adoption.js';
 import { ConditionMonitor, DEFAULT_UNKNOWN_POLICY, type ConditionDetector, type ConditionValues, type UnknownConditionPolicy } from './conditions.js';
 import { loadExampleTensors, toFeatureTensor, type DataSource, type ExampleTensors, type ExampleValues } from './data.js';
-import { allFinite, encodeDelta, encodedBytes } from './delta.js';
+import { allFinite, computeDelta, encodedBytes } from './delta.js';
 import { TypedEmitter } from './emitter.js';
 import { errorMessage, FlockClientError, type ClientErrorCode } from './errors.js';
 import { resolveLoss, type LossName, type LossSpec } from './losses.js';
@@ -122,6 +123,20 @@ export interface FederatedClientOptions {
   socketFactory?: SocketFactory;
   /** Use this client id instead of the persisted random one. */
   clientId?: string;
+  /**
+   * Transforms the delta after training and before its checks and upload (one array per weight
+   * tensor; return arrays of the same lengths). For client-side extensions such as local clipping,
+   * noise for differential privacy or compression experiments, and for simulating adversarial
+   * devices (`pnpm simulate --byzantine`). The result goes through the same finiteness and size
+   * checks as an untransformed delta.
+   */
+  transformDelta?: (delta: Float32Array[], context: DeltaContext) => Float32Array[];
+}
+
+export interface DeltaContext {
+  roundId: string;
+  modelVersion: number;
+  numExamples: number;
 }
 
 export interface ClientEligibility {
@@ -145,6 +160,19 @@ export interface UploadedEvent {
   numExamples: number;
   trainLoss: number;
   result: UpdateResult;
+  timings: RoundTimings;
+}
+
+/** Where a round's time went on the device (wall-clock milliseconds). */
+export interface RoundTimings {
+  /** Fetching the round's global model (0 when it was cached). */
+  downloadMs: number;
+  /** Local training, weights read back included. */
+  trainingMs: number;
+  /** Computing the delta, checking it and encoding it as binary. */
+  encodeMs: number;
+  /** Sending the upload until the coordinator's acknowledgement (transport and its validation). */
+  uploadMs: number;
 }
 
 export interface RoundAbandonedEvent {
@@ -594,8 +622,11 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     if (Date.now() >= deadlineAt) return this.abandon(roundId, 'deadline');
     this.emit('roundJoined', configuration);
 
+    const downloadStarted = performance.now();
     const global = await this.globalModel(modelVersion);
+    const downloadMs = performance.now() - downloadStarted;
     if (job.cancelled) return this.abandon(roundId, job.cancelReason!);
+    const trainingStarted = performance.now();
     const model = await instantiateModel(global);
     let examples: ExampleTensors | null = null;
     let trained: Float32Array[];
@@ -621,10 +652,14 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       examples?.dispose();
       model.dispose();
     }
+    const encodeStarted = performance.now();
+    const trainingMs = encodeStarted - trainingStarted;
 
     // Only the delta leaves the device: trained minus received weights, one float32 buffer.
     const shapes = global.weightSpecs.map((spec) => spec.shape);
-    const { encoded, delta } = encodeDelta(trained, splitStoredWeights(global), shapes);
+    let delta = computeDelta(trained, splitStoredWeights(global));
+    if (this.options.transformDelta) delta = this.options.transformDelta(delta, { roundId, modelVersion, numExamples });
+    const encoded = encodeWeights(delta, shapes);
     if (!Number.isFinite(trainLoss) || !allFinite(delta)) {
       this.reportError('training_failed', `training diverged (loss ${trainLoss}): not uploading`, { roundId });
       return this.abandon(roundId, 'training_failed');
@@ -641,6 +676,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     job.phase = 'uploading';
     this.refreshStatus();
     const upload: UpdateUpload = { roundId, modelVersion, numExamples, trainLoss, delta: encoded };
+    const uploadStarted = performance.now();
+    const encodeMs = uploadStarted - encodeStarted;
     let ack: unknown;
     try {
       ack = await socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.update, upload);
@@ -650,7 +687,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     const parsed = updateResultSchema.safeParse(ack);
     if (!parsed.success) throw new FlockClientError('protocol', `malformed upload acknowledgement: ${parsed.error.message}`, { roundId });
     const result: UpdateResult = parsed.data;
-    this.emit('uploaded', { roundId, modelVersion, bytes, numExamples, trainLoss, result });
+    const timings: RoundTimings = { downloadMs, trainingMs, encodeMs, uploadMs: performance.now() - uploadStarted };
+    this.emit('uploaded', { roundId, modelVersion, bytes, numExamples, trainLoss, result, timings });
     if (!result.accepted) {
       if (this.rejectionsSeen.size >= 64) this.rejectionsSeen.clear(); // only recent rounds matter
       this.rejectionsSeen.add(roundId);

@@ -106,6 +106,18 @@ function parseNumberOption(options: { positive: boolean }) {
   };
 }
 
+/** A JSON object (strategy options); the coordinator validates its keys and values. */
+function parseJsonObjectOption(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`expected a JSON object, got "${value}" (${(error as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError(`expected a JSON object, got "${value}"`);
+  return parsed as Record<string, unknown>;
+}
+
 const parseVersion = parseIntOption(1);
 
 interface Context {
@@ -185,7 +197,8 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
     .option('--batch-size <n>', 'local batch size', parseIntOption(1))
     .option('--learning-rate <x>', 'local SGD learning rate', parseNumberOption({ positive: true }))
     .option('--proximal-mu <x>', 'FedProx proximal term (0 = plain SGD)', parseNumberOption({ positive: false }))
-    .option('--strategy <name>', 'aggregation strategy, e.g. fedavg')
+    .option('--strategy <name>', 'aggregation strategy, e.g. fedavg, fedyogi, krum (docs/STRATEGIES.md)')
+    .option('--strategy-options <json>', 'strategy options as a JSON object, e.g. \'{"serverLearningRate":0.03}\'', parseJsonObjectOption)
     .option('--max-update-norm <x>', 'reject updates whose L2 norm is above this', parseNumberOption({ positive: true }))
     .option('--wait', 'poll the round every second until it ends; exit 1 if it failed or was aborted')
     .action(async (options: Record<string, unknown>, command: Command) => {
@@ -202,6 +215,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
         ['learningRate', 'learningRate'],
         ['proximalMu', 'proximalMu'],
         ['strategy', 'strategy'],
+        ['strategyOptions', 'strategyOptions'],
         ['maxUpdateNorm', 'maxUpdateNorm'],
       ];
       for (const [option, field] of mapping) {

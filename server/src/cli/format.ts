@@ -192,7 +192,7 @@ export function renderRound(round: RoundRecord | RoundDetails): string {
   rows.push(['Created', formatTime(round.createdAt)], ['Ended', formatTime(round.endedAt)], ['Duration', formatDuration(roundDuration(round))]);
   if ('timeLeftMs' in round && round.timeLeftMs !== null) rows.push(['Time left', formatDuration(round.timeLeftMs)]);
   rows.push(
-    ['Strategy', params.strategy],
+    ['Strategy', Object.keys(params.strategyOptions ?? {}).length > 0 ? `${params.strategy} ${JSON.stringify(params.strategyOptions)}` : params.strategy],
     [
       'Clients wanted',
       `min ${formatInt(params.minClients)}, target ${formatInt(params.targetClients)}, over-selection ${formatNumber(params.overSelection)}`,
@@ -214,6 +214,7 @@ export function renderRound(round: RoundRecord | RoundDetails): string {
     ['Mean train loss', formatNumber(metrics.meanTrainLoss)],
     ['Update norm', formatNumber(metrics.updateNorm)],
     ['Bytes received', formatBytes(metrics.bytesReceived)],
+    ['Upload validation time', formatDuration(metrics.validationMs)],
     ['Aggregation time', formatDuration(metrics.aggregationMs)],
   );
   const evaluation = metrics.localEvaluation;

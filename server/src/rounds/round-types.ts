@@ -60,6 +60,8 @@ export interface RoundMetrics {
   updateNorm: number | null;
   /** Bytes of weight data received in uploads, accepted or not. */
   bytesReceived: number;
+  /** Milliseconds spent decoding and validating the accepted uploads (shapes, finiteness, norm). */
+  validationMs: number;
   /** Milliseconds spent folding updates into the aggregate and finalizing it. */
   aggregationMs: number;
   durationMs: number | null;
@@ -102,6 +104,7 @@ export function emptyRoundMetrics(): RoundMetrics {
     meanTrainLoss: null,
     updateNorm: null,
     bytesReceived: 0,
+    validationMs: 0,
     aggregationMs: 0,
     durationMs: null,
     localEvaluation: null,

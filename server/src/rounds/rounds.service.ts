@@ -226,6 +226,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   async handleUpload(clientId: string, payload: unknown): Promise<UpdateResult> {
     const roundIdHint = typeof (payload as { roundId?: unknown } | null)?.roundId === 'string' ? (payload as { roundId: string }).roundId : null;
     const round = this.active && this.active.record.id === roundIdHint ? this.active : null;
+    const received = performance.now();
     try {
       const upload = parseUpload(payload, this.config.maxUploadBytes);
       if (round) {
@@ -248,6 +249,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       }
       const { delta } = validateDelta(upload, round.weightSpecs, round.record.params.maxUpdateNorm);
       const started = performance.now();
+      round.record.metrics.validationMs += started - received;
       round.aggregator!.add({ delta, numExamples: upload.numExamples });
       const foldSeconds = (performance.now() - started) / 1000;
       this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);

@@ -7,6 +7,7 @@
  * parses arguments and then imports the simulator dynamically.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
 import type { RoundRow } from './report.js';
 import type { SimulationOptions } from './simulator.js';
 
@@ -36,6 +37,8 @@ interface CliOptions {
   examplesPerClient?: number;
   seed: number;
   dropout: number;
+  byzantine: number;
+  attack: AttackChoice;
   workers: number;
   init: 'random' | 'pretrained';
   pretrainExamples: number;
@@ -72,8 +75,14 @@ const program = new Command()
   .addOption(new Option('--partition <kind>', 'client data partition').choices(['iid', 'shards', 'dirichlet']).default('iid'))
   .option('--alpha <a>', 'Dirichlet concentration (--partition dirichlet)', positive('--alpha'), 0.5)
   .option('--examples-per-client <n>', 'training examples per client (default 60000 / K)', positiveInt('--examples-per-client'))
-  .option('--seed <n>', 'seed of the partition, the initial model, local test sets and dropouts', nonNegativeInt('--seed'), 1)
+  .option('--seed <n>', 'seed of the partition, the initial model, local test sets, dropouts and Byzantine clients', nonNegativeInt('--seed'), 1)
   .option('--dropout <F>', 'probability that a selected client becomes ineligible mid-training', number('--dropout', (v) => v >= 0 && v < 1, 'in [0, 1)'), 0)
+  .option('--byzantine <F>', 'fraction of clients that send poisoned (but protocol-valid) updates', number('--byzantine', (v) => v >= 0 && v < 1, 'in [0, 1)'), 0)
+  .addOption(
+    new Option('--attack <kind>', 'what Byzantine clients do: Gaussian noise of large norm, -4x sign-flipped deltas, flipped labels, or each in turn')
+      .choices(ATTACK_CHOICES)
+      .default('mixed'),
+  )
   .option('--workers <n>', 'worker threads hosting the clients', positiveInt('--workers'), 2)
   .addOption(new Option('--init <kind>', 'initial global model: an untrained 2NN (paper) or the coordinator default').choices(['random', 'pretrained']).default('random'))
   .option('--pretrain-examples <n>', 'examples the coordinator pre-trains on (--init pretrained, in-process)', positiveInt('--pretrain-examples'), 6000)
@@ -131,6 +140,7 @@ async function main(): Promise<void> {
   let barStarted = false;
   const onRound = (row: RoundRow): void => {
     const acc = (row.accuracy * 100).toFixed(2);
+    const poisoned = row.poisoned > 0 ? ` (${row.poisoned} poisoned)` : '';
     if (bar) {
       if (!barStarted) {
         bar.start(cli.rounds, 0, { acc: '-', secs: '-' });
@@ -140,7 +150,7 @@ async function main(): Promise<void> {
     } else {
       process.stderr.write(
         `round ${row.round}/${cli.rounds} ${row.status}: test accuracy ${acc}%, loss ${row.loss.toFixed(4)}, ` +
-          `${row.accepted}/${row.clients} accepted, ${row.dropped} dropped, ${row.seconds.toFixed(1)} s\n`,
+          `${row.accepted}/${row.clients} accepted${poisoned}, ${row.dropped} dropped, ${row.seconds.toFixed(1)} s\n`,
       );
     }
   };
@@ -167,6 +177,8 @@ async function main(): Promise<void> {
     examplesPerClient: cli.examplesPerClient ?? null,
     seed: cli.seed,
     dropout: cli.dropout,
+    byzantine: cli.byzantine,
+    attack: cli.attack,
     workers: cli.workers,
     init: cli.init,
     pretrainExamples: cli.pretrainExamples,
@@ -181,7 +193,7 @@ async function main(): Promise<void> {
     signal: stop.signal,
   }).finally(() => bar?.stop());
 
-  const title = `FedAvg 2NN, ${cli.partition}, K=${cli.clients}, C=${cli.fraction}, E=${cli.epochs}, B=${cli.batchSize >= 100_000 ? 'inf' : cli.batchSize}, lr=${cli.learningRate}`;
+  const title = `${cli.strategy} 2NN, ${cli.partition}, K=${cli.clients}, C=${cli.fraction}, E=${cli.epochs}, B=${cli.batchSize >= 100_000 ? 'inf' : cli.batchSize}, lr=${cli.learningRate}`;
   const files = await writeSimulationOutput(cli.out, summary, { title, target });
   const last = summary.rounds.at(-1);
   process.stdout.write(

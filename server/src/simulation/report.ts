@@ -20,8 +20,22 @@ export interface RoundRow {
   trainLoss: number | null;
   /** Bytes of weight data the coordinator received in uploads. */
   bytes: number;
+  /** Uploads that came from Byzantine clients (`--byzantine`). */
+  poisoned: number;
   /** Wall-clock seconds of the round, start request to commit. */
   seconds: number;
+  /** Coordinator phases (from the round's transitions): selection + configuration, reporting, commit. */
+  selectionMs: number | null;
+  reportingMs: number | null;
+  commitMs: number | null;
+  /** Coordinator time decoding and validating the accepted uploads, and folding + finishing the aggregate. */
+  validationMs: number;
+  aggregationMs: number;
+  /** Means over the round's uploads of what the SDK measured (see RoundTimings). */
+  clientDownloadMs: number | null;
+  clientTrainingMs: number | null;
+  clientEncodeMs: number | null;
+  clientUploadMs: number | null;
   /** Seconds the simulator spent fetching and testing the committed version on the main thread. */
   evalSeconds: number;
   /** Seconds since the first round started (includes evaluations). */
@@ -46,7 +60,11 @@ export interface SimulationSummary {
   backend: string;
 }
 
-const CSV_COLUMNS: (keyof RoundRow)[] = ['round', 'status', 'version', 'accuracy', 'loss', 'clients', 'accepted', 'rejected', 'dropped', 'trainLoss', 'bytes', 'seconds', 'evalSeconds', 'elapsed'];
+const CSV_COLUMNS: (keyof RoundRow)[] = [
+  'round', 'status', 'version', 'accuracy', 'loss', 'clients', 'accepted', 'rejected', 'dropped', 'poisoned', 'trainLoss', 'bytes',
+  'seconds', 'evalSeconds', 'elapsed', 'selectionMs', 'reportingMs', 'commitMs', 'validationMs', 'aggregationMs',
+  'clientDownloadMs', 'clientTrainingMs', 'clientEncodeMs', 'clientUploadMs',
+];
 
 export function roundsToCsv(rows: readonly RoundRow[]): string {
   const lines = [CSV_COLUMNS.join(',')];
@@ -67,17 +85,27 @@ function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** A self-contained SVG line chart of accuracy (%) by round, with the target as a dashed line. */
-export function accuracySvg(points: readonly { round: number; accuracy: number }[], options: { title?: string; target?: number | null } = {}): string {
+export interface AccuracySeries {
+  label: string;
+  points: readonly { round: number; accuracy: number }[];
+}
+
+const SERIES_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#17becf'];
+
+/**
+ * A self-contained SVG line chart of accuracy (%) by round, one line per series (with a legend when
+ * there are several), and the target as a dashed line.
+ */
+export function accuracySvg(series: readonly AccuracySeries[], options: { title?: string; target?: number | null } = {}): string {
   const width = 720;
   const height = 440;
   const margin = { left: 64, right: 24, top: 48, bottom: 56 };
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
-  const maxRound = Math.max(1, ...points.map((p) => p.round));
-  const accuracies = points.map((p) => p.accuracy * 100);
+  const all = series.flatMap((s) => s.points);
+  const maxRound = Math.max(1, ...all.map((p) => p.round));
   const target = options.target != null ? options.target * 100 : null;
-  let yMin = Math.min(...accuracies, target ?? 100);
+  let yMin = Math.min(...all.map((p) => p.accuracy * 100), target ?? 100);
   yMin = Number.isFinite(yMin) ? Math.max(0, Math.floor(yMin / 10) * 10) : 0;
   const yMax = 100;
   const x = (round: number): number => margin.left + (round / maxRound) * plotW;
@@ -103,13 +131,21 @@ export function accuracySvg(points: readonly { round: number; accuracy: number }
     parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y(target).toFixed(1)}" y2="${y(target).toFixed(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`);
     parts.push(`<text x="${margin.left + plotW - 4}" y="${(y(target) - 6).toFixed(1)}" text-anchor="end" fill="#d62728">target ${target.toFixed(1)}%</text>`);
   }
-  if (points.length > 0) {
-    const path = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.round).toFixed(1)},${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}`).join(' ');
-    parts.push(`<path d="${path}" fill="none" stroke="#1f77b4" stroke-width="2"/>`);
-    if (points.length <= 60) {
-      for (const p of points) parts.push(`<circle cx="${x(p.round).toFixed(1)}" cy="${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}" r="2.5" fill="#1f77b4"/>`);
+  series.forEach(({ label, points }, i) => {
+    const color = SERIES_COLORS[i % SERIES_COLORS.length]!;
+    if (points.length > 0) {
+      const path = points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p.round).toFixed(1)},${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}`).join(' ');
+      parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="${series.length > 1 ? 1.5 : 2}"/>`);
+      if (series.length === 1 && points.length <= 60) {
+        for (const p of points) parts.push(`<circle cx="${x(p.round).toFixed(1)}" cy="${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}" r="2.5" fill="${color}"/>`);
+      }
     }
-  }
+    if (series.length > 1) {
+      const ly = margin.top + plotH - 12 - (series.length - 1 - i) * 16;
+      parts.push(`<line x1="${margin.left + plotW - 150}" x2="${margin.left + plotW - 130}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="3"/>`);
+      parts.push(`<text x="${margin.left + plotW - 124}" y="${ly}">${escapeXml(label)}</text>`);
+    }
+  });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
 }
@@ -121,6 +157,6 @@ export async function writeSimulationOutput(dir: string, summary: SimulationSumm
   const points = [{ round: 0, accuracy: summary.initialAccuracy }, ...summary.rounds.map((row) => ({ round: row.round, accuracy: row.accuracy }))];
   await writeFile(files.json, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(files.csv, roundsToCsv(summary.rounds));
-  await writeFile(files.svg, accuracySvg(points, options));
+  await writeFile(files.svg, accuracySvg([{ label: String(summary.config.strategy ?? 'accuracy'), points }], options));
   return [files.json, files.csv, files.svg];
 }

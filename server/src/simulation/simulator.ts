@@ -18,6 +18,7 @@ import { createCoordinator, type Coordinator } from '../coordinator.js';
 import { MNIST_PIXELS, readMnist, type MnistData } from '../datasets/mnist.js';
 import { build2NN } from '../models/default-model.js';
 import { modelToParts } from '../models/tfjs-format.js';
+import { assignAttacks, flipLabels, type AttackChoice } from './byzantine.js';
 import { hashInts, localTestIndices, partitionData, type PartitionKind } from './partition.js';
 import type { RoundRow, SimulationSummary } from './report.js';
 import { noKeepAliveFetch } from './http-fetch.js';
@@ -53,6 +54,10 @@ export interface SimulationOptions {
   seed: number;
   /** Probability that a selected client's conditions flip to 'no' mid-training. */
   dropout: number;
+  /** Fraction of clients that are Byzantine (poisoned but protocol-valid uploads). */
+  byzantine: number;
+  /** What the Byzantine clients do (see byzantine.ts); 'mixed': the three attacks in turn. */
+  attack: AttackChoice;
   workers: number;
   /** 'random': an untrained 2NN (seeded) as version 1, like the paper; 'pretrained': the coordinator's default. */
   init: InitialModelKind;
@@ -89,6 +94,8 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   examplesPerClient: null,
   seed: 1,
   dropout: 0,
+  byzantine: 0,
+  attack: 'mixed',
   workers: 2,
   init: 'random',
   pretrainExamples: 6000,
@@ -141,6 +148,31 @@ async function registerModel(url: string, token: string, topology: unknown, weig
   return body.version;
 }
 
+interface UploadTally {
+  uploads: number;
+  /** Uploads from Byzantine clients. */
+  poisoned: number;
+  downloadMs: number;
+  trainingMs: number;
+  encodeMs: number;
+  uploadMs: number;
+}
+
+function emptyTally(): UploadTally {
+  return { uploads: 0, poisoned: 0, downloadMs: 0, trainingMs: 0, encodeMs: 0, uploadMs: 0 };
+}
+
+/** Milliseconds a round spent selecting and configuring, reporting, and committing (from its transitions). */
+function phaseDurations(round: RoundDetails): Pick<RoundRow, 'selectionMs' | 'reportingMs' | 'commitMs'> {
+  const at = (status: string): number | null => {
+    const transition = round.transitions.find((t) => t.to === status);
+    return transition ? Date.parse(transition.at) : null;
+  };
+  const span = (from: number | null, to: number | null): number | null => (from !== null && to !== null ? to - from : null);
+  const [selecting, reporting, committing, committed] = [at('selecting'), at('reporting'), at('committing'), at('committed')];
+  return { selectionMs: span(selecting, reporting), reportingMs: span(reporting, committing), commitMs: span(committing, committed) };
+}
+
 interface WorkerHandle {
   worker: Worker;
   ready: Promise<void>;
@@ -157,6 +189,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
   if (!(options.fraction >= 0 && options.fraction <= 1)) throw new RangeError(`fraction must be in [0, 1], got ${options.fraction}`);
   if (!(options.localEvaluation >= 0 && options.localEvaluation <= 1)) throw new RangeError(`localEvaluation must be in [0, 1], got ${options.localEvaluation}`);
   if (!(options.dropout >= 0 && options.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${options.dropout}`);
+  const attacks = assignAttacks(K, options.byzantine, options.attack, options.seed);
   const workers = Math.max(1, Math.min(options.workers, K));
   const perClient = options.examplesPerClient ?? Math.floor(60_000 / K);
   const m = Math.max(Math.round(options.fraction * K), 1);
@@ -166,11 +199,15 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
   const [train, test] = await Promise.all([readMnist('train'), readMnist('test')]);
   const parts = partitionData(options.partition, train.labels, { clients: K, examplesPerClient: perClient, seed: options.seed, alpha: options.alpha });
   log(`partition ${options.partition}: ${K} clients, ${parts.reduce((n, p) => n + p.length, 0)} training examples`);
+  const byzantineCount = attacks.filter((attack) => attack !== null).length;
+  if (byzantineCount > 0) log(`${byzantineCount} Byzantine client(s), attack ${options.attack}`);
 
   const cleanups: (() => Promise<void> | void)[] = [];
   const handles: WorkerHandle[] = [];
   let fatal: Error | null = null;
   const clientErrors: Record<string, number> = {};
+  // Per round: the uploads the clients reported and how long their phases took.
+  const uploadsByRound = new Map<number, UploadTally>();
 
   try {
     // ------------------------------------------------------------ coordinator and version 1
@@ -232,9 +269,10 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
       const clients: SimulatedClientData[] = [];
       for (let k = w; k < K; k += workers) {
         const own = gather(train, parts[k]!);
+        if (attacks[k] === 'label-flip') flipLabels(own.labels);
         const testIdx = options.localTestExamples > 0 ? localTestIndices(train.labels, parts[k]!, test.labels, options.localTestExamples, hashInts(options.seed, k, 7)) : new Int32Array(0);
         const local = gather(test, testIdx);
-        clients.push({ index: k, trainImages: own.images, trainLabels: own.labels, testImages: local.images, testLabels: local.labels });
+        clients.push({ index: k, trainImages: own.images, trainLabels: own.labels, testImages: local.images, testLabels: local.labels, attack: attacks[k]! });
       }
       const init: WorkerInit = {
         serverUrl: server.url,
@@ -260,6 +298,17 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
           case 'stopped':
             resolveStopped();
             break;
+          case 'uploaded': {
+            const tally = uploadsByRound.get(message.round) ?? emptyTally();
+            uploadsByRound.set(message.round, tally);
+            tally.uploads++;
+            if (attacks[message.client]) tally.poisoned++;
+            tally.downloadMs += message.timings.downloadMs;
+            tally.trainingMs += message.timings.trainingMs;
+            tally.encodeMs += message.timings.encodeMs;
+            tally.uploadMs += message.timings.uploadMs;
+            break;
+          }
           case 'fatal':
             fatal ??= new Error(`simulation worker ${w} failed: ${message.message}`);
             break;
@@ -392,6 +441,9 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
           evalSeconds = result.seconds;
         }
         const metrics = ended.metrics;
+        const tally = uploadsByRound.get(round) ?? emptyTally();
+        uploadsByRound.delete(round);
+        const mean = (total: number): number | null => (tally.uploads > 0 ? total / tally.uploads : null);
         const row: RoundRow = {
           round,
           status: ended.status,
@@ -404,7 +456,15 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
           dropped: Object.values(metrics.dropped).reduce<number>((sum, n) => sum + (n ?? 0), 0),
           trainLoss: metrics.meanTrainLoss,
           bytes: metrics.bytesReceived,
+          poisoned: tally.poisoned,
           seconds,
+          ...phaseDurations(ended),
+          validationMs: metrics.validationMs,
+          aggregationMs: metrics.aggregationMs,
+          clientDownloadMs: mean(tally.downloadMs),
+          clientTrainingMs: mean(tally.trainingMs),
+          clientEncodeMs: mean(tally.encodeMs),
+          clientUploadMs: mean(tally.uploadMs),
           evalSeconds,
           elapsed: (performance.now() - roundsStarted) / 1000,
         };

@@ -1,4 +1,6 @@
 /** Messages between the simulator's main thread and its client-hosting worker threads. */
+import type { RoundTimings } from '@flock/client-sdk';
+import type { Attack } from './byzantine.js';
 
 export interface SimulatedClientData {
   /** Client number in 0..K-1 (also fixes its client id). */
@@ -9,6 +11,8 @@ export interface SimulatedClientData {
   /** Held-out local test examples (may be empty). */
   testImages: Float32Array;
   testLabels: Uint8Array;
+  /** How this client poisons its uploads (its labels are already flipped for label-flip); null: honest. */
+  attack: Attack | null;
 }
 
 export interface WorkerInit {
@@ -31,7 +35,7 @@ export type MainToWorker = { type: 'round'; round: number } | { type: 'stop' };
 
 export type WorkerToMain =
   | { type: 'ready'; clients: number; backend: string }
-  | { type: 'uploaded'; round: number; client: number; bytes: number; accepted: boolean }
+  | { type: 'uploaded'; round: number; client: number; bytes: number; accepted: boolean; timings: RoundTimings }
   | { type: 'dropped'; round: number; client: number; reason: string }
   | { type: 'clientError'; client: number; code: string; message: string }
   | { type: 'stopped' }

@@ -7,12 +7,17 @@
  * probability, its 'idle' condition flips to 'no' after a random number of training batches; the SDK
  * then stops before the next batch and abandons the round. The condition returns to 'yes' once the
  * abandonment is reported.
+ *
+ * Byzantine clients (`--byzantine`) train like the others and poison what they upload through the
+ * SDK's `transformDelta` hook (label flipping is done to their data before it reaches the worker).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, ServerEvent, type FlockSocket } from '@flock/client-sdk';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { io } from 'socket.io-client';
+import { mulberry32 } from '../datasets/seeded-random.js';
+import { poisonDelta } from './byzantine.js';
 import { hashInts } from './partition.js';
 import { simulatedClientId, type MainToWorker, type SimulatedClientData, type WorkerInit, type WorkerToMain } from './worker-protocol.js';
 
@@ -46,6 +51,7 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
   const train = examples(spec.trainImages, spec.trainLabels);
   const test = spec.testLabels.length > 0 ? examples(spec.testImages, spec.testLabels) : null;
   const idle = new ManualCondition('idle', 'yes');
+  const attack = spec.attack;
   const conditions = [idle, new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')];
   const client = new FederatedClient({
     serverUrl: init.serverUrl,
@@ -59,6 +65,10 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
     personalization: { fineTuneEpochs: 0 },
     requestTimeoutMs: 300_000,
     socketOptions: { transports: ['websocket'] },
+    // Byzantine clients: a valid upload carrying a poisoned delta (noise drawn per round and client).
+    ...(attack
+      ? { transformDelta: (delta: Float32Array[]) => poisonDelta(attack, delta, mulberry32(hashInts(init.seed, currentRound, spec.index, 13))) }
+      : {}),
     socketFactory: (url, options) => {
       const socket = io(url, options) as FlockSocket;
       if (init.localEvaluation < 1) {
@@ -101,8 +111,8 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
     post({ type: 'dropped', round: currentRound, client: spec.index, reason });
     if (idle.current() === 'no') setTimeout(() => idle.set('yes'), 0);
   });
-  client.on('uploaded', ({ bytes, result }) => {
-    post({ type: 'uploaded', round: currentRound, client: spec.index, bytes, accepted: result.accepted });
+  client.on('uploaded', ({ bytes, result, timings }) => {
+    post({ type: 'uploaded', round: currentRound, client: spec.index, bytes, accepted: result.accepted, timings });
   });
   client.on('error', (error) => {
     post({ type: 'clientError', client: spec.index, code: error.code, message: error.message });

@@ -4,7 +4,7 @@
  * (SQLite hands JSON columns back as TEXT, pg parses JSONB itself).
  */
 import { BYTES_PER_VALUE, totalValues, type WeightSpec } from '@flock/client-sdk/protocol';
-import { ROUND_STATUSES, type RoundRecord, type RoundStatus, type RoundTransition } from '../rounds/round-types.js';
+import { emptyRoundMetrics, ROUND_STATUSES, type RoundRecord, type RoundStatus, type RoundTransition } from '../rounds/round-types.js';
 import type { ModelVersionMeta, ModelVersionRecord, ModelVersionSource, NewModelVersion, RoundPatch } from './storage.js';
 
 export const MODEL_SOURCES: readonly ModelVersionSource[] = ['initial', 'registered', 'round', 'rollback'];
@@ -135,7 +135,8 @@ export function rowToRound(row: RoundRow, decode: JsonDecoder): RoundRecord {
     baseVersion: row.base_version,
     status: row.status as RoundStatus,
     params: decode(row.params) as RoundRecord['params'],
-    metrics: decode(row.metrics) as RoundRecord['metrics'],
+    // Over the defaults: rounds stored by an older coordinator lack newer counters.
+    metrics: { ...emptyRoundMetrics(), ...(decode(row.metrics) as Partial<RoundRecord['metrics']>) },
     committedVersion: row.committed_version,
     error: row.error,
     createdAt: row.created_at,

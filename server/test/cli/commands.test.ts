@@ -153,7 +153,7 @@ describe('flock round start', () => {
       '--min-clients', '8', '--target-clients', '10', '--over-selection', '1.3',
       '--deadline', '90', '--selection-timeout', '20',
       '--epochs', '5', '--batch-size', '50', '--learning-rate', '0.1', '--proximal-mu', '0.01',
-      '--strategy', 'fedprox', '--max-update-norm', '12.5',
+      '--strategy', 'fedprox', '--strategy-options', '{"proximalMu": 0.5, "clipNorm": 4}', '--max-update-norm', '12.5',
     );
     expect(code).toBe(0);
     expect(server.requests).toHaveLength(1);
@@ -168,11 +168,21 @@ describe('flock round start', () => {
       learningRate: 0.1,
       proximalMu: 0.01,
       strategy: 'fedprox',
+      strategyOptions: { proximalMu: 0.5, clipNorm: 4 },
       maxUpdateNorm: 12.5,
     });
     expect(stdout).toContain(`Started round ${NEW_ROUND_ID} (selecting).`);
     expect(stdout).toContain('5 epoch(s), batch 50, learning rate 0.1, proximal mu 0.01');
     expect(stdout).toContain('selection 20.0 s, reporting deadline 1m 30s');
+  });
+
+  it('refuses --strategy-options that are not a JSON object before calling the coordinator', async () => {
+    for (const bad of ['{"serverLearningRate": 0.1', '[1, 2]', '0.1']) {
+      const { code, stderr } = await flock('round', 'start', '--strategy', 'fedyogi', '--strategy-options', bad);
+      expect(code).not.toBe(0);
+      expect(stderr).toContain('expected a JSON object');
+    }
+    expect(server.requests).toHaveLength(0);
   });
 
   it('sends an empty body when no option is given (server defaults)', async () => {

@@ -199,6 +199,7 @@ const START_ROUND_KEYS = new Set([
   'learningRate',
   'proximalMu',
   'strategy',
+  'strategyOptions',
   'maxUpdateNorm',
 ]);
 
@@ -317,6 +318,7 @@ export async function startContractServer(token = CONTRACT_TOKEN): Promise<Contr
             ...(params.proximalMu !== undefined ? { proximalMu: params.proximalMu as number } : {}),
           },
           strategy: (params.strategy as string | undefined) ?? 'fedavg',
+          strategyOptions: (params.strategyOptions as Record<string, unknown> | undefined) ?? {},
           maxUpdateNorm: (params.maxUpdateNorm as number | undefined) ?? null,
         },
       });

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, type FlockSocket, type ModelStore } from '@flock/client-sdk';
+import {
+  ArrayDataSource,
+  FederatedClient,
+  ManualCondition,
+  MemoryModelStore,
+  type FederatedClientOptions,
+  type FlockSocket,
+  type ModelStore,
+} from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
 import { readMnist } from '../../src/datasets/mnist.js';
 import type { RoundView } from '../../src/rounds/rounds.service.js';
@@ -43,7 +51,7 @@ interface Device {
 }
 
 /** A real SDK client; every message it emits on the socket is recorded. */
-function device(k: number, store: ModelStore = new MemoryModelStore()): Device {
+function device(k: number, store: ModelStore = new MemoryModelStore(), transformDelta?: FederatedClientOptions['transformDelta']): Device {
   const idle = new ManualCondition('idle', 'yes');
   const sent: OutgoingMessage[] = [];
   const client = new FederatedClient({
@@ -52,6 +60,7 @@ function device(k: number, store: ModelStore = new MemoryModelStore()): Device {
     dataSource: localData(k),
     conditions: [idle, new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
     store,
+    ...(transformDelta ? { transformDelta } : {}),
     socketOptions: { transports: ['websocket'] },
     socketFactory: (url, options) => {
       const socket = io(url, options) as FlockSocket;
@@ -104,10 +113,16 @@ describe('SDK clients against the real coordinator', () => {
     for (const uploaded of await Promise.all(uploads)) {
       expect(uploaded).toMatchObject({ roundId, modelVersion: 1, bytes: MODEL_BYTES, numExamples: TRAIN_PER_CLIENT, result: { accepted: true } });
       expect(Number.isFinite(uploaded.trainLoss)).toBe(true);
+      // where the device's time went: training dominates; every phase was measured
+      const { downloadMs, trainingMs, encodeMs, uploadMs } = uploaded.timings;
+      for (const ms of [downloadMs, trainingMs, encodeMs, uploadMs]) expect(ms).toBeGreaterThanOrEqual(0);
+      expect(trainingMs).toBeGreaterThan(encodeMs);
+      expect(uploadMs).toBeGreaterThan(0);
     }
     const round = await roundEnded(roundId);
     expect(round).toMatchObject({ status: 'committed', committedVersion: 2 });
     expect(round.metrics).toMatchObject({ accepted: 3, totalExamples: 3 * TRAIN_PER_CLIENT, bytesReceived: 3 * MODEL_BYTES });
+    expect(round.metrics.validationMs).toBeGreaterThan(0);
 
     // each device tested version 2 on its held-out data and reported only aggregate numbers
     for (const evaluated of await Promise.all(evaluations)) {
@@ -155,6 +170,30 @@ describe('SDK clients against the real coordinator', () => {
     expect(quitter.sent.some((m) => m.event === 'round:update')).toBe(false);
     // it also told the coordinator it is no longer eligible
     expect(quitter.sent.filter((m) => m.event === 'client:conditions').at(-1)?.args[0]).toMatchObject({ eligible: false, reasons: ['not_idle'] });
+  });
+
+  it('transformDelta changes what a device uploads; a transform that breaks the shapes uploads nothing', async () => {
+    const honest = device(0);
+    const zeroing = device(1, undefined, (delta) => delta.map((tensor) => new Float32Array(tensor.length)));
+    const broken = device(2, undefined, (delta) => delta.slice(1).map((tensor) => tensor.subarray(1)));
+    const devices = [honest, zeroing, broken];
+    await Promise.all(devices.map((d) => d.client.start()));
+    await eligibleCount(3);
+    const failure = broken.client.next('error');
+    const abandoned = broken.client.next('roundAbandoned');
+    const uploads = [honest, zeroing].map((d) => d.client.next('uploaded'));
+    const roundId = await startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
+
+    expect((await failure).code).toBe('training_failed');
+    expect(await abandoned).toEqual({ roundId, reason: 'training_failed' });
+    await Promise.all(uploads);
+    const round = await roundEnded(roundId);
+    expect(round.metrics).toMatchObject({ accepted: 2, dropped: { training_failed: 1 } });
+    expect(round.status).toBe('committed');
+    const sentDelta = (d: Device) => new Float32Array((d.sent.find((m) => m.event === 'round:update')!.args[0] as { delta: { data: ArrayBuffer } }).delta.data);
+    expect(sentDelta(zeroing).every((v) => v === 0)).toBe(true);
+    expect(sentDelta(honest).some((v) => v !== 0)).toBe(true);
+    expect(broken.sent.some((m) => m.event === 'round:update')).toBe(false);
   });
 
   it('a restarted device resumes with its persisted id and personalized model', async () => {

@@ -163,29 +163,50 @@ describe('simulation output', () => {
     accepted: 10,
     rejected: 0,
     dropped: 0,
+    poisoned: 0,
     trainLoss: null,
     bytes: 7_968_400,
     seconds: 2.5,
     evalSeconds: 0.25,
     elapsed: 3,
+    selectionMs: 12,
+    reportingMs: 2300,
+    commitMs: 15,
+    validationMs: 4,
+    aggregationMs: 2,
+    clientDownloadMs: 3,
+    clientTrainingMs: 2100,
+    clientEncodeMs: 5,
+    clientUploadMs: 20,
   };
   it('writes CSV with a header and one line per round', () => {
     const csv = roundsToCsv([row, { ...row, round: 2, accuracy: 0.95 }]).trim().split('\n');
-    expect(csv[0]).toBe('round,status,version,accuracy,loss,clients,accepted,rejected,dropped,trainLoss,bytes,seconds,evalSeconds,elapsed');
-    expect(csv[1]).toBe('1,committed,2,0.900000,0.300000,10,10,0,0,,7968400,2.500000,0.250000,3');
+    expect(csv[0]).toBe(
+      'round,status,version,accuracy,loss,clients,accepted,rejected,dropped,poisoned,trainLoss,bytes,seconds,evalSeconds,elapsed,' +
+        'selectionMs,reportingMs,commitMs,validationMs,aggregationMs,clientDownloadMs,clientTrainingMs,clientEncodeMs,clientUploadMs',
+    );
+    expect(csv[1]).toBe('1,committed,2,0.900000,0.300000,10,10,0,0,0,,7968400,2.500000,0.250000,3,12,2300,15,4,2,3,2100,5,20');
     expect(csv).toHaveLength(3);
   });
   it('draws an SVG line with the target', () => {
-    const svg = accuracySvg(
-      [
-        { round: 0, accuracy: 0.1 },
-        { round: 1, accuracy: 0.9 },
-      ],
-      { title: 'a < b', target: 0.97 },
-    );
+    const points = [
+      { round: 0, accuracy: 0.1 },
+      { round: 1, accuracy: 0.9 },
+    ];
+    const svg = accuracySvg([{ label: 'fedavg', points }], { title: 'a < b', target: 0.97 });
     expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('<path d="M');
+    expect(svg.match(/<path d="M/g)).toHaveLength(1);
     expect(svg).toContain('target 97.0%');
     expect(svg).toContain('a &lt; b');
+    expect(svg).not.toContain('>fedavg<'); // one series: no legend
+  });
+  it('draws one line per series with a legend when comparing runs', () => {
+    const svg = accuracySvg([
+      { label: 'fedavg', points: [{ round: 1, accuracy: 0.5 }, { round: 2, accuracy: 0.8 }] },
+      { label: 'fed<yogi>', points: [{ round: 1, accuracy: 0.6 }, { round: 2, accuracy: 0.9 }] },
+    ]);
+    expect(svg.match(/<path d="M/g)).toHaveLength(2);
+    expect(svg).toContain('>fedavg<');
+    expect(svg).toContain('>fed&lt;yogi&gt;<');
   });
 });
