@@ -1,56 +1,71 @@
 // Reproduces Table 1 of McMahan et al. 2017 for the 2NN (rounds to 97% test accuracy, C=0.1, E=1,
 // B=10, K=100) with `pnpm simulate`, and writes bench/results/fedavg.md with the curves.
-// Usage: node bench/fedavg-reproduction.mjs [--only iid|shards] [--max-rounds N] [--seed S] [--report-only]
-// Build first (pnpm build). The non-IID run needs ~700 rounds: about an hour on 2 cores.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Also times rounds: where does a round's time go (client training, serialization, transport,
+// aggregation, commit)? A run with one client per round gives the clean sequence of one update.
+// Usage: node bench/fedavg-reproduction.mjs [--only iid|shards|timing] [--max-rounds N] [--seed S] [--report-only]
+// Build first (pnpm build). The non-IID run needs several hundred rounds: up to an hour on 2 cores.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { bestAccuracy, paperArgs, readResult, root, roundsTo, simulate } from './lib/simulate.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { 'report-only': { type: 'boolean', default: false }, only: { type: 'string' }, 'max-rounds': { type: 'string', default: '1200' }, seed: { type: 'string', default: '1' } } });
 
 const CONFIGS = [
-  { name: 'iid', partition: 'iid', paperRounds: 87, learningRate: 0.1 },
-  { name: 'shards', partition: 'shards', paperRounds: 664, learningRate: 0.1 },
-].filter((c) => !values['report-only'] && (!values.only || c.name === values.only));
-
+  { name: 'iid', label: 'IID', partition: 'iid', paperRounds: 87, learningRate: 0.1 },
+  { name: 'shards', label: 'pathological non-IID (shards)', partition: 'shards', paperRounds: 664, learningRate: 0.1 },
+];
 const resultsDir = join(root, 'bench', 'results', 'fedavg');
-mkdirSync(resultsDir, { recursive: true });
 
+const wanted = (name) => !values['report-only'] && (!values.only || values.only === name);
 for (const config of CONFIGS) {
-  const out = join(root, 'bench', 'out', `fedavg-${config.name}`);
-  const args = [
-    join(root, 'server', 'dist', 'simulation', 'main.js'),
-    '--clients', '100', '--fraction', '0.1', '--epochs', '1', '--batch-size', '10',
-    '--learning-rate', String(config.learningRate), '--partition', config.partition,
-    '--rounds', values['max-rounds'], '--target-accuracy', '0.97', '--seed', values.seed,
-    '--local-eval', '0', '--no-progress', '--out', out,
-  ];
-  console.log(`running ${config.name}: node ${args.slice(1).join(' ')}`);
-  const run = spawnSync(process.execPath, args, { stdio: 'inherit' });
-  if (run.status !== 0) throw new Error(`${config.name} simulation exited with ${run.status}`);
-  copyFileSync(join(out, 'rounds.csv'), join(resultsDir, `${config.name}.csv`));
-  copyFileSync(join(out, 'accuracy.svg'), join(resultsDir, `${config.name}.svg`));
-  copyFileSync(join(out, 'rounds.json'), join(resultsDir, `${config.name}.json`));
+  if (!wanted(config.name)) continue;
+  simulate(config.name, [...paperArgs({ partition: config.partition, learningRate: config.learningRate, seed: values.seed }), '--rounds', values['max-rounds'], '--target-accuracy', '0.97'], resultsDir);
+}
+// One client per round (C = 0.01) on one worker thread: nothing overlaps, so each phase is clean.
+if (wanted('timing')) {
+  simulate('timing', [...paperArgs({ partition: 'iid', seed: values.seed }), '--fraction', '0.01', '--workers', '1', '--rounds', '40'], resultsDir);
+}
+
+// ---------------------------------------------------------------- round-time split
+const median = (xs) => {
+  const sorted = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+/** Median of each phase over a run's rounds (the first 5 skipped: JIT and cache warm-up). */
+function timeSplit(result) {
+  const rows = result.rounds.filter((row) => row.round > 5 && row.status === 'committed');
+  const m = (key) => median(rows.map((row) => row[key]));
+  const perUpload = (key) => median(rows.map((row) => (row.accepted > 0 ? row[key] / row.accepted : null)));
+  const round = m('seconds') * 1000;
+  const validation = perUpload('validationMs');
+  const transport = median(rows.map((row) => (row.accepted > 0 ? row.clientUploadMs - (row.validationMs + row.aggregationMs) / row.accepted : null)));
+  return { rounds: rows.length, clients: median(rows.map((row) => row.accepted)), round, selection: m('selectionMs'), reporting: m('reportingMs'), commit: m('commitMs'), download: m('clientDownloadMs'), training: m('clientTrainingMs'), encode: m('clientEncodeMs'), upload: m('clientUploadMs'), validation, transport, aggregation: perUpload('aggregationMs') };
+}
+const ms = (value) => (value === null || value === undefined ? '-' : value >= 100 ? `${value.toFixed(0)} ms` : `${value.toFixed(1)} ms`);
+const share = (value, total) => (value === null || !total ? '' : ` (${((100 * value) / total).toFixed(1)}%)`);
+const splitRows = [];
+for (const [name, label] of [['timing', '1 client per round (C = 0.01), IID, one worker'], ['shards', '10 clients per round (C = 0.1), shards, two workers']]) {
+  const result = readResult(resultsDir, name);
+  if (!result || result.rounds[0]?.clientTrainingMs === undefined) continue;
+  const t = timeSplit(result);
+  const overhead = t.encode + t.validation + Math.max(0, t.transport) + t.aggregation;
+  splitRows.push(
+    `| ${label} | ${t.rounds} | ${ms(t.round)} | ${ms(t.selection)} | ${ms(t.reporting)} | ${ms(t.commit)} | ${ms(t.download)} | ${ms(t.training)} | ${ms(t.encode)} | ${ms(t.transport)} | ${ms(t.validation)} | ${ms(t.aggregation)} | ${((100 * overhead) / t.training).toFixed(1)}% |`,
+  );
 }
 
 // The table covers every configuration whose results exist (runs can be done one at a time).
 const rows = [];
-for (const config of [
-  { name: 'iid', label: 'IID', paperRounds: 87 },
-  { name: 'shards', label: 'pathological non-IID (shards)', paperRounds: 664 },
-]) {
-  const file = join(resultsDir, `${config.name}.json`);
-  if (!existsSync(file)) continue;
-  const result = JSON.parse(readFileSync(file, 'utf8'));
-  const reached = result.rounds.find((r) => r.accuracy >= 0.97);
-  const rounds = reached?.round ?? null;
+for (const config of CONFIGS) {
+  const result = readResult(resultsDir, config.name);
+  if (!result) continue;
+  const rounds = roundsTo(result, 0.97);
   const seconds = result.rounds.reduce((sum, r) => sum + (r.seconds ?? 0), 0);
-  const best = Math.max(...result.rounds.map((r) => r.accuracy ?? 0));
   rows.push(
-    `| ${config.label} | ${result.config.learningRate} | ${config.paperRounds} | ${rounds ?? `not reached in ${result.rounds.length} (best ${(best * 100).toFixed(2)}%)`} | ${rounds ? (rounds / config.paperRounds).toFixed(2) : '-'} | ${rounds ? (rounds <= 1.3 * config.paperRounds ? 'yes' : 'no') : '-'} | ${(seconds / Math.max(1, result.rounds.length)).toFixed(1)} s | [csv](fedavg/${config.name}.csv), ![${config.label}](fedavg/${config.name}.svg) |`,
+    `| ${config.label} | ${result.config.learningRate} | ${config.paperRounds} | ${rounds ?? `not reached in ${result.rounds.length} (best ${(bestAccuracy(result) * 100).toFixed(2)}%)`} | ${rounds ? (rounds / config.paperRounds).toFixed(2) : '-'} | ${rounds ? (rounds <= 1.3 * config.paperRounds ? 'yes' : 'no') : '-'} | ${(seconds / Math.max(1, result.rounds.length)).toFixed(1)} s | [csv](fedavg/${config.name}.csv), ![${config.label}](fedavg/${config.name}.svg) |`,
   );
 }
 writeFileSync(
@@ -71,6 +86,27 @@ ${rows.join('\n')}
 Machine: 2 cores, Node ${process.version}, tfjs wasm backend. Round time is the wall time from
 starting a round to its commit (selection, model download, local training of 10 x 600 examples,
 upload, aggregation); the test-set evaluation runs in a separate thread, overlapped with the next round.
+
+## Where a round's time goes
+
+Medians over the rounds of a run (the first 5 rounds skipped). Device side, from the SDK's
+\`uploaded.timings\` (per update): *download* = fetching the round's model (0 when cached), *training* =
+600 examples, E = 1, B = 10, weights read back included, *encode* = delta computation + finiteness
+check + binary encoding (serialization), *transport* = upload round trip (socket.io, loopback) minus
+the coordinator's own work on it. Coordinator side, per update, from the round's metrics:
+*validation* = decoding and checking the upload (shapes, finiteness, norm), *aggregation* = folding
+it into the running FedAvg sum (and the share of finishing the mean). Phases from the round's state
+transitions: *selection* (selecting + configuring), *reporting* (until the last update is in) and
+*commit* (finishing the aggregate and storing the new version in SQLite in one transaction).
+Overhead = (encode + transport + validation + aggregation) / training.
+
+| run | rounds | round (wall) | selection | reporting | commit | download | training | encode | transport | validation | aggregation | overhead |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${splitRows.join('\n')}
+
+With 10 clients per round, two worker threads each train 5 clients interleaved, so a client's
+*training* wall time covers its neighbours' batches too; the 1-client run shows the true cost of one
+update, and the round wall time of the 10-client run is about 5 of them back to back.
 `,
 );
 console.log('wrote bench/results/fedavg.md');
