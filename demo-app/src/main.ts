@@ -310,6 +310,11 @@ client.on('connected', (welcome) => {
   log(`Connected; global model ${welcome.currentModelVersion === null ? 'not published yet' : `v${welcome.currentModelVersion}`}`);
   syncFromClient();
 });
+client.on('modelPublished', ({ version }) => {
+  noteGlobalVersion(version);
+  log(`Global model v${version} published`);
+  syncFromClient();
+});
 client.on('roundJoined', (round) => {
   noteGlobalVersion(round.modelVersion);
   log(`Selected for a round: training v${round.modelVersion} (${round.plan.epochs} epoch${round.plan.epochs === 1 ? '' : 's'})`, 'good');

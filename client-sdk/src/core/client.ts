@@ -204,6 +204,8 @@ export interface FederatedClientEvents {
   uploaded: UploadedEvent;
   roundAbandoned: RoundAbandonedEvent;
   roundClosed: RoundClosed;
+  /** The coordinator committed a new global version (it is tested locally when the device is eligible). */
+  modelPublished: ModelPublished;
   globalModelEvaluated: GlobalModelEvaluatedEvent;
   modelAdopted: ModelAdoptedEvent;
   error: FlockClientError;
@@ -755,6 +757,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     const parsed = modelPublishedSchema.safeParse(message);
     if (!parsed.success) return this.reportError('protocol', `malformed model:published: ${parsed.error.message}`);
     const published: ModelPublished = parsed.data;
+    this.emit('modelPublished', published);
     this.queueEvaluation(published.version);
   }
 

@@ -95,8 +95,16 @@ export interface DashboardState {
   /** Recent global model versions, newest first: the first is the current one. */
   models: DashboardModelVersion[];
   /** Aggregation strategies the start-round form offers. */
-  strategies: readonly string[];
+  strategies: readonly DashboardStrategy[];
   defaultStrategy: string;
+}
+
+export interface DashboardStrategy {
+  name: string;
+  summary: string;
+  /** Options it accepts, and the defaults of those that have one. */
+  options: readonly string[];
+  defaults: Readonly<Record<string, number>>;
 }
 
 export interface DashboardServerToClientEvents {

@@ -1,13 +1,19 @@
 import { Injectable } from '@nestjs/common';
-import { DEFAULT_STRATEGY, STRATEGY_NAMES } from '../aggregation/strategies.js';
+import { DEFAULT_STRATEGY, describeStrategy, STRATEGY_NAMES } from '../aggregation/strategies.js';
 import { ClientRegistry } from '../clients/client-registry.js';
 import { ModelsService } from '../models/models.service.js';
 import { TERMINAL_STATUSES } from '../rounds/round-types.js';
 import { RoundsService } from '../rounds/rounds.service.js';
-import type { DashboardActiveRound, DashboardState } from './dashboard-state.js';
+import type { DashboardActiveRound, DashboardState, DashboardStrategy } from './dashboard-state.js';
 
 /** How many recent rounds and model versions a snapshot carries. */
 export const DASHBOARD_HISTORY = 100;
+
+/** What the start-round form shows about each strategy (static: computed once). */
+const STRATEGIES: readonly DashboardStrategy[] = STRATEGY_NAMES.map((name) => {
+  const { summary, options, defaults } = describeStrategy(name);
+  return { name, summary, options, defaults: Object.fromEntries(Object.entries(defaults).filter((entry): entry is [string, number] => typeof entry[1] === 'number')) };
+});
 
 /** Builds the operator dashboard's snapshots from the live services (the round in flight comes from memory). */
 @Injectable()
@@ -33,7 +39,7 @@ export class DashboardService {
       activeRound,
       rounds,
       models: models.slice(0, DASHBOARD_HISTORY),
-      strategies: STRATEGY_NAMES,
+      strategies: STRATEGIES,
       defaultStrategy: DEFAULT_STRATEGY,
     };
   }

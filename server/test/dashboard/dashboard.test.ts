@@ -79,7 +79,8 @@ describe('the /operators socket.io namespace', () => {
     expect(first.clients).toEqual({ connected: 0, eligible: 0, inRound: 0 });
     expect(first.activeRound).toBeNull();
     expect(first.models.length).toBeGreaterThanOrEqual(1);
-    expect(first.strategies).toContain(first.defaultStrategy);
+    expect(first.strategies.map((s) => s.name)).toContain(first.defaultStrategy);
+    expect(first.strategies.find((s) => s.name === 'fedyogi')).toMatchObject({ defaults: { serverLearningRate: 0.01, beta1: 0.9, beta2: 0.99, tau: 0.001 } });
     const baseVersion = first.models[0]!.version;
     const roundsBefore = first.rounds.length;
 

@@ -349,16 +349,27 @@ let strategiesShown = '';
 /** @param {DashboardState} state */
 function renderForm(state) {
   const select = /** @type {HTMLSelectElement} */ (byId('strategy'));
-  const key = state.strategies.join(',');
+  const names = state.strategies.map((s) => s.name);
+  const key = names.join(',');
   if (key !== strategiesShown) {
     const chosen = select.value || state.defaultStrategy;
-    select.replaceChildren(...state.strategies.map((name) => el('option', {}, name)));
-    select.value = state.strategies.includes(chosen) ? chosen : state.defaultStrategy;
+    select.replaceChildren(...names.map((name) => el('option', {}, name)));
+    select.value = names.includes(chosen) ? chosen : state.defaultStrategy;
     strategiesShown = key;
+    renderStrategyHint();
   }
   const button = /** @type {HTMLButtonElement} */ (byId('start-btn'));
   button.disabled = state.activeRound !== null;
   button.title = state.activeRound ? 'One round at a time: wait for the round in flight to end' : '';
+}
+
+/** What the chosen strategy does and accepts; its defaults as the options field's placeholder. */
+function renderStrategyHint() {
+  const name = /** @type {HTMLSelectElement} */ (byId('strategy')).value;
+  const strategy = latest?.strategies.find((s) => s.name === name);
+  const input = /** @type {HTMLInputElement} */ (byId('strategy-options'));
+  input.placeholder = strategy && Object.keys(strategy.defaults).length > 0 ? JSON.stringify(strategy.defaults) : '{}';
+  byId('strategy-hint').textContent = strategy ? `${strategy.summary} Options: ${strategy.options.join(', ')}.` : '';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -635,11 +646,27 @@ async function startRound(event) {
     epochs: num('epochs'),
     batchSize: num('batchSize'),
     learningRate: num('learningRate'),
+    overSelection: num('overSelection'),
     strategy: String(data.get('strategy') ?? ''),
   };
   if (Object.values(body).some((v) => typeof v === 'number' && !(v > 0))) {
     flash(message, 'Every number must be positive.', 'error');
     return;
+  }
+  const optionsText = String(data.get('strategyOptions') ?? '').trim();
+  if (optionsText !== '') {
+    /** @type {unknown} */
+    let options;
+    try {
+      options = JSON.parse(optionsText);
+    } catch {
+      options = null;
+    }
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      flash(message, 'Strategy options must be a JSON object, e.g. {"serverLearningRate": 0.01}.', 'error');
+      return;
+    }
+    Object.assign(body, { strategyOptions: options });
   }
   if (body.targetClients < body.minClients) {
     flash(message, 'Target clients must be at least min clients.', 'error');
@@ -682,6 +709,7 @@ function main() {
   });
   byId('logout').addEventListener('click', () => logout());
   byId('start-form').addEventListener('submit', (event) => void startRound(/** @type {SubmitEvent} */ (event)));
+  byId('strategy').addEventListener('change', renderStrategyHint);
   byId('r-cancel').addEventListener('click', () => void cancelRound());
   for (const spec of CHART_SPECS) resizer.observe(byId(spec.id));
   setInterval(tick, 250);
