@@ -2,7 +2,7 @@
 // B=10, K=100) with `pnpm simulate`, and writes bench/results/fedavg.md with the curves.
 // Also times rounds: where does a round's time go (client training, serialization, transport,
 // aggregation, commit)? A run with one client per round gives the clean sequence of one update.
-// Usage: node bench/fedavg-reproduction.mjs [--only iid|shards|timing] [--max-rounds N] [--seed S] [--report-only]
+// Usage: node bench/fedavg-reproduction.mjs [--only iid|shards|iid-c0|shards-c0|timing] [--max-rounds N] [--seed S] [--report-only]
 // Build first (pnpm build). The non-IID run needs several hundred rounds: up to an hour on 2 cores.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,20 +11,24 @@ import { bestAccuracy, paperArgs, readResult, root, roundsTo, simulate } from '.
 
 const { values } = parseArgs({ options: { 'report-only': { type: 'boolean', default: false }, only: { type: 'string' }, 'max-rounds': { type: 'string', default: '1200' }, seed: { type: 'string', default: '1' } } });
 
+// C = 0 in the paper means one client per round (m = max(C * K, 1)): fraction 0.01 here.
 const CONFIGS = [
-  { name: 'iid', label: 'IID', partition: 'iid', paperRounds: 87, learningRate: 0.1 },
-  { name: 'shards', label: 'pathological non-IID (shards)', partition: 'shards', paperRounds: 664, learningRate: 0.1 },
+  { name: 'iid', label: 'IID', partition: 'iid', fraction: 0.1, paperRounds: 87, learningRate: 0.1 },
+  { name: 'shards', label: 'pathological non-IID (shards)', partition: 'shards', fraction: 0.1, paperRounds: 664, learningRate: 0.1 },
+  { name: 'iid-c0', label: 'IID', partition: 'iid', fraction: 0.01, paperRounds: 316, learningRate: 0.1 },
+  { name: 'shards-c0', label: 'pathological non-IID (shards)', partition: 'shards', fraction: 0.01, paperRounds: 3275, learningRate: 0.1 },
 ];
 const resultsDir = join(root, 'bench', 'results', 'fedavg');
 
 const wanted = (name) => !values['report-only'] && (!values.only || values.only === name);
 for (const config of CONFIGS) {
   if (!wanted(config.name)) continue;
-  simulate(config.name, [...paperArgs({ partition: config.partition, learningRate: config.learningRate, seed: values.seed }), '--rounds', values['max-rounds'], '--target-accuracy', '0.97'], resultsDir);
+  const maxRounds = String(Math.max(Number(values['max-rounds']), Math.ceil(1.5 * config.paperRounds)));
+  simulate(config.name, [...paperArgs({ partition: config.partition, learningRate: config.learningRate, seed: values.seed, fraction: config.fraction }), '--rounds', maxRounds, '--target-accuracy', '0.97'], resultsDir);
 }
 // One client per round (C = 0.01) on one worker thread: nothing overlaps, so each phase is clean.
 if (wanted('timing')) {
-  simulate('timing', [...paperArgs({ partition: 'iid', seed: values.seed }), '--fraction', '0.01', '--workers', '1', '--rounds', '40'], resultsDir);
+  simulate('timing', [...paperArgs({ partition: 'iid', seed: values.seed, fraction: 0.01 }), '--workers', '1', '--rounds', '40'], resultsDir);
 }
 
 // ---------------------------------------------------------------- round-time split
@@ -65,7 +69,7 @@ for (const config of CONFIGS) {
   const rounds = roundsTo(result, 0.97);
   const seconds = result.rounds.reduce((sum, r) => sum + (r.seconds ?? 0), 0);
   rows.push(
-    `| ${config.label} | ${result.config.learningRate} | ${config.paperRounds} | ${rounds ?? `not reached in ${result.rounds.length} (best ${(bestAccuracy(result) * 100).toFixed(2)}%)`} | ${rounds ? (rounds / config.paperRounds).toFixed(2) : '-'} | ${rounds ? (rounds <= 1.3 * config.paperRounds ? 'yes' : 'no') : '-'} | ${(seconds / Math.max(1, result.rounds.length)).toFixed(1)} s | [csv](fedavg/${config.name}.csv), ![${config.label}](fedavg/${config.name}.svg) |`,
+    `| ${config.label} | ${config.fraction === 0.01 ? '0 (1 client)' : config.fraction} | ${result.config.learningRate} | ${config.paperRounds} | ${rounds ?? `not reached in ${result.rounds.length} (best ${(bestAccuracy(result) * 100).toFixed(2)}%)`} | ${rounds ? (rounds / config.paperRounds).toFixed(2) : '-'} | ${rounds ? (rounds <= 1.3 * config.paperRounds ? 'yes' : 'no') : '-'} | ${(seconds / Math.max(1, result.rounds.length)).toFixed(1)} s | [csv](fedavg/${config.name}.csv), ![${config.label}](fedavg/${config.name}.svg) |`,
   );
 }
 writeFileSync(
@@ -73,14 +77,14 @@ writeFileSync(
   `# FedAvg reproduction: McMahan et al. 2017, Table 1, 2NN
 
 Rounds of federated averaging to reach 97% accuracy on the 10,000 MNIST test images, with K = 100
-clients, C = 0.1 (10 clients per round), E = 1 local epoch, B = 10, plain client SGD, starting from an
+clients, C = 0.1 (10 clients per round) and C = 0 (one client per round), E = 1 local epoch, B = 10, plain client SGD, starting from an
 untrained 2NN (784-200-200-10, 199,210 parameters). Every client is a real Flock SDK
 \`FederatedClient\` talking to a real coordinator over socket.io on loopback (\`pnpm simulate\`).
 Produced by \`node bench/fedavg-reproduction.mjs\` (seed ${values.seed}); the implementation counts as
 correct when it needs at most 1.3x the paper's rounds.
 
-| partition | client lr | paper rounds | our rounds to 97% | ratio | within 1.3x | mean round time | curve |
-|---|---:|---:|---:|---:|---|---:|---|
+| partition | C | client lr | paper rounds | our rounds to 97% | ratio | within 1.3x | mean round time | curve |
+|---|---:|---:|---:|---:|---:|---|---:|---|
 ${rows.join('\n')}
 
 Machine: 2 cores, Node ${process.version}, tfjs wasm backend. Round time is the wall time from

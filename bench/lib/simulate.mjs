@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The paper's setting (McMahan et al. 2017): K=100, C=0.1, E=1, B=10, an untrained 2NN, no local evaluation. */
-export function paperArgs({ partition, learningRate = 0.1, seed = '1' }) {
+/** The paper's setting (McMahan et al. 2017): K=100, C=0.1 unless given, E=1, B=10, an untrained 2NN, no local evaluation. */
+export function paperArgs({ partition, learningRate = 0.1, seed = '1', fraction = 0.1 }) {
   return [
-    '--clients', '100', '--fraction', '0.1', '--epochs', '1', '--batch-size', '10',
+    '--clients', '100', '--fraction', String(fraction), '--epochs', '1', '--batch-size', '10',
     '--learning-rate', String(learningRate), '--partition', partition, '--seed', String(seed),
     '--local-eval', '0', '--no-progress',
   ];
