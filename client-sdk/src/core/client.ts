@@ -43,7 +43,7 @@ import {
   type InitialModel,
   type StoredModel,
 } from './model.js';
-import { randomClientId } from './runtime.js';
+import { monotonicNow, randomClientId } from './runtime.js';
 import { MemoryModelStore, type ClientState, type ModelStore } from './store.js';
 import { evaluateModel, trainModel, type BatchProgress, type EvaluationResult, type LocalTrainingPlan } from './training.js';
 import {
@@ -624,11 +624,11 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     if (Date.now() >= deadlineAt) return this.abandon(roundId, 'deadline');
     this.emit('roundJoined', configuration);
 
-    const downloadStarted = performance.now();
+    const downloadStarted = monotonicNow();
     const global = await this.globalModel(modelVersion);
-    const downloadMs = performance.now() - downloadStarted;
+    const downloadMs = monotonicNow() - downloadStarted;
     if (job.cancelled) return this.abandon(roundId, job.cancelReason!);
-    const trainingStarted = performance.now();
+    const trainingStarted = monotonicNow();
     const model = await instantiateModel(global);
     let examples: ExampleTensors | null = null;
     let trained: Float32Array[];
@@ -654,7 +654,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       examples?.dispose();
       model.dispose();
     }
-    const encodeStarted = performance.now();
+    const encodeStarted = monotonicNow();
     const trainingMs = encodeStarted - trainingStarted;
 
     // Only the delta leaves the device: trained minus received weights, one float32 buffer.
@@ -678,7 +678,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     job.phase = 'uploading';
     this.refreshStatus();
     const upload: UpdateUpload = { roundId, modelVersion, numExamples, trainLoss, delta: encoded };
-    const uploadStarted = performance.now();
+    const uploadStarted = monotonicNow();
     const encodeMs = uploadStarted - encodeStarted;
     let ack: unknown;
     try {
@@ -689,7 +689,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     const parsed = updateResultSchema.safeParse(ack);
     if (!parsed.success) throw new FlockClientError('protocol', `malformed upload acknowledgement: ${parsed.error.message}`, { roundId });
     const result: UpdateResult = parsed.data;
-    const timings: RoundTimings = { downloadMs, trainingMs, encodeMs, uploadMs: performance.now() - uploadStarted };
+    const timings: RoundTimings = { downloadMs, trainingMs, encodeMs, uploadMs: monotonicNow() - uploadStarted };
     this.emit('uploaded', { roundId, modelVersion, bytes, numExamples, trainLoss, result, timings });
     if (!result.accepted) {
       if (this.rejectionsSeen.size >= 64) this.rejectionsSeen.clear(); // only recent rounds matter

@@ -1,5 +1,5 @@
 /**
- * The few host facilities the core needs (a macrotask yield, random ids), found by feature
+ * The few host facilities the core needs (a macrotask yield, a clock, random ids), found by feature
  * detection on `globalThis`. The core is compiled without DOM or Node typings (tsconfig.core.json),
  * so these are typed here, minimally, as optional: browsers, Node and React Native all provide
  * `setTimeout`, and most provide `setImmediate` or `MessageChannel` and `crypto`.
@@ -16,6 +16,7 @@ interface HostGlobals {
   setTimeout?(callback: () => void, ms: number): unknown;
   setImmediate?(callback: () => void): unknown;
   MessageChannel?: new () => { port1: MessagePortLike; port2: MessagePortLike };
+  performance?: { now?(): number };
   crypto?: {
     randomUUID?(): string;
     getRandomValues?<T extends Uint8Array>(array: T): T;
@@ -61,6 +62,11 @@ export function delay(ms: number): Promise<void> {
     if (typeof host.setTimeout === 'function') host.setTimeout(resolve, ms);
     else resolve();
   });
+}
+
+/** Milliseconds from a monotonic clock (`performance.now()`: browsers, Node, React Native), else `Date.now()`. */
+export function monotonicNow(): number {
+  return typeof host.performance?.now === 'function' ? host.performance.now() : Date.now();
 }
 
 /**
