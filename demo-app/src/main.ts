@@ -10,19 +10,13 @@
  * unknown network type counts as eligible, since desktop browsers do not report it).
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  ArrayDataSource,
-  FederatedClient,
-  type ClientStatus,
-  type ConditionValue,
-  type EvaluationReport,
-  type UnknownConditionPolicy,
-} from '@flock/client-sdk';
+import { ArrayDataSource, FederatedClient, type ConditionValue, type UnknownConditionPolicy } from '@flock/client-sdk';
 import { browserConditions, IndexedDbModelStore, initBrowserBackend } from '@flock/client-sdk/browser';
 import wasmSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import wasmPlainUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 // Never loaded (threads are off), but tfjs's setWasmPaths refuses a map that lacks any of the three.
 import wasmThreadedSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import type { DemoHooks, DemoState } from './demo-state.js';
 import { DigitPad, paintDigit } from './digit-pad.js';
 import { ExampleStore, toBytePixels, toUnitPixels, type LabelledExample } from './example-store.js';
 import { loadMnistSlice, mnistTestImage, mnistWindow, type MnistSlice } from './mnist-slice.js';
@@ -51,32 +45,6 @@ function readConfig(): DemoConfig {
     idleAfterMs: Number.isFinite(idleAfterMs) && idleAfterMs >= 0 ? idleAfterMs : 60_000,
     unknownConditions: unknown === 'eligible' || unknown === 'ineligible' ? unknown : { unmetered: 'eligible' },
   };
-}
-
-/** What the page shows; also readable by tests through `window.flockDemo.state`. */
-export interface DemoState {
-  ready: boolean;
-  backend: string | null;
-  status: ClientStatus | 'no data';
-  conditions: { idle: ConditionValue; charging: ConditionValue; unmetered: ConditionValue };
-  eligible: boolean;
-  globalVersion: number | null;
-  personalVersion: number | null;
-  fineTunedEpochs: number;
-  exampleCount: number;
-  drawnCount: number;
-  roundsTrained: number;
-  roundsAbandoned: number;
-  bytesUploaded: number;
-  lastEvaluation: EvaluationReport | null;
-  statusHistory: ClientStatus[];
-  errors: string[];
-}
-
-export interface DemoHooks {
-  state: DemoState;
-  /** Predicted digits for the first `count` test images of the MNIST slice (the same on every page). */
-  predictDigits(count: number): Promise<number[]>;
 }
 
 declare global {

@@ -1,9 +1,10 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { DemoHooks, DemoState } from '../../demo-app/src/demo-state.js';
+
+export type { DemoState };
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-
-export type ConditionValue = 'yes' | 'no' | 'unknown';
 
 /** Device conditions a page starts with (overridden browser APIs). */
 export interface DeviceConditions {
@@ -12,34 +13,8 @@ export interface DeviceConditions {
   saveData?: boolean;
 }
 
-/** What the demo app exposes on `window.flockDemo.state` (see demo-app/src/main.ts). */
-export interface DemoState {
-  ready: boolean;
-  backend: string | null;
-  status: string;
-  conditions: { idle: ConditionValue; charging: ConditionValue; unmetered: ConditionValue };
-  eligible: boolean;
-  globalVersion: number | null;
-  personalVersion: number | null;
-  fineTunedEpochs: number;
-  exampleCount: number;
-  drawnCount: number;
-  roundsTrained: number;
-  roundsAbandoned: number;
-  bytesUploaded: number;
-  lastEvaluation: {
-    modelVersion: number;
-    numExamples: number;
-    globalAccuracy: number;
-    personalAccuracy: number | null;
-    adopted: boolean;
-  } | null;
-  statusHistory: string[];
-  errors: string[];
-}
-
 interface DemoWindow {
-  flockDemo?: { state: DemoState; predictDigits(count: number): Promise<number[]> };
+  flockDemo?: DemoHooks;
   flockTestDevice?: { setCharging(charging: boolean): void; setConnection(type: string, saveData: boolean): void };
 }
 
