@@ -6,12 +6,19 @@ import type { LocalEvaluationSummary } from './round-types.js';
 
 const log = moduleLogger('evaluations');
 
+/** Versions whose reports are tracked in memory; devices test the newest, older ones reload from storage. */
+const TRACKED_VERSIONS = 32;
+
 interface VersionEvaluations {
   roundId: string;
+  /**
+   * Devices that reported this version since the coordinator started (kept in memory only: client
+   * ids are not stored with the round). The SDK reports a version once, so a restart rarely matters.
+   */
   reporters: Set<string>;
   summary: LocalEvaluationSummary;
-  /** Sums behind the personal-model means, over reports that had a personal model. */
-  personalExamples: number;
+  /** Writes of the summary, in order (a report's write must not overtake an earlier one's). */
+  persisted: Promise<void>;
 }
 
 /** Weighted running mean: mean of n values + x with weight w. */
@@ -26,7 +33,8 @@ function foldMean(mean: number, total: number, value: number, weight: number): n
  */
 @Injectable()
 export class EvaluationsService {
-  private readonly byVersion = new Map<number, VersionEvaluations>();
+  /** Promises, so that concurrent first reports of a version share one load. */
+  private readonly byVersion = new Map<number, Promise<VersionEvaluations | null>>();
 
   constructor(@Inject(STORAGE) private readonly storage: Storage) {}
 
@@ -40,48 +48,57 @@ export class EvaluationsService {
     const evaluations = await this.evaluationsOf(report.modelVersion);
     if (!evaluations || evaluations.reporters.has(clientId)) return;
     evaluations.reporters.add(clientId);
-    this.fold(evaluations, report);
-    const round = await this.storage.getRound(evaluations.roundId);
-    if (round) await this.storage.updateRound(round.id, { metrics: { ...round.metrics, localEvaluation: { ...evaluations.summary } } });
-  }
-
-  private fold(evaluations: VersionEvaluations, report: EvaluationReport): void {
-    const summary = evaluations.summary;
-    const n = report.numExamples;
-    summary.globalAccuracy = foldMean(summary.globalAccuracy, summary.numExamples, report.globalAccuracy, n);
-    summary.globalLoss = foldMean(summary.globalLoss, summary.numExamples, report.globalLoss, n);
-    if (report.personalAccuracy !== null && report.personalLoss !== null) {
-      summary.personalAccuracy = foldMean(summary.personalAccuracy ?? 0, evaluations.personalExamples, report.personalAccuracy, n);
-      summary.personalLoss = foldMean(summary.personalLoss ?? 0, evaluations.personalExamples, report.personalLoss, n);
-      evaluations.personalExamples += n;
-    }
-    summary.numExamples += n;
-    summary.reports++;
-    if (report.adopted) summary.adopted++;
+    fold(evaluations.summary, report);
+    const snapshot = { ...evaluations.summary };
+    const write = evaluations.persisted.then(async () => {
+      const round = await this.storage.getRound(evaluations.roundId);
+      if (round) await this.storage.updateRound(round.id, { metrics: { ...round.metrics, localEvaluation: snapshot } });
+    });
+    evaluations.persisted = write.catch(() => undefined);
+    await write;
   }
 
   /** Only versions produced by a round are shown per round. */
-  private async evaluationsOf(version: number): Promise<VersionEvaluations | null> {
-    const cached = this.byVersion.get(version);
-    if (cached) return cached;
+  private evaluationsOf(version: number): Promise<VersionEvaluations | null> {
+    let loading = this.byVersion.get(version);
+    if (!loading) {
+      loading = this.load(version);
+      this.byVersion.set(version, loading);
+      // A failed load is retried by the next report; the oldest tracked version makes room.
+      loading.catch(() => this.byVersion.delete(version));
+      if (this.byVersion.size > TRACKED_VERSIONS) this.byVersion.delete(this.byVersion.keys().next().value!);
+    }
+    return loading;
+  }
+
+  private async load(version: number): Promise<VersionEvaluations | null> {
     const meta = await this.storage.getModelVersion(version);
     if (!meta?.roundId) return null;
     const round = await this.storage.getRound(meta.roundId);
-    const evaluations: VersionEvaluations = {
+    const stored = round?.metrics.localEvaluation;
+    return {
       roundId: meta.roundId,
       reporters: new Set(),
-      summary: round?.metrics.localEvaluation ?? {
-        reports: 0,
-        numExamples: 0,
-        globalAccuracy: 0,
-        globalLoss: 0,
-        personalAccuracy: null,
-        personalLoss: null,
-        adopted: 0,
-      },
-      personalExamples: 0,
+      summary: stored
+        ? // Summaries stored before personalNumExamples existed: every report then had a personal model.
+          { ...stored, personalNumExamples: stored.personalNumExamples ?? (stored.personalAccuracy === null ? 0 : stored.numExamples) }
+        : { reports: 0, numExamples: 0, globalAccuracy: 0, globalLoss: 0, personalAccuracy: null, personalLoss: null, personalNumExamples: 0, adopted: 0 },
+      persisted: Promise.resolve(),
     };
-    this.byVersion.set(version, evaluations);
-    return evaluations;
   }
+}
+
+function fold(summary: LocalEvaluationSummary, report: EvaluationReport): void {
+  const n = report.numExamples;
+  summary.globalAccuracy = foldMean(summary.globalAccuracy, summary.numExamples, report.globalAccuracy, n);
+  summary.globalLoss = foldMean(summary.globalLoss, summary.numExamples, report.globalLoss, n);
+  if (report.personalAccuracy !== null && report.personalLoss !== null) {
+    const personalExamples = summary.personalNumExamples ?? 0;
+    summary.personalAccuracy = foldMean(summary.personalAccuracy ?? 0, personalExamples, report.personalAccuracy, n);
+    summary.personalLoss = foldMean(summary.personalLoss ?? 0, personalExamples, report.personalLoss, n);
+    summary.personalNumExamples = personalExamples + n;
+  }
+  summary.numExamples += n;
+  summary.reports++;
+  if (report.adopted) summary.adopted++;
 }

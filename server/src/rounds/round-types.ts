@@ -41,6 +41,8 @@ export interface LocalEvaluationSummary {
   globalLoss: number;
   personalAccuracy: number | null;
   personalLoss: number | null;
+  /** Examples behind the personal-model means (reports that had a personal model). */
+  personalNumExamples?: number;
   adopted: number;
 }
 
