@@ -24,10 +24,22 @@ export interface FlockConfig {
   initialModelPath: string | null;
   /** Examples of real MNIST the default model is trained on at first start. */
   defaultModelTrainExamples: number;
+  /** Held-out test set every new global version is tested on ('none': no centralized evaluation). */
+  testSet: TestSetName;
   logLevel: string;
 }
 
 const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
+
+export const TEST_SET_NAMES = ['mnist', 'none'] as const;
+export type TestSetName = (typeof TEST_SET_NAMES)[number];
+
+function testSetFromEnv(env: NodeJS.ProcessEnv): TestSetName {
+  const raw = env.FLOCK_TEST_SET;
+  if (raw === undefined || raw === '') return 'mnist';
+  if ((TEST_SET_NAMES as readonly string[]).includes(raw)) return raw as TestSetName;
+  throw new Error(`FLOCK_TEST_SET must be one of ${TEST_SET_NAMES.join(', ')}, got "${raw}"`);
+}
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
@@ -86,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     overSelection: floatFromEnv(env, 'FLOCK_OVER_SELECTION', 1.3),
     initialModelPath: env.FLOCK_INITIAL_MODEL || null,
     defaultModelTrainExamples: intFromEnv(env, 'FLOCK_DEFAULT_MODEL_EXAMPLES', 6000),
+    testSet: testSetFromEnv(env),
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };

@@ -5,6 +5,7 @@ import { ClientRegistry } from '../clients/client-registry.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
 import { tokenMatches } from '../operators/auth.js';
+import { TestSetEvaluationService } from '../models/test-set-evaluation.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 import {
   DASHBOARD_NAMESPACE,
@@ -50,6 +51,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
     private readonly dashboard: DashboardService,
     private readonly clients: ClientRegistry,
     private readonly rounds: RoundsService,
+    private readonly testSet: TestSetEvaluationService,
   ) {}
 
   afterInit(namespace: OperatorsNamespace): void {
@@ -66,6 +68,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
     this.rounds.events.on('changed', this.onChange);
     this.clients.events.on('available', this.onChange);
     this.clients.events.on('disconnected', this.onChange);
+    this.testSet.events.on('evaluated', this.onChange);
   }
 
   async handleConnection(socket: OperatorSocket): Promise<void> {
@@ -85,6 +88,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
     this.rounds.events.off('changed', this.onChange);
     this.clients.events.off('available', this.onChange);
     this.clients.events.off('disconnected', this.onChange);
+    this.testSet.events.off('evaluated', this.onChange);
     this.stopPolling();
     if (this.pushTimer) clearTimeout(this.pushTimer);
     this.pushTimer = null;

@@ -53,6 +53,11 @@ export class MetricsService {
     help: 'Current global model version',
     registers: [this.registry],
   });
+  readonly modelTestAccuracy = new Gauge({
+    name: 'flock_model_test_accuracy',
+    help: "Test-set accuracy of the newest global version tested on the coordinator's test set (FLOCK_TEST_SET)",
+    registers: [this.registry],
+  });
   readonly aggregationSeconds = new Histogram({
     name: 'flock_aggregation_seconds',
     help: 'Time to fold one update into the running aggregate, and to finalize a round (phase label)',

@@ -3,10 +3,11 @@ import { MulterModule } from '@nestjs/platform-express';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { ModelsController } from './models.controller.js';
 import { ModelsService } from './models.service.js';
+import { TestSetEvaluationService } from './test-set-evaluation.service.js';
 
 /**
- * The global model registry: ModelsService (exported for the rounds engine and the gateway) and
- * the /api/models REST API. Needs STORAGE (StorageModule) and FLOCK_CONFIG from global modules.
+ * The global model registry: ModelsService (exported for the rounds engine and the gateway), the
+ * centralized test-set evaluation of new versions, and the /api/models REST API. Needs STORAGE (StorageModule) and FLOCK_CONFIG from global modules.
  */
 @Module({
   imports: [
@@ -19,7 +20,7 @@ import { ModelsService } from './models.service.js';
     }),
   ],
   controllers: [ModelsController],
-  providers: [ModelsService],
-  exports: [ModelsService],
+  providers: [ModelsService, TestSetEvaluationService],
+  exports: [ModelsService, TestSetEvaluationService],
 })
 export class ModelsModule {}

@@ -11,6 +11,7 @@ import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
 import { STORAGE, type ModelVersionMeta, type ModelVersionRecord, type ModelVersionSource, type Storage } from '../storage/storage.js';
 import { ensureTfBackend, trainDefaultModel } from './default-model.js';
+import { TestSetEvaluationService } from './test-set-evaluation.service.js';
 import {
   assertLoadable,
   InvalidModelError,
@@ -52,10 +53,18 @@ export class ModelsService implements OnModuleInit {
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
+    private readonly testSet: TestSetEvaluationService,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    await this.ensureInitialModel();
+    const initial = await this.ensureInitialModel();
+    // The current version may lack test-set metrics: a crash right after its commit, or the test
+    // set switched on since.
+    const current = (await this.current()) ?? initial;
+    if (current.metrics.testAccuracy === undefined && this.testSet.enabled) {
+      const { topology, weightSpecs, bytes } = await this.load(current.version);
+      void this.testSet.evaluate(current.version, { topology, weightSpecs, weights: bytes });
+    }
   }
 
   /**
@@ -161,6 +170,7 @@ export class ModelsService implements OnModuleInit {
       bytes,
     );
     this.invalidateCache();
+    this.testNewVersion(meta, { topology: target.topology, weightSpecs: target.weightSpecs, weights: bytes });
     log.info({ version: meta.version, rolledBackFrom: version, parentVersion: meta.parentVersion }, 'model rolled back');
     return meta;
   }
@@ -196,10 +206,15 @@ export class ModelsService implements OnModuleInit {
     this.cache.clear();
   }
 
-  /** Hook for the rounds engine after `storage.commitRound`: same as invalidateCache(). */
-  onVersionCommitted(meta: ModelVersionMeta): void {
+  /** For the rounds engine after `storage.commitRound`: frees the cache and tests the new version. */
+  onVersionCommitted(meta: ModelVersionMeta, parts: ModelArtifactsParts): void {
     this.invalidateCache();
-    log.debug({ version: meta.version }, 'version committed');
+    this.testNewVersion(meta, parts);
+  }
+
+  /** Centralized evaluation of a new version, in the background, unless it already has test metrics. */
+  private testNewVersion(meta: ModelVersionMeta, parts: ModelArtifactsParts): void {
+    if (meta.metrics.testAccuracy === undefined) void this.testSet.evaluate(meta.version, parts);
   }
 
   private async insert(
@@ -222,6 +237,7 @@ export class ModelsService implements OnModuleInit {
       parts.weights,
     );
     this.invalidateCache();
+    this.testNewVersion(meta, parts);
     return meta;
   }
 

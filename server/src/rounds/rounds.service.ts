@@ -343,6 +343,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       const base = await this.models.get(round.record.baseVersion);
       await round.persistence; // the 'committing' transition must be stored before the commit
       const at = nowIso();
+      const weights = new Uint8Array(result.weights.buffer, result.weights.byteOffset, result.weights.byteLength);
       const { model } = await this.storage.commitRound(
         round.record.id,
         {
@@ -361,11 +362,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           weightSpecs: base.weightSpecs,
           strategyState: result.serverState,
         },
-        new Uint8Array(result.weights.buffer, result.weights.byteOffset, result.weights.byteLength),
+        weights,
         { status: 'committed', metrics, endedAt: at },
         { roundId: round.record.id, from: 'committing', at, note: why },
       );
-      this.models.invalidateCache();
+      this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
       round.record = { ...round.record, status: 'committed', committedVersion: model.version, endedAt: at, updatedAt: at };
       this.metrics.modelVersion.set(model.version);
       this.finishRound(round, 'committed', null, model.version);

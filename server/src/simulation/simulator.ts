@@ -5,12 +5,10 @@
  * model evaluated on the 10,000 MNIST test images after every round.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { FlockApiClient, type RoundDetails, type StartRoundRequest } from '../cli/api-client.js';
 import { loadConfig } from '../config/config.js';
@@ -24,6 +22,7 @@ import type { RoundRow, SimulationSummary } from './report.js';
 import { noKeepAliveFetch } from './http-fetch.js';
 import type { EvaluatorInit, EvaluatorReply, EvaluatorRequest } from './evaluator.js';
 import type { MainToWorker, SimulatedClientData, WorkerInit, WorkerToMain } from './worker-protocol.js';
+import { startModuleWorker } from '../worker-thread.js';
 
 export type InitialModelKind = 'random' | 'pretrained';
 
@@ -109,19 +108,8 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
 
 const TERMINAL = ['committed', 'failed', 'aborted'];
 
-/**
- * Starts a worker on the compiled worker.js next to this file, or (tests running from source) on
- * worker.ts through tsx's loader, registered inside the worker before it imports the entry.
- */
 function startWorker(name: 'worker' | 'evaluator', options: { workerData: unknown; transferList?: ArrayBuffer[] }): Worker {
-  const js = new URL(`./${name}.js`, import.meta.url);
-  if (existsSync(fileURLToPath(js))) return new Worker(js, options);
-  // tsx's ESM API (its "import" build; the CommonJS build cannot find its own files under pnpm).
-  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
-  const tsx = pathToFileURL(join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href;
-  const entry = new URL(`./${name}.ts`, import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { ...options, eval: true });
+  return startModuleWorker(new URL(`./${name}.js`, import.meta.url), options);
 }
 
 function gather(data: MnistData, indices: ArrayLike<number>): { images: Float32Array; labels: Uint8Array } {
@@ -253,6 +241,8 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
           operatorToken: randomBytes(18).toString('base64url'),
           initialModelPath,
           defaultModelTrainExamples: options.pretrainExamples,
+          // The simulator's own evaluation thread tests every version (an existing --server too).
+          testSet: 'none',
         },
       );
       const coordinator: Coordinator = await createCoordinator(config);

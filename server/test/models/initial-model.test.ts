@@ -6,7 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { ensureTfBackend } from '../../src/models/default-model.js';
+import { MetricsService } from '../../src/metrics/metrics.service.js';
 import { ModelsService } from '../../src/models/models.service.js';
+import { TestSetEvaluationService } from '../../src/models/test-set-evaluation.service.js';
 import { modelToParts, readModelFromDisk } from '../../src/models/tfjs-format.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
 
@@ -17,9 +19,9 @@ beforeAll(async () => {
 });
 
 function service(dataDir: string, initialModelPath: string | null): { models: ModelsService; storage: SqliteStorage } {
-  const config = loadConfig({}, { dataDir, initialModelPath, operatorToken: 'operator-token-0123456789', clientToken: 'client-token-0123456789ab' });
+  const config = loadConfig({}, { dataDir, initialModelPath, operatorToken: 'operator-token-0123456789', clientToken: 'client-token-0123456789ab', testSet: 'none' });
   const storage = new SqliteStorage(join(dataDir, 'flock.db'));
-  return { models: new ModelsService(storage, config), storage };
+  return { models: new ModelsService(storage, config, new TestSetEvaluationService(config, storage, new MetricsService())), storage };
 }
 
 /** Writes a model the way tfjs-node's file:// handler does, with the weights split over two shards. */

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Module, type INestApplication } from '@nestjs/common';
+import { Global, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import * as tf from '@tensorflow/tfjs';
@@ -18,6 +18,7 @@ import { ConfigModule } from '../../src/config/config.module.js';
 import { loadConfig, type FlockConfig } from '../../src/config/config.js';
 import { loadMnist, mnistTensors, sliceMnist } from '../../src/datasets/mnist.js';
 import { ensureTfBackend } from '../../src/models/default-model.js';
+import { MetricsService } from '../../src/metrics/metrics.service.js';
 import { ModelsModule } from '../../src/models/models.module.js';
 import { ModelsService } from '../../src/models/models.service.js';
 import { loadLayersModelFromParts, modelToParts } from '../../src/models/tfjs-format.js';
@@ -31,6 +32,10 @@ const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
 // Decorators are applied by hand: test files are outside the tsconfig that enables experimentalDecorators.
 class TestModule {}
 Module({})(TestModule);
+/** MetricsService (the models module records test-set accuracy in it) without its /metrics route. */
+class MetricsServiceModule {}
+Global()(MetricsServiceModule);
+Module({ providers: [MetricsService], exports: [MetricsService] })(MetricsServiceModule);
 
 const dataDir = mkdtempSync(join(tmpdir(), 'flock-models-'));
 let app: INestApplication;
@@ -46,8 +51,9 @@ beforeAll(async () => {
     clientToken: CLIENT,
     defaultModelTrainExamples: 1000,
     maxUploadBytes: 2 * 1024 * 1024,
+    testSet: 'none', // test/models/test-set.test.ts covers the centralized evaluation
   });
-  app = await NestFactory.create({ module: TestModule, imports: [ConfigModule.forRoot(config), StorageModule, ModelsModule] }, { logger: false });
+  app = await NestFactory.create({ module: TestModule, imports: [ConfigModule.forRoot(config), StorageModule, MetricsServiceModule, ModelsModule] }, { logger: false });
   await app.listen(0, '127.0.0.1');
   url = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   models = app.get(ModelsService);

@@ -16,7 +16,11 @@ export interface TestCoordinator extends Coordinator {
   dispose(): Promise<void>;
 }
 
-/** A real coordinator on loopback (port 0) with a fresh SQLite file in a temp dir. */
+/**
+ * A real coordinator on loopback (port 0) with a fresh SQLite file in a temp dir. The centralized
+ * test-set evaluation is off unless `testSet` is given (its thread would load tfjs and MNIST in
+ * every test that commits a round); test/models/test-set.test.ts covers it.
+ */
 export async function startTestCoordinator(overrides: Partial<FlockConfig> = {}): Promise<TestCoordinator> {
   await initNodeBackend();
   const dataDir = overrides.dataDir ?? mkdtempSync(join(tmpdir(), 'flock-test-'));
@@ -28,6 +32,7 @@ export async function startTestCoordinator(overrides: Partial<FlockConfig> = {})
       clientToken: CLIENT_TOKEN,
       operatorToken: OPERATOR_TOKEN,
       defaultModelTrainExamples: 600,
+      testSet: 'none',
       ...overrides,
       dataDir,
     },
