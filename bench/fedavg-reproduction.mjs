@@ -7,7 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bestAccuracy, paperArgs, readResult, root, roundsTo, simulate } from './lib/simulate.mjs';
+import { pathToFileURL } from 'node:url';
+import { bestAccuracy, curve, paperArgs, readResult, root, roundsTo, simulate } from './lib/simulate.mjs';
 
 const { values } = parseArgs({ options: { 'report-only': { type: 'boolean', default: false }, only: { type: 'string' }, 'max-rounds': { type: 'string', default: '1200' }, seed: { type: 'string', default: '1' } } });
 
@@ -63,15 +64,51 @@ for (const [name, label] of [['timing', '1 client per round (C = 0.01), IID, one
 
 // The table covers every configuration whose results exist (runs can be done one at a time).
 const rows = [];
+const found = new Map();
 for (const config of CONFIGS) {
   const result = readResult(resultsDir, config.name);
   if (!result) continue;
   const rounds = roundsTo(result, 0.97);
+  found.set(config.name, { config, result, rounds });
   const seconds = result.rounds.reduce((sum, r) => sum + (r.seconds ?? 0), 0);
   rows.push(
-    `| ${config.label} | ${config.fraction === 0.01 ? '0 (1 client)' : config.fraction} | ${result.config.learningRate} | ${config.paperRounds} | ${rounds ?? `not reached in ${result.rounds.length} (best ${(bestAccuracy(result) * 100).toFixed(2)}%)`} | ${rounds ? (rounds / config.paperRounds).toFixed(2) : '-'} | ${rounds ? (rounds <= 1.3 * config.paperRounds ? 'yes' : 'no') : '-'} | ${(seconds / Math.max(1, result.rounds.length)).toFixed(1)} s | [csv](fedavg/${config.name}.csv), ![${config.label}](fedavg/${config.name}.svg) |`,
+    `| ${config.label} | ${config.fraction === 0.01 ? '0 (1 client)' : config.fraction} | ${result.config.learningRate} | ${config.paperRounds} | ${rounds ?? `not reached in ${result.rounds.length} (best ${(bestAccuracy(result) * 100).toFixed(2)}%)`} | ${rounds ? (rounds / config.paperRounds).toFixed(2) : '-'} | ${rounds ? (rounds <= 1.3 * config.paperRounds ? 'yes' : 'no') : '-'} | ${(seconds / Math.max(1, result.rounds.length)).toFixed(1)} s | [csv](fedavg/${config.name}.csv), [svg](fedavg/${config.name}.svg) |`,
   );
 }
+
+// One plot per client fraction, IID beside non-IID, zoomed on the last points before the target.
+const { accuracySvg } = await import(pathToFileURL(join(root, 'server', 'dist', 'simulation', 'report.js')).href);
+const plots = [];
+for (const [file, fraction, title] of [['c01.svg', 0.1, 'C = 0.1 (10 clients per round)'], ['c0.svg', 0.01, 'C = 0 (1 client per round)']]) {
+  const series = [...found.values()].filter(({ config }) => config.fraction === fraction).map(({ config, result }) => ({ label: config.label, points: curve(result) }));
+  if (series.length === 0) continue;
+  writeFileSync(join(resultsDir, file), accuracySvg(series, { title: `FedAvg, 2NN, ${title}, E = 1, B = 10: test accuracy`, target: 0.97, yMin: 80 }));
+  plots.push(`![${title}](fedavg/${file})`);
+}
+
+// What the numbers say, from the results present.
+const notes = [];
+const ratio = (name) => (found.get(name)?.rounds ? found.get(name).rounds / found.get(name).config.paperRounds : null);
+const ratios = CONFIGS.map((c) => ratio(c.name)).filter((r) => r !== null);
+if (ratios.length > 0) {
+  const slower = ratios.filter((r) => r > 1.3).length;
+  notes.push(
+    slower === 0
+      ? `Every configuration run reaches 97% within the 1.3x bound, in ${Math.round(Math.min(...ratios) * 100)}-${Math.round(Math.max(...ratios) * 100)}% of the paper's rounds.`
+      : `${slower} configuration(s) need more than 1.3x the paper's rounds: see the table.`,
+  );
+}
+for (const [iid, shards, label] of [['iid', 'shards', 'C = 0.1'], ['iid-c0', 'shards-c0', 'C = 0']]) {
+  const a = found.get(iid)?.rounds;
+  const b = found.get(shards)?.rounds;
+  if (a && b) {
+    const paper = found.get(shards).config.paperRounds / found.get(iid).config.paperRounds;
+    notes.push(`Pathological non-IID data costs ${(b / a).toFixed(1)}x the rounds of IID data at ${label} (the paper: ${paper.toFixed(1)}x).`);
+  }
+}
+const c01 = ratio('iid') && ratio('iid-c0') ? [found.get('iid').rounds, found.get('iid-c0').rounds] : null;
+if (c01) notes.push(`Ten clients per round instead of one cut the IID rounds ${(c01[1] / c01[0]).toFixed(1)}x (the paper: ${(316 / 87).toFixed(1)}x).`);
+
 writeFileSync(
   join(root, 'bench', 'results', 'fedavg.md'),
   `# FedAvg reproduction: McMahan et al. 2017, Table 1, 2NN
@@ -83,9 +120,18 @@ untrained 2NN (784-200-200-10, 199,210 parameters). Every client is a real Flock
 Produced by \`node bench/fedavg-reproduction.mjs\` (seed ${values.seed}); the implementation counts as
 correct when it needs at most 1.3x the paper's rounds.
 
-| partition | C | client lr | paper rounds | our rounds to 97% | ratio | within 1.3x | mean round time | curve |
+| partition | C | client lr | paper rounds | our rounds to 97% | ratio | within 1.3x | mean round time | data |
 |---|---:|---:|---:|---:|---:|---|---:|---|
 ${rows.join('\n')}
+
+${plots.join('\n')}
+
+${notes.map((note) => `- ${note}`).join('\n')}
+- We need fewer rounds than the paper, never more. The 1.3x bound is the one that matters: a
+  wrong weighting, a stale base version or a lost update slows convergence down, it does not speed
+  it up. What makes ours faster is not established; candidates are the initialization (Keras's
+  Glorot-uniform, against the paper's unstated one) and the learning rate (the paper's was the best
+  of a grid for each setting; ours is 0.1 everywhere, the value reproductions use).
 
 Machine: 2 cores, Node ${process.version}, tfjs wasm backend. Round time is the wall time from
 starting a round to its commit (selection, model download, local training of 10 x 600 examples,

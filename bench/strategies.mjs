@@ -85,7 +85,7 @@ const byzantineRows = byzantine.map(({ run, result }) => {
 if (convergence.length > 0) {
   writeFileSync(
     join(root, 'bench', 'results', 'strategies-non-iid.svg'),
-    accuracySvg(convergence.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })), { title: '2NN, shards (non-IID): test accuracy by round', target: TARGET }),
+    accuracySvg(convergence.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })), { title: '2NN, shards (non-IID): test accuracy by round', target: TARGET, yMin: 80 }),
   );
 }
 if (byzantine.length > 0) {

@@ -96,7 +96,7 @@ const SERIES_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#
  * A self-contained SVG line chart of accuracy (%) by round, one line per series (with a legend when
  * there are several), and the target as a dashed line.
  */
-export function accuracySvg(series: readonly AccuracySeries[], options: { title?: string; target?: number | null } = {}): string {
+export function accuracySvg(series: readonly AccuracySeries[], options: { title?: string; target?: number | null; /** Bottom of the y axis in percent (lower points sit on it); default: from the data. */ yMin?: number } = {}): string {
   const width = 720;
   const height = 440;
   const margin = { left: 64, right: 24, top: 48, bottom: 56 };
@@ -105,7 +105,7 @@ export function accuracySvg(series: readonly AccuracySeries[], options: { title?
   const all = series.flatMap((s) => s.points);
   const maxRound = Math.max(1, ...all.map((p) => p.round));
   const target = options.target != null ? options.target * 100 : null;
-  let yMin = Math.min(...all.map((p) => p.accuracy * 100), target ?? 100);
+  let yMin = options.yMin ?? Math.min(...all.map((p) => p.accuracy * 100), target ?? 100);
   yMin = Number.isFinite(yMin) ? Math.max(0, Math.floor(yMin / 10) * 10) : 0;
   const yMax = 100;
   const x = (round: number): number => margin.left + (round / maxRound) * plotW;
@@ -131,6 +131,8 @@ export function accuracySvg(series: readonly AccuracySeries[], options: { title?
     parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y(target).toFixed(1)}" y2="${y(target).toFixed(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`);
     parts.push(`<text x="${margin.left + plotW - 4}" y="${(y(target) - 6).toFixed(1)}" text-anchor="end" fill="#d62728">target ${target.toFixed(1)}%</text>`);
   }
+  // The legend sits in the bottom-right corner, as wide as its longest label (~7 px a character at 12 px).
+  const legendLeft = margin.left + plotW - 36 - 7 * Math.max(0, ...series.map((s) => s.label.length));
   series.forEach(({ label, points }, i) => {
     const color = SERIES_COLORS[i % SERIES_COLORS.length]!;
     if (points.length > 0) {
@@ -142,8 +144,8 @@ export function accuracySvg(series: readonly AccuracySeries[], options: { title?
     }
     if (series.length > 1) {
       const ly = margin.top + plotH - 12 - (series.length - 1 - i) * 16;
-      parts.push(`<line x1="${margin.left + plotW - 150}" x2="${margin.left + plotW - 130}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="3"/>`);
-      parts.push(`<text x="${margin.left + plotW - 124}" y="${ly}">${escapeXml(label)}</text>`);
+      parts.push(`<line x1="${legendLeft}" x2="${legendLeft + 20}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="3"/>`);
+      parts.push(`<text x="${legendLeft + 26}" y="${ly}">${escapeXml(label)}</text>`);
     }
   });
   parts.push('</svg>');
