@@ -2,7 +2,7 @@
 // McMahan et al. 2017 (K=100, C=0.1, E=1, B=10, client lr 0.1), with `pnpm simulate`:
 //   1. rounds to 97% test accuracy: fedavg vs fedprox vs fedadam vs fedyogi;
 //   2. accuracy after a fixed number of rounds with 20% Byzantine clients (mixed attacks: noise,
-//      sign-flip, label-flip): fedavg vs median vs trimmed-mean vs krum.
+//      sign-flip, label-flip): fedavg vs median vs trimmed-mean vs krum vs multi-krum.
 // Writes bench/results/strategies.md with a table and plots.
 // Usage: node bench/strategies.mjs [--only name,name] [--max-rounds N] [--byzantine-rounds N] [--seed S] [--report-only]
 // Build first (pnpm build). Each run to 97% can take up to --max-rounds rounds (~3 s each on 2 cores).
@@ -43,6 +43,8 @@ const BYZANTINE = [
   { name: 'byzantine-median', strategy: 'median', options: {} },
   { name: 'byzantine-trimmed-mean', strategy: 'trimmed-mean', options: { trimFraction: 0.3 } },
   { name: 'byzantine-krum', strategy: 'krum', options: { byzantineClients: 3 } },
+  // Krum keeps one client's update: on 2-digit clients that is a 2-digit step. Multi-Krum averages the n - f best.
+  { name: 'byzantine-multi-krum', strategy: 'multi-krum', options: { byzantineClients: 3 } },
 ];
 
 const only = values.only ? new Set(values.only.split(',')) : null;
