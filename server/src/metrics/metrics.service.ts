@@ -55,7 +55,7 @@ export class MetricsService {
   });
   readonly modelTestAccuracy = new Gauge({
     name: 'flock_model_test_accuracy',
-    help: "Test-set accuracy of the newest global version tested on the coordinator's test set (FLOCK_TEST_SET)",
+    help: "Test-set accuracy of the newest global version whose accuracy on the coordinator's test set (FLOCK_TEST_SET) is known",
     registers: [this.registry],
   });
   readonly aggregationSeconds = new Histogram({

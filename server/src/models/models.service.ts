@@ -61,7 +61,10 @@ export class ModelsService implements OnModuleInit {
     // The current version may lack test-set metrics: a crash right after its commit, or the test
     // set switched on since.
     const current = (await this.current()) ?? initial;
-    if (current.metrics.testAccuracy === undefined && this.testSet.enabled) {
+    const known = current.metrics.testAccuracy;
+    if (typeof known === 'number') {
+      this.testSet.record(current.version, known);
+    } else if (this.testSet.enabled) {
       const { topology, weightSpecs, bytes } = await this.load(current.version);
       void this.testSet.evaluate(current.version, { topology, weightSpecs, weights: bytes });
     }
@@ -214,7 +217,9 @@ export class ModelsService implements OnModuleInit {
 
   /** Centralized evaluation of a new version, in the background, unless it already has test metrics. */
   private testNewVersion(meta: ModelVersionMeta, parts: ModelArtifactsParts): void {
-    if (meta.metrics.testAccuracy === undefined) void this.testSet.evaluate(meta.version, parts);
+    const known = meta.metrics.testAccuracy;
+    if (typeof known === 'number') this.testSet.record(meta.version, known);
+    else void this.testSet.evaluate(meta.version, parts);
   }
 
   private async insert(

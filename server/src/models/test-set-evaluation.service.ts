@@ -29,7 +29,8 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
   private ready: Promise<void> | null = null;
   private readonly pending = new Map<number, (reply: TestSetReply) => void>();
   private closed = false;
-  private newestTested = 0;
+  /** The version flock_model_test_accuracy shows: the newest with a known test accuracy. */
+  private gaugeVersion = 0;
 
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
@@ -56,10 +57,7 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
       const reply = await this.request({ version, topology: parts.topology, weightSpecs: parts.weightSpecs, weights: parts.weights.slice() });
       if (reply.type === 'result') {
         await this.storage.updateModelMetrics(version, { testAccuracy: reply.accuracy, testLoss: reply.loss, testExamples: reply.numExamples, testSet: 'mnist-test' });
-        if (version >= this.newestTested) {
-          this.newestTested = version;
-          this.metrics.modelTestAccuracy.set(reply.accuracy);
-        }
+        this.record(version, reply.accuracy);
         log.info({ version, testAccuracy: reply.accuracy, testLoss: reply.loss, seconds: reply.seconds }, 'version tested on the test set');
         this.events.emit('evaluated', version);
       } else if (reply.type === 'skipped') {
@@ -70,6 +68,13 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
     } catch (error) {
       log.warn({ version, err: error }, 'testing a version on the test set failed');
     }
+  }
+
+  /** A version's known test accuracy (measured here, or carried by the version) for the Prometheus gauge. */
+  record(version: number, accuracy: number): void {
+    if (version < this.gaugeVersion) return;
+    this.gaugeVersion = version;
+    this.metrics.modelTestAccuracy.set(accuracy);
   }
 
   private async request(request: TestSetRequest): Promise<TestSetReply> {
