@@ -11,8 +11,13 @@ import type { TestSetReply, TestSetRequest } from './test-set-worker.js';
 
 const log = moduleLogger('test-set');
 
-/** Versions waiting for the test-set thread at most; older ones are dropped first (logged). */
-const MAX_PENDING = 64;
+/** Versions waiting for the test-set thread at most; beyond, the oldest waiting one is not tested (logged). */
+const MAX_WAITING = 64;
+
+interface Job {
+  request: TestSetRequest;
+  settle: (reply: TestSetReply) => void;
+}
 
 /**
  * Centralized evaluation: every new global version is tested on a held-out test set the coordinator
@@ -20,14 +25,18 @@ const MAX_PENDING = 64;
  * the result is stored with the version (`testAccuracy`, `testLoss`, `testExamples`, `testSet`).
  * That is the server half of the hybrid pattern's evaluation; devices test each version on their
  * own data too (EvaluationsService). Models that are not MNIST classifiers are skipped.
+ *
+ * One version is in the thread at a time; the others wait here (their weights too), at most
+ * MAX_WAITING of them, so a burst of versions costs bounded memory.
  */
 @Injectable()
 export class TestSetEvaluationService implements OnApplicationShutdown {
   /** 'evaluated' once a version's test-set metrics are stored (the dashboard pushes them). */
   readonly events = new EventEmitter<{ evaluated: [version: number] }>();
   private worker: Worker | null = null;
-  private ready: Promise<void> | null = null;
-  private readonly pending = new Map<number, (reply: TestSetReply) => void>();
+  private ready: Promise<Worker> | null = null;
+  private readonly waiting: Job[] = [];
+  private running: Job | null = null;
   private closed = false;
   /** The version flock_model_test_accuracy shows: the newest with a known test accuracy. */
   private gaugeVersion = 0;
@@ -48,13 +57,15 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
    */
   async evaluate(version: number, parts: ModelArtifactsParts): Promise<void> {
     if (!this.enabled || this.closed) return;
-    try {
-      if (this.pending.size >= MAX_PENDING) {
-        const oldest = this.pending.keys().next().value!;
-        log.warn({ version: oldest }, 'test-set queue full: not testing an older version');
-        this.pending.get(oldest)?.({ type: 'skipped', version: oldest, reason: 'queue full' });
+    const reply = await new Promise<TestSetReply>((settle) => {
+      this.waiting.push({ request: { version, topology: parts.topology, weightSpecs: parts.weightSpecs, weights: parts.weights.slice() }, settle });
+      if (this.waiting.length > MAX_WAITING) {
+        const dropped = this.waiting.shift()!;
+        dropped.settle({ type: 'skipped', version: dropped.request.version, reason: `more than ${MAX_WAITING} versions waiting` });
       }
-      const reply = await this.request({ version, topology: parts.topology, weightSpecs: parts.weightSpecs, weights: parts.weights.slice() });
+      this.next();
+    });
+    try {
       if (reply.type === 'result') {
         await this.storage.updateModelMetrics(version, { testAccuracy: reply.accuracy, testLoss: reply.loss, testExamples: reply.numExamples, testSet: 'mnist-test' });
         this.record(version, reply.accuracy);
@@ -66,7 +77,7 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
         log.warn({ version, error: reply.message }, 'testing a version on the test set failed');
       }
     } catch (error) {
-      log.warn({ version, err: error }, 'testing a version on the test set failed');
+      log.warn({ version, err: error }, 'storing the test-set metrics of a version failed');
     }
   }
 
@@ -77,58 +88,67 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
     this.metrics.modelTestAccuracy.set(accuracy);
   }
 
-  private async request(request: TestSetRequest): Promise<TestSetReply> {
-    const worker = await this.start();
-    return new Promise<TestSetReply>((resolve) => {
-      this.pending.set(request.version, (reply) => {
-        this.pending.delete(request.version);
-        resolve(reply);
-      });
-      worker.postMessage(request, [request.weights.buffer as ArrayBuffer]);
-    });
+  /** Hands the oldest waiting version to the thread when it is free. */
+  private next(): void {
+    if (this.running || this.closed) return;
+    const job = this.waiting.shift();
+    if (!job) return;
+    this.running = job;
+    this.start().then(
+      (worker) => worker.postMessage(job.request, [job.request.weights.buffer as ArrayBuffer]),
+      (error: Error) => this.done({ type: 'failed', version: job.request.version, message: error.message }),
+    );
   }
 
-  /** The worker starts with the first version to test (loading tfjs and the test set takes a second). */
+  private done(reply: TestSetReply & { version: number }): void {
+    const job = this.running;
+    if (!job || job.request.version !== reply.version) return;
+    this.running = null;
+    job.settle(reply);
+    this.next();
+  }
+
+  /** The thread starts with the first version to test (loading tfjs and the test set takes a second). */
   private start(): Promise<Worker> {
     if (!this.ready) {
       const worker = startModuleWorker(new URL('./test-set-worker.js', import.meta.url));
       this.worker = worker;
-      this.ready = new Promise<void>((resolve, reject) => {
+      this.ready = new Promise<Worker>((resolve, reject) => {
         worker.on('message', (reply: TestSetReply) => {
           if (reply.type === 'ready') {
             log.debug({ backend: reply.backend }, 'test-set thread ready');
-            resolve();
+            resolve(worker);
           } else {
-            this.pending.get(reply.version)?.(reply);
+            this.done(reply);
           }
         });
         worker.on('error', (error) => {
           log.error({ err: error }, 'test-set thread crashed');
           reject(error);
-          this.failAll(error.message);
         });
         worker.on('exit', (code) => {
-          if (!this.closed) this.failAll(`test-set thread exited with code ${code}`);
-          // A later version starts a fresh thread.
+          reject(new Error(`test-set thread exited with code ${code}`));
+          // The version it had fails; a later one starts a fresh thread.
           if (this.worker === worker) {
             this.worker = null;
             this.ready = null;
           }
+          const running = this.running;
+          if (running && !this.closed) this.done({ type: 'failed', version: running.request.version, message: `test-set thread exited with code ${code}` });
         });
       });
       // Nothing may keep the process alive for the test set alone.
       worker.unref();
     }
-    return this.ready.then(() => this.worker!);
-  }
-
-  private failAll(message: string): void {
-    for (const [version, settle] of [...this.pending]) settle({ type: 'failed', version, message });
+    return this.ready;
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
-    this.failAll('coordinator shutting down');
+    for (const job of [...(this.running ? [this.running] : []), ...this.waiting.splice(0)]) {
+      job.settle({ type: 'failed', version: job.request.version, message: 'coordinator shutting down' });
+    }
+    this.running = null;
     await this.worker?.terminate();
   }
 }
