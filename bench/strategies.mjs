@@ -2,7 +2,7 @@
 // McMahan et al. 2017 (K=100, C=0.1, E=1, B=10, client lr 0.1), with `pnpm simulate`:
 //   1. rounds to 97% test accuracy: fedavg vs fedprox vs fedadam vs fedyogi;
 //   2. accuracy after a fixed number of rounds with 20% Byzantine clients (mixed attacks: noise,
-//      sign-flip, label-flip): fedavg vs median vs trimmed-mean vs krum vs multi-krum.
+//      sign-flip, label-flip): fedavg vs median vs trimmed-mean vs krum vs multi-krum vs fedavg with clipping.
 // Writes bench/results/strategies.md with a table and plots.
 // Usage: node bench/strategies.mjs [--only name,name] [--max-rounds N] [--byzantine-rounds N] [--seed S] [--report-only]
 // Build first (pnpm build). Each run to 97% can take up to --max-rounds rounds (~3 s each on 2 cores).
@@ -45,6 +45,8 @@ const BYZANTINE = [
   { name: 'byzantine-krum', strategy: 'krum', options: { byzantineClients: 3 } },
   // Krum keeps one client's update: on 2-digit clients that is a 2-digit step. Multi-Krum averages the n - f best.
   { name: 'byzantine-multi-krum', strategy: 'multi-krum', options: { byzantineClients: 3 } },
+  // The composable defence: FedAvg with every update clipped to an L2 norm of 3 (honest deltas: 1-5).
+  { name: 'byzantine-fedavg-clip', strategy: 'fedavg', label: 'fedavg + clipNorm 3', options: { clipNorm: 3 } },
 ];
 
 const only = values.only ? new Set(values.only.split(',')) : null;
@@ -84,6 +86,13 @@ const byzantineRows = byzantine.map(({ run, result }) => {
   const accepted = result.rounds.reduce((n, row) => n + row.accepted, 0);
   return `| ${run.strategy} | ${options(result)} | ${result.rounds.length} | ${percent(last.accuracy)} | ${percent(bestAccuracy(result))} | ${poisoned} / ${accepted} | [csv](strategies/${run.name}.csv) |`;
 });
+// The same setting without attackers, for reference: the FedAvg run of the convergence table.
+const clean = load(CONVERGENCE[0]);
+const byzantineRounds = Number(values['byzantine-rounds']);
+if (clean?.rounds[byzantineRounds - 1]) {
+  const upTo = clean.rounds.slice(0, byzantineRounds);
+  byzantineRows.push(`| fedavg, no Byzantine clients (reference) | defaults | ${byzantineRounds} | ${percent(upTo.at(-1).accuracy)} | ${percent(Math.max(...upTo.map((row) => row.accuracy)))} | 0 / ${upTo.reduce((n, row) => n + row.accepted, 0)} | [csv](fedavg/shards.csv) |`);
+}
 if (convergence.length > 0) {
   writeFileSync(
     join(root, 'bench', 'results', 'strategies-non-iid.svg'),
