@@ -102,7 +102,13 @@ if (convergence.length > 0) {
 if (byzantine.length > 0) {
   writeFileSync(
     join(root, 'bench', 'results', 'strategies-byzantine.svg'),
-    accuracySvg(byzantine.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })), { title: `2NN, shards, ${BYZANTINE_FRACTION * 100}% Byzantine clients: test accuracy by round` }),
+    accuracySvg(
+      [
+        ...byzantine.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })),
+        ...(clean ? [{ label: 'fedavg, no attackers', points: curve(clean).filter((p) => p.round <= byzantineRounds) }] : []),
+      ],
+      { title: `2NN, shards, ${BYZANTINE_FRACTION * 100}% Byzantine clients: test accuracy by round` },
+    ),
   );
 }
 
