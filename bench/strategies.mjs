@@ -66,6 +66,8 @@ for (const run of BYZANTINE) {
 // ---------------------------------------------------------------- report
 const { accuracySvg } = await import(pathToFileURL(join(root, 'server', 'dist', 'simulation', 'report.js')).href);
 const load = (run) => readResult(resultsDir, run.name) ?? (run.reuse && existsSync(run.reuse) ? readResult(join(run.reuse, '..'), 'shards') : null);
+/** Where a run's CSV lies, relative to the results document. */
+const csvOf = (run) => (readResult(resultsDir, run.name) || !run.reuse ? `strategies/${run.name}.csv` : 'fedavg/shards.csv');
 const options = (result) => {
   const entries = Object.entries(result.config.strategyOptions ?? {});
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(', ') : 'defaults';
@@ -77,7 +79,7 @@ const convergenceRows = convergence.map(({ run, result }) => {
   const reached = rounds ?? `not reached in ${result.rounds.length} (best ${percent(bestAccuracy(result))})`;
   const vsPaper = rounds ? (rounds / PAPER_FEDAVG_ROUNDS).toFixed(2) : '-';
   const at = (r) => (result.rounds[r - 1] ? percent(result.rounds[r - 1].accuracy) : '-');
-  return `| ${run.strategy} | ${options(result)} | ${reached} | ${vsPaper} | ${at(50)} | ${at(100)} | ${at(200)} | [csv](strategies/${run.name}.csv) |`;
+  return `| ${run.strategy} | ${options(result)} | ${reached} | ${vsPaper} | ${at(50)} | ${at(100)} | ${at(200)} | [csv](${csvOf(run)}) |`;
 });
 const byzantine = BYZANTINE.map((run) => ({ run, result: load(run) })).filter((x) => x.result);
 const byzantineRows = byzantine.map(({ run, result }) => {
@@ -91,7 +93,7 @@ const clean = load(CONVERGENCE[0]);
 const byzantineRounds = Number(values['byzantine-rounds']);
 if (clean?.rounds[byzantineRounds - 1]) {
   const upTo = clean.rounds.slice(0, byzantineRounds);
-  byzantineRows.push(`| fedavg, no Byzantine clients (reference) | defaults | ${byzantineRounds} | ${percent(upTo.at(-1).accuracy)} | ${percent(Math.max(...upTo.map((row) => row.accuracy)))} | 0 / ${upTo.reduce((n, row) => n + row.accepted, 0)} | [csv](fedavg/shards.csv) |`);
+  byzantineRows.push(`| fedavg, no Byzantine clients (reference) | defaults | ${byzantineRounds} | ${percent(upTo.at(-1).accuracy)} | ${percent(Math.max(...upTo.map((row) => row.accuracy)))} | 0 / ${upTo.reduce((n, row) => n + row.accepted, 0)} | [csv](${csvOf(CONVERGENCE[0])}) |`);
 }
 if (convergence.length > 0) {
   writeFileSync(
