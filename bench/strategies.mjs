@@ -189,7 +189,8 @@ ${BYZANTINE_FRACTION * 100} of the 100 clients are Byzantine (\`--byzantine ${BY
 send Gaussian noise (σ = 1 per coordinate, L2 norm ≈ 450 against 1-5 for honest deltas), their
 honest delta times -4 (sign flip), or an honest update trained on flipped labels (y → 9 − y). Their
 uploads are protocol-valid, so the coordinator accepts them; only the strategy can defend.
-A round of 10 draws 2 Byzantine clients on average (0 to 5 in practice).
+A round of 10 draws 2 Byzantine clients on average (0 to 5 in practice); the coordinator's selection
+is not seeded, so each run sees a different number of poisoned updates (the table counts them).
 
 | strategy | options | rounds | final accuracy | best accuracy | poisoned / accepted updates | data |
 |---|---|---:|---:|---:|---:|---|
