@@ -57,10 +57,9 @@ export class ModelsService implements OnModuleInit {
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const initial = await this.ensureInitialModel();
-    // The current version may lack test-set metrics: a crash right after its commit, or the test
-    // set switched on since.
-    const current = (await this.current()) ?? initial;
+    // The current (latest) version. It may lack test-set metrics: a crash right after its commit,
+    // or the test set switched on since.
+    const current = await this.ensureInitialModel();
     const known = current.metrics.testAccuracy;
     if (typeof known === 'number') {
       this.testSet.record(current.version, known);

@@ -36,6 +36,8 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
   private worker: Worker | null = null;
   private ready: Promise<Worker> | null = null;
   private readonly waiting: Job[] = [];
+  /** Versions waiting or in the thread, by version. */
+  private readonly evaluations = new Map<number, Promise<void>>();
   private running: Job | null = null;
   private closed = false;
   /** The version flock_model_test_accuracy shows: the newest with a known test accuracy. */
@@ -55,8 +57,18 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
    * Queues a version for testing and resolves once its metrics are stored (or it was skipped):
    * callers need not wait. Never rejects: a failure is logged and the version keeps no test metrics.
    */
-  async evaluate(version: number, parts: ModelArtifactsParts): Promise<void> {
-    if (!this.enabled || this.closed) return;
+  evaluate(version: number, parts: ModelArtifactsParts): Promise<void> {
+    if (!this.enabled || this.closed) return Promise.resolve();
+    // A version asked for twice (say, created at start-up, then found untested) is tested once.
+    let evaluation = this.evaluations.get(version);
+    if (!evaluation) {
+      evaluation = this.test(version, parts).finally(() => this.evaluations.delete(version));
+      this.evaluations.set(version, evaluation);
+    }
+    return evaluation;
+  }
+
+  private async test(version: number, parts: ModelArtifactsParts): Promise<void> {
     const reply = await new Promise<TestSetReply>((settle) => {
       this.waiting.push({ request: { version, topology: parts.topology, weightSpecs: parts.weightSpecs, weights: parts.weights.slice() }, settle });
       if (this.waiting.length > MAX_WAITING) {

@@ -4,12 +4,16 @@
  * test recomputes them independently: it loads the version over the REST API with tfjs and
  * evaluates it in this process.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateModel, resolveLoss } from '@flock/client-sdk';
 import type { RoundConfiguration } from '@flock/client-sdk/protocol';
 import { mnistTensors, readMnist } from '../../src/datasets/mnist.js';
 import { build2NN } from '../../src/models/default-model.js';
+import { modelToParts } from '../../src/models/tfjs-format.js';
 import type { RoundView } from '../../src/rounds/rounds.service.js';
 import type { ModelVersionMeta } from '../../src/storage/storage.js';
 import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
@@ -104,5 +108,20 @@ describe('the coordinator tests every new version on its test set', () => {
     const { body: rolledBack } = await coordinator.api<ModelVersionMeta>('/api/models/1/rollback', { method: 'POST' });
     expect(rolledBack.metrics).toMatchObject({ rolledBackFrom: 1, testAccuracy: (await version(1)).metrics.testAccuracy });
     expect(await gauge()).toBe(rolledBack.metrics.testAccuracy);
+  });
+
+  it('tests a first version registered from a file (FLOCK_INITIAL_MODEL) once the coordinator starts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flock-initial-'));
+    const parts = await modelToParts(build2NN(11));
+    writeFileSync(join(dir, 'weights.bin'), parts.weights);
+    writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: parts.topology, weightsManifest: [{ paths: ['weights.bin'], weights: parts.weightSpecs }] }));
+    const other = await startTestCoordinator({ testSet: 'mnist', initialModelPath: join(dir, 'model.json') });
+    try {
+      const { body } = await waitFor(() => other.api<ModelVersionMeta>('/api/models/1'), (r) => typeof r.body.metrics.testAccuracy === 'number', 30_000, 'version 1 to be tested');
+      expect(body.metrics).toMatchObject({ initialModel: 'file', testExamples: 10_000, testSet: 'mnist-test' });
+    } finally {
+      await other.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
