@@ -106,6 +106,14 @@ for (const [iid, shards, label] of [['iid', 'shards', 'C = 0.1'], ['iid-c0', 'sh
     notes.push(`Pathological non-IID data costs ${(b / a).toFixed(1)}x the rounds of IID data at ${label} (the paper: ${paper.toFixed(1)}x).`);
   }
 }
+const lonely = found.get('shards-c0');
+if (lonely?.rounds) {
+  const before = lonely.result.rounds.slice(Math.max(0, lonely.rounds - 50), lonely.rounds).map((row) => row.accuracy * 100);
+  notes.push(
+    `With one 2-digit client per round (C = 0, shards) every round pulls the model towards two digits: over the 50 rounds before round ${lonely.rounds}, ` +
+      `test accuracy swings between ${Math.min(...before).toFixed(1)}% and ${Math.max(...before).toFixed(1)}%, and round ${lonely.rounds} is the first to touch 97%.`,
+  );
+}
 const c01 = ratio('iid') && ratio('iid-c0') ? [found.get('iid').rounds, found.get('iid-c0').rounds] : null;
 if (c01) notes.push(`Ten clients per round instead of one cut the IID rounds ${(c01[1] / c01[0]).toFixed(1)}x (the paper: ${(316 / 87).toFixed(1)}x).`);
 
