@@ -7,7 +7,8 @@ import { TestSetEvaluationService } from './test-set-evaluation.service.js';
 
 /**
  * The global model registry: ModelsService (exported for the rounds engine and the gateway), the
- * centralized test-set evaluation of new versions, and the /api/models REST API. Needs STORAGE (StorageModule) and FLOCK_CONFIG from global modules.
+ * centralized test-set evaluation of new versions, and the /api/models REST API. Needs STORAGE
+ * (StorageModule), FLOCK_CONFIG and MetricsService from global modules.
  */
 @Module({
   imports: [

@@ -4,11 +4,9 @@
  * that the next round (and the in-process coordinator) run meanwhile.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs';
-import { evaluateModel, resolveLoss } from '@flock/client-sdk';
 import { initNodeBackend } from '@flock/client-sdk/node';
-import { MNIST_PIXELS, readMnist } from '../datasets/mnist.js';
-import { loadLayersModelFromParts, parseModelJson } from '../models/tfjs-format.js';
+import { loadMnistTestSet } from '../models/mnist-test-set.js';
+import { parseModelJson } from '../models/tfjs-format.js';
 import { noKeepAliveFetch } from './http-fetch.js';
 
 export interface EvaluatorInit {
@@ -32,15 +30,12 @@ async function main(): Promise<void> {
   const port = parentPort!;
   const init = workerData as EvaluatorInit;
   await initNodeBackend();
-  const test = await readMnist('test');
-  const xs = tf.tensor2d(test.images, [test.count, MNIST_PIXELS]);
-  const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(Int32Array.from(test.labels), 'int32'), 10).toFloat());
-  const loss = resolveLoss('categoricalCrossentropy');
+  const testSet = await loadMnistTestSet();
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: EvaluatorRequest) => {
     if (message.type === 'stop') {
       queue = queue.then(() => {
-        tf.dispose([xs, ys]);
+        testSet.dispose();
         port.close();
       });
       return;
@@ -55,13 +50,9 @@ async function main(): Promise<void> {
         ]);
         const { topology, weightSpecs } = parseModelJson(await jsonResponse.json());
         const weights = new Uint8Array(await weightsResponse.arrayBuffer());
-        const model = await loadLayersModelFromParts({ topology, weightSpecs, weights });
-        try {
-          const result = await evaluateModel(model, xs, ys, loss, 1000);
-          port.postMessage({ type: 'result', version, accuracy: result.accuracy, loss: result.loss, seconds: (performance.now() - started) / 1000 } satisfies EvaluatorReply);
-        } finally {
-          model.dispose();
-        }
+        const result = await testSet.evaluate({ topology, weightSpecs, weights });
+        if ('skipped' in result) throw new Error(result.skipped);
+        port.postMessage({ type: 'result', version, accuracy: result.accuracy, loss: result.loss, seconds: (performance.now() - started) / 1000 } satisfies EvaluatorReply);
       } catch (error) {
         port.postMessage({ type: 'failed', version, message: error instanceof Error ? error.message : String(error) } satisfies EvaluatorReply);
       }
