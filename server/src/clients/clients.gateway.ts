@@ -63,7 +63,9 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
       const auth = handshakeAuthSchema.safeParse(socket.handshake.auth);
       let error: HandshakeError | null = null;
       if (!auth.success) {
-        const tokenOk = tokenMatches((socket.handshake.auth as { token?: string } | undefined)?.token, this.config.clientToken);
+        // Which refusal to give depends on the token alone; it is checked as `unknown` (any JSON value may arrive).
+        const token: unknown = (socket.handshake.auth as Record<string, unknown> | null | undefined)?.token;
+        const tokenOk = tokenMatches(token, this.config.clientToken);
         error = tokenOk
           ? new HandshakeError('invalid_client_id', auth.error.issues[0]?.message ?? 'invalid handshake')
           : new HandshakeError('unauthorized', 'a valid client token is required');

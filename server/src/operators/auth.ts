@@ -3,9 +3,12 @@ import { Inject, Injectable, UnauthorizedException, type CanActivate, type Execu
 import type { Request } from 'express';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 
-/** Constant-time token comparison (hashing first makes the lengths equal). */
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (!given) return false;
+/**
+ * Constant-time token comparison (hashing first makes the lengths equal). `given` comes from the
+ * network and may be anything: only a non-empty string can match.
+ */
+export function tokenMatches(given: unknown, expected: string): boolean {
+  if (typeof given !== 'string' || given.length === 0) return false;
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);
