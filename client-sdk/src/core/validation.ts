@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { trainingPlanSchema } from '../protocol/messages.js';
 import { REJECTION_REASONS } from '../protocol/reasons.js';
+import { ROUND_OUTCOMES } from '../protocol/round-status.js';
 
 const version = z.number().int().min(1);
 const binary = z.custom<ArrayBuffer | Uint8Array>(
@@ -46,7 +47,7 @@ export const updateResultSchema = z.discriminatedUnion('accepted', [
 
 export const roundClosedSchema = z.object({
   roundId: z.string(),
-  outcome: z.enum(['committed', 'failed', 'aborted']),
+  outcome: z.enum(ROUND_OUTCOMES),
   modelVersion: version.nullable(),
   message: z.string().optional(),
 });

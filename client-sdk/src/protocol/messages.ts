@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { ABANDON_REASONS, INELIGIBILITY_REASONS, REJECTION_REASONS } from './reasons.js';
+import type { RoundOutcome } from './round-status.js';
 import type { EncodedWeights, WeightSpec } from './weights.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -154,7 +155,6 @@ export const abandonSchema = z.object({
 });
 export type Abandon = z.infer<typeof abandonSchema>;
 
-export type RoundOutcome = 'committed' | 'failed' | 'aborted';
 export interface RoundClosed {
   roundId: string;
   outcome: RoundOutcome;

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { isRoundFinished } from '@flock/client-sdk/protocol';
 import {
   ApiError,
   ConnectionError,
@@ -17,7 +18,6 @@ import {
   type ModelVersionMeta,
   type RoundDetails,
   type RoundRecord,
-  type RoundStatus,
   type StartRoundRequest,
 } from './api-client.js';
 import { renderModel, renderModelList, renderRound, renderRoundList, renderStatus, type StatusView } from './format.js';
@@ -42,8 +42,6 @@ export interface CliIO {
   fetch?: typeof fetch;
 }
 
-/** Terminal round statuses (mirrors TERMINAL_STATUSES of rounds/round-types; kept local so the CLI imports types only). */
-const TERMINAL: readonly RoundStatus[] = ['committed', 'failed', 'aborted'];
 
 /** Bad invocation detected by the CLI itself (exit 2). */
 class UsageError extends Error {}
@@ -228,7 +226,7 @@ export async function runCli(argv: readonly string[], io: CliIO): Promise<number
       }
       err(`Started round ${started.id} (${started.status}); waiting for it to end...`);
       let current: RoundRecord | RoundDetails = started;
-      while (!TERMINAL.includes(current.status)) {
+      while (!isRoundFinished(current.status)) {
         await new Promise((done) => setTimeout(done, pollIntervalMs));
         const next: RoundDetails = await ctx.client.getRound(started.id);
         if (next.status !== current.status) {

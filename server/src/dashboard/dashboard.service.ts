@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
+import { isRoundFinished } from '@flock/client-sdk/protocol';
 import { DEFAULT_STRATEGY, describeStrategy, STRATEGY_NAMES } from '../aggregation/strategies.js';
 import { ClientRegistry } from '../clients/client-registry.js';
 import { ModelsService } from '../models/models.service.js';
-import { TERMINAL_STATUSES } from '../rounds/round-types.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 import type { DashboardActiveRound, DashboardState, DashboardStrategy } from './dashboard-state.js';
 
@@ -32,7 +32,7 @@ export class DashboardService {
       this.models.list(),
     ]);
     // The round may have ended while its view was read: then it is history, not in flight.
-    const activeRound: DashboardActiveRound | null = active && !TERMINAL_STATUSES.includes(active.status) ? active : null;
+    const activeRound: DashboardActiveRound | null = active && !isRoundFinished(active.status) ? active : null;
     return {
       serverTime: Date.now(),
       clients: this.clients.counts(),

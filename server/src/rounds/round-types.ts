@@ -1,15 +1,8 @@
-import type { RejectionReason, TrainingPlan } from '@flock/client-sdk/protocol';
+import type { RejectionReason, RoundStatus, TrainingPlan } from '@flock/client-sdk/protocol';
 import type { StrategyOptions } from '../aggregation/strategies.js';
 
-/**
- * Round state machine (Bonawitz et al. 2019):
- *   selecting -> configuring -> reporting -> committing -> committed
- *   any non-terminal state -> failed  (quorum missed, or a commit error)
- *   any non-terminal state -> aborted (operator cancel, or coordinator restart)
- */
-export const ROUND_STATUSES = ['selecting', 'configuring', 'reporting', 'committing', 'committed', 'failed', 'aborted'] as const;
-export type RoundStatus = (typeof ROUND_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly RoundStatus[] = ['committed', 'failed', 'aborted'];
+// The statuses and their order are part of the protocol (one list for every side).
+export { ROUND_STATUSES, type RoundStatus } from '@flock/client-sdk/protocol';
 
 /** What an operator asks for when starting a round. */
 export interface RoundParams {

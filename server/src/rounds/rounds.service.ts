@@ -11,6 +11,7 @@ import {
 import {
   ServerEvent,
   abandonSchema,
+  isRoundFinished,
   type RoundOutcome,
   type UpdateResult,
   type WeightSpec,
@@ -23,7 +24,7 @@ import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
-import { emptyRoundMetrics, TERMINAL_STATUSES, type RoundParams, type RoundRecord, type RoundStatus, type RoundTransition } from './round-types.js';
+import { emptyRoundMetrics, type RoundParams, type RoundRecord, type RoundStatus, type RoundTransition } from './round-types.js';
 import { parseUpload, UploadRejection, validateDelta } from './update-validator.js';
 
 const log = moduleLogger('rounds');
@@ -280,7 +281,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   private async noActiveRoundRejection(roundId: string): Promise<UploadRejection> {
     const known = await this.storage.getRound(roundId);
-    if (known && TERMINAL_STATUSES.includes(known.status)) {
+    if (known && isRoundFinished(known.status)) {
       return new UploadRejection('round_closed', `round ${roundId} is ${known.status}; late uploads are not aggregated`);
     }
     return new UploadRejection('round_not_open', `round ${roundId} is not open`);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { initNodeBackend } from '@flock/client-sdk/node';
+import { isRoundFinished } from '@flock/client-sdk/protocol';
 import { FlockApiClient, type RoundDetails, type StartRoundRequest } from '../cli/api-client.js';
 import { loadConfig } from '../config/config.js';
 import { createCoordinator, type Coordinator } from '../coordinator.js';
@@ -105,8 +106,6 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   deadlineSeconds: 600,
   server: null,
 };
-
-const TERMINAL = ['committed', 'failed', 'aborted'];
 
 function startWorker(name: 'worker' | 'evaluator', options: { workerData: unknown; transferList?: ArrayBuffer[] }): Worker {
   return startModuleWorker(new URL(`./${name}.js`, import.meta.url), options);
@@ -404,7 +403,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
       let cancelled = false;
       await waitUntil(`round ${round} to end`, (options.deadlineSeconds + 180) * 1000, async () => {
         holder.details = await api.getRound(record.id);
-        if (TERMINAL.includes(holder.details.status)) return true;
+        if (isRoundFinished(holder.details.status)) return true;
         if (options.signal?.aborted && !cancelled) {
           cancelled = true;
           log(`stopping: cancelling round ${round}`);
