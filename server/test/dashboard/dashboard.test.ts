@@ -37,26 +37,49 @@ describe('the /dashboard page', () => {
     expect(html).not.toContain(OPERATOR_TOKEN);
   });
 
-  it('serves its assets, and nothing else under /dashboard/assets', async () => {
-    const get = async (file: string) => {
-      const response = await fetch(`${coordinator.url}/dashboard/assets/${file}`);
+  it('serves every module the page imports, through its import map, and nothing else under /dashboard/assets', async () => {
+    const get = async (path: string) => {
+      const response = await fetch(`${coordinator.url}${path}`);
       return { status: response.status, type: response.headers.get('content-type') ?? '', text: await response.text() };
     };
-    const uplot = await get('uplot.esm.js');
-    expect(uplot.status).toBe(200);
-    expect(uplot.type).toMatch(/^text\/javascript/);
-    expect(uplot.text).toContain('export { uPlot as default }');
-    expect((await get('uplot.min.css')).type).toMatch(/^text\/css/);
-    const sio = await get('socket.io.esm.min.js');
-    expect(sio.status).toBe(200);
-    expect(sio.text).toMatch(/as io\b/);
-    const script = await get('dashboard.js');
-    expect(script.status).toBe(200);
-    expect(script.text).toContain("io('/operators'");
-    expect((await get('dashboard.css')).status).toBe(200);
-    expect((await get('tsconfig.json')).status).toBe(404);
-    expect((await get('index.html')).status).toBe(404);
-    expect((await get('..%2F..%2Fpackage.json')).status).toBe(404);
+    const html = (await get('/dashboard')).text;
+    const importMap = JSON.parse(/<script type="importmap">([\s\S]*?)<\/script>/.exec(html)![1]!) as { imports: Record<string, string> };
+    const entry = /<script type="module" src="([^"]+)">/.exec(html)![1]!;
+
+    // Walk the module graph from the entry as the browser does: relative imports, bare ones through the import map.
+    const modules = new Map<string, string>();
+    const queue = [entry];
+    for (let path = queue.shift(); path !== undefined; path = queue.shift()) {
+      if (modules.has(path)) continue;
+      const module = await get(path);
+      expect(module.status, path).toBe(200);
+      expect(module.type, path).toMatch(/^text\/javascript/);
+      modules.set(path, module.text);
+      for (const [, specifier] of module.text.matchAll(/\b(?:import|export)\s[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g)) {
+        if (specifier!.startsWith('.')) queue.push(new URL(specifier!, `http://page${path}`).pathname);
+        else {
+          expect(importMap.imports, `${path} imports ${specifier}`).toHaveProperty([specifier!]);
+          queue.push(importMap.imports[specifier!]!);
+        }
+      }
+    }
+    const served = [...modules.keys()];
+    expect(served).toEqual(expect.arrayContaining(Object.values(importMap.imports)));
+    expect(served.length).toBeGreaterThan(Object.keys(importMap.imports).length + 5); // the page's own modules
+    expect(modules.get('/dashboard/assets/uplot.esm.js')).toContain('export { uPlot as default }');
+    expect(modules.get('/dashboard/assets/socket.io.esm.min.js')).toMatch(/as io\b/);
+    // The round statuses come from the protocol's one definition, not a copy.
+    expect(modules.get(importMap.imports['@flock/client-sdk/protocol/round-status']!)).toContain("export const ROUND_OUTCOMES = ['committed', 'failed', 'aborted'];");
+    const own = served.filter((path) => !/uplot|socket\.io|round-status/.test(path)).map((path) => modules.get(path)!);
+    expect(own.some((text) => text.includes("io('/operators'"))).toBe(true);
+    // Nothing from the server is ever parsed as HTML.
+    for (const text of own) expect(text).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|DOMParser/);
+
+    expect((await get('/dashboard/assets/uplot.min.css')).type).toMatch(/^text\/css/);
+    expect((await get('/dashboard/assets/dashboard.css')).type).toMatch(/^text\/css/);
+    for (const file of ['tsconfig.json', 'index.html', 'missing.js', 'Dashboard.JS', 'round-status.js.map', '..%2F..%2Fpackage.json', '..%2Fdashboard.controller.js', '..%2Fdashboard-state.ts']) {
+      expect((await get(`/dashboard/assets/${file}`)).status, file).toBe(404);
+    }
   });
 });
 
