@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEvent } from '@flock/client-sdk/protocol';
+import { PUSH_INTERVAL_MS } from '../../src/dashboard/dashboard.gateway.js';
 import type { RoundRecord } from '../../src/rounds/round-types.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
@@ -164,17 +165,34 @@ describe('the /operators socket.io namespace', () => {
     await feed.waitFor((s) => s.clients.connected === 0, 'the device gone');
   });
 
-  it('throttles pushes to at most 4 per second', async () => {
+  it('throttles pushes to at most 4 per second, however fast clients change', async () => {
     const feed = await OperatorFeed.connect(coordinator.url, OPERATOR_TOKEN);
     feeds.push(feed);
     await feed.waitFor(() => true, 'the connect snapshot');
-    // A burst of connections and eligibility flips: many changes, few snapshots.
-    const burst = await Promise.all(Array.from({ length: 8 }, () => ProtocolClient.connect(coordinator.url)));
+    const burst = await Promise.all(Array.from({ length: 8 }, () => ProtocolClient.connect(coordinator.url, { eligible: false })));
     devices.push(...burst);
-    for (let i = 0; i < 5; i++) burst.forEach((device) => device.setEligible(i % 2 === 1));
-    burst.forEach((device) => device.setEligible(true));
-    await feed.waitFor((s) => s.clients.connected === 8 && s.clients.eligible === 8, 'eight eligible devices');
-    const pushed = feed.states.slice(1).map((s) => s.at);
-    for (let i = 1; i < pushed.length; i++) expect(pushed[i]! - pushed[i - 1]!).toBeGreaterThanOrEqual(200);
+    await feed.waitFor((s) => s.clients.connected === 8 && s.clients.eligible === 0, 'eight ineligible devices');
+    const before = feed.states.length;
+
+    // Bursts of 40 eligibility flips, each sent just after a push: the gateway may not answer at once.
+    // Every burst ends with all eight on or all off, and the feed must show that state before the next one,
+    // so at least BURSTS pushes are observed whatever the machine's speed.
+    const BURSTS = 5;
+    for (let b = 0; b < BURSTS; b++) {
+      const last = b % 2 === 0;
+      for (const device of burst) for (let flip = 0; flip < 5; flip++) device.setEligible(flip % 2 === 0 ? last : !last);
+      await feed.waitFor((s) => s.clients.eligible === (last ? 8 : 0), `burst ${b + 1} shown`, feed.states.length);
+    }
+
+    const pushed = feed.states.slice(before - 1).map((s) => s.state.serverTime);
+    expect(pushed.length - 1).toBeGreaterThanOrEqual(BURSTS);
+    // Coalesced: a burst of 40 changes reaches the operator in one push, two if its first flip lands after the interval.
+    expect(pushed.length - 1).toBeLessThanOrEqual(2 * BURSTS);
+    // Gaps on the coordinator's clock (serverTime), so that delivery delays in this busy process do not count.
+    // A push starts PUSH_INTERVAL_MS or more after the one before and stamps serverTime once its snapshot is
+    // built (synchronous SQLite reads, a few ms): a gap is short of the interval only by the earlier build time,
+    // and over the whole run the shortfalls telescope to one. 50 ms covers a build stalled on a loaded machine.
+    for (let i = 1; i < pushed.length; i++) expect(pushed[i]! - pushed[i - 1]!, `gap ${i}`).toBeGreaterThanOrEqual(PUSH_INTERVAL_MS - 50);
+    expect(pushed.at(-1)! - pushed[0]!).toBeGreaterThanOrEqual((pushed.length - 1) * PUSH_INTERVAL_MS - 50);
   });
 });
