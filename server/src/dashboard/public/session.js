@@ -20,7 +20,7 @@ let socket = null;
 /** @type {(state: DashboardState) => void} */
 let onState = () => {};
 
-/** The token REST calls carry ('' when signed out). */
+/** The tab's operator token ('' when signed out). */
 export function operatorToken() {
   return sessionStorage.getItem(TOKEN_KEY) ?? '';
 }
@@ -42,7 +42,7 @@ export function startSession(render) {
     connect(token);
   });
   byId('logout').addEventListener('click', () => logout());
-  const token = sessionStorage.getItem(TOKEN_KEY);
+  const token = operatorToken();
   if (token) connect(token);
   else showLogin();
 }
