@@ -44,3 +44,10 @@ export function mnistTestImage(slice: MnistSlice, index: number): { pixels: Uint
   const i = index % slice.test.count;
   return { pixels: slice.test.pixels.subarray(i * PIXEL_COUNT, (i + 1) * PIXEL_COUNT), label: slice.test.labels[i]! };
 }
+
+let pageSlice: Promise<MnistSlice> | null = null;
+
+/** The page's slice (public/mnist-slice.bin, next to index.html), fetched once when first needed. */
+export function pageMnistSlice(): Promise<MnistSlice> {
+  return (pageSlice ??= loadMnistSlice(new URL('mnist-slice.bin', document.baseURI).href));
+}

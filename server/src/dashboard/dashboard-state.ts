@@ -1,7 +1,7 @@
 /**
  * The snapshot the operator dashboard receives over the `/operators` socket.io namespace.
  *
- * Self-contained on purpose: the browser script (public/dashboard.js) type-checks against this file
+ * Self-contained on purpose: the browser modules (public/*.js) type-check against this file
  * through JSDoc, without pulling in the server's modules. The shapes are structural subsets of the
  * server's records (RoundView, RoundRecord, ModelVersionMeta, ClientCounts); dashboard.service.ts
  * assigns the real records to them, so a drift fails the server's type-check.

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,15 +17,31 @@ const require = createRequire(import.meta.url);
 const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 const UPLOT_DIR = join(dirname(require.resolve('uplot/package.json')), 'dist');
 const SOCKET_IO_DIR = join(dirname(require.resolve('socket.io-client/package.json')), 'dist');
+const SDK_PROTOCOL_DIR = dirname(require.resolve('@flock/client-sdk/protocol'));
 
-/** Everything under /dashboard/assets/: the page's script and styles, and the two libraries it loads. */
-const ASSETS: Record<string, Asset> = {
-  'dashboard.js': { path: join(PUBLIC_DIR, 'dashboard.js'), type: 'text/javascript; charset=utf-8' },
-  'dashboard.css': { path: join(PUBLIC_DIR, 'dashboard.css'), type: 'text/css; charset=utf-8' },
-  'uplot.esm.js': { path: join(UPLOT_DIR, 'uPlot.esm.js'), type: 'text/javascript; charset=utf-8' },
-  'uplot.min.css': { path: join(UPLOT_DIR, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
-  'socket.io.esm.min.js': { path: join(SOCKET_IO_DIR, 'socket.io.esm.min.js'), type: 'text/javascript; charset=utf-8' },
+const JS = 'text/javascript; charset=utf-8';
+const CSS = 'text/css; charset=utf-8';
+
+/** What the page's import map points at: the chart library, the socket.io client, the protocol's round statuses. */
+const LIBRARIES: Record<string, Asset> = {
+  'uplot.esm.js': { path: join(UPLOT_DIR, 'uPlot.esm.js'), type: JS },
+  'uplot.min.css': { path: join(UPLOT_DIR, 'uPlot.min.css'), type: CSS },
+  'socket.io.esm.min.js': { path: join(SOCKET_IO_DIR, 'socket.io.esm.min.js'), type: JS },
+  // One definition of the round statuses for coordinator, SDK and page (the compiled module imports nothing).
+  'round-status.js': { path: join(SDK_PROTOCOL_DIR, 'round-status.js'), type: JS },
 };
+
+/** The page's own modules and styles: a plain file name (no path) ending in .js or .css. */
+const PAGE_FILE = /^[a-z0-9-]+\.(js|css)$/;
+
+/** Everything under /dashboard/assets/: a library above, or one of the page's modules and styles in PUBLIC_DIR. */
+function findAsset(file: string): Asset | undefined {
+  if (Object.hasOwn(LIBRARIES, file)) return LIBRARIES[file];
+  const kind = PAGE_FILE.exec(file)?.[1];
+  const path = join(PUBLIC_DIR, file);
+  if (!kind || !existsSync(path)) return undefined;
+  return { path, type: kind === 'js' ? JS : CSS };
+}
 
 interface Page {
   html: Buffer;
@@ -76,7 +92,7 @@ export class DashboardController {
 
   @Get('assets/:file')
   asset(@Param('file') file: string, @Res() res: Response): void {
-    const asset = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;
+    const asset = findAsset(file);
     if (!asset) throw new NotFoundException(`no dashboard asset ${file.slice(0, 64)}`);
     res
       .status(200)

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ClientEvent, type ModelPayload, type RoundConfiguration } from '@flock/client-sdk/protocol';
+import { ClientEvent, isRoundFinished, type ModelPayload, type RoundConfiguration, type RoundStatus } from '@flock/client-sdk/protocol';
 import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
@@ -43,10 +43,10 @@ async function uploadStale(device: Device, configuration: RoundConfiguration): P
   expect(result).toMatchObject({ accepted: false, reason: 'version_mismatch' });
 }
 
-async function roundEnded(id: string): Promise<{ status: string; committedVersion: number | null }> {
+async function roundEnded(id: string): Promise<{ status: RoundStatus; committedVersion: number | null }> {
   const { body } = await waitFor(
-    () => coordinator.api<{ status: string; committedVersion: number | null }>(`/api/rounds/${id}`),
-    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
+    () => coordinator.api<{ status: RoundStatus; committedVersion: number | null }>(`/api/rounds/${id}`),
+    (r) => isRoundFinished(r.body.status),
     20_000,
     `round ${id} to end`,
   );

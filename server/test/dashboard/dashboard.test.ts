@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEvent } from '@flock/client-sdk/protocol';
+import { PUSH_INTERVAL_MS } from '../../src/dashboard/dashboard.gateway.js';
 import type { RoundRecord } from '../../src/rounds/round-types.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
@@ -37,26 +38,49 @@ describe('the /dashboard page', () => {
     expect(html).not.toContain(OPERATOR_TOKEN);
   });
 
-  it('serves its assets, and nothing else under /dashboard/assets', async () => {
-    const get = async (file: string) => {
-      const response = await fetch(`${coordinator.url}/dashboard/assets/${file}`);
+  it('serves every module the page imports, through its import map, and nothing else under /dashboard/assets', async () => {
+    const get = async (path: string) => {
+      const response = await fetch(`${coordinator.url}${path}`);
       return { status: response.status, type: response.headers.get('content-type') ?? '', text: await response.text() };
     };
-    const uplot = await get('uplot.esm.js');
-    expect(uplot.status).toBe(200);
-    expect(uplot.type).toMatch(/^text\/javascript/);
-    expect(uplot.text).toContain('export { uPlot as default }');
-    expect((await get('uplot.min.css')).type).toMatch(/^text\/css/);
-    const sio = await get('socket.io.esm.min.js');
-    expect(sio.status).toBe(200);
-    expect(sio.text).toMatch(/as io\b/);
-    const script = await get('dashboard.js');
-    expect(script.status).toBe(200);
-    expect(script.text).toContain("io('/operators'");
-    expect((await get('dashboard.css')).status).toBe(200);
-    expect((await get('tsconfig.json')).status).toBe(404);
-    expect((await get('index.html')).status).toBe(404);
-    expect((await get('..%2F..%2Fpackage.json')).status).toBe(404);
+    const html = (await get('/dashboard')).text;
+    const importMap = JSON.parse(/<script type="importmap">([\s\S]*?)<\/script>/.exec(html)![1]!) as { imports: Record<string, string> };
+    const entry = /<script type="module" src="([^"]+)">/.exec(html)![1]!;
+
+    // Walk the module graph from the entry as the browser does: relative imports, bare ones through the import map.
+    const modules = new Map<string, string>();
+    const queue = [entry];
+    for (let path = queue.shift(); path !== undefined; path = queue.shift()) {
+      if (modules.has(path)) continue;
+      const module = await get(path);
+      expect(module.status, path).toBe(200);
+      expect(module.type, path).toMatch(/^text\/javascript/);
+      modules.set(path, module.text);
+      for (const [, specifier] of module.text.matchAll(/\b(?:import|export)\s[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g)) {
+        if (specifier!.startsWith('.')) queue.push(new URL(specifier!, `http://page${path}`).pathname);
+        else {
+          expect(importMap.imports, `${path} imports ${specifier}`).toHaveProperty([specifier!]);
+          queue.push(importMap.imports[specifier!]!);
+        }
+      }
+    }
+    const served = [...modules.keys()];
+    expect(served).toEqual(expect.arrayContaining(Object.values(importMap.imports)));
+    expect(served.length).toBeGreaterThan(Object.keys(importMap.imports).length + 5); // the page's own modules
+    expect(modules.get('/dashboard/assets/uplot.esm.js')).toContain('export { uPlot as default }');
+    expect(modules.get('/dashboard/assets/socket.io.esm.min.js')).toMatch(/as io\b/);
+    // The round statuses come from the protocol's one definition, not a copy.
+    expect(modules.get(importMap.imports['@flock/client-sdk/protocol/round-status']!)).toContain("export const ROUND_OUTCOMES = ['committed', 'failed', 'aborted'];");
+    const own = served.filter((path) => !/uplot|socket\.io|round-status/.test(path)).map((path) => modules.get(path)!);
+    expect(own.some((text) => text.includes("io('/operators'"))).toBe(true);
+    // Nothing from the server is ever parsed as HTML.
+    for (const text of own) expect(text).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|DOMParser/);
+
+    expect((await get('/dashboard/assets/uplot.min.css')).type).toMatch(/^text\/css/);
+    expect((await get('/dashboard/assets/dashboard.css')).type).toMatch(/^text\/css/);
+    for (const file of ['tsconfig.json', 'index.html', 'missing.js', 'Dashboard.JS', 'round-status.js.map', '..%2F..%2Fpackage.json', '..%2Fdashboard.controller.js', '..%2Fdashboard-state.ts']) {
+      expect((await get(`/dashboard/assets/${file}`)).status, file).toBe(404);
+    }
   });
 });
 
@@ -141,17 +165,34 @@ describe('the /operators socket.io namespace', () => {
     await feed.waitFor((s) => s.clients.connected === 0, 'the device gone');
   });
 
-  it('throttles pushes to at most 4 per second', async () => {
+  it('throttles pushes to at most 4 per second, however fast clients change', async () => {
     const feed = await OperatorFeed.connect(coordinator.url, OPERATOR_TOKEN);
     feeds.push(feed);
     await feed.waitFor(() => true, 'the connect snapshot');
-    // A burst of connections and eligibility flips: many changes, few snapshots.
-    const burst = await Promise.all(Array.from({ length: 8 }, () => ProtocolClient.connect(coordinator.url)));
+    const burst = await Promise.all(Array.from({ length: 8 }, () => ProtocolClient.connect(coordinator.url, { eligible: false })));
     devices.push(...burst);
-    for (let i = 0; i < 5; i++) burst.forEach((device) => device.setEligible(i % 2 === 1));
-    burst.forEach((device) => device.setEligible(true));
-    await feed.waitFor((s) => s.clients.connected === 8 && s.clients.eligible === 8, 'eight eligible devices');
-    const pushed = feed.states.slice(1).map((s) => s.at);
-    for (let i = 1; i < pushed.length; i++) expect(pushed[i]! - pushed[i - 1]!).toBeGreaterThanOrEqual(200);
+    await feed.waitFor((s) => s.clients.connected === 8 && s.clients.eligible === 0, 'eight ineligible devices');
+    const before = feed.states.length;
+
+    // Bursts of 40 eligibility flips, each sent just after a push: the gateway may not answer at once.
+    // Every burst ends with all eight on or all off, and the feed must show that state before the next one,
+    // so at least BURSTS pushes are observed whatever the machine's speed.
+    const BURSTS = 5;
+    for (let b = 0; b < BURSTS; b++) {
+      const last = b % 2 === 0;
+      for (const device of burst) for (let flip = 0; flip < 5; flip++) device.setEligible(flip % 2 === 0 ? last : !last);
+      await feed.waitFor((s) => s.clients.eligible === (last ? 8 : 0), `burst ${b + 1} shown`, feed.states.length);
+    }
+
+    const pushed = feed.states.slice(before - 1).map((s) => s.state.serverTime);
+    expect(pushed.length - 1).toBeGreaterThanOrEqual(BURSTS);
+    // Coalesced: a burst of 40 changes reaches the operator in one push, two if its first flip lands after the interval.
+    expect(pushed.length - 1).toBeLessThanOrEqual(2 * BURSTS);
+    // Gaps on the coordinator's clock (serverTime), so that delivery delays in this busy process do not count.
+    // A push starts PUSH_INTERVAL_MS or more after the one before and stamps serverTime once its snapshot is
+    // built (synchronous SQLite reads, a few ms): a gap is short of the interval only by the earlier build time,
+    // and over the whole run the shortfalls telescope to one. 50 ms covers a build stalled on a loaded machine.
+    for (let i = 1; i < pushed.length; i++) expect(pushed[i]! - pushed[i - 1]!, `gap ${i}`).toBeGreaterThanOrEqual(PUSH_INTERVAL_MS - 50);
+    expect(pushed.at(-1)! - pushed[0]!).toBeGreaterThanOrEqual((pushed.length - 1) * PUSH_INTERVAL_MS - 50);
   });
 });

@@ -1,0 +1,130 @@
+/**
+ * The page's controls: the digit pad with its live prediction, the label buttons that store a
+ * drawing as an example, and the buttons that seed MNIST examples or forget them all.
+ */
+import { MIN_EXAMPLES } from './config.js';
+import type { DemoState } from './demo-state.js';
+import { DigitPad, paintDigit, PIXEL_COUNT } from './digit-pad.js';
+import { byId } from './dom.js';
+import { toBytePixels, type LabelledExample } from './example-store.js';
+import type { LocalExamples } from './local-examples.js';
+import { mnistWindow, pageMnistSlice } from './mnist-slice.js';
+import { log, render, renderBars, renderThumbnails } from './render.js';
+import type { DemoClient } from './sdk-client.js';
+
+/** How many MNIST examples "Seed with MNIST" adds. */
+const SEED_EXAMPLES = 400;
+
+export interface ControlsOptions {
+  state: DemoState;
+  examples: LocalExamples;
+  client: DemoClient;
+  /** Which MNIST window "Seed with MNIST" loads. */
+  seed: number;
+}
+
+export function wireControls({ state, examples, client, seed }: ControlsOptions): void {
+  const pad = new DigitPad(byId<HTMLCanvasElement>('pad'), () => schedulePrediction());
+  let predictionQueued = false;
+  let predicting = false;
+
+  /** Once per animation frame at most, however fast the pointer moves. */
+  function schedulePrediction(): void {
+    byId('pad-hint').hidden = !pad.isEmpty;
+    if (predictionQueued) return;
+    predictionQueued = true;
+    requestAnimationFrame(() => {
+      predictionQueued = false;
+      void updatePrediction();
+    });
+  }
+
+  /** Predicts the pad's drawing with the personal model (one prediction at a time). */
+  async function updatePrediction(): Promise<void> {
+    const pixels = pad.toPixels();
+    paintDigit(byId<HTMLCanvasElement>('preview'), pixels ?? new Float32Array(PIXEL_COUNT));
+    if (!pixels) {
+      renderBars(null);
+      return;
+    }
+    if (predicting) return;
+    predicting = true;
+    try {
+      if (!client.sdk.modelInfo.hasModel) {
+        byId('guess-confidence').textContent = 'no model yet';
+        return;
+      }
+      const output = await client.sdk.predict(pixels);
+      const probabilities = await output.data();
+      output.dispose();
+      renderBars(probabilities);
+    } catch (error) {
+      byId('guess-confidence').textContent = 'no model yet';
+      console.debug('predict failed', error);
+    } finally {
+      predicting = false;
+    }
+  }
+
+  function showExamples(): void {
+    state.exampleCount = examples.all.length;
+    state.drawnCount = examples.drawnCount;
+    renderThumbnails(examples.all);
+  }
+
+  /** Stores new examples; the device joins training once it has enough. */
+  async function addExamples(added: LabelledExample[]): Promise<void> {
+    await examples.add(added);
+    showExamples();
+    render(state);
+    await client.maybeStart();
+  }
+
+  const labels = byId('labels');
+  for (let digit = 0; digit <= 9; digit++) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'digit';
+    button.textContent = String(digit);
+    button.dataset.digit = String(digit);
+    button.addEventListener('click', () => {
+      const pixels = pad.toPixels();
+      if (!pixels) {
+        byId('pad-message').textContent = 'Draw a digit first, then pick its label.';
+        return;
+      }
+      void addExamples([{ pixels: toBytePixels(pixels), label: digit, source: 'drawn' }]).then(() => {
+        const count = examples.all.length;
+        byId('pad-message').textContent = count < MIN_EXAMPLES ? `Saved as ${digit}. ${MIN_EXAMPLES - count} more to join training.` : `Saved as ${digit} on this device.`;
+        pad.clear();
+      });
+    });
+    labels.append(button);
+  }
+  byId('clear-pad').addEventListener('click', () => pad.clear());
+
+  byId('seed-mnist').addEventListener('click', () => {
+    const button = byId<HTMLButtonElement>('seed-mnist');
+    button.disabled = true;
+    void pageMnistSlice()
+      .then((slice) => addExamples(mnistWindow(slice, seed, SEED_EXAMPLES)))
+      .then(() => log(`Added ${SEED_EXAMPLES} MNIST examples (window ${seed})`))
+      .catch((error: unknown) => log(`Seeding failed: ${String(error)}`, 'warn'))
+      .finally(() => {
+        button.disabled = false;
+      });
+  });
+
+  byId('clear-examples').addEventListener('click', () => {
+    void examples.clear().then(() => {
+      showExamples();
+      render(state);
+      log('Forgot all local examples');
+    });
+  });
+
+  // A new personal model answers the drawing on the pad again.
+  client.sdk.on('modelAdopted', () => void updatePrediction());
+  showExamples();
+  renderBars(null);
+}

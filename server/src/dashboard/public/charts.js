@@ -1,0 +1,137 @@
+// @ts-check
+/** The six uPlot charts: what each shows, how it looks, and keeping them in step with snapshots. */
+import uPlot from 'uplot';
+import { chartData } from './chart-data.js';
+import { byId, el } from './dom.js';
+import { formatBytes, formatDuration, pct } from './format.js';
+
+/** @typedef {import('../dashboard-state.js').DashboardState} DashboardState */
+/**
+ * @typedef {{ label: string, color: string, bars?: boolean, dash?: number[] }} SeriesSpec
+ * @typedef {{ id: string, series: SeriesSpec[], format: (v: number) => string, fit?: 'accuracy' }} ChartSpec
+ */
+
+const COLORS = { blue: '#3b6df0', green: '#1f9d62', violet: '#8b5cf6', amber: '#d98a0b', red: '#d2453b', slate: '#52607a' };
+const HEIGHT = 180;
+
+/** @type {ChartSpec[]} */
+const CHART_SPECS = [
+  {
+    id: 'c-accuracy',
+    series: [
+      { label: 'global (local eval)', color: COLORS.blue },
+      { label: 'personal (local eval)', color: COLORS.violet },
+      { label: 'test set', color: COLORS.green, dash: [5, 4] },
+    ],
+    format: (v) => pct(v),
+    fit: 'accuracy',
+  },
+  { id: 'c-loss', series: [{ label: 'mean train loss', color: COLORS.amber }], format: (v) => (v === 0 ? '0' : v.toFixed(3)) },
+  { id: 'c-participants', series: [{ label: 'accepted', color: COLORS.green, bars: true }], format: (v) => String(Math.round(v)) },
+  { id: 'c-norm', series: [{ label: 'update norm', color: COLORS.red }], format: (v) => (v === 0 ? '0' : v.toPrecision(3)) },
+  { id: 'c-bytes', series: [{ label: 'bytes received', color: COLORS.slate, bars: true }], format: formatBytes },
+  { id: 'c-duration', series: [{ label: 'duration', color: COLORS.blue, bars: true }], format: (v) => (v === 0 ? '0' : v < 1 ? `${Math.round(v * 1000)} ms` : v < 60 ? `${v.toFixed(1)} s` : formatDuration(v * 1000)) },
+];
+
+/**
+ * The charts drawn so far, by container id (one with no point yet shows a note instead).
+ * @type {Map<string, uPlot>}
+ */
+const charts = new Map();
+
+/** Keeps each chart as wide as its card. */
+export function observeChartSizes() {
+  const resizer = new ResizeObserver((entries) => {
+    for (const entry of entries) {
+      const chart = charts.get(entry.target.id);
+      const width = Math.max(200, Math.floor(entry.contentRect.width));
+      if (chart && Math.abs(chart.width - width) > 1) chart.setSize({ width, height: HEIGHT });
+    }
+  });
+  for (const spec of CHART_SPECS) resizer.observe(byId(spec.id));
+}
+
+/** @param {DashboardState} state */
+export function renderCharts(state) {
+  const data = chartData(state);
+  for (const spec of CHART_SPECS) {
+    const container = byId(spec.id);
+    const columns = data[spec.id] ?? [[]];
+    const points = columns.slice(1).some((column) => column.some((v) => v !== null));
+    let chart = charts.get(spec.id);
+    if (!points) {
+      chart?.destroy();
+      charts.delete(spec.id);
+      container.replaceChildren(el('div', { className: 'chart-empty' }, 'No finished rounds yet'));
+      continue;
+    }
+    const aligned = /** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (columns));
+    if (chart) {
+      chart.setData(aligned);
+    } else {
+      container.replaceChildren();
+      chart = new uPlot(chartOptions(spec, container), aligned, container);
+      charts.set(spec.id, chart);
+    }
+    showLatest(chart);
+  }
+}
+
+/**
+ * The legend shows the latest round's values while the cursor is off the chart.
+ * @param {uPlot} chart
+ */
+function showLatest(chart) {
+  const last = chart.data[0].length - 1;
+  if (last >= 0 && (chart.cursor.idx === null || chart.cursor.idx === undefined)) chart.setLegend({ idx: last });
+}
+
+/**
+ * @param {ChartSpec} spec
+ * @param {HTMLElement} container
+ * @returns {uPlot.Options}
+ */
+function chartOptions(spec, container) {
+  const grid = { stroke: '#eef0f4', width: 1 };
+  const axisFont = '11px system-ui, sans-serif';
+  const bars = uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 28] }) : undefined;
+  return {
+    width: Math.max(200, container.clientWidth),
+    height: HEIGHT,
+    cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+    hooks: { setCursor: [(u) => showLatest(u)] },
+    legend: { show: true },
+    scales: {
+      x: { time: false, range: (_u, min, max) => [min - 0.6, max + 0.6] },
+      // Accuracy: from a round tenth below the lowest point up to 100%; the rest: from 0 with headroom.
+      y:
+        spec.fit === 'accuracy'
+          ? { range: (_u, min) => [Math.max(0, Math.floor(((min ?? 0) - 0.02) * 10) / 10), 1] }
+          : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.12 : 1] },
+    },
+    axes: [
+      {
+        stroke: '#6b7588',
+        font: axisFont,
+        grid: { show: false },
+        ticks: { stroke: '#e3e7ef' },
+        incrs: [1, 2, 5, 10, 20, 50, 100],
+        values: (_u, splits) => splits.map((v) => (v === 0 ? 'base' : Number.isInteger(v) && v > 0 ? `#${v}` : '')),
+      },
+      { stroke: '#6b7588', font: axisFont, grid, ticks: { show: false }, size: 54, values: (_u, splits) => splits.map((v) => spec.format(v)) },
+    ],
+    series: [
+      { label: 'round', value: (_u, v) => (v === null ? '–' : v === 0 ? 'base' : `#${v}`) },
+      ...spec.series.map((s) => ({
+        label: s.label,
+        stroke: s.color,
+        width: s.bars ? 1 : 2,
+        fill: s.bars ? `${s.color}cc` : spec.series.length === 1 ? `${s.color}14` : undefined,
+        spanGaps: true,
+        ...(s.dash ? { dash: s.dash } : {}),
+        ...(s.bars && bars ? { paths: bars, points: { show: false } } : { points: { show: true, size: 5, fill: '#fff' } }),
+        value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v) => (v === null ? '–' : spec.format(v)),
+      })),
+    ],
+  };
+}

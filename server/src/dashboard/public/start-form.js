@@ -1,0 +1,105 @@
+// @ts-check
+/** The "Start a round" form: the strategies the coordinator offers, checks, and the POST. */
+import { api, errorMessage } from './api.js';
+import { byId, el, flash } from './dom.js';
+import { shortId } from './format.js';
+import { latestState } from './latest.js';
+
+/** @typedef {import('../dashboard-state.js').DashboardState} DashboardState */
+
+/** The strategy names the select shows, joined: it is rebuilt only when they change. */
+let strategiesShown = '';
+
+export function initStartForm() {
+  byId('start-form').addEventListener('submit', (event) => void startRound(/** @type {SubmitEvent} */ (event)));
+  byId('strategy').addEventListener('change', renderStrategyHint);
+}
+
+/** @param {DashboardState} state */
+export function renderForm(state) {
+  const select = /** @type {HTMLSelectElement} */ (byId('strategy'));
+  const names = state.strategies.map((s) => s.name);
+  const key = names.join(',');
+  if (key !== strategiesShown) {
+    const chosen = select.value || state.defaultStrategy;
+    select.replaceChildren(...names.map((name) => el('option', {}, name)));
+    select.value = names.includes(chosen) ? chosen : state.defaultStrategy;
+    strategiesShown = key;
+    renderStrategyHint();
+  }
+  const button = /** @type {HTMLButtonElement} */ (byId('start-btn'));
+  button.disabled = state.activeRound !== null;
+  button.title = state.activeRound ? 'One round at a time: wait for the round in flight to end' : '';
+}
+
+/** What the chosen strategy does and accepts; its defaults as the options field's placeholder. */
+function renderStrategyHint() {
+  const name = /** @type {HTMLSelectElement} */ (byId('strategy')).value;
+  const strategy = latestState()?.strategies.find((s) => s.name === name);
+  const input = /** @type {HTMLInputElement} */ (byId('strategy-options'));
+  input.placeholder = strategy && Object.keys(strategy.defaults).length > 0 ? JSON.stringify(strategy.defaults) : '{}';
+  byId('strategy-hint').textContent = strategy ? `${strategy.summary} Options: ${strategy.options.join(', ')}.` : '';
+}
+
+/** @param {SubmitEvent} event */
+async function startRound(event) {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+  const message = byId('start-msg');
+  const data = new FormData(form);
+  /** @param {string} name */
+  const num = (name) => Number(data.get(name));
+  const body = {
+    minClients: num('minClients'),
+    targetClients: num('targetClients'),
+    deadlineSeconds: num('deadlineSeconds'),
+    epochs: num('epochs'),
+    batchSize: num('batchSize'),
+    learningRate: num('learningRate'),
+    overSelection: num('overSelection'),
+    strategy: String(data.get('strategy') ?? ''),
+  };
+  if (Object.values(body).some((v) => typeof v === 'number' && !(v > 0))) {
+    flash(message, 'Every number must be positive.', 'error');
+    return;
+  }
+  const optionsText = String(data.get('strategyOptions') ?? '').trim();
+  if (optionsText !== '') {
+    const options = parseObject(optionsText);
+    if (!options) {
+      flash(message, 'Strategy options must be a JSON object, e.g. {"serverLearningRate": 0.01}.', 'error');
+      return;
+    }
+    Object.assign(body, { strategyOptions: options });
+  }
+  if (body.targetClients < body.minClients) {
+    flash(message, 'Target clients must be at least min clients.', 'error');
+    return;
+  }
+  const button = /** @type {HTMLButtonElement} */ (byId('start-btn'));
+  button.disabled = true;
+  flash(message, 'Starting…', '');
+  try {
+    const { ok, body: response } = await api('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+    if (ok) flash(message, `Round ${shortId(/** @type {{ id: string }} */ (response).id)} started`, 'ok');
+    else flash(message, errorMessage(response), 'error');
+  } catch (error) {
+    flash(message, String(error), 'error');
+  } finally {
+    button.disabled = latestState()?.activeRound != null;
+  }
+}
+
+/**
+ * The text as a JSON object, or null if it is not one.
+ * @param {string} text
+ * @returns {object | null}
+ */
+function parseObject(text) {
+  try {
+    const value = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
