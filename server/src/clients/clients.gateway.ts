@@ -26,7 +26,7 @@ import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
-import { tokenMatches } from '../operators/auth.js';
+import { tokenMatches } from '../auth/auth.js';
 import { EvaluationsService } from '../rounds/evaluations.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 import { ClientRegistry, clientRoom, type FlockServer } from './client-registry.js';

@@ -4,7 +4,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { ClientRegistry } from '../clients/client-registry.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
-import { tokenMatches } from '../operators/auth.js';
+import { tokenMatches } from '../auth/auth.js';
 import { TestSetEvaluationService } from '../models/test-set-evaluation.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 import {

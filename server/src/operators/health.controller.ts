@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ClientRegistry, type ClientCounts } from '../clients/client-registry.js';
 import { ModelsService } from '../models/models.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
-import { OperatorGuard } from './auth.js';
+import { OperatorGuard } from '../auth/auth.js';
 
 export interface Health {
   status: 'ok';
