@@ -50,6 +50,8 @@ interface ActiveRound {
   timer: NodeJS.Timeout | null;
   /** Serializes persistence so transitions reach storage in order. */
   persistence: Promise<void>;
+  /** The commit transaction, once begun (settles, never rejects): a cancel or shutdown waits for it. */
+  commitWrite: Promise<void> | null;
 }
 
 export type RoundView = RoundRecord & { transitions: RoundTransition[]; timeLeftMs: number | null };
@@ -110,7 +112,10 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     this.bus.off('device.available', this.onDeviceAvailable);
     this.bus.off('device.disconnected', this.onDeviceDisconnected);
-    if (this.active) await this.dispatch(this.active, { type: 'shutdown' });
+    const round = this.active;
+    if (!round) return;
+    await round.commitWrite;
+    await this.dispatch(round, { type: 'shutdown' });
   }
 
   activeRoundId(): string | null {
@@ -163,6 +168,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       deadlineAt: null,
       timer: null,
       persistence: Promise.resolve(),
+      commitWrite: null,
     };
     this.active = round;
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
@@ -275,6 +281,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       if (!known) throw new NotFoundException(`round ${roundId} not found`);
       throw new ConflictException(`round ${roundId} already ended (${known.status})`);
     }
+    // A commit whose transaction has begun is not undone: it finishes first, and the cancel is refused.
+    await round.commitWrite;
     if (!(await this.dispatch(round, { type: 'cancelled' }))) throw new ConflictException(`round ${roundId} already ended (${round.state.status})`);
     return round.record;
   }
@@ -394,7 +402,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       if (round.state.status !== 'committing') return; // cancelled meanwhile: nothing is written
       const at = nowIso();
       const weights = new Uint8Array(result.weights.buffer, result.weights.byteOffset, result.weights.byteLength);
-      const { model } = await this.storage.commitRound(
+      const write = this.storage.commitRound(
         record.id,
         {
           parentVersion: base.version,
@@ -416,6 +424,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         { status: 'committed', metrics, endedAt: at },
         { roundId: record.id, from: 'committing', at, note: why },
       );
+      round.commitWrite = write.then(
+        () => undefined,
+        () => undefined,
+      );
+      const { model } = await write;
       this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
       this.metrics.modelVersion.set(model.version);
       await this.dispatch(round, { type: 'commitSucceeded', version: model.version, parentVersion: base.version, at });
