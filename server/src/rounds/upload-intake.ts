@@ -12,14 +12,14 @@ import { sumOfSquares } from '../aggregation/vector-math.js';
 import type { RoundRoster } from './round-roster.js';
 
 /*
- * Upload intake: the ordered checks every device upload goes through, each refusal with its stable
- * reason code. No I/O and no round state machine here: the service looks the round up and tells
- * the machine what was decided.
- *   1. size (payload_too_large), 2. schema (malformed)                        parseUpload
- *   3. round open (round_not_open / round_closed), 4. one upload per client
- *      (duplicate_upload), 5. participant (not_selected)                     admitUpload
- *   6. base version (version_mismatch), 7. tensor count and shapes
- *      (shape_mismatch), 8. finite values (non_finite), 9. L2 bound (norm_exceeded)  validateUpdate
+ * Upload intake: the ordered checks every device upload goes through, each refusal with a stable
+ * reason code. No I/O and no state machine here: the service looks the round up and tells the
+ * machine what was decided.
+ *   parseUpload     1. size (payload_too_large), 2. schema (malformed)
+ *   admitUpload     3. round open (round_not_open / round_closed), 4. one upload per client
+ *                   (duplicate_upload), 5. participant (not_selected)
+ *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch),
+ *                   8. finite values (non_finite), 9. L2 bound (norm_exceeded)
  */
 
 export class UploadRejection extends Error {
