@@ -3,6 +3,7 @@ import { DevicesModule } from '../devices/devices.module.js';
 import { EventsModule } from '../events/events.module.js';
 import { ModelsModule } from '../models/models.module.js';
 import { EvaluationsService } from './evaluations.service.js';
+import { RoundCommitter } from './round-commit.js';
 import { RoundsController } from './rounds.controller.js';
 import { RoundsService } from './rounds.service.js';
 
@@ -12,7 +13,7 @@ import { RoundsService } from './rounds.service.js';
  */
 @Module({
   imports: [ModelsModule, DevicesModule, EventsModule],
-  providers: [RoundsService, EvaluationsService],
+  providers: [RoundsService, RoundCommitter, EvaluationsService],
   controllers: [RoundsController],
   exports: [RoundsService, EvaluationsService],
 })

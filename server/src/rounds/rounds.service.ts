@@ -7,18 +7,8 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import {
-  ServerEvent,
-  abandonSchema,
-  isRoundFinished,
-  type RoundOutcome,
-  type RoundStatus,
-  type TrainingPlan,
-  type UpdateResult,
-  type WeightSpec,
-} from '@flock/client-sdk/protocol';
+import { ServerEvent, abandonSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
 import { createStrategy } from '../aggregation/strategies.js';
-import type { RoundAggregator } from '../aggregation/strategy.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
@@ -27,32 +17,14 @@ import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
-import { advance, openRound, type RoundEffect, type RoundEvent, type RoundState, type RoundTimer } from './round-machine.js';
+import { ActiveRound } from './active-round.js';
+import { RoundCommitter } from './round-commit.js';
+import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
 import { canSelect, selectionSize, type ReportingEnd } from './round-policy.js';
-import { RoundRoster } from './round-roster.js';
 import { emptyRoundMetrics, type RoundParams, type RoundRecord, type RoundTransition } from './round-types.js';
 import { admitUpload, parseUpload, UploadRejection, validateUpdate, type UploadTarget } from './upload-intake.js';
 
 const log = moduleLogger('rounds');
-
-/** The round in flight: the machine's state, and what the service keeps beside it. The persisted RoundRecord is its durable projection. */
-interface ActiveRound {
-  record: RoundRecord;
-  state: RoundState;
-  roster: RoundRoster;
-  startedAt: number;
-  weightSpecs: WeightSpec[];
-  aggregator: RoundAggregator | null;
-  plan: TrainingPlan | null;
-  weightedLossSum: number;
-  deadlineAt: number | null;
-  /** The selection timer, then the deadline timer. */
-  timer: NodeJS.Timeout | null;
-  /** Serializes persistence so transitions reach storage in order. */
-  persistence: Promise<void>;
-  /** The commit transaction, once begun (settles, never rejects): a cancel or shutdown waits for it. */
-  commitWrite: Promise<void> | null;
-}
 
 export type RoundView = RoundRecord & { transitions: RoundTransition[]; timeLeftMs: number | null };
 
@@ -87,6 +59,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
     @Inject(DEVICE_DIRECTORY) private readonly devices: DeviceDirectory,
     private readonly models: ModelsService,
+    private readonly committer: RoundCommitter,
     private readonly bus: FlockEventBus,
     private readonly metrics: MetricsService,
   ) {}
@@ -114,7 +87,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.bus.off('device.disconnected', this.onDeviceDisconnected);
     const round = this.active;
     if (!round) return;
-    await round.commitWrite;
+    await round.commitInFlight;
     await this.dispatch(round, { type: 'shutdown' });
   }
 
@@ -156,20 +129,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     await this.storage.createRound(record);
     await this.storage.appendTransition({ roundId: record.id, from: null, to: 'selecting', at, note: null });
     const opened = openRound(params);
-    const round: ActiveRound = {
-      record,
-      state: opened.state,
-      roster: new RoundRoster(),
-      startedAt: Date.now(),
-      weightSpecs: base.weightSpecs,
-      aggregator: null,
-      plan: null,
-      weightedLossSum: 0,
-      deadlineAt: null,
-      timer: null,
-      persistence: Promise.resolve(),
-      commitWrite: null,
-    };
+    const round = new ActiveRound(record, opened.state, base.weightSpecs, this.storage);
     this.active = round;
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
     await this.execute(round, opened.effects);
@@ -201,10 +161,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     let admitted = false;
     try {
       const upload = parseUpload(payload, this.config.maxUploadBytes);
-      if (round) {
-        round.record.metrics.reported++;
-        round.record.metrics.bytesReceived += upload.byteLength;
-      }
+      round?.countReceived(upload.byteLength);
       this.metrics.uploadBytesTotal.inc(upload.byteLength);
       admitUpload(round ? { roundId: upload.roundId, status: round.state.status, roster: round.roster } : await this.otherRound(upload.roundId), clientId);
       admitted = true;
@@ -223,11 +180,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     } catch (error) {
       if (!(error instanceof UploadRejection)) throw error;
       this.metrics.uploadsTotal.inc({ result: 'rejected', reason: error.reason });
-      if (round) {
-        const rejected = round.record.metrics.rejected;
-        rejected[error.reason] = (rejected[error.reason] ?? 0) + 1;
-        if (admitted) void this.dispatch(round, { type: 'uploadRejected' });
-      }
+      round?.countRejected(error.reason);
+      if (round && admitted) void this.dispatch(round, { type: 'uploadRejected' });
       log.warn({ roundId: roundIdHint, clientId, reason: error.reason, detail: error.message }, 'update rejected');
       return { accepted: false, reason: error.reason, message: error.message };
     } finally {
@@ -241,19 +195,14 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     return { roundId, status: known?.status ?? null, roster: null };
   }
 
+  /** Folds an accepted update into the running aggregate, timed. */
   private fold(round: ActiveRound, numExamples: number, trainLoss: number, delta: Float32Array, received: number): void {
-    const { metrics } = round.record;
     const started = performance.now();
-    metrics.validationMs += started - received;
     round.aggregator!.add({ delta, numExamples });
     const foldSeconds = (performance.now() - started) / 1000;
     this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
-    metrics.aggregationMs += foldSeconds * 1000;
-    metrics.accepted++;
-    metrics.totalExamples += numExamples;
-    round.weightedLossSum += trainLoss * numExamples;
-    metrics.meanTrainLoss = round.weightedLossSum / metrics.totalExamples;
     this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
+    round.countAccepted(numExamples, trainLoss, started - received, foldSeconds * 1000);
   }
 
   /** A selected client abandoned the round (conditions changed, no data, ...). */
@@ -266,8 +215,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private dropParticipant(clientId: string, reason: string): void {
     const round = this.active;
     if (!round || !round.roster.drop(clientId)) return;
-    const dropped = round.record.metrics.dropped;
-    dropped[reason] = (dropped[reason] ?? 0) + 1;
+    round.countDropped(reason);
     this.metrics.droppedTotal.inc({ reason });
     log.info({ roundId: round.record.id, clientId, reason }, 'participant dropped');
     void this.dispatch(round, { type: 'participantDropped' });
@@ -282,7 +230,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       throw new ConflictException(`round ${roundId} already ended (${known.status})`);
     }
     // A commit whose transaction has begun is not undone: it finishes first, and the cancel is refused.
-    await round.commitWrite;
+    await round.commitInFlight;
     if (!(await this.dispatch(round, { type: 'cancelled' }))) throw new ConflictException(`round ${roundId} already ended (${round.state.status})`);
     return round.record;
   }
@@ -308,14 +256,13 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     for (const effect of effects) {
       switch (effect.type) {
         case 'persistTransition':
-          this.persistTransition(round, effect.from, effect.to, effect.note);
+          round.recordTransition(effect.from, effect.to, effect.note);
           break;
         case 'startTimer':
           this.startTimer(round, effect.timer, effect.ms);
           break;
         case 'clearTimer':
-          if (round.timer) clearTimeout(round.timer);
-          round.timer = null;
+          round.clearTimer();
           break;
         case 'assignParticipants':
           round.roster.enrol(effect.participants);
@@ -336,7 +283,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           void this.commit(round, effect.note);
           break;
         case 'recordCommit':
-          round.record = { ...round.record, status: 'committed', committedVersion: effect.version, endedAt: effect.at, updatedAt: effect.at };
+          round.recordCommit(effect.version, effect.at);
           break;
         case 'closeRound':
           await this.closeRound(round, effect.outcome, effect.message, effect.version);
@@ -378,70 +325,36 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  /** Commit: finish the aggregate and store the new version with the round's end in one transaction. */
+  /**
+   * Commit: the committer finishes the aggregate, then (if the round is still committing once its
+   * committing transition is stored) writes the new version and the round's end in one transaction.
+   */
   private async commit(round: ActiveRound, why: ReportingEnd): Promise<void> {
-    const { record } = round;
     try {
-      const latest = await this.models.current();
-      if (latest?.version !== record.baseVersion) {
-        const message = `the global model moved to version ${latest?.version} during the round (rollback or registration); updates against version ${record.baseVersion} discarded`;
-        await this.dispatch(round, { type: 'commitFailed', message });
+      const prepared = await this.committer.prepare(round);
+      if ('refused' in prepared) {
+        await this.dispatch(round, { type: 'commitFailed', message: prepared.refused });
         return;
       }
-      const started = performance.now();
-      const result = round.aggregator!.finish();
-      for (const warning of result.warnings ?? []) log.warn({ roundId: record.id, strategy: record.params.strategy }, warning);
-      const finishSeconds = (performance.now() - started) / 1000;
-      this.metrics.aggregationSeconds.observe({ phase: 'finish' }, finishSeconds);
-      const { metrics } = round.record;
-      metrics.aggregationMs += finishSeconds * 1000;
-      metrics.updateNorm = result.updateNorm;
-      metrics.durationMs = Date.now() - round.startedAt;
-      const base = await this.models.get(record.baseVersion);
-      await round.persistence; // the 'committing' transition must be stored before the commit
+      await round.stored();
       if (round.state.status !== 'committing') return; // cancelled meanwhile: nothing is written
-      const at = nowIso();
-      const weights = new Uint8Array(result.weights.buffer, result.weights.byteOffset, result.weights.byteLength);
-      const write = this.storage.commitRound(
-        record.id,
-        {
-          parentVersion: base.version,
-          roundId: record.id,
-          source: 'round',
-          numParameters: result.weights.length,
-          metrics: {
-            clients: metrics.accepted,
-            totalExamples: metrics.totalExamples,
-            meanTrainLoss: metrics.meanTrainLoss,
-            updateNorm: metrics.updateNorm,
-            strategy: record.params.strategy,
-          },
-          topology: base.topology,
-          weightSpecs: base.weightSpecs,
-          strategyState: result.serverState,
-        },
-        weights,
-        { status: 'committed', metrics, endedAt: at },
-        { roundId: record.id, from: 'committing', at, note: why },
-      );
-      round.commitWrite = write.then(
-        () => undefined,
-        () => undefined,
-      );
-      const { model } = await write;
-      this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
-      this.metrics.modelVersion.set(model.version);
-      await this.dispatch(round, { type: 'commitSucceeded', version: model.version, parentVersion: base.version, at });
-      log.info({ roundId: record.id, version: model.version, accepted: metrics.accepted, updateNorm: metrics.updateNorm }, 'round committed');
+      let settle!: () => void;
+      round.commitInFlight = new Promise((resolve) => (settle = resolve));
+      try {
+        const stored = await this.committer.write(round, prepared, why);
+        await this.dispatch(round, { type: 'commitSucceeded', ...stored });
+      } finally {
+        settle();
+      }
     } catch (error) {
-      log.error({ roundId: record.id, err: error }, 'commit failed');
+      log.error({ roundId: round.id, err: error }, 'commit failed');
       await this.dispatch(round, { type: 'commitFailed', message: `commit failed: ${(error as Error).message}` });
     }
   }
 
   /** The round's end reaches storage first, then the participants; then its devices are free again. */
   private async closeRound(round: ActiveRound, outcome: RoundOutcome, message: string | null, version: number | null): Promise<void> {
-    await round.persistence;
+    await round.stored();
     const closed = { roundId: round.record.id, outcome, modelVersion: version, ...(message ? { message } : {}) };
     await this.sendToEach(round.roster.members(), (clientId) => this.devices.sendTo(clientId, ServerEvent.roundClosed, closed));
     await this.devices.release(round.record.id);
@@ -459,25 +372,6 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (failed > 0) log.error({ failed, err: (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason }, 'sending to devices failed');
   }
 
-  /** Updates the in-memory record and queues the move (and, for failed/aborted, the round's end) for storage. */
-  private persistTransition(round: ActiveRound, from: RoundStatus, to: RoundStatus, note: string | null): void {
-    const at = nowIso();
-    const ended = isRoundFinished(to);
-    if (ended) round.record.metrics.durationMs = Date.now() - round.startedAt;
-    round.record = { ...round.record, status: to, updatedAt: at, ...(ended ? { error: note, endedAt: at } : {}) };
-    const { id, metrics } = round.record;
-    this.persist(round, async (storage) => {
-      await storage.updateRound(id, ended ? { status: to, error: note, endedAt: at, metrics } : { status: to, metrics });
-      await storage.appendTransition({ roundId: id, from, to, at, note });
-    });
-  }
-
-  private persist(round: ActiveRound, write: (storage: Storage) => Promise<void>): void {
-    round.persistence = round.persistence
-      .then(() => write(this.storage))
-      .catch((error: unknown) => log.error({ roundId: round.record.id, err: error }, 'failed to persist round state'));
-  }
-
   private changed(round: ActiveRound): void {
     this.bus.emit('round.changed', { roundId: round.record.id, status: round.state.status });
   }
@@ -490,7 +384,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** A round with its transitions; the round in flight shows live metrics from memory. */
   async get(roundId: string): Promise<RoundView> {
     const active = this.active?.record.id === roundId ? this.active : null;
-    if (active) await active.persistence;
+    if (active) await active.stored();
     const record = active ? { ...active.record } : await this.storage.getRound(roundId);
     if (!record) throw new NotFoundException(`round ${roundId} not found`);
     const transitions = await this.storage.listTransitions(roundId);

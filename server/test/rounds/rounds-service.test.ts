@@ -17,6 +17,7 @@ import { ensureTfBackend } from '../../src/models/default-model.js';
 import { ModelsService } from '../../src/models/models.service.js';
 import { TestSetEvaluationService } from '../../src/models/test-set-evaluation.service.js';
 import { modelToParts } from '../../src/models/tfjs-format.js';
+import { RoundCommitter } from '../../src/rounds/round-commit.js';
 import type { RoundParams } from '../../src/rounds/round-types.js';
 import { RoundsService } from '../../src/rounds/rounds.service.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
@@ -92,7 +93,7 @@ beforeEach(async () => {
   model.dispose();
   await models.register(parts.topology, parts.weightSpecs, new Float32Array(parts.weights.buffer.slice(0)));
   devices = new InMemoryDeviceDirectory(bus, metrics);
-  rounds = new RoundsService(gated, config, devices, models, bus, metrics);
+  rounds = new RoundsService(gated, config, devices, models, new RoundCommitter(gated, models, metrics), bus, metrics);
   await rounds.onApplicationBootstrap();
   for (const id of ['a', 'b']) {
     devices.connect(id, `socket-${id}`);
