@@ -49,6 +49,7 @@ export type RoundEffect =
   | { type: 'assignParticipants'; participants: readonly string[]; eligible: number }
   /** Load the base model, begin the aggregator, compute the plan; then report configured or configurationFailed. */
   | { type: 'prepareConfiguration' }
+  /** Send each participant its plan, once the move to reporting is stored. */
   | { type: 'sendConfigure'; deadlineAt: number }
   /** Finish the aggregate and store the new version; then report commitSucceeded or commitFailed. `note` ends up on the committed transition. */
   | { type: 'commit'; note: ReportingEnd }
@@ -169,7 +170,7 @@ export const TRANSITIONS: { readonly [S in RoundStatus]: Handlers } = {
       const reporting: RoundState = { ...state, status: 'reporting' };
       const why = reportingEnd(policy, reporting);
       const next: RoundStep = why ? closeReporting(reporting, policy, why) : { state: reporting, effects: [{ type: 'startTimer', timer: 'deadline', ms: policy.deadlineMs }] };
-      return { state: next.state, effects: [{ type: 'sendConfigure', deadlineAt }, transition('configuring', 'reporting', null), ...next.effects] };
+      return { state: next.state, effects: [transition('configuring', 'reporting', null), { type: 'sendConfigure', deadlineAt }, ...next.effects] };
     },
     configurationFailed: (state, { message }) => end(state, 'failed', `configuration failed: ${message}`),
     participantDropped: (state) => stay(onePendingFewer(state)),

@@ -275,6 +275,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           break;
         case 'sendConfigure':
           round.deadlineAt = effect.deadlineAt;
+          await round.stored(); // devices hear of reporting once it is stored, as of the round's end
           await this.sendToEach(round.roster.members(), (clientId) =>
             this.devices.sendTo(clientId, ServerEvent.configure, { roundId: round.record.id, modelVersion: round.record.baseVersion, plan: round.plan!, deadlineAt: effect.deadlineAt }),
           );

@@ -126,8 +126,8 @@ describe('configuring', () => {
     expect(step(state('configuring', 3), ALL_EVENTS.configured)).toEqual({
       state: { status: 'reporting', pending: 3, accepted: 0 },
       effects: [
-        { type: 'sendConfigure', deadlineAt: 123_456 },
         { type: 'persistTransition', from: 'configuring', to: 'reporting', note: null },
+        { type: 'sendConfigure', deadlineAt: 123_456 },
         { type: 'startTimer', timer: 'deadline', ms: 5000 },
       ],
     });
@@ -137,8 +137,8 @@ describe('configuring', () => {
     expect(step(state('configuring', 0), ALL_EVENTS.configured)).toEqual({
       state: { status: 'failed', pending: 0, accepted: 0 },
       effects: [
-        { type: 'sendConfigure', deadlineAt: 123_456 },
         { type: 'persistTransition', from: 'configuring', to: 'reporting', note: null },
+        { type: 'sendConfigure', deadlineAt: 123_456 },
         ...ended('reporting', 'failed', 'quorum not reached (all participants answered): 0 valid update(s), 2 needed'),
       ],
     });
