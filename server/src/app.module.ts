@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ClientsModule } from './clients/clients.module.js';
 import { ConfigModule } from './config/config.module.js';
 import { DashboardModule } from './dashboard/dashboard.module.js';
+import { DevicesModule } from './devices/devices.module.js';
 import type { FlockConfig } from './config/config.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { ModelsModule } from './models/models.module.js';
@@ -14,7 +15,17 @@ export class AppModule {
   static forRoot(config: FlockConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), StorageModule, MetricsModule, ModelsModule, ClientsModule, RoundsModule, OperatorsModule, DashboardModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        StorageModule,
+        MetricsModule,
+        DevicesModule,
+        ModelsModule,
+        RoundsModule,
+        ClientsModule,
+        OperatorsModule,
+        DashboardModule,
+      ],
     };
   }
 }

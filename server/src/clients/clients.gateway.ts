@@ -23,13 +23,14 @@ import {
   type UpdateResult,
 } from '@flock/client-sdk/protocol';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { DEVICE_PRESENCE, type DevicePresence } from '../devices/device-directory.js';
+import { clientRoom, type FlockServer } from '../devices/device-sockets.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
-import { tokenMatches } from '../operators/auth.js';
+import { tokenMatches } from '../auth/auth.js';
 import { EvaluationsService } from '../rounds/evaluations.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
-import { ClientRegistry, clientRoom, type FlockServer } from './client-registry.js';
 
 const log = moduleLogger('clients');
 
@@ -49,7 +50,7 @@ class HandshakeError extends Error {
 export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConnection<DeviceSocket>, OnGatewayDisconnect<DeviceSocket> {
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
-    private readonly registry: ClientRegistry,
+    @Inject(DEVICE_PRESENCE) private readonly presence: DevicePresence,
     private readonly rounds: RoundsService,
     private readonly evaluations: EvaluationsService,
     private readonly models: ModelsService,
@@ -57,7 +58,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   ) {}
 
   afterInit(server: FlockServer): void {
-    this.registry.bindServer(server);
+    this.presence.attach(server);
     // Handshake check: a refused socket never connects and sees `connect_error` with the reason.
     server.use((socket, next) => {
       const auth = handshakeAuthSchema.safeParse(socket.handshake.auth);
@@ -88,8 +89,8 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   async handleConnection(socket: DeviceSocket): Promise<void> {
     const { clientId } = socket.data;
     if (!clientId) return; // refused by the handshake middleware
-    const replaced = this.registry.connect(clientId, socket.id);
-    if (replaced) this.registry.disconnectSocket(replaced);
+    const replaced = this.presence.connect(clientId, socket.id);
+    if (replaced) this.presence.disconnectSocket(replaced);
     await socket.join(clientRoom(clientId));
     const current = await this.models.current();
     socket.emit(ServerEvent.welcome, {
@@ -103,13 +104,13 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
 
   handleDisconnect(socket: DeviceSocket): void {
     const { clientId } = socket.data;
-    if (clientId && this.registry.disconnect(clientId, socket.id)) log.info({ clientId }, 'client disconnected');
+    if (clientId && this.presence.disconnect(clientId, socket.id)) log.info({ clientId }, 'client disconnected');
   }
 
   @SubscribeMessage(ClientEvent.conditions)
   onConditions(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): void {
     const report = conditionsReportSchema.safeParse(body);
-    if (report.success) this.registry.setConditions(socket.data.clientId, report.data);
+    if (report.success) this.presence.setConditions(socket.data.clientId, report.data);
     else log.warn({ clientId: socket.data.clientId }, 'ignored a malformed conditions report');
   }
 

@@ -1,12 +1,12 @@
 import { Inject, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection, type OnGatewayInit } from '@nestjs/websockets';
 import type { Namespace, Socket } from 'socket.io';
-import { ClientRegistry } from '../clients/client-registry.js';
+import { tokenMatches } from '../auth/auth.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
+import { FlockEventBus } from '../events/event-bus.js';
+import type { FlockEventName } from '../events/flock-events.js';
 import { moduleLogger } from '../logging/logger.js';
-import { tokenMatches } from '../operators/auth.js';
-import { TestSetEvaluationService } from '../models/test-set-evaluation.service.js';
-import { RoundsService } from '../rounds/rounds.service.js';
 import {
   DASHBOARD_NAMESPACE,
   DASHBOARD_STATE_EVENT,
@@ -17,6 +17,9 @@ import {
 import { DashboardService, fingerprint } from './dashboard.service.js';
 
 const log = moduleLogger('dashboard');
+
+/** Bus events after which operators get a fresh snapshot. */
+const PUSHED_ON: readonly FlockEventName[] = ['round.changed', 'device.available', 'device.disconnected', 'version.committed', 'version.evaluated'];
 
 /** At most one pushed snapshot per this many milliseconds (4/s). */
 export const PUSH_INTERVAL_MS = 250;
@@ -49,9 +52,8 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
     private readonly dashboard: DashboardService,
-    private readonly clients: ClientRegistry,
-    private readonly rounds: RoundsService,
-    private readonly testSet: TestSetEvaluationService,
+    @Inject(DEVICE_DIRECTORY) private readonly devices: DeviceDirectory,
+    private readonly bus: FlockEventBus,
   ) {}
 
   afterInit(namespace: OperatorsNamespace): void {
@@ -65,10 +67,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
       log.warn({ address: socket.handshake.address }, 'operator connection refused');
       next(Object.assign(new Error('unauthorized'), { data: { code: 'unauthorized', detail: 'a valid operator token is required' } }));
     });
-    this.rounds.events.on('changed', this.onChange);
-    this.clients.events.on('available', this.onChange);
-    this.clients.events.on('disconnected', this.onChange);
-    this.testSet.events.on('evaluated', this.onChange);
+    for (const event of PUSHED_ON) this.bus.on(event, this.onChange);
   }
 
   async handleConnection(socket: OperatorSocket): Promise<void> {
@@ -85,10 +84,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
   }
 
   onApplicationShutdown(): void {
-    this.rounds.events.off('changed', this.onChange);
-    this.clients.events.off('available', this.onChange);
-    this.clients.events.off('disconnected', this.onChange);
-    this.testSet.events.off('evaluated', this.onChange);
+    for (const event of PUSHED_ON) this.bus.off(event, this.onChange);
     this.stopPolling();
     if (this.pushTimer) clearTimeout(this.pushTimer);
     this.pushTimer = null;
@@ -149,7 +145,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
       this.stopPolling();
       return;
     }
-    if (JSON.stringify(this.clients.counts()) !== this.lastCounts) {
+    if (JSON.stringify(await this.devices.counts()) !== this.lastCounts) {
       this.schedule();
       return;
     }

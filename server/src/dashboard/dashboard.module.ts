@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
-import { ClientsModule } from '../clients/clients.module.js';
+import { DevicesModule } from '../devices/devices.module.js';
+import { EventsModule } from '../events/events.module.js';
 import { ModelsModule } from '../models/models.module.js';
 import { RoundsModule } from '../rounds/rounds.module.js';
 import { DashboardController } from './dashboard.controller.js';
@@ -8,7 +9,7 @@ import { DashboardService } from './dashboard.service.js';
 
 /** The operator dashboard: the page at /dashboard and its live feed on the `/operators` socket.io namespace. */
 @Module({
-  imports: [ClientsModule, RoundsModule, ModelsModule],
+  imports: [DevicesModule, EventsModule, RoundsModule, ModelsModule],
   controllers: [DashboardController],
   providers: [DashboardService, DashboardGateway],
 })

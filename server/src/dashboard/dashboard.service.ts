@@ -1,7 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { isRoundFinished } from '@flock/client-sdk/protocol';
 import { DEFAULT_STRATEGY, describeStrategy, STRATEGY_NAMES } from '../aggregation/strategies.js';
-import { ClientRegistry } from '../clients/client-registry.js';
+import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { ModelsService } from '../models/models.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 import type { DashboardActiveRound, DashboardState, DashboardStrategy } from './dashboard-state.js';
@@ -19,23 +19,24 @@ const STRATEGIES: readonly DashboardStrategy[] = STRATEGY_NAMES.map((name) => {
 @Injectable()
 export class DashboardService {
   constructor(
-    private readonly clients: ClientRegistry,
+    @Inject(DEVICE_DIRECTORY) private readonly devices: DeviceDirectory,
     private readonly rounds: RoundsService,
     private readonly models: ModelsService,
   ) {}
 
   async snapshot(): Promise<DashboardState> {
     const activeId = this.rounds.activeRoundId();
-    const [active, rounds, models] = await Promise.all([
+    const [active, rounds, models, clients] = await Promise.all([
       activeId ? this.rounds.get(activeId).catch(() => null) : Promise.resolve(null),
       this.rounds.list({ limit: DASHBOARD_HISTORY }),
       this.models.list(),
+      this.devices.counts(),
     ]);
     // The round may have ended while its view was read: then it is history, not in flight.
     const activeRound: DashboardActiveRound | null = active && !isRoundFinished(active.status) ? active : null;
     return {
       serverTime: Date.now(),
-      clients: this.clients.counts(),
+      clients,
       activeRound,
       rounds,
       models: models.slice(0, DASHBOARD_HISTORY),

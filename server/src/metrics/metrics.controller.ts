@@ -1,6 +1,6 @@
 import { Controller, Get, Header, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { OperatorGuard } from '../operators/auth.js';
+import { OperatorGuard } from '../auth/auth.js';
 import { MetricsService } from './metrics.service.js';
 
 @ApiTags('metrics')

@@ -16,7 +16,7 @@ import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { z } from 'zod';
-import { ModelReaderGuard, OperatorGuard } from '../operators/auth.js';
+import { ModelReaderGuard, OperatorGuard } from '../auth/auth.js';
 import type { ModelVersionMeta } from '../storage/storage.js';
 import { ModelJsonDto, ModelVersionDetailDto, ModelVersionMetaDto } from './model-dto.js';
 import { ModelsService } from './models.service.js';

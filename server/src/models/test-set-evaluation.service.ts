@@ -1,7 +1,7 @@
-import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { FlockEventBus } from '../events/event-bus.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
@@ -31,8 +31,6 @@ interface Job {
  */
 @Injectable()
 export class TestSetEvaluationService implements OnApplicationShutdown {
-  /** 'evaluated' once a version's test-set metrics are stored (the dashboard pushes them). */
-  readonly events = new EventEmitter<{ evaluated: [version: number] }>();
   private worker: Worker | null = null;
   private ready: Promise<Worker> | null = null;
   private readonly waiting: Job[] = [];
@@ -47,6 +45,7 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
     @Inject(STORAGE) private readonly storage: Storage,
     private readonly metrics: MetricsService,
+    private readonly bus: FlockEventBus,
   ) {}
 
   get enabled(): boolean {
@@ -82,7 +81,7 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
         await this.storage.updateModelMetrics(version, { testAccuracy: reply.accuracy, testLoss: reply.loss, testExamples: reply.numExamples, testSet: 'mnist-test' });
         this.record(version, reply.accuracy);
         log.info({ version, testAccuracy: reply.accuracy, testLoss: reply.loss, seconds: reply.seconds }, 'version tested on the test set');
-        this.events.emit('evaluated', version);
+        this.bus.emit('version.evaluated', { version });
       } else if (reply.type === 'skipped') {
         log.info({ version, reason: reply.reason }, 'version not tested on the test set');
       } else if (reply.type === 'failed') {

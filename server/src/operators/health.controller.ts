@@ -1,9 +1,9 @@
-import { Controller, Get, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ClientRegistry, type ClientCounts } from '../clients/client-registry.js';
+import { DEVICE_DIRECTORY, type DeviceCounts, type DeviceDirectory } from '../devices/device-directory.js';
 import { ModelsService } from '../models/models.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
-import { OperatorGuard } from './auth.js';
+import { OperatorGuard } from '../auth/auth.js';
 
 export interface Health {
   status: 'ok';
@@ -21,14 +21,14 @@ export class HealthController {
 
   constructor(
     private readonly models: ModelsService,
-    private readonly clients: ClientRegistry,
+    @Inject(DEVICE_DIRECTORY) private readonly devices: DeviceDirectory,
     private readonly rounds: RoundsService,
   ) {}
 
   @Get('health')
   @ApiOperation({ summary: 'Liveness and a summary (no token needed; reveals no client or model data)' })
   async health(): Promise<Health> {
-    const counts = this.clients.counts();
+    const counts = await this.devices.counts();
     return {
       status: 'ok',
       modelVersion: (await this.models.current())?.version ?? null,
@@ -43,7 +43,7 @@ export class HealthController {
   @UseGuards(OperatorGuard)
   @ApiBearerAuth()
   @ApiOperation({ summary: 'Counts of connected, eligible and participating devices' })
-  counts(): ClientCounts {
-    return this.clients.counts();
+  counts(): Promise<DeviceCounts> {
+    return this.devices.counts();
   }
 }

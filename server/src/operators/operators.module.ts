@@ -1,12 +1,12 @@
 import { Module } from '@nestjs/common';
-import { ClientsModule } from '../clients/clients.module.js';
+import { DevicesModule } from '../devices/devices.module.js';
 import { ModelsModule } from '../models/models.module.js';
 import { RoundsModule } from '../rounds/rounds.module.js';
 import { HealthController } from './health.controller.js';
 
-/** Operator-facing endpoints that span features (health, client counts). Auth guards live here too. */
+/** Operator-facing endpoints that span features (health, client counts). (Auth guards live in auth/.) */
 @Module({
-  imports: [ModelsModule, ClientsModule, RoundsModule],
+  imports: [ModelsModule, DevicesModule, RoundsModule],
   controllers: [HealthController],
 })
 export class OperatorsModule {}

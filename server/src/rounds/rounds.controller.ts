@@ -2,7 +2,7 @@ import { BadRequestException, Body, Controller, Get, HttpCode, Inject, Param, Pa
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
-import { OperatorGuard } from '../operators/auth.js';
+import { OperatorGuard } from '../auth/auth.js';
 import { parseWithZod, zodToOpenApi } from '../operators/zod-validation.js';
 import { StrategyConfigError } from '../aggregation/strategies.js';
 import type { RoundParams, RoundRecord } from './round-types.js';

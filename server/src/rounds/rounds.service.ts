@@ -1,5 +1,4 @@
 import { randomInt, randomUUID } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import {
   ConflictException,
   Inject,
@@ -8,44 +7,24 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import {
-  ServerEvent,
-  abandonSchema,
-  isRoundFinished,
-  type RoundOutcome,
-  type UpdateResult,
-  type WeightSpec,
-} from '@flock/client-sdk/protocol';
+import { ServerEvent, abandonSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
 import { createStrategy } from '../aggregation/strategies.js';
-import type { RoundAggregator } from '../aggregation/strategy.js';
-import { ClientRegistry } from '../clients/client-registry.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
+import { FlockEventBus } from '../events/event-bus.js';
+import type { FlockEvents } from '../events/flock-events.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
-import { emptyRoundMetrics, type RoundParams, type RoundRecord, type RoundStatus, type RoundTransition } from './round-types.js';
-import { parseUpload, UploadRejection, validateDelta } from './update-validator.js';
+import { ActiveRound } from './active-round.js';
+import { RoundCommitter } from './round-commit.js';
+import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
+import { canSelect, selectionSize, type ReportingEnd } from './round-policy.js';
+import { emptyRoundMetrics, type RoundParams, type RoundRecord, type RoundTransition } from './round-types.js';
+import { admitUpload, parseUpload, UploadRejection, validateUpdate, type UploadTarget } from './upload-intake.js';
 
 const log = moduleLogger('rounds');
-
-/** In-memory state of the round in flight. The persisted RoundRecord is its durable projection. */
-interface ActiveRound {
-  record: RoundRecord;
-  startedAt: number;
-  /** Clients selected and still expected to upload (dropped ones are removed). */
-  participants: Set<string>;
-  /** Clients whose one upload for this round arrived (accepted or rejected after selection checks). */
-  uploaded: Set<string>;
-  weightSpecs: WeightSpec[];
-  aggregator: RoundAggregator | null;
-  weightedLossSum: number;
-  deadlineAt: number | null;
-  timer: NodeJS.Timeout | null;
-  onAvailable: (() => void) | null;
-  /** Serializes persistence so transitions reach storage in order. */
-  persistence: Promise<void>;
-}
 
 export type RoundView = RoundRecord & { transitions: RoundTransition[]; timeLeftMs: number | null };
 
@@ -64,24 +43,31 @@ function sample<T>(items: readonly T[], k: number): T[] {
 }
 
 /**
- * The round engine (Bonawitz et al. 2019): selection, configuration, reporting with streaming
- * aggregation, then commit (quorum reached) or fail (quorum missed). One round at a time.
+ * The round engine's I/O around the pure round machine (round-machine.ts): it feeds the machine
+ * events (device availability, uploads, drops, timers, commit results) and carries out the
+ * effects it returns (storage, timers, sending through the device directory, the bus). One round
+ * at a time.
  */
 @Injectable()
 export class RoundsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private active: ActiveRound | null = null;
   /** True while start() is between its conflict check and having an active round. */
   private starting = false;
-  /** 'changed' after each change of the round in flight (start, transitions, uploads, drops, end); the operator dashboard listens. */
-  readonly events = new EventEmitter<{ changed: [roundId: string] }>();
 
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
+    @Inject(DEVICE_DIRECTORY) private readonly devices: DeviceDirectory,
     private readonly models: ModelsService,
-    private readonly clients: ClientRegistry,
+    private readonly committer: RoundCommitter,
+    private readonly bus: FlockEventBus,
     private readonly metrics: MetricsService,
   ) {}
+
+  private readonly onDeviceAvailable = (): void => {
+    if (this.active) void this.trySelect(this.active);
+  };
+  private readonly onDeviceDisconnected = ({ clientId }: FlockEvents['device.disconnected']): void => this.dropParticipant(clientId, 'disconnected');
 
   /** A round that was in flight when the coordinator died can't resume: its aggregate was in memory. */
   async onApplicationBootstrap(): Promise<void> {
@@ -92,11 +78,17 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
       log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a previous run');
     }
-    this.clients.events.on('disconnected', (clientId) => this.dropParticipant(clientId, 'disconnected'));
+    this.bus.on('device.available', this.onDeviceAvailable);
+    this.bus.on('device.disconnected', this.onDeviceDisconnected);
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.active) await this.end(this.active, 'aborted', 'coordinator shutting down');
+    this.bus.off('device.available', this.onDeviceAvailable);
+    this.bus.off('device.disconnected', this.onDeviceDisconnected);
+    const round = this.active;
+    if (!round) return;
+    await round.commitInFlight;
+    await this.dispatch(round, { type: 'shutdown' });
   }
 
   activeRoundId(): string | null {
@@ -134,157 +126,83 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       updatedAt: at,
       endedAt: null,
     };
-    const round: ActiveRound = {
-      record,
-      startedAt: Date.now(),
-      participants: new Set(),
-      uploaded: new Set(),
-      weightSpecs: base.weightSpecs,
-      aggregator: null,
-      weightedLossSum: 0,
-      deadlineAt: null,
-      timer: null,
-      onAvailable: null,
-      persistence: Promise.resolve(),
-    };
     await this.storage.createRound(record);
     await this.storage.appendTransition({ roundId: record.id, from: null, to: 'selecting', at, note: null });
+    const opened = openRound(params);
+    const round = new ActiveRound(record, opened.state, base.weightSpecs, this.storage);
     this.active = round;
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
-    this.select(round);
-    this.events.emit('changed', record.id);
+    await this.execute(round, opened.effects);
+    this.changed(round);
+    void this.trySelect(round);
     return { ...record };
   }
 
-  /** Selection: as soon as minClients eligible devices are connected, pick up to target x over-selection. */
-  private select(round: ActiveRound): void {
-    const { minClients, targetClients, overSelection, selectionTimeoutMs } = round.record.params;
-    const trySelect = (): boolean => {
-      if (this.active !== round || round.record.status !== 'selecting') return true;
-      const available = this.clients.available();
-      if (available.length < minClients) return false;
-      this.stopSelectionWait(round);
-      const wanted = Math.ceil(targetClients * overSelection);
-      const chosen = sample(available, Math.min(wanted, available.length));
-      round.record.metrics.eligibleAtSelection = available.length;
-      void this.configure(round, chosen);
-      return true;
-    };
-    if (trySelect()) return;
-    round.onAvailable = () => void trySelect();
-    this.clients.events.on('available', round.onAvailable);
-    round.timer = setTimeout(() => {
-      this.stopSelectionWait(round);
-      const available = this.clients.available().length;
-      void this.end(round, 'failed', `selection timed out: ${available} eligible client(s) available, ${minClients} needed`);
-    }, selectionTimeoutMs);
-  }
-
-  private stopSelectionWait(round: ActiveRound): void {
-    if (round.onAvailable) this.clients.events.off('available', round.onAvailable);
-    round.onAvailable = null;
-    if (round.timer) clearTimeout(round.timer);
-    round.timer = null;
-  }
-
-  /** Configuration: send each selected client the plan; reporting starts with the deadline clock. */
-  private async configure(round: ActiveRound, selected: string[]): Promise<void> {
-    const { record } = round;
-    this.clients.assignRound(selected, record.id);
-    selected.forEach((id) => round.participants.add(id));
-    record.metrics.selected = selected.length;
-    this.transition(round, 'configuring', `${selected.length} client(s) selected`);
-    try {
-      const strategy = createStrategy(record.params.strategy, record.params.strategyOptions);
-      const base = await this.models.get(record.baseVersion);
-      round.aggregator = strategy.begin({
-        globalWeights: await this.models.getWeights(record.baseVersion),
-        serverState: base.strategyState,
-      });
-      const plan = strategy.configurePlan(record.params.plan);
-      round.deadlineAt = Date.now() + record.params.deadlineMs;
-      for (const clientId of selected) {
-        this.clients.sendTo(clientId, ServerEvent.configure, {
-          roundId: record.id,
-          modelVersion: record.baseVersion,
-          plan,
-          deadlineAt: round.deadlineAt,
-        });
-      }
-      this.transition(round, 'reporting', null);
-      round.timer = setTimeout(() => void this.closeReporting(round, 'deadline reached'), record.params.deadlineMs);
-      log.info({ roundId: record.id, selected: selected.length }, 'round configured');
-      this.checkCompletion(round);
-    } catch (error) {
-      await this.end(round, 'failed', `configuration failed: ${(error as Error).message}`);
-    }
+  /**
+   * Selection: once minClients devices are available (an O(1) count on every availability event),
+   * sample the participants from them (one scan) and let the machine decide.
+   */
+  private async trySelect(round: ActiveRound): Promise<void> {
+    const policy = round.record.params;
+    if (round.state.status !== 'selecting' || !canSelect(policy, await this.devices.availableCount())) return;
+    const available = await this.devices.available();
+    const participants = sample(available, selectionSize(policy, available.length));
+    await this.dispatch(round, { type: 'devicesAvailable', available: available.length, participants });
   }
 
   /**
-   * Validates one upload and folds it into the running aggregate. Every refusal has a stable
-   * reason code, is counted, and never touches the aggregate.
+   * Validates one upload (upload-intake.ts) and folds it into the running aggregate. Every refusal
+   * has a stable reason code, is counted, and never touches the aggregate.
    */
   async handleUpload(clientId: string, payload: unknown): Promise<UpdateResult> {
     const roundIdHint = typeof (payload as { roundId?: unknown } | null)?.roundId === 'string' ? (payload as { roundId: string }).roundId : null;
     const round = this.active && this.active.record.id === roundIdHint ? this.active : null;
     const received = performance.now();
+    let admitted = false;
     try {
       const upload = parseUpload(payload, this.config.maxUploadBytes);
-      if (round) {
-        round.record.metrics.reported++;
-        round.record.metrics.bytesReceived += upload.byteLength;
-      }
+      round?.countReceived(upload.byteLength);
       this.metrics.uploadBytesTotal.inc(upload.byteLength);
-      if (!round) throw await this.noActiveRoundRejection(upload.roundId);
-      if (round.record.status !== 'reporting') {
-        throw new UploadRejection(
-          round.record.status === 'committing' ? 'round_closed' : 'round_not_open',
-          `round ${round.record.id} is ${round.record.status}, not collecting updates`,
-        );
-      }
-      if (round.uploaded.has(clientId)) throw new UploadRejection('duplicate_upload', `client already uploaded for round ${round.record.id}`);
-      if (!round.participants.has(clientId)) throw new UploadRejection('not_selected', `client is not a participant of round ${round.record.id}`);
-      round.uploaded.add(clientId);
-      if (upload.modelVersion !== round.record.baseVersion) {
-        throw new UploadRejection('version_mismatch', `delta is against version ${upload.modelVersion}; round ${round.record.id} trains version ${round.record.baseVersion}`);
-      }
-      const { delta } = validateDelta(upload, round.weightSpecs, round.record.params.maxUpdateNorm);
-      const started = performance.now();
-      round.record.metrics.validationMs += started - received;
-      round.aggregator!.add({ delta, numExamples: upload.numExamples });
-      const foldSeconds = (performance.now() - started) / 1000;
-      this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
-      const { metrics } = round.record;
-      metrics.aggregationMs += foldSeconds * 1000;
-      metrics.accepted++;
-      metrics.totalExamples += upload.numExamples;
-      round.weightedLossSum += upload.trainLoss * upload.numExamples;
-      metrics.meanTrainLoss = round.weightedLossSum / metrics.totalExamples;
-      this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
-      log.info({ roundId: round.record.id, clientId, numExamples: upload.numExamples }, 'update accepted');
-      this.checkCompletion(round);
+      admitUpload(round ? { roundId: upload.roundId, status: round.state.status, roster: round.roster } : await this.otherRound(upload.roundId), clientId);
+      admitted = true;
+      const inFlight = round!; // only the round in flight admits uploads
+      const { delta } = validateUpdate(upload, {
+        roundId: inFlight.record.id,
+        baseVersion: inFlight.record.baseVersion,
+        weightSpecs: inFlight.weightSpecs,
+        maxUpdateNorm: inFlight.record.params.maxUpdateNorm,
+      });
+      this.fold(inFlight, upload.numExamples, upload.trainLoss, delta, received);
+      log.info({ roundId: inFlight.record.id, clientId, numExamples: upload.numExamples }, 'update accepted');
+      // Not awaited: the device gets its answer before any round:closed its upload may cause.
+      void this.dispatch(inFlight, { type: 'uploadAccepted' });
       return { accepted: true };
     } catch (error) {
       if (!(error instanceof UploadRejection)) throw error;
       this.metrics.uploadsTotal.inc({ result: 'rejected', reason: error.reason });
-      if (round) {
-        const rejected = round.record.metrics.rejected;
-        rejected[error.reason] = (rejected[error.reason] ?? 0) + 1;
-        this.checkCompletion(round);
-      }
+      round?.countRejected(error.reason);
+      if (round && admitted) void this.dispatch(round, { type: 'uploadRejected' });
       log.warn({ roundId: roundIdHint, clientId, reason: error.reason, detail: error.message }, 'update rejected');
       return { accepted: false, reason: error.reason, message: error.message };
     } finally {
-      if (round) this.events.emit('changed', round.record.id);
+      if (round) this.changed(round);
     }
   }
 
-  private async noActiveRoundRejection(roundId: string): Promise<UploadRejection> {
+  /** An upload naming a round other than the one in flight: finished, or unknown. */
+  private async otherRound(roundId: string): Promise<UploadTarget> {
     const known = await this.storage.getRound(roundId);
-    if (known && isRoundFinished(known.status)) {
-      return new UploadRejection('round_closed', `round ${roundId} is ${known.status}; late uploads are not aggregated`);
-    }
-    return new UploadRejection('round_not_open', `round ${roundId} is not open`);
+    return { roundId, status: known?.status ?? null, roster: null };
+  }
+
+  /** Folds an accepted update into the running aggregate, timed. */
+  private fold(round: ActiveRound, numExamples: number, trainLoss: number, delta: Float32Array, received: number): void {
+    const started = performance.now();
+    round.aggregator!.add({ delta, numExamples });
+    const foldSeconds = (performance.now() - started) / 1000;
+    this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
+    this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
+    round.countAccepted(numExamples, trainLoss, started - received, foldSeconds * 1000);
   }
 
   /** A selected client abandoned the round (conditions changed, no data, ...). */
@@ -296,87 +214,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   private dropParticipant(clientId: string, reason: string): void {
     const round = this.active;
-    if (!round || !round.participants.has(clientId) || round.uploaded.has(clientId)) return;
-    round.participants.delete(clientId);
-    const dropped = round.record.metrics.dropped;
-    dropped[reason] = (dropped[reason] ?? 0) + 1;
+    if (!round || !round.roster.drop(clientId)) return;
+    round.countDropped(reason);
     this.metrics.droppedTotal.inc({ reason });
     log.info({ roundId: round.record.id, clientId, reason }, 'participant dropped');
-    this.checkCompletion(round);
-    this.events.emit('changed', round.record.id);
-  }
-
-  /** Reporting ends early when the target count is reached or every participant has answered. */
-  private checkCompletion(round: ActiveRound): void {
-    if (round.record.status !== 'reporting') return;
-    const { accepted } = round.record.metrics;
-    const pending = [...round.participants].filter((id) => !round.uploaded.has(id)).length;
-    if (accepted >= round.record.params.targetClients) void this.closeReporting(round, 'target reached');
-    else if (pending === 0) void this.closeReporting(round, 'all participants answered');
-  }
-
-  private async closeReporting(round: ActiveRound, why: string): Promise<void> {
-    if (this.active !== round || round.record.status !== 'reporting') return;
-    if (round.timer) clearTimeout(round.timer);
-    round.timer = null;
-    const { accepted } = round.record.metrics;
-    const { minClients } = round.record.params;
-    if (accepted < minClients || !round.aggregator) {
-      await this.end(round, 'failed', `quorum not reached (${why}): ${accepted} valid update(s), ${minClients} needed`);
-      return;
-    }
-    this.transition(round, 'committing', why);
-    try {
-      const latest = await this.models.current();
-      if (latest?.version !== round.record.baseVersion) {
-        await this.end(round, 'failed', `the global model moved to version ${latest?.version} during the round (rollback or registration); updates against version ${round.record.baseVersion} discarded`);
-        return;
-      }
-      const started = performance.now();
-      const result = round.aggregator.finish();
-      for (const warning of result.warnings ?? []) log.warn({ roundId: round.record.id, strategy: round.record.params.strategy }, warning);
-      const finishSeconds = (performance.now() - started) / 1000;
-      this.metrics.aggregationSeconds.observe({ phase: 'finish' }, finishSeconds);
-      const { metrics } = round.record;
-      metrics.aggregationMs += finishSeconds * 1000;
-      metrics.updateNorm = result.updateNorm;
-      metrics.durationMs = Date.now() - round.startedAt;
-      const base = await this.models.get(round.record.baseVersion);
-      await round.persistence; // the 'committing' transition must be stored before the commit
-      const at = nowIso();
-      const weights = new Uint8Array(result.weights.buffer, result.weights.byteOffset, result.weights.byteLength);
-      const { model } = await this.storage.commitRound(
-        round.record.id,
-        {
-          parentVersion: base.version,
-          roundId: round.record.id,
-          source: 'round',
-          numParameters: result.weights.length,
-          metrics: {
-            clients: metrics.accepted,
-            totalExamples: metrics.totalExamples,
-            meanTrainLoss: metrics.meanTrainLoss,
-            updateNorm: metrics.updateNorm,
-            strategy: round.record.params.strategy,
-          },
-          topology: base.topology,
-          weightSpecs: base.weightSpecs,
-          strategyState: result.serverState,
-        },
-        weights,
-        { status: 'committed', metrics, endedAt: at },
-        { roundId: round.record.id, from: 'committing', at, note: why },
-      );
-      this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
-      round.record = { ...round.record, status: 'committed', committedVersion: model.version, endedAt: at, updatedAt: at };
-      this.metrics.modelVersion.set(model.version);
-      this.finishRound(round, 'committed', null, model.version);
-      this.clients.broadcast(ServerEvent.modelPublished, { version: model.version, parentVersion: base.version, roundId: round.record.id });
-      log.info({ roundId: round.record.id, version: model.version, accepted: metrics.accepted, updateNorm: metrics.updateNorm }, 'round committed');
-    } catch (error) {
-      log.error({ roundId: round.record.id, err: error }, 'commit failed');
-      await this.end(round, 'failed', `commit failed: ${(error as Error).message}`);
-    }
+    void this.dispatch(round, { type: 'participantDropped' });
   }
 
   /** Operator cancel. */
@@ -387,60 +229,152 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       if (!known) throw new NotFoundException(`round ${roundId} not found`);
       throw new ConflictException(`round ${roundId} already ended (${known.status})`);
     }
-    await this.end(round, 'aborted', 'cancelled by an operator');
+    // A commit whose transaction has begun is not undone: it finishes first, and the cancel is refused.
+    await round.commitInFlight;
+    if (!(await this.dispatch(round, { type: 'cancelled' }))) throw new ConflictException(`round ${roundId} already ended (${round.state.status})`);
     return round.record;
   }
 
-  /** Ends a round without committing. The global model is untouched. */
-  private async end(round: ActiveRound, outcome: 'failed' | 'aborted', error: string): Promise<void> {
-    if (this.active !== round) return;
-    this.stopSelectionWait(round);
-    const from = round.record.status;
-    const at = nowIso();
-    round.record.metrics.durationMs = Date.now() - round.startedAt;
-    round.record = { ...round.record, status: outcome, error, endedAt: at, updatedAt: at };
-    this.persist(round, async (storage) => {
-      await storage.updateRound(round.record.id, { status: outcome, error, endedAt: at, metrics: round.record.metrics });
-      await storage.appendTransition({ roundId: round.record.id, from, to: outcome, at, note: error });
-    });
-    await round.persistence;
-    this.finishRound(round, outcome, error, null);
-    log.warn({ roundId: round.record.id, outcome, error }, 'round ended without commit');
+  /**
+   * Feeds one event to the machine and carries out its effects. Returns false when the machine's
+   * table refused the event (the round moved on meanwhile: a late timer, a duplicate selection).
+   */
+  private async dispatch(round: ActiveRound, event: RoundEvent): Promise<boolean> {
+    if (this.active !== round) return false;
+    const step = advance(round.state, event, round.record.params);
+    if (!step.accepted) {
+      log.debug({ roundId: round.record.id, event: event.type, reason: step.reason }, 'round event refused');
+      return false;
+    }
+    round.state = step.state;
+    await this.execute(round, step.effects);
+    this.changed(round);
+    return true;
   }
 
-  private finishRound(round: ActiveRound, outcome: RoundOutcome, message: string | null, version: number | null): void {
-    for (const clientId of new Set([...round.participants, ...round.uploaded])) {
-      this.clients.sendTo(clientId, ServerEvent.roundClosed, {
-        roundId: round.record.id,
-        outcome,
-        modelVersion: version,
-        ...(message ? { message } : {}),
-      });
+  private async execute(round: ActiveRound, effects: readonly RoundEffect[]): Promise<void> {
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'persistTransition':
+          round.recordTransition(effect.from, effect.to, effect.note);
+          break;
+        case 'startTimer':
+          this.startTimer(round, effect.timer, effect.ms);
+          break;
+        case 'clearTimer':
+          round.clearTimer();
+          break;
+        case 'assignParticipants':
+          round.roster.enrol(effect.participants);
+          round.record.metrics.eligibleAtSelection = effect.eligible;
+          round.record.metrics.selected = effect.participants.length;
+          await this.devices.assign(effect.participants, round.record.id);
+          break;
+        case 'prepareConfiguration':
+          void this.prepareConfiguration(round);
+          break;
+        case 'sendConfigure':
+          round.deadlineAt = effect.deadlineAt;
+          await round.stored(); // devices hear of reporting once it is stored, as of the round's end
+          await this.sendToEach(round.roster.members(), (clientId) =>
+            this.devices.sendTo(clientId, ServerEvent.configure, { roundId: round.record.id, modelVersion: round.record.baseVersion, plan: round.plan!, deadlineAt: effect.deadlineAt }),
+          );
+          break;
+        case 'commit':
+          void this.commit(round, effect.note);
+          break;
+        case 'recordCommit':
+          round.recordCommit(effect.version, effect.at);
+          break;
+        case 'closeRound':
+          await this.closeRound(round, effect.outcome, effect.message, effect.version);
+          break;
+        case 'publishVersion':
+          await this.devices.broadcast(ServerEvent.modelPublished, { version: effect.version, parentVersion: effect.parentVersion, roundId: round.record.id });
+          this.bus.emit('version.committed', { version: effect.version, parentVersion: effect.parentVersion, roundId: round.record.id });
+          break;
+      }
     }
-    this.clients.releaseRound(round.record.id);
+  }
+
+  private startTimer(round: ActiveRound, timer: RoundTimer, ms: number): void {
+    round.timer = setTimeout(() => {
+      round.timer = null;
+      void this.onTimer(round, timer);
+    }, ms);
+  }
+
+  private async onTimer(round: ActiveRound, timer: RoundTimer): Promise<void> {
+    if (timer === 'deadline') await this.dispatch(round, { type: 'deadlineReached' });
+    else await this.dispatch(round, { type: 'selectionTimedOut', available: await this.devices.availableCount() });
+  }
+
+  /** Configuration: the strategy's aggregator over the base weights, and the plan each participant gets. */
+  private async prepareConfiguration(round: ActiveRound): Promise<void> {
+    const { record } = round;
+    try {
+      const strategy = createStrategy(record.params.strategy, record.params.strategyOptions);
+      const base = await this.models.get(record.baseVersion);
+      round.aggregator = strategy.begin({ globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState });
+      round.plan = strategy.configurePlan(record.params.plan);
+    } catch (error) {
+      await this.dispatch(round, { type: 'configurationFailed', message: (error as Error).message });
+      return;
+    }
+    if (await this.dispatch(round, { type: 'configured', deadlineAt: Date.now() + record.params.deadlineMs })) {
+      log.info({ roundId: record.id, selected: record.metrics.selected }, 'round configured');
+    }
+  }
+
+  /**
+   * Commit: the committer finishes the aggregate, then (if the round is still committing once its
+   * committing transition is stored) writes the new version and the round's end in one transaction.
+   */
+  private async commit(round: ActiveRound, why: ReportingEnd): Promise<void> {
+    try {
+      const prepared = await this.committer.prepare(round);
+      if ('refused' in prepared) {
+        await this.dispatch(round, { type: 'commitFailed', message: prepared.refused });
+        return;
+      }
+      await round.stored();
+      if (round.state.status !== 'committing') return; // cancelled meanwhile: nothing is written
+      let settle!: () => void;
+      round.commitInFlight = new Promise((resolve) => (settle = resolve));
+      try {
+        const stored = await this.committer.write(round, prepared, why);
+        await this.dispatch(round, { type: 'commitSucceeded', ...stored });
+      } finally {
+        settle();
+      }
+    } catch (error) {
+      log.error({ roundId: round.id, err: error }, 'commit failed');
+      await this.dispatch(round, { type: 'commitFailed', message: `commit failed: ${(error as Error).message}` });
+    }
+  }
+
+  /** The round's end reaches storage first, then the participants; then its devices are free again. */
+  private async closeRound(round: ActiveRound, outcome: RoundOutcome, message: string | null, version: number | null): Promise<void> {
+    await round.stored();
+    const closed = { roundId: round.record.id, outcome, modelVersion: version, ...(message ? { message } : {}) };
+    await this.sendToEach(round.roster.members(), (clientId) => this.devices.sendTo(clientId, ServerEvent.roundClosed, closed));
+    await this.devices.release(round.record.id);
     this.metrics.roundsTotal.inc({ outcome });
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
     round.aggregator = null; // frees the running sum
     this.active = null;
-    this.events.emit('changed', round.record.id);
+    if (outcome !== 'committed') log.warn({ roundId: round.record.id, outcome, error: message }, 'round ended without commit');
   }
 
-  private transition(round: ActiveRound, to: RoundStatus, note: string | null): void {
-    const from = round.record.status;
-    const at = nowIso();
-    round.record = { ...round.record, status: to, updatedAt: at };
-    const metrics = round.record.metrics;
-    this.persist(round, async (storage) => {
-      await storage.updateRound(round.record.id, { status: to, metrics });
-      await storage.appendTransition({ roundId: round.record.id, from, to, at, note });
-    });
-    this.events.emit('changed', round.record.id);
+  /** Sends to many devices; a failed send is logged and does not stop the round. */
+  private async sendToEach(clientIds: Iterable<string>, send: (clientId: string) => Promise<void>): Promise<void> {
+    const results = await Promise.allSettled(Array.from(clientIds, send));
+    const failed = results.filter((result) => result.status === 'rejected').length;
+    if (failed > 0) log.error({ failed, err: (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason }, 'sending to devices failed');
   }
 
-  private persist(round: ActiveRound, write: (storage: Storage) => Promise<void>): void {
-    round.persistence = round.persistence
-      .then(() => write(this.storage))
-      .catch((error: unknown) => log.error({ roundId: round.record.id, err: error }, 'failed to persist round state'));
+  private changed(round: ActiveRound): void {
+    this.bus.emit('round.changed', { roundId: round.record.id, status: round.state.status });
   }
 
   async list(options: { limit?: number; offset?: number }): Promise<RoundRecord[]> {
@@ -451,7 +385,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** A round with its transitions; the round in flight shows live metrics from memory. */
   async get(roundId: string): Promise<RoundView> {
     const active = this.active?.record.id === roundId ? this.active : null;
-    if (active) await active.persistence;
+    if (active) await active.stored();
     const record = active ? { ...active.record } : await this.storage.getRound(roundId);
     if (!record) throw new NotFoundException(`round ${roundId} not found`);
     const transitions = await this.storage.listTransitions(roundId);

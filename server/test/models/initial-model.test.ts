@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import { FlockEventBus } from '../../src/events/event-bus.js';
 import { ensureTfBackend } from '../../src/models/default-model.js';
 import { MetricsService } from '../../src/metrics/metrics.service.js';
 import { ModelsService } from '../../src/models/models.service.js';
@@ -21,7 +22,7 @@ beforeAll(async () => {
 function service(dataDir: string, initialModelPath: string | null): { models: ModelsService; storage: SqliteStorage } {
   const config = loadConfig({}, { dataDir, initialModelPath, operatorToken: 'operator-token-0123456789', clientToken: 'client-token-0123456789ab', testSet: 'none' });
   const storage = new SqliteStorage(join(dataDir, 'flock.db'));
-  return { models: new ModelsService(storage, config, new TestSetEvaluationService(config, storage, new MetricsService())), storage };
+  return { models: new ModelsService(storage, config, new TestSetEvaluationService(config, storage, new MetricsService(), new FlockEventBus())), storage };
 }
 
 /** Writes a model the way tfjs-node's file:// handler does, with the weights split over two shards. */

@@ -1,0 +1,9 @@
+import type { Server } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '@flock/client-sdk/protocol';
+
+export type FlockServer = Server<ClientToServerEvents, ServerToClientEvents>;
+
+/** Each device gets a room named after its id, so emits reach it through the socket.io adapter too. */
+export function clientRoom(clientId: string): string {
+  return `client:${clientId}`;
+}

@@ -1,0 +1,92 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { AggregationResult } from '../aggregation/strategy.js';
+import { moduleLogger } from '../logging/logger.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { ModelsService } from '../models/models.service.js';
+import { STORAGE, type ModelVersionRecord, type Storage } from '../storage/storage.js';
+import type { ActiveRound } from './active-round.js';
+import type { ReportingEnd } from './round-policy.js';
+
+const log = moduleLogger('rounds');
+
+/** A finished aggregate, ready to be stored as the round's new version. */
+export interface PreparedCommit {
+  result: AggregationResult;
+  base: ModelVersionRecord;
+}
+
+export interface StoredCommit {
+  version: number;
+  parentVersion: number;
+  /** The time stored as the round's end. */
+  at: string;
+}
+
+/**
+ * A round's commit: the aggregate becomes a new global version, stored with the round's end in
+ * one transaction. The round engine decides when (and whether) to call write().
+ */
+@Injectable()
+export class RoundCommitter {
+  constructor(
+    @Inject(STORAGE) private readonly storage: Storage,
+    private readonly models: ModelsService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  /**
+   * Finishes the aggregate, or says why the round cannot commit: the global model moved during the
+   * round (rollback or registration), so its updates were against a stale base.
+   */
+  async prepare(round: ActiveRound): Promise<PreparedCommit | { refused: string }> {
+    const { record } = round;
+    const latest = await this.models.current();
+    if (latest?.version !== record.baseVersion) {
+      return { refused: `the global model moved to version ${latest?.version} during the round (rollback or registration); updates against version ${record.baseVersion} discarded` };
+    }
+    const started = performance.now();
+    const result = round.aggregator!.finish();
+    for (const warning of result.warnings ?? []) log.warn({ roundId: record.id, strategy: record.params.strategy }, warning);
+    const finishSeconds = (performance.now() - started) / 1000;
+    this.metrics.aggregationSeconds.observe({ phase: 'finish' }, finishSeconds);
+    const { metrics } = record;
+    metrics.aggregationMs += finishSeconds * 1000;
+    metrics.updateNorm = result.updateNorm;
+    metrics.durationMs = Date.now() - round.startedAt;
+    return { result, base: await this.models.get(record.baseVersion) };
+  }
+
+  /** Stores the new version and the round's end (committing -> committed, noted `why`) in one transaction. */
+  async write(round: ActiveRound, { result, base }: PreparedCommit, why: ReportingEnd): Promise<StoredCommit> {
+    const { record } = round;
+    const { metrics } = record;
+    const at = new Date().toISOString();
+    const weights = new Uint8Array(result.weights.buffer, result.weights.byteOffset, result.weights.byteLength);
+    const { model } = await this.storage.commitRound(
+      record.id,
+      {
+        parentVersion: base.version,
+        roundId: record.id,
+        source: 'round',
+        numParameters: result.weights.length,
+        metrics: {
+          clients: metrics.accepted,
+          totalExamples: metrics.totalExamples,
+          meanTrainLoss: metrics.meanTrainLoss,
+          updateNorm: metrics.updateNorm,
+          strategy: record.params.strategy,
+        },
+        topology: base.topology,
+        weightSpecs: base.weightSpecs,
+        strategyState: result.serverState,
+      },
+      weights,
+      { status: 'committed', metrics, endedAt: at },
+      { roundId: record.id, from: 'committing', at, note: why },
+    );
+    this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
+    this.metrics.modelVersion.set(model.version);
+    log.info({ roundId: record.id, version: model.version, accepted: metrics.accepted, updateNorm: metrics.updateNorm }, 'round committed');
+    return { version: model.version, parentVersion: base.version, at };
+  }
+}

@@ -1,0 +1,135 @@
+import {
+  asFloat32,
+  isRoundFinished,
+  sameShapes,
+  totalValues,
+  updateUploadSchema,
+  type RejectionReason,
+  type RoundStatus,
+  type WeightSpec,
+} from '@flock/client-sdk/protocol';
+import { sumOfSquares } from '../aggregation/vector-math.js';
+import type { RoundRoster } from './round-roster.js';
+
+/*
+ * Upload intake: the ordered checks every device upload goes through, each refusal with a stable
+ * reason code. No I/O and no state machine here: the service looks the round up and tells the
+ * machine what was decided.
+ *   parseUpload     1. size (payload_too_large), 2. schema (malformed)
+ *   admitUpload     3. round open (round_not_open / round_closed), 4. one upload per client
+ *                   (duplicate_upload), 5. participant (not_selected)
+ *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch),
+ *                   8. finite values (non_finite), 9. L2 bound (norm_exceeded)
+ */
+
+export class UploadRejection extends Error {
+  constructor(
+    readonly reason: RejectionReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ParsedUpload {
+  roundId: string;
+  modelVersion: number;
+  numExamples: number;
+  trainLoss: number;
+  shapes: number[][];
+  data: ArrayBuffer | Uint8Array;
+  byteLength: number;
+}
+
+function byteLengthOf(payload: unknown): number {
+  const data = (payload as { delta?: { data?: unknown } } | null)?.delta?.data;
+  return data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? data.byteLength : 0;
+}
+
+/** Structural checks that need no round state: size first (cheap), then the schema. */
+export function parseUpload(payload: unknown, maxUploadBytes: number): ParsedUpload {
+  const byteLength = byteLengthOf(payload);
+  if (byteLength > maxUploadBytes) {
+    throw new UploadRejection('payload_too_large', `upload has ${byteLength} bytes of weights; the limit is ${maxUploadBytes}`);
+  }
+  const parsed = updateUploadSchema.safeParse(payload);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UploadRejection('malformed', `invalid upload: ${issue ? `${issue.path.join('.') || 'payload'}: ${issue.message}` : 'schema mismatch'}`);
+  }
+  const { delta, ...rest } = parsed.data;
+  return { ...rest, shapes: delta.shapes, data: delta.data, byteLength };
+}
+
+/** The round an upload names, as admission sees it. */
+export interface UploadTarget {
+  roundId: string;
+  /** Its status; null when no such round exists. */
+  status: RoundStatus | null;
+  /** Its participants when it is the round in flight; null for any other round. */
+  roster: RoundRoster | null;
+}
+
+/**
+ * Admits an upload to the round it names: the round must be collecting updates, and the client a
+ * participant that has not uploaded yet. On success the client's one upload is used up, whatever
+ * the later checks say.
+ */
+export function admitUpload(target: UploadTarget, clientId: string): void {
+  const { roundId, status, roster } = target;
+  if (!roster || status === null) {
+    if (status !== null && isRoundFinished(status)) throw new UploadRejection('round_closed', `round ${roundId} is ${status}; late uploads are not aggregated`);
+    throw new UploadRejection('round_not_open', `round ${roundId} is not open`);
+  }
+  if (status !== 'reporting') {
+    const reason = status === 'committing' || isRoundFinished(status) ? 'round_closed' : 'round_not_open';
+    throw new UploadRejection(reason, `round ${roundId} is ${status}, not collecting updates`);
+  }
+  if (roster.hasAnswered(clientId)) throw new UploadRejection('duplicate_upload', `client already uploaded for round ${roundId}`);
+  if (!roster.isParticipant(clientId)) throw new UploadRejection('not_selected', `client is not a participant of round ${roundId}`);
+  roster.answer(clientId);
+}
+
+/** What an admitted update is checked against: the model the round trains. */
+export interface UpdateExpectation {
+  roundId: string;
+  baseVersion: number;
+  weightSpecs: readonly WeightSpec[];
+  maxUpdateNorm: number | null;
+}
+
+/**
+ * Checks an admitted update against the model the round trains (base version, shapes, finiteness,
+ * optional norm bound) and returns its delta as a flat Float32Array.
+ */
+export function validateUpdate(upload: ParsedUpload, { roundId, baseVersion, weightSpecs, maxUpdateNorm }: UpdateExpectation): { delta: Float32Array; norm: number } {
+  if (upload.modelVersion !== baseVersion) {
+    throw new UploadRejection('version_mismatch', `delta is against version ${upload.modelVersion}; round ${roundId} trains version ${baseVersion}`);
+  }
+  const expected = weightSpecs.map((spec) => spec.shape);
+  if (!sameShapes(upload.shapes, expected)) {
+    throw new UploadRejection(
+      'shape_mismatch',
+      `delta has ${upload.shapes.length} tensors [${upload.shapes.map((s) => s.join('x')).join(', ')}]; the model has ${expected.length} [${expected.map((s) => s.join('x')).join(', ')}]`,
+    );
+  }
+  let delta: Float32Array;
+  try {
+    delta = asFloat32(upload.data);
+  } catch (error) {
+    throw new UploadRejection('shape_mismatch', (error as Error).message);
+  }
+  const values = totalValues(expected);
+  if (delta.length !== values) {
+    throw new UploadRejection('shape_mismatch', `delta has ${delta.length} values; the shapes need ${values}`);
+  }
+  if (!Number.isFinite(upload.trainLoss)) throw new UploadRejection('non_finite', 'trainLoss is not a finite number');
+  // One pass: the sum of squares is non-finite exactly when some value is NaN or infinite.
+  const squares = sumOfSquares(delta);
+  if (!Number.isFinite(squares)) throw new UploadRejection('non_finite', 'delta contains NaN or infinite values');
+  const norm = Math.sqrt(squares);
+  if (maxUpdateNorm !== null && norm > maxUpdateNorm) {
+    throw new UploadRejection('norm_exceeded', `delta L2 norm ${norm.toPrecision(4)} exceeds the round's bound ${maxUpdateNorm}`);
+  }
+  return { delta, norm };
+}

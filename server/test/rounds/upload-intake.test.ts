@@ -1,0 +1,88 @@
+/** The ordered upload checks and the participant roster, without sockets or storage. */
+import { describe, expect, it } from 'vitest';
+import type { RejectionReason, RoundStatus } from '@flock/client-sdk/protocol';
+import { RoundRoster } from '../../src/rounds/round-roster.js';
+import { admitUpload, parseUpload, UploadRejection, validateUpdate, type ParsedUpload, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
+
+const expectation: UpdateExpectation = { roundId: 'r1', baseVersion: 4, weightSpecs: [{ name: 'w', shape: [2, 2], dtype: 'float32' }, { name: 'b', shape: [2], dtype: 'float32' }], maxUpdateNorm: 10 };
+
+function payload(overrides: Record<string, unknown> = {}, values: number[] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]): Record<string, unknown> {
+  return { roundId: 'r1', modelVersion: 4, numExamples: 20, trainLoss: 0.3, delta: { shapes: [[2, 2], [2]], data: new Float32Array(values).buffer }, ...overrides };
+}
+
+function reasonOf(check: () => unknown): RejectionReason | 'accepted' {
+  try {
+    check();
+    return 'accepted';
+  } catch (error) {
+    if (error instanceof UploadRejection) return error.reason;
+    throw error;
+  }
+}
+
+function roster(): RoundRoster {
+  const r = new RoundRoster();
+  r.enrol(['a', 'b', 'c']);
+  return r;
+}
+
+describe('parseUpload (size, then schema)', () => {
+  it('refuses an oversized upload before looking at its schema', () => {
+    expect(reasonOf(() => parseUpload({ delta: { data: new Uint8Array(100) } }, 99))).toBe('payload_too_large');
+    expect(reasonOf(() => parseUpload(payload({ numExamples: -1 }), 1000))).toBe('malformed');
+    expect(reasonOf(() => parseUpload(null, 1000))).toBe('malformed');
+  });
+
+  it('returns the fields and the byte length of a valid upload', () => {
+    expect(parseUpload(payload(), 1000)).toMatchObject({ roundId: 'r1', modelVersion: 4, numExamples: 20, shapes: [[2, 2], [2]], byteLength: 24 });
+  });
+});
+
+describe('admitUpload (round open, one upload, participant)', () => {
+  const target = (status: RoundStatus | null, r: RoundRoster | null = roster()) => ({ roundId: 'r1', status, roster: r });
+
+  it('tells a finished or unknown round from one not collecting yet', () => {
+    expect(reasonOf(() => admitUpload(target('committed', null), 'a'))).toBe('round_closed');
+    expect(reasonOf(() => admitUpload(target(null, null), 'a'))).toBe('round_not_open');
+    expect(reasonOf(() => admitUpload(target('selecting'), 'a'))).toBe('round_not_open');
+    expect(reasonOf(() => admitUpload(target('configuring'), 'a'))).toBe('round_not_open');
+    expect(reasonOf(() => admitUpload(target('committing'), 'a'))).toBe('round_closed');
+    expect(reasonOf(() => admitUpload(target('aborted'), 'a'))).toBe('round_closed');
+  });
+
+  it('admits each participant once and refuses outsiders', () => {
+    const r = roster();
+    expect(reasonOf(() => admitUpload(target('reporting', r), 'z'))).toBe('not_selected');
+    expect(reasonOf(() => admitUpload(target('reporting', r), 'a'))).toBe('accepted');
+    expect(reasonOf(() => admitUpload(target('reporting', r), 'a'))).toBe('duplicate_upload');
+    expect(r.hasAnswered('a')).toBe(true);
+  });
+});
+
+describe('validateUpdate (version, shapes, finiteness, norm)', () => {
+  const upload = (overrides: Record<string, unknown> = {}, values?: number[]): ParsedUpload => parseUpload(payload(overrides, values), 1000);
+
+  it('checks in order and returns the flat delta with its norm', () => {
+    expect(reasonOf(() => validateUpdate(upload({ modelVersion: 3 }), expectation))).toBe('version_mismatch');
+    expect(reasonOf(() => validateUpdate(upload({ delta: { shapes: [[4], [2]], data: new Float32Array(6).buffer } }), expectation))).toBe('shape_mismatch');
+    expect(reasonOf(() => validateUpdate(upload({}, [1, 2, 3]), expectation))).toBe('shape_mismatch');
+    expect(reasonOf(() => validateUpdate(upload({}, [0, 0, Number.NaN, 0, 0, 0]), expectation))).toBe('non_finite');
+    expect(reasonOf(() => validateUpdate(upload({}, [20, 0, 0, 0, 0, 0]), expectation))).toBe('norm_exceeded');
+    const { delta, norm } = validateUpdate(upload({}, [3, 4, 0, 0, 0, 0]), expectation);
+    expect(Array.from(delta)).toEqual([3, 4, 0, 0, 0, 0]);
+    expect(norm).toBe(5);
+  });
+});
+
+describe('RoundRoster', () => {
+  it('drops only participants that have not answered, and keeps those that did', () => {
+    const r = roster();
+    r.answer('a');
+    expect(r.drop('a')).toBe(false);
+    expect(r.drop('b')).toBe(true);
+    expect(r.drop('b')).toBe(false);
+    expect(r.drop('z')).toBe(false);
+    expect(r.isParticipant('b')).toBe(false);
+    expect([...r.members()].sort()).toEqual(['a', 'c']);
+  });
+});
