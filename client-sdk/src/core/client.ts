@@ -21,9 +21,9 @@ import {
   type UpdateResult,
   type UpdateUpload,
   type Welcome,
-} from '../protocol/messages.js';
+} from '../protocol/index.js';
 import { ABANDON_REASONS, CONNECT_ERRORS, type AbandonReason, type ConnectError, type IneligibilityReason } from '../protocol/reasons.js';
-import { clientIdSchema } from '../protocol/messages.js';
+import { clientIdSchema } from '../protocol/index.js';
 import { encodeWeights } from '../protocol/weights.js';
 import { toleranceAdoption, type AdoptionDecision, type AdoptionPolicy } from './adoption.js';
 import { ConditionMonitor, DEFAULT_UNKNOWN_POLICY, type ConditionDetector, type ConditionValues, type UnknownConditionPolicy } from './conditions.js';
@@ -53,7 +53,7 @@ import {
   roundConfigurationSchema,
   updateResultSchema,
   welcomeSchema,
-} from './validation.js';
+} from '../protocol/index.js';
 import { SDK_VERSION } from './version.js';
 
 export type ClientStatus = 'idle' | 'connecting' | 'waiting' | 'training' | 'uploading' | 'evaluating' | 'offline' | 'stopped';
