@@ -5,4 +5,5 @@ export * from './model-messages.js';
 export * from './reasons.js';
 export * from './round-messages.js';
 export * from './round-status.js';
+export * from './vector-math.js';
 export * from './weights.js';
