@@ -48,7 +48,7 @@ export function evaluationSettings(options: Pick<FederatedClientOptions, 'adopti
 
 export interface EvaluationJobContext extends EvaluationSettings {
   job: Job;
-  state: LocalState;
+  state: Pick<LocalState, 'personalModel' | 'adopt' | 'recordEvaluation'>;
   dataSource: DataSource;
   loss: LossSpec;
   /** The global model of a version, from the local cache or fetched. */

@@ -18,7 +18,8 @@ import { trainModel } from './training.js';
 
 export interface RoundJobContext {
   job: Job;
-  connection: Connection;
+  /** The coordinator's upload limit comes with its welcome. */
+  connection: Pick<Connection, 'connected' | 'welcome' | 'upload'>;
   dataSource: DataSource;
   loss: LossSpec;
   transformDelta: FederatedClientOptions['transformDelta'];
