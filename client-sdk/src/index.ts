@@ -5,29 +5,28 @@
  * `@flock/client-sdk/node` (filesystem store, backend selection). The wire protocol is re-exported
  * here and available alone as `@flock/client-sdk/protocol`.
  */
-export {
-  FederatedClient,
-  type AdoptionOptions,
-  type ClientEligibility,
-  type ClientStatus,
-  type FederatedClientEvents,
-  type FederatedClientOptions,
-  type FlockSocket,
-  type GlobalModelEvaluatedEvent,
-  type ModelAdoptedEvent,
-  type PersonalizationOptions,
-  type RoundAbandonedEvent,
-  type SocketFactory,
-  type TrainingProgress,
-  type UploadedEvent,
-  type RoundTimings,
-  type DeltaContext,
-} from './core/client.js';
+export { FederatedClient } from './core/client.js';
+export type {
+  AdoptionOptions,
+  ClientEligibility,
+  ClientStatus,
+  FederatedClientEvents,
+  FederatedClientOptions,
+  FlockSocket,
+  GlobalModelEvaluatedEvent,
+  ModelAdoptedEvent,
+  PersonalizationOptions,
+  RoundAbandonedEvent,
+  SocketFactory,
+  TrainingProgress,
+  UploadedEvent,
+  RoundTimings,
+  DeltaContext,
+} from './core/client-types.js';
 export {
   CONDITION_KINDS,
   combineValues,
   ConditionMonitor,
-  DEFAULT_UNKNOWN_POLICY,
   evaluateEligibility,
   ManualCondition,
   manualConditions,
@@ -52,8 +51,8 @@ export {
   type LocalExamples,
 } from './core/data.js';
 export { allFinite, applyDelta, computeDelta, encodeDelta, encodedBytes, l2Norm } from './core/delta.js';
+export { DEFAULT_ADOPTION_TOLERANCE, DEFAULT_UNKNOWN_POLICY } from './core/defaults.js';
 export {
-  DEFAULT_ADOPTION_TOLERANCE,
   toleranceAdoption,
   type AdoptionDecision,
   type AdoptionInput,

@@ -11,6 +11,7 @@ import {
   FlockClientError,
   PROTOCOL_VERSION,
   SDK_VERSION,
+  ServerEvent,
   staticCondition,
   type EvaluationReport,
   type UpdateUpload,
@@ -127,6 +128,29 @@ describe('connection', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(coordinator.handshakes.filter((auth) => auth.token === 'wrong-token').length).toBe(attempts);
     expect(test.client.status).toBe('offline');
+  });
+
+  it('reports malformed coordinator messages as protocol errors and acts on none of them', async () => {
+    const test = track(testClient(coordinator));
+    const clientId = await connected(test);
+    const acted: string[] = [];
+    for (const event of ['connected', 'roundJoined', 'roundClosed', 'modelPublished'] as const) test.client.on(event, () => acted.push(event));
+    const socket = coordinator.sockets.get(clientId)!;
+    socket.emit(ServerEvent.welcome, { clientId, protocolVersion: PROTOCOL_VERSION, currentModelVersion: 0, maxUploadBytes: 1000 });
+    socket.emit(ServerEvent.configure, { ...roundConfig(), plan: { epochs: 0, batchSize: 10, learningRate: 0.1 } });
+    socket.emit(ServerEvent.roundClosed, { roundId: 'round-x', outcome: 'finished', modelVersion: null });
+    socket.emit(ServerEvent.modelPublished, { version: '2', parentVersion: 1, roundId: null });
+    socket.emit(ServerEvent.updateRejected, { roundId: 'round-x', reason: 'no_reason_code', message: 'refused' });
+    await until(() => test.errors.length >= 5, 5000, 'five errors');
+    expect(test.errors.map((error) => [error.code, error.message])).toEqual([
+      ['protocol', expect.stringMatching(/^malformed welcome: /)],
+      ['protocol', expect.stringMatching(/^malformed round configuration: /)],
+      ['protocol', expect.stringMatching(/^malformed round:closed: /)],
+      ['protocol', expect.stringMatching(/^malformed model:published: /)],
+      ['protocol', expect.stringMatching(/^malformed round:update-rejected: /)],
+    ]);
+    expect(acted).toEqual([]);
+    expect(test.client.status).toBe('waiting');
   });
 
   it('reconnects with backoff after the connection drops', async () => {

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { DEFAULT_BROWSER_BACKENDS } from '../core/defaults.js';
 
 export type BrowserBackendName = 'webgl' | 'wasm' | 'cpu';
 
@@ -40,7 +41,7 @@ function softwareRenderer(): boolean {
 
 /** Initializes the first usable backend and returns its name. Call before creating tensors. */
 export async function initBrowserBackend(options: BrowserBackendOptions = {}): Promise<BrowserBackendName> {
-  const order = options.order ?? ['webgl', 'wasm', 'cpu'];
+  const order = options.order ?? DEFAULT_BROWSER_BACKENDS;
   if (!options.wasmThreads) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   if (options.wasmPaths !== undefined) setWasmPaths(options.wasmPaths);
   for (const name of order) {

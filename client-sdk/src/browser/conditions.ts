@@ -1,5 +1,6 @@
 /** The browser's default condition detectors. */
 import type { ConditionDetector, ConditionValue } from '../core/conditions.js';
+import { DEFAULT_USE_IDLE_DETECTION_API } from '../core/defaults.js';
 import { BatteryChargingDetector } from './battery.js';
 import { IdleDetectionApiDetector, InactivityIdleDetector } from './idle.js';
 import { NetworkUnmeteredDetector } from './network.js';
@@ -27,7 +28,7 @@ export function browserConditions(options: BrowserConditionsOptions = {}): Condi
       ...(options.whenHidden !== undefined ? { whenHidden: options.whenHidden } : {}),
     }),
   ];
-  if (options.idleDetectionApi !== false) {
+  if (options.idleDetectionApi ?? DEFAULT_USE_IDLE_DETECTION_API) {
     detectors.push(new IdleDetectionApiDetector(options.idleAfterMs !== undefined ? { thresholdMs: options.idleAfterMs } : {}));
   }
   return detectors;

@@ -3,6 +3,7 @@
  * record, written in one transaction, so a reload sees the previous or the new model, never a mix.
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import { DEFAULT_DATABASE_NAME } from '../core/defaults.js';
 import type { StoredModel } from '../core/model.js';
 import { MODEL_SLOTS, type ClientState, type ModelSlot, type ModelStore } from '../core/store.js';
 
@@ -10,8 +11,6 @@ interface FlockDatabase extends DBSchema {
   state: { key: 'client'; value: ClientState };
   models: { key: ModelSlot; value: StoredModel };
 }
-
-export const DEFAULT_DATABASE_NAME = 'flock-client-sdk';
 
 export class IndexedDbModelStore implements ModelStore {
   private database: Promise<IDBPDatabase<FlockDatabase>> | null = null;

@@ -5,8 +5,7 @@
  *   where the browser has it and the user granted the 'idle-detection' permission.
  */
 import { ObservableCondition, type ConditionValue } from '../core/conditions.js';
-
-export const DEFAULT_IDLE_AFTER_MS = 60_000;
+import { DEFAULT_IDLE_AFTER_MS, DEFAULT_WHEN_HIDDEN } from '../core/defaults.js';
 
 const INPUT_EVENTS = ['pointerdown', 'pointermove', 'keydown', 'wheel', 'touchstart', 'scroll'] as const;
 
@@ -49,7 +48,7 @@ export class InactivityIdleDetector extends ObservableCondition {
   constructor(options: InactivityOptions = {}) {
     super('idle', 'user-inactivity', 'unknown');
     this.idleAfterMs = options.idleAfterMs ?? DEFAULT_IDLE_AFTER_MS;
-    this.whenHidden = options.whenHidden ?? 'unknown';
+    this.whenHidden = options.whenHidden ?? DEFAULT_WHEN_HIDDEN;
     this.target = options.target ?? (typeof window === 'undefined' ? undefined : window);
     this.visibility = options.document ?? (typeof document === 'undefined' ? undefined : document);
     if (!this.target) return; // not in a browser: stays 'unknown'

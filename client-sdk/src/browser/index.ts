@@ -2,9 +2,9 @@
 export { initBrowserBackend, type BrowserBackendName, type BrowserBackendOptions } from './backend.js';
 export { BatteryChargingDetector, type BatteryManagerLike, type BatteryNavigatorLike } from './battery.js';
 export { browserConditions, type BrowserConditionsOptions } from './conditions.js';
-export { DEFAULT_DATABASE_NAME, IndexedDbModelStore } from './idb-store.js';
+export { DEFAULT_DATABASE_NAME, DEFAULT_IDLE_AFTER_MS } from '../core/defaults.js';
+export { IndexedDbModelStore } from './idb-store.js';
 export {
-  DEFAULT_IDLE_AFTER_MS,
   IdleDetectionApiDetector,
   idleFromIdleDetector,
   InactivityIdleDetector,

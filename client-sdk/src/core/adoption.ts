@@ -3,6 +3,7 @@
  * against the personalized model it uses (Wang et al. 2019) and keeps its own when the global one
  * is worse by more than a tolerance.
  */
+import { DEFAULT_ADOPTION_METRIC, DEFAULT_ADOPTION_TOLERANCE } from './defaults.js';
 import type { EvaluationResult } from './training.js';
 
 export interface AdoptionInput {
@@ -21,18 +22,16 @@ export interface AdoptionDecision {
 export type AdoptionPolicy = (input: AdoptionInput) => AdoptionDecision;
 
 export interface ToleranceAdoptionOptions {
-  /** Largest allowed drop of the metric from the personal model to the global one (default 0.02). */
+  /** Largest allowed drop of the metric from the personal model to the global one (default DEFAULT_ADOPTION_TOLERANCE, 0.02). */
   tolerance?: number;
   /** 'accuracy' (higher is better, default) or 'loss' (lower is better). */
   metric?: 'accuracy' | 'loss';
 }
 
-export const DEFAULT_ADOPTION_TOLERANCE = 0.02;
-
 /** Adopt unless the global model is worse than the personal one by more than `tolerance`. */
 export function toleranceAdoption(options: ToleranceAdoptionOptions = {}): AdoptionPolicy {
   const tolerance = options.tolerance ?? DEFAULT_ADOPTION_TOLERANCE;
-  const metric = options.metric ?? 'accuracy';
+  const metric = options.metric ?? DEFAULT_ADOPTION_METRIC;
   if (!(tolerance >= 0)) throw new RangeError('adoption tolerance must be >= 0');
   return ({ global, personal }) => {
     if (!personal) return { adopt: true, reason: 'no personalized model yet' };

@@ -7,6 +7,7 @@
  * e.g. a ManualCondition that they `set()` from native events.
  */
 import type { IneligibilityReason } from '../protocol/reasons.js';
+import { DEFAULT_UNKNOWN_POLICY } from './defaults.js';
 
 /** A detector's answer. 'unknown' when the platform cannot tell (API missing or not permitted). */
 export type ConditionValue = 'yes' | 'no' | 'unknown';
@@ -109,8 +110,6 @@ export function combineValues(values: readonly ConditionValue[]): ConditionValue
 
 /** What an 'unknown' answer means: one rule for all conditions or one per condition (unlisted: ineligible). */
 export type UnknownConditionPolicy = 'eligible' | 'ineligible' | Partial<Record<ConditionKind, 'eligible' | 'ineligible'>>;
-
-export const DEFAULT_UNKNOWN_POLICY: UnknownConditionPolicy = 'ineligible';
 
 export interface Eligibility {
   eligible: boolean;

@@ -3,6 +3,7 @@
  * Examples never leave the device: the SDK only reads them to train and to evaluate locally.
  */
 import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_TEST_FRACTION } from './defaults.js';
 
 /** Features or labels: a tensor, nested number arrays, or one array/typed array per example. */
 export type ExampleValues = tf.Tensor | tf.TensorLike | readonly ArrayLike<number>[];
@@ -61,7 +62,7 @@ export class ArrayDataSource implements DataSource {
     options: { testFraction?: number } = {},
   ): ArrayDataSource {
     if (xs.length !== ys.length) throw new Error(`fromExamples: ${xs.length} feature rows but ${ys.length} labels`);
-    const testFraction = options.testFraction ?? 0.2;
+    const testFraction = options.testFraction ?? DEFAULT_TEST_FRACTION;
     if (!(testFraction >= 0 && testFraction < 1)) throw new RangeError('testFraction must be in [0, 1)');
     const every = testFraction > 0 ? Math.max(2, Math.round(1 / testFraction)) : Infinity;
     const train: LocalExamples = { xs: [] as ArrayLike<number>[], ys: [] as (ArrayLike<number> | number)[] };

@@ -38,12 +38,8 @@ export function allFinite(tensors: readonly Float32Array[]): boolean {
   return true;
 }
 
-/** L2 norm over all tensors (for diagnostics and norm bounds). */
-export function l2Norm(tensors: readonly Float32Array[]): number {
-  let sum = 0;
-  for (const tensor of tensors) for (let j = 0; j < tensor.length; j++) sum += tensor[j]! * tensor[j]!;
-  return Math.sqrt(sum);
-}
+/** L2 norm over all tensors (for diagnostics and norm bounds): the protocol's, shared with the coordinator. */
+export { l2Norm } from '../protocol/vector-math.js';
 
 /** Computes and encodes the delta for upload; shapes in the weight specs' order. */
 export function encodeDelta(

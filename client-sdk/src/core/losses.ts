@@ -4,6 +4,7 @@
  * cross-entropy over softmax outputs, as for MNIST-style classifiers).
  */
 import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_LOSS } from './defaults.js';
 
 export type LossName = 'categoricalCrossentropy' | 'binaryCrossentropy' | 'meanSquaredError';
 
@@ -38,7 +39,7 @@ const LOSSES: Record<LossName, LossSpec> = {
   },
 };
 
-export function resolveLoss(loss: LossName | LossSpec = 'categoricalCrossentropy'): LossSpec {
+export function resolveLoss(loss: LossName | LossSpec = DEFAULT_LOSS): LossSpec {
   if (typeof loss !== 'string') return loss;
   const spec = LOSSES[loss];
   if (!spec) throw new Error(`unknown loss '${String(loss)}' (expected one of ${Object.keys(LOSSES).join(', ')})`);

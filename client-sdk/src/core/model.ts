@@ -3,7 +3,7 @@
  * protocol's ModelPayload layout), and the conversions to and from live tf.LayersModel instances.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelPayload } from '../protocol/messages.js';
+import type { ModelPayload } from '../protocol/model-messages.js';
 import { asFloat32, shapeSize, totalValues, type WeightSpec } from '../protocol/weights.js';
 
 /** A model at rest (store, cache): what `predict()` and training are rebuilt from. */

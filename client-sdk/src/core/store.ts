@@ -4,7 +4,7 @@
  * that version needs no download), and its last local evaluation. Implementations: MemoryModelStore
  * (here), FileModelStore (Node), IndexedDbModelStore (browsers).
  */
-import type { EvaluationReport } from '../protocol/messages.js';
+import type { EvaluationReport } from '../protocol/model-messages.js';
 import type { StoredModel } from './model.js';
 
 /** `personal`: the model predict() uses. `global`: the latest global model fetched, as received. */

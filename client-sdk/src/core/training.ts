@@ -9,6 +9,7 @@
  * with fit (see bench/train-throughput.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_EVALUATION_BATCH_SIZE } from './defaults.js';
 import type { LossSpec } from './losses.js';
 import { yieldToEventLoop } from './runtime.js';
 
@@ -154,7 +155,7 @@ export async function evaluateModel(
   xs: tf.Tensor,
   ys: tf.Tensor,
   loss: LossSpec,
-  batchSize = 256,
+  batchSize = DEFAULT_EVALUATION_BATCH_SIZE,
 ): Promise<EvaluationResult> {
   const count = xs.shape[0] ?? 0;
   if (count === 0) return { loss: NaN, accuracy: NaN, numExamples: 0 };

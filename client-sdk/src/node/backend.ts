@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
+import { DEFAULT_NODE_BACKENDS } from '../core/defaults.js';
 
 export type NodeBackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -11,7 +12,7 @@ const require = createRequire(import.meta.url);
  * Call it before creating any tensor (importing the wasm backend makes it the preferred one).
  */
 export async function initNodeBackend(preferred?: NodeBackendName): Promise<NodeBackendName> {
-  const order: NodeBackendName[] = preferred ? [preferred, 'tensorflow', 'wasm', 'cpu'] : ['tensorflow', 'wasm', 'cpu'];
+  const order: readonly NodeBackendName[] = preferred ? [preferred, ...DEFAULT_NODE_BACKENDS] : DEFAULT_NODE_BACKENDS;
   for (const name of order) {
     if (await tryBackend(name)) return name;
   }

@@ -1,5 +1,9 @@
 /** The Flock wire protocol: imported by both the coordinator and the client SDK. */
-export * from './messages.js';
+export * from './events.js';
+export * from './handshake.js';
+export * from './model-messages.js';
 export * from './reasons.js';
+export * from './round-messages.js';
 export * from './round-status.js';
+export * from './vector-math.js';
 export * from './weights.js';

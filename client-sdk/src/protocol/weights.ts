@@ -5,20 +5,29 @@
  * weight file of the TensorFlow.js layers format) plus the tensor shapes. socket.io carries the
  * buffer as a binary attachment, so weights never become JSON arrays of numbers.
  */
+import { z } from 'zod';
+
+/** Binary data as socket.io delivers it: Node gives a Buffer (a Uint8Array), browsers an ArrayBuffer. */
+export const binarySchema = z.custom<ArrayBuffer | Uint8Array>(
+  (value) => value instanceof ArrayBuffer || value instanceof Uint8Array,
+  'expected binary data (ArrayBuffer or Uint8Array)',
+);
 
 /** One tensor's entry in a TensorFlow.js weights manifest. Flock only moves float32 weights. */
-export interface WeightSpec {
-  name: string;
-  shape: number[];
-  dtype: 'float32';
-}
+export const weightSpecSchema = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int().min(0)),
+  dtype: z.literal('float32'),
+});
+export type WeightSpec = z.infer<typeof weightSpecSchema>;
 
 /** Weights (or a weight delta) on the wire: shapes in JSON, values as one binary attachment. */
-export interface EncodedWeights {
-  shapes: number[][];
-  /** Concatenated float32 values, little-endian. Node delivers a Buffer, browsers an ArrayBuffer. */
-  data: ArrayBuffer | Uint8Array;
-}
+export const encodedWeightsSchema = z.object({
+  shapes: z.array(z.array(z.number().int().min(0)).max(8)).max(10_000),
+  /** Concatenated float32 values, little-endian. */
+  data: binarySchema,
+});
+export type EncodedWeights = z.infer<typeof encodedWeightsSchema>;
 
 export const BYTES_PER_VALUE = Float32Array.BYTES_PER_ELEMENT;
 

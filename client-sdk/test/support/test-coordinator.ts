@@ -39,7 +39,7 @@ export async function modelPayload(model: tf.LayersModel, version: number): Prom
       const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData!);
       payload = {
         version,
-        topology: artifacts.modelTopology,
+        topology: artifacts.modelTopology as ModelPayload['topology'], // a JSON object: the model was saved as JSON
         weightSpecs: artifacts.weightSpecs as WeightSpec[],
         weights: Buffer.from(weightData),
       };

@@ -20,15 +20,8 @@ export function addScaledInto(target: Float64Array | Float32Array, source: Float
   for (; i < n; i++) target[i]! += scale * source[i]!;
 }
 
-export function sumOfSquares(values: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) sum += values[i]! * values[i]!;
-  return sum;
-}
-
-export function l2Norm(values: ArrayLike<number>): number {
-  return Math.sqrt(sumOfSquares(values));
-}
+/** Norms are protocol math, one implementation shared with the SDK. */
+export { l2Norm, sumOfSquares } from '@flock/client-sdk/protocol';
 
 /** Index of the first NaN or infinite value, or -1. */
 export function firstNonFinite(values: ArrayLike<number>): number {

@@ -146,7 +146,8 @@ export class ModelsService implements OnModuleInit {
   /** What a device gets for `model:fetch`. */
   async getModelPayload(version: number): Promise<ModelPayload> {
     const { topology, weightSpecs, bytes } = await this.load(version);
-    return { version, topology, weightSpecs, weights: bytes };
+    // Every stored version loaded in TensorFlow.js before it was stored: its topology is a JSON object.
+    return { version, topology: topology as ModelPayload['topology'], weightSpecs, weights: bytes };
   }
 
   /**

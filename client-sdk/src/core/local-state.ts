@@ -1,0 +1,189 @@
+/**
+ * What a device keeps between sessions, and what `predict()` answers from: the client state (its id
+ * and last evaluation), the personalized model, and the newest global model fetched (so a round or
+ * an evaluation of that version needs no download). Everything persists through the ModelStore, so
+ * predictions work offline after a restart.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { clientIdSchema } from '../protocol/handshake.js';
+import type { EvaluationReport, ModelPayload } from '../protocol/model-messages.js';
+import type { ModelInfo } from './client-types.js';
+import { toFeatureTensor, type ExampleValues } from './data.js';
+import { errorMessage, FlockClientError } from './errors.js';
+import { instantiateModel, snapshotModel, storedModelFromInitial, storedModelFromLayersModel, storedModelFromPayload, type InitialModel, type StoredModel } from './model.js';
+import { randomClientId } from './runtime.js';
+import type { ClientState, ModelStore } from './store.js';
+
+/** A live model with the global version it is based on. */
+export interface PersonalModel {
+  model: tf.LayersModel;
+  version: number | null;
+  fineTunedEpochs: number;
+}
+
+export interface LocalStateOptions {
+  store: ModelStore;
+  /** Used (and persisted as the personalized model) when the store has none. */
+  initialModel: InitialModel | undefined;
+  initialModelVersion: number | null;
+  /** A fixed client id instead of the persisted random one. */
+  clientId: string | undefined;
+  /** Failures that do not stop the caller (caching a global model). */
+  reportError: (error: FlockClientError) => void;
+}
+
+export class LocalState {
+  /** A bundled live model is copied at construction, so the app may dispose its own. */
+  private readonly initialCopy: StoredModel | null;
+  private loading: Promise<void> | null = null;
+  private state: ClientState | null = null;
+  private personal: PersonalModel | null = null;
+  /** predict()'s model before any personalized one exists: the cached global model, live. */
+  private fallbackModel: PersonalModel | null = null;
+  private globalCache: StoredModel | null = null;
+
+  constructor(private readonly options: LocalStateOptions) {
+    const { initialModel, initialModelVersion } = options;
+    this.initialCopy = initialModel instanceof tf.LayersModel ? storedModelFromLayersModel(initialModel, initialModelVersion) : null;
+  }
+
+  /** Reads the persisted state once (calling it again is harmless; a failed load can be retried). */
+  load(): Promise<void> {
+    this.loading ??= this.loadFromStore().catch((error: unknown) => {
+      this.loading = null;
+      throw error instanceof FlockClientError ? error : new FlockClientError('store_failed', `loading local state failed: ${errorMessage(error)}`, { cause: error });
+    });
+    return this.loading;
+  }
+
+  /** The persisted client id (null before `load()`). */
+  get clientId(): string | null {
+    return this.state?.clientId ?? null;
+  }
+
+  /** The last global version tested locally (0 when none). */
+  get lastEvaluatedVersion(): number {
+    return this.state?.lastEvaluatedVersion ?? 0;
+  }
+
+  /** The model new global versions are tested against (null when the device has none). */
+  get personalModel(): PersonalModel | null {
+    return this.personal;
+  }
+
+  get info(): ModelInfo {
+    return {
+      personalVersion: this.personal?.version ?? null,
+      fineTunedEpochs: this.personal?.fineTunedEpochs ?? 0,
+      hasModel: this.personal !== null || this.globalCache !== null,
+      lastEvaluatedVersion: this.state?.lastEvaluatedVersion ?? null,
+      lastEvaluation: this.state?.lastEvaluation ?? null,
+      cachedGlobalVersion: this.globalCache?.version ?? null,
+    };
+  }
+
+  /** The global model of `version`: from the cache when it is that version, else fetched and cached. */
+  async globalModel(version: number, fetch: (version: number) => Promise<ModelPayload>): Promise<StoredModel> {
+    if (this.globalCache?.version === version) return this.globalCache;
+    const stored = storedModelFromPayload(await fetch(version));
+    // Keep only the newest global version.
+    if (this.globalCache === null || (this.globalCache.version ?? 0) <= version) {
+      this.globalCache = stored;
+      try {
+        await this.options.store.saveModel('global', stored);
+      } catch (error) {
+        this.options.reportError(new FlockClientError('store_failed', `caching global model ${version} failed: ${errorMessage(error)}`, { cause: error }));
+      }
+    }
+    return stored;
+  }
+
+  /** Makes `model` (built from `global`, then fine-tuned) the personalized model; takes ownership once persisted. */
+  async adopt(model: tf.LayersModel, global: StoredModel, fineTunedEpochs: number): Promise<void> {
+    await this.options.store.saveModel('personal', snapshotModel(model, global, fineTunedEpochs));
+    this.personal?.model.dispose();
+    this.personal = { model, version: global.version, fineTunedEpochs };
+  }
+
+  /** Remembers that `version` was tested (and what was reported, when something was). */
+  async recordEvaluation(version: number, report: EvaluationReport | null): Promise<void> {
+    const state = this.loadedState();
+    this.state = { ...state, lastEvaluatedVersion: version, lastEvaluation: report ?? state.lastEvaluation };
+    await this.options.store.saveState(this.state);
+  }
+
+  /** Predicts with the personalized model, else the cached global one; the caller disposes the result. */
+  async predict(input: tf.Tensor | ExampleValues): Promise<tf.Tensor> {
+    await this.load();
+    const model = await this.predictionModel();
+    return tf.tidy(() => model.predict(featuresForModel(input, model)) as tf.Tensor);
+  }
+
+  /** Frees the models' memory and closes the store (waits for a load in progress). */
+  async dispose(): Promise<void> {
+    await this.loading?.catch(() => undefined);
+    this.personal?.model.dispose();
+    this.fallbackModel?.model.dispose();
+    this.personal = null;
+    this.fallbackModel = null;
+    await this.options.store.close?.();
+  }
+
+  private loadedState(): ClientState {
+    if (!this.state) throw new Error('local state used before load()');
+    return this.state;
+  }
+
+  private async loadFromStore(): Promise<void> {
+    await tf.ready();
+    this.state = await this.loadClientState();
+    const { store, initialModel, initialModelVersion } = this.options;
+    this.globalCache = await store.loadModel('global');
+    let personal = await store.loadModel('personal');
+    if (!personal && initialModel !== undefined) {
+      personal = this.initialCopy ?? (await storedModelFromInitial(initialModel, initialModelVersion));
+      await store.saveModel('personal', personal);
+    }
+    if (personal) {
+      this.personal = { model: await instantiateModel(personal), version: personal.version, fineTunedEpochs: personal.fineTunedEpochs };
+    }
+  }
+
+  /** The persisted state, or a fresh one when there is none, its id is invalid or the app fixed another. */
+  private async loadClientState(): Promise<ClientState> {
+    const { store, clientId: wantedId } = this.options;
+    const state = await store.loadState();
+    if (state && (wantedId === undefined || state.clientId === wantedId) && clientIdSchema.safeParse(state.clientId).success) return state;
+    const fresh: ClientState = {
+      clientId: wantedId ?? state?.clientId ?? randomClientId(),
+      lastEvaluatedVersion: state?.lastEvaluatedVersion ?? null,
+      lastEvaluation: state?.lastEvaluation ?? null,
+    };
+    if (!clientIdSchema.safeParse(fresh.clientId).success) fresh.clientId = randomClientId();
+    await store.saveState(fresh);
+    return fresh;
+  }
+
+  private async predictionModel(): Promise<tf.LayersModel> {
+    if (this.personal) return this.personal.model;
+    const cached = this.globalCache;
+    if (!cached) throw new FlockClientError('no_model', 'no model yet: pass an initialModel or wait for the first global model');
+    if (this.fallbackModel?.version !== cached.version) {
+      this.fallbackModel?.model.dispose();
+      this.fallbackModel = { model: await instantiateModel(cached), version: cached.version, fineTunedEpochs: 0 };
+    }
+    return this.fallbackModel.model;
+  }
+}
+
+/** Turns predict() input into a batch shaped for the model (a single example gets a batch axis). */
+function featuresForModel(input: tf.Tensor | ExampleValues, model: tf.LayersModel): tf.Tensor {
+  const inputShape = model.inputs[0]!.shape.slice(1);
+  const exampleSize = inputShape.every((dim): dim is number => dim !== null) ? tf.util.sizeFromShape(inputShape as number[]) : null;
+  const tensor = toFeatureTensor(input);
+  if (exampleSize !== null && tensor.size === exampleSize) return tf.reshape(tensor, [1, ...(inputShape as number[])]);
+  if (exampleSize !== null && tensor.shape[0] !== undefined && tensor.size === tensor.shape[0] * exampleSize) {
+    return tf.reshape(tensor, [tensor.shape[0], ...(inputShape as number[])]);
+  }
+  return tensor;
+}

@@ -1,0 +1,114 @@
+/**
+ * One federated round on the device: fetch the round's global model (unless cached), train it on
+ * local data with the round's plan, compute the delta (trained minus received weights), check it
+ * and upload it. Only the delta leaves the device. Returns what happened; the client reports it.
+ */
+import type { RoundConfiguration, UpdateUpload } from '../protocol/round-messages.js';
+import { encodeWeights } from '../protocol/weights.js';
+import type { FederatedClientOptions, TrainingProgress, UploadedEvent } from './client-types.js';
+import type { Connection } from './connection.js';
+import type { DataSource, ExampleTensors } from './data.js';
+import { allFinite, computeDelta, encodedBytes } from './delta.js';
+import { FlockClientError } from './errors.js';
+import { readExamples, type CancelReason, type Job } from './job.js';
+import type { LossSpec } from './losses.js';
+import { instantiateModel, readWeights, splitStoredWeights, type StoredModel } from './model.js';
+import { monotonicNow } from './runtime.js';
+import { trainModel } from './training.js';
+
+export interface RoundJobContext {
+  job: Job;
+  /** The coordinator's upload limit comes with its welcome. */
+  connection: Pick<Connection, 'connected' | 'welcome' | 'upload'>;
+  dataSource: DataSource;
+  loss: LossSpec;
+  transformDelta: FederatedClientOptions['transformDelta'];
+  /** The global model of a version, from the local cache or fetched. */
+  globalModel(version: number): Promise<StoredModel>;
+  progress(progress: TrainingProgress): void;
+}
+
+/** Uploaded (accepted or rejected by the coordinator), or abandoned before sending anything. */
+export type RoundOutcome = { uploaded: UploadedEvent } | Abandoned;
+
+/** `error`: what went wrong, when abandoning is the client's own failure. */
+interface Abandoned {
+  abandoned: CancelReason;
+  error?: FlockClientError;
+}
+
+interface LocalUpdate {
+  trained: Float32Array[];
+  trainLoss: number;
+  numExamples: number;
+}
+
+export async function runRound(configuration: RoundConfiguration, context: RoundJobContext): Promise<RoundOutcome> {
+  const { job, connection } = context;
+  const downloadStarted = monotonicNow();
+  const global = await context.globalModel(configuration.modelVersion);
+  const downloadMs = monotonicNow() - downloadStarted;
+  if (job.cancelled) return { abandoned: job.cancelReason! };
+
+  const trainingStarted = monotonicNow();
+  const update = await trainLocally(configuration, global, context);
+  if ('abandoned' in update) return update;
+  const encodeStarted = monotonicNow();
+  const prepared = prepareUpload(configuration, global, update, context);
+  if ('abandoned' in prepared) return prepared;
+  if (job.cancelled) return { abandoned: job.cancelReason! };
+  if (!connection.connected) return { abandoned: 'disconnected' };
+
+  job.enter('uploading');
+  const uploadStarted = monotonicNow();
+  const result = await connection.upload(prepared.upload);
+  const { roundId, modelVersion, numExamples, trainLoss } = prepared.upload;
+  const timings = { downloadMs, trainingMs: encodeStarted - trainingStarted, encodeMs: uploadStarted - encodeStarted, uploadMs: monotonicNow() - uploadStarted };
+  return { uploaded: { roundId, modelVersion, bytes: prepared.bytes, numExamples, trainLoss, result, timings } };
+}
+
+/** Trains a fresh copy of `global` on the local training examples and reads the trained weights back. */
+async function trainLocally(configuration: RoundConfiguration, global: StoredModel, context: RoundJobContext): Promise<LocalUpdate | Abandoned> {
+  const { roundId, modelVersion, plan, deadlineAt } = configuration;
+  const { job } = context;
+  const model = await instantiateModel(global);
+  let examples: ExampleTensors | null = null;
+  try {
+    examples = await readExamples(context.dataSource, 'training', model);
+    if (!examples) return { abandoned: 'no_data' };
+    if (job.cancelled) return { abandoned: job.cancelReason! };
+    const result = await trainModel(model, examples.xs, examples.ys, plan, {
+      loss: context.loss,
+      shouldStop: () => {
+        if (!job.cancelled && Date.now() >= deadlineAt) job.cancel('deadline');
+        return job.cancelled;
+      },
+      onBatchEnd: (progress) => context.progress({ ...progress, purpose: 'round', roundId, modelVersion }),
+    });
+    if (!result.completed) return { abandoned: job.cancelReason ?? 'training_failed' };
+    return { trained: readWeights(model, global.weightSpecs), trainLoss: result.lastEpochLoss ?? NaN, numExamples: examples.count };
+  } finally {
+    examples?.dispose();
+    model.dispose();
+  }
+}
+
+/** The upload for `update`: its delta (transformed when the app asks), checked and encoded as binary. */
+function prepareUpload(
+  configuration: RoundConfiguration,
+  global: StoredModel,
+  update: LocalUpdate,
+  context: RoundJobContext,
+): { upload: UpdateUpload; bytes: number } | Abandoned {
+  const { roundId, modelVersion } = configuration;
+  const { trainLoss, numExamples } = update;
+  let delta = computeDelta(update.trained, splitStoredWeights(global));
+  if (context.transformDelta) delta = context.transformDelta(delta, { roundId, modelVersion, numExamples });
+  const encoded = encodeWeights(delta, global.weightSpecs.map((spec) => spec.shape));
+  const failed = (message: string): Abandoned => ({ abandoned: 'training_failed', error: new FlockClientError('training_failed', message, { roundId }) });
+  if (!Number.isFinite(trainLoss) || !allFinite(delta)) return failed(`training diverged (loss ${trainLoss}): not uploading`);
+  const bytes = encodedBytes(encoded);
+  const limit = context.connection.welcome?.maxUploadBytes;
+  if (limit !== undefined && bytes > limit) return failed(`the delta has ${bytes} bytes, the coordinator accepts ${limit}`);
+  return { upload: { roundId, modelVersion, numExamples, trainLoss, delta: encoded }, bytes };
+}

@@ -1,0 +1,59 @@
+/**
+ * Socket.io event names and the typed event maps both sides use:
+ * `Socket<ServerToClientEvents, ClientToServerEvents>` on the device, the reverse on the coordinator.
+ * The payload types come from the message schemas (handshake.ts, round-messages.ts,
+ * model-messages.ts), so a message has one definition that types and validates it.
+ *
+ * Flow of a round (Bonawitz et al. 2019): connected clients report eligibility; an operator starts a
+ * round; the coordinator selects eligible clients and sends each a `round:configure` (plan + model
+ * version); a client fetches the model if it lacks it, trains, and uploads its delta (`round:update`,
+ * acknowledged); the coordinator folds accepted deltas into a running aggregate, commits a new
+ * version, tells the participants (`round:closed`) and everyone (`model:published`).
+ */
+import type { Welcome } from './handshake.js';
+import type { EvaluationReport, ModelFetchRequest, ModelFetchResult, ModelPublished } from './model-messages.js';
+import type { Abandon, ConditionsReport, RoundClosed, RoundConfiguration, UpdateRejected, UpdateResult, UpdateUpload } from './round-messages.js';
+
+/** Events a client emits. */
+export const ClientEvent = {
+  /** Eligibility changed (idle, charging, unmetered). Sent on connect and on every change. */
+  conditions: 'client:conditions',
+  /** Fetch a model version; acknowledged with a ModelFetchResult. */
+  fetchModel: 'model:fetch',
+  /** Upload a weight delta for a round; acknowledged with an UpdateResult. */
+  update: 'round:update',
+  /** A selected client stops participating before uploading. */
+  abandon: 'round:abandon',
+  /** Aggregate numbers of the local test of a new global model (never examples or labels). */
+  evaluation: 'model:evaluation',
+} as const;
+
+/** Events the coordinator emits. */
+export const ServerEvent = {
+  /** Sent once after a successful handshake. */
+  welcome: 'server:welcome',
+  /** The client was selected for a round: here is the plan. */
+  configure: 'round:configure',
+  /** An upload was refused (also returned in the upload's acknowledgement). */
+  updateRejected: 'round:update-rejected',
+  /** A round the client was selected for ended. */
+  roundClosed: 'round:closed',
+  /** A new global model version was committed (broadcast to every client). */
+  modelPublished: 'model:published',
+} as const;
+
+/** Typed event maps for socket.io's generics: `Socket<ServerToClientEvents, ClientToServerEvents>`. */
+export interface ServerToClientEvents {
+  [ServerEvent.welcome]: (welcome: Welcome) => void;
+  [ServerEvent.configure]: (configuration: RoundConfiguration) => void;
+  [ServerEvent.updateRejected]: (rejection: UpdateRejected) => void;
+  [ServerEvent.roundClosed]: (closed: RoundClosed) => void;
+  [ServerEvent.modelPublished]: (published: ModelPublished) => void;
+}
+export interface ClientToServerEvents {
+  [ClientEvent.conditions]: (report: ConditionsReport) => void;
+  [ClientEvent.fetchModel]: (request: ModelFetchRequest, ack: (result: ModelFetchResult) => void) => void;
+  [ClientEvent.update]: (upload: UpdateUpload, ack: (result: UpdateResult) => void) => void;
+  [ClientEvent.abandon]: (abandon: Abandon) => void;
+  [ClientEvent.evaluation]: (report: EvaluationReport) => void;
+}

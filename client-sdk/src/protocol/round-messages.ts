@@ -1,0 +1,80 @@
+/**
+ * Rounds on the wire: eligibility reports, the coordinator's plan for a selected device, the
+ * device's upload (or abandon) and the coordinator's answers, and the round's end.
+ */
+import { z } from 'zod';
+import { modelVersionSchema } from './model-messages.js';
+import { ABANDON_REASONS, INELIGIBILITY_REASONS, REJECTION_REASONS } from './reasons.js';
+import { ROUND_OUTCOMES } from './round-status.js';
+import { encodedWeightsSchema } from './weights.js';
+
+const roundIdSchema = z.string().min(1).max(64);
+
+export const conditionsReportSchema = z.object({
+  eligible: z.boolean(),
+  reasons: z.array(z.enum(INELIGIBILITY_REASONS)).max(INELIGIBILITY_REASONS.length).default([]),
+});
+export type ConditionsReport = z.input<typeof conditionsReportSchema>;
+
+/** Local training hyper-parameters for one round. */
+export const trainingPlanSchema = z.object({
+  epochs: z.number().int().min(1).max(100),
+  batchSize: z.number().int().min(1).max(100_000),
+  learningRate: z.number().positive().max(10),
+  /** FedProx proximal term mu (Li et al. 2020); 0 or absent means plain local SGD. */
+  proximalMu: z.number().min(0).max(100).optional(),
+});
+export type TrainingPlan = z.infer<typeof trainingPlanSchema>;
+
+export const roundConfigurationSchema = z.object({
+  roundId: roundIdSchema,
+  /** The global version to train from; fetch it with `model:fetch` if not cached. */
+  modelVersion: modelVersionSchema,
+  plan: trainingPlanSchema,
+  /** Epoch milliseconds after which uploads are refused. */
+  deadlineAt: z.number(),
+});
+export type RoundConfiguration = z.infer<typeof roundConfigurationSchema>;
+
+export const updateUploadSchema = z.object({
+  roundId: roundIdSchema,
+  /** The global version the delta was computed against. */
+  modelVersion: modelVersionSchema,
+  /** Local examples trained on: the weight of this update in federated averaging. */
+  numExamples: z.number().int().min(1).max(1_000_000_000),
+  /** Mean training loss of the last local epoch. */
+  trainLoss: z.number(),
+  /** trained weights minus received weights */
+  delta: encodedWeightsSchema,
+});
+export type UpdateUpload = z.infer<typeof updateUploadSchema>;
+
+/** The acknowledgement of `round:update`. */
+export const updateResultSchema = z.discriminatedUnion('accepted', [
+  z.object({ accepted: z.literal(true) }),
+  z.object({ accepted: z.literal(false), reason: z.enum(REJECTION_REASONS), message: z.string() }),
+]);
+export type UpdateResult = z.infer<typeof updateResultSchema>;
+
+export const updateRejectedSchema = z.object({
+  roundId: z.string().nullable(),
+  reason: z.enum(REJECTION_REASONS),
+  message: z.string(),
+});
+export type UpdateRejected = z.infer<typeof updateRejectedSchema>;
+
+export const abandonSchema = z.object({
+  roundId: roundIdSchema,
+  reason: z.enum(ABANDON_REASONS),
+});
+export type Abandon = z.infer<typeof abandonSchema>;
+
+export const roundClosedSchema = z.object({
+  roundId: z.string(),
+  outcome: z.enum(ROUND_OUTCOMES),
+  /** The version the round committed, when it did. */
+  modelVersion: modelVersionSchema.nullable(),
+  /** Human-readable cause for failed/aborted rounds. */
+  message: z.string().optional(),
+});
+export type RoundClosed = z.infer<typeof roundClosedSchema>;
