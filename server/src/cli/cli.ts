@@ -11,15 +11,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { isRoundFinished } from '@flock/client-sdk/protocol';
-import {
-  ApiError,
-  ConnectionError,
-  FlockApiClient,
-  type ModelVersionMeta,
-  type RoundDetails,
-  type RoundRecord,
-  type StartRoundRequest,
-} from './api-client.js';
+import type { ModelVersionMeta, RoundDetails, RoundRecord, StartRoundRequest } from '../contract/index.js';
+import { ApiError, ConnectionError, FlockApiClient } from './api-client.js';
 import { renderModel, renderModelList, renderRound, renderRoundList, renderStatus, type StatusView } from './format.js';
 
 export const EXIT_OK = 0;

@@ -3,7 +3,7 @@
  * piped and grepped), durations, percentages, byte counts. Pure functions of the API's JSON.
  */
 import Table from 'cli-table3';
-import type { HealthResponse, ModelVersionMeta, RoundDetails, RoundRecord } from './api-client.js';
+import type { HealthResponse, ModelVersionMeta, RoundDetails, RoundRecord } from '../contract/index.js';
 
 const DASH = '-';
 

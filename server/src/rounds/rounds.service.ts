@@ -13,6 +13,7 @@ import {
   abandonSchema,
   isRoundFinished,
   type RoundOutcome,
+  type RoundStatus,
   type UpdateResult,
   type WeightSpec,
 } from '@flock/client-sdk/protocol';
@@ -24,7 +25,8 @@ import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
-import { emptyRoundMetrics, type RoundParams, type RoundRecord, type RoundStatus, type RoundTransition } from './round-types.js';
+import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.js';
+import { emptyRoundMetrics } from './round-types.js';
 import { parseUpload, UploadRejection, validateDelta } from './update-validator.js';
 
 const log = moduleLogger('rounds');
@@ -46,8 +48,6 @@ interface ActiveRound {
   /** Serializes persistence so transitions reach storage in order. */
   persistence: Promise<void>;
 }
-
-export type RoundView = RoundRecord & { transitions: RoundTransition[]; timeLeftMs: number | null };
 
 function nowIso(): string {
   return new Date().toISOString();
@@ -449,7 +449,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** A round with its transitions; the round in flight shows live metrics from memory. */
-  async get(roundId: string): Promise<RoundView> {
+  async get(roundId: string): Promise<RoundDetails> {
     const active = this.active?.record.id === roundId ? this.active : null;
     if (active) await active.persistence;
     const record = active ? { ...active.record } : await this.storage.getRound(roundId);

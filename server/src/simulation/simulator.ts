@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { isRoundFinished } from '@flock/client-sdk/protocol';
-import { FlockApiClient, type RoundDetails, type StartRoundRequest } from '../cli/api-client.js';
+import { FlockApiClient } from '../cli/api-client.js';
+import type { RoundDetails, StartRoundRequest, StrategyOptions } from '../contract/index.js';
 import { loadConfig } from '../config/config.js';
 import { createCoordinator, type Coordinator } from '../coordinator.js';
 import { MNIST_PIXELS, readMnist, type MnistData } from '../datasets/mnist.js';
@@ -386,7 +387,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
       if (roundsToTarget !== null || options.signal?.aborted) break;
       post({ type: 'round', round });
       const roundStarted = performance.now();
-      const request: StartRoundRequest & { strategyOptions: Record<string, unknown> } = {
+      const request: StartRoundRequest = {
         minClients,
         targetClients: Math.max(m, minClients),
         overSelection: options.overSelection,
@@ -396,7 +397,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
         batchSize: options.batchSize,
         learningRate: options.learningRate,
         strategy: options.strategy,
-        strategyOptions: options.strategyOptions,
+        strategyOptions: options.strategyOptions as StrategyOptions, // checked by the coordinator
       };
       const record = await api.startRound(request);
       const holder: { details: RoundDetails | null } = { details: null };

@@ -23,7 +23,7 @@ import { ModelsModule } from '../../src/models/models.module.js';
 import { ModelsService } from '../../src/models/models.service.js';
 import { loadLayersModelFromParts, modelToParts } from '../../src/models/tfjs-format.js';
 import { StorageModule } from '../../src/storage/storage.module.js';
-import type { ModelVersionMeta } from '../../src/storage/storage.js';
+import type { ModelVersionMeta } from '../../src/contract/index.js';
 
 const OPERATOR = 'operator-token-0123456789';
 const CLIENT = 'client-token-0123456789ab';

@@ -1,4 +1,6 @@
-import { emptyRoundMetrics, type RoundRecord, type RoundStatus } from '../../src/rounds/round-types.js';
+import type { RoundStatus } from '@flock/client-sdk/protocol';
+import type { RoundRecord } from '../../src/contract/index.js';
+import { emptyRoundMetrics } from '../../src/rounds/round-types.js';
 import type { NewModelVersion } from '../../src/storage/storage.js';
 
 /** Shapes of the 2NN (784-200-200-10): 199,210 float32 values. */
