@@ -172,7 +172,7 @@ function interruptSignal(): AbortSignal {
   return stop.signal;
 }
 
-function simulationOptions(cli: CliOptions, resolved: ReturnType<typeof resolveArguments>, progress: Progress): Partial<SimulationOptions> {
+function simulationOptions(cli: CliOptions, resolved: ReturnType<typeof resolveArguments>, progress: Progress, signal: AbortSignal): Partial<SimulationOptions> {
   return {
     clients: cli.clients,
     fraction: cli.fraction,
@@ -201,7 +201,7 @@ function simulationOptions(cli: CliOptions, resolved: ReturnType<typeof resolveA
     server: resolved.server,
     onRound: (row) => progress.onRound(row),
     onLog: (message) => progress.log(message),
-    signal: interruptSignal(),
+    signal,
   };
 }
 
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
     import('cli-progress'),
   ]);
   const progress = progressReporter(cli, cliProgress);
-  const summary = await runSimulation(simulationOptions(cli, resolved, progress)).finally(() => progress.stop());
+  const summary = await runSimulation(simulationOptions(cli, resolved, progress, interruptSignal())).finally(() => progress.stop());
   const title = `${cli.strategy} 2NN, ${cli.partition}, K=${cli.clients}, C=${cli.fraction}, E=${cli.epochs}, B=${cli.batchSize >= 100_000 ? 'inf' : cli.batchSize}, lr=${cli.learningRate}`;
   const files = await writeSimulationOutput(cli.out, summary, { title, target: resolved.target });
   printSummary(summary, resolved.target, files);

@@ -17,7 +17,7 @@ import { RoundLoop } from './round-loop.js';
 import { summarize } from './statistics.js';
 import { WorkerPool } from './worker-pool.js';
 
-export { DEFAULT_SIMULATION_OPTIONS, type ExistingServer, type InitialModelKind, type SimulationOptions } from './options.js';
+export type { SimulationOptions } from './options.js';
 
 /** Runs a simulation; resolves with the per-round results (the caller writes them out). */
 export async function runSimulation(partial: Partial<SimulationOptions> = {}): Promise<SimulationSummary> {

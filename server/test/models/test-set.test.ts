@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateModel, resolveLoss } from '@flock/client-sdk';
 import type { RoundConfiguration } from '@flock/client-sdk/protocol';
-import type { ModelVersionMeta, RoundDetails } from '../../src/contract/index.js';
+import { testSetMetricsSchema, type ModelVersionMeta, type RoundDetails } from '../../src/contract/index.js';
 import { mnistTensors, readMnist } from '../../src/datasets/mnist.js';
 import { build2NN } from '../../src/models/default-model.js';
 import { modelToParts } from '../../src/models/tfjs-format.js';
@@ -82,6 +82,7 @@ describe('the coordinator tests every new version on its test set', () => {
 
       const meta = await tested(committed);
       expect(meta.metrics).toMatchObject({ testExamples: 10_000, testSet: 'mnist-test' });
+      expect(testSetMetricsSchema.safeParse(meta.metrics).success).toBe(true); // the contract's shape of the test-set numbers
       const here = await evaluateHere(committed);
       expect(meta.metrics.testAccuracy).toBeCloseTo(here.accuracy, 6);
       expect(meta.metrics.testLoss).toBeCloseTo(here.loss, 4);
