@@ -22,7 +22,7 @@
  *   FedAvg kernel's own loop (f64 += s * f32) over buffers far larger than cache.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { freemem, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -31,6 +31,8 @@ import type { RoundAggregator } from '../server/src/aggregation/strategy.js';
 // The same module @flock/client-sdk/protocol re-exports (imported by path: the root package does not
 // depend on the SDK, and this way no build is needed before benchmarking).
 import { asFloat32 } from '../client-sdk/src/protocol/weights.js';
+import { BASELINE_BYTES, measureBaselines, type BaselineResult } from './lib/baselines.js';
+import { collect, fillRandom, GB, gcExposed, machineInfo, median, MiB, peakOf, repeat, sampleMemory, sink, type MachineInfo, type MemorySample } from './lib/measure.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,211 +56,16 @@ const MODELS = [
   { name: 'CNN', description: 'FedAvg CNN (1.66M params)', params: 1_663_370 },
 ] as const;
 
-const MiB = 1024 * 1024;
-const GB = 1e9;
 const POOL_BYTES = 128 * MiB;
-const BASELINE_BYTES = 256 * MiB;
 const SAMPLE_EVERY = 50;
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) {
+if (!gcExposed) {
   console.error('note: run with node --expose-gc (pnpm bench:aggregation does) for stable memory numbers');
-}
-function collect(): void {
-  gc?.();
-  gc?.();
-}
-
-/** Deterministic fill (xorshift32), values in [-scale, scale). */
-function fillRandom(target: Float32Array, seed: number, scale: number): void {
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < target.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    target[i] = (x / 4294967296 - 0.5) * 2 * scale;
-  }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Repeats `once` (returning seconds) at least `minReps` times and until `minSeconds` have been spent. */
-function repeat(once: () => number, minReps: number, minSeconds: number): number[] {
-  const times: number[] = [];
-  let spent = 0;
-  while (times.length < minReps || spent < minSeconds) {
-    const t = once();
-    times.push(t);
-    spent += t;
-    if (times.length >= 200) break;
-  }
-  return times;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Baselines
-// ---------------------------------------------------------------------------------------------
-
-interface BaselineResult {
-  name: string;
-  description: string;
-  /** Bytes counted per pass (the float32 source bytes, to compare with aggregation GB/s). */
-  bytesPerPass: number;
-  /** Median over repetitions. */
-  gbPerSecond: number;
-  bestGbPerSecond: number;
-  repetitions: number;
-}
-
-/** Tight JS loop: sum of a Float32Array (4 independent accumulators). */
-function streamSum(values: Float32Array): number {
-  let a = 0;
-  let b = 0;
-  let c = 0;
-  let d = 0;
-  const n = values.length - (values.length % 4);
-  for (let i = 0; i < n; i += 4) {
-    a += values[i]!;
-    b += values[i + 1]!;
-    c += values[i + 2]!;
-    d += values[i + 3]!;
-  }
-  for (let i = n; i < values.length; i++) a += values[i]!;
-  return a + b + c + d;
-}
-
-/** The same kernel unrolled by 4: shows how much of the gap is JIT code quality, not memory. */
-function addScaledLoopUnrolled(target: Float64Array, source: Float32Array, scale: number): void {
-  const n = source.length;
-  let i = 0;
-  for (; i + 3 < n; i += 4) {
-    target[i]! += scale * source[i]!;
-    target[i + 1]! += scale * source[i + 1]!;
-    target[i + 2]! += scale * source[i + 2]!;
-    target[i + 3]! += scale * source[i + 3]!;
-  }
-  for (; i < n; i++) target[i]! += scale * source[i]!;
-}
-
-/** The FedAvg inner loop (same shape as vector-math addScaledInto), standalone. */
-function addScaledLoop(target: Float64Array, source: Float32Array, scale: number): void {
-  for (let i = 0; i < source.length; i++) target[i]! += scale * source[i]!;
-}
-
-let blackhole = 0;
-
-function measureBaselines(minReps: number): BaselineResult[] {
-  const results: BaselineResult[] = [];
-  {
-    const src = new Float32Array(BASELINE_BYTES / 4);
-    const dst = new Float32Array(BASELINE_BYTES / 4);
-    fillRandom(src, 1, 1);
-    dst.set(src); // fault in the pages
-    const times = repeat(
-      () => {
-        const t0 = performance.now();
-        dst.set(src);
-        return (performance.now() - t0) / 1000;
-      },
-      minReps,
-      1,
-    );
-    blackhole += dst[12345]!;
-    results.push({
-      name: 'memcpy',
-      description: `Float32Array.prototype.set, ${BASELINE_BYTES / MiB} MiB -> ${BASELINE_BYTES / MiB} MiB (native copy; DRAM traffic is read + write)`,
-      bytesPerPass: BASELINE_BYTES,
-      gbPerSecond: BASELINE_BYTES / median(times) / GB,
-      bestGbPerSecond: BASELINE_BYTES / Math.min(...times) / GB,
-      repetitions: times.length,
-    });
-    const sumTimes = repeat(
-      () => {
-        const t0 = performance.now();
-        blackhole += streamSum(src);
-        return (performance.now() - t0) / 1000;
-      },
-      minReps,
-      1,
-    );
-    results.push({
-      name: 'js-stream-sum',
-      description: `JS loop summing a ${BASELINE_BYTES / MiB} MiB Float32Array into a scalar (read-only stream)`,
-      bytesPerPass: BASELINE_BYTES,
-      gbPerSecond: BASELINE_BYTES / median(sumTimes) / GB,
-      bestGbPerSecond: BASELINE_BYTES / Math.min(...sumTimes) / GB,
-      repetitions: sumTimes.length,
-    });
-  }
-  collect();
-  {
-    const srcBytes = 128 * MiB;
-    const src = new Float32Array(srcBytes / 4);
-    const acc = new Float64Array(srcBytes / 4); // 256 MiB
-    fillRandom(src, 2, 1);
-    addScaledLoop(acc, src, 0.5); // fault in + warm up
-    const times = repeat(
-      () => {
-        const t0 = performance.now();
-        addScaledLoop(acc, src, 1.25);
-        return (performance.now() - t0) / 1000;
-      },
-      minReps,
-      1,
-    );
-    blackhole += acc[999]!;
-    results.push({
-      name: 'js-add-f32-into-f64-dram',
-      description: `the FedAvg kernel (f64[i] += s * f32[i]) over a ${srcBytes / MiB} MiB Float32Array into a ${(srcBytes * 2) / MiB} MiB Float64Array (both from DRAM)`,
-      bytesPerPass: srcBytes,
-      gbPerSecond: srcBytes / median(times) / GB,
-      bestGbPerSecond: srcBytes / Math.min(...times) / GB,
-      repetitions: times.length,
-    });
-    addScaledLoopUnrolled(acc, src, 0.5); // warm up
-    const unrolledTimes = repeat(
-      () => {
-        const t0 = performance.now();
-        addScaledLoopUnrolled(acc, src, 1.25);
-        return (performance.now() - t0) / 1000;
-      },
-      minReps,
-      1,
-    );
-    blackhole += acc[998]!;
-    results.push({
-      name: 'js-add-f32-into-f64-dram-unrolled4',
-      description: 'the same kernel, loop unrolled by 4 (same buffers)',
-      bytesPerPass: srcBytes,
-      gbPerSecond: srcBytes / median(unrolledTimes) / GB,
-      bestGbPerSecond: srcBytes / Math.min(...unrolledTimes) / GB,
-      repetitions: unrolledTimes.length,
-    });
-  }
-  collect();
-  return results;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Aggregation
 // ---------------------------------------------------------------------------------------------
-
-interface MemorySample {
-  rss: number;
-  heapUsed: number;
-  arrayBuffers: number;
-}
-
-function sample(): MemorySample {
-  const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, arrayBuffers: m.arrayBuffers };
-}
 
 interface AggregationResult {
   model: string;
@@ -304,30 +111,30 @@ class UpdatePool {
 
 function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, track: boolean) {
   collect();
-  const before = sample();
+  const before = sampleMemory();
   let peak = { ...before };
   const note = (s: MemorySample): void => {
-    peak = { rss: Math.max(peak.rss, s.rss), heapUsed: Math.max(peak.heapUsed, s.heapUsed), arrayBuffers: Math.max(peak.arrayBuffers, s.arrayBuffers) };
+    peak = peakOf(peak, s);
   };
   let t0 = performance.now();
   const aggregator: RoundAggregator = new FedAvg().begin({ globalWeights, serverState: null });
   let addMs = performance.now() - t0;
-  const afterBegin = sample();
+  const afterBegin = sampleMemory();
   note(afterBegin);
   for (let i = 0; i < n; ) {
     const end = Math.min(n, i + SAMPLE_EVERY);
     t0 = performance.now();
     for (; i < end; i++) aggregator.add({ delta: updates.next(), numExamples: 50 + (i % 600) });
     addMs += performance.now() - t0;
-    if (track) note(sample());
+    if (track) note(sampleMemory());
   }
   t0 = performance.now();
   const result = aggregator.finish();
   const finishMs = performance.now() - t0;
-  const afterFinish = sample();
+  const afterFinish = sampleMemory();
   note(afterFinish);
   if (aggregator.count !== n || !Number.isFinite(result.updateNorm)) throw new Error('aggregation produced a wrong result');
-  blackhole += result.weights[7]!;
+  sink.value += result.weights[7]!;
   return {
     addSeconds: addMs / 1000,
     finishSeconds: finishMs / 1000,
@@ -434,7 +241,7 @@ function measureDecode(model: (typeof MODELS)[number], pool: Float32Array, wire:
         const decoded = c.decode(c.buffers[cursor]!);
         cursor = (cursor + 1) % c.buffers.length;
         if (accumulator) accumulator.add({ delta: decoded, numExamples: 100 });
-        else blackhole += decoded[i]!;
+        else sink.value += decoded[i]!;
       }
       return (performance.now() - t0) / 1000;
     };
@@ -514,17 +321,7 @@ function markdown(report: Report): string {
 
 interface Report {
   quick: boolean;
-  machine: {
-    cpus: number;
-    cpuModel: string;
-    totalMemory: number;
-    freeMemoryAtStart: number;
-    node: string;
-    v8: string;
-    platform: string;
-    loadStart: number[];
-    loadEnd: number[];
-  };
+  machine: MachineInfo & { freeMemoryAtStart: number; loadStart: number[]; loadEnd: number[] };
   config: { updateCounts: number[]; poolBytes: number; poolUpdates: { model: string; count: number }[]; baselineBytes: number; gcExposed: boolean };
   baselines: { before: BaselineResult[]; after: BaselineResult[] };
   ratios: { memcpyGbPerSecond: number; jsStreamGbPerSecond: number; kernelDramGbPerSecond: number };
@@ -533,18 +330,10 @@ interface Report {
   totalSeconds: number;
 }
 
-function main(): void {
-  const started = performance.now();
-  const loadStart = loadavg();
-  const freeAtStart = freemem();
-  const log = (text: string): void => void process.stderr.write(`${text}\n`);
+const log = (text: string): void => void process.stderr.write(`${text}\n`);
 
-  log('baselines (before)...');
-  const before = measureBaselines(QUICK ? 2 : 5);
-
-  log('filling the update pool...');
-  const pool = new Float32Array(POOL_BYTES / 4);
-  fillRandom(pool, 42, 0.01);
+/** Aggregation and decoding of every model, over one shared pool of update data. */
+function measureWorkload(pool: Float32Array): Pick<Report, 'aggregation' | 'decode'> {
   const aggregation: AggregationResult[] = [];
   const decode: DecodeResult[] = [];
   for (const model of MODELS) {
@@ -560,7 +349,20 @@ function main(): void {
   }
   wire = null;
   collect();
+  return { aggregation, decode };
+}
 
+function main(): void {
+  const started = performance.now();
+  const loadStart = loadavg();
+  const freeMemoryAtStart = freemem();
+
+  log('baselines (before)...');
+  const before = measureBaselines(QUICK ? 2 : 5);
+  log('filling the update pool...');
+  const pool = new Float32Array(POOL_BYTES / 4);
+  fillRandom(pool, 42, 0.01);
+  const workload = measureWorkload(pool);
   log('baselines (after)...');
   const after = measureBaselines(QUICK ? 2 : 3);
   const meanOf = (name: string): number => {
@@ -570,34 +372,23 @@ function main(): void {
 
   const report: Report = {
     quick: QUICK,
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      totalMemory: totalmem(),
-      freeMemoryAtStart: freeAtStart,
-      node: process.versions.node,
-      v8: process.versions.v8,
-      platform: `${process.platform}-${process.arch}`,
-      loadStart,
-      loadEnd: loadavg(),
-    },
+    machine: { ...machineInfo(), freeMemoryAtStart, loadStart, loadEnd: loadavg() },
     config: {
       updateCounts: UPDATE_COUNTS,
       poolBytes: POOL_BYTES,
       poolUpdates: MODELS.map((m) => ({ model: m.name, count: Math.floor(pool.length / m.params) })),
       baselineBytes: BASELINE_BYTES,
-      gcExposed: gc !== undefined,
+      gcExposed,
     },
     baselines: { before, after },
     ratios: { memcpyGbPerSecond: meanOf('memcpy'), jsStreamGbPerSecond: meanOf('js-stream-sum'), kernelDramGbPerSecond: meanOf('js-add-f32-into-f64-dram') },
-    aggregation,
-    decode,
+    ...workload,
     totalSeconds: (performance.now() - started) / 1000,
   };
   mkdirSync(dirname(OUT_FILE), { recursive: true });
   writeFileSync(OUT_FILE, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`${markdown(report)}\n`);
-  log(`wrote ${relative(process.cwd(), OUT_FILE) || OUT_FILE} (checksum ${blackhole.toExponential(3)})`);
+  log(`wrote ${relative(process.cwd(), OUT_FILE) || OUT_FILE} (checksum ${sink.value.toExponential(3)})`);
 }
 
 main();

@@ -6,15 +6,12 @@ import { ComposedStrategy } from './pipeline.js';
 import { CoordinateMedian, DEFAULT_MAX_BUFFERED_UPDATES, Krum, TrimmedMean, trimCount } from './robust.js';
 import { AdaptiveServerOptimizer, DirectUpdate, ServerMomentum, type AdaptiveVariant } from './server-optimizers.js';
 import type { Strategy } from './strategy.js';
+import { isStrategyName, STRATEGY_NAMES, type StrategyName } from '../contract/index.js';
 
 export { StrategyConfigError, strategyOptionsSchema, type StrategyOptionName, type StrategyOptions } from './options.js';
 
-const NAMES = ['fedavg', 'fedavgm', 'fedprox', 'fedadagrad', 'fedadam', 'fedyogi', 'median', 'trimmed-mean', 'krum', 'multi-krum'] as const;
-export type StrategyName = (typeof NAMES)[number];
-
-/** Every strategy createStrategy knows, in documentation order. */
-export const STRATEGY_NAMES: readonly string[] = NAMES;
-export const DEFAULT_STRATEGY = 'fedavg';
+// Names are part of the REST contract (a round's strategy); the catalog below must cover exactly them.
+export { DEFAULT_STRATEGY, STRATEGY_NAMES, type StrategyName } from '../contract/index.js';
 
 type Defaults = Readonly<Partial<Record<StrategyOptionName, number>>>;
 
@@ -180,10 +177,6 @@ const CATALOG: Readonly<Record<StrategyName, Entry>> = {
       }),
   },
 };
-
-function isStrategyName(name: string): name is StrategyName {
-  return Object.hasOwn(CATALOG, name);
-}
 
 function entryFor(name: string): Entry {
   if (!isStrategyName(name)) throw new StrategyConfigError(`unknown strategy "${name}"; known: ${STRATEGY_NAMES.join(', ')}`);

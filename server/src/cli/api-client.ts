@@ -1,26 +1,37 @@
 /**
- * A small typed client of the coordinator's operator REST API (`/api/...`). Used by the `flock`
- * CLI; written to be reusable by the dashboard and the simulator: it depends only on the global
- * `fetch` and on type declarations, never on the coordinator's runtime modules.
+ * A typed client of the coordinator's operator REST API (`/api/...`), used by the `flock` CLI and the
+ * simulator. It depends only on the global `fetch` and on the REST contract (contract/), never on the
+ * coordinator's runtime modules. Every JSON response is checked against the contract's schema, so a
+ * coordinator that drifted from it fails loudly instead of handing out half-shaped records.
  */
-import type { RoundRecord, RoundTransition } from '../rounds/round-types.js';
-import type { ModelVersionMeta } from '../storage/storage.js';
+import type { z } from 'zod';
+import {
+  clientCountsSchema,
+  errorBodySchema,
+  healthSchema,
+  modelJsonSchema,
+  modelVersionDetailSchema,
+  modelVersionListSchema,
+  modelVersionMetaSchema,
+  REGISTER_PARTS,
+  roundDetailsSchema,
+  roundListSchema,
+  roundRecordSchema,
+  validationMessages,
+  type ClientCountsResponse,
+  type HealthResponse,
+  type ModelJson,
+  type ModelVersionDetail,
+  type ModelVersionMeta,
+  type ModelVersionSelector,
+  type RegisterMetrics,
+  type RoundDetails,
+  type RoundListQuery,
+  type RoundRecord,
+  type StartRoundRequest,
+} from '../contract/index.js';
 
-export type { ModelVersionMeta, RoundRecord, RoundTransition };
-export type { RoundMetrics, RoundParams, RoundStatus } from '../rounds/round-types.js';
-
-import type { Health } from '../operators/health.controller.js';
-import type { StartRoundRequest } from '../rounds/start-round.js';
-import type { RoundView } from '../rounds/rounds.service.js';
-
-/** `GET /api/health` (no token needed). */
-export type HealthResponse = Health;
-/** `POST /api/rounds` body. Every field is optional: the coordinator fills in its defaults. */
-export type { StartRoundRequest };
-/** `GET /api/rounds/:id`: the record plus its state transitions and the time left to its deadline. */
-export type RoundDetails = RoundView;
-
-/** The coordinator answered with an HTTP error status (or with a body that is not JSON). */
+/** The coordinator answered with an HTTP error status, a body that is not JSON, or JSON that breaks the contract. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
   constructor(
@@ -62,12 +73,26 @@ export interface FlockApiClientOptions {
   fetch?: typeof fetch;
 }
 
-/** Extracts Nest's `message` (a string, or a list of validation messages) from an error body. */
+/** A model to register, as `model.save(tf.io.http(url))` would send it. */
+export interface ModelRegistration {
+  /** The TensorFlow.js model.json (topology and weights manifest). */
+  modelJson: unknown;
+  /** The weights, concatenated float32 little-endian in manifest order. */
+  weights: Uint8Array;
+  metrics?: RegisterMetrics;
+}
+
+type Method = 'GET' | 'POST';
+
+const errorMessageSchema = errorBodySchema.pick({ message: true });
+
+/** Nest's `message` (a string, or a list of validation messages) from an error body, else what there is. */
 function errorMessage(body: unknown, status: number, statusText: string): string {
-  if (body !== null && typeof body === 'object' && 'message' in body) {
-    const message = (body as { message: unknown }).message;
-    if (typeof message === 'string' && message.length > 0) return message;
-    if (Array.isArray(message) && message.length > 0) return message.map(String).join('; ');
+  const parsed = errorMessageSchema.safeParse(body);
+  if (parsed.success) {
+    const { message } = parsed.data;
+    const text = Array.isArray(message) ? message.join('; ') : message;
+    if (text.length > 0) return text;
   }
   if (typeof body === 'string' && body.trim().length > 0) return body.trim().slice(0, 300);
   return statusText ? `${status} ${statusText}` : `HTTP ${status}`;
@@ -88,6 +113,16 @@ function describeFetchFailure(error: unknown, timeoutMs: number): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** A body as JSON when it is JSON, else the text itself. */
+function parseBody(text: string): { value: unknown; isJson: boolean } {
+  if (text.length === 0) return { value: undefined, isJson: false };
+  try {
+    return { value: JSON.parse(text) as unknown, isJson: true };
+  } catch {
+    return { value: text, isJson: false };
+  }
+}
+
 export class FlockApiClient {
   readonly baseUrl: string;
   private readonly token: string | null;
@@ -106,95 +141,133 @@ export class FlockApiClient {
     this.fetchImpl = options.fetch ?? fetch;
   }
 
+  /** No token needed. */
   health(): Promise<HealthResponse> {
-    return this.request('GET', '/api/health');
+    return this.json(healthSchema, 'GET', '/api/health');
+  }
+
+  clientCounts(): Promise<ClientCountsResponse> {
+    return this.json(clientCountsSchema, 'GET', '/api/clients');
   }
 
   /** All model versions, newest first. */
   listModels(): Promise<ModelVersionMeta[]> {
-    return this.request('GET', '/api/models');
+    return this.json(modelVersionListSchema, 'GET', '/api/models');
   }
 
   /** The current global version (404 before the first one exists). */
-  currentModel(): Promise<ModelVersionMeta> {
-    return this.request('GET', '/api/models/current');
+  currentModel(): Promise<ModelVersionDetail> {
+    return this.json(modelVersionDetailSchema, 'GET', '/api/models/current');
   }
 
-  getModel(version: number): Promise<ModelVersionMeta> {
-    return this.request('GET', `/api/models/${encodeURIComponent(String(version))}`);
+  getModel(version: number): Promise<ModelVersionDetail> {
+    return this.json(modelVersionDetailSchema, 'GET', `/api/models/${encodeURIComponent(String(version))}`);
   }
 
   /** Makes an older version current again (the coordinator records it as a new `rollback` version). */
   rollbackModel(version: number): Promise<ModelVersionMeta> {
-    return this.request('POST', `/api/models/${encodeURIComponent(String(version))}/rollback`);
+    return this.json(modelVersionMetaSchema, 'POST', `/api/models/${encodeURIComponent(String(version))}/rollback`);
+  }
+
+  /** Registers a TensorFlow.js layers model as a new global version (multipart, as tf.io.http sends it). */
+  registerModel(model: ModelRegistration): Promise<ModelVersionMeta> {
+    const form = new FormData();
+    form.append(REGISTER_PARTS.modelJson, new Blob([JSON.stringify(model.modelJson)], { type: 'application/json' }), REGISTER_PARTS.modelJson);
+    form.append(REGISTER_PARTS.weights, new Blob([model.weights.slice()], { type: 'application/octet-stream' }), REGISTER_PARTS.weights);
+    if (model.metrics) form.append(REGISTER_PARTS.metrics, JSON.stringify(model.metrics));
+    return this.json(modelVersionMetaSchema, 'POST', '/api/models', form);
+  }
+
+  /** A version's model.json (TensorFlow.js layers format); its weights path names the concrete version. */
+  modelJson(version: ModelVersionSelector): Promise<ModelJson> {
+    return this.json(modelJsonSchema, 'GET', `/api/models/${encodeURIComponent(String(version))}/model.json`);
+  }
+
+  /** A version's weights: float32 little-endian, in weight-spec order. */
+  async modelWeights(version: number): Promise<Uint8Array> {
+    const path = `/api/models/${encodeURIComponent(String(version))}/weights.bin`;
+    const response = await this.send('GET', path, undefined, 'application/octet-stream');
+    if (!response.ok) return this.fail(response, 'GET', path);
+    return new Uint8Array(await this.read(response, (r) => r.arrayBuffer()));
   }
 
   /** 409 when a round is already running; 400 on invalid parameters. */
   startRound(params: StartRoundRequest = {}): Promise<RoundRecord> {
-    return this.request('POST', '/api/rounds', params);
+    return this.json(roundRecordSchema, 'POST', '/api/rounds', JSON.stringify(params));
   }
 
   /** Rounds, newest first. */
-  listRounds(options: { limit?: number; offset?: number } = {}): Promise<RoundRecord[]> {
+  listRounds(options: RoundListQuery = {}): Promise<RoundRecord[]> {
     const query = new URLSearchParams();
     if (options.limit !== undefined) query.set('limit', String(options.limit));
     if (options.offset !== undefined) query.set('offset', String(options.offset));
     const suffix = query.size > 0 ? `?${query.toString()}` : '';
-    return this.request('GET', `/api/rounds${suffix}`);
+    return this.json(roundListSchema, 'GET', `/api/rounds${suffix}`);
   }
 
   getRound(id: string): Promise<RoundDetails> {
-    return this.request('GET', `/api/rounds/${encodeURIComponent(id)}`);
+    return this.json(roundDetailsSchema, 'GET', `/api/rounds/${encodeURIComponent(id)}`);
   }
 
   cancelRound(id: string): Promise<RoundRecord> {
-    return this.request('POST', `/api/rounds/${encodeURIComponent(id)}/cancel`);
+    return this.json(roundRecordSchema, 'POST', `/api/rounds/${encodeURIComponent(id)}/cancel`);
   }
 
-  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const url = `${this.baseUrl}${path}`;
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.token) headers.authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    try {
-      response = await this.fetchImpl(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      throw new ConnectionError(this.baseUrl, describeFetchFailure(error, this.timeoutMs), { cause: error });
-    }
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (error) {
-      throw new ConnectionError(this.baseUrl, describeFetchFailure(error, this.timeoutMs), { cause: error });
-    }
-    let parsed: unknown = undefined;
-    let isJson = false;
-    if (text.length > 0) {
-      try {
-        parsed = JSON.parse(text);
-        isJson = true;
-      } catch {
-        parsed = text;
-      }
-    }
-    if (!response.ok) {
-      throw new ApiError(response.status, errorMessage(parsed, response.status, response.statusText), method, path, parsed);
-    }
+  /**
+   * A JSON response checked against its contract schema. The body is returned as the server sent it
+   * (the schemas have no transforms), so `--json` prints exactly what the coordinator answered.
+   */
+  private async json<S extends z.ZodType>(schema: S, method: Method, path: string, body?: string | FormData): Promise<z.output<S>> {
+    const response = await this.send(method, path, body);
+    if (!response.ok) return this.fail(response, method, path);
+    const text = await this.read(response, (r) => r.text());
+    const { value, isJson } = parseBody(text);
     if (!isJson) {
       throw new ApiError(
         response.status,
         `expected a JSON response from ${method} ${path}, got ${text.length === 0 ? 'an empty body' : `"${text.slice(0, 80)}"`} (is ${this.baseUrl} a Flock coordinator?)`,
         method,
         path,
-        parsed,
+        value,
       );
     }
-    return parsed as T;
+    const checked = schema.safeParse(value);
+    if (!checked.success) {
+      throw new ApiError(
+        response.status,
+        `the response of ${method} ${path} breaks the API contract: ${validationMessages(checked.error).join('; ')} (is ${this.baseUrl} a Flock coordinator of this version?)`,
+        method,
+        path,
+        value,
+      );
+    }
+    return value as z.output<S>;
+  }
+
+  private async send(method: Method, path: string, body: string | FormData | undefined, accept = 'application/json'): Promise<Response> {
+    const headers: Record<string, string> = { accept };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    // A FormData body sets its own multipart content type (with the boundary).
+    if (typeof body === 'string') headers['content-type'] = 'application/json';
+    try {
+      return await this.fetchImpl(`${this.baseUrl}${path}`, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (error) {
+      throw new ConnectionError(this.baseUrl, describeFetchFailure(error, this.timeoutMs), { cause: error });
+    }
+  }
+
+  /** Reads a response body; a connection that breaks meanwhile is a ConnectionError. */
+  private async read<T>(response: Response, reader: (response: Response) => Promise<T>): Promise<T> {
+    try {
+      return await reader(response);
+    } catch (error) {
+      throw new ConnectionError(this.baseUrl, describeFetchFailure(error, this.timeoutMs), { cause: error });
+    }
+  }
+
+  /** Throws the ApiError of an HTTP error status, with the server's message. */
+  private async fail(response: Response, method: Method, path: string): Promise<never> {
+    const { value } = parseBody(await this.read(response, (r) => r.text()));
+    throw new ApiError(response.status, errorMessage(value, response.status, response.statusText), method, path, value);
   }
 }

@@ -3,7 +3,7 @@
  * piped and grepped), durations, percentages, byte counts. Pure functions of the API's JSON.
  */
 import Table from 'cli-table3';
-import type { HealthResponse, ModelVersionMeta, RoundDetails, RoundRecord } from './api-client.js';
+import type { HealthResponse, ModelVersionMeta, RoundDetails, RoundRecord } from '../contract/index.js';
 
 const DASH = '-';
 
@@ -178,11 +178,10 @@ export function renderRoundList(rounds: RoundRecord[]): string {
   );
 }
 
-/** Details of one round: summary, parameters, metrics, then its transitions. */
-export function renderRound(round: RoundRecord | RoundDetails): string {
-  const { params, metrics } = round;
-  const plan = params.plan;
-  const rows: [string, string | number][] = [
+type Rows = [string, string | number][];
+
+function roundSummaryRows(round: RoundRecord | RoundDetails): Rows {
+  const rows: Rows = [
     ['Round', round.id],
     ['Status', round.status],
     ['Base version', `v${round.baseVersion}`],
@@ -191,7 +190,12 @@ export function renderRound(round: RoundRecord | RoundDetails): string {
   if (round.error) rows.push(['Error', round.error]);
   rows.push(['Created', formatTime(round.createdAt)], ['Ended', formatTime(round.endedAt)], ['Duration', formatDuration(roundDuration(round))]);
   if ('timeLeftMs' in round && round.timeLeftMs !== null) rows.push(['Time left', formatDuration(round.timeLeftMs)]);
-  rows.push(
+  return rows;
+}
+
+function roundParamRows({ params }: RoundRecord): Rows {
+  const plan = params.plan;
+  return [
     ['Strategy', Object.keys(params.strategyOptions ?? {}).length > 0 ? `${params.strategy} ${JSON.stringify(params.strategyOptions)}` : params.strategy],
     [
       'Clients wanted',
@@ -204,6 +208,11 @@ export function renderRound(round: RoundRecord | RoundDetails): string {
         (plan?.proximalMu ? `, proximal mu ${formatNumber(plan.proximalMu)}` : ''),
     ],
     ['Max update norm', params.maxUpdateNorm === null ? 'none' : formatNumber(params.maxUpdateNorm)],
+  ];
+}
+
+function roundMetricRows({ metrics }: RoundRecord): Rows {
+  const rows: Rows = [
     ['Eligible at selection', formatInt(metrics.eligibleAtSelection)],
     ['Selected', formatInt(metrics.selected)],
     ['Reported', formatInt(metrics.reported)],
@@ -216,7 +225,7 @@ export function renderRound(round: RoundRecord | RoundDetails): string {
     ['Bytes received', formatBytes(metrics.bytesReceived)],
     ['Upload validation time', formatDuration(metrics.validationMs)],
     ['Aggregation time', formatDuration(metrics.aggregationMs)],
-  );
+  ];
   const evaluation = metrics.localEvaluation;
   if (evaluation) {
     rows.push([
@@ -228,7 +237,12 @@ export function renderRound(round: RoundRecord | RoundDetails): string {
         `, ${formatInt(evaluation.adopted)} adopted`,
     ]);
   }
-  let out = keyValueTable(rows);
+  return rows;
+}
+
+/** Details of one round: summary, parameters, metrics, then its transitions. */
+export function renderRound(round: RoundRecord | RoundDetails): string {
+  let out = keyValueTable([...roundSummaryRows(round), ...roundParamRows(round), ...roundMetricRows(round)]);
   if ('transitions' in round && Array.isArray(round.transitions) && round.transitions.length > 0) {
     out +=
       '\nTransitions\n' +

@@ -3,7 +3,7 @@
  *
  * Self-contained on purpose: the browser modules (public/*.js) type-check against this file
  * through JSDoc, without pulling in the server's modules. The shapes are structural subsets of the
- * server's records (RoundView, RoundRecord, ModelVersionMeta, ClientCounts); dashboard.service.ts
+ * server's records (RoundDetails, RoundRecord, ModelVersionMeta, DeviceCounts); dashboard.service.ts
  * assigns the real records to them, so a drift fails the server's type-check.
  */
 

@@ -10,49 +10,49 @@ import {
   UploadedFiles,
   UseGuards,
   UseInterceptors,
-  type PipeTransform,
 } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { z } from 'zod';
+import {
+  errorBodySchema,
+  modelJsonSchema,
+  modelVersionDetailSchema,
+  modelVersionListSchema,
+  modelVersionMetaSchema,
+  modelVersionNumberSchema,
+  modelVersionSelectorSchema,
+  REGISTER_PARTS,
+  registerMetricsSchema,
+  type ModelJson,
+  type ModelMetrics,
+  type ModelVersionDetail,
+  type ModelVersionMeta,
+  type ModelVersionSelector,
+} from '../contract/index.js';
 import { ModelReaderGuard, OperatorGuard } from '../auth/auth.js';
-import type { ModelVersionMeta } from '../storage/storage.js';
-import { ModelJsonDto, ModelVersionDetailDto, ModelVersionMetaDto } from './model-dto.js';
+import { ZodParamPipe, zodToOpenApi } from '../operators/zod-validation.js';
 import { ModelsService } from './models.service.js';
-import { buildModelJson, InvalidModelError, parseModelJson, WEIGHTS_FILE, type ModelJson } from './tfjs-format.js';
+import { buildModelJson, InvalidModelError, parseModelJson, WEIGHTS_FILE } from './tfjs-format.js';
 
-export type VersionParam = number | 'current';
-
-/** `:version` = a positive integer, or `current` where allowed; anything else is a 400. */
-export class ParseVersionPipe implements PipeTransform<string, VersionParam> {
-  constructor(private readonly allowCurrent = true) {}
-
-  transform(value: string): VersionParam {
-    if (this.allowCurrent && value === 'current') return 'current';
-    if (/^[1-9][0-9]{0,9}$/.test(value) && Number(value) <= 2 ** 31 - 1) return Number(value);
-    const expected = this.allowCurrent ? 'a positive integer or "current"' : 'a positive integer';
-    throw new BadRequestException(`model version must be ${expected}, got "${value.slice(0, 32)}"`);
-  }
-}
+/** `:version`: a positive integer, or `current`; anything else is a 400. */
+const versionSelector = () => new ZodParamPipe(modelVersionSelectorSchema);
 
 /** What multer's memory storage hands over per file (the subset used here). */
 interface UploadedPart {
   buffer: Buffer;
   size: number;
 }
-interface RegisterUpload {
-  'model.json'?: UploadedPart[];
-  'model.weights.bin'?: UploadedPart[];
-}
+type RegisterUpload = Partial<Record<(typeof REGISTER_PARTS)['modelJson' | 'weights'], UploadedPart[]>>;
 
 /** The multipart fields that `model.save(tf.io.http(url))` sends. */
-export const UPLOAD_FIELDS = [
-  { name: 'model.json', maxCount: 1 },
-  { name: 'model.weights.bin', maxCount: 1 },
+const UPLOAD_FIELDS = [
+  { name: REGISTER_PARTS.modelJson, maxCount: 1 },
+  { name: REGISTER_PARTS.weights, maxCount: 1 },
 ];
 
-const metricsFieldSchema = z.record(z.string().max(128), z.union([z.number(), z.string().max(1024), z.null()]));
+const META = zodToOpenApi(modelVersionMetaSchema, 'output');
+const ERROR = zodToOpenApi(errorBodySchema, 'output');
 
 const VERSION_PARAM = {
   name: 'version',
@@ -61,13 +61,13 @@ const VERSION_PARAM = {
 } as const;
 
 /** Version numbers name immutable content; `current` moves. */
-function cacheControl(requested: VersionParam): string {
+function cacheControl(requested: ModelVersionSelector): string {
   return requested === 'current' ? 'no-cache' : 'private, max-age=31536000, immutable';
 }
 
 @ApiTags('models')
 @ApiBearerAuth()
-@ApiResponse({ status: 401, description: 'Missing or wrong token' })
+@ApiResponse({ status: 401, description: 'Missing or wrong token', schema: ERROR })
 @Controller('api/models')
 export class ModelsController {
   constructor(private readonly models: ModelsService) {}
@@ -75,7 +75,7 @@ export class ModelsController {
   @Get()
   @UseGuards(OperatorGuard)
   @ApiOperation({ summary: 'List global model versions, newest first' })
-  @ApiResponse({ status: 200, type: [ModelVersionMetaDto] })
+  @ApiResponse({ status: 200, schema: zodToOpenApi(modelVersionListSchema, 'output') })
   list(): Promise<ModelVersionMeta[]> {
     return this.models.list();
   }
@@ -93,19 +93,19 @@ export class ModelsController {
   @ApiBody({
     schema: {
       type: 'object',
-      required: ['model.json'],
+      required: [REGISTER_PARTS.modelJson],
       properties: {
-        'model.json': { type: 'string', format: 'binary' },
-        'model.weights.bin': { type: 'string', format: 'binary' },
-        metrics: { type: 'string', example: '{"note":"pre-trained offline"}' },
+        [REGISTER_PARTS.modelJson]: { type: 'string', format: 'binary' },
+        [REGISTER_PARTS.weights]: { type: 'string', format: 'binary' },
+        [REGISTER_PARTS.metrics]: { type: 'string', example: '{"note":"pre-trained offline"}' },
       },
     },
   })
-  @ApiResponse({ status: 201, type: ModelVersionMetaDto, description: 'The new version' })
+  @ApiResponse({ status: 201, schema: META, description: 'The new version' })
   @ApiResponse({ status: 400, description: 'Not a valid float32 layers model' })
   @ApiResponse({ status: 413, description: 'Upload larger than the configured limit' })
   async register(@UploadedFiles() files: RegisterUpload | undefined, @Body() body: Record<string, unknown> | undefined): Promise<ModelVersionMeta> {
-    const modelJson = files?.['model.json']?.[0];
+    const modelJson = files?.[REGISTER_PARTS.modelJson]?.[0];
     if (!modelJson) throw new BadRequestException('multipart part "model.json" is missing (send the model with tf.io.http)');
     let parsed: ReturnType<typeof parseModelJson>;
     try {
@@ -115,18 +115,18 @@ export class ModelsController {
       if (error instanceof InvalidModelError) throw new BadRequestException(error.message);
       throw error;
     }
-    const weights = files['model.weights.bin']?.[0]?.buffer ?? new Uint8Array(0);
-    return this.models.register(parsed.topology, parsed.weightSpecs, weights, parseMetricsField(body?.metrics));
+    const weights = files[REGISTER_PARTS.weights]?.[0]?.buffer ?? new Uint8Array(0);
+    return this.models.register(parsed.topology, parsed.weightSpecs, weights, parseMetricsField(body?.[REGISTER_PARTS.metrics]));
   }
 
   @Get(':version')
   @UseGuards(OperatorGuard)
   @ApiOperation({ summary: 'One version: metadata, weight specs and topology' })
   @ApiParam(VERSION_PARAM)
-  @ApiResponse({ status: 200, type: ModelVersionDetailDto })
-  @ApiResponse({ status: 400, description: 'Invalid version' })
-  @ApiResponse({ status: 404, description: 'No such version' })
-  async detail(@Param('version', new ParseVersionPipe()) requested: VersionParam): Promise<ModelVersionDetailDto> {
+  @ApiResponse({ status: 200, schema: zodToOpenApi(modelVersionDetailSchema, 'output') })
+  @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
+  @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
+  async detail(@Param('version', versionSelector()) requested: ModelVersionSelector): Promise<ModelVersionDetail> {
     const { strategyState, ...record } = await this.models.get(await this.models.resolveVersion(requested));
     return { ...record, hasStrategyState: strategyState !== null, modelUrl: `/api/models/${record.version}/model.json` };
   }
@@ -138,11 +138,11 @@ export class ModelsController {
     description: 'Load with `tf.loadLayersModel(url, { requestInit: { headers: { Authorization } } })`. The weights path names the concrete version.',
   })
   @ApiParam(VERSION_PARAM)
-  @ApiResponse({ status: 200, type: ModelJsonDto })
-  @ApiResponse({ status: 400, description: 'Invalid version' })
-  @ApiResponse({ status: 404, description: 'No such version' })
+  @ApiResponse({ status: 200, schema: zodToOpenApi(modelJsonSchema, 'output') })
+  @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
+  @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
   async modelJson(
-    @Param('version', new ParseVersionPipe()) requested: VersionParam,
+    @Param('version', versionSelector()) requested: ModelVersionSelector,
     @Res({ passthrough: true }) res: Response,
   ): Promise<ModelJson> {
     const version = await this.models.resolveVersion(requested);
@@ -158,10 +158,10 @@ export class ModelsController {
   @ApiParam(VERSION_PARAM)
   @ApiProduces('application/octet-stream')
   @ApiResponse({ status: 200, description: 'The weight bytes', schema: { type: 'string', format: 'binary' } })
-  @ApiResponse({ status: 400, description: 'Invalid version' })
-  @ApiResponse({ status: 404, description: 'No such version' })
+  @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
+  @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
   async weights(
-    @Param('version', new ParseVersionPipe()) requested: VersionParam,
+    @Param('version', versionSelector()) requested: ModelVersionSelector,
     @Res({ passthrough: true }) res: Response,
   ): Promise<StreamableFile> {
     const version = await this.models.resolveVersion(requested);
@@ -178,16 +178,16 @@ export class ModelsController {
     description: 'Creates a NEW version (source `rollback`) with the old version\'s weights; history is never rewritten.',
   })
   @ApiParam({ name: 'version', description: 'The version to restore', schema: { type: 'integer', minimum: 1 } })
-  @ApiResponse({ status: 201, type: ModelVersionMetaDto, description: 'The new version' })
-  @ApiResponse({ status: 400, description: 'Invalid version' })
-  @ApiResponse({ status: 404, description: 'No such version' })
+  @ApiResponse({ status: 201, schema: META, description: 'The new version' })
+  @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
+  @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
   @ApiResponse({ status: 409, description: 'The version is already the current one' })
-  rollback(@Param('version', new ParseVersionPipe(false)) version: number): Promise<ModelVersionMeta> {
+  rollback(@Param('version', new ZodParamPipe(modelVersionNumberSchema)) version: number): Promise<ModelVersionMeta> {
     return this.models.rollback(version);
   }
 }
 
-function parseMetricsField(value: unknown): ModelVersionMeta['metrics'] {
+function parseMetricsField(value: unknown): ModelMetrics {
   if (value === undefined || value === '') return {};
   let json: unknown;
   try {
@@ -195,7 +195,7 @@ function parseMetricsField(value: unknown): ModelVersionMeta['metrics'] {
   } catch {
     throw new BadRequestException('field "metrics" must be a JSON object');
   }
-  const parsed = metricsFieldSchema.safeParse(json);
+  const parsed = registerMetricsSchema.safeParse(json);
   if (!parsed.success) throw new BadRequestException(`field "metrics": ${parsed.error.issues[0]?.message ?? 'invalid'}`);
   return parsed.data;
 }

@@ -9,7 +9,8 @@ import {
 import { asFloat32, type ModelPayload } from '@flock/client-sdk/protocol';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
-import { STORAGE, type ModelVersionMeta, type ModelVersionRecord, type ModelVersionSource, type Storage } from '../storage/storage.js';
+import type { ModelMetrics, ModelVersionMeta, ModelVersionSource } from '../contract/index.js';
+import { STORAGE, type ModelVersionRecord, type Storage } from '../storage/storage.js';
 import { ensureTfBackend, trainDefaultModel } from './default-model.js';
 import { TestSetEvaluationService } from './test-set-evaluation.service.js';
 import {
@@ -22,8 +23,6 @@ import {
 } from './tfjs-format.js';
 
 const log = moduleLogger('models');
-
-export type ModelMetrics = ModelVersionMeta['metrics'];
 
 /** The immutable, large parts of a version held in memory (metrics are always read fresh). */
 interface CachedVersion {

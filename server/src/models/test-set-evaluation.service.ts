@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import type { TestSetMetrics } from '../contract/index.js';
 import { FlockEventBus } from '../events/event-bus.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -78,7 +79,8 @@ export class TestSetEvaluationService implements OnApplicationShutdown {
     });
     try {
       if (reply.type === 'result') {
-        await this.storage.updateModelMetrics(version, { testAccuracy: reply.accuracy, testLoss: reply.loss, testExamples: reply.numExamples, testSet: 'mnist-test' });
+        const tested: TestSetMetrics = { testAccuracy: reply.accuracy, testLoss: reply.loss, testExamples: reply.numExamples, testSet: 'mnist-test' };
+        await this.storage.updateModelMetrics(version, tested);
         this.record(version, reply.accuracy);
         log.info({ version, testAccuracy: reply.accuracy, testLoss: reply.loss, seconds: reply.seconds }, 'version tested on the test set');
         this.bus.emit('version.evaluated', { version });

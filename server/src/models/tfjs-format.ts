@@ -8,17 +8,10 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { asFloat32, BYTES_PER_VALUE, totalValues, type WeightSpec } from '@flock/client-sdk/protocol';
 import { z } from 'zod';
+import type { ModelJson } from '../contract/index.js';
 
 /** File name of a version's weights, next to its model.json. */
 export const WEIGHTS_FILE = 'weights.bin';
-
-export interface ModelJson {
-  format: 'layers-model';
-  generatedBy: string;
-  convertedBy: null;
-  modelTopology: unknown;
-  weightsManifest: { paths: string[]; weights: WeightSpec[] }[];
-}
 
 /** A model as Flock stores it: Keras topology JSON, float32 weight specs and their concatenated bytes. */
 export interface ModelArtifactsParts {

@@ -1,18 +1,11 @@
 import { Controller, Get, Inject, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { DEVICE_DIRECTORY, type DeviceCounts, type DeviceDirectory } from '../devices/device-directory.js';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { OperatorGuard } from '../auth/auth.js';
+import { clientCountsSchema, healthSchema, type ClientCountsResponse, type HealthResponse } from '../contract/index.js';
+import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { ModelsService } from '../models/models.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
-import { OperatorGuard } from '../auth/auth.js';
-
-export interface Health {
-  status: 'ok';
-  modelVersion: number | null;
-  connectedClients: number;
-  eligibleClients: number;
-  activeRound: string | null;
-  uptimeSeconds: number;
-}
+import { zodToOpenApi } from './zod-validation.js';
 
 @ApiTags('operators')
 @Controller('api')
@@ -27,7 +20,8 @@ export class HealthController {
 
   @Get('health')
   @ApiOperation({ summary: 'Liveness and a summary (no token needed; reveals no client or model data)' })
-  async health(): Promise<Health> {
+  @ApiResponse({ status: 200, schema: zodToOpenApi(healthSchema, 'output') })
+  async health(): Promise<HealthResponse> {
     const counts = await this.devices.counts();
     return {
       status: 'ok',
@@ -43,7 +37,8 @@ export class HealthController {
   @UseGuards(OperatorGuard)
   @ApiBearerAuth()
   @ApiOperation({ summary: 'Counts of connected, eligible and participating devices' })
-  counts(): Promise<DeviceCounts> {
+  @ApiResponse({ status: 200, schema: zodToOpenApi(clientCountsSchema, 'output') })
+  counts(): Promise<ClientCountsResponse> {
     return this.devices.counts();
   }
 }

@@ -4,7 +4,7 @@ import { moduleLogger } from '../logging/logger.js';
 import type { Storage } from '../storage/storage.js';
 import type { RoundState } from './round-machine.js';
 import { RoundRoster } from './round-roster.js';
-import type { RoundRecord } from './round-types.js';
+import type { RoundRecord } from '../contract/index.js';
 
 const log = moduleLogger('rounds');
 

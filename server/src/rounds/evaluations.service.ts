@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { evaluationReportSchema, type EvaluationReport } from '@flock/client-sdk/protocol';
 import { moduleLogger } from '../logging/logger.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
-import type { LocalEvaluationSummary } from './round-types.js';
+import type { LocalEvaluationSummary } from '../contract/index.js';
 
 const log = moduleLogger('evaluations');
 

@@ -1,18 +1,26 @@
-import { BadRequestException, Body, Controller, Get, HttpCode, Inject, Param, ParseUUIDPipe, Post, Query, UseGuards } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, HttpCode, Inject, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { z } from 'zod';
-import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
-import { OperatorGuard } from '../auth/auth.js';
-import { parseWithZod, zodToOpenApi } from '../operators/zod-validation.js';
 import { StrategyConfigError } from '../aggregation/strategies.js';
-import type { RoundParams, RoundRecord } from './round-types.js';
-import { RoundsService, type RoundView } from './rounds.service.js';
-import { startRoundSchema, toRoundParams } from './start-round.js';
+import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import {
+  errorBodySchema,
+  roundDetailsSchema,
+  roundIdSchema,
+  roundListQuerySchema,
+  roundListSchema,
+  roundRecordSchema,
+  startRoundRequestSchema,
+  type RoundDetails,
+  type RoundParams,
+  type RoundRecord,
+} from '../contract/index.js';
+import { OperatorGuard } from '../auth/auth.js';
+import { parseWithZod, ZodParamPipe, zodToOpenApi } from '../operators/zod-validation.js';
+import { RoundsService } from './rounds.service.js';
+import { toRoundParams } from './start-round.js';
 
-const listQuerySchema = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-  offset: z.coerce.number().int().min(0).default(0),
-});
+const ROUND = zodToOpenApi(roundRecordSchema, 'output');
+const ERROR = zodToOpenApi(errorBodySchema, 'output');
 
 @ApiTags('rounds')
 @ApiBearerAuth()
@@ -26,12 +34,12 @@ export class RoundsController {
 
   @Post()
   @ApiOperation({ summary: 'Start a federated round', description: 'Selection starts at once; poll GET /api/rounds/{id} for progress.' })
-  @ApiBody({ schema: zodToOpenApi(startRoundSchema) })
-  @ApiResponse({ status: 201, description: 'The round, in state selecting' })
-  @ApiResponse({ status: 400, description: 'Invalid parameters' })
-  @ApiResponse({ status: 409, description: 'A round is already in flight' })
+  @ApiBody({ schema: zodToOpenApi(startRoundRequestSchema) })
+  @ApiResponse({ status: 201, description: 'The round, in state selecting', schema: ROUND })
+  @ApiResponse({ status: 400, description: 'Invalid parameters', schema: ERROR })
+  @ApiResponse({ status: 409, description: 'A round is already in flight', schema: ERROR })
   async start(@Body() body: unknown): Promise<RoundRecord> {
-    const request = parseWithZod(startRoundSchema, body ?? {});
+    const request = parseWithZod(startRoundRequestSchema, body ?? {});
     let params: RoundParams;
     try {
       params = toRoundParams(request, this.config.overSelection);
@@ -46,22 +54,25 @@ export class RoundsController {
   @ApiOperation({ summary: 'List rounds, newest first' })
   @ApiQuery({ name: 'limit', required: false, type: Number })
   @ApiQuery({ name: 'offset', required: false, type: Number })
+  @ApiResponse({ status: 200, schema: zodToOpenApi(roundListSchema, 'output') })
   async list(@Query() query: unknown): Promise<RoundRecord[]> {
-    return this.rounds.list(parseWithZod(listQuerySchema, query));
+    return this.rounds.list(parseWithZod(roundListQuerySchema, query));
   }
 
   @Get(':id')
   @ApiOperation({ summary: 'One round with its live state, metrics and state transitions' })
-  @ApiResponse({ status: 404, description: 'Unknown round' })
-  async get(@Param('id', new ParseUUIDPipe({ exceptionFactory: () => new BadRequestException('round id must be a UUID') })) id: string): Promise<RoundView> {
+  @ApiResponse({ status: 200, schema: zodToOpenApi(roundDetailsSchema, 'output') })
+  @ApiResponse({ status: 404, description: 'Unknown round', schema: ERROR })
+  async get(@Param('id', new ZodParamPipe(roundIdSchema)) id: string): Promise<RoundDetails> {
     return this.rounds.get(id);
   }
 
   @Post(':id/cancel')
   @HttpCode(200)
   @ApiOperation({ summary: 'Abort the round in flight; the global model is untouched' })
-  @ApiResponse({ status: 409, description: 'The round already ended' })
-  async cancel(@Param('id', new ParseUUIDPipe({ exceptionFactory: () => new BadRequestException('round id must be a UUID') })) id: string): Promise<RoundRecord> {
+  @ApiResponse({ status: 200, description: 'The round, now aborted', schema: ROUND })
+  @ApiResponse({ status: 409, description: 'The round already ended', schema: ERROR })
+  async cancel(@Param('id', new ZodParamPipe(roundIdSchema)) id: string): Promise<RoundRecord> {
     return this.rounds.cancel(id);
   }
 }

@@ -21,12 +21,11 @@ import { ActiveRound } from './active-round.js';
 import { RoundCommitter } from './round-commit.js';
 import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
 import { canSelect, selectionSize, type ReportingEnd } from './round-policy.js';
-import { emptyRoundMetrics, type RoundParams, type RoundRecord, type RoundTransition } from './round-types.js';
+import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.js';
+import { emptyRoundMetrics } from './round-types.js';
 import { admitUpload, parseUpload, UploadRejection, validateUpdate, type UploadTarget } from './upload-intake.js';
 
 const log = moduleLogger('rounds');
-
-export type RoundView = RoundRecord & { transitions: RoundTransition[]; timeLeftMs: number | null };
 
 function nowIso(): string {
   return new Date().toISOString();
@@ -383,7 +382,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** A round with its transitions; the round in flight shows live metrics from memory. */
-  async get(roundId: string): Promise<RoundView> {
+  async get(roundId: string): Promise<RoundDetails> {
     const active = this.active?.record.id === roundId ? this.active : null;
     if (active) await active.stored();
     const record = active ? { ...active.record } : await this.storage.getRound(roundId);

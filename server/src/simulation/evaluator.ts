@@ -1,10 +1,11 @@
 /**
- * The simulator's evaluation thread: fetches a committed global version over the REST API
- * (model.json + weights.bin) and tests it on the 10,000 MNIST test images, off the main thread so
- * that the next round (and the in-process coordinator) run meanwhile.
+ * The simulator's evaluation thread: fetches a committed global version over the REST API with the
+ * CLI's client (model.json + weights.bin) and tests it on the 10,000 MNIST test images, off the main
+ * thread so that the next round (and the in-process coordinator) run meanwhile.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initNodeBackend } from '@flock/client-sdk/node';
+import { FlockApiClient } from '../cli/api-client.js';
 import { loadMnistTestSet } from '../models/mnist-test-set.js';
 import { parseModelJson } from '../models/tfjs-format.js';
 import { noKeepAliveFetch } from './http-fetch.js';
@@ -20,15 +21,11 @@ export type EvaluatorReply =
   | { type: 'result'; version: number; accuracy: number; loss: number; seconds: number }
   | { type: 'failed'; version: number; message: string };
 
-async function fetchOk(url: string, token: string): Promise<Response> {
-  const response = await noKeepAliveFetch(url, { headers: { authorization: `Bearer ${token}` } });
-  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status} ${await response.text()}`);
-  return response;
-}
-
 async function main(): Promise<void> {
   const port = parentPort!;
   const init = workerData as EvaluatorInit;
+  // Generous: the in-process coordinator answers from the main thread, which may be busy with a commit.
+  const api = new FlockApiClient({ baseUrl: init.serverUrl, token: init.operatorToken, timeoutMs: 300_000, fetch: noKeepAliveFetch });
   await initNodeBackend();
   const testSet = await loadMnistTestSet();
   let queue: Promise<void> = Promise.resolve();
@@ -44,12 +41,8 @@ async function main(): Promise<void> {
     queue = queue.then(async () => {
       const started = performance.now();
       try {
-        const [jsonResponse, weightsResponse] = await Promise.all([
-          fetchOk(`${init.serverUrl}/api/models/${version}/model.json`, init.operatorToken),
-          fetchOk(`${init.serverUrl}/api/models/${version}/weights.bin`, init.operatorToken),
-        ]);
-        const { topology, weightSpecs } = parseModelJson(await jsonResponse.json());
-        const weights = new Uint8Array(await weightsResponse.arrayBuffer());
+        const [modelJson, weights] = await Promise.all([api.modelJson(version), api.modelWeights(version)]);
+        const { topology, weightSpecs } = parseModelJson(modelJson);
         const result = await testSet.evaluate({ topology, weightSpecs, weights });
         if ('skipped' in result) throw new Error(result.skipped);
         port.postMessage({ type: 'result', version, accuracy: result.accuracy, loss: result.loss, seconds: (performance.now() - started) / 1000 } satisfies EvaluatorReply);

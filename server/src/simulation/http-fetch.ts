@@ -7,19 +7,16 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
-export const noKeepAliveFetch: typeof fetch = (input, init = {}) =>
-  new Promise<Response>((resolve, reject) => {
-    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
-    const headers: Record<string, string> = {};
-    new Headers(init.headers).forEach((value, key) => (headers[key] = value));
-    const body = typeof init.body === 'string' ? Buffer.from(init.body) : init.body instanceof Uint8Array ? Buffer.from(init.body) : null;
-    if (init.body != null && body === null) {
-      reject(new TypeError('noKeepAliveFetch supports string and byte bodies only'));
-      return;
-    }
-    if (body) headers['content-length'] = String(body.byteLength);
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(url, { method: init.method ?? 'GET', headers, agent: false, signal: init.signal ?? undefined }, (res) => {
+export const noKeepAliveFetch: typeof fetch = async (input, init = {}) => {
+  // A Request serializes any body (JSON text, bytes, multipart FormData) and sets its content type.
+  const request = new Request(input, init);
+  const body = request.body ? Buffer.from(await request.arrayBuffer()) : null;
+  const headers: Record<string, string> = {};
+  request.headers.forEach((value, key) => (headers[key] = value));
+  if (body) headers['content-length'] = String(body.byteLength);
+  const send = new URL(request.url).protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<Response>((resolve, reject) => {
+    const req = send(request.url, { method: request.method, headers, agent: false, signal: init.signal ?? undefined }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', reject);
@@ -32,3 +29,4 @@ export const noKeepAliveFetch: typeof fetch = (input, init = {}) =>
     req.on('error', reject);
     req.end(body ?? undefined);
   });
+};

@@ -8,8 +8,9 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
-import type { RoundRow } from './report.js';
-import type { SimulationOptions } from './simulator.js';
+import type { StrategyOptions } from '../contract/index.js';
+import type { ExistingServer, SimulationOptions } from './options.js';
+import type { RoundRow, SimulationSummary } from './report.js';
 
 function number(name: string, check: (value: number) => boolean, what: string): (raw: string) => number {
   return (raw) => {
@@ -55,7 +56,7 @@ interface CliOptions {
   progress: boolean;
 }
 
-const program = new Command()
+const program: Command = new Command()
   .name('flock-simulate')
   .description('FedAvg on real MNIST with virtual SDK clients (worker threads) against a real Flock coordinator.')
   .option('--clients <K>', 'number of virtual clients', positiveInt('--clients'), 100)
@@ -98,80 +99,90 @@ const program = new Command()
   .option('--log-level <level>', 'coordinator log level', 'warn')
   .option('--no-progress', 'print one line per round instead of a progress bar');
 
-async function main(): Promise<void> {
-  program.parse();
-  const cli = program.opts<CliOptions>();
-  process.env.LOG_LEVEL = cli.logLevel;
-  let strategyOptions: Record<string, unknown> = {};
+/** The strategy options, the coordinator to use and the target, from the command line (a usage error exits). */
+function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; server: ExistingServer | null; target: number | null } {
+  let strategyOptions: StrategyOptions = {};
   try {
     const parsed: unknown = JSON.parse(cli.strategyOptions);
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-    strategyOptions = parsed as Record<string, unknown>;
+    strategyOptions = parsed as StrategyOptions; // the coordinator checks the keys and values
   } catch (error) {
     program.error(`--strategy-options must be a JSON object: ${(error as Error).message}`);
   }
-  let server: SimulationOptions['server'] = null;
+  let server: ExistingServer | null = null;
   if (cli.server) {
     const clientToken = cli.clientToken ?? process.env.FLOCK_CLIENT_TOKEN;
     const operatorToken = cli.operatorToken ?? process.env.FLOCK_OPERATOR_TOKEN;
-    if (!clientToken || !operatorToken) {
-      return program.error('--server needs --client-token and --operator-token (or FLOCK_CLIENT_TOKEN / FLOCK_OPERATOR_TOKEN)');
-    }
+    if (!clientToken || !operatorToken) program.error('--server needs --client-token and --operator-token (or FLOCK_CLIENT_TOKEN / FLOCK_OPERATOR_TOKEN)');
     server = { url: cli.server.replace(/\/+$/, ''), clientToken, operatorToken };
   }
   const target = cli.targetAccuracy === undefined ? null : cli.targetAccuracy > 1 ? cli.targetAccuracy / 100 : cli.targetAccuracy;
+  return { strategyOptions, server, target };
+}
 
-  const [{ runSimulation }, { writeSimulationOutput }, cliProgress] = await Promise.all([
-    import('./simulator.js'),
-    import('./report.js'),
-    import('cli-progress'),
-  ]);
-  const useBar = cli.progress && process.stderr.isTTY === true;
-  const bar = useBar
-    ? new cliProgress.SingleBar(
-        { format: 'round {value}/{total} [{bar}] acc {acc}% | {secs}s/round | {eta_formatted} left', hideCursor: true, stream: process.stderr },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
-  const log = (message: string): void => {
-    if (bar) bar.updateETA();
-    process.stderr.write(`${bar ? '\n' : ''}[simulate] ${message}\n`);
-  };
+interface Progress {
+  log(message: string): void;
+  onRound(row: RoundRow): void;
+  stop(): void;
+}
+
+/** A progress bar on a terminal (unless --no-progress), else one line per round, on stderr. */
+function progressReporter(cli: CliOptions, cliProgress: typeof import('cli-progress')): Progress {
+  const bar =
+    cli.progress && process.stderr.isTTY === true
+      ? new cliProgress.SingleBar(
+          { format: 'round {value}/{total} [{bar}] acc {acc}% | {secs}s/round | {eta_formatted} left', hideCursor: true, stream: process.stderr },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
   let barStarted = false;
-  const onRound = (row: RoundRow): void => {
-    const acc = (row.accuracy * 100).toFixed(2);
-    const poisoned = row.poisoned > 0 ? ` (${row.poisoned} poisoned)` : '';
-    if (bar) {
+  return {
+    log: (message) => {
+      if (bar) bar.updateETA();
+      process.stderr.write(`${bar ? '\n' : ''}[simulate] ${message}\n`);
+    },
+    onRound: (row) => {
+      const acc = (row.accuracy * 100).toFixed(2);
+      if (!bar) {
+        const poisoned = row.poisoned > 0 ? ` (${row.poisoned} poisoned)` : '';
+        process.stderr.write(
+          `round ${row.round}/${cli.rounds} ${row.status}: test accuracy ${acc}%, loss ${row.loss.toFixed(4)}, ` +
+            `${row.accepted}/${row.clients} accepted${poisoned}, ${row.dropped} dropped, ${row.seconds.toFixed(1)} s\n`,
+        );
+        return;
+      }
       if (!barStarted) {
         bar.start(cli.rounds, 0, { acc: '-', secs: '-' });
         barStarted = true;
       }
       bar.update(row.round, { acc, secs: row.seconds.toFixed(1) });
-    } else {
-      process.stderr.write(
-        `round ${row.round}/${cli.rounds} ${row.status}: test accuracy ${acc}%, loss ${row.loss.toFixed(4)}, ` +
-          `${row.accepted}/${row.clients} accepted${poisoned}, ${row.dropped} dropped, ${row.seconds.toFixed(1)} s\n`,
-      );
-    }
+    },
+    stop: () => bar?.stop(),
   };
+}
 
-  // Ctrl-C: cancel the round in flight, stop, and still write what was measured; twice: exit now.
+/** Ctrl-C: cancel the round in flight, stop, and still write what was measured; twice: exit now. */
+function interruptSignal(): AbortSignal {
   const stop = new AbortController();
   process.on('SIGINT', () => {
     if (stop.signal.aborted) process.exit(130);
     process.stderr.write('\n[simulate] interrupted: finishing up (Ctrl-C again to exit at once)\n');
     stop.abort();
   });
-  const summary = await runSimulation({
+  return stop.signal;
+}
+
+function simulationOptions(cli: CliOptions, resolved: ReturnType<typeof resolveArguments>, progress: Progress, signal: AbortSignal): Partial<SimulationOptions> {
+  return {
     clients: cli.clients,
     fraction: cli.fraction,
     epochs: cli.epochs,
     batchSize: cli.batchSize,
     learningRate: cli.learningRate,
     rounds: cli.rounds,
-    targetAccuracy: target,
+    targetAccuracy: resolved.target,
     strategy: cli.strategy,
-    strategyOptions,
+    strategyOptions: resolved.strategyOptions,
     partition: cli.partition,
     alpha: cli.alpha,
     examplesPerClient: cli.examplesPerClient ?? null,
@@ -187,22 +198,40 @@ async function main(): Promise<void> {
     overSelection: cli.overSelection,
     minClients: cli.minClients ?? null,
     deadlineSeconds: cli.deadline,
-    server,
-    onRound,
-    onLog: log,
-    signal: stop.signal,
-  }).finally(() => bar?.stop());
+    server: resolved.server,
+    onRound: (row) => progress.onRound(row),
+    onLog: (message) => progress.log(message),
+    signal,
+  };
+}
 
-  const title = `${cli.strategy} 2NN, ${cli.partition}, K=${cli.clients}, C=${cli.fraction}, E=${cli.epochs}, B=${cli.batchSize >= 100_000 ? 'inf' : cli.batchSize}, lr=${cli.learningRate}`;
-  const files = await writeSimulationOutput(cli.out, summary, { title, target });
+function printSummary(summary: SimulationSummary, target: number | null, files: string[]): void {
   const last = summary.rounds.at(-1);
+  const percent = (value: number): string => `${(value * 100).toFixed(2)}%`;
   process.stdout.write(
-    `${summary.rounds.length} round(s): final test accuracy ${(summary.finalAccuracy * 100).toFixed(2)}% ` +
-      `(best ${(summary.bestAccuracy * 100).toFixed(2)}%, initial ${(summary.initialAccuracy * 100).toFixed(2)}%)` +
-      `${target !== null ? `, target ${(target * 100).toFixed(2)}% ${summary.roundsToTarget !== null ? `reached at round ${summary.roundsToTarget}` : 'not reached'}` : ''}\n` +
+    `${summary.rounds.length} round(s): final test accuracy ${percent(summary.finalAccuracy)} ` +
+      `(best ${percent(summary.bestAccuracy)}, initial ${percent(summary.initialAccuracy)})` +
+      `${target !== null ? `, target ${percent(target)} ${summary.roundsToTarget !== null ? `reached at round ${summary.roundsToTarget}` : 'not reached'}` : ''}\n` +
       `time: ${summary.totalSeconds.toFixed(1)} s total (setup ${summary.setupSeconds.toFixed(1)} s, rounds ${last ? last.elapsed.toFixed(1) : '0'} s)\n` +
       `wrote ${files.join(', ')}\n`,
   );
+}
+
+async function main(): Promise<void> {
+  program.parse();
+  const cli = program.opts<CliOptions>();
+  process.env.LOG_LEVEL = cli.logLevel;
+  const resolved = resolveArguments(cli);
+  const [{ runSimulation }, { writeSimulationOutput }, cliProgress] = await Promise.all([
+    import('./simulator.js'),
+    import('./report.js'),
+    import('cli-progress'),
+  ]);
+  const progress = progressReporter(cli, cliProgress);
+  const summary = await runSimulation(simulationOptions(cli, resolved, progress, interruptSignal())).finally(() => progress.stop());
+  const title = `${cli.strategy} 2NN, ${cli.partition}, K=${cli.clients}, C=${cli.fraction}, E=${cli.epochs}, B=${cli.batchSize >= 100_000 ? 'inf' : cli.batchSize}, lr=${cli.learningRate}`;
+  const files = await writeSimulationOutput(cli.out, summary, { title, target: resolved.target });
+  printSummary(summary, resolved.target, files);
 }
 
 main().then(

@@ -13,7 +13,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, ServerEvent, type FlockSocket } from '@flock/client-sdk';
+import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, ServerEvent, type FlockSocket, type SocketFactory } from '@flock/client-sdk';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { io } from 'socket.io-client';
 import { mulberry32 } from '../datasets/seeded-random.js';
@@ -47,6 +47,63 @@ function examples(images: Float32Array, labels: Uint8Array): { xs: tf.Tensor2D; 
   return { xs, ys };
 }
 
+/**
+ * Publications reach only a sample of clients (per version), so that not every device fetches,
+ * tests and adopts every version; the others fetch a model only when selected.
+ */
+function sampledPublications(init: WorkerInit, index: number): SocketFactory {
+  return (url, options) => {
+    const socket = io(url, options) as FlockSocket;
+    if (init.localEvaluation >= 1) return socket;
+    const on = socket.on.bind(socket) as (event: string, listener: (...args: unknown[]) => void) => FlockSocket;
+    const sampled = (...args: unknown[]): boolean => {
+      const version = (args[0] as { version?: unknown } | undefined)?.version;
+      return typeof version === 'number' && hashInts(init.seed, version, index, 11) / 4294967296 < init.localEvaluation;
+    };
+    (socket as unknown as { on: typeof on }).on = (event, listener) =>
+      event === ServerEvent.modelPublished ? on(event, (...args) => (sampled(...args) ? listener(...args) : undefined)) : on(event, listener);
+    return socket;
+  };
+}
+
+/** Seeded dropout: a selected client whose (seed, round, client) hash is below the dropout probability turns busy mid-training. */
+function simulateDropout(client: FederatedClient, idle: ManualCondition, init: WorkerInit, spec: SimulatedClientData): void {
+  let dropAfterBatches: number | null = null;
+  let activeRoundId: string | null = null;
+  client.on('roundJoined', (configuration) => {
+    activeRoundId = configuration.roundId;
+    dropAfterBatches = null;
+    if (init.dropout <= 0) return;
+    const h = hashInts(init.seed, currentRound, spec.index);
+    if (h / 4294967296 >= init.dropout) return;
+    const batches = configuration.plan.epochs * Math.ceil(spec.trainLabels.length / Math.max(1, Math.min(configuration.plan.batchSize, spec.trainLabels.length)));
+    // After 1..batches-1 completed batches (mid-training), or after the first when there is one batch.
+    dropAfterBatches = batches <= 1 ? 1 : 1 + (hashInts(h, 1) % (batches - 1));
+  });
+  client.on('trainingProgress', (progress) => {
+    if (progress.purpose !== 'round' || dropAfterBatches === null || progress.roundId !== activeRoundId) return;
+    const done = progress.epoch * progress.batchesPerEpoch + progress.batch + 1;
+    if (done >= dropAfterBatches) {
+      dropAfterBatches = null;
+      idle.set('no'); // the SDK stops before its next batch and abandons the round
+    }
+  });
+}
+
+/** Tells the main thread about a client's uploads, abandonments and errors. */
+function reportEvents(client: FederatedClient, idle: ManualCondition, index: number): void {
+  client.on('roundAbandoned', ({ reason }) => {
+    post({ type: 'dropped', round: currentRound, client: index, reason });
+    if (idle.current() === 'no') setTimeout(() => idle.set('yes'), 0);
+  });
+  client.on('uploaded', ({ bytes, result, timings }) => {
+    post({ type: 'uploaded', round: currentRound, client: index, bytes, accepted: result.accepted, timings });
+  });
+  client.on('error', (error) => {
+    post({ type: 'clientError', client: index, code: error.code, message: error.message });
+  });
+}
+
 function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
   const train = examples(spec.trainImages, spec.trainLabels);
   const test = spec.testLabels.length > 0 ? examples(spec.testImages, spec.testLabels) : null;
@@ -69,55 +126,11 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
     ...(attack
       ? { transformDelta: (delta: Float32Array[]) => poisonDelta(attack, delta, mulberry32(hashInts(init.seed, currentRound, spec.index, 13))) }
       : {}),
-    socketFactory: (url, options) => {
-      const socket = io(url, options) as FlockSocket;
-      if (init.localEvaluation < 1) {
-        // Publications reach only a sample of clients (per version), so that not every device
-        // fetches, tests and adopts every version; the others fetch a model only when selected.
-        const on = socket.on.bind(socket) as (event: string, listener: (...args: unknown[]) => void) => FlockSocket;
-        const sampled = (...args: unknown[]): boolean => {
-          const version = (args[0] as { version?: unknown } | undefined)?.version;
-          return typeof version === 'number' && hashInts(init.seed, version, spec.index, 11) / 4294967296 < init.localEvaluation;
-        };
-        (socket as unknown as { on: typeof on }).on = (event, listener) =>
-          event === ServerEvent.modelPublished ? on(event, (...args) => (sampled(...args) ? listener(...args) : undefined)) : on(event, listener);
-      }
-      return socket;
-    },
+    socketFactory: sampledPublications(init, spec.index),
   });
-  const sim: SimClient = { index: spec.index, client, idle, tensors: [train.xs, train.ys, ...(test ? [test.xs, test.ys] : [])] };
-
-  let dropAfterBatches: number | null = null;
-  let activeRoundId: string | null = null;
-  client.on('roundJoined', (configuration) => {
-    activeRoundId = configuration.roundId;
-    dropAfterBatches = null;
-    if (init.dropout <= 0) return;
-    const h = hashInts(init.seed, currentRound, spec.index);
-    if (h / 4294967296 >= init.dropout) return;
-    const batches = configuration.plan.epochs * Math.ceil(spec.trainLabels.length / Math.max(1, Math.min(configuration.plan.batchSize, spec.trainLabels.length)));
-    // After 1..batches-1 completed batches (mid-training), or after the first when there is one batch.
-    dropAfterBatches = batches <= 1 ? 1 : 1 + (hashInts(h, 1) % (batches - 1));
-  });
-  client.on('trainingProgress', (progress) => {
-    if (progress.purpose !== 'round' || dropAfterBatches === null || progress.roundId !== activeRoundId) return;
-    const done = progress.epoch * progress.batchesPerEpoch + progress.batch + 1;
-    if (done >= dropAfterBatches) {
-      dropAfterBatches = null;
-      idle.set('no'); // the SDK stops before its next batch and abandons the round
-    }
-  });
-  client.on('roundAbandoned', ({ reason }) => {
-    post({ type: 'dropped', round: currentRound, client: spec.index, reason });
-    if (idle.current() === 'no') setTimeout(() => idle.set('yes'), 0);
-  });
-  client.on('uploaded', ({ bytes, result, timings }) => {
-    post({ type: 'uploaded', round: currentRound, client: spec.index, bytes, accepted: result.accepted, timings });
-  });
-  client.on('error', (error) => {
-    post({ type: 'clientError', client: spec.index, code: error.code, message: error.message });
-  });
-  return sim;
+  simulateDropout(client, idle, init, spec);
+  reportEvents(client, idle, spec.index);
+  return { index: spec.index, client, idle, tensors: [train.xs, train.ys, ...(test ? [test.xs, test.ys] : [])] };
 }
 
 async function main(): Promise<void> {

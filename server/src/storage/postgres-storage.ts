@@ -1,5 +1,6 @@
 import pg from 'pg';
-import type { RoundRecord, RoundStatus, RoundTransition } from '../rounds/round-types.js';
+import type { RoundStatus } from '@flock/client-sdk/protocol';
+import type { ModelVersionMeta, RoundRecord, RoundTransition } from '../contract/index.js';
 import { moduleLogger } from '../logging/logger.js';
 import {
   MODEL_INSERT_COLUMNS,
@@ -28,7 +29,7 @@ import {
   type RoundRow,
   type TransitionRow,
 } from './rows.js';
-import type { ModelVersionMeta, ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
+import type { ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
 
 const log = moduleLogger('storage');
 

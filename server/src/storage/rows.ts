@@ -3,18 +3,17 @@
  * column names and semantics; only the SQL dialect and the driver's value types differ
  * (SQLite hands JSON columns back as TEXT, pg parses JSONB itself).
  */
-import { BYTES_PER_VALUE, totalValues, type WeightSpec } from '@flock/client-sdk/protocol';
-import { emptyRoundMetrics, ROUND_STATUSES, type RoundRecord, type RoundStatus, type RoundTransition } from '../rounds/round-types.js';
-import type { ModelVersionMeta, ModelVersionRecord, ModelVersionSource, NewModelVersion, RoundPatch } from './storage.js';
-
-export const MODEL_SOURCES: readonly ModelVersionSource[] = ['initial', 'registered', 'round', 'rollback'];
+import { BYTES_PER_VALUE, ROUND_STATUSES, totalValues, type RoundStatus, type WeightSpec } from '@flock/client-sdk/protocol';
+import { MODEL_VERSION_SOURCES, type ModelVersionMeta, type ModelVersionSource, type RoundRecord, type RoundTransition } from '../contract/index.js';
+import { emptyRoundMetrics } from '../rounds/round-types.js';
+import type { ModelVersionRecord, NewModelVersion, RoundPatch } from './storage.js';
 
 /** `'a', 'b', 'c'` for CHECK constraints (the values are compile-time constants, never user input). */
 export function sqlList(values: readonly string[]): string {
   return values.map((value) => `'${value}'`).join(', ');
 }
 export const STATUS_LIST = sqlList(ROUND_STATUSES);
-export const SOURCE_LIST = sqlList(MODEL_SOURCES);
+export const SOURCE_LIST = sqlList(MODEL_VERSION_SOURCES);
 
 /** Meta columns of model_versions (everything except the weight bytes and the large JSON). */
 export const MODEL_META_COLUMNS = 'version, parent_version, round_id, source, created_at, num_parameters, metrics';

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { RoundRecord, RoundStatus, RoundTransition } from '../rounds/round-types.js';
+import type { RoundStatus } from '@flock/client-sdk/protocol';
+import type { ModelVersionMeta, RoundRecord, RoundTransition } from '../contract/index.js';
 import {
   MODEL_INSERT_COLUMNS,
   MODEL_META_COLUMNS,
@@ -29,7 +30,7 @@ import {
   type RoundRow,
   type TransitionRow,
 } from './rows.js';
-import type { ModelVersionMeta, ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
+import type { ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS model_versions (

@@ -1,20 +1,5 @@
-import type { WeightSpec } from '@flock/client-sdk/protocol';
-import type { RoundRecord, RoundStatus, RoundTransition } from '../rounds/round-types.js';
-
-/** How a model version came to be. */
-export type ModelVersionSource = 'initial' | 'registered' | 'round' | 'rollback';
-
-/** Metadata of an immutable global model version (everything but topology and weights). */
-export interface ModelVersionMeta {
-  version: number;
-  parentVersion: number | null;
-  roundId: string | null;
-  source: ModelVersionSource;
-  createdAt: string;
-  numParameters: number;
-  /** Free-form numbers recorded with the version, e.g. testAccuracy, testLoss, trainExamples. */
-  metrics: Record<string, number | string | null>;
-}
+import type { RoundStatus, WeightSpec } from '@flock/client-sdk/protocol';
+import type { ModelVersionMeta, RoundRecord, RoundTransition } from '../contract/index.js';
 
 /** A full version record without its weight bytes (those are fetched separately, they are large). */
 export interface ModelVersionRecord extends ModelVersionMeta {

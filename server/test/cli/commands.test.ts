@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ModelVersionMeta, RoundDetails, RoundRecord } from '../../src/cli/api-client.js';
+import type { ModelVersionMeta, RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import type { StatusView } from '../../src/cli/format.js';
 import {
   ACTIVE_ROUND_ID,

@@ -1,17 +1,42 @@
 /**
  * CONTRACT STAND-IN, NOT THE COORDINATOR. A real node:http server that answers the operator REST
- * API routes the `flock` CLI uses, with fixed, realistic bodies shaped exactly like the documented
- * contract (HealthResponse, ModelVersionMeta, RoundRecord, RoundDetails, Nest error bodies). It lets
- * the CLI be tested over real HTTP before the coordinator exists; end-to-end CLI tests against the
- * real coordinator are separate.
+ * API routes the `flock` CLI uses, with fixed, realistic bodies built from the REST contract's types
+ * (src/contract/) and checked with its schemas before they are sent, so the fixtures cannot drift
+ * from what the coordinator answers. End-to-end CLI tests against the real coordinator are separate.
  *
  * It checks the bearer token on every route but /api/health (401 with Nest's body otherwise),
- * validates POST /api/rounds strictly like the coordinator's schema (unknown keys -> 400), and
- * records every request so tests can assert what the CLI sent.
+ * validates POST /api/rounds with the contract's request schema and fills in its defaults like the
+ * coordinator, and records every request so tests can assert what the CLI sent.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { HealthResponse, ModelVersionMeta, RoundDetails, RoundRecord, RoundStatus, RoundTransition } from '../../src/cli/api-client.js';
+import type { z } from 'zod';
+import { isRoundFinished, type RoundStatus } from '@flock/client-sdk/protocol';
+import {
+  errorBodySchema,
+  healthSchema,
+  modelVersionDetailSchema,
+  modelVersionListSchema,
+  modelVersionMetaSchema,
+  modelVersionNumberSchema,
+  modelVersionSelectorSchema,
+  roundDetailsSchema,
+  roundIdSchema,
+  roundListQuerySchema,
+  roundListSchema,
+  roundParamsFromRequest,
+  roundRecordSchema,
+  startRoundRequestSchema,
+  validationMessages,
+  type ErrorBody,
+  type HealthResponse,
+  type ModelVersionDetail,
+  type ModelVersionMeta,
+  type ModelVersionSelector,
+  type RoundDetails,
+  type RoundRecord,
+  type RoundTransition,
+} from '../../src/contract/index.js';
 
 export const CONTRACT_TOKEN = 'op-token-7Qx2vLk9PzR4mWb8Nc3s';
 
@@ -20,7 +45,8 @@ export const COMMITTED_ROUND_ID = '1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b';
 export const FAILED_ROUND_ID = '9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a';
 export const NEW_ROUND_ID = 'c0ffee00-1234-4abc-8def-0123456789ab';
 
-const PLAN = { epochs: 1, batchSize: 10, learningRate: 0.05 };
+/** The coordinator's default over-selection (FLOCK_OVER_SELECTION), which a start request may leave out. */
+const DEFAULT_OVER_SELECTION = 1.3;
 
 export const MODELS: ModelVersionMeta[] = [
   {
@@ -52,21 +78,38 @@ export const MODELS: ModelVersionMeta[] = [
   },
 ];
 
+/** The 2NN's tensors, as GET /api/models/{version} lists them. */
+const WEIGHT_SPECS: ModelVersionDetail['weightSpecs'] = [
+  { name: 'hidden1/kernel', shape: [784, 200], dtype: 'float32' },
+  { name: 'hidden1/bias', shape: [200], dtype: 'float32' },
+  { name: 'hidden2/kernel', shape: [200, 200], dtype: 'float32' },
+  { name: 'hidden2/bias', shape: [200], dtype: 'float32' },
+  { name: 'output/kernel', shape: [200, 10], dtype: 'float32' },
+  { name: 'output/bias', shape: [10], dtype: 'float32' },
+];
+
+/** GET /api/models/{version}: the version's metadata plus what the download needs. */
+function modelDetail(meta: ModelVersionMeta): ModelVersionDetail {
+  return {
+    ...meta,
+    weightSpecs: WEIGHT_SPECS,
+    topology: { class_name: 'Sequential', config: { name: 'mnist-2nn', layers: [] } },
+    hasStrategyState: false,
+    modelUrl: `/api/models/${meta.version}/model.json`,
+  };
+}
+
+/** Round parameters the way the coordinator derives them from a start request (the contract's defaults). */
+function paramsFor(request: unknown): RoundRecord['params'] {
+  return roundParamsFromRequest(startRoundRequestSchema.parse(request), DEFAULT_OVER_SELECTION);
+}
+
 function record(id: string, status: RoundStatus, overrides: Partial<RoundRecord> = {}): RoundRecord {
   return {
     id,
     baseVersion: 3,
     status,
-    params: {
-      minClients: 8,
-      targetClients: 10,
-      overSelection: 1.3,
-      selectionTimeoutMs: 30_000,
-      deadlineMs: 120_000,
-      plan: PLAN,
-      strategy: 'fedavg',
-      maxUpdateNorm: null,
-    },
+    params: paramsFor({ minClients: 8, targetClients: 10 }),
     metrics: {
       eligibleAtSelection: 0,
       selected: 0,
@@ -78,6 +121,7 @@ function record(id: string, status: RoundStatus, overrides: Partial<RoundRecord>
       meanTrainLoss: null,
       updateNorm: null,
       bytesReceived: 0,
+      validationMs: 0,
       aggregationMs: 0,
       durationMs: null,
       localEvaluation: null,
@@ -119,6 +163,7 @@ export function committedRound(): RoundRecord {
       meanTrainLoss: 0.2134,
       updateNorm: 1.8731,
       bytesReceived: 10_359_480,
+      validationMs: 35,
       aggregationMs: 42,
       durationMs: 754_000,
       localEvaluation: {
@@ -188,31 +233,43 @@ export interface ContractServer {
   close(): Promise<void>;
 }
 
-const START_ROUND_KEYS = new Set([
-  'minClients',
-  'targetClients',
-  'overSelection',
-  'selectionTimeoutSeconds',
-  'deadlineSeconds',
-  'epochs',
-  'batchSize',
-  'learningRate',
-  'proximalMu',
-  'strategy',
-  'strategyOptions',
-  'maxUpdateNorm',
-]);
+interface Reply {
+  status: number;
+  body: unknown;
+}
 
+/** An error answer, in Nest's body format (checked against the contract's error schema). */
 class HttpError extends Error {
+  readonly body: ErrorBody;
   constructor(
     readonly status: number,
-    readonly body: { statusCode: number; message: string | string[]; error: string },
+    error: string,
+    message: string | string[],
   ) {
-    super(Array.isArray(body.message) ? body.message.join('; ') : body.message);
+    super(Array.isArray(message) ? message.join('; ') : message);
+    this.body = errorBodySchema.parse({ statusCode: status, message, error });
   }
 }
 
-const nestError = (statusCode: number, error: string, message: string | string[]): HttpError => new HttpError(statusCode, { statusCode, message, error });
+/** A fixture answer, checked against its contract schema first: a fixture that drifted from the contract fails the test (500). */
+function reply<S extends z.ZodType>(status: number, schema: S, body: z.input<S>): Reply {
+  schema.parse(body);
+  return { status, body };
+}
+
+/** Validates a request part like the coordinator's parseWithZod: a 400 listing one message per issue. */
+function parseRequest<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new HttpError(400, 'Bad Request', validationMessages(result.error));
+  return result.data;
+}
+
+/** A path parameter like the coordinator's ZodParamPipe: a 400 with the schema's message. */
+function parseParam<S extends z.ZodType>(schema: S, value: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new HttpError(400, 'Bad Request', result.error.issues[0]!.message);
+  return result.data;
+}
 
 async function readBody(request: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -222,178 +279,161 @@ async function readBody(request: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch {
-    throw nestError(400, 'Bad Request', 'Unexpected token in JSON');
+    throw new HttpError(400, 'Bad Request', 'Unexpected token in JSON');
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The new round as its n-th poll sees it: each poll advances the script one state; the last one sticks. */
+function scriptedRound(round: RoundRecord, status: RoundStatus): RoundRecord {
+  const terminal = isRoundFinished(status);
+  const done = status === 'committed';
+  return {
+    ...round,
+    status,
+    metrics: {
+      ...round.metrics,
+      eligibleAtSelection: 14,
+      selected: 13,
+      reported: done ? 12 : 5,
+      accepted: done ? 11 : 5,
+      rejected: done ? { norm_exceeded: 1 } : {},
+      dropped: status === 'failed' ? { conditions_changed: 4, deadline: 4 } : {},
+      totalExamples: done ? 6600 : 3000,
+      durationMs: terminal ? 95_000 : null,
+    },
+    committedVersion: done ? 4 : null,
+    error: status === 'failed' ? 'quorum not reached before the deadline: 5 valid updates, 8 needed' : null,
+    endedAt: terminal ? '2026-05-04T10:21:35.000Z' : null,
+  };
+}
 
-export async function startContractServer(token = CONTRACT_TOKEN): Promise<ContractServer> {
-  const requests: RecordedRequest[] = [];
-  const state: ContractState = { newRoundScript: ['selecting', 'configuring', 'reporting', 'committing', 'committed'], activeRound: true, noModel: false };
-  const rounds = new Map<string, RoundRecord>([
+/** The routes and their state. */
+class StandIn {
+  readonly state: ContractState = { newRoundScript: ['selecting', 'configuring', 'reporting', 'committing', 'committed'], activeRound: true, noModel: false };
+  private readonly rounds = new Map<string, RoundRecord>([
     [ACTIVE_ROUND_ID, activeRound()],
     [COMMITTED_ROUND_ID, committedRound()],
     [FAILED_ROUND_ID, failedRound()],
   ]);
   /** Order of GET /api/rounds (newest first). */
-  const order = [ACTIVE_ROUND_ID, COMMITTED_ROUND_ID, FAILED_ROUND_ID];
-  let newRoundPolls = 0;
-  let newRoundScript: RoundStatus[] = [];
+  private readonly order = [ACTIVE_ROUND_ID, COMMITTED_ROUND_ID, FAILED_ROUND_ID];
+  private newRoundPolls = 0;
+  private newRoundScript: RoundStatus[] = [];
 
-  function roundDetails(round: RoundRecord): RoundDetails {
-    const terminal = round.status === 'committed' || round.status === 'failed' || round.status === 'aborted';
+  route(method: string, path: string, query: URLSearchParams, body: unknown): Reply {
+    if (method === 'GET' && path === '/api/health') return reply(200, healthSchema, this.health());
+    if (method === 'GET' && path === '/api/models') return reply(200, modelVersionListSchema, this.state.noModel ? [] : MODELS);
+    if (method === 'GET' && path === '/api/rounds') return this.listRounds(query);
+    if (method === 'POST' && path === '/api/rounds') return this.startRound(body);
+    let match = /^\/api\/models\/([^/]+)(\/rollback)?$/.exec(path);
+    if (match && method === 'GET' && !match[2]) return reply(200, modelVersionDetailSchema, modelDetail(this.model(parseParam(modelVersionSelectorSchema, match[1]!))));
+    if (match && method === 'POST' && match[2]) return this.rollback(parseParam(modelVersionNumberSchema, match[1]!));
+    match = /^\/api\/rounds\/([^/]+)(\/cancel)?$/.exec(path);
+    if (match && method === 'GET' && !match[2]) return reply(200, roundDetailsSchema, this.roundDetails(this.poll(this.round(match[1]!))));
+    if (match && method === 'POST' && match[2]) return this.cancel(this.round(match[1]!));
+    throw new HttpError(404, 'Not Found', `Cannot ${method} ${path}`);
+  }
+
+  private health(): HealthResponse {
     return {
-      ...round,
-      transitions: TRANSITIONS[round.id] ?? [{ roundId: round.id, from: null, to: 'selecting', at: round.createdAt, note: null }],
-      timeLeftMs: terminal ? null : 88_500,
+      status: 'ok',
+      modelVersion: this.state.noModel ? null : MODELS[0]!.version,
+      connectedClients: 12,
+      eligibleClients: 9,
+      activeRound: this.state.activeRound && this.rounds.get(ACTIVE_ROUND_ID)?.status === 'reporting' ? ACTIVE_ROUND_ID : null,
+      uptimeSeconds: 3725,
     };
   }
 
-  function route(method: string, path: string, query: URLSearchParams, body: unknown): { status: number; body: unknown } {
-    if (method === 'GET' && path === '/api/health') {
-      const health: HealthResponse = {
-        status: 'ok',
-        modelVersion: state.noModel ? null : MODELS[0]!.version,
-        connectedClients: 12,
-        eligibleClients: 9,
-        activeRound: state.activeRound && rounds.get(ACTIVE_ROUND_ID)?.status === 'reporting' ? ACTIVE_ROUND_ID : null,
-        uptimeSeconds: 3725,
-      };
-      return { status: 200, body: health };
-    }
-    if (method === 'GET' && path === '/api/models') return { status: 200, body: state.noModel ? [] : MODELS };
-    if (method === 'GET' && path === '/api/models/current') {
-      if (state.noModel) throw nestError(404, 'Not Found', 'no model version registered yet');
-      return { status: 200, body: MODELS[0] };
-    }
-    let match = /^\/api\/models\/([^/]+)(\/rollback)?$/.exec(path);
-    if (match) {
-      const version = Number(match[1]);
-      if (!Number.isInteger(version)) throw nestError(400, 'Bad Request', 'Validation failed (numeric string is expected)');
-      const meta = MODELS.find((m) => m.version === version);
-      if (!meta) throw nestError(404, 'Not Found', `model version ${version} not found`);
-      if (method === 'GET' && !match[2]) return { status: 200, body: meta };
-      if (method === 'POST' && match[2]) {
-        const rolledBack: ModelVersionMeta = {
-          ...meta,
-          version: MODELS[0]!.version + 1,
-          parentVersion: meta.version,
-          roundId: null,
-          source: 'rollback',
-          createdAt: '2026-05-04T10:30:00.000Z',
-        };
-        return { status: 201, body: rolledBack };
-      }
-    }
-    if (path === '/api/rounds' && method === 'GET') {
-      const limit = Number(query.get('limit') ?? 50);
-      const offset = Number(query.get('offset') ?? 0);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw nestError(400, 'Bad Request', ['limit: Too big: expected number to be <=1000']);
-      const visible = order.filter((id) => state.activeRound || id !== ACTIVE_ROUND_ID);
-      return { status: 200, body: visible.slice(offset, offset + limit).map((id) => rounds.get(id)) };
-    }
-    if (path === '/api/rounds' && method === 'POST') {
-      const params = (body ?? {}) as Record<string, unknown>;
-      if (typeof params !== 'object' || Array.isArray(params)) throw nestError(400, 'Bad Request', ['expected an object']);
-      const unknown = Object.keys(params).filter((key) => !START_ROUND_KEYS.has(key));
-      if (unknown.length > 0) throw nestError(400, 'Bad Request', [`Unrecognized key(s) in object: ${unknown.map((k) => `"${k}"`).join(', ')}`]);
-      const minClients = (params.minClients as number | undefined) ?? 2;
-      const targetClients = params.targetClients as number | undefined;
-      if (targetClients !== undefined && targetClients < minClients) {
-        throw nestError(400, 'Bad Request', ['targetClients: targetClients must be at least minClients']);
-      }
-      if (state.activeRound) throw nestError(409, 'Conflict', `round ${ACTIVE_ROUND_ID} is already in flight (reporting)`);
-      const created = record(NEW_ROUND_ID, 'selecting', {
-        params: {
-          minClients,
-          targetClients: targetClients ?? Math.max(minClients, 10),
-          overSelection: (params.overSelection as number | undefined) ?? 1.3,
-          selectionTimeoutMs: ((params.selectionTimeoutSeconds as number | undefined) ?? 30) * 1000,
-          deadlineMs: ((params.deadlineSeconds as number | undefined) ?? 120) * 1000,
-          plan: {
-            epochs: (params.epochs as number | undefined) ?? 1,
-            batchSize: (params.batchSize as number | undefined) ?? 10,
-            learningRate: (params.learningRate as number | undefined) ?? 0.05,
-            ...(params.proximalMu !== undefined ? { proximalMu: params.proximalMu as number } : {}),
-          },
-          strategy: (params.strategy as string | undefined) ?? 'fedavg',
-          strategyOptions: (params.strategyOptions as Record<string, unknown> | undefined) ?? {},
-          maxUpdateNorm: (params.maxUpdateNorm as number | undefined) ?? null,
-        },
-      });
-      rounds.set(NEW_ROUND_ID, created);
-      if (!order.includes(NEW_ROUND_ID)) order.unshift(NEW_ROUND_ID);
-      newRoundPolls = 0;
-      newRoundScript = [...state.newRoundScript];
-      return { status: 201, body: created };
-    }
-    match = /^\/api\/rounds\/([^/]+)(\/cancel)?$/.exec(path);
-    if (match) {
-      const id = decodeURIComponent(match[1]!);
-      if (!UUID.test(id)) throw nestError(400, 'Bad Request', 'round id must be a UUID');
-      let round = rounds.get(id);
-      if (!round) throw nestError(404, 'Not Found', `round ${id} not found`);
-      if (method === 'GET' && !match[2]) {
-        if (id === NEW_ROUND_ID) {
-          // Each poll advances the scripted round one state; the last one sticks.
-          const status = newRoundScript[Math.min(newRoundPolls++, newRoundScript.length - 1)]!;
-          const terminal = status === 'committed' || status === 'failed' || status === 'aborted';
-          const done = status === 'committed';
-          round = {
-            ...round,
-            status,
-            metrics: {
-              ...round.metrics,
-              eligibleAtSelection: 14,
-              selected: 13,
-              reported: done ? 12 : 5,
-              accepted: done ? 11 : 5,
-              rejected: done ? { norm_exceeded: 1 } : {},
-              dropped: status === 'failed' ? { conditions_changed: 4, deadline: 4 } : {},
-              totalExamples: done ? 6600 : 3000,
-              durationMs: terminal ? 95_000 : null,
-            },
-            committedVersion: status === 'committed' ? 4 : null,
-            error: status === 'failed' ? 'quorum not reached before the deadline: 5 valid updates, 8 needed' : null,
-            endedAt: terminal ? '2026-05-04T10:21:35.000Z' : null,
-          };
-          rounds.set(id, round);
-        }
-        return { status: 200, body: roundDetails(round) };
-      }
-      if (method === 'POST' && match[2]) {
-        if (round.status === 'committed' || round.status === 'failed' || round.status === 'aborted') {
-          throw nestError(409, 'Conflict', `round ${id} already ended (${round.status})`);
-        }
-        const aborted: RoundRecord = { ...round, status: 'aborted', error: 'cancelled by operator', endedAt: '2026-05-04T10:21:00.000Z', updatedAt: '2026-05-04T10:21:00.000Z' };
-        rounds.set(id, aborted);
-        return { status: 200, body: aborted };
-      }
-    }
-    throw nestError(404, 'Not Found', `Cannot ${method} ${path}`);
+  private model(requested: ModelVersionSelector): ModelVersionMeta {
+    if (requested === 'current' && this.state.noModel) throw new HttpError(404, 'Not Found', 'no model version registered yet');
+    const meta = requested === 'current' ? MODELS[0] : MODELS.find((m) => m.version === requested);
+    if (!meta) throw new HttpError(404, 'Not Found', `model version ${requested} not found`);
+    return meta;
   }
 
+  private rollback(version: number): Reply {
+    const meta = this.model(version);
+    const rolledBack: ModelVersionMeta = {
+      ...meta,
+      version: MODELS[0]!.version + 1,
+      parentVersion: meta.version,
+      roundId: null,
+      source: 'rollback',
+      createdAt: '2026-05-04T10:30:00.000Z',
+    };
+    return reply(201, modelVersionMetaSchema, rolledBack);
+  }
+
+  private listRounds(query: URLSearchParams): Reply {
+    const { limit, offset } = parseRequest(roundListQuerySchema, Object.fromEntries(query));
+    const visible = this.order.filter((id) => this.state.activeRound || id !== ACTIVE_ROUND_ID);
+    return reply(200, roundListSchema, visible.slice(offset, offset + limit).map((id) => this.rounds.get(id)!));
+  }
+
+  private startRound(body: unknown): Reply {
+    const request = parseRequest(startRoundRequestSchema, body ?? {});
+    if (this.state.activeRound) throw new HttpError(409, 'Conflict', `round ${ACTIVE_ROUND_ID} is already in flight (reporting)`);
+    const created = record(NEW_ROUND_ID, 'selecting', { params: roundParamsFromRequest(request, DEFAULT_OVER_SELECTION) });
+    this.rounds.set(NEW_ROUND_ID, created);
+    if (!this.order.includes(NEW_ROUND_ID)) this.order.unshift(NEW_ROUND_ID);
+    this.newRoundPolls = 0;
+    this.newRoundScript = [...this.state.newRoundScript];
+    return reply(201, roundRecordSchema, created);
+  }
+
+  private round(rawId: string): RoundRecord {
+    const id = parseParam(roundIdSchema, decodeURIComponent(rawId));
+    const round = this.rounds.get(id);
+    if (!round) throw new HttpError(404, 'Not Found', `round ${id} not found`);
+    return round;
+  }
+
+  /** A GET of a round: the scripted new round moves on. */
+  private poll(round: RoundRecord): RoundRecord {
+    if (round.id !== NEW_ROUND_ID) return round;
+    const next = scriptedRound(round, this.newRoundScript[Math.min(this.newRoundPolls++, this.newRoundScript.length - 1)]!);
+    this.rounds.set(round.id, next);
+    return next;
+  }
+
+  private roundDetails(round: RoundRecord): RoundDetails {
+    return {
+      ...round,
+      transitions: TRANSITIONS[round.id] ?? [{ roundId: round.id, from: null, to: 'selecting', at: round.createdAt, note: null }],
+      timeLeftMs: isRoundFinished(round.status) ? null : 88_500,
+    };
+  }
+
+  private cancel(round: RoundRecord): Reply {
+    if (isRoundFinished(round.status)) throw new HttpError(409, 'Conflict', `round ${round.id} already ended (${round.status})`);
+    const aborted: RoundRecord = { ...round, status: 'aborted', error: 'cancelled by operator', endedAt: '2026-05-04T10:21:00.000Z', updatedAt: '2026-05-04T10:21:00.000Z' };
+    this.rounds.set(round.id, aborted);
+    return reply(200, roundRecordSchema, aborted);
+  }
+}
+
+export async function startContractServer(token = CONTRACT_TOKEN): Promise<ContractServer> {
+  const requests: RecordedRequest[] = [];
+  const standIn = new StandIn();
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     void (async () => {
       const url = new URL(request.url ?? '/', 'http://contract.invalid');
       const method = request.method ?? 'GET';
-      let status: number;
-      let payload: unknown;
+      let answer: Reply;
       try {
         const body = await readBody(request);
         requests.push({ method, path: url.pathname + url.search, authorization: request.headers.authorization, body });
         if (url.pathname !== '/api/health' && request.headers.authorization !== `Bearer ${token}`) {
-          throw nestError(401, 'Unauthorized', 'operator token required: send Authorization: Bearer <token>');
+          throw new HttpError(401, 'Unauthorized', 'operator token required: send Authorization: Bearer <token>');
         }
-        ({ status, body: payload } = route(method, url.pathname, url.searchParams, body));
+        answer = standIn.route(method, url.pathname, url.searchParams, body);
       } catch (error) {
         if (!(error instanceof HttpError)) throw error;
-        status = error.status;
-        payload = error.body;
+        answer = { status: error.status, body: error.body };
       }
-      response.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-      response.end(JSON.stringify(payload));
+      response.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8' });
+      response.end(JSON.stringify(answer.body));
     })().catch((error: unknown) => {
       response.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
       response.end(JSON.stringify({ statusCode: 500, message: String(error), error: 'Internal Server Error' }));
@@ -405,7 +445,7 @@ export async function startContractServer(token = CONTRACT_TOKEN): Promise<Contr
     url: `http://127.0.0.1:${port}`,
     token,
     requests,
-    state,
+    state: standIn.state,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();

@@ -4,7 +4,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ApiError, ConnectionError, FlockApiClient } from '../../src/cli/api-client.js';
-import { ACTIVE_ROUND_ID, startContractServer, type ContractServer } from './contract-server.js';
+import { ACTIVE_ROUND_ID, committedRound, startContractServer, type ContractServer } from './contract-server.js';
 import { emptyDir, runFlock, type CliRun } from './harness.js';
 
 let server: ContractServer;
@@ -176,6 +176,27 @@ describe('exit codes', () => {
       expect(run.stderr).toContain('a Flock coordinator?');
     } finally {
       await new Promise<void>((resolve) => html.close(() => resolve()));
+    }
+  });
+  it('1 when a response breaks the REST contract, naming the field', async () => {
+    // A coordinator of another version: its round records lack validationMs and strategyOptions.
+    const { strategyOptions: _options, ...params } = committedRound().params;
+    const { validationMs: _validation, ...metrics } = committedRound().metrics;
+    const old = createHttpServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify([{ ...committedRound(), params, metrics }]));
+    });
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(old.address() as AddressInfo).port}`;
+    try {
+      const run = await runFlock(['round', 'list', '--json', '--url', url, '--token', server.token]);
+      expect(run.code).toBe(1);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toContain('the response of GET /api/rounds?limit=20 breaks the API contract');
+      expect(run.stderr).toContain('0.params.strategyOptions');
+      expect(run.stderr).toContain('0.metrics.validationMs');
+    } finally {
+      await new Promise<void>((resolve) => old.close(() => resolve()));
     }
   });
 });

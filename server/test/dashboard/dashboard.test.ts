@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEvent } from '@flock/client-sdk/protocol';
 import { PUSH_INTERVAL_MS } from '../../src/dashboard/dashboard.gateway.js';
-import type { RoundRecord } from '../../src/rounds/round-types.js';
+import type { RoundRecord } from '../../src/contract/index.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 import { OperatorFeed, refusal } from './operator-socket.js';

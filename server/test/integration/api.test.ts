@@ -1,5 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { z } from 'zod';
+import { FlockApiClient } from '../../src/cli/api-client.js';
+import {
+  clientCountsSchema,
+  healthSchema,
+  modelJsonSchema,
+  modelVersionDetailSchema,
+  modelVersionListSchema,
+  modelVersionMetaSchema,
+  roundDetailsSchema,
+  roundListSchema,
+  roundRecordSchema,
+} from '../../src/contract/index.js';
+import { build2NN } from '../../src/models/default-model.js';
+import { modelToParts } from '../../src/models/tfjs-format.js';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 import { OPERATOR_TOKEN, operatorFetch, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
 
 let coordinator: TestCoordinator;
@@ -70,13 +86,54 @@ describe('operator REST API', () => {
   });
 
   it('documents the API with OpenAPI and exposes Prometheus metrics', async () => {
-    const spec = await operatorFetch<{ openapi: string; paths: Record<string, unknown> }>(coordinator.url, '/api/docs/openapi.json', {}, '');
+    type Operation = { responses: Record<string, { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> }> };
+    const spec = await operatorFetch<{ openapi: string; paths: Record<string, Record<string, Operation>> }>(coordinator.url, '/api/docs/openapi.json', {}, '');
     expect(spec.status).toBe(200);
     expect(Object.keys(spec.body.paths)).toEqual(expect.arrayContaining(['/api/rounds', '/api/rounds/{id}', '/api/health', '/api/models', '/metrics']));
+    // Response schemas come from the contract's zod schemas.
+    const properties = (path: string, method: string, status: string) =>
+      Object.keys(spec.body.paths[path]?.[method]?.responses[status]?.content?.['application/json']?.schema?.properties ?? {});
+    expect(properties('/api/health', 'get', '200')).toEqual(Object.keys(healthSchema.shape));
+    expect(properties('/api/clients', 'get', '200')).toEqual(Object.keys(clientCountsSchema.shape));
+    expect(properties('/api/rounds', 'post', '201')).toEqual(Object.keys(roundRecordSchema.shape));
+    expect(properties('/api/rounds/{id}', 'get', '200')).toEqual(expect.arrayContaining(['transitions', 'timeLeftMs', 'metrics']));
+    expect(properties('/api/models/{version}', 'get', '200')).toEqual(Object.keys(modelVersionDetailSchema.shape));
     const metrics = await operatorFetch<string>(coordinator.url, '/metrics', {}, OPERATOR_TOKEN);
     expect(metrics.status).toBe(200);
     for (const name of ['flock_rounds_total', 'flock_connected_clients', 'flock_eligible_clients', 'flock_aggregation_seconds', 'flock_model_version']) {
       expect(metrics.body).toContain(name);
     }
+  });
+
+  it('answers exactly what the REST contract says, through the client the CLI and the simulator use', async () => {
+    // The simulator's transport (no keep-alive, bodies serialized by hand), multipart included.
+    const client = new FlockApiClient({ baseUrl: coordinator.url, token: OPERATOR_TOKEN, fetch: noKeepAliveFetch });
+    const model = build2NN(11);
+    const parts = await modelToParts(model);
+    model.dispose();
+    const modelJson = { format: 'layers-model', modelTopology: parts.topology, weightsManifest: [{ paths: ['./model.weights.bin'], weights: parts.weightSpecs }] };
+    const registered = await client.registerModel({ modelJson, weights: parts.weights, metrics: { note: 'contract test', seed: 11 } });
+    expect(registered).toMatchObject({ source: 'registered', metrics: { note: 'contract test', seed: 11 } });
+    expect(Buffer.from(await client.modelWeights(registered.version)).equals(Buffer.from(parts.weights))).toBe(true);
+
+    const started = await client.startRound({ minClients: 1, selectionTimeoutSeconds: 60, strategy: 'fedadam', strategyOptions: { serverLearningRate: 0.03 } });
+    const responses: [z.ZodType, unknown][] = [
+      [healthSchema, await client.health()],
+      [clientCountsSchema, await client.clientCounts()],
+      [modelVersionListSchema, await client.listModels()],
+      [modelVersionDetailSchema, await client.currentModel()],
+      [modelVersionMetaSchema, registered],
+      [modelJsonSchema, await client.modelJson(registered.version)],
+      [roundRecordSchema, started],
+      [roundDetailsSchema, await client.getRound(started.id)],
+      [roundRecordSchema, await client.cancelRound(started.id)],
+      [roundListSchema, await client.listRounds({ limit: 5 })],
+      [modelVersionMetaSchema, await client.rollbackModel(1)],
+    ];
+    // The client already refused anything the contract lacks a required field of; unknown keys would be
+    // stripped by parse, so equality also means the coordinator sends nothing the contract does not name.
+    for (const [schema, body] of responses) expect(schema.parse(body)).toEqual(body);
+    expect(started.params).toMatchObject({ strategy: 'fedadam', strategyOptions: { serverLearningRate: 0.03 }, targetClients: 10 });
+    expect(started.metrics).toMatchObject({ validationMs: 0, aggregationMs: 0 });
   });
 });

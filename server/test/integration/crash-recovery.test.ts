@@ -3,8 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RoundView } from '../../src/rounds/rounds.service.js';
-import type { ModelVersionMeta } from '../../src/storage/storage.js';
+import type { ModelVersionMeta, RoundDetails } from '../../src/contract/index.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, operatorFetch, waitFor } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
@@ -79,7 +78,7 @@ describe('crash recovery (kill -9 of the coordinator process)', () => {
         expect((await device.upload(configuration, model, makeDelta(model, k), 30)).accepted).toBe(true);
       }),
     );
-    const committed = await waitFor(() => operatorFetch<RoundView>(first.url, `/api/rounds/${round.body.id}`), (r) => r.body.status === 'committed', 20_000);
+    const committed = await waitFor(() => operatorFetch<RoundDetails>(first.url, `/api/rounds/${round.body.id}`), (r) => r.body.status === 'committed', 20_000);
     const version = committed.body.committedVersion!;
     expect(version).toBe(2);
     const before = await weightsBytes(first.url, version);
@@ -94,7 +93,7 @@ describe('crash recovery (kill -9 of the coordinator process)', () => {
     const current = await operatorFetch<ModelVersionMeta>(second.url, '/api/models/current');
     expect(current.body).toMatchObject({ version, roundId: round.body.id, source: 'round' });
     expect((await weightsBytes(second.url, 'current')).equals(before)).toBe(true);
-    const aborted = await operatorFetch<RoundView>(second.url, `/api/rounds/${inFlight.body.id}`);
+    const aborted = await operatorFetch<RoundDetails>(second.url, `/api/rounds/${inFlight.body.id}`);
     expect(aborted.body).toMatchObject({ status: 'aborted', error: 'coordinator restarted while the round was in flight', committedVersion: null });
     expect(aborted.body.transitions.at(-1)).toMatchObject({ from: 'reporting', to: 'aborted' });
     // the restarted coordinator still runs rounds

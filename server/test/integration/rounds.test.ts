@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { asFloat32, type ModelPayload, type RejectionReason } from '@flock/client-sdk/protocol';
-import type { RoundRecord } from '../../src/rounds/round-types.js';
-import type { RoundView } from '../../src/rounds/rounds.service.js';
-import type { ModelVersionMeta } from '../../src/storage/storage.js';
+import type { ModelVersionMeta, RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import { startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
@@ -28,9 +26,9 @@ async function startRound(body: Record<string, unknown>): Promise<RoundRecord> {
   return round;
 }
 
-async function roundEnded(id: string): Promise<RoundView> {
+async function roundEnded(id: string): Promise<RoundDetails> {
   const { body } = await waitFor(
-    () => coordinator.api<RoundView>(`/api/rounds/${id}`),
+    () => coordinator.api<RoundDetails>(`/api/rounds/${id}`),
     (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
     20_000,
     `round ${id} to end`,

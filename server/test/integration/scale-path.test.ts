@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { RoundView } from '../../src/rounds/rounds.service.js';
+import type { RoundDetails } from '../../src/contract/index.js';
 import { startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
@@ -41,7 +41,7 @@ describe('the scale path: the same coordinator on PostgreSQL and the socket.io R
         expect((await device.upload(configuration, model, makeDelta(model, k), 25)).accepted).toBe(true);
       }),
     );
-    const round = await waitFor(() => coordinator!.api<RoundView>(`/api/rounds/${started.body.id}`), (r) => r.body.status === 'committed', 20_000);
+    const round = await waitFor(() => coordinator!.api<RoundDetails>(`/api/rounds/${started.body.id}`), (r) => r.body.status === 'committed', 20_000);
     for (const device of devices) expect((await device.published.next()).version).toBe(round.body.committedVersion);
 
     // the state is in PostgreSQL: the committed version and the round's transitions

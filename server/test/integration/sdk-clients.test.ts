@@ -14,8 +14,8 @@ import {
   type ModelStore,
 } from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
+import type { RoundDetails } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
-import type { RoundView } from '../../src/rounds/rounds.service.js';
 import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 
 const MODEL_BYTES = 199_210 * 4;
@@ -78,8 +78,8 @@ async function startRound(body: Record<string, unknown>): Promise<string> {
   return response.body.id;
 }
 
-async function roundEnded(id: string): Promise<RoundView> {
-  const { body } = await waitFor(() => coordinator.api<RoundView>(`/api/rounds/${id}`), (r) => ['committed', 'failed', 'aborted'].includes(r.body.status), 60_000, 'round end');
+async function roundEnded(id: string): Promise<RoundDetails> {
+  const { body } = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${id}`), (r) => ['committed', 'failed', 'aborted'].includes(r.body.status), 60_000, 'round end');
   return body;
 }
 
@@ -129,7 +129,7 @@ describe('SDK clients against the real coordinator', () => {
       expect(evaluated.report).toMatchObject({ modelVersion: 2, numExamples: TEST_PER_CLIENT });
       expect(evaluated.report!.globalAccuracy).toBeGreaterThan(0.5);
     }
-    const withEvaluations = await waitFor(() => coordinator.api<RoundView>(`/api/rounds/${roundId}`), (r) => r.body.metrics.localEvaluation?.reports === 3, 15_000, 'evaluation reports');
+    const withEvaluations = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${roundId}`), (r) => r.body.metrics.localEvaluation?.reports === 3, 15_000, 'evaluation reports');
     expect(withEvaluations.body.metrics.localEvaluation).toMatchObject({ reports: 3, numExamples: 3 * TEST_PER_CLIENT });
 
     // What crossed the socket: protocol events only; weights as one binary buffer; no examples or labels.

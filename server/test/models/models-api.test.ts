@@ -23,7 +23,7 @@ import { ModelsModule } from '../../src/models/models.module.js';
 import { ModelsService } from '../../src/models/models.service.js';
 import { loadLayersModelFromParts, modelToParts } from '../../src/models/tfjs-format.js';
 import { StorageModule } from '../../src/storage/storage.module.js';
-import type { ModelVersionMeta } from '../../src/storage/storage.js';
+import { modelVersionDetailSchema, modelVersionMetaSchema, type ModelVersionMeta } from '../../src/contract/index.js';
 
 const OPERATOR = 'operator-token-0123456789';
 const CLIENT = 'client-token-0123456789ab';
@@ -287,6 +287,9 @@ describe('OpenAPI', () => {
     ]);
     expect(Object.keys(document.paths['/api/models']!).sort()).toEqual(['get', 'post']);
     expect(document.paths['/api/models/{version}/weights.bin']!.get!.responses['200']).toHaveProperty('content.application/octet-stream');
-    expect(document.components?.schemas).toHaveProperty('ModelVersionMetaDto');
+    // Response schemas are the contract's zod schemas (inline): the version metadata fields, and the detail's on top.
+    const jsonSchema = (path: string, status: string) => (document.paths[path]!.get!.responses[status] as { content: Record<string, { schema: Record<string, any> }> }).content['application/json']!.schema;
+    expect(Object.keys(jsonSchema('/api/models', '200').items.properties)).toEqual(Object.keys(modelVersionMetaSchema.shape));
+    expect(Object.keys(jsonSchema('/api/models/{version}', '200').properties)).toEqual(Object.keys(modelVersionDetailSchema.shape));
   });
 });

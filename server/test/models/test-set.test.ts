@@ -11,11 +11,10 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateModel, resolveLoss } from '@flock/client-sdk';
 import type { RoundConfiguration } from '@flock/client-sdk/protocol';
+import { testSetMetricsSchema, type ModelVersionMeta, type RoundDetails } from '../../src/contract/index.js';
 import { mnistTensors, readMnist } from '../../src/datasets/mnist.js';
 import { build2NN } from '../../src/models/default-model.js';
 import { modelToParts } from '../../src/models/tfjs-format.js';
-import type { RoundView } from '../../src/rounds/rounds.service.js';
-import type { ModelVersionMeta } from '../../src/storage/storage.js';
 import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
@@ -67,7 +66,7 @@ describe('the coordinator tests every new version on its test set', () => {
     const devices = await Promise.all([0, 1].map(() => ProtocolClient.connect(coordinator.url)));
     try {
       await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === 2, 10_000, 'eligible devices');
-      const { body: round } = await coordinator.api<RoundView>('/api/rounds', {
+      const { body: round } = await coordinator.api<RoundDetails>('/api/rounds', {
         method: 'POST',
         body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1, deadlineSeconds: 30, epochs: 1, batchSize: 10, learningRate: 0.1 }),
       });
@@ -78,11 +77,12 @@ describe('the coordinator tests every new version on its test set', () => {
           expect((await device.upload(configuration, model, makeDelta(model, i + 1, 0.002), 600)).accepted).toBe(true);
         }),
       );
-      const ended = await waitFor(() => coordinator.api<RoundView>(`/api/rounds/${round.id}`), (r) => r.body.status === 'committed', 20_000, 'the commit');
+      const ended = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${round.id}`), (r) => r.body.status === 'committed', 20_000, 'the commit');
       const committed = ended.body.committedVersion!;
 
       const meta = await tested(committed);
       expect(meta.metrics).toMatchObject({ testExamples: 10_000, testSet: 'mnist-test' });
+      expect(testSetMetricsSchema.safeParse(meta.metrics).success).toBe(true); // the contract's shape of the test-set numbers
       const here = await evaluateHere(committed);
       expect(meta.metrics.testAccuracy).toBeCloseTo(here.accuracy, 6);
       expect(meta.metrics.testLoss).toBeCloseTo(here.loss, 4);

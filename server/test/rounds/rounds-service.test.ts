@@ -18,7 +18,7 @@ import { ModelsService } from '../../src/models/models.service.js';
 import { TestSetEvaluationService } from '../../src/models/test-set-evaluation.service.js';
 import { modelToParts } from '../../src/models/tfjs-format.js';
 import { RoundCommitter } from '../../src/rounds/round-commit.js';
-import type { RoundParams } from '../../src/rounds/round-types.js';
+import type { RoundParams } from '../../src/contract/index.js';
 import { RoundsService } from '../../src/rounds/rounds.service.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
 import type { Storage } from '../../src/storage/storage.js';

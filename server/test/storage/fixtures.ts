@@ -1,4 +1,6 @@
-import { emptyRoundMetrics, type RoundRecord, type RoundStatus } from '../../src/rounds/round-types.js';
+import type { RoundStatus } from '@flock/client-sdk/protocol';
+import type { RoundRecord } from '../../src/contract/index.js';
+import { emptyRoundMetrics } from '../../src/rounds/round-types.js';
 import type { NewModelVersion } from '../../src/storage/storage.js';
 
 /** Shapes of the 2NN (784-200-200-10): 199,210 float32 values. */
@@ -56,6 +58,7 @@ export function newRound(id: string, overrides: Partial<RoundRecord> = {}): Roun
       deadlineMs: 120_000,
       plan: { epochs: 1, batchSize: 10, learningRate: 0.05 },
       strategy: 'fedavg',
+      strategyOptions: {},
       maxUpdateNorm: null,
     },
     metrics: emptyRoundMetrics(),

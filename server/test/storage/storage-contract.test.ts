@@ -14,7 +14,7 @@ import { PostgresStorage, redactUrl } from '../../src/storage/postgres-storage.j
 import { RecordNotFoundError } from '../../src/storage/rows.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
 import type { Storage } from '../../src/storage/storage.js';
-import type { RoundStatus } from '../../src/rounds/round-types.js';
+import type { RoundStatus } from '@flock/client-sdk/protocol';
 import { TWO_NN_SHAPES, newRound, newVersion, weightsFor } from './fixtures.js';
 
 const POSTGRES_URL = process.env.FLOCK_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -1,14 +1,24 @@
-// Shared by the simulation benchmarks: runs `pnpm simulate` (the built CLI) for one configuration,
-// keeps its per-round results under bench/results, and reads them back for the reports.
+/**
+ * Shared by the simulation benchmarks: runs `pnpm simulate` (the built CLI) for one configuration,
+ * keeps its per-round results under bench/results, and reads them back for the reports.
+ */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { AccuracySeries, SimulationSummary } from '../../server/src/simulation/report.js';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+export interface PaperSetting {
+  partition: 'iid' | 'shards' | 'dirichlet';
+  learningRate?: number;
+  seed?: string;
+  fraction?: number;
+}
+
 /** The paper's setting (McMahan et al. 2017): K=100, C=0.1 unless given, E=1, B=10, an untrained 2NN, no local evaluation. */
-export function paperArgs({ partition, learningRate = 0.1, seed = '1', fraction = 0.1 }) {
+export function paperArgs({ partition, learningRate = 0.1, seed = '1', fraction = 0.1 }: PaperSetting): string[] {
   return [
     '--clients', '100', '--fraction', String(fraction), '--epochs', '1', '--batch-size', '10',
     '--learning-rate', String(learningRate), '--partition', partition, '--seed', String(seed),
@@ -20,7 +30,7 @@ export function paperArgs({ partition, learningRate = 0.1, seed = '1', fraction 
  * Runs the simulator with `args` (stdout/stderr shown live), then copies rounds.csv/json and the
  * accuracy plot to `<resultsDir>/<name>.{csv,json,svg}`.
  */
-export function simulate(name, args, resultsDir) {
+export function simulate(name: string, args: readonly string[], resultsDir: string): void {
   const out = join(root, 'bench', 'out', name);
   const argv = [join(root, 'server', 'dist', 'simulation', 'main.js'), ...args, '--out', out];
   console.log(`running ${name}: node ${argv.slice(1).join(' ')}`);
@@ -33,23 +43,24 @@ export function simulate(name, args, resultsDir) {
 }
 
 /** A stored result (rounds.json), or null when that configuration has not been run. */
-export function readResult(resultsDir, name) {
+export function readResult(resultsDir: string, name: string): SimulationSummary | null {
   const file = join(resultsDir, `${name}.json`);
-  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : null;
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SimulationSummary) : null;
 }
 
 /** First round whose test accuracy reached `target`, or null. */
-export function roundsTo(result, target) {
+export function roundsTo(result: SimulationSummary, target: number): number | null {
   return result.rounds.find((row) => row.accuracy >= target)?.round ?? null;
 }
 
-export function bestAccuracy(result) {
+export function bestAccuracy(result: SimulationSummary): number {
   return Math.max(result.initialAccuracy, ...result.rounds.map((row) => row.accuracy));
 }
 
 /** Accuracy vs round, starting at round 0 (the initial model), for accuracySvg. */
-export function curve(result) {
+export function curve(result: SimulationSummary): AccuracySeries['points'] {
   return [{ round: 0, accuracy: result.initialAccuracy }, ...result.rounds.map((row) => ({ round: row.round, accuracy: row.accuracy }))];
 }
 
-export const percent = (value) => `${(value * 100).toFixed(2)}%`;
+export const percent = (value: number): string => `${(value * 100).toFixed(2)}%`;
+

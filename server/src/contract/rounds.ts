@@ -1,0 +1,156 @@
+/** `/api/rounds`: starting, listing, inspecting and cancelling federated rounds. */
+import { z } from 'zod';
+import { REJECTION_REASONS, ROUND_STATUSES, trainingPlanSchema } from '@flock/client-sdk/protocol';
+import { DEFAULT_STRATEGY, isStrategyName, STRATEGY_NAMES, strategyOptionsSchema } from './strategies.js';
+
+const count = z.number().int().min(0);
+const timestamp = z.iso.datetime();
+
+// ---------------------------------------------------------------- POST /api/rounds
+
+/** Body of POST /api/rounds. Every field is optional; defaults suit a small deployment. */
+export const startRoundRequestSchema = z
+  .object({
+    minClients: z.number().int().min(1).max(100_000).default(2).describe('Valid updates needed to commit'),
+    targetClients: z.number().int().min(1).max(100_000).optional().describe('Updates wanted (default max(minClients, 10))'),
+    overSelection: z.number().min(1).max(10).optional().describe("Selection factor over the target (default: the coordinator's FLOCK_OVER_SELECTION)"),
+    selectionTimeoutSeconds: z.number().positive().max(3600).default(30),
+    deadlineSeconds: z.number().positive().max(86_400).default(120),
+    epochs: trainingPlanSchema.shape.epochs.default(1),
+    batchSize: trainingPlanSchema.shape.batchSize.default(10),
+    learningRate: trainingPlanSchema.shape.learningRate.default(0.05),
+    proximalMu: trainingPlanSchema.shape.proximalMu,
+    strategy: z
+      .string()
+      .default(DEFAULT_STRATEGY)
+      .refine(isStrategyName, { message: `strategy must be one of: ${STRATEGY_NAMES.join(', ')}` }),
+    strategyOptions: strategyOptionsSchema.default({}).describe('Per-strategy options (server learning rate, trim fraction, ...); see docs/STRATEGIES.md'),
+    maxUpdateNorm: z.number().positive().optional(),
+  })
+  .strict()
+  .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
+    message: 'targetClients must be at least minClients',
+    path: ['targetClients'],
+  });
+/** What a client sends (every field optional). */
+export type StartRoundRequest = z.input<typeof startRoundRequestSchema>;
+/** The request with the defaults filled in. */
+export type StartRoundFields = z.output<typeof startRoundRequestSchema>;
+
+// ---------------------------------------------------------------- round records
+
+/** What an operator asked for when starting a round, with the defaults applied. */
+export const roundParamsSchema = z.object({
+  minClients: z.number().int().min(1).describe('Valid updates needed to commit'),
+  targetClients: z.number().int().min(1).describe('Updates wanted; the coordinator selects ceil(targetClients * overSelection) devices'),
+  overSelection: z.number().min(1).describe('Selection factor over the target (Bonawitz et al. use 1.3)'),
+  selectionTimeoutMs: z.number().int().min(0).describe('How long to wait for minClients eligible devices before failing the round'),
+  deadlineMs: z.number().int().min(0).describe('Reporting deadline, measured from configuration'),
+  plan: trainingPlanSchema,
+  strategy: z.string().describe('Aggregation strategy name'),
+  strategyOptions: strategyOptionsSchema.describe('Options of the strategy, as the operator gave them (defaults are documented per strategy)'),
+  maxUpdateNorm: z.number().positive().nullable().describe('Optional L2 bound on each update; uploads above it are rejected with norm_exceeded'),
+});
+export type RoundParams = z.infer<typeof roundParamsSchema>;
+
+/** Aggregate numbers of devices' local tests of the version a round committed. */
+export const localEvaluationSummarySchema = z.object({
+  reports: count,
+  numExamples: count,
+  globalAccuracy: z.number().describe('Example-weighted mean'),
+  globalLoss: z.number().describe('Example-weighted mean'),
+  personalAccuracy: z.number().nullable(),
+  personalLoss: z.number().nullable(),
+  personalNumExamples: count.optional().describe('Examples behind the personal-model means (reports that had a personal model)'),
+  adopted: count,
+});
+export type LocalEvaluationSummary = z.infer<typeof localEvaluationSummarySchema>;
+
+export const roundMetricsSchema = z.object({
+  eligibleAtSelection: count,
+  selected: count,
+  reported: count,
+  accepted: count,
+  rejected: z.partialRecord(z.enum(REJECTION_REASONS), count).describe('Refused uploads by reason'),
+  dropped: z.partialRecord(z.string(), count).describe('Selected clients that disconnected or abandoned before uploading, by cause'),
+  totalExamples: count.describe('Sum of numExamples of accepted updates'),
+  meanTrainLoss: z.number().nullable().describe("Example-weighted mean of the accepted updates' training losses"),
+  updateNorm: z.number().nullable().describe('L2 norm of the change the strategy applied (aggregate delta, or x_new - x_old for server optimizers)'),
+  bytesReceived: count.describe('Bytes of weight data received in uploads, accepted or not'),
+  validationMs: z.number().min(0).describe('Milliseconds spent decoding and validating the accepted uploads (shapes, finiteness, norm)'),
+  aggregationMs: z.number().min(0).describe('Milliseconds spent folding updates into the aggregate and finalizing it'),
+  durationMs: z.number().min(0).nullable(),
+  localEvaluation: localEvaluationSummarySchema.nullable(),
+});
+export type RoundMetrics = z.infer<typeof roundMetricsSchema>;
+
+/** A round as stored: `POST /api/rounds`, `GET /api/rounds` items, `POST /api/rounds/{id}/cancel`. */
+export const roundRecordSchema = z.object({
+  id: z.uuid(),
+  baseVersion: z.number().int().min(1).describe('The global version clients train from'),
+  status: z.enum(ROUND_STATUSES),
+  params: roundParamsSchema,
+  metrics: roundMetricsSchema,
+  committedVersion: z.number().int().min(1).nullable().describe('The version this round committed'),
+  error: z.string().nullable().describe('Why the round failed or was aborted'),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  endedAt: timestamp.nullable(),
+});
+export type RoundRecord = z.infer<typeof roundRecordSchema>;
+
+export const roundTransitionSchema = z.object({
+  roundId: z.uuid(),
+  from: z.enum(ROUND_STATUSES).nullable(),
+  to: z.enum(ROUND_STATUSES),
+  at: timestamp,
+  note: z.string().nullable(),
+});
+export type RoundTransition = z.infer<typeof roundTransitionSchema>;
+
+/** `GET /api/rounds/{id}`: the record plus its state transitions and the time left to its deadline. */
+export const roundDetailsSchema = roundRecordSchema.extend({
+  transitions: z.array(roundTransitionSchema),
+  timeLeftMs: z.number().min(0).nullable().describe('Until the reporting deadline, for the round in flight'),
+});
+export type RoundDetails = z.infer<typeof roundDetailsSchema>;
+
+// ---------------------------------------------------------------- GET /api/rounds
+
+export const roundListQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+export type RoundListQuery = Partial<z.output<typeof roundListQuerySchema>>;
+
+/** Newest first. */
+export const roundListSchema = z.array(roundRecordSchema);
+
+/** `{id}` of `/api/rounds/{id}` and `/api/rounds/{id}/cancel`. */
+export const roundIdSchema = z.uuid({ error: 'round id must be a UUID' });
+
+// ---------------------------------------------------------------- defaults
+
+/**
+ * Round parameters from a validated start request: the defaults that depend on other fields
+ * (targetClients, overSelection from the coordinator's configuration) and seconds as milliseconds.
+ * Whether the strategy can finish with these sizes is the coordinator's check.
+ */
+export function roundParamsFromRequest(request: StartRoundFields, defaultOverSelection: number): RoundParams {
+  return {
+    minClients: request.minClients,
+    targetClients: request.targetClients ?? Math.max(request.minClients, 10),
+    overSelection: request.overSelection ?? defaultOverSelection,
+    selectionTimeoutMs: Math.round(request.selectionTimeoutSeconds * 1000),
+    deadlineMs: Math.round(request.deadlineSeconds * 1000),
+    plan: {
+      epochs: request.epochs,
+      batchSize: request.batchSize,
+      learningRate: request.learningRate,
+      ...(request.proximalMu !== undefined ? { proximalMu: request.proximalMu } : {}),
+    },
+    strategy: request.strategy,
+    strategyOptions: request.strategyOptions,
+    maxUpdateNorm: request.maxUpdateNorm ?? null,
+  };
+}

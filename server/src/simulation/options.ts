@@ -1,0 +1,121 @@
+/** The simulator's options, their defaults, and what they imply (clients per round, quorum, Byzantine clients). */
+import type { StrategyOptions } from '../contract/index.js';
+import { assignAttacks, type Attack, type AttackChoice } from './byzantine.js';
+import type { PartitionKind } from './partition.js';
+import type { RoundRow } from './report.js';
+
+export type InitialModelKind = 'random' | 'pretrained';
+
+export interface ExistingServer {
+  url: string;
+  clientToken: string;
+  operatorToken: string;
+}
+
+export interface SimulationOptions {
+  /** K, the number of virtual clients. */
+  clients: number;
+  /** C, the fraction of clients selected per round: m = max(round(C * K), 1). */
+  fraction: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  rounds: number;
+  /** Stop as soon as the global test accuracy reaches this (0-1); null: run all rounds. */
+  targetAccuracy: number | null;
+  strategy: string;
+  /** Checked by the coordinator when a round starts. */
+  strategyOptions: StrategyOptions;
+  partition: PartitionKind;
+  /** Dirichlet concentration. */
+  alpha: number;
+  /** Training examples per client (default floor(60000 / K), 600 for K = 100). */
+  examplesPerClient: number | null;
+  seed: number;
+  /** Probability that a selected client's conditions flip to 'no' mid-training. */
+  dropout: number;
+  /** Fraction of clients that are Byzantine (poisoned but protocol-valid uploads). */
+  byzantine: number;
+  /** What the Byzantine clients do (see byzantine.ts); 'mixed': the three attacks in turn. */
+  attack: AttackChoice;
+  workers: number;
+  /** 'random': an untrained 2NN (seeded) as version 1, like the paper; 'pretrained': the coordinator's default. */
+  init: InitialModelKind;
+  /** Examples the coordinator's default model trains on (init pretrained, in-process only). */
+  pretrainExamples: number;
+  /** Held-out local test examples per client (drawn from the MNIST test split with the client's label mix). */
+  localTestExamples: number;
+  /** Fraction of clients that test each published global model locally (the SDK's adoption flow); 0 = none. */
+  localEvaluation: number;
+  overSelection: number;
+  /** Valid updates needed to commit; null: m without dropout, 1 with dropout. */
+  minClients: number | null;
+  deadlineSeconds: number;
+  /** Run against this coordinator instead of an in-process one. */
+  server: ExistingServer | null;
+  onRound?: (row: RoundRow) => void;
+  onLog?: (message: string) => void;
+  /** Stops after the round in flight is cancelled; the rounds so far are returned (`stopped: true`). */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
+  clients: 100,
+  fraction: 0.1,
+  epochs: 1,
+  batchSize: 10,
+  learningRate: 0.1,
+  rounds: 20,
+  targetAccuracy: null,
+  strategy: 'fedavg',
+  strategyOptions: {},
+  partition: 'iid',
+  alpha: 0.5,
+  examplesPerClient: null,
+  seed: 1,
+  dropout: 0,
+  byzantine: 0,
+  attack: 'mixed',
+  workers: 2,
+  init: 'random',
+  pretrainExamples: 6000,
+  localTestExamples: 20,
+  localEvaluation: 0.1,
+  overSelection: 1,
+  minClients: null,
+  deadlineSeconds: 600,
+  server: null,
+};
+
+/** The options with their defaults, and what follows from them. */
+export interface SimulationPlan {
+  options: SimulationOptions;
+  /** Worker threads actually started (no more than clients). */
+  workers: number;
+  examplesPerClient: number;
+  /** m = max(round(C * K), 1). */
+  clientsPerRound: number;
+  minClients: number;
+  /** Per client: its attack, or null when it is honest. */
+  attacks: (Attack | null)[];
+}
+
+/** Applies the defaults and checks the ranges; throws RangeError on an option out of range. */
+export function planSimulation(partial: Partial<SimulationOptions>): SimulationPlan {
+  const options: SimulationOptions = { ...DEFAULT_SIMULATION_OPTIONS, ...partial };
+  const K = options.clients;
+  if (!Number.isInteger(K) || K < 1) throw new RangeError(`clients must be a positive integer, got ${K}`);
+  if (!(options.fraction >= 0 && options.fraction <= 1)) throw new RangeError(`fraction must be in [0, 1], got ${options.fraction}`);
+  if (!(options.localEvaluation >= 0 && options.localEvaluation <= 1)) throw new RangeError(`localEvaluation must be in [0, 1], got ${options.localEvaluation}`);
+  if (!(options.dropout >= 0 && options.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${options.dropout}`);
+  const attacks = assignAttacks(K, options.byzantine, options.attack, options.seed);
+  const clientsPerRound = Math.max(Math.round(options.fraction * K), 1);
+  return {
+    options,
+    workers: Math.max(1, Math.min(options.workers, K)),
+    examplesPerClient: options.examplesPerClient ?? Math.floor(60_000 / K),
+    clientsPerRound,
+    minClients: options.minClients ?? (options.dropout > 0 ? 1 : clientsPerRound),
+    attacks,
+  };
+}
