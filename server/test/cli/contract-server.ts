@@ -65,6 +65,7 @@ function record(id: string, status: RoundStatus, overrides: Partial<RoundRecord>
       deadlineMs: 120_000,
       plan: PLAN,
       strategy: 'fedavg',
+      strategyOptions: {},
       maxUpdateNorm: null,
     },
     metrics: {
@@ -78,6 +79,7 @@ function record(id: string, status: RoundStatus, overrides: Partial<RoundRecord>
       meanTrainLoss: null,
       updateNorm: null,
       bytesReceived: 0,
+      validationMs: 0,
       aggregationMs: 0,
       durationMs: null,
       localEvaluation: null,
@@ -119,6 +121,7 @@ export function committedRound(): RoundRecord {
       meanTrainLoss: 0.2134,
       updateNorm: 1.8731,
       bytesReceived: 10_359_480,
+      validationMs: 95,
       aggregationMs: 42,
       durationMs: 754_000,
       localEvaluation: {

@@ -56,6 +56,7 @@ export function newRound(id: string, overrides: Partial<RoundRecord> = {}): Roun
       deadlineMs: 120_000,
       plan: { epochs: 1, batchSize: 10, learningRate: 0.05 },
       strategy: 'fedavg',
+      strategyOptions: {},
       maxUpdateNorm: null,
     },
     metrics: emptyRoundMetrics(),
