@@ -1,4 +1,4 @@
-import { emptyRoundMetrics, type RoundRecord, type RoundStatus } from '../../src/rounds/round-types.js';
+import { emptyRoundMetrics, type RoundRecord } from '../../src/rounds/round-types.js';
 import type { NewModelVersion } from '../../src/storage/storage.js';
 
 /** Shapes of the 2NN (784-200-200-10): 199,210 float32 values. */
@@ -47,7 +47,7 @@ export function newRound(id: string, overrides: Partial<RoundRecord> = {}): Roun
   return {
     id,
     baseVersion: 1,
-    status: 'selecting' as RoundStatus,
+    status: 'selecting',
     params: {
       minClients: 2,
       targetClients: 3,
