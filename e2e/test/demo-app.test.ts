@@ -1,8 +1,9 @@
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { requireChromium } from '../../server/test/support/chromium.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../../server/test/support/coordinator.js';
 import { CHROMIUM, CHROMIUM_ARGS, openDemoPage, wrapDemoPage, type DemoPage, type DeviceConditions } from '../support/demo-page.js';
 import { serveDirectory, type StaticServer } from '../support/static-server.js';
@@ -10,7 +11,7 @@ import { serveDirectory, type StaticServer } from '../support/static-server.js';
 /**
  * The demo app (demo-app/dist) in Debian's Chromium, several pages with their own storage and
  * faked device conditions, against a real coordinator per test. Skipped where /usr/bin/chromium is
- * absent (`apt-get install -y chromium`).
+ * absent (`apt-get install -y chromium`), and never under CI.
  */
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
@@ -90,7 +91,7 @@ async function drawOne(page: Page): Promise<void> {
   await page.mouse.up();
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('the demo app in Chromium with a real coordinator', () => {
+describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordinator', () => {
   beforeAll(async () => {
     demoServer = await serveDirectory(DEMO_DIST);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

@@ -129,7 +129,7 @@ export async function trainDefaultModel(options: DefaultModelOptions): Promise<T
     let testAccuracy: number;
     try {
       const results = model.evaluate(test.xs, test.ys, { batchSize: 1000 }) as tf.Scalar[];
-      [testLoss, testAccuracy] = await Promise.all(results.map(async (scalar) => (await scalar.data())[0]!));
+      [testLoss, testAccuracy] = (await Promise.all(results.map(async (scalar) => (await scalar.data())[0]!))) as [number, number];
       tf.dispose(results);
     } finally {
       tf.dispose([test.xs, test.ys]);

@@ -1,17 +1,16 @@
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ClientEvent, isRoundFinished, type ModelPayload, type RoundConfiguration, type RoundStatus } from '@flock/client-sdk/protocol';
+import { CHROMIUM, requireChromium } from '../support/chromium.js';
 import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
 /**
  * Renders the dashboard in Debian's Chromium: logs in, runs rounds, watches live updates and takes a
  * screenshot (to $DASHBOARD_SCREENSHOT, e.g. docs/dashboard.png, else a temp file). Skipped only
- * where /usr/bin/chromium is absent (`apt-get install -y chromium`).
+ * where /usr/bin/chromium is absent (`apt-get install -y chromium`), and never under CI.
  */
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = process.env.DASHBOARD_SCREENSHOT ? resolve(process.env.DASHBOARD_SCREENSHOT) : null;
 
 interface Device {
@@ -90,7 +89,7 @@ async function text(page: Page, selector: string): Promise<string> {
   return (await page.textContent(selector))?.trim() ?? '';
 }
 
-describe.skipIf(!existsSync(CHROMIUM))('the dashboard in Chromium', () => {
+describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
   beforeAll(async () => {
     coordinator = await startTestCoordinator();
     for (let i = 0; i < 5; i++) devices.push({ client: await ProtocolClient.connect(coordinator.url), seen: 0, model: null });

@@ -87,7 +87,8 @@ function tinyModel(seed: number): tf.Sequential {
 function upload(modelJson: unknown, weights: Uint8Array | null): FormData {
   const form = new FormData();
   form.append('model.json', new Blob([typeof modelJson === 'string' ? modelJson : JSON.stringify(modelJson)], { type: 'application/json' }), 'model.json');
-  if (weights) form.append('model.weights.bin', new Blob([weights], { type: 'application/octet-stream' }), 'model.weights.bin');
+  // slice(): the DOM's Blob type (these tests are checked with DOM typings) takes ArrayBuffer-backed bytes only.
+  if (weights) form.append('model.weights.bin', new Blob([weights.slice()], { type: 'application/octet-stream' }), 'model.weights.bin');
   return form;
 }
 
@@ -236,7 +237,7 @@ describe('register, rollback, service API', () => {
       expect(String(error.message), name).toMatch(message);
     }
     const noModelJson = new FormData();
-    noModelJson.append('model.weights.bin', new Blob([parts.weights]), 'model.weights.bin');
+    noModelJson.append('model.weights.bin', new Blob([parts.weights.slice()]), 'model.weights.bin');
     expect((await post('/api/models', OPERATOR, noModelJson)).status).toBe(400);
     expect((await post('/api/models', OPERATOR, upload(good, new Uint8Array(config.maxUploadBytes + 4)))).status).toBe(413);
     expect((await models.current())?.version).toBe(2);

@@ -1,4 +1,3 @@
-import type { RoundStatus } from '@flock/client-sdk/protocol';
 import type { RoundRecord } from '../../src/contract/index.js';
 import { emptyRoundMetrics } from '../../src/rounds/round-types.js';
 import type { NewModelVersion } from '../../src/storage/storage.js';
@@ -49,7 +48,7 @@ export function newRound(id: string, overrides: Partial<RoundRecord> = {}): Roun
   return {
     id,
     baseVersion: 1,
-    status: 'selecting' as RoundStatus,
+    status: 'selecting',
     params: {
       minClients: 2,
       targetClients: 3,

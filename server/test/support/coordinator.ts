@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { loadConfig, type FlockConfig } from '../../src/config/config.js';
 import { createCoordinator, type Coordinator } from '../../src/coordinator.js';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 
 export const CLIENT_TOKEN = 'test-client-token-0123456789';
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789';
@@ -49,11 +50,17 @@ export async function startTestCoordinator(overrides: Partial<FlockConfig> = {})
   };
 }
 
+/**
+ * One connection per request (see noKeepAliveFetch): a test that keeps its event loop busy for
+ * longer than the server's keep-alive timeout (5 s; e.g. checking 199,210 weights one by one on a
+ * loaded machine) would otherwise send its next request on a pooled socket that the server closes
+ * at that moment, and fail with ECONNRESET.
+ */
 export async function operatorFetch<T>(baseUrl: string, path: string, init: RequestInit = {}, token = OPERATOR_TOKEN): Promise<{ status: number; body: T }> {
   const headers = new Headers(init.headers);
   if (token) headers.set('Authorization', `Bearer ${token}`);
   if (init.body && !headers.has('Content-Type')) headers.set('Content-Type', 'application/json');
-  const response = await fetch(`${baseUrl}${path}`, { ...init, headers });
+  const response = await noKeepAliveFetch(`${baseUrl}${path}`, { ...init, headers });
   const text = await response.text();
   let body: unknown = text;
   try {

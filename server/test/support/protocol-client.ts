@@ -8,6 +8,7 @@ import {
   encodeWeights,
   splitTensors,
   type ClientToServerEvents,
+  type ModelFetchResult,
   type ModelPayload,
   type ModelPublished,
   type RoundClosed,
@@ -63,7 +64,10 @@ export class ProtocolClient {
     socket.on(ServerEvent.modelPublished, (p) => this.published.push(p));
   }
 
-  static async connect(url: string, options: { token?: string; clientId?: string; protocolVersion?: number; eligible?: boolean } = {}): Promise<ProtocolClient> {
+  static async connect(
+    url: string,
+    options: { token?: string; clientId?: string; protocolVersion?: number; eligible?: boolean } = {},
+  ): Promise<ProtocolClient> {
     const clientId = options.clientId ?? `test-${randomUUID()}`;
     const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
       auth: { token: options.token ?? CLIENT_TOKEN, clientId, protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION },
@@ -85,14 +89,15 @@ export class ProtocolClient {
   }
 
   async fetchModel(version?: number): Promise<ModelPayload> {
-    const result = await this.socket.timeout(15_000).emitWithAck(ClientEvent.fetchModel, version === undefined ? {} : { version });
+    // socket.io types the answer of a timed emitWithAck as any: name the protocol's type.
+    const result = (await this.socket.timeout(15_000).emitWithAck(ClientEvent.fetchModel, version === undefined ? {} : { version })) as ModelFetchResult;
     if (!result.ok) throw new Error(result.error);
     return result.model;
   }
 
   /** Raw upload: whatever payload the test wants to send. */
   async uploadRaw(payload: unknown): Promise<UpdateResult> {
-    return this.socket.timeout(15_000).emitWithAck(ClientEvent.update, payload as UpdateUpload);
+    return (await this.socket.timeout(15_000).emitWithAck(ClientEvent.update, payload as UpdateUpload)) as UpdateResult;
   }
 
   /** Uploads a delta given as per-tensor arrays for the configured round. */
@@ -115,7 +120,10 @@ export class ProtocolClient {
 
 /** Per-tensor views of a model payload's weights. */
 export function modelTensors(model: ModelPayload): Float32Array[] {
-  return splitTensors(asFloat32(model.weights), model.weightSpecs.map((spec) => spec.shape));
+  return splitTensors(
+    asFloat32(model.weights),
+    model.weightSpecs.map((spec) => spec.shape),
+  );
 }
 
 /** A deterministic delta of the model's shapes: value = scale * sin(index + seed). */
