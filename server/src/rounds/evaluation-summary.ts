@@ -38,7 +38,8 @@ export function quartiles(values: ArrayLike<number>): Quartiles {
   return { q1: quantileOfSorted(sorted, 0.25), median: quantileOfSorted(sorted, 0.5), q3: quantileOfSorted(sorted, 0.75) };
 }
 
-function weightedMean(values: ArrayLike<number>, weights: ArrayLike<number>): number {
+/** sum(values[i] * weights[i]) / sum(weights). */
+function weightedMean(values: Float64Array, weights: Float64Array): number {
   let sum = 0;
   let total = 0;
   for (let i = 0; i < values.length; i++) {
@@ -48,41 +49,63 @@ function weightedMean(values: ArrayLike<number>, weights: ArrayLike<number>): nu
   return sum / total;
 }
 
-/** The summary of a version's reports (one per device); null without reports. O(n log n). */
+/** The summary of a version's reports (one per device); null without reports. O(n log n), plain loops over typed arrays. */
 export function summarizeReports(reports: readonly ReportNumbers[]): LocalEvaluationSummary | null {
   const n = reports.length;
   if (n === 0) return null;
-  const counted = Float64Array.from(reports, (r) => countedExamples(r.numExamples));
+  const counted = new Float64Array(n);
+  const globalAccuracy = new Float64Array(n);
+  const globalLoss = new Float64Array(n);
+  // Reports with a personal model (both of its numbers present), packed at the front.
+  const personalAccuracy = new Float64Array(n);
+  const personalLoss = new Float64Array(n);
+  const personalCounted = new Float64Array(n);
+  let personal = 0;
+  let personalBetter = 0;
+  let adopted = 0;
+  let numExamples = 0;
+  for (let i = 0; i < n; i++) {
+    const r = reports[i]!;
+    counted[i] = countedExamples(r.numExamples);
+    numExamples += counted[i]!;
+    globalAccuracy[i] = r.globalAccuracy;
+    globalLoss[i] = r.globalLoss;
+    if (r.adopted) adopted++;
+    if (r.personalAccuracy !== null && r.personalLoss !== null) {
+      personalAccuracy[personal] = r.personalAccuracy;
+      personalLoss[personal] = r.personalLoss;
+      personalCounted[personal] = counted[i]!;
+      if (r.personalAccuracy > r.globalAccuracy) personalBetter++;
+      personal++;
+    }
+  }
   const weightCap = WEIGHT_CAP_FACTOR * quartiles(counted).median;
-  const weights = counted.map((examples) => Math.min(examples, weightCap));
-
-  const globalAccuracy = Float64Array.from(reports, (r) => r.globalAccuracy);
-  const globalLoss = Float64Array.from(reports, (r) => r.globalLoss);
-  // Reports with a personal model: both of its numbers present.
-  const personal = reports.flatMap((r, i) => (r.personalAccuracy !== null && r.personalLoss !== null ? [i] : []));
-  const personalAccuracy = Float64Array.from(personal, (i) => reports[i]!.personalAccuracy!);
-  const personalLoss = Float64Array.from(personal, (i) => reports[i]!.personalLoss!);
-  const personalWeights = Float64Array.from(personal, (i) => weights[i]!);
-  const personalBetter = personal.filter((i) => reports[i]!.personalAccuracy! > reports[i]!.globalAccuracy).length;
-  const hasPersonal = personal.length > 0;
+  const cap = (examples: Float64Array) => examples.map((e) => Math.min(e, weightCap));
+  const weights = cap(counted);
+  const personalWeights = cap(personalCounted.subarray(0, personal));
+  const personalAccuracies = personalAccuracy.subarray(0, personal);
+  const personalLosses = personalLoss.subarray(0, personal);
+  const hasPersonal = personal > 0;
+  let personalNumExamples = 0;
+  for (let i = 0; i < personal; i++) personalNumExamples += personalCounted[i]!;
 
   return {
     reports: n,
-    numExamples: counted.reduce((sum, examples) => sum + examples, 0),
+    numExamples,
     globalAccuracy: weightedMean(globalAccuracy, weights),
     globalLoss: weightedMean(globalLoss, weights),
-    personalAccuracy: hasPersonal ? weightedMean(personalAccuracy, personalWeights) : null,
-    personalLoss: hasPersonal ? weightedMean(personalLoss, personalWeights) : null,
-    personalNumExamples: personal.reduce((sum, i) => sum + counted[i]!, 0),
-    adopted: reports.filter((r) => r.adopted).length,
+    personalAccuracy: hasPersonal ? weightedMean(personalAccuracies, personalWeights) : null,
+    personalLoss: hasPersonal ? weightedMean(personalLosses, personalWeights) : null,
+    personalNumExamples,
+    adopted,
     weightCap,
     spread: {
       globalAccuracy: quartiles(globalAccuracy),
       globalLoss: quartiles(globalLoss),
-      personalAccuracy: hasPersonal ? quartiles(personalAccuracy) : null,
-      personalLoss: hasPersonal ? quartiles(personalLoss) : null,
-      personalReports: personal.length,
-      personalBetterShare: hasPersonal ? personalBetter / personal.length : null,
+      personalAccuracy: hasPersonal ? quartiles(personalAccuracies) : null,
+      personalLoss: hasPersonal ? quartiles(personalLosses) : null,
+      personalReports: personal,
+      personalBetterShare: hasPersonal ? personalBetter / personal : null,
     },
   };
 }

@@ -9,6 +9,7 @@ import {
   MODEL_META_COLUMNS,
   MODEL_RECORD_COLUMNS,
   RecordNotFoundError,
+  REPORTS_PER_READ,
   ROUND_COLUMNS,
   SOURCE_LIST,
   STATUS_LIST,
@@ -319,11 +320,18 @@ export class PostgresStorage implements Storage {
   }
 
   async listEvaluationReports(version: number): Promise<EvaluationNumbers[]> {
-    const { rows } = await this.pool.query<EvaluationReportRow>(
-      `SELECT ${EVALUATION_NUMBER_COLUMNS} FROM evaluation_reports WHERE model_version = $1`,
-      [version],
-    );
-    return rows.map(rowToEvaluationNumbers);
+    // In steps along the key, as SqliteStorage: the driver parses a whole answer in one go.
+    const reports: EvaluationNumbers[] = [];
+    let after = '';
+    for (;;) {
+      const { rows } = await this.pool.query<EvaluationReportRow & { client_id: string }>(
+        `SELECT client_id, ${EVALUATION_NUMBER_COLUMNS} FROM evaluation_reports WHERE model_version = $1 AND client_id > $2 ORDER BY client_id LIMIT $3`,
+        [version, after, REPORTS_PER_READ],
+      );
+      for (const row of rows) reports.push(rowToEvaluationNumbers(row));
+      if (rows.length < REPORTS_PER_READ) return reports;
+      after = rows[rows.length - 1]!.client_id;
+    }
   }
 
   async commitRound(

@@ -208,6 +208,8 @@ export function applyRoundPatch(round: RoundRecord, patch: RoundPatch, now: stri
 /** Columns of evaluation_reports, in evaluationReportValues order. */
 export const EVALUATION_REPORT_COLUMNS =
   'model_version, client_id, num_examples, global_loss, global_accuracy, personal_loss, personal_accuracy, adopted';
+/** Evaluation reports read per step (a few milliseconds of parsing): a version with many is read in steps along its key. */
+export const REPORTS_PER_READ = 2_000;
 /** The numbers alone, for summaries. */
 export const EVALUATION_NUMBER_COLUMNS = 'num_examples, global_loss, global_accuracy, personal_loss, personal_accuracy, adopted';
 

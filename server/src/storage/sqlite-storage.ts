@@ -10,6 +10,7 @@ import {
   MODEL_META_COLUMNS,
   MODEL_RECORD_COLUMNS,
   RecordNotFoundError,
+  REPORTS_PER_READ,
   ROUND_COLUMNS,
   SOURCE_LIST,
   STATUS_LIST,
@@ -275,10 +276,19 @@ export class SqliteStorage implements Storage {
   }
 
   async listEvaluationReports(version: number): Promise<EvaluationNumbers[]> {
-    const rows = this.conn
-      .prepare(`SELECT ${EVALUATION_NUMBER_COLUMNS} FROM evaluation_reports WHERE model_version = ?`)
-      .all(version) as EvaluationReportRow[];
-    return rows.map(rowToEvaluationNumbers);
+    // better-sqlite3 blocks the event loop while it reads: read a large version in steps along the key, yielding between them.
+    const step = this.conn.prepare(
+      `SELECT client_id, ${EVALUATION_NUMBER_COLUMNS} FROM evaluation_reports WHERE model_version = ? AND client_id > ? ORDER BY client_id LIMIT ?`,
+    );
+    const reports: EvaluationNumbers[] = [];
+    let after = '';
+    for (;;) {
+      const rows = step.all(version, after, REPORTS_PER_READ) as (EvaluationReportRow & { client_id: string })[];
+      for (const row of rows) reports.push(rowToEvaluationNumbers(row));
+      if (rows.length < REPORTS_PER_READ) return reports;
+      after = rows[rows.length - 1]!.client_id;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   async commitRound(

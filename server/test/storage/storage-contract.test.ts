@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PostgresStorage, redactUrl } from '../../src/storage/postgres-storage.js';
-import { RecordNotFoundError } from '../../src/storage/rows.js';
+import { RecordNotFoundError, REPORTS_PER_READ } from '../../src/storage/rows.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
 import type { EvaluationNumbers, Storage } from '../../src/storage/storage.js';
 import { localEvaluationSummarySchema } from '../../src/contract/index.js';
@@ -302,6 +302,20 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       expect(await storage.listEvaluationReports(1)).toEqual([numbers(0.25)]);
       expect(await storage.listEvaluationReports(99)).toEqual([]);
       await expect(harness.raw(`INSERT INTO evaluation_reports VALUES (${version}, 'device-a', 1, 0, 0, NULL, NULL, ${implementation.name === 'SQLite' ? 0 : 'false'})`)).rejects.toThrow(/unique|primary key|duplicate/i);
+    });
+
+    it('lists every report of a version with more reports than one read step, each once', async () => {
+      const { version } = await roundVersion();
+      const count = 2 * REPORTS_PER_READ + 1;
+      // Both dialects: a recursive CTE in front of INSERT; (i % 2 = 0) is 0/1 in SQLite and a boolean in PostgreSQL.
+      await harness.raw(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${count})
+         INSERT INTO evaluation_reports SELECT ${version}, 'device-' || i, i, 0.5, 0.75, NULL, NULL, (i % 2 = 0) FROM n`,
+      );
+      const stored = await storage.listEvaluationReports(version);
+      expect(stored).toHaveLength(count);
+      expect(new Set(stored.map((r) => r.numExamples)).size).toBe(count);
+      expect(stored.filter((r) => r.adopted)).toHaveLength(REPORTS_PER_READ);
     });
 
     it('refuses reports on versions that do not exist, and numbers out of bounds at the schema', async () => {
