@@ -91,8 +91,14 @@ export const localEvaluationSummarySchema = z.object({
   personalLoss: z.number().nullable(),
   personalNumExamples: count.describe('Counted examples of the reports that had a personal model'),
   adopted: count,
-  weightCap: z.number().min(0).nullable().describe("The most weight one device's report has in the means (twice the median counted examples); null: uncapped, stored by an older coordinator"),
-  spread: localEvaluationSpreadSchema.nullable().describe('Median and quartiles across devices; null in summaries stored by an older coordinator'),
+  // Defaults: an older coordinator's answers lack these two fields.
+  weightCap: z
+    .number()
+    .min(0)
+    .nullable()
+    .default(null)
+    .describe("The most weight one device's report has in the means (twice the median counted examples); null: uncapped, stored by an older coordinator"),
+  spread: localEvaluationSpreadSchema.nullable().default(null).describe('Median and quartiles across devices; null in summaries stored by an older coordinator'),
 });
 export type LocalEvaluationSummary = z.infer<typeof localEvaluationSummarySchema>;
 
