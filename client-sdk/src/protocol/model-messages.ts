@@ -45,7 +45,7 @@ export type ModelPublished = z.infer<typeof modelPublishedSchema>;
  * numbers, so the schema bounds each one: a report outside them is refused as `malformed`.
  */
 export const EVALUATION_REPORT_LIMITS = {
-  /** Held-out examples one report may state (the coordinator counts at most COUNTED_EXAMPLES of them). */
+  /** Held-out examples one report may state (the coordinator counts at most 10,000 of them in its summaries). */
   maxExamples: 1_000_000,
   /** Largest loss a report may state; losses are finite and non-negative. */
   maxLoss: 1_000_000,

@@ -4,23 +4,14 @@
  * exceeds a cap relative to the others, so that one device claiming many examples cannot drag them.
  */
 import type { LocalEvaluationSummary, Quartiles } from '../contract/index.js';
+import type { EvaluationNumbers } from '../storage/storage.js';
 
 /** The most examples one report counts for (the protocol's schema allows more; docs/SECURITY.md). */
 export const COUNTED_EXAMPLES_CAP = 10_000;
 /** A device's weight in the means is its counted examples, capped at this multiple of their median. */
 export const WEIGHT_CAP_FACTOR = 2;
 
-/** The numbers of one stored report that a summary uses. */
-export interface ReportNumbers {
-  numExamples: number;
-  globalLoss: number;
-  globalAccuracy: number;
-  personalLoss: number | null;
-  personalAccuracy: number | null;
-  adopted: boolean;
-}
-
-export function countedExamples(numExamples: number): number {
+function countedExamples(numExamples: number): number {
   return Math.min(numExamples, COUNTED_EXAMPLES_CAP);
 }
 
@@ -49,63 +40,78 @@ function weightedMean(values: Float64Array, weights: Float64Array): number {
   return sum / total;
 }
 
-/** The summary of a version's reports (one per device); null without reports. O(n log n), plain loops over typed arrays. */
-export function summarizeReports(reports: readonly ReportNumbers[]): LocalEvaluationSummary | null {
+/** The reports' numbers as columns; the personal ones only for reports with a personal model (both numbers present). */
+interface Columns {
+  counted: Float64Array;
+  globalAccuracy: Float64Array;
+  globalLoss: Float64Array;
+  personalCounted: Float64Array;
+  personalAccuracy: Float64Array;
+  personalLoss: Float64Array;
+  /** Reports in which the personal model was more accurate than the global one. */
+  personalBetter: number;
+  adopted: number;
+}
+
+function columnsOf(reports: readonly EvaluationNumbers[]): Columns {
   const n = reports.length;
-  if (n === 0) return null;
-  const counted = new Float64Array(n);
-  const globalAccuracy = new Float64Array(n);
-  const globalLoss = new Float64Array(n);
-  // Reports with a personal model (both of its numbers present), packed at the front.
-  const personalAccuracy = new Float64Array(n);
-  const personalLoss = new Float64Array(n);
-  const personalCounted = new Float64Array(n);
-  let personal = 0;
-  let personalBetter = 0;
-  let adopted = 0;
-  let numExamples = 0;
+  const columns = { counted: new Float64Array(n), globalAccuracy: new Float64Array(n), globalLoss: new Float64Array(n), personalBetter: 0, adopted: 0 };
+  const personal = { counted: new Float64Array(n), accuracy: new Float64Array(n), loss: new Float64Array(n) };
+  let p = 0;
   for (let i = 0; i < n; i++) {
     const r = reports[i]!;
-    counted[i] = countedExamples(r.numExamples);
-    numExamples += counted[i]!;
-    globalAccuracy[i] = r.globalAccuracy;
-    globalLoss[i] = r.globalLoss;
-    if (r.adopted) adopted++;
-    if (r.personalAccuracy !== null && r.personalLoss !== null) {
-      personalAccuracy[personal] = r.personalAccuracy;
-      personalLoss[personal] = r.personalLoss;
-      personalCounted[personal] = counted[i]!;
-      if (r.personalAccuracy > r.globalAccuracy) personalBetter++;
-      personal++;
-    }
+    columns.counted[i] = countedExamples(r.numExamples);
+    columns.globalAccuracy[i] = r.globalAccuracy;
+    columns.globalLoss[i] = r.globalLoss;
+    if (r.adopted) columns.adopted++;
+    if (r.personalAccuracy === null || r.personalLoss === null) continue;
+    personal.counted[p] = columns.counted[i]!;
+    personal.accuracy[p] = r.personalAccuracy;
+    personal.loss[p] = r.personalLoss;
+    if (r.personalAccuracy > r.globalAccuracy) columns.personalBetter++;
+    p++;
   }
-  const weightCap = WEIGHT_CAP_FACTOR * quartiles(counted).median;
-  const cap = (examples: Float64Array) => examples.map((e) => Math.min(e, weightCap));
-  const weights = cap(counted);
-  const personalWeights = cap(personalCounted.subarray(0, personal));
-  const personalAccuracies = personalAccuracy.subarray(0, personal);
-  const personalLosses = personalLoss.subarray(0, personal);
-  const hasPersonal = personal > 0;
-  let personalNumExamples = 0;
-  for (let i = 0; i < personal; i++) personalNumExamples += personalCounted[i]!;
-
   return {
-    reports: n,
-    numExamples,
-    globalAccuracy: weightedMean(globalAccuracy, weights),
-    globalLoss: weightedMean(globalLoss, weights),
-    personalAccuracy: hasPersonal ? weightedMean(personalAccuracies, personalWeights) : null,
-    personalLoss: hasPersonal ? weightedMean(personalLosses, personalWeights) : null,
-    personalNumExamples,
-    adopted,
+    ...columns,
+    personalCounted: personal.counted.subarray(0, p),
+    personalAccuracy: personal.accuracy.subarray(0, p),
+    personalLoss: personal.loss.subarray(0, p),
+  };
+}
+
+function sum(values: Float64Array): number {
+  let total = 0;
+  for (let i = 0; i < values.length; i++) total += values[i]!;
+  return total;
+}
+
+/** The summary of a version's reports (one per device); null without reports. O(n log n), loops over typed arrays. */
+export function summarizeReports(reports: readonly EvaluationNumbers[]): LocalEvaluationSummary | null {
+  if (reports.length === 0) return null;
+  const c = columnsOf(reports);
+  const weightCap = WEIGHT_CAP_FACTOR * quartiles(c.counted).median;
+  const capped = (examples: Float64Array) => examples.map((e) => Math.min(e, weightCap));
+  const personalReports = c.personalAccuracy.length;
+  const personal = personalReports > 0;
+  const weights = capped(c.counted);
+  const personalWeights = capped(c.personalCounted);
+  return {
+    reports: reports.length,
+    numExamples: sum(c.counted),
+    globalAccuracy: weightedMean(c.globalAccuracy, weights),
+    globalLoss: weightedMean(c.globalLoss, weights),
+    personalAccuracy: personal ? weightedMean(c.personalAccuracy, personalWeights) : null,
+    personalLoss: personal ? weightedMean(c.personalLoss, personalWeights) : null,
+    personalNumExamples: sum(c.personalCounted),
+    adopted: c.adopted,
     weightCap,
     spread: {
-      globalAccuracy: quartiles(globalAccuracy),
-      globalLoss: quartiles(globalLoss),
-      personalAccuracy: hasPersonal ? quartiles(personalAccuracies) : null,
-      personalLoss: hasPersonal ? quartiles(personalLosses) : null,
-      personalReports: personal,
-      personalBetterShare: hasPersonal ? personalBetter / personal : null,
+      globalAccuracy: quartiles(c.globalAccuracy),
+      globalLoss: quartiles(c.globalLoss),
+      personalAccuracy: personal ? quartiles(c.personalAccuracy) : null,
+      personalLoss: personal ? quartiles(c.personalLoss) : null,
+      personalReports,
+      personalBetterShare: personal ? c.personalBetter / personalReports : null,
     },
   };
 }

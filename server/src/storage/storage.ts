@@ -28,9 +28,9 @@ export interface EvaluationReportRecord extends EvaluationNumbers {
 }
 
 /**
- * Persistence of model versions, rounds and devices' evaluation reports. Implementations: SQLite (embedded default) and
- * PostgreSQL. Every method that writes is durable when its promise resolves: a kill -9 right after
- * never loses it.
+ * Persistence of model versions, rounds and devices' evaluation reports. Implementations: SQLite
+ * (embedded default) and PostgreSQL. Every method that writes is durable when its promise
+ * resolves: a kill -9 right after never loses it.
  */
 export interface Storage {
   /** Creates tables if needed. */

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { EVALUATION_REPORT_LIMITS } from '@flock/client-sdk/protocol';
-import { COUNTED_EXAMPLES_CAP, quartiles, summarizeReports, WEIGHT_CAP_FACTOR, type ReportNumbers } from '../../src/rounds/evaluation-summary.js';
+import { COUNTED_EXAMPLES_CAP, quartiles, summarizeReports, WEIGHT_CAP_FACTOR } from '../../src/rounds/evaluation-summary.js';
+import type { EvaluationNumbers } from '../../src/storage/storage.js';
 import { FETCHES_KEPT, OfferedVersions } from '../../src/rounds/offered-versions.js';
 
-const honest = (globalAccuracy: number, numExamples = 100, personalAccuracy: number | null = null): ReportNumbers => ({
+const honest = (globalAccuracy: number, numExamples = 100, personalAccuracy: number | null = null): EvaluationNumbers => ({
   numExamples,
   globalLoss: 1 - globalAccuracy,
   globalAccuracy,
