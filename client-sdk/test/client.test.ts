@@ -13,6 +13,7 @@ import {
   SDK_VERSION,
   ServerEvent,
   staticCondition,
+  EVALUATION_REPORT_LIMITS,
   type EvaluationReport,
   type UpdateUpload,
 } from '../src/index.js';
@@ -429,6 +430,23 @@ describe('evaluation, adoption and personalization', () => {
     // It evaluates the newest version it heard of (from the welcome: published before it connected).
     expect((report.payload as EvaluationReport).modelVersion).toBe(coordinator.currentVersion);
     expect(test.client.modelInfo.personalVersion).toBe(coordinator.currentVersion);
+  });
+
+  it("keeps a report outside the protocol's bounds on the device (the coordinator would refuse it)", async () => {
+    // A loss 10^7 times cross-entropy: above EVALUATION_REPORT_LIMITS.maxLoss on any model.
+    const huge = {
+      name: 'hugeCrossentropy',
+      loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.mul(tf.mean(tf.metrics.categoricalCrossentropy(yTrue, yPred)), 1e7) as tf.Scalar,
+      correct: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.metrics.categoricalAccuracy(yTrue, yPred),
+    };
+    const test = track(testClient(coordinator, { loss: huge, personalization: { fineTuneEpochs: 0 } }));
+    const evaluated = test.client.next('globalModelEvaluated');
+    const clientId = await connected(test);
+    const { report } = await evaluated;
+    expect(report!.globalLoss).toBeGreaterThan(EVALUATION_REPORT_LIMITS.maxLoss);
+    await until(() => test.client.status === 'waiting');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(coordinator.eventsOf(ClientEvent.evaluation).filter((event) => event.clientId === clientId)).toEqual([]);
   });
 
   it('reports a failed model fetch once and does not retry in a loop', async () => {

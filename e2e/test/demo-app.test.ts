@@ -154,10 +154,14 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     expect(await dashboard.textContent('#rounds tr')).toContain('v2');
     expect(await dashboard.locator('#c-accuracy canvas').count()).toBe(1);
     expect(await dashboard.locator('#c-participants canvas').count()).toBe(1);
-    // The legends show the latest point: this round's 3 participants and the devices' local tests.
+    // The legends show the latest point: this round's 3 participants and the devices' local tests
+    // (the median across devices, its interquartile range and how many devices reported).
     await dashboard.waitForFunction(() => /accepted[:\s]*3\b/.test(document.querySelector('#c-participants .u-legend')?.textContent ?? ''));
     await dashboard.waitForFunction(
-      () => /global \(local eval\)[:\s]*\d+(\.\d+)?\s*%/.test(document.querySelector('#c-accuracy .u-legend')?.textContent ?? ''),
+      () =>
+        /global \(local eval, median\)[:\s]*\d+(\.\d+)?\s*% \(IQR \d+(\.\d+)?%–\d+(\.\d+)?%, n=[1-3]\)/.test(
+          document.querySelector('#c-accuracy .u-legend')?.textContent ?? '',
+        ),
       undefined,
       { timeout: 15_000 },
     );

@@ -12,7 +12,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { clientIdSchema, type Welcome } from '../protocol/handshake.js';
-import type { ModelPublished } from '../protocol/model-messages.js';
+import { evaluationReportSchema, type ModelPublished } from '../protocol/model-messages.js';
 import { ABANDON_REASONS, type AbandonReason } from '../protocol/reasons.js';
 import type { RoundClosed, RoundConfiguration, UpdateRejected } from '../protocol/round-messages.js';
 import type { ClientEligibility, ClientStatus, FederatedClientEvents, FederatedClientOptions, ModelInfo } from './client-types.js';
@@ -373,7 +373,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     if (!outcome) return;
     if (this.pendingEvaluationVersion !== null && this.pendingEvaluationVersion <= version) this.pendingEvaluationVersion = null;
     const { report, decision, adopted } = outcome;
-    if (report && Number.isFinite(report.globalLoss)) this.connection?.reportEvaluation(report);
+    // Numbers outside the protocol's bounds (a non-finite or huge loss) stay on the device: the coordinator would refuse them.
+    if (report && evaluationReportSchema.safeParse(report).success) this.connection?.reportEvaluation(report);
     this.emit('globalModelEvaluated', { modelVersion: version, report, decision });
     if (adopted) this.emit('modelAdopted', adopted);
   }

@@ -5,7 +5,7 @@
  * report for the coordinator. Returns what happened; the client reports it.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { EvaluationReport } from '../protocol/model-messages.js';
+import { EVALUATION_REPORT_LIMITS, type EvaluationReport } from '../protocol/model-messages.js';
 import { toleranceAdoption, type AdoptionDecision, type AdoptionPolicy } from './adoption.js';
 import type { AdoptionOptions, FederatedClientOptions, ModelAdoptedEvent, TrainingProgress } from './client-types.js';
 import type { DataSource, ExampleTensors } from './data.js';
@@ -163,7 +163,7 @@ function evaluationReport(version: number, test: ExampleTensors | null, verdict:
   if (!globalEval || !test) return null;
   return {
     modelVersion: version,
-    numExamples: test.count,
+    numExamples: Math.min(test.count, EVALUATION_REPORT_LIMITS.maxExamples),
     globalLoss: globalEval.loss,
     globalAccuracy: globalEval.accuracy,
     personalLoss: personalEval?.loss ?? null,

@@ -11,7 +11,7 @@
  * version, tells the participants (`round:closed`) and everyone (`model:published`).
  */
 import type { Welcome } from './handshake.js';
-import type { EvaluationReport, ModelFetchRequest, ModelFetchResult, ModelPublished } from './model-messages.js';
+import type { EvaluationReport, EvaluationReportResult, ModelFetchRequest, ModelFetchResult, ModelPublished } from './model-messages.js';
 import type { Abandon, ConditionsReport, RoundClosed, RoundConfiguration, UpdateRejected, UpdateResult, UpdateUpload } from './round-messages.js';
 
 /** Events a client emits. */
@@ -24,7 +24,10 @@ export const ClientEvent = {
   update: 'round:update',
   /** A selected client stops participating before uploading. */
   abandon: 'round:abandon',
-  /** Aggregate numbers of the local test of a new global model (never examples or labels). */
+  /**
+   * Aggregate numbers of the local test of a new global model (never examples or labels). The
+   * coordinator acknowledges with an EvaluationReportResult when asked to.
+   */
   evaluation: 'model:evaluation',
 } as const;
 
@@ -55,5 +58,5 @@ export interface ClientToServerEvents {
   [ClientEvent.fetchModel]: (request: ModelFetchRequest, ack: (result: ModelFetchResult) => void) => void;
   [ClientEvent.update]: (upload: UpdateUpload, ack: (result: UpdateResult) => void) => void;
   [ClientEvent.abandon]: (abandon: Abandon) => void;
-  [ClientEvent.evaluation]: (report: EvaluationReport) => void;
+  [ClientEvent.evaluation]: (report: EvaluationReport, ack?: (result: EvaluationReportResult) => void) => void;
 }

@@ -3,6 +3,7 @@
  * (`model:published`), and a device's local test of it (`model:evaluation`).
  */
 import { z } from 'zod';
+import { EVALUATION_REFUSAL_REASONS } from './reasons.js';
 import { binarySchema, weightSpecSchema } from './weights.js';
 
 /** Global model versions count from 1. */
@@ -39,17 +40,38 @@ export const modelPublishedSchema = z.object({
 });
 export type ModelPublished = z.infer<typeof modelPublishedSchema>;
 
+/**
+ * Bounds of an evaluation report (docs/SECURITY.md, "Evaluation reports"). A device states its own
+ * numbers, so the schema bounds each one: a report outside them is refused as `malformed`.
+ */
+export const EVALUATION_REPORT_LIMITS = {
+  /** Held-out examples one report may state (the coordinator counts at most 10,000 of them in its summaries). */
+  maxExamples: 1_000_000,
+  /** Largest loss a report may state; losses are finite and non-negative. */
+  maxLoss: 1_000_000,
+} as const;
+
+const evaluationLoss = z.number().min(0).max(EVALUATION_REPORT_LIMITS.maxLoss);
+const evaluationAccuracy = z.number().min(0).max(1);
+
 /** The device's local test of a newly published global model (aggregates only). */
 export const evaluationReportSchema = z.object({
   modelVersion: modelVersionSchema,
   /** Held-out local examples the numbers were computed on. */
-  numExamples: z.number().int().min(1).max(1_000_000_000),
-  globalLoss: z.number(),
-  globalAccuracy: z.number().min(0).max(1),
+  numExamples: z.number().int().min(1).max(EVALUATION_REPORT_LIMITS.maxExamples),
+  globalLoss: evaluationLoss,
+  globalAccuracy: evaluationAccuracy,
   /** The personalized model in use before this version (null on a device without one). */
-  personalLoss: z.number().nullable(),
-  personalAccuracy: z.number().min(0).max(1).nullable(),
+  personalLoss: evaluationLoss.nullable(),
+  personalAccuracy: evaluationAccuracy.nullable(),
   /** Whether the device adopted the new global model. */
   adopted: z.boolean(),
 });
 export type EvaluationReport = z.infer<typeof evaluationReportSchema>;
+
+/** The acknowledgement of `model:evaluation` (optional: the SDK sends reports without asking for it). */
+export const evaluationReportResultSchema = z.discriminatedUnion('accepted', [
+  z.object({ accepted: z.literal(true) }),
+  z.object({ accepted: z.literal(false), reason: z.enum(EVALUATION_REFUSAL_REASONS) }),
+]);
+export type EvaluationReportResult = z.infer<typeof evaluationReportResultSchema>;

@@ -18,6 +18,16 @@ export const REJECTION_REASONS = [
 ] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
+/** Why the coordinator refused a device's evaluation report (`model:evaluation`); counted, never summarized. */
+export const EVALUATION_REFUSAL_REASONS = [
+  'malformed', // the report does not match the protocol schema (bounds included)
+  'unknown_version', // no such model version
+  'no_round', // the version was not committed by a round (initial, registered, rollback): no summary counts it
+  'not_offered', // the version was never offered to this device (see docs/SECURITY.md)
+  'duplicate_report', // this device already reported this version (one report per device and version, stored)
+] as const;
+export type EvaluationRefusalReason = (typeof EVALUATION_REFUSAL_REASONS)[number];
+
 /** Why a selected client stopped before uploading (told to the coordinator, counted as dropped). */
 export const ABANDON_REASONS = [
   'conditions_changed', // unplugged, left the unmetered network or the device became busy

@@ -3,7 +3,7 @@
  * piped and grepped), durations, percentages, byte counts. Pure functions of the API's JSON.
  */
 import Table from 'cli-table3';
-import type { HealthResponse, ModelVersionMeta, RoundDetails, RoundRecord } from '../contract/index.js';
+import type { HealthResponse, LocalEvaluationSummary, ModelVersionMeta, Quartiles, RoundDetails, RoundRecord } from '../contract/index.js';
 
 const DASH = '-';
 
@@ -226,15 +226,34 @@ function roundMetricRows({ metrics }: RoundRecord): Rows {
     ['Upload validation time', formatDuration(metrics.validationMs)],
     ['Aggregation time', formatDuration(metrics.aggregationMs)],
   ];
-  const evaluation = metrics.localEvaluation;
-  if (evaluation) {
-    rows.push([
+  if (metrics.localEvaluation) rows.push(...localEvaluationRows(metrics.localEvaluation));
+  return rows;
+}
+
+function formatQuartiles(quartiles: Quartiles): string {
+  return `median ${formatPercent(quartiles.median)} (IQR ${formatPercent(quartiles.q1)} to ${formatPercent(quartiles.q3)})`;
+}
+
+/** Devices' local tests: the means (capped weights), then the spread across devices where the coordinator kept it. */
+function localEvaluationRows(evaluation: LocalEvaluationSummary): Rows {
+  const rows: Rows = [
+    [
       'Local evaluation',
       `${formatInt(evaluation.reports)} reports, ${formatInt(evaluation.numExamples)} examples: global ${formatPercent(evaluation.globalAccuracy)} (loss ${formatNumber(evaluation.globalLoss)})` +
         (evaluation.personalAccuracy === null
           ? ''
           : `, personalized ${formatPercent(evaluation.personalAccuracy)} (loss ${formatNumber(evaluation.personalLoss)})`) +
         `, ${formatInt(evaluation.adopted)} adopted`,
+    ],
+  ];
+  const { spread } = evaluation;
+  if (spread) {
+    rows.push([
+      'Across devices',
+      `global ${formatQuartiles(spread.globalAccuracy)}` +
+        (spread.personalAccuracy === null
+          ? ''
+          : `, personalized ${formatQuartiles(spread.personalAccuracy)}, better than global on ${formatPercent(spread.personalBetterShare, 0)} of ${formatInt(spread.personalReports)}`),
     ]);
   }
   return rows;

@@ -18,6 +18,7 @@ import {
   modelFetchRequestSchema,
   type ClientToServerEvents,
   type ConnectError,
+  type EvaluationReportResult,
   type ModelFetchResult,
   type ServerToClientEvents,
   type UpdateResult,
@@ -30,11 +31,13 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { tokenMatches } from '../auth/auth.js';
 import { EvaluationsService } from '../rounds/evaluations.service.js';
+import { OfferedVersions } from '../rounds/offered-versions.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 
 const log = moduleLogger('clients');
 
-type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { clientId: string }>;
+/** `offers`: the versions this connection may report on, set when its welcome is sent. */
+type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { clientId: string; offers?: OfferedVersions }>;
 
 class HandshakeError extends Error {
   /** socket.io sends `data` to the client with the connect_error. */
@@ -93,6 +96,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     if (replaced) this.presence.disconnectSocket(replaced);
     await socket.join(clientRoom(clientId));
     const current = await this.models.current();
+    socket.data.offers = new OfferedVersions(current?.version ?? null);
     socket.emit(ServerEvent.welcome, {
       clientId,
       protocolVersion: PROTOCOL_VERSION,
@@ -115,13 +119,15 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   }
 
   @SubscribeMessage(ClientEvent.fetchModel)
-  async onFetchModel(@MessageBody() body: unknown): Promise<ModelFetchResult> {
+  async onFetchModel(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): Promise<ModelFetchResult> {
     const request = modelFetchRequestSchema.safeParse(body ?? {});
     if (!request.success) return { ok: false, error: `invalid request: ${request.error.issues[0]?.message}` };
     try {
       const version = request.data.version ?? (await this.models.current())?.version;
       if (version === undefined) return { ok: false, error: 'no global model version exists yet' };
-      return { ok: true, model: await this.models.getModelPayload(version) };
+      const model = await this.models.getModelPayload(version);
+      socket.data.offers?.recordFetch(version);
+      return { ok: true, model };
     } catch (error) {
       return { ok: false, error: (error as Error).message };
     }
@@ -143,7 +149,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   }
 
   @SubscribeMessage(ClientEvent.evaluation)
-  async onEvaluation(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): Promise<void> {
-    await this.evaluations.handleReport(socket.data.clientId, body);
+  async onEvaluation(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): Promise<EvaluationReportResult> {
+    return this.evaluations.handleReport(socket.data.clientId, body, socket.data.offers);
   }
 }

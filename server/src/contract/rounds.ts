@@ -53,16 +53,52 @@ export const roundParamsSchema = z.object({
 });
 export type RoundParams = z.infer<typeof roundParamsSchema>;
 
-/** Aggregate numbers of devices' local tests of the version a round committed. */
+/** Lower quartile, median and upper quartile of one number across devices (one value per device). */
+export const quartilesSchema = z.object({
+  q1: z.number(),
+  median: z.number(),
+  q3: z.number().describe('The interquartile range is q3 - q1'),
+});
+export type Quartiles = z.infer<typeof quartilesSchema>;
+
+/** Robust statistics across the devices that reported: each device counts once, whatever its example count. */
+export const localEvaluationSpreadSchema = z.object({
+  globalAccuracy: quartilesSchema,
+  globalLoss: quartilesSchema,
+  personalAccuracy: quartilesSchema.nullable().describe('Over the reports that had a personal model; null when none had'),
+  personalLoss: quartilesSchema.nullable(),
+  personalReports: count.describe('Reports that had a personal model'),
+  personalBetterShare: z
+    .number()
+    .min(0)
+    .max(1)
+    .nullable()
+    .describe('Share of those reports in which the personal model was more accurate than the new global one'),
+});
+export type LocalEvaluationSpread = z.infer<typeof localEvaluationSpreadSchema>;
+
+/**
+ * Devices' local tests of the version a round committed, recomputed from the stored reports (one
+ * per device). Summaries stored before the robust statistics existed read with `weightCap` and
+ * `spread` null, their means example-weighted without a cap.
+ */
 export const localEvaluationSummarySchema = z.object({
   reports: count,
-  numExamples: count,
-  globalAccuracy: z.number().describe('Example-weighted mean'),
-  globalLoss: z.number().describe('Example-weighted mean'),
-  personalAccuracy: z.number().nullable(),
+  numExamples: count.describe('Sum of the counted example counts (each clamped to the per-report cap)'),
+  globalAccuracy: z.number().describe('Mean over devices, each weighted by its counted examples capped at weightCap'),
+  globalLoss: z.number().describe('Mean with capped weights, as globalAccuracy'),
+  personalAccuracy: z.number().nullable().describe('Mean with capped weights over the reports that had a personal model'),
   personalLoss: z.number().nullable(),
-  personalNumExamples: count.optional().describe('Examples behind the personal-model means (reports that had a personal model)'),
+  personalNumExamples: count.describe('Counted examples of the reports that had a personal model'),
   adopted: count,
+  // Defaults: an older coordinator's answers lack these two fields.
+  weightCap: z
+    .number()
+    .min(0)
+    .nullable()
+    .default(null)
+    .describe("The most weight one device's report has in the means (twice the median counted examples); null: uncapped, stored by an older coordinator"),
+  spread: localEvaluationSpreadSchema.nullable().default(null).describe('Median and quartiles across devices; null in summaries stored by an older coordinator'),
 });
 export type LocalEvaluationSummary = z.infer<typeof localEvaluationSummarySchema>;
 

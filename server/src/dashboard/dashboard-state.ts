@@ -17,14 +17,30 @@ export interface DashboardClientCounts {
   inRound: number;
 }
 
+/** One number across devices (IQR = q3 - q1). */
+export interface DashboardQuartiles {
+  q1: number;
+  median: number;
+  q3: number;
+}
+
+/** Devices' local tests of the version a round committed (one report per device). */
 export interface DashboardLocalEvaluation {
   reports: number;
   numExamples: number;
+  /** Means with each device's weight capped (older summaries: example-weighted). */
   globalAccuracy: number;
   globalLoss: number;
   personalAccuracy: number | null;
   personalLoss: number | null;
   adopted: number;
+  /** Across devices; null in summaries stored by an older coordinator (the page then shows the means). */
+  spread: {
+    globalAccuracy: DashboardQuartiles;
+    personalAccuracy: DashboardQuartiles | null;
+    personalReports: number;
+    personalBetterShare: number | null;
+  } | null;
 }
 
 export interface DashboardRoundMetrics {

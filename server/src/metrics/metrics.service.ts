@@ -32,6 +32,12 @@ export class MetricsService {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly evaluationReportsTotal = new Counter({
+    name: 'flock_evaluation_reports_total',
+    help: "Devices' local evaluation reports (model:evaluation), by result and refusal reason",
+    labelNames: ['result', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly connectionsRefusedTotal = new Counter({
     name: 'flock_connections_refused_total',
     help: 'Socket connections refused at the handshake, by reason',

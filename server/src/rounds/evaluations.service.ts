@@ -1,104 +1,79 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { evaluationReportSchema, type EvaluationReport } from '@flock/client-sdk/protocol';
+import { Inject, Injectable, type BeforeApplicationShutdown } from '@nestjs/common';
+import { evaluationReportSchema, type EvaluationRefusalReason, type EvaluationReportResult } from '@flock/client-sdk/protocol';
 import { moduleLogger } from '../logging/logger.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
-import type { LocalEvaluationSummary } from '../contract/index.js';
+import { summarizeReports } from './evaluation-summary.js';
+import type { OfferableVersion, OfferedVersions } from './offered-versions.js';
+import { SummaryRefresher } from './summary-refresher.js';
 
 const log = moduleLogger('evaluations');
 
-/** Versions whose reports are tracked in memory; devices test the newest, older ones reload from storage. */
-const TRACKED_VERSIONS = 32;
-
-interface VersionEvaluations {
-  roundId: string;
-  /**
-   * Devices that reported this version since the coordinator started (kept in memory only: client
-   * ids are not stored with the round). The SDK reports a version once, so a restart rarely matters.
-   */
-  reporters: Set<string>;
-  summary: LocalEvaluationSummary;
-  /** Writes of the summary, in order (a report's write must not overtake an earlier one's). */
-  persisted: Promise<void>;
-}
-
-/** Weighted running mean: mean of n values + x with weight w. */
-function foldMean(mean: number, total: number, value: number, weight: number): number {
-  return (mean * total + value * weight) / (total + weight);
-}
+/** Existing versions whose round is remembered (versions are immutable: a miss only costs a read). */
+const KNOWN_VERSIONS = 64;
 
 /**
- * Collects devices' local tests of newly committed global models (aggregate numbers only) and
- * shows them on the round that produced the version: the hybrid pattern's "devices test the new
- * model" step.
+ * Collects devices' local tests of newly committed global models (aggregate numbers only): the
+ * hybrid pattern's "devices test the new model" step. A report is checked in order (schema and
+ * bounds, the version exists, a round committed it, it was offered to this connection, first
+ * report of this device on this version), stored, and the version's robust summary is recomputed
+ * from the stored reports and shown on the round that committed it. Refusals are counted by reason.
  */
 @Injectable()
-export class EvaluationsService {
-  /** Promises, so that concurrent first reports of a version share one load. */
-  private readonly byVersion = new Map<number, Promise<VersionEvaluations | null>>();
+export class EvaluationsService implements BeforeApplicationShutdown {
+  private readonly known = new Map<number, OfferableVersion>();
+  private readonly summaries = new SummaryRefresher((version, roundId) => this.refreshSummary(version, roundId));
 
-  constructor(@Inject(STORAGE) private readonly storage: Storage) {}
+  constructor(
+    @Inject(STORAGE) private readonly storage: Storage,
+    private readonly metrics: MetricsService,
+  ) {}
 
-  async handleReport(clientId: string, payload: unknown): Promise<void> {
+  /**
+   * @param offers what this device's connection was offered; undefined before its welcome was sent.
+   */
+  async handleReport(clientId: string, payload: unknown, offers: OfferedVersions | undefined): Promise<EvaluationReportResult> {
     const parsed = evaluationReportSchema.safeParse(payload);
-    if (!parsed.success) {
-      log.warn({ clientId, issue: parsed.error.issues[0]?.message }, 'ignored a malformed evaluation report');
-      return;
-    }
-    const report = parsed.data;
-    const evaluations = await this.evaluationsOf(report.modelVersion);
-    if (!evaluations || evaluations.reporters.has(clientId)) return;
-    evaluations.reporters.add(clientId);
-    fold(evaluations.summary, report);
-    const snapshot = { ...evaluations.summary };
-    const write = evaluations.persisted.then(async () => {
-      const round = await this.storage.getRound(evaluations.roundId);
-      if (round) await this.storage.updateRound(round.id, { metrics: { ...round.metrics, localEvaluation: snapshot } });
-    });
-    evaluations.persisted = write.catch(() => undefined);
-    await write;
+    if (!parsed.success) return this.refuse(clientId, 'malformed');
+    const { modelVersion, ...numbers } = parsed.data;
+    const version = await this.versionOf(modelVersion);
+    if (!version) return this.refuse(clientId, 'unknown_version');
+    if (version.roundId === null) return this.refuse(clientId, 'no_round');
+    if (!offers?.offers(version)) return this.refuse(clientId, 'not_offered');
+    if (!(await this.storage.insertEvaluationReport({ modelVersion, clientId, ...numbers }))) return this.refuse(clientId, 'duplicate_report');
+    this.metrics.evaluationReportsTotal.inc({ result: 'accepted', reason: '' });
+    this.summaries.reportStored(modelVersion, version.roundId);
+    return { accepted: true };
   }
 
-  /** Only versions produced by a round are shown per round. */
-  private evaluationsOf(version: number): Promise<VersionEvaluations | null> {
-    let loading = this.byVersion.get(version);
-    if (!loading) {
-      loading = this.load(version);
-      this.byVersion.set(version, loading);
-      // A failed load is retried by the next report; the oldest tracked version makes room.
-      loading.catch(() => this.byVersion.delete(version));
-      if (this.byVersion.size > TRACKED_VERSIONS) this.byVersion.delete(this.byVersion.keys().next().value!);
-    }
-    return loading;
+  /** Writes the summaries still due (stored reports are never lost; this keeps the rounds' copies current). */
+  async flush(): Promise<void> {
+    await this.summaries.flush();
   }
 
-  private async load(version: number): Promise<VersionEvaluations | null> {
-    const meta = await this.storage.getModelVersion(version);
-    if (!meta?.roundId) return null;
-    const round = await this.storage.getRound(meta.roundId);
-    const stored = round?.metrics.localEvaluation;
-    return {
-      roundId: meta.roundId,
-      reporters: new Set(),
-      summary: stored
-        ? // Summaries stored before personalNumExamples existed: every report then had a personal model.
-          { ...stored, personalNumExamples: stored.personalNumExamples ?? (stored.personalAccuracy === null ? 0 : stored.numExamples) }
-        : { reports: 0, numExamples: 0, globalAccuracy: 0, globalLoss: 0, personalAccuracy: null, personalLoss: null, personalNumExamples: 0, adopted: 0 },
-      persisted: Promise.resolve(),
-    };
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.flush();
   }
-}
 
-function fold(summary: LocalEvaluationSummary, report: EvaluationReport): void {
-  const n = report.numExamples;
-  summary.globalAccuracy = foldMean(summary.globalAccuracy, summary.numExamples, report.globalAccuracy, n);
-  summary.globalLoss = foldMean(summary.globalLoss, summary.numExamples, report.globalLoss, n);
-  if (report.personalAccuracy !== null && report.personalLoss !== null) {
-    const personalExamples = summary.personalNumExamples ?? 0;
-    summary.personalAccuracy = foldMean(summary.personalAccuracy ?? 0, personalExamples, report.personalAccuracy, n);
-    summary.personalLoss = foldMean(summary.personalLoss ?? 0, personalExamples, report.personalLoss, n);
-    summary.personalNumExamples = personalExamples + n;
+  private refuse(clientId: string, reason: EvaluationRefusalReason): EvaluationReportResult {
+    this.metrics.evaluationReportsTotal.inc({ result: 'refused', reason });
+    log.debug({ clientId, reason }, 'refused an evaluation report');
+    return { accepted: false, reason };
   }
-  summary.numExamples += n;
-  summary.reports++;
-  if (report.adopted) summary.adopted++;
+
+  private async versionOf(version: number): Promise<OfferableVersion | null> {
+    const cached = this.known.get(version);
+    if (cached) return cached;
+    const meta = await this.storage.getModelVersionMeta(version);
+    if (!meta) return null; // not cached: reports for made-up versions evict nothing
+    const found = { version, roundId: meta.roundId };
+    this.known.set(version, found);
+    if (this.known.size > KNOWN_VERSIONS) this.known.delete(this.known.keys().next().value!);
+    return found;
+  }
+
+  private async refreshSummary(version: number, roundId: string): Promise<void> {
+    const summary = summarizeReports(await this.storage.listEvaluationReports(version));
+    if (summary) await this.storage.updateRound(roundId, { localEvaluation: summary });
+  }
 }

@@ -3,10 +3,13 @@ import type { RoundStatus } from '@flock/client-sdk/protocol';
 import type { ModelVersionMeta, RoundRecord, RoundTransition } from '../contract/index.js';
 import { moduleLogger } from '../logging/logger.js';
 import {
+  EVALUATION_NUMBER_COLUMNS,
+  EVALUATION_REPORT_COLUMNS,
   MODEL_INSERT_COLUMNS,
   MODEL_META_COLUMNS,
   MODEL_RECORD_COLUMNS,
   RecordNotFoundError,
+  REPORTS_PER_READ,
   ROUND_COLUMNS,
   SOURCE_LIST,
   STATUS_LIST,
@@ -15,21 +18,27 @@ import {
   asUint8,
   commitPatch,
   commitVersion,
+  evaluationReportValues,
   modelInsertValues,
   nowIso,
   roundValues,
+  rowToEvaluationNumbers,
   rowToModelMeta,
   rowToModelRecord,
   rowToRound,
   rowToTransition,
   transitionValues,
   validateNewVersion,
+  type EvaluationReportRow,
   type ModelMetaRow,
   type ModelRecordRow,
   type RoundRow,
   type TransitionRow,
 } from './rows.js';
-import type { ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
+import type { EvaluationNumbers, EvaluationReportRecord, ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
+
+/** PostgreSQL's SQLSTATE for a foreign key violation. */
+const FOREIGN_KEY_VIOLATION = '23503';
 
 const log = moduleLogger('storage');
 
@@ -83,6 +92,20 @@ CREATE TABLE IF NOT EXISTS round_transitions (
   note        TEXT
 );
 CREATE INDEX IF NOT EXISTS round_transitions_round ON round_transitions (round_id, seq);
+
+-- One row per device and version: the key refuses a second report, whatever the coordinator remembers.
+-- Only the numbers a report carries and the device's pseudonymous id. (Created on existing databases too.)
+CREATE TABLE IF NOT EXISTS evaluation_reports (
+  model_version     INTEGER NOT NULL REFERENCES model_versions (version),
+  client_id         TEXT NOT NULL,
+  num_examples      INTEGER NOT NULL CHECK (num_examples > 0),
+  global_loss       DOUBLE PRECISION NOT NULL CHECK (global_loss >= 0),
+  global_accuracy   DOUBLE PRECISION NOT NULL CHECK (global_accuracy BETWEEN 0 AND 1),
+  personal_loss     DOUBLE PRECISION CHECK (personal_loss >= 0),
+  personal_accuracy DOUBLE PRECISION CHECK (personal_accuracy BETWEEN 0 AND 1),
+  adopted           BOOLEAN NOT NULL,
+  PRIMARY KEY (model_version, client_id)
+);
 `;
 
 export interface PostgresStorageOptions {
@@ -204,6 +227,11 @@ export class PostgresStorage implements Storage {
     return rows[0] ? rowToModelRecord(rows[0], alreadyParsed) : null;
   }
 
+  async getModelVersionMeta(version: number): Promise<ModelVersionMeta | null> {
+    const { rows } = await this.pool.query<ModelMetaRow>(`SELECT ${MODEL_META_COLUMNS} FROM model_versions WHERE version = $1`, [version]);
+    return rows[0] ? rowToModelMeta(rows[0], alreadyParsed) : null;
+  }
+
   async getModelWeights(version: number): Promise<Uint8Array | null> {
     const { rows } = await this.pool.query<{ weights: Buffer }>('SELECT weights FROM model_versions WHERE version = $1', [version]);
     return rows[0] ? asUint8(rows[0].weights) : null;
@@ -276,6 +304,34 @@ export class PostgresStorage implements Storage {
       [roundId],
     );
     return rows.map(rowToTransition);
+  }
+
+  async insertEvaluationReport(report: EvaluationReportRecord): Promise<boolean> {
+    try {
+      const result = await this.pool.query(
+        `INSERT INTO evaluation_reports (${EVALUATION_REPORT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+        evaluationReportValues(report),
+      );
+      return result.rowCount === 1;
+    } catch (error) {
+      if ((error as { code?: unknown }).code === FOREIGN_KEY_VIOLATION) throw new RecordNotFoundError(`model version ${report.modelVersion}`);
+      throw error;
+    }
+  }
+
+  async listEvaluationReports(version: number): Promise<EvaluationNumbers[]> {
+    // In steps along the key, as SqliteStorage: the driver parses a whole answer in one go.
+    const reports: EvaluationNumbers[] = [];
+    let after = '';
+    for (;;) {
+      const { rows } = await this.pool.query<EvaluationReportRow & { client_id: string }>(
+        `SELECT client_id, ${EVALUATION_NUMBER_COLUMNS} FROM evaluation_reports WHERE model_version = $1 AND client_id > $2 ORDER BY client_id LIMIT $3`,
+        [version, after, REPORTS_PER_READ],
+      );
+      for (const row of rows) reports.push(rowToEvaluationNumbers(row));
+      if (rows.length < REPORTS_PER_READ) return reports;
+      after = rows[rows.length - 1]!.client_id;
+    }
   }
 
   async commitRound(

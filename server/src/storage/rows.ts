@@ -4,9 +4,16 @@
  * (SQLite hands JSON columns back as TEXT, pg parses JSONB itself).
  */
 import { BYTES_PER_VALUE, ROUND_STATUSES, totalValues, type RoundStatus, type WeightSpec } from '@flock/client-sdk/protocol';
-import { MODEL_VERSION_SOURCES, type ModelVersionMeta, type ModelVersionSource, type RoundRecord, type RoundTransition } from '../contract/index.js';
+import {
+  MODEL_VERSION_SOURCES,
+  type LocalEvaluationSummary,
+  type ModelVersionMeta,
+  type ModelVersionSource,
+  type RoundRecord,
+  type RoundTransition,
+} from '../contract/index.js';
 import { emptyRoundMetrics } from '../rounds/round-types.js';
-import type { ModelVersionRecord, NewModelVersion, RoundPatch } from './storage.js';
+import type { EvaluationNumbers, EvaluationReportRecord, ModelVersionRecord, NewModelVersion, RoundPatch } from './storage.js';
 
 /** `'a', 'b', 'c'` for CHECK constraints (the values are compile-time constants, never user input). */
 export function sqlList(values: readonly string[]): string {
@@ -59,6 +66,15 @@ export interface RoundRow {
   created_at: string;
   updated_at: string;
   ended_at: string | null;
+}
+export interface EvaluationReportRow {
+  num_examples: number;
+  global_loss: number;
+  global_accuracy: number;
+  personal_loss: number | null;
+  personal_accuracy: number | null;
+  /** SQLite stores 0/1, PostgreSQL a boolean. */
+  adopted: number | boolean;
 }
 export interface TransitionRow {
   round_id: string;
@@ -128,14 +144,29 @@ export function validateNewVersion(record: NewModelVersion, weights: Uint8Array)
   }
 }
 
+/** A local-evaluation summary as stored by this or an older coordinator, in today's shape. */
+export function upgradeLocalEvaluation(stored: unknown): LocalEvaluationSummary | null {
+  if (stored === null || stored === undefined) return null;
+  const summary = stored as Partial<LocalEvaluationSummary> & Omit<LocalEvaluationSummary, 'personalNumExamples' | 'weightCap' | 'spread'>;
+  return {
+    ...summary,
+    // Before personalNumExamples existed every report had a personal model.
+    personalNumExamples: summary.personalNumExamples ?? (summary.personalAccuracy === null ? 0 : summary.numExamples),
+    // Before the robust statistics: example-weighted means, no cap, no spread.
+    weightCap: summary.weightCap ?? null,
+    spread: summary.spread ?? null,
+  };
+}
+
 export function rowToRound(row: RoundRow, decode: JsonDecoder): RoundRecord {
+  // Over the defaults: rounds stored by an older coordinator lack newer counters.
+  const metrics: RoundRecord['metrics'] = { ...emptyRoundMetrics(), ...(decode(row.metrics) as Partial<RoundRecord['metrics']>) };
   return {
     id: row.id,
     baseVersion: row.base_version,
     status: row.status as RoundStatus,
     params: decode(row.params) as RoundRecord['params'],
-    // Over the defaults: rounds stored by an older coordinator lack newer counters.
-    metrics: { ...emptyRoundMetrics(), ...(decode(row.metrics) as Partial<RoundRecord['metrics']>) },
+    metrics: { ...metrics, localEvaluation: upgradeLocalEvaluation(metrics.localEvaluation) },
     committedVersion: row.committed_version,
     error: row.error,
     createdAt: row.created_at,
@@ -167,10 +198,46 @@ export function applyRoundPatch(round: RoundRecord, patch: RoundPatch, now: stri
   const next: RoundRecord = { ...round, updatedAt: now };
   if (patch.status !== undefined) next.status = patch.status;
   if (patch.metrics !== undefined) next.metrics = patch.metrics;
+  if (patch.localEvaluation !== undefined) next.metrics = { ...next.metrics, localEvaluation: patch.localEvaluation };
   if (patch.committedVersion !== undefined) next.committedVersion = patch.committedVersion;
   if (patch.error !== undefined) next.error = patch.error;
   if (patch.endedAt !== undefined) next.endedAt = patch.endedAt;
   return next;
+}
+
+/** Columns of evaluation_reports, in evaluationReportValues order. */
+export const EVALUATION_REPORT_COLUMNS =
+  'model_version, client_id, num_examples, global_loss, global_accuracy, personal_loss, personal_accuracy, adopted';
+/** Evaluation reports read per step (a few milliseconds of parsing): a version with many is read in steps along its key. */
+export const REPORTS_PER_READ = 2_000;
+/** The numbers alone, for summaries. */
+export const EVALUATION_NUMBER_COLUMNS = 'num_examples, global_loss, global_accuracy, personal_loss, personal_accuracy, adopted';
+
+/** Column values in EVALUATION_REPORT_COLUMNS order; `adopted` as 0/1, which both SQLite and PostgreSQL's boolean accept. */
+export function evaluationReportValues(
+  report: EvaluationReportRecord,
+): [number, string, number, number, number, number | null, number | null, number] {
+  return [
+    report.modelVersion,
+    report.clientId,
+    report.numExamples,
+    report.globalLoss,
+    report.globalAccuracy,
+    report.personalLoss,
+    report.personalAccuracy,
+    report.adopted ? 1 : 0,
+  ];
+}
+
+export function rowToEvaluationNumbers(row: EvaluationReportRow): EvaluationNumbers {
+  return {
+    numExamples: row.num_examples,
+    globalLoss: row.global_loss,
+    globalAccuracy: row.global_accuracy,
+    personalLoss: row.personal_loss,
+    personalAccuracy: row.personal_accuracy,
+    adopted: row.adopted === true || row.adopted === 1,
+  };
 }
 
 export function rowToTransition(row: TransitionRow): RoundTransition {

@@ -4,10 +4,13 @@ import Database from 'better-sqlite3';
 import type { RoundStatus } from '@flock/client-sdk/protocol';
 import type { ModelVersionMeta, RoundRecord, RoundTransition } from '../contract/index.js';
 import {
+  EVALUATION_NUMBER_COLUMNS,
+  EVALUATION_REPORT_COLUMNS,
   MODEL_INSERT_COLUMNS,
   MODEL_META_COLUMNS,
   MODEL_RECORD_COLUMNS,
   RecordNotFoundError,
+  REPORTS_PER_READ,
   ROUND_COLUMNS,
   SOURCE_LIST,
   STATUS_LIST,
@@ -15,22 +18,25 @@ import {
   asUint8,
   commitPatch,
   commitVersion,
+  evaluationReportValues,
   modelInsertValues,
   nowIso,
   parseJsonText,
   roundValues,
+  rowToEvaluationNumbers,
   rowToModelMeta,
   rowToModelRecord,
   rowToRound,
   rowToTransition,
   transitionValues,
   validateNewVersion,
+  type EvaluationReportRow,
   type ModelMetaRow,
   type ModelRecordRow,
   type RoundRow,
   type TransitionRow,
 } from './rows.js';
-import type { ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
+import type { EvaluationNumbers, EvaluationReportRecord, ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS model_versions (
@@ -79,6 +85,20 @@ CREATE TABLE IF NOT EXISTS round_transitions (
   note        TEXT
 );
 CREATE INDEX IF NOT EXISTS round_transitions_round ON round_transitions (round_id, seq);
+
+-- One row per device and version: the key refuses a second report, whatever the coordinator remembers.
+-- Only the numbers a report carries and the device's pseudonymous id. (Created on existing databases too.)
+CREATE TABLE IF NOT EXISTS evaluation_reports (
+  model_version     INTEGER NOT NULL REFERENCES model_versions (version),
+  client_id         TEXT NOT NULL,
+  num_examples      INTEGER NOT NULL CHECK (num_examples > 0),
+  global_loss       REAL NOT NULL CHECK (global_loss >= 0),
+  global_accuracy   REAL NOT NULL CHECK (global_accuracy BETWEEN 0 AND 1),
+  personal_loss     REAL CHECK (personal_loss >= 0),
+  personal_accuracy REAL CHECK (personal_accuracy BETWEEN 0 AND 1),
+  adopted           INTEGER NOT NULL CHECK (adopted IN (0, 1)),
+  PRIMARY KEY (model_version, client_id)
+) WITHOUT ROWID;
 `;
 
 /**
@@ -165,6 +185,10 @@ export class SqliteStorage implements Storage {
     return row ? rowToModelRecord(row, parseJsonText) : null;
   }
 
+  async getModelVersionMeta(version: number): Promise<ModelVersionMeta | null> {
+    return this.metaOf(version);
+  }
+
   async getModelWeights(version: number): Promise<Uint8Array | null> {
     const row = this.conn.prepare('SELECT weights FROM model_versions WHERE version = ?').get(version) as
       | { weights: Buffer }
@@ -239,6 +263,32 @@ export class SqliteStorage implements Storage {
       .prepare('SELECT round_id, from_status, to_status, at, note FROM round_transitions WHERE round_id = ? ORDER BY seq')
       .all(roundId) as TransitionRow[];
     return rows.map(rowToTransition);
+  }
+
+  async insertEvaluationReport(report: EvaluationReportRecord): Promise<boolean> {
+    return this.write(() => {
+      if (!this.metaOf(report.modelVersion)) throw new RecordNotFoundError(`model version ${report.modelVersion}`);
+      const { changes } = this.conn
+        .prepare(`INSERT INTO evaluation_reports (${EVALUATION_REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+        .run(...evaluationReportValues(report));
+      return changes === 1;
+    });
+  }
+
+  async listEvaluationReports(version: number): Promise<EvaluationNumbers[]> {
+    // better-sqlite3 blocks the event loop while it reads: read a large version in steps along the key, yielding between them.
+    const step = this.conn.prepare(
+      `SELECT client_id, ${EVALUATION_NUMBER_COLUMNS} FROM evaluation_reports WHERE model_version = ? AND client_id > ? ORDER BY client_id LIMIT ?`,
+    );
+    const reports: EvaluationNumbers[] = [];
+    let after = '';
+    for (;;) {
+      const rows = step.all(version, after, REPORTS_PER_READ) as (EvaluationReportRow & { client_id: string })[];
+      for (const row of rows) reports.push(rowToEvaluationNumbers(row));
+      if (rows.length < REPORTS_PER_READ) return reports;
+      after = rows[rows.length - 1]!.client_id;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   async commitRound(

@@ -1,5 +1,5 @@
-import type { RoundStatus, WeightSpec } from '@flock/client-sdk/protocol';
-import type { ModelVersionMeta, RoundRecord, RoundTransition } from '../contract/index.js';
+import type { EvaluationReport, RoundStatus, WeightSpec } from '@flock/client-sdk/protocol';
+import type { LocalEvaluationSummary, ModelVersionMeta, RoundRecord, RoundTransition } from '../contract/index.js';
 
 /** A full version record without its weight bytes (those are fetched separately, they are large). */
 export interface ModelVersionRecord extends ModelVersionMeta {
@@ -12,12 +12,25 @@ export interface ModelVersionRecord extends ModelVersionMeta {
 
 export type NewModelVersion = Omit<ModelVersionRecord, 'version' | 'createdAt'>;
 
-export type RoundPatch = Partial<Pick<RoundRecord, 'status' | 'metrics' | 'committedVersion' | 'error' | 'endedAt'>>;
+export type RoundPatch = Partial<Pick<RoundRecord, 'status' | 'metrics' | 'committedVersion' | 'error' | 'endedAt'>> & {
+  /** Replaces only `metrics.localEvaluation` (read and written in one transaction). */
+  localEvaluation?: LocalEvaluationSummary;
+};
+
+/** The numbers a device's evaluation report carries, as stored (no examples, no predictions). */
+export type EvaluationNumbers = Omit<EvaluationReport, 'modelVersion'>;
+
+/** One device's report on one version: unique per (modelVersion, clientId). */
+export interface EvaluationReportRecord extends EvaluationNumbers {
+  modelVersion: number;
+  /** The device's pseudonymous client id (the only thing stored about the device). */
+  clientId: string;
+}
 
 /**
- * Persistence of model versions and rounds. Implementations: SQLite (embedded default) and
- * PostgreSQL. Every method that writes is durable when its promise resolves: a kill -9 right after
- * never loses it.
+ * Persistence of model versions, rounds and devices' evaluation reports. Implementations: SQLite
+ * (embedded default) and PostgreSQL. Every method that writes is durable when its promise
+ * resolves: a kill -9 right after never loses it.
  */
 export interface Storage {
   /** Creates tables if needed. */
@@ -29,6 +42,8 @@ export interface Storage {
   latestModelVersion(): Promise<ModelVersionMeta | null>;
   listModelVersions(): Promise<ModelVersionMeta[]>;
   getModelVersion(version: number): Promise<ModelVersionRecord | null>;
+  /** The metadata alone (no topology, specs or weights). */
+  getModelVersionMeta(version: number): Promise<ModelVersionMeta | null>;
   getModelWeights(version: number): Promise<Uint8Array | null>;
   /** Merges numbers into a version's metrics (used for evaluation results that arrive later). */
   updateModelMetrics(version: number, metrics: Record<string, number | string | null>): Promise<void>;
@@ -42,6 +57,15 @@ export interface Storage {
   findRoundsByStatus(statuses: readonly RoundStatus[]): Promise<RoundRecord[]>;
   appendTransition(transition: RoundTransition): Promise<void>;
   listTransitions(roundId: string): Promise<RoundTransition[]>;
+
+  /**
+   * Stores a device's evaluation report. Resolves false, writing nothing, when this device already
+   * reported this version (the unique key decides, also across processes and restarts); throws
+   * RecordNotFoundError when the version does not exist.
+   */
+  insertEvaluationReport(report: EvaluationReportRecord): Promise<boolean>;
+  /** The numbers of every report on a version (without device ids), in no particular order. */
+  listEvaluationReports(version: number): Promise<EvaluationNumbers[]>;
 
   /**
    * Atomically inserts the round's new model version and marks the round committed, so a crash

@@ -104,6 +104,7 @@ describe('flock round list / show / cancel', () => {
     expect(stdout).toContain('9.9 MiB'); // bytes received
     expect(stdout).toContain('42 ms'); // aggregation time
     expect(stdout).toContain('global 96.55% (loss 0.1123), personalized 98.11% (loss 0.0712), 6 adopted');
+    expect(stdout).toContain('global median 96.67% (IQR 95.00% to 98.00%), personalized median 98.33% (IQR 97.00% to 99.00%), better than global on 78% of 9');
     expect(stdout).toContain('Transitions');
     expect(stdout).toContain('all selected clients reported');
     expect(stdout).toMatch(/reporting\s+│\s+committing/);

@@ -154,7 +154,11 @@ describe('the /operators socket.io namespace', () => {
       adopted: true,
     });
     const evaluated = await feed.waitFor((s) => s.rounds[0]?.metrics.localEvaluation?.reports === 1, 'the local evaluation');
-    expect(evaluated.rounds[0]!.metrics.localEvaluation).toMatchObject({ globalAccuracy: 0.9, personalAccuracy: 0.92 });
+    expect(evaluated.rounds[0]!.metrics.localEvaluation).toMatchObject({
+      globalAccuracy: 0.9,
+      personalAccuracy: 0.92,
+      spread: { globalAccuracy: { q1: 0.9, median: 0.9, q3: 0.9 }, personalAccuracy: { median: 0.92 }, personalReports: 1, personalBetterShare: 1 },
+    });
 
     // A rollback through the REST API shows up as a new current version.
     const rolled = await coordinator.api<{ version: number }>(`/api/models/${baseVersion}/rollback`, { method: 'POST' });

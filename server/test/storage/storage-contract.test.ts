@@ -11,9 +11,11 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PostgresStorage, redactUrl } from '../../src/storage/postgres-storage.js';
-import { RecordNotFoundError } from '../../src/storage/rows.js';
+import { RecordNotFoundError, REPORTS_PER_READ } from '../../src/storage/rows.js';
 import { SqliteStorage } from '../../src/storage/sqlite-storage.js';
-import type { Storage } from '../../src/storage/storage.js';
+import type { EvaluationNumbers, Storage } from '../../src/storage/storage.js';
+import { localEvaluationSummarySchema } from '../../src/contract/index.js';
+import { summarizeReports } from '../../src/rounds/evaluation-summary.js';
 import type { RoundStatus } from '@flock/client-sdk/protocol';
 import { TWO_NN_SHAPES, newRound, newVersion, weightsFor } from './fixtures.js';
 
@@ -268,6 +270,89 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       expect(await storage.listTransitions('b')).toHaveLength(4);
       expect(await storage.listTransitions('c')).toEqual([]);
       await expect(storage.appendTransition({ roundId: 'missing', from: null, to: 'selecting', at, note: null })).rejects.toThrow();
+    });
+  });
+
+  describe('evaluation reports', () => {
+    const numbers = (globalAccuracy: number, adopted = true): EvaluationNumbers => ({
+      numExamples: 40,
+      globalLoss: 0.25,
+      globalAccuracy,
+      personalLoss: null,
+      personalAccuracy: null,
+      adopted,
+    });
+    const roundVersion = async () => {
+      await storage.insertModelVersion(newVersion(), weightsFor(newVersion()));
+      await storage.createRound(newRound('r1', { status: 'committed' }));
+      return storage.insertModelVersion(newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1, roundId: 'r1' }), weightsFor(newVersion(), 2));
+    };
+
+    it('stores one report per device and version: a second one is refused by the key, also from another instance', async () => {
+      const { version } = await roundVersion();
+      const personal = { ...numbers(0.75, false), personalLoss: 0.5, personalAccuracy: 0.875 };
+      expect(await storage.insertEvaluationReport({ modelVersion: version, clientId: 'device-a', ...personal })).toBe(true);
+      expect(await storage.insertEvaluationReport({ modelVersion: version, clientId: 'device-b', ...numbers(0.5) })).toBe(true);
+      expect(await storage.insertEvaluationReport({ modelVersion: 1, clientId: 'device-a', ...numbers(0.25) })).toBe(true);
+      const other = await harness.reopen();
+      expect(await other.insertEvaluationReport({ modelVersion: version, clientId: 'device-a', ...numbers(0) })).toBe(false);
+      expect(await storage.insertEvaluationReport({ modelVersion: version, clientId: 'device-b', ...numbers(0) })).toBe(false);
+      const stored = await storage.listEvaluationReports(version);
+      expect(stored.sort((a, b) => a.globalAccuracy - b.globalAccuracy)).toEqual([numbers(0.5), personal]);
+      expect(await storage.listEvaluationReports(1)).toEqual([numbers(0.25)]);
+      expect(await storage.listEvaluationReports(99)).toEqual([]);
+      await expect(harness.raw(`INSERT INTO evaluation_reports VALUES (${version}, 'device-a', 1, 0, 0, NULL, NULL, ${implementation.name === 'SQLite' ? 0 : 'false'})`)).rejects.toThrow(/unique|primary key|duplicate/i);
+    });
+
+    it('lists every report of a version with more reports than one read step, each once', async () => {
+      const { version } = await roundVersion();
+      const count = 2 * REPORTS_PER_READ + 1;
+      // Both dialects: a recursive CTE in front of INSERT; (i % 2 = 0) is 0/1 in SQLite and a boolean in PostgreSQL.
+      await harness.raw(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${count})
+         INSERT INTO evaluation_reports SELECT ${version}, 'device-' || i, i, 0.5, 0.75, NULL, NULL, (i % 2 = 0) FROM n`,
+      );
+      const stored = await storage.listEvaluationReports(version);
+      expect(stored).toHaveLength(count);
+      expect(new Set(stored.map((r) => r.numExamples)).size).toBe(count);
+      expect(stored.filter((r) => r.adopted)).toHaveLength(REPORTS_PER_READ);
+    });
+
+    it('refuses reports on versions that do not exist, and numbers out of bounds at the schema', async () => {
+      await roundVersion();
+      await expect(storage.insertEvaluationReport({ modelVersion: 42, clientId: 'device-a', ...numbers(0.5) })).rejects.toThrow(RecordNotFoundError);
+      await expect(storage.insertEvaluationReport({ modelVersion: 2, clientId: 'device-a', ...numbers(1.5) })).rejects.toThrow(/check/i);
+      await expect(storage.insertEvaluationReport({ modelVersion: 2, clientId: 'device-b', ...numbers(0.5), numExamples: 0 })).rejects.toThrow(/check/i);
+      expect(await storage.listEvaluationReports(2)).toEqual([]);
+    });
+
+    it("reads a version's metadata alone", async () => {
+      const meta = await roundVersion();
+      expect(await storage.getModelVersionMeta(meta.version)).toEqual(meta);
+      expect(await storage.getModelVersionMeta(99)).toBeNull();
+    });
+
+    it("patches a round's local evaluation alone", async () => {
+      await storage.createRound(newRound('r1', { status: 'committed' }));
+      const metrics = { ...newRound('r1').metrics, accepted: 3 };
+      await storage.updateRound('r1', { metrics });
+      const summary = summarizeReports([numbers(0.5), numbers(0.75)])!;
+      const patched = await storage.updateRound('r1', { localEvaluation: summary });
+      expect(patched.metrics).toEqual({ ...metrics, localEvaluation: summary });
+      expect((await storage.getRound('r1'))!.metrics).toEqual({ ...metrics, localEvaluation: summary });
+    });
+
+    it('migrates a database from before: creates the table, and older summaries read in the current shape', async () => {
+      const { version } = await roundVersion();
+      await harness.raw('DROP TABLE evaluation_reports');
+      // A summary as stored before personalNumExamples, and before the robust statistics.
+      const old = { reports: 2, numExamples: 40, globalAccuracy: 0.7, globalLoss: 0.4, personalAccuracy: 0.8, personalLoss: 0.3, adopted: 1 };
+      const metrics = JSON.stringify({ ...newRound('r1').metrics, localEvaluation: old });
+      await harness.raw(`UPDATE rounds SET metrics = '${metrics}' WHERE id = 'r1'`);
+      const upgraded = await harness.reopen();
+      expect((await upgraded.getRound('r1'))!.metrics.localEvaluation).toEqual({ ...old, personalNumExamples: 40, weightCap: null, spread: null });
+      expect(localEvaluationSummarySchema.safeParse((await upgraded.getRound('r1'))!.metrics.localEvaluation).success).toBe(true);
+      expect(await upgraded.insertEvaluationReport({ modelVersion: version, clientId: 'device-a', ...numbers(0.5) })).toBe(true);
     });
   });
 

@@ -1,14 +1,16 @@
 // @ts-check
 /** The six uPlot charts: what each shows, how it looks, and keeping them in step with snapshots. */
 import uPlot from 'uplot';
-import { chartData } from './chart-data.js';
+import { accuracyWhiskers, chartData } from './chart-data.js';
 import { byId, el } from './dom.js';
 import { formatBytes, formatDuration, pct } from './format.js';
 
 /** @typedef {import('../dashboard-state.js').DashboardState} DashboardState */
+/** @typedef {import('./chart-data.js').Whisker} Whisker */
 /**
  * @typedef {{ label: string, color: string, bars?: boolean, dash?: number[] }} SeriesSpec
- * @typedef {{ id: string, series: SeriesSpec[], format: (v: number) => string, fit?: 'accuracy' }} ChartSpec
+ * @typedef {(state: DashboardState) => Record<number, (Whisker | null)[]>} WhiskerData
+ * @typedef {{ id: string, series: SeriesSpec[], format: (v: number) => string, fit?: 'accuracy', whiskers?: WhiskerData }} ChartSpec
  */
 
 const COLORS = { blue: '#3b6df0', green: '#1f9d62', violet: '#8b5cf6', amber: '#d98a0b', red: '#d2453b', slate: '#52607a' };
@@ -19,12 +21,14 @@ const CHART_SPECS = [
   {
     id: 'c-accuracy',
     series: [
-      { label: 'global (local eval)', color: COLORS.blue },
-      { label: 'personal (local eval)', color: COLORS.violet },
+      { label: 'global (local eval, median)', color: COLORS.blue },
+      { label: 'personal (local eval, median)', color: COLORS.violet },
       { label: 'test set', color: COLORS.green, dash: [5, 4] },
     ],
     format: (v) => pct(v),
     fit: 'accuracy',
+    // Devices' local tests: the interquartile range across devices as whiskers, the report count in the legend.
+    whiskers: accuracyWhiskers,
   },
   { id: 'c-loss', series: [{ label: 'mean train loss', color: COLORS.amber }], format: (v) => (v === 0 ? '0' : v.toFixed(3)) },
   { id: 'c-participants', series: [{ label: 'accepted', color: COLORS.green, bars: true }], format: (v) => String(Math.round(v)) },
@@ -38,6 +42,11 @@ const CHART_SPECS = [
  * @type {Map<string, uPlot>}
  */
 const charts = new Map();
+/**
+ * The whiskers of the latest snapshot, by chart id (read by the draw hook and the legend).
+ * @type {Map<string, Record<number, (Whisker | null)[]>>}
+ */
+const whiskers = new Map();
 
 /** Keeps each chart as wide as its card. */
 export function observeChartSizes() {
@@ -65,6 +74,7 @@ export function renderCharts(state) {
       container.replaceChildren(el('div', { className: 'chart-empty' }, 'No finished rounds yet'));
       continue;
     }
+    if (spec.whiskers) whiskers.set(spec.id, spec.whiskers(state));
     const aligned = /** @type {uPlot.AlignedData} */ (/** @type {unknown} */ (columns));
     if (chart) {
       chart.setData(aligned);
@@ -87,6 +97,64 @@ function showLatest(chart) {
 }
 
 /**
+ * Draws each point's interquartile range as a vertical whisker with caps, in its series' colour;
+ * the series are set a few pixels apart so that overlapping ranges stay readable.
+ * @param {uPlot} u
+ * @param {ChartSpec} spec
+ */
+function drawWhiskers(u, spec) {
+  const bySeries = whiskers.get(spec.id);
+  if (!bySeries) return;
+  const ctx = u.ctx;
+  const px = devicePixelRatio;
+  ctx.save();
+  ctx.lineWidth = 1.5 * px;
+  for (const [key, points] of Object.entries(bySeries)) {
+    const index = Number(key);
+    if (!u.series[index]?.show) continue;
+    ctx.strokeStyle = spec.series[index - 1]?.color ?? COLORS.slate;
+    const offset = (index === 1 ? -3 : 3) * px;
+    ctx.beginPath();
+    points.forEach((whisker, i) => {
+      const xValue = u.data[0][i];
+      if (!whisker || xValue === undefined) return;
+      const x = u.valToPos(xValue, 'x', true) + offset;
+      const low = u.valToPos(whisker.q1, 'y', true);
+      const high = u.valToPos(whisker.q3, 'y', true);
+      ctx.moveTo(x, low);
+      ctx.lineTo(x, high);
+      ctx.moveTo(x - 3 * px, low);
+      ctx.lineTo(x + 3 * px, low);
+      ctx.moveTo(x - 3 * px, high);
+      ctx.lineTo(x + 3 * px, high);
+    });
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+/**
+ * A legend value: the number, with its interquartile range and report count where the point has them.
+ * @param {ChartSpec} spec
+ * @param {number} seriesIndex
+ * @param {number | null} value
+ * @param {number | null | undefined} dataIndex
+ */
+function legendValue(spec, seriesIndex, value, dataIndex) {
+  if (value === null) return '–';
+  const whisker = dataIndex === null || dataIndex === undefined ? null : whiskers.get(spec.id)?.[seriesIndex]?.[dataIndex];
+  if (!whisker) return spec.format(value);
+  return `${spec.format(value)} (IQR ${spec.format(whisker.q1)}–${spec.format(whisker.q3)}, n=${whisker.reports})`;
+}
+
+/** The lowest whisker end of a chart, so that its y range shows whole whiskers. @param {ChartSpec} spec */
+function lowestWhisker(spec) {
+  let lowest = Infinity;
+  for (const points of Object.values(whiskers.get(spec.id) ?? {})) for (const whisker of points) if (whisker) lowest = Math.min(lowest, whisker.q1);
+  return lowest;
+}
+
+/**
  * @param {ChartSpec} spec
  * @param {HTMLElement} container
  * @returns {uPlot.Options}
@@ -99,14 +167,14 @@ function chartOptions(spec, container) {
     width: Math.max(200, container.clientWidth),
     height: HEIGHT,
     cursor: { drag: { x: false, y: false }, points: { size: 6 } },
-    hooks: { setCursor: [(u) => showLatest(u)] },
+    hooks: { setCursor: [(u) => showLatest(u)], draw: [(u) => drawWhiskers(u, spec)] },
     legend: { show: true },
     scales: {
       x: { time: false, range: (_u, min, max) => [min - 0.6, max + 0.6] },
       // Accuracy: from a round tenth below the lowest point up to 100%; the rest: from 0 with headroom.
       y:
         spec.fit === 'accuracy'
-          ? { range: (_u, min) => [Math.max(0, Math.floor(((min ?? 0) - 0.02) * 10) / 10), 1] }
+          ? { range: (_u, min) => [Math.max(0, Math.floor((Math.min(min ?? 0, lowestWhisker(spec)) - 0.02) * 10) / 10), 1] }
           : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.12 : 1] },
     },
     axes: [
@@ -122,7 +190,7 @@ function chartOptions(spec, container) {
     ],
     series: [
       { label: 'round', value: (_u, v) => (v === null ? '–' : v === 0 ? 'base' : `#${v}`) },
-      ...spec.series.map((s) => ({
+      ...spec.series.map((s, i) => ({
         label: s.label,
         stroke: s.color,
         width: s.bars ? 1 : 2,
@@ -130,7 +198,7 @@ function chartOptions(spec, container) {
         spanGaps: true,
         ...(s.dash ? { dash: s.dash } : {}),
         ...(s.bars && bars ? { paths: bars, points: { show: false } } : { points: { show: true, size: 5, fill: '#fff' } }),
-        value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v) => (v === null ? '–' : spec.format(v)),
+        value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v, /** @type {number} */ _series, /** @type {number | null} */ idx) => legendValue(spec, i + 1, v, idx),
       })),
     ],
   };
