@@ -16,8 +16,8 @@ import { binarySchema } from './weights.js';
 /** 2: device keys and proof of possession (1: self-chosen client ids). */
 export const PROTOCOL_VERSION = 2;
 
-/** Client ids are the RFC 7638 thumbprints of device keys (43 characters); the pattern is wider. */
-export const clientIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,128}$/, 'client id must be 8-128 of [A-Za-z0-9_-]');
+/** A client id is the RFC 7638 thumbprint of the device's key: SHA-256, base64url (device-key.ts). */
+export const clientIdSchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a client id is a key thumbprint: 43 base64url characters');
 
 /** Longest credential accepted: the shared token, or a device token (a JWT with a few claims). */
 export const MAX_CREDENTIAL_LENGTH = 4096;
@@ -77,7 +77,7 @@ export function bytesOf(data: ArrayBuffer | Uint8Array): Uint8Array {
 }
 
 export const welcomeSchema = z.object({
-  clientId: z.string(),
+  clientId: clientIdSchema,
   protocolVersion: z.number().int(),
   /** Latest committed global model version, or null before the first one exists. */
   currentModelVersion: modelVersionSchema.nullable(),
