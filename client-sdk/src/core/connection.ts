@@ -70,6 +70,7 @@ export class Connection {
   private currentWelcome: Welcome | null = null;
   private unreachableReported = false;
   private cancelRetry: (() => void) | null = null;
+  private closed = false;
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -135,6 +136,7 @@ export class Connection {
 
   /** Disconnects for good (no reconnection) and tells no one. */
   close(): void {
+    this.closed = true;
     this.cancelRetry?.();
     this.cancelRetry = null;
     this.socket.removeAllListeners();
@@ -148,7 +150,14 @@ export class Connection {
   private openSocket(): FlockSocket {
     const { serverUrl, socketOptions, socketFactory } = this.options;
     const auth = (send: (auth: HandshakeAuth) => void): void => {
-      this.handshakeAuth().then(send, (error: unknown) => this.credentialFailed(error));
+      this.handshakeAuth().then(
+        (handshake) => {
+          if (!this.closed) send(handshake);
+        },
+        (error: unknown) => {
+          if (!this.closed) this.credentialFailed(error);
+        },
+      );
     };
     const factory: SocketFactory = socketFactory ?? ((url, options) => io(url, options) as FlockSocket);
     return factory(serverUrl, { ...DEFAULT_SOCKET_OPTIONS, ...socketOptions, auth: auth as (send: (auth: object) => void) => void });

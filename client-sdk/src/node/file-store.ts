@@ -1,7 +1,8 @@
 /**
- * Persists the client's key pair, state and models as files in a directory (Node): `device-key.json`
- * (the private key as a JWK, mode 0600: it is the device's identity), `state.json`, and per model slot a `<slot>.json` manifest (topology, weight specs, metadata) naming a `<slot>-<id>.bin`
- * weight file. Every write goes to a temporary file that is fsynced and renamed over the old one,
+ * Persists the client's key pair, state and models as files in a directory (Node):
+ * `device-key.json` (the private key as a JWK, mode 0600: it is the device's identity),
+ * `state.json`, and per model slot a `<slot>.json` manifest (topology, weight specs, metadata)
+ * naming a `<slot>-<id>.bin` weight file. Every write goes to a temporary file that is fsynced and renamed over the old one,
  * and a slot's manifest is replaced only after its new weight file is durable, so a crash at any
  * point leaves the previous or the new model, never a mix.
  */
