@@ -22,7 +22,9 @@ export type {
   UploadedEvent,
   RoundTimings,
   DeltaContext,
+  DeviceTokenProvider,
 } from './core/client-types.js';
+export type { DeviceIdentityInfo } from './core/identity.js';
 export {
   CONDITION_KINDS,
   combineValues,
@@ -76,8 +78,8 @@ export {
   type InitialModel,
   type StoredModel,
 } from './core/model.js';
-export { delay, randomClientId, yieldToEventLoop } from './core/runtime.js';
-export { cloneModel, cloneState, MemoryModelStore, MODEL_SLOTS, type ClientState, type ModelSlot, type ModelStore } from './core/store.js';
+export { delay, yieldToEventLoop, type CryptoKeyLike, type CryptoKeyPairLike } from './core/runtime.js';
+export { cloneModel, cloneState, MemoryModelStore, MODEL_SLOTS, type ClientState, type KeyStore, type ModelSlot, type ModelStore } from './core/store.js';
 export {
   evaluateModel,
   trainModel,

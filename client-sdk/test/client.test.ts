@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -14,6 +15,7 @@ import {
   ServerEvent,
   staticCondition,
   EVALUATION_REPORT_LIMITS,
+  type DeviceIdentityInfo,
   type EvaluationReport,
   type UpdateUpload,
 } from '../src/index.js';
@@ -41,6 +43,8 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(running.splice(0).map(({ client }) => client.dispose()));
   coordinator.respondToUpload = () => ({ accepted: true });
+  coordinator.acceptToken = () => false;
+  coordinator.refuseProofs = false;
 });
 
 afterAll(async () => {
@@ -74,21 +78,76 @@ async function connected(test: TestClient): Promise<string> {
 }
 
 describe('connection', () => {
-  it('connects with its token, protocol version and a random client id that persists across restarts', async () => {
+  it('connects with its token, protocol version and public key, proves the key, and keeps its key-derived id across restarts', async () => {
     const directory = await tempDir();
     const first = track(testClient(coordinator, { store: new FileModelStore(directory) }));
     const clientId = await connected(first);
-    expect(clientId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    const handshake = coordinator.handshakes.find((auth) => auth.clientId === clientId)!;
-    expect(handshake).toEqual({ token: TEST_TOKEN, clientId, protocolVersion: PROTOCOL_VERSION, sdkVersion: SDK_VERSION });
+    const publicKey = first.client.publicKey!;
+    // The client id is the RFC 7638 thumbprint of the public key (computed here with node:crypto).
+    expect(clientId).toBe(createHash('sha256').update(`{"crv":"P-256","kty":"EC","x":"${publicKey.x}","y":"${publicKey.y}"}`).digest('base64url'));
+    const handshake = coordinator.handshakes.find((auth) => (auth.publicKey as { x?: string } | undefined)?.x === publicKey.x)!;
+    expect(handshake).toEqual({ token: TEST_TOKEN, publicKey: { kty: 'EC', crv: 'P-256', x: publicKey.x, y: publicKey.y }, protocolVersion: PROTOCOL_VERSION, sdkVersion: SDK_VERSION });
+    expect(coordinator.proofs.filter((proof) => proof.clientId === clientId)).toEqual([{ clientId, verified: true }]);
+    // The private key is in the store's directory, readable by its owner only.
+    expect((await stat(join(directory, 'device-key.json'))).mode & 0o777).toBe(0o600);
     await first.client.dispose();
 
     const second = track(testClient(coordinator, { store: new FileModelStore(directory) }));
     await connected(second);
     expect(second.client.clientId).toBe(clientId);
+    expect(coordinator.proofs.filter((proof) => proof.clientId === clientId)).toEqual([
+      { clientId, verified: true },
+      { clientId, verified: true },
+    ]);
     const other = track(testClient(coordinator));
     await connected(other);
     expect(other.client.clientId).not.toBe(clientId);
+  });
+
+  it('asks the deviceToken function for a token at each connection, with the identity to bind it to, and retries when it fails', async () => {
+    const issued = new Set<string>();
+    coordinator.acceptToken = (token) => typeof token === 'string' && issued.has(token);
+    const asked: DeviceIdentityInfo[] = [];
+    const test = track(
+      testClient(coordinator, {
+        clientToken: undefined,
+        credentialRetryMs: 200,
+        deviceToken: async (device) => {
+          asked.push(device);
+          if (asked.length === 1) throw new Error('backend unreachable');
+          const token = `device-token-${asked.length}`;
+          issued.add(token);
+          return token;
+        },
+      }),
+    );
+    const clientId = await connected(test);
+    expect(test.errors.map((error) => error.code)).toEqual(['device_token_failed']);
+    expect(asked).toEqual([
+      { clientId, publicKey: test.client.publicKey },
+      { clientId, publicKey: test.client.publicKey },
+    ]);
+    // A reconnection asks again.
+    coordinator.sockets.get(clientId)!.conn.close();
+    await until(() => asked.length === 3 && test.client.status === 'waiting', 10_000, 'a reconnection with a fresh token');
+    expect(coordinator.handshakes.at(-1)!.token).toBe('device-token-3');
+  });
+
+  it('needs exactly one of clientToken and deviceToken', () => {
+    expect(() => testClient(coordinator, { clientToken: undefined })).toThrow(/either clientToken or deviceToken/);
+    expect(() => testClient(coordinator, { deviceToken: 'a-device-token' })).toThrow(/either clientToken or deviceToken/);
+  });
+
+  it("stops when the coordinator refuses the device's proof, with its reason", async () => {
+    coordinator.refuseProofs = true;
+    const test = track(testClient(coordinator));
+    const error = test.client.next('error');
+    await test.client.start();
+    expect(((await error) as FlockClientError).code).toBe('invalid_proof');
+    await until(() => test.client.status === 'offline', 5_000, 'offline');
+    const attempts = coordinator.proofs.length;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(coordinator.proofs.length).toBe(attempts);
   });
 
   it('reports eligibility on connect and on every change', async () => {

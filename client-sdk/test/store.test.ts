@@ -1,10 +1,12 @@
 import 'fake-indexeddb/auto';
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IndexedDbModelStore } from '../src/browser/idb-store.js';
-import { MemoryModelStore, type ClientState, type ModelStore, type StoredModel } from '../src/index.js';
+import { DeviceIdentity } from '../src/core/identity.js';
+import { base64url, MemoryModelStore, proofMessage, type ClientState, type ModelStore, type StoredModel } from '../src/index.js';
 import { FileModelStore } from '../src/node/file-store.js';
 
 function model(version: number | null, values: number[]): StoredModel {
@@ -19,7 +21,6 @@ function model(version: number | null, values: number[]): StoredModel {
 }
 
 const state: ClientState = {
-  clientId: 'abcdef12-3456-4789-8abc-def012345678',
   lastEvaluatedVersion: 3,
   lastEvaluation: {
     modelVersion: 3,
@@ -78,6 +79,7 @@ describe.each(kinds)('$name', (kind) => {
     expect(await store.loadState()).toBeNull();
     expect(await store.loadModel('personal')).toBeNull();
     expect(await store.loadModel('global')).toBeNull();
+    expect(await store.loadKeyPair()).toBeNull();
     await store.close?.();
   });
 
@@ -133,6 +135,51 @@ describe.each(kinds.filter((kind) => kind.persistent))('$name persistence', (kin
     expect(await second.loadState()).toEqual(state);
     expect(Array.from(new Float32Array((await second.loadModel('personal'))!.weights))).toEqual([7, 8, 9]);
     await second.close?.();
+  });
+
+  it('keeps the device key across a restart: the same client id, and its signatures verify with the first public key', async () => {
+    const first = await kind.open(key('identity'));
+    const made = await DeviceIdentity.load(first);
+    await first.close?.();
+    const second = await kind.open(key('identity'));
+    const loaded = await DeviceIdentity.load(second);
+    expect(loaded.clientId).toBe(made.clientId);
+    expect(loaded.publicKey).toEqual(made.publicKey);
+    const challenge = randomBytes(32);
+    const signature = await loaded.prove(challenge);
+    const publicKey = createPublicKey({ key: made.publicKey, format: 'jwk' });
+    expect(verify('sha256', proofMessage(challenge, made.clientId), { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature)).toBe(true);
+    expect(verify('sha256', proofMessage(randomBytes(32), made.clientId), { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature)).toBe(false);
+    // Once loaded, the private key cannot be read out (IndexedDB keeps the non-extractable CryptoKey; the file store imports it so).
+    expect((await second.loadKeyPair())!.privateKey.extractable).toBe(false);
+    await second.close?.();
+  });
+});
+
+describe('device identity', () => {
+  it('makes a new key in an empty store, and another store makes another identity', async () => {
+    const store = new MemoryModelStore();
+    const identity = await DeviceIdentity.load(store);
+    expect(identity.clientId).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await DeviceIdentity.load(store)).clientId).toBe(identity.clientId);
+    expect((await DeviceIdentity.load(new MemoryModelStore())).clientId).not.toBe(identity.clientId);
+    expect((await store.loadKeyPair())!.privateKey.extractable).toBe(false);
+  });
+
+  it('derives the client id as the RFC 7638 thumbprint of the public key (checked with node:crypto)', async () => {
+    const store = new MemoryModelStore();
+    const identity = await DeviceIdentity.load(store);
+    const { x, y } = identity.publicKey;
+    expect(identity.clientId).toBe(createHash('sha256').update(`{"crv":"P-256","kty":"EC","x":"${x}","y":"${y}"}`).digest('base64url'));
+  });
+});
+
+describe('base64url', () => {
+  it('matches Buffer for every length mod 3', () => {
+    for (let length = 0; length < 40; length++) {
+      const bytes = randomBytes(length);
+      expect(base64url(bytes)).toBe(bytes.toString('base64url'));
+    }
   });
 });
 

@@ -5,6 +5,8 @@ import type { ClientStatus, ConditionValue, EvaluationReport } from '@flock/clie
 export interface DemoState {
   ready: boolean;
   backend: string | null;
+  /** The id the coordinator welcomed this device as (its key's thumbprint); null before the first connection. */
+  clientId: string | null;
   status: ClientStatus | 'no data';
   conditions: { idle: ConditionValue; charging: ConditionValue; unmetered: ConditionValue };
   eligible: boolean;

@@ -61,7 +61,7 @@ export class DemoClient {
     if (info.lastEvaluation && (!state.lastEvaluation || info.lastEvaluation.modelVersion >= state.lastEvaluation.modelVersion)) state.lastEvaluation = info.lastEvaluation;
     const known = [state.globalVersion, info.cachedGlobalVersion, info.lastEvaluatedVersion, info.personalVersion].filter((v): v is number => v !== null);
     state.globalVersion = known.length ? Math.max(...known) : null;
-    if (sdk.clientId) showClientId(sdk.clientId);
+    if (state.clientId) showClientId(state.clientId);
     render(state);
   }
 
@@ -95,6 +95,7 @@ export class DemoClient {
       this.sync();
     });
     sdk.on('connected', (welcome) => {
+      state.clientId = welcome.clientId;
       this.noteGlobalVersion(welcome.currentModelVersion);
       log(`Connected; global model ${welcome.currentModelVersion === null ? 'not published yet' : `v${welcome.currentModelVersion}`}`);
       this.sync();

@@ -8,6 +8,7 @@ export function initialState(): DemoState {
   return {
     ready: false,
     backend: null,
+    clientId: null,
     status: 'idle',
     conditions: { idle: 'unknown', charging: 'unknown', unmetered: 'unknown' },
     eligible: false,

@@ -239,7 +239,7 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     }
   });
 
-  it('keeps the personalized model across a reload and predicts the same digits', async () => {
+  it('keeps its identity and the personalized model across a reload, and predicts the same digits', async () => {
     const server = await startCoordinator();
     const [device] = await openDevices(server, [{ seed: 7, device: PLUGGED_IN_ON_WIFI }]);
     await settled(device!, 1);
@@ -250,6 +250,9 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     });
     expect((await roundEnded(server, body.id)).status).toBe('committed');
     const before = await device!.waitForState('s.lastEvaluation?.modelVersion === 2 && s.status === "waiting"');
+    expect(before.clientId).toMatch(/^[A-Za-z0-9_-]{43}$/); // the thumbprint of the device key
+    // The key pair lives in IndexedDB as CryptoKeys; the private one cannot be read out.
+    expect(await storedDeviceKey(device!.page)).toEqual({ privateType: 'private', privateExtractable: false, algorithm: 'ECDSA', curve: 'P-256' });
     const digitsBefore = await device!.predictDigits(50);
     // A drawn and labelled example is stored on the device too (28x28, centred like MNIST).
     await drawOne(device!.page);
@@ -260,6 +263,8 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     const reloaded = wrapDemoPage(device!.context, device!.page, device!.errors);
     const after = await reloaded.waitForState('s.ready');
     expect(after.exampleCount).toBe(before.exampleCount + 1); // examples persisted in IndexedDB
+    // The coordinator welcomes the reloaded page under the same id: it proved it holds the same key.
+    expect((await reloaded.waitForState('s.clientId !== null && s.status === "waiting"')).clientId).toBe(before.clientId);
     expect(after.drawnCount).toBe(1);
     expect(after.personalVersion).toBe(before.personalVersion);
     expect(after.lastEvaluation?.modelVersion).toBe(2);
@@ -269,3 +274,28 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     expect(new Set(digitsAfter).size).toBeGreaterThan(5);
   });
 });
+
+/** What the SDK's IndexedDB store holds as the device key (read in the page with the raw IndexedDB API). */
+function storedDeviceKey(page: Page): Promise<{ privateType: string; privateExtractable: boolean; algorithm: string; curve: string }> {
+  return page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open('flock-client-sdk');
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const read = open.result.transaction('keys').objectStore('keys').get('device');
+          read.onerror = () => reject(read.error);
+          read.onsuccess = () => {
+            const { privateKey } = read.result as CryptoKeyPair;
+            open.result.close();
+            resolve({
+              privateType: privateKey.type,
+              privateExtractable: privateKey.extractable,
+              algorithm: privateKey.algorithm.name,
+              curve: (privateKey.algorithm as EcKeyAlgorithm).namedCurve,
+            });
+          };
+        };
+      }),
+  );
+}

@@ -16,6 +16,7 @@ async function main(): Promise<void> {
       tfBackend: backend,
       operatorToken: config.tokenSources.operator,
       clientToken: config.tokenSources.client,
+      enrolment: config.enrolment ? { issuer: config.enrolment.issuer, audience: config.enrolment.audience } : 'off',
     },
     'coordinator listening',
   );
@@ -25,7 +26,9 @@ async function main(): Promise<void> {
       `  dashboard      ${coordinator.url}/dashboard\n` +
       `  API docs       ${coordinator.url}/api/docs\n` +
       `  operator token ${config.tokenSources.operator}\n` +
-      `  client token   ${config.tokenSources.client}\n\n`,
+      (config.enrolment
+        ? `  enrolment      on: device tokens from ${config.enrolment.issuer} (the client token is refused)\n\n`
+        : `  client token   ${config.tokenSources.client}\n\n`),
   );
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {

@@ -1,6 +1,8 @@
 /**
- * Persists the client's state and models in IndexedDB (via `idb`). A model and its metadata are one
- * record, written in one transaction, so a reload sees the previous or the new model, never a mix.
+ * Persists the client's key pair, state and models in IndexedDB (via `idb`). A model and its
+ * metadata are one record, written in one transaction, so a reload sees the previous or the new
+ * model, never a mix. The key pair is stored as the CryptoKeys themselves (structured clone keeps
+ * them non-extractable): script on the page can use the private key but never read it out.
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { DEFAULT_DATABASE_NAME } from '../core/defaults.js';
@@ -10,13 +12,25 @@ import { MODEL_SLOTS, type ClientState, type ModelSlot, type ModelStore } from '
 interface FlockDatabase extends DBSchema {
   state: { key: 'client'; value: ClientState };
   models: { key: ModelSlot; value: StoredModel };
+  keys: { key: 'device'; value: CryptoKeyPair };
 }
+
+/** 2 added the `keys` store (device identity). */
+const DATABASE_VERSION = 2;
 
 export class IndexedDbModelStore implements ModelStore {
   private database: Promise<IDBPDatabase<FlockDatabase>> | null = null;
 
   /** One database per name: use different names for several clients in one origin. */
   constructor(readonly databaseName: string = DEFAULT_DATABASE_NAME) {}
+
+  async loadKeyPair(): Promise<CryptoKeyPair | null> {
+    return (await (await this.db()).get('keys', 'device')) ?? null;
+  }
+
+  async saveKeyPair(keys: CryptoKeyPair): Promise<void> {
+    await (await this.db()).put('keys', { publicKey: keys.publicKey, privateKey: keys.privateKey }, 'device');
+  }
 
   async loadState(): Promise<ClientState | null> {
     return (await (await this.db()).get('state', 'client')) ?? null;
@@ -47,10 +61,13 @@ export class IndexedDbModelStore implements ModelStore {
   }
 
   private db(): Promise<IDBPDatabase<FlockDatabase>> {
-    this.database ??= openDB<FlockDatabase>(this.databaseName, 1, {
-      upgrade(database) {
-        database.createObjectStore('state');
-        database.createObjectStore('models');
+    this.database ??= openDB<FlockDatabase>(this.databaseName, DATABASE_VERSION, {
+      upgrade(database, oldVersion) {
+        if (oldVersion < 1) {
+          database.createObjectStore('state');
+          database.createObjectStore('models');
+        }
+        if (oldVersion < 2) database.createObjectStore('keys');
       },
     });
     return this.database;

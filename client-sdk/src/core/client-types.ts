@@ -12,6 +12,7 @@ import type { AdoptionDecision, AdoptionPolicy } from './adoption.js';
 import type { ConditionDetector, ConditionValues, UnknownConditionPolicy } from './conditions.js';
 import type { DataSource } from './data.js';
 import type { FlockClientError } from './errors.js';
+import type { DeviceIdentityInfo } from './identity.js';
 import type { LossName, LossSpec } from './losses.js';
 import type { InitialModel } from './model.js';
 import type { ModelStore } from './store.js';
@@ -46,11 +47,23 @@ export interface AdoptionOptions {
   onRejected?: 'keep' | 'fineTuneGlobal';
 }
 
+/**
+ * A device token from the app's backend (enrolment): a JWT bound to this device's key (`cnf.jkt`
+ * equal to `device.clientId`). Called at every connection attempt, so it may fetch a fresh token.
+ */
+export type DeviceTokenProvider = (device: DeviceIdentityInfo) => string | Promise<string>;
+
 export interface FederatedClientOptions {
   /** Coordinator URL, e.g. 'https://flock.example.com' (socket.io endpoint). */
   serverUrl: string;
-  /** Client token issued by the coordinator's operator. */
-  clientToken: string;
+  /** The shared client token issued by the coordinator's operator (when enrolment is off). Give this or `deviceToken`. */
+  clientToken?: string;
+  /**
+   * With enrolment on (the coordinator verifies device tokens): the device token, or a function
+   * that returns one for this device (called at each connection, since tokens expire). Give this or
+   * `clientToken`.
+   */
+  deviceToken?: string | DeviceTokenProvider;
   /** Local examples (never uploaded). */
   dataSource: DataSource;
   /** Condition detectors (idle, charging, unmetered); several per condition are combined. */
@@ -79,12 +92,12 @@ export interface FederatedClientOptions {
   evaluationBatchSize?: number;
   /** Timeout for acknowledged requests (model fetch, upload). Default DEFAULT_REQUEST_TIMEOUT_MS (60 s). */
   requestTimeoutMs?: number;
+  /** Wait before reconnecting after the deviceToken function failed or the token had expired. Default DEFAULT_CREDENTIAL_RETRY_MS (30 s). */
+  credentialRetryMs?: number;
   /** Extra socket.io options (reconnection delays, transports, path...). */
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
   /** Creates the socket (default: socket.io-client's `io`). */
   socketFactory?: SocketFactory;
-  /** Use this client id instead of the persisted random one. */
-  clientId?: string;
   /**
    * Transforms the delta after training and before its checks and upload (one array per weight
    * tensor; return arrays of the same lengths). For client-side extensions such as local clipping,

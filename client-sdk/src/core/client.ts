@@ -11,7 +11,8 @@
  * local-state.ts (persisted state and predict); defaults are named in defaults.ts.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { clientIdSchema, type Welcome } from '../protocol/handshake.js';
+import type { PublicKeyJwk } from '../protocol/device-key.js';
+import type { Welcome } from '../protocol/handshake.js';
 import { evaluationReportSchema, type ModelPublished } from '../protocol/model-messages.js';
 import { ABANDON_REASONS, type AbandonReason } from '../protocol/reasons.js';
 import type { RoundClosed, RoundConfiguration, UpdateRejected } from '../protocol/round-messages.js';
@@ -64,9 +65,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       if (event !== 'error') this.reportError('listener_failed', `a '${String(event)}' listener threw: ${errorMessage(error)}`, { cause: error });
     });
     if (!options.serverUrl) throw new TypeError('FederatedClient: serverUrl is required');
-    if (!options.clientToken) throw new TypeError('FederatedClient: clientToken is required');
+    if (!options.clientToken === !options.deviceToken) throw new TypeError('FederatedClient: give either clientToken or deviceToken');
     if (!options.dataSource) throw new TypeError('FederatedClient: dataSource is required');
-    if (options.clientId !== undefined) clientIdSchema.parse(options.clientId);
     this.options = options;
     this.loss = resolveLoss(options.loss);
     this.evaluateOnlyWhenEligible = options.evaluateOnlyWhenEligible ?? defaults.DEFAULT_EVALUATE_ONLY_WHEN_ELIGIBLE;
@@ -74,7 +74,6 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       store: options.store ?? new MemoryModelStore(),
       initialModel: options.initialModel,
       initialModelVersion: options.initialModelVersion ?? defaults.DEFAULT_INITIAL_MODEL_VERSION,
-      clientId: options.clientId,
       reportError: (error) => this.emit('error', error),
     });
     this.evaluationSettings = evaluationSettings(options);
@@ -99,9 +98,17 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     return { eligible, reasons: [...reasons], values: { ...values } };
   }
 
-  /** The persisted client id (available after `load()` or `start()`). */
+  /**
+   * The client id: the RFC 7638 thumbprint of the device's public key, which is also the `cnf.jkt`
+   * an enrolment token must carry (available after `load()` or `start()`).
+   */
   get clientId(): string | null {
-    return this.local.clientId;
+    return this.local.identity?.clientId ?? null;
+  }
+
+  /** The device's public key as a JWK, for the app's backend to bind a device token to (after `load()`). */
+  get publicKey(): PublicKeyJwk | null {
+    return this.local.identity?.info.publicKey ?? null;
   }
 
   /** What predict() uses and where local state stands. */
@@ -110,8 +117,9 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
   }
 
   /**
-   * Loads persisted state (client id, personalized model, cached global model) without
-   * connecting: enough for offline `predict()`. `start()` calls it; calling it twice is harmless.
+   * Loads persisted state (device key, personalized model, cached global model; a new key is made
+   * and saved on the first load) without connecting: enough for offline `predict()` and for
+   * `clientId`. `start()` calls it; calling it twice is harmless.
    */
   load(): Promise<void> {
     return this.local.load();
@@ -175,10 +183,20 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
   // ---------------------------------------------------------------- connection and conditions
 
   private connect(): void {
-    const { serverUrl, clientToken, socketOptions, socketFactory } = this.options;
-    const requestTimeoutMs = this.options.requestTimeoutMs ?? defaults.DEFAULT_REQUEST_TIMEOUT_MS;
+    const { serverUrl, clientToken, deviceToken, socketOptions, socketFactory } = this.options;
+    const identity = this.local.identity!;
+    const credential = typeof deviceToken === 'function' ? async () => deviceToken(identity.info) : async () => deviceToken ?? clientToken!;
     this.connection = new Connection(
-      { serverUrl, clientToken, clientId: this.local.clientId!, requestTimeoutMs, socketOptions, socketFactory },
+      {
+        serverUrl,
+        credential,
+        credentialRefreshes: typeof deviceToken === 'function',
+        credentialRetryMs: this.options.credentialRetryMs ?? defaults.DEFAULT_CREDENTIAL_RETRY_MS,
+        identity,
+        requestTimeoutMs: this.options.requestTimeoutMs ?? defaults.DEFAULT_REQUEST_TIMEOUT_MS,
+        socketOptions,
+        socketFactory,
+      },
       {
         connected: () => this.onConnected(),
         connectFailed: () => {

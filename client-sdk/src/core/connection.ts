@@ -1,13 +1,16 @@
 /**
- * The device's session with the coordinator: one socket.io socket and its handshake, every message
- * from the coordinator checked against the protocol's schema before anything else sees it,
- * acknowledged requests (model fetch, upload) with a timeout and a checked answer, and the mapping
- * of connection failures to client errors. socket.io reconnects by itself after drops.
+ * The device's session with the coordinator: one socket.io socket, its handshake (a credential and
+ * the device's public key) and the proof of possession that follows it (the device signs the
+ * coordinator's challenge; the session is open at `server:welcome`), every message from the
+ * coordinator checked against the protocol's schema before anything else sees it, acknowledged
+ * requests (model fetch, upload) with a timeout and a checked answer, and the mapping of connection
+ * failures to client errors. socket.io reconnects by itself after drops, with a fresh credential
+ * and a fresh proof each time.
  */
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import type { z } from 'zod';
 import { ClientEvent, ServerEvent } from '../protocol/events.js';
-import { PROTOCOL_VERSION, welcomeSchema, type HandshakeAuth, type Welcome } from '../protocol/handshake.js';
+import { challengeSchema, PROTOCOL_VERSION, proofResultSchema, welcomeSchema, type Challenge, type HandshakeAuth, type Welcome } from '../protocol/handshake.js';
 import { modelFetchResultSchema, modelPublishedSchema, type EvaluationReport, type ModelPayload, type ModelPublished } from '../protocol/model-messages.js';
 import { CONNECT_ERRORS, type ConnectError } from '../protocol/reasons.js';
 import {
@@ -26,12 +29,19 @@ import {
 import type { FlockSocket, SocketFactory } from './client-types.js';
 import { DEFAULT_SOCKET_OPTIONS } from './defaults.js';
 import { errorMessage, FlockClientError } from './errors.js';
+import type { DeviceIdentity } from './identity.js';
+import { schedule } from './runtime.js';
 import { SDK_VERSION } from './version.js';
 
 export interface ConnectionOptions {
   serverUrl: string;
-  clientToken: string;
-  clientId: string;
+  /** The credential of each connection attempt: the shared client token, or a device token. */
+  credential: () => Promise<string>;
+  /** Whether asking `credential` again may give a better one (a deviceToken function): then an expired token is retried. */
+  credentialRefreshes: boolean;
+  /** How long to wait before retrying with a fresh credential. */
+  credentialRetryMs: number;
+  identity: DeviceIdentity;
   requestTimeoutMs: number;
   socketOptions: Partial<ManagerOptions & SocketOptions> | undefined;
   socketFactory: SocketFactory | undefined;
@@ -39,6 +49,7 @@ export interface ConnectionOptions {
 
 /** What the connection tells its owner. Coordinator messages arrive already validated. */
 export interface ConnectionListener {
+  /** The session is open: the coordinator verified the device's proof and welcomed it. */
   connected(): void;
   /** A connection attempt failed (refused, or the coordinator is unreachable); the error was reported. */
   connectFailed(): void;
@@ -58,19 +69,22 @@ export class Connection {
   private readonly requestTimeoutMs: number;
   private currentWelcome: Welcome | null = null;
   private unreachableReported = false;
+  private cancelRetry: (() => void) | null = null;
+  private closed = false;
 
   constructor(
-    options: ConnectionOptions,
+    private readonly options: ConnectionOptions,
     private readonly listener: ConnectionListener,
   ) {
     this.requestTimeoutMs = options.requestTimeoutMs;
-    this.socket = openSocket(options);
+    this.socket = this.openSocket();
     this.listenToSession();
     this.listenToMessages();
   }
 
+  /** True while the session is open (proof verified, welcome received). */
   get connected(): boolean {
-    return this.socket.connected;
+    return this.socket.connected && this.currentWelcome !== null;
   }
 
   /** The coordinator's welcome on the current connection (null before it arrives and after a disconnect). */
@@ -122,14 +136,58 @@ export class Connection {
 
   /** Disconnects for good (no reconnection) and tells no one. */
   close(): void {
+    this.closed = true;
+    this.cancelRetry?.();
+    this.cancelRetry = null;
     this.socket.removeAllListeners();
     this.socket.disconnect();
+  }
+
+  /**
+   * The handshake: the device presents its credential and public key and says which protocol it
+   * speaks. `auth` is a function, so each attempt (reconnections too) gets a fresh credential.
+   */
+  private openSocket(): FlockSocket {
+    const { serverUrl, socketOptions, socketFactory } = this.options;
+    const auth = (send: (auth: HandshakeAuth) => void): void => {
+      this.handshakeAuth().then(
+        (handshake) => {
+          if (!this.closed) send(handshake);
+        },
+        (error: unknown) => {
+          if (!this.closed) this.credentialFailed(error);
+        },
+      );
+    };
+    const factory: SocketFactory = socketFactory ?? ((url, options) => io(url, options) as FlockSocket);
+    return factory(serverUrl, { ...DEFAULT_SOCKET_OPTIONS, ...socketOptions, auth: auth as (send: (auth: object) => void) => void });
+  }
+
+  private async handshakeAuth(): Promise<HandshakeAuth> {
+    const token = await this.options.credential();
+    if (typeof token !== 'string' || token.length === 0) throw new Error('no token');
+    return { token, publicKey: this.options.identity.publicKey, protocolVersion: PROTOCOL_VERSION, sdkVersion: SDK_VERSION };
+  }
+
+  /** The app's deviceToken function failed: this attempt is dropped and another made later. */
+  private credentialFailed(error: unknown): void {
+    this.listener.error(new FlockClientError('device_token_failed', `getting a device token failed (retrying later): ${errorMessage(error)}`, { cause: error }));
+    this.socket.disconnect();
+    this.listener.connectFailed();
+    this.retryLater();
+  }
+
+  private retryLater(): void {
+    this.cancelRetry?.();
+    this.cancelRetry = schedule(() => {
+      this.cancelRetry = null;
+      if (!this.socket.connected) this.socket.connect();
+    }, this.options.credentialRetryMs);
   }
 
   private listenToSession(): void {
     this.socket.on('connect', () => {
       this.unreachableReported = false;
-      this.listener.connected();
     });
     this.socket.on('connect_error', (error: Error) => {
       this.reportConnectFailure(error);
@@ -143,10 +201,12 @@ export class Connection {
 
   private listenToMessages(): void {
     const { listener } = this;
+    this.socket.on(ServerEvent.challenge, this.validated(challengeSchema, 'challenge', (challenge) => void this.prove(challenge)));
     this.socket.on(
       ServerEvent.welcome,
       this.validated(welcomeSchema, 'welcome', (welcome) => {
         this.currentWelcome = welcome;
+        listener.connected();
         listener.welcome(welcome);
       }),
     );
@@ -157,12 +217,33 @@ export class Connection {
   }
 
   /**
+   * Answers the challenge with the device's signature. The coordinator welcomes the device once it
+   * verifies; a refusal comes with its reason, and the coordinator then closes the socket.
+   */
+  private async prove({ challenge }: Challenge): Promise<void> {
+    try {
+      const signature = await this.options.identity.prove(challenge);
+      const result = await this.request(() => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.proof, { signature }), proofResultSchema, {
+        unanswered: (error) => new FlockClientError('connection', `the proof of the device key was not acknowledged: ${errorMessage(error)}`, { cause: error }),
+        malformed: (issues) => new FlockClientError('protocol', `malformed proof acknowledgement: ${issues}`),
+      });
+      if (result.accepted) return;
+      this.listener.error(new FlockClientError(result.reason, `the coordinator refused the device's proof: ${result.reason} (${result.message})`));
+      this.listener.connectFailed();
+    } catch (error) {
+      this.listener.error(error instanceof FlockClientError ? error : new FlockClientError('connection', `proving the device key failed: ${errorMessage(error)}`, { cause: error }));
+    }
+  }
+
+  /**
    * A refusal by the coordinator's handshake check is final (socket.io does not retry middleware
-   * refusals); an unreachable coordinator is reported once until the next success (socket.io retries).
+   * refusals), except an expired token when a fresh one can be asked for; an unreachable coordinator
+   * is reported once until the next success (socket.io retries).
    */
   private reportConnectFailure(error: Error): void {
     if (REFUSALS.includes(error.message)) {
       this.listener.error(new FlockClientError(error.message as ConnectError, `the coordinator refused the connection: ${error.message}`, { cause: error }));
+      if (error.message === 'token_expired' && this.options.credentialRefreshes) this.retryLater();
     } else if (!this.unreachableReported) {
       this.unreachableReported = true;
       this.listener.error(new FlockClientError('connection', `cannot reach the coordinator (retrying): ${error.message}`, { cause: error }));
@@ -194,14 +275,4 @@ export class Connection {
     if (!parsed.success) throw errors.malformed(parsed.error.message);
     return parsed.data;
   }
-}
-
-/**
- * The handshake: the device proves it may connect (client token) and says who it is and which
- * protocol it speaks. The coordinator answers with `server:welcome` or refuses with `connect_error`.
- */
-function openSocket(options: ConnectionOptions): FlockSocket {
-  const auth: HandshakeAuth = { token: options.clientToken, clientId: options.clientId, protocolVersion: PROTOCOL_VERSION, sdkVersion: SDK_VERSION };
-  const factory: SocketFactory = options.socketFactory ?? ((url, socketOptions) => io(url, socketOptions) as FlockSocket);
-  return factory(options.serverUrl, { ...DEFAULT_SOCKET_OPTIONS, ...options.socketOptions, auth: { ...auth } });
 }

@@ -13,6 +13,12 @@ import type { LossName } from './losses.js';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 /**
+ * After the app's deviceToken function failed, or the coordinator refused an expired device token,
+ * the next connection attempt (with a fresh token) waits this long.
+ */
+export const DEFAULT_CREDENTIAL_RETRY_MS = 30_000;
+
+/**
  * socket.io-client options applied before the app's `socketOptions`. `forceNew`: socket.io otherwise
  * shares one connection between clients of the same URL, and each client needs its own handshake.
  */

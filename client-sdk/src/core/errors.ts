@@ -2,8 +2,9 @@
 import type { ConnectError, RejectionReason } from '../protocol/reasons.js';
 
 export type ClientErrorCode =
-  | ConnectError // the coordinator refused the connection: not retried
+  | ConnectError // the coordinator refused the session: not retried (token_expired is, with a deviceToken function)
   | 'connection' // a transport-level connection failure (socket.io keeps retrying)
+  | 'device_token_failed' // the app's deviceToken function threw or returned no token (retried later)
   | 'protocol' // the coordinator sent something that does not match the protocol
   | 'model_fetch_failed'
   | 'training_failed'

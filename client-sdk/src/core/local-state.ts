@@ -1,17 +1,16 @@
 /**
- * What a device keeps between sessions, and what `predict()` answers from: the client state (its id
- * and last evaluation), the personalized model, and the newest global model fetched (so a round or
- * an evaluation of that version needs no download). Everything persists through the ModelStore, so
- * predictions work offline after a restart.
+ * What a device keeps between sessions, and what `predict()` answers from: its identity (key pair),
+ * its last evaluation, the personalized model, and the newest global model fetched (so a round or an
+ * evaluation of that version needs no download). Everything persists through the ModelStore, so
+ * predictions work offline and the device is the same device after a restart.
  */
 import * as tf from '@tensorflow/tfjs';
-import { clientIdSchema } from '../protocol/handshake.js';
 import type { EvaluationReport, ModelPayload } from '../protocol/model-messages.js';
 import type { ModelInfo } from './client-types.js';
 import { toFeatureTensor, type ExampleValues } from './data.js';
 import { errorMessage, FlockClientError } from './errors.js';
+import { DeviceIdentity } from './identity.js';
 import { instantiateModel, snapshotModel, storedModelFromInitial, storedModelFromLayersModel, storedModelFromPayload, type InitialModel, type StoredModel } from './model.js';
-import { randomClientId } from './runtime.js';
 import type { ClientState, ModelStore } from './store.js';
 
 /** A live model with the global version it is based on. */
@@ -26,8 +25,6 @@ export interface LocalStateOptions {
   /** Used (and persisted as the personalized model) when the store has none. */
   initialModel: InitialModel | undefined;
   initialModelVersion: number | null;
-  /** A fixed client id instead of the persisted random one. */
-  clientId: string | undefined;
   /** Failures that do not stop the caller (caching a global model). */
   reportError: (error: FlockClientError) => void;
 }
@@ -37,6 +34,7 @@ export class LocalState {
   private readonly initialCopy: StoredModel | null;
   private loading: Promise<void> | null = null;
   private state: ClientState | null = null;
+  private device: DeviceIdentity | null = null;
   private personal: PersonalModel | null = null;
   /** predict()'s model before any personalized one exists: the cached global model, live. */
   private fallbackModel: PersonalModel | null = null;
@@ -56,9 +54,9 @@ export class LocalState {
     return this.loading;
   }
 
-  /** The persisted client id (null before `load()`). */
-  get clientId(): string | null {
-    return this.state?.clientId ?? null;
+  /** The device's key pair and the client id derived from it (null before `load()`). */
+  get identity(): DeviceIdentity | null {
+    return this.device;
   }
 
   /** The last global version tested locally (0 when none). */
@@ -136,8 +134,10 @@ export class LocalState {
 
   private async loadFromStore(): Promise<void> {
     await tf.ready();
-    this.state = await this.loadClientState();
     const { store, initialModel, initialModelVersion } = this.options;
+    this.device = await DeviceIdentity.load(store);
+    const saved = await store.loadState();
+    this.state = { lastEvaluatedVersion: saved?.lastEvaluatedVersion ?? null, lastEvaluation: saved?.lastEvaluation ?? null };
     this.globalCache = await store.loadModel('global');
     let personal = await store.loadModel('personal');
     if (!personal && initialModel !== undefined) {
@@ -147,21 +147,6 @@ export class LocalState {
     if (personal) {
       this.personal = { model: await instantiateModel(personal), version: personal.version, fineTunedEpochs: personal.fineTunedEpochs };
     }
-  }
-
-  /** The persisted state, or a fresh one when there is none, its id is invalid or the app fixed another. */
-  private async loadClientState(): Promise<ClientState> {
-    const { store, clientId: wantedId } = this.options;
-    const state = await store.loadState();
-    if (state && (wantedId === undefined || state.clientId === wantedId) && clientIdSchema.safeParse(state.clientId).success) return state;
-    const fresh: ClientState = {
-      clientId: wantedId ?? state?.clientId ?? randomClientId(),
-      lastEvaluatedVersion: state?.lastEvaluatedVersion ?? null,
-      lastEvaluation: state?.lastEvaluation ?? null,
-    };
-    if (!clientIdSchema.safeParse(fresh.clientId).success) fresh.clientId = randomClientId();
-    await store.saveState(fresh);
-    return fresh;
   }
 
   private async predictionModel(): Promise<tf.LayersModel> {

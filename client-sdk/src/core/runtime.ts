@@ -1,8 +1,8 @@
 /**
- * The few host facilities the core needs (a macrotask yield, a clock, random ids), found by feature
+ * The few host facilities the core needs (a macrotask yield, a clock, WebCrypto), found by feature
  * detection on `globalThis`. The core is compiled without DOM or Node typings (tsconfig.core.json),
  * so these are typed here, minimally, as optional: browsers, Node and React Native all provide
- * `setTimeout`, and most provide `setImmediate` or `MessageChannel` and `crypto`.
+ * `setTimeout`, and most provide `setImmediate` or `MessageChannel` and WebCrypto.
  */
 
 interface MessagePortLike {
@@ -14,13 +14,33 @@ interface MessagePortLike {
 
 interface HostGlobals {
   setTimeout?(callback: () => void, ms: number): unknown;
+  clearTimeout?(timer: unknown): void;
   setImmediate?(callback: () => void): unknown;
   MessageChannel?: new () => { port1: MessagePortLike; port2: MessagePortLike };
   performance?: { now?(): number };
   crypto?: {
-    randomUUID?(): string;
-    getRandomValues?<T extends Uint8Array>(array: T): T;
+    subtle?: SubtleCryptoLike;
   };
+}
+
+/** A WebCrypto key, as opaque to the core as it is to the page (typed minimally: no DOM typings here). */
+export interface CryptoKeyLike {
+  readonly type: string;
+  readonly extractable: boolean;
+  readonly algorithm: { readonly name: string };
+}
+
+export interface CryptoKeyPairLike {
+  readonly publicKey: CryptoKeyLike;
+  readonly privateKey: CryptoKeyLike;
+}
+
+/** The part of WebCrypto's SubtleCrypto the SDK uses (device keys, thumbprints, proofs). */
+export interface SubtleCryptoLike {
+  generateKey(algorithm: { name: 'ECDSA'; namedCurve: 'P-256' }, extractable: boolean, usages: readonly ('sign' | 'verify')[]): Promise<CryptoKeyPairLike>;
+  exportKey(format: 'jwk', key: CryptoKeyLike): Promise<Record<string, unknown>>;
+  sign(algorithm: { name: 'ECDSA'; hash: 'SHA-256' }, key: CryptoKeyLike, data: Uint8Array): Promise<ArrayBuffer>;
+  digest(algorithm: 'SHA-256', data: Uint8Array): Promise<ArrayBuffer>;
 }
 
 const host = globalThis as unknown as HostGlobals;
@@ -64,24 +84,28 @@ export function delay(ms: number): Promise<void> {
   });
 }
 
+/**
+ * Calls `callback` after `ms` milliseconds unless the returned function is called first. The timer
+ * does not keep a Node process alive (`unref`).
+ */
+export function schedule(callback: () => void, ms: number): () => void {
+  if (typeof host.setTimeout !== 'function') return () => undefined;
+  const timer = host.setTimeout(callback, ms);
+  (timer as { unref?(): void } | null)?.unref?.();
+  return () => host.clearTimeout?.(timer);
+}
+
 /** Milliseconds from a monotonic clock (`performance.now()`: browsers, Node, React Native), else `Date.now()`. */
 export function monotonicNow(): number {
   return typeof host.performance?.now === 'function' ? host.performance.now() : Date.now();
 }
 
 /**
- * A random client id (UUID v4 form, matching the protocol's clientIdSchema). Uses the Web Crypto
- * API when present (browsers, Node >= 19); React Native without a crypto polyfill falls back to
- * Math.random, which is fine for an opaque identifier that is not a secret.
+ * WebCrypto's SubtleCrypto: browsers (secure contexts: https or localhost), Node >= 19 and Deno have
+ * it as `globalThis.crypto.subtle`; elsewhere (React Native) install a WebCrypto polyfill.
  */
-export function randomClientId(): string {
-  const uuid = host.crypto?.randomUUID?.();
-  if (uuid) return uuid;
-  const bytes = new Uint8Array(16);
-  if (host.crypto?.getRandomValues) host.crypto.getRandomValues(bytes);
-  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x40; // version 4
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80; // RFC 4122 variant
-  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+export function subtleCrypto(): SubtleCryptoLike {
+  const subtle = host.crypto?.subtle;
+  if (!subtle) throw new Error('device keys need WebCrypto (globalThis.crypto.subtle): serve the page over https or localhost, or install a WebCrypto polyfill');
+  return subtle;
 }

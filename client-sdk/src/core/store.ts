@@ -1,26 +1,38 @@
 /**
- * Persistence of the device's federated state: its client id, the personalized model `predict()`
- * uses (with the global version it is based on), the last global model it fetched (so a round on
- * that version needs no download), and its last local evaluation. Implementations: MemoryModelStore
- * (here), FileModelStore (Node), IndexedDbModelStore (browsers).
+ * Persistence of the device's federated state: its key pair (its identity), the personalized model
+ * `predict()` uses (with the global version it is based on), the last global model it fetched (so a
+ * round on that version needs no download), and its last local evaluation. Implementations:
+ * MemoryModelStore (here), FileModelStore (Node), IndexedDbModelStore (browsers).
  */
 import type { EvaluationReport } from '../protocol/model-messages.js';
 import type { StoredModel } from './model.js';
+import type { CryptoKeyPairLike } from './runtime.js';
 
 /** `personal`: the model predict() uses. `global`: the latest global model fetched, as received. */
 export const MODEL_SLOTS = ['personal', 'global'] as const;
 export type ModelSlot = (typeof MODEL_SLOTS)[number];
 
 export interface ClientState {
-  /** Random, generated once per device/app install and sent in the handshake. */
-  clientId: string;
   /** The last global version tested locally (adopted or not), so it is not tested twice. */
   lastEvaluatedVersion: number | null;
   /** What the last local test reported. */
   lastEvaluation: EvaluationReport | null;
 }
 
-export interface ModelStore {
+/** Where the device's key pair lives: the same pair after a restart is the same device. */
+export interface KeyStore {
+  /** The stored key pair (WebCrypto CryptoKeys), or null before the first start. */
+  loadKeyPair(): Promise<CryptoKeyPairLike | null>;
+  /** Keeps the key pair; durable when the promise resolves. */
+  saveKeyPair(keys: CryptoKeyPairLike): Promise<void>;
+  /**
+   * True when `saveKeyPair` writes the private key out (the file store), so it must be
+   * extractable; stores that keep CryptoKeys themselves (IndexedDB, memory) get a non-extractable one.
+   */
+  readonly exportsPrivateKey?: boolean;
+}
+
+export interface ModelStore extends KeyStore {
   loadState(): Promise<ClientState | null>;
   saveState(state: ClientState): Promise<void>;
   loadModel(slot: ModelSlot): Promise<StoredModel | null>;
@@ -50,7 +62,17 @@ export function cloneModel(model: StoredModel): StoredModel {
 /** Keeps everything in memory: state is lost with the process (tests, ephemeral clients). */
 export class MemoryModelStore implements ModelStore {
   private state: ClientState | null = null;
+  private keys: CryptoKeyPairLike | null = null;
   private readonly models = new Map<ModelSlot, StoredModel>();
+
+  async loadKeyPair(): Promise<CryptoKeyPairLike | null> {
+    return this.keys;
+  }
+
+  /** CryptoKeys are immutable: kept as they are. */
+  async saveKeyPair(keys: CryptoKeyPairLike): Promise<void> {
+    this.keys = { publicKey: keys.publicKey, privateKey: keys.privateKey };
+  }
 
   async loadState(): Promise<ClientState | null> {
     return this.state ? cloneState(this.state) : null;

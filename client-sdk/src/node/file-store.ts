@@ -1,11 +1,12 @@
 /**
- * Persists the client's state and models as files in a directory (Node): `state.json`, and per
- * model slot a `<slot>.json` manifest (topology, weight specs, metadata) naming a `<slot>-<id>.bin`
- * weight file. Every write goes to a temporary file that is fsynced and renamed over the old one,
+ * Persists the client's key pair, state and models as files in a directory (Node):
+ * `device-key.json` (the private key as a JWK, mode 0600: it is the device's identity),
+ * `state.json`, and per model slot a `<slot>.json` manifest (topology, weight specs, metadata)
+ * naming a `<slot>-<id>.bin` weight file. Every write goes to a temporary file that is fsynced and renamed over the old one,
  * and a slot's manifest is replaced only after its new weight file is durable, so a crash at any
  * point leaves the previous or the new model, never a mix.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, webcrypto } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StoredModel } from '../core/model.js';
@@ -21,9 +22,12 @@ interface ModelManifest {
   byteLength: number;
 }
 
-async function writeFileDurably(path: string, data: string | Uint8Array): Promise<void> {
+const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const KEY_FILE = 'device-key.json';
+
+async function writeFileDurably(path: string, data: string | Uint8Array, mode = 0o666): Promise<void> {
   const temporary = `${path}.${randomUUID()}.tmp`;
-  const handle = await open(temporary, 'w');
+  const handle = await open(temporary, 'w', mode);
   try {
     await handle.writeFile(data);
     await handle.sync();
@@ -43,11 +47,33 @@ async function readIfExists(path: string): Promise<Buffer | null> {
 }
 
 export class FileModelStore implements ModelStore {
+  /** The private key is written to a file, so it must be extractable. */
+  readonly exportsPrivateKey = true;
   private ready: Promise<void> | null = null;
   /** Writes run one at a time, so two saves of a slot cannot delete each other's weight file. */
   private writes: Promise<unknown> = Promise.resolve();
 
   constructor(readonly directory: string) {}
+
+  /** Imports the stored private JWK (non-extractable) and its public half. */
+  async loadKeyPair(): Promise<CryptoKeyPair | null> {
+    const text = await readIfExists(join(this.directory, KEY_FILE));
+    if (!text) return null;
+    const { kty, crv, x, y, d } = JSON.parse(text.toString('utf8')) as JsonWebKey;
+    const [privateKey, publicKey] = await Promise.all([
+      webcrypto.subtle.importKey('jwk', { kty, crv, x, y, d }, KEY_ALGORITHM, false, ['sign']),
+      webcrypto.subtle.importKey('jwk', { kty, crv, x, y }, KEY_ALGORITHM, true, ['verify']),
+    ]);
+    return { privateKey, publicKey } as CryptoKeyPair;
+  }
+
+  saveKeyPair(keys: CryptoKeyPair): Promise<void> {
+    return this.serialize(async () => {
+      const { kty, crv, x, y, d } = await webcrypto.subtle.exportKey('jwk', keys.privateKey as webcrypto.CryptoKey);
+      await this.ensureDirectory();
+      await writeFileDurably(join(this.directory, KEY_FILE), JSON.stringify({ kty, crv, x, y, d }), 0o600);
+    });
+  }
 
   async loadState(): Promise<ClientState | null> {
     const text = await readIfExists(join(this.directory, 'state.json'));

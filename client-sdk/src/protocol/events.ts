@@ -4,18 +4,23 @@
  * The payload types come from the message schemas (handshake.ts, round-messages.ts,
  * model-messages.ts), so a message has one definition that types and validates it.
  *
+ * Opening a session (handshake.ts): handshake with a credential and the device's public key, then
+ * `server:challenge` -> `client:proof` -> `server:welcome`.
+ *
  * Flow of a round (Bonawitz et al. 2019): connected clients report eligibility; an operator starts a
  * round; the coordinator selects eligible clients and sends each a `round:configure` (plan + model
  * version); a client fetches the model if it lacks it, trains, and uploads its delta (`round:update`,
  * acknowledged); the coordinator folds accepted deltas into a running aggregate, commits a new
  * version, tells the participants (`round:closed`) and everyone (`model:published`).
  */
-import type { Welcome } from './handshake.js';
+import type { Challenge, Proof, ProofResult, Welcome } from './handshake.js';
 import type { EvaluationReport, EvaluationReportResult, ModelFetchRequest, ModelFetchResult, ModelPublished } from './model-messages.js';
 import type { Abandon, ConditionsReport, RoundClosed, RoundConfiguration, UpdateRejected, UpdateResult, UpdateUpload } from './round-messages.js';
 
 /** Events a client emits. */
 export const ClientEvent = {
+  /** The signed answer to `server:challenge`; acknowledged with a ProofResult. */
+  proof: 'client:proof',
   /** Eligibility changed (idle, charging, unmetered). Sent on connect and on every change. */
   conditions: 'client:conditions',
   /** Fetch a model version; acknowledged with a ModelFetchResult. */
@@ -33,7 +38,9 @@ export const ClientEvent = {
 
 /** Events the coordinator emits. */
 export const ServerEvent = {
-  /** Sent once after a successful handshake. */
+  /** Sent once after the handshake: the device must prove it holds its key by signing this. */
+  challenge: 'server:challenge',
+  /** Sent once the proof verified: the session is open. */
   welcome: 'server:welcome',
   /** The client was selected for a round: here is the plan. */
   configure: 'round:configure',
@@ -47,6 +54,7 @@ export const ServerEvent = {
 
 /** Typed event maps for socket.io's generics: `Socket<ServerToClientEvents, ClientToServerEvents>`. */
 export interface ServerToClientEvents {
+  [ServerEvent.challenge]: (challenge: Challenge) => void;
   [ServerEvent.welcome]: (welcome: Welcome) => void;
   [ServerEvent.configure]: (configuration: RoundConfiguration) => void;
   [ServerEvent.updateRejected]: (rejection: UpdateRejected) => void;
@@ -54,6 +62,7 @@ export interface ServerToClientEvents {
   [ServerEvent.modelPublished]: (published: ModelPublished) => void;
 }
 export interface ClientToServerEvents {
+  [ClientEvent.proof]: (proof: Proof, ack: (result: ProofResult) => void) => void;
   [ClientEvent.conditions]: (report: ConditionsReport) => void;
   [ClientEvent.fetchModel]: (request: ModelFetchRequest, ack: (result: ModelFetchResult) => void) => void;
   [ClientEvent.update]: (upload: UpdateUpload, ack: (result: UpdateResult) => void) => void;

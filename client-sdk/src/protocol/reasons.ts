@@ -49,6 +49,20 @@ export const INELIGIBILITY_REASONS = [
 ] as const;
 export type IneligibilityReason = (typeof INELIGIBILITY_REASONS)[number];
 
-/** Why the coordinator refused a socket connection (socket.io `connect_error` message). */
-export const CONNECT_ERRORS = ['unauthorized', 'protocol_mismatch', 'invalid_client_id'] as const;
+/**
+ * Why the coordinator refused a device's session: in the handshake (socket.io `connect_error`
+ * message), or in the acknowledgement of its proof of possession (the socket is then closed).
+ */
+export const CONNECT_ERRORS = [
+  'unauthorized', // no valid credential: wrong client token, or a device token with a bad signature or format
+  'protocol_mismatch', // the device speaks another protocol version
+  'invalid_client_id', // protocol 1 only (self-chosen ids); no longer sent
+  'invalid_public_key', // the handshake's public key is missing or not a P-256 point
+  'invalid_proof', // the answer to the challenge is malformed or its signature does not verify (forged, replayed)
+  'proof_timeout', // no answer to the challenge in time
+  'enrolment_required', // enrolment is on and the device presented the shared client token
+  'token_expired', // the device token has expired: fetch a fresh one
+  'token_claims_invalid', // the device token's issuer, audience, subject or not-before time is wrong
+  'token_key_mismatch', // the device token is not bound to this device's key (cnf.jkt)
+] as const;
 export type ConnectError = (typeof CONNECT_ERRORS)[number];

@@ -1,9 +1,11 @@
 /**
  * A minimal coordinator for the SDK's tests: a real socket.io server speaking the Flock protocol
- * (handshake checks, model fetch, uploads, closes and publications driven by the test). It records
+ * (handshake checks, the device's proof of possession verified with node:crypto, model fetch,
+ * uploads, closes and publications driven by the test). It records
  * every event and every raw engine.io frame clients send, so tests can check what crossed the wire.
  * It is a fixture, not the coordinator (that lives in server/).
  */
+import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as tf from '@tensorflow/tfjs';
@@ -11,10 +13,15 @@ import { Server, type Socket } from 'socket.io';
 import {
   asFloat32,
   ClientEvent,
-  clientIdSchema,
   decodeWeights,
+  proofMessage,
+  proofSchema,
   PROTOCOL_VERSION,
+  publicKeyJwkSchema,
   ServerEvent,
+  thumbprintInput,
+  type ProofResult,
+  type PublicKeyJwk,
   type ModelPayload,
   type RoundConfiguration,
   type UpdateResult,
@@ -56,6 +63,8 @@ export class TestCoordinator {
   readonly models = new Map<number, ModelPayload>();
   readonly sockets = new Map<string, Socket>();
   readonly handshakes: Record<string, unknown>[] = [];
+  /** Whether each proof verified, in order. */
+  readonly proofs: { clientId: string; verified: boolean }[] = [];
   currentVersion: number | null = null;
   maxUploadBytes = 50 * 1024 * 1024;
   /** Decides each upload's acknowledgement. */
@@ -78,37 +87,64 @@ export class TestCoordinator {
     return coordinator;
   }
 
+  /** Accepts this credential besides TEST_TOKEN (a device token the test handed out). */
+  acceptToken: (token: unknown) => boolean = () => false;
+  /** Refuses every proof, as if the signature did not verify. */
+  refuseProofs = false;
+
   private listen(): void {
     this.io.use((socket, next) => {
       const auth = socket.handshake.auth as Record<string, unknown>;
       this.handshakes.push({ ...auth });
-      if (auth.token !== TEST_TOKEN) return next(new Error('unauthorized'));
+      if (auth.token !== TEST_TOKEN && !this.acceptToken(auth.token)) return next(new Error('unauthorized'));
       if (auth.protocolVersion !== PROTOCOL_VERSION) return next(new Error('protocol_mismatch'));
-      if (!clientIdSchema.safeParse(auth.clientId).success) return next(new Error('invalid_client_id'));
+      const publicKey = publicKeyJwkSchema.safeParse(auth.publicKey);
+      if (!publicKey.success) return next(new Error('invalid_public_key'));
+      socket.data.publicKey = publicKey.data;
+      socket.data.clientId = createHash('sha256').update(thumbprintInput(publicKey.data)).digest('base64url');
       next();
     });
     this.io.on('connection', (socket) => {
-      const clientId = String((socket.handshake.auth as Record<string, unknown>).clientId);
-      this.sockets.set(clientId, socket);
-      socket.conn.on('packet', (packet: { type: string; data?: string | Buffer }) => {
-        if (packet.type === 'message' && packet.data !== undefined) this.rawFrames.push(packet.data);
+      const clientId = socket.data.clientId as string;
+      const challenge = randomBytes(32);
+      socket.once(ClientEvent.proof, (proof: unknown, ack: (result: ProofResult) => void) => {
+        const parsed = proofSchema.safeParse(proof);
+        const key = createPublicKey({ key: socket.data.publicKey as PublicKeyJwk, format: 'jwk' });
+        const verified = !this.refuseProofs && parsed.success && verify('sha256', proofMessage(challenge, clientId), { key, dsaEncoding: 'ieee-p1363' }, parsed.data.signature as Uint8Array);
+        this.proofs.push({ clientId, verified });
+        if (!verified) {
+          ack({ accepted: false, reason: 'invalid_proof', message: 'the signature does not verify' });
+          socket.disconnect(true);
+          return;
+        }
+        ack({ accepted: true });
+        this.welcome(clientId, socket);
       });
-      socket.onAny((event: string, payload: unknown) => this.record({ clientId, event, payload, at: Date.now() }));
-      socket.on(ClientEvent.fetchModel, (request: { version?: number }, ack: (result: unknown) => void) => {
-        const version = request.version ?? this.currentVersion ?? -1;
-        const model = this.models.get(version);
-        ack(model ? { ok: true, model } : { ok: false, error: `no version ${version}` });
-      });
-      socket.on(ClientEvent.update, (upload: UpdateUpload, ack: (result: UpdateResult) => void) => ack(this.respondToUpload(upload, clientId)));
-      socket.on('disconnect', () => {
-        if (this.sockets.get(clientId) === socket) this.sockets.delete(clientId);
-      });
-      socket.emit(ServerEvent.welcome, {
-        clientId,
-        protocolVersion: PROTOCOL_VERSION,
-        currentModelVersion: this.currentVersion,
-        maxUploadBytes: this.maxUploadBytes,
-      });
+      socket.emit(ServerEvent.challenge, { challenge });
+    });
+  }
+
+  /** The device proved its key: it is registered and welcomed. */
+  private welcome(clientId: string, socket: Socket): void {
+    this.sockets.set(clientId, socket);
+    socket.conn.on('packet', (packet: { type: string; data?: string | Buffer }) => {
+      if (packet.type === 'message' && packet.data !== undefined) this.rawFrames.push(packet.data);
+    });
+    socket.onAny((event: string, payload: unknown) => this.record({ clientId, event, payload, at: Date.now() }));
+    socket.on(ClientEvent.fetchModel, (request: { version?: number }, ack: (result: unknown) => void) => {
+      const version = request.version ?? this.currentVersion ?? -1;
+      const model = this.models.get(version);
+      ack(model ? { ok: true, model } : { ok: false, error: `no version ${version}` });
+    });
+    socket.on(ClientEvent.update, (upload: UpdateUpload, ack: (result: UpdateResult) => void) => ack(this.respondToUpload(upload, clientId)));
+    socket.on('disconnect', () => {
+      if (this.sockets.get(clientId) === socket) this.sockets.delete(clientId);
+    });
+    socket.emit(ServerEvent.welcome, {
+      clientId,
+      protocolVersion: PROTOCOL_VERSION,
+      currentModelVersion: this.currentVersion,
+      maxUploadBytes: this.maxUploadBytes,
     });
   }
 

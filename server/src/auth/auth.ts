@@ -32,13 +32,18 @@ export class OperatorGuard implements CanActivate {
   }
 }
 
-/** Model downloads: devices (client token) and operators may read global model versions. */
+/**
+ * Model downloads: operators, and devices with the client token, may read global model versions.
+ * With enrolment on the shared client token is refused here too (enrolled devices fetch models
+ * over their proven socket).
+ */
 @Injectable()
 export class ModelReaderGuard implements CanActivate {
   constructor(@Inject(FLOCK_CONFIG) private readonly config: FlockConfig) {}
   canActivate(context: ExecutionContext): boolean {
     const token = bearerToken(context.switchToHttp().getRequest<Request>());
-    if (tokenMatches(token, this.config.operatorToken) || tokenMatches(token, this.config.clientToken)) return true;
-    throw new UnauthorizedException('client or operator token required: send Authorization: Bearer <token>');
+    if (tokenMatches(token, this.config.operatorToken)) return true;
+    if (this.config.enrolment === null && tokenMatches(token, this.config.clientToken)) return true;
+    throw new UnauthorizedException(this.config.enrolment === null ? 'client or operator token required: send Authorization: Bearer <token>' : 'operator token required');
   }
 }

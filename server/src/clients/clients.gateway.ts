@@ -1,5 +1,6 @@
 import { Inject } from '@nestjs/common';
 import {
+  Ack,
   ConnectedSocket,
   MessageBody,
   SubscribeMessage,
@@ -14,43 +15,53 @@ import {
   PROTOCOL_VERSION,
   ServerEvent,
   conditionsReportSchema,
-  handshakeAuthSchema,
   modelFetchRequestSchema,
   type ClientToServerEvents,
   type ConnectError,
   type EvaluationReportResult,
   type ModelFetchResult,
+  type ProofResult,
   type ServerToClientEvents,
   type UpdateResult,
 } from '@flock/client-sdk/protocol';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_PRESENCE, type DevicePresence } from '../devices/device-directory.js';
-import { clientRoom, type FlockServer } from '../devices/device-sockets.js';
+import { clientRoom, DEVICES_ROOM, type FlockServer } from '../devices/device-sockets.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
-import { tokenMatches } from '../auth/auth.js';
 import { EvaluationsService } from '../rounds/evaluations.service.js';
 import { OfferedVersions } from '../rounds/offered-versions.js';
 import { RoundsService } from '../rounds/rounds.service.js';
+import { DeviceAdmission, newChallenge, verifyProof, type AdmittedDevice } from './device-identity.js';
+import { HandshakeError } from './handshake-error.js';
 
 const log = moduleLogger('clients');
 
-/** `offers`: the versions this connection may report on, set when its welcome is sent. */
-type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { clientId: string; offers?: OfferedVersions }>;
-
-class HandshakeError extends Error {
-  /** socket.io sends `data` to the client with the connect_error. */
-  readonly data: { code: ConnectError; detail: string };
-  constructor(readonly code: ConnectError, detail: string) {
-    super(code);
-    this.data = { code, detail };
-  }
+/** A socket's state: set by the handshake (device), the connection (challenge) and the proof (clientId). */
+interface DeviceSocketData {
+  device: AdmittedDevice;
+  challenge: Buffer | null;
+  proofTimer: NodeJS.Timeout | null;
+  /** Set once the device proved its key: only then does anything it sends reach a handler. */
+  clientId: string;
+  /** The versions this connection may report on, set when its welcome is sent. */
+  offers?: OfferedVersions;
 }
 
-/** The device side of the wire protocol: authenticates sockets and routes their events. */
+type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, Partial<DeviceSocketData>>;
+/** A socket in a message handler: the proof gate (handleConnection) lets only proven sockets' events through. */
+type ProvenSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, DeviceSocketData>;
+
+/**
+ * The device side of the wire protocol: admits sockets (handshake: credential and device key,
+ * device-identity.ts), has them prove their key, and routes their events.
+ */
 @WebSocketGateway()
 export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConnection<DeviceSocket>, OnGatewayDisconnect<DeviceSocket> {
+  /** Built with the gateway, so that unreadable enrolment keys stop the coordinator before it serves anyone. */
+  private readonly admission: DeviceAdmission;
+
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
     @Inject(DEVICE_PRESENCE) private readonly presence: DevicePresence,
@@ -58,43 +69,73 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     private readonly evaluations: EvaluationsService,
     private readonly models: ModelsService,
     private readonly metrics: MetricsService,
-  ) {}
+  ) {
+    this.admission = new DeviceAdmission(config);
+  }
 
   afterInit(server: FlockServer): void {
     this.presence.attach(server);
     // Handshake check: a refused socket never connects and sees `connect_error` with the reason.
     server.use((socket, next) => {
-      const auth = handshakeAuthSchema.safeParse(socket.handshake.auth);
-      let error: HandshakeError | null = null;
-      if (!auth.success) {
-        // Which refusal to give depends on the token alone; it is checked as `unknown` (any JSON value may arrive).
-        const token: unknown = (socket.handshake.auth as Record<string, unknown> | null | undefined)?.token;
-        const tokenOk = tokenMatches(token, this.config.clientToken);
-        error = tokenOk
-          ? new HandshakeError('invalid_client_id', auth.error.issues[0]?.message ?? 'invalid handshake')
-          : new HandshakeError('unauthorized', 'a valid client token is required');
-      } else if (!tokenMatches(auth.data.token, this.config.clientToken)) {
-        error = new HandshakeError('unauthorized', 'a valid client token is required');
-      } else if (auth.data.protocolVersion !== PROTOCOL_VERSION) {
-        error = new HandshakeError('protocol_mismatch', `coordinator speaks protocol ${PROTOCOL_VERSION}, client ${auth.data.protocolVersion}`);
-      }
-      if (error) {
-        this.metrics.connectionsRefusedTotal.inc({ reason: error.code });
-        log.warn({ reason: error.code, address: socket.handshake.address }, 'connection refused');
-        next(error);
-        return;
-      }
-      (socket as DeviceSocket).data.clientId = auth.data!.clientId;
-      next();
+      this.admission.admit(socket.handshake.auth).then(
+        (device) => {
+          (socket as DeviceSocket).data.device = device;
+          next();
+        },
+        (error: unknown) => {
+          const refusal = error instanceof HandshakeError ? error : new HandshakeError('unauthorized', 'the credential could not be checked');
+          if (refusal !== error) log.error({ err: error }, 'handshake check failed');
+          this.refused(refusal.code, { address: socket.handshake.address });
+          next(refusal);
+        },
+      );
     });
   }
 
-  async handleConnection(socket: DeviceSocket): Promise<void> {
+  /** A connection is not a session yet: the device must first sign a fresh challenge with its key. */
+  handleConnection(socket: DeviceSocket): void {
+    const { device } = socket.data;
+    if (!device) return; // refused by the handshake middleware
+    // Until the proof verifies, nothing the socket sends reaches a handler but its proof.
+    socket.use(([event], next) => {
+      if (socket.data.clientId !== undefined || event === ClientEvent.proof) next();
+    });
+    const challenge = newChallenge();
+    socket.data.challenge = challenge;
+    socket.data.proofTimer = setTimeout(() => this.refuseSession(socket, 'proof_timeout', 'no proof of the device key in time'), this.config.proofTimeoutMs);
+    socket.emit(ServerEvent.challenge, { challenge });
+  }
+
+  handleDisconnect(socket: DeviceSocket): void {
+    if (socket.data.proofTimer) clearTimeout(socket.data.proofTimer);
     const { clientId } = socket.data;
-    if (!clientId) return; // refused by the handshake middleware
-    const replaced = this.presence.connect(clientId, socket.id);
+    if (clientId && this.presence.disconnect(clientId, socket.id)) log.info({ clientId }, 'client disconnected');
+  }
+
+  /**
+   * The device's answer to its one challenge. Only a proven socket is registered, and only it may
+   * replace an older socket of the same device.
+   */
+  @SubscribeMessage(ClientEvent.proof)
+  async onProof(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown, @Ack() ack: ((result: ProofResult) => void) | undefined): Promise<void> {
+    const answer = typeof ack === 'function' ? ack : () => undefined; // a proof sent without asking for an answer gets none
+    const { device, challenge, clientId } = socket.data;
+    if (clientId !== undefined) return answer({ accepted: true }); // already proven
+    if (!device || !challenge) return;
+    socket.data.challenge = null; // one attempt per connection
+    if (!verifyProof(device, challenge, body)) return this.refuseSession(socket, 'invalid_proof', 'the signature does not verify for this challenge and key', answer);
+    clearTimeout(socket.data.proofTimer!);
+    socket.data.proofTimer = null;
+    socket.data.clientId = device.clientId;
+    answer({ accepted: true });
+    await this.openSession(socket as ProvenSocket);
+  }
+
+  private async openSession(socket: ProvenSocket): Promise<void> {
+    const { clientId, userKey } = socket.data.device;
+    const replaced = this.presence.connect(clientId, socket.id, { address: socket.handshake.address, userKey });
     if (replaced) this.presence.disconnectSocket(replaced);
-    await socket.join(clientRoom(clientId));
+    await socket.join([clientRoom(clientId), DEVICES_ROOM]);
     const current = await this.models.current();
     socket.data.offers = new OfferedVersions(current?.version ?? null);
     socket.emit(ServerEvent.welcome, {
@@ -106,20 +147,27 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     log.info({ clientId }, 'client connected');
   }
 
-  handleDisconnect(socket: DeviceSocket): void {
-    const { clientId } = socket.data;
-    if (clientId && this.presence.disconnect(clientId, socket.id)) log.info({ clientId }, 'client disconnected');
+  /** Ends a connection whose proof failed, telling the device why when it asked (the acknowledgement is sent before the socket closes). */
+  private refuseSession(socket: DeviceSocket, reason: ConnectError, message: string, ack?: (result: ProofResult) => void): void {
+    this.refused(reason, { clientId: socket.data.device?.clientId, address: socket.handshake.address });
+    ack?.({ accepted: false, reason, message });
+    socket.disconnect(true);
+  }
+
+  private refused(reason: ConnectError, context: { clientId?: string; address: string }): void {
+    this.metrics.connectionsRefusedTotal.inc({ reason });
+    log.warn({ reason, ...context }, 'connection refused');
   }
 
   @SubscribeMessage(ClientEvent.conditions)
-  onConditions(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): void {
+  onConditions(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): void {
     const report = conditionsReportSchema.safeParse(body);
     if (report.success) this.presence.setConditions(socket.data.clientId, report.data);
     else log.warn({ clientId: socket.data.clientId }, 'ignored a malformed conditions report');
   }
 
   @SubscribeMessage(ClientEvent.fetchModel)
-  async onFetchModel(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): Promise<ModelFetchResult> {
+  async onFetchModel(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<ModelFetchResult> {
     const request = modelFetchRequestSchema.safeParse(body ?? {});
     if (!request.success) return { ok: false, error: `invalid request: ${request.error.issues[0]?.message}` };
     try {
@@ -134,7 +182,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   }
 
   @SubscribeMessage(ClientEvent.update)
-  async onUpdate(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): Promise<UpdateResult> {
+  async onUpdate(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<UpdateResult> {
     const result = await this.rounds.handleUpload(socket.data.clientId, body);
     if (!result.accepted) {
       const roundId = typeof (body as { roundId?: unknown } | null)?.roundId === 'string' ? (body as { roundId: string }).roundId : null;
@@ -144,12 +192,12 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   }
 
   @SubscribeMessage(ClientEvent.abandon)
-  onAbandon(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): void {
+  onAbandon(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): void {
     this.rounds.handleAbandon(socket.data.clientId, body);
   }
 
   @SubscribeMessage(ClientEvent.evaluation)
-  async onEvaluation(@ConnectedSocket() socket: DeviceSocket, @MessageBody() body: unknown): Promise<EvaluationReportResult> {
+  async onEvaluation(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<EvaluationReportResult> {
     return this.evaluations.handleReport(socket.data.clientId, body, socket.data.offers);
   }
 }

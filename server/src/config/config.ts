@@ -27,9 +27,28 @@ export interface FlockConfig {
   /** Held-out test set every new global version is tested on ('none': no centralized evaluation). */
   testSet: TestSetName;
   logLevel: string;
+  /** How long a device has, once connected, to answer the challenge with its key's signature. */
+  proofTimeoutMs: number;
+  /** Device enrolment by the app's backend (device tokens); null when off: devices use the shared client token. */
+  enrolment: EnrolmentConfig | null;
+}
+
+/**
+ * Enrolment: devices present a JWT from the app's backend, bound to their key (`cnf.jkt`), instead
+ * of the shared client token, which is then refused.
+ */
+export interface EnrolmentConfig {
+  /** Where the keys that verify device tokens come from: a JWKS URL, or key text (PEM public key, JWK or JWKS). */
+  keys: { jwksUrl: string } | { keyText: string };
+  /** Expected `iss` and `aud` of device tokens. */
+  issuer: string;
+  audience: string;
+  /** Secret of the keyed hash that turns the token's `sub` (an app user) into the `userKey` the coordinator keeps. */
+  userKeySecret: string;
 }
 
 const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
+const DEFAULT_PROOF_TIMEOUT_MS = 10_000;
 
 export const TEST_SET_NAMES = ['mnist', 'none'] as const;
 export type TestSetName = (typeof TEST_SET_NAMES)[number];
@@ -75,6 +94,30 @@ function resolveToken(env: NodeJS.ProcessEnv, dataDir: string, name: string, fil
   return { token, source: `${path} (generated)` };
 }
 
+function requiredFromEnv(env: NodeJS.ProcessEnv, name: string, because: string): string {
+  const value = env[name];
+  if (!value) throw new Error(`${name} is required ${because}`);
+  return value;
+}
+
+/** Enrolment is on when one source of verification keys is configured. */
+function enrolmentFromEnv(env: NodeJS.ProcessEnv, dataDir: string): EnrolmentConfig | null {
+  const sources = ['FLOCK_ENROLMENT_JWKS_URL', 'FLOCK_ENROLMENT_KEY', 'FLOCK_ENROLMENT_KEY_FILE'].filter((name) => env[name]);
+  if (sources.length === 0) return null;
+  if (sources.length > 1) throw new Error(`set only one of ${sources.join(', ')}`);
+  const because = 'when enrolment is on';
+  let keys: EnrolmentConfig['keys'];
+  if (env.FLOCK_ENROLMENT_JWKS_URL) keys = { jwksUrl: env.FLOCK_ENROLMENT_JWKS_URL };
+  else if (env.FLOCK_ENROLMENT_KEY) keys = { keyText: env.FLOCK_ENROLMENT_KEY };
+  else keys = { keyText: readFileSync(env.FLOCK_ENROLMENT_KEY_FILE!, 'utf8') };
+  return {
+    keys,
+    issuer: requiredFromEnv(env, 'FLOCK_ENROLMENT_ISSUER', because),
+    audience: requiredFromEnv(env, 'FLOCK_ENROLMENT_AUDIENCE', because),
+    userKeySecret: resolveToken(env, dataDir, 'FLOCK_USER_KEY_SECRET', 'user-key-secret').token,
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<FlockConfig> = {}): FlockConfig {
   const dataDir = resolve(overrides.dataDir ?? env.FLOCK_DATA_DIR ?? './data');
   mkdirSync(dataDir, { recursive: true });
@@ -100,6 +143,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     defaultModelTrainExamples: intFromEnv(env, 'FLOCK_DEFAULT_MODEL_EXAMPLES', 6000),
     testSet: testSetFromEnv(env),
     logLevel: env.LOG_LEVEL ?? 'info',
+    proofTimeoutMs: intFromEnv(env, 'FLOCK_PROOF_TIMEOUT_MS', DEFAULT_PROOF_TIMEOUT_MS),
+    enrolment: enrolmentFromEnv(env, dataDir),
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }

@@ -9,6 +9,19 @@ export interface DeviceCounts {
   inRound: number;
 }
 
+/** What the gateway tells the directory about a device when it connects. */
+export interface DeviceInfo {
+  /** The network address the connection comes from. */
+  address: string;
+  /** Keyed hash of the enrolled app user (enrolment), null without enrolment: never the user id itself. */
+  userKey: string | null;
+}
+
+/** A device selection may pick, with what selection rules look at. */
+export interface AvailableDevice extends DeviceInfo {
+  clientId: string;
+}
+
 export type DeviceMessage = keyof ServerToClientEvents;
 export type DeviceMessageArgs<E extends DeviceMessage> = Parameters<ServerToClientEvents[E]>;
 
@@ -20,8 +33,8 @@ export type DeviceMessageArgs<E extends DeviceMessage> = Parameters<ServerToClie
 export interface DeviceDirectory {
   /** How many devices are available for selection (eligible, in no round); O(1). */
   availableCount(): Promise<number>;
-  /** The ids of the available devices (a scan: once per selection, not per event). */
-  available(): Promise<string[]>;
+  /** The available devices (a scan: once per selection, not per event). */
+  available(): Promise<AvailableDevice[]>;
   /** Marks devices as taken by a round: they are not available until released. */
   assign(clientIds: readonly string[], roundId: string): Promise<void>;
   /** Frees every device a round holds. */
@@ -35,8 +48,11 @@ export interface DeviceDirectory {
 export interface DevicePresence {
   /** The socket.io server the directory sends through. */
   attach(server: FlockServer): void;
-  /** Registers a connection; returns the socket id it replaced (same device connected twice), if any. */
-  connect(clientId: string, socketId: string): string | null;
+  /**
+   * Registers a connection of a device that proved its key; returns the socket id it replaced (the
+   * same device connected twice), if any.
+   */
+  connect(clientId: string, socketId: string, info: DeviceInfo): string | null;
   /** Forgets a connection; false if the device has since reconnected on another socket. */
   disconnect(clientId: string, socketId: string): boolean;
   /** Closes a device's older socket (works across processes with the socket.io adapter). */

@@ -7,3 +7,6 @@ export type FlockServer = Server<ClientToServerEvents, ServerToClientEvents>;
 export function clientRoom(clientId: string): string {
   return `client:${clientId}`;
 }
+
+/** Every device that proved its key joins this room: broadcasts reach no socket before its proof. */
+export const DEVICES_ROOM = 'devices';

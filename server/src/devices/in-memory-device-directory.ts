@@ -2,12 +2,16 @@ import { Injectable } from '@nestjs/common';
 import type { ConditionsReport } from '@flock/client-sdk/protocol';
 import { FlockEventBus } from '../events/event-bus.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { DeviceCounts, DeviceDirectory, DeviceMessage, DeviceMessageArgs, DevicePresence } from './device-directory.js';
-import { clientRoom, type FlockServer } from './device-sockets.js';
+import type { AvailableDevice, DeviceCounts, DeviceDirectory, DeviceInfo, DeviceMessage, DeviceMessageArgs, DevicePresence } from './device-directory.js';
+import { clientRoom, DEVICES_ROOM, type FlockServer } from './device-sockets.js';
 
-/** What the coordinator knows about a connected device: no personal data, only its opaque id and eligibility. */
+/**
+ * What the coordinator knows about a connected device: its id (a key thumbprint), where it connects
+ * from, the hashed app user when enrolled, and its eligibility; no personal data.
+ */
 interface ConnectedDevice {
   socketId: string;
+  info: DeviceInfo;
   eligible: boolean;
   /** The round the device was selected for, while it lasts. */
   roundId: string | null;
@@ -36,10 +40,10 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
     this.server = server;
   }
 
-  connect(clientId: string, socketId: string): string | null {
+  connect(clientId: string, socketId: string, info: DeviceInfo): string | null {
     const previous = this.devices.get(clientId);
     if (previous) this.tally(previous, -1);
-    const device: ConnectedDevice = { socketId, eligible: false, roundId: previous?.roundId ?? null };
+    const device: ConnectedDevice = { socketId, info: { ...info }, eligible: false, roundId: previous?.roundId ?? null };
     this.devices.set(clientId, device);
     this.tally(device, 1);
     this.updateGauges();
@@ -76,10 +80,10 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
     return this.availableNow;
   }
 
-  async available(): Promise<string[]> {
-    const ids: string[] = [];
-    for (const [clientId, device] of this.devices) if (device.eligible && device.roundId === null) ids.push(clientId);
-    return ids;
+  async available(): Promise<AvailableDevice[]> {
+    const available: AvailableDevice[] = [];
+    for (const [clientId, device] of this.devices) if (device.eligible && device.roundId === null) available.push({ clientId, ...device.info });
+    return available;
   }
 
   async assign(clientIds: readonly string[], roundId: string): Promise<void> {
@@ -123,7 +127,7 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
   }
 
   async broadcast<E extends DeviceMessage>(event: E, ...args: DeviceMessageArgs<E>): Promise<void> {
-    this.server?.emit(event, ...args);
+    this.server?.to(DEVICES_ROOM).emit(event, ...args);
   }
 
   /** Adds (sign 1) or removes (sign -1) a device's share of the counters, around each change of it. */

@@ -1,4 +1,4 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   ConflictException,
   Inject,
@@ -20,25 +20,16 @@ import { STORAGE, type Storage } from '../storage/storage.js';
 import { ActiveRound } from './active-round.js';
 import { RoundCommitter } from './round-commit.js';
 import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
-import { canSelect, selectionSize, type ReportingEnd } from './round-policy.js';
+import { canSelect, type ReportingEnd } from './round-policy.js';
 import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.js';
 import { emptyRoundMetrics } from './round-types.js';
+import { selectParticipants } from './selection.js';
 import { admitUpload, parseUpload, UploadRejection, validateUpdate, type UploadTarget } from './upload-intake.js';
 
 const log = moduleLogger('rounds');
 
 function nowIso(): string {
   return new Date().toISOString();
-}
-
-/** Fisher-Yates sample of k ids (crypto randomness: selection must not be predictable by clients). */
-function sample<T>(items: readonly T[], k: number): T[] {
-  const pool = [...items];
-  for (let i = pool.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
-    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
-  }
-  return pool.slice(0, k);
 }
 
 /**
@@ -139,14 +130,13 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   /**
    * Selection: once minClients devices are available (an O(1) count on every availability event),
-   * sample the participants from them (one scan) and let the machine decide.
+   * sample the participants from them (one scan, selection.ts) and let the machine decide.
    */
   private async trySelect(round: ActiveRound): Promise<void> {
     const policy = round.record.params;
     if (round.state.status !== 'selecting' || !canSelect(policy, await this.devices.availableCount())) return;
-    const available = await this.devices.available();
-    const participants = sample(available, selectionSize(policy, available.length));
-    await this.dispatch(round, { type: 'devicesAvailable', available: available.length, participants });
+    const { participants, selectable } = selectParticipants(await this.devices.available(), policy);
+    await this.dispatch(round, { type: 'devicesAvailable', available: selectable, participants });
   }
 
   /**

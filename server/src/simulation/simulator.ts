@@ -4,7 +4,6 @@
  * coordinator (or an existing one), rounds started through the operator REST API, and the global
  * model evaluated on the 10,000 MNIST test images after every round.
  */
-import { randomBytes } from 'node:crypto';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { readMnist } from '../datasets/mnist.js';
 import { clientsOfWorker, partitionClients } from './client-data.js';
@@ -41,7 +40,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
 
     const pool = new WorkerPool({
       workers: plan.workers,
-      init: { serverUrl: server.url, clientToken: server.clientToken, runTag: randomBytes(4).toString('hex'), seed: options.seed, dropout: options.dropout, localEvaluation: options.localEvaluation },
+      init: { serverUrl: server.url, clientToken: server.clientToken, seed: options.seed, dropout: options.dropout, localEvaluation: options.localEvaluation },
       clientsOf: (w) => clientsOfWorker(w, plan, parts, train, test),
       attacks: plan.attacks,
       failure,

@@ -18,8 +18,6 @@ export interface SimulatedClientData {
 export interface WorkerInit {
   serverUrl: string;
   clientToken: string;
-  /** Distinguishes this run's client ids from other runs against the same coordinator. */
-  runTag: string;
   seed: number;
   /** Probability that a selected client's conditions flip to 'no' mid-training. */
   dropout: number;
@@ -40,8 +38,3 @@ export type WorkerToMain =
   | { type: 'clientError'; client: number; code: string; message: string }
   | { type: 'stopped' }
   | { type: 'fatal'; message: string };
-
-/** Client id of simulated client k in a run (ids must match [A-Za-z0-9_-]{8,128}). */
-export function simulatedClientId(runTag: string, index: number): string {
-  return `sim-${runTag}-${String(index).padStart(5, '0')}`;
-}

@@ -1,7 +1,7 @@
 /**
  * A simulator worker thread: hosts some virtual devices, each a real SDK FederatedClient with its own
- * local data (ArrayDataSource over tensors), an in-memory store and manual conditions set to 'yes',
- * connected to the coordinator over socket.io. Each worker loads its own tfjs + wasm backend.
+ * local data (ArrayDataSource over tensors), an in-memory store (so a new device key, and client id,
+ * per run) and manual conditions set to 'yes', connected to the coordinator over socket.io. Each worker loads its own tfjs + wasm backend.
  *
  * Simulated dropout: when a selected client's (seed, round, client) hash falls below the dropout
  * probability, its 'idle' condition flips to 'no' after a random number of training batches; the SDK
@@ -19,7 +19,7 @@ import { io } from 'socket.io-client';
 import { mulberry32 } from '../datasets/seeded-random.js';
 import { poisonDelta } from './byzantine.js';
 import { hashInts } from './partition.js';
-import { simulatedClientId, type MainToWorker, type SimulatedClientData, type WorkerInit, type WorkerToMain } from './worker-protocol.js';
+import { type MainToWorker, type SimulatedClientData, type WorkerInit, type WorkerToMain } from './worker-protocol.js';
 
 const PIXELS = 784;
 const CLASSES = 10;
@@ -113,7 +113,6 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
   const client = new FederatedClient({
     serverUrl: init.serverUrl,
     clientToken: init.clientToken,
-    clientId: simulatedClientId(init.runTag, spec.index),
     dataSource: new ArrayDataSource({ train, test }),
     conditions,
     store: new MemoryModelStore(),

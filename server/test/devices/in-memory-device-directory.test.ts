@@ -6,6 +6,7 @@ import { MetricsService } from '../../src/metrics/metrics.service.js';
 
 const ELIGIBLE = { eligible: true, reasons: [] };
 const ON_BATTERY = { eligible: false, reasons: ['not_charging' as const] };
+const INFO = { address: '127.0.0.1', userKey: null };
 
 function directory() {
   const bus = new FlockEventBus();
@@ -20,9 +21,9 @@ function directory() {
 describe('InMemoryDeviceDirectory', () => {
   it('counts connected, eligible and in-round devices as they change, and announces availability', async () => {
     const { devices, metrics, available, disconnected } = directory();
-    devices.connect('a', 's1');
-    devices.connect('b', 's2');
-    devices.connect('c', 's3');
+    devices.connect('a', 's1', INFO);
+    devices.connect('b', 's2', INFO);
+    devices.connect('c', 's3', INFO);
     expect(await devices.counts()).toEqual({ connected: 3, eligible: 0, inRound: 0 });
     devices.setConditions('a', ELIGIBLE);
     devices.setConditions('b', ELIGIBLE);
@@ -31,7 +32,7 @@ describe('InMemoryDeviceDirectory', () => {
     expect(available).toEqual([1, 1]);
     expect(await devices.counts()).toEqual({ connected: 3, eligible: 2, inRound: 0 });
     expect(await devices.availableCount()).toBe(2);
-    expect((await devices.available()).sort()).toEqual(['a', 'b']);
+    expect((await devices.available()).map((device) => device.clientId).sort()).toEqual(['a', 'b']);
     expect((await metrics.registry.getSingleMetric('flock_eligible_clients')?.get())?.values[0]?.value).toBe(2);
 
     await devices.assign(['a', 'b'], 'r1');
@@ -46,15 +47,15 @@ describe('InMemoryDeviceDirectory', () => {
     await devices.release('r1');
     expect(available).toEqual([1, 1, 1]); // only a came back
     expect(await devices.counts()).toEqual({ connected: 2, eligible: 1, inRound: 0 });
-    expect(await devices.available()).toEqual(['a']);
+    expect(await devices.available()).toEqual([{ clientId: 'a', address: '127.0.0.1', userKey: null }]);
   });
 
   it('keeps a device in its round when it reconnects on a new socket, and ignores the old socket closing', async () => {
     const { devices, disconnected } = directory();
-    devices.connect('a', 's1');
+    devices.connect('a', 's1', INFO);
     devices.setConditions('a', ELIGIBLE);
     await devices.assign(['a'], 'r1');
-    expect(devices.connect('a', 's2')).toBe('s1');
+    expect(devices.connect('a', 's2', INFO)).toBe('s1');
     expect(devices.disconnect('a', 's1')).toBe(false);
     expect(disconnected).toEqual([]);
     // conditions are unknown again on the new socket
@@ -63,5 +64,21 @@ describe('InMemoryDeviceDirectory', () => {
     expect(await devices.availableCount()).toBe(0);
     await devices.release('r1');
     expect(await devices.availableCount()).toBe(1);
+  });
+
+  it('lists available devices with what they connected with (address, hashed app user)', async () => {
+    const { devices } = directory();
+    devices.connect('a', 's1', { address: '10.0.0.1', userKey: 'user-1' });
+    devices.connect('b', 's2', { address: '10.0.0.2', userKey: null });
+    devices.setConditions('a', ELIGIBLE);
+    devices.setConditions('b', ELIGIBLE);
+    expect((await devices.available()).sort((x, y) => x.clientId.localeCompare(y.clientId))).toEqual([
+      { clientId: 'a', address: '10.0.0.1', userKey: 'user-1' },
+      { clientId: 'b', address: '10.0.0.2', userKey: null },
+    ]);
+    // A reconnection brings its own info.
+    devices.connect('a', 's3', { address: '10.0.0.9', userKey: 'user-1' });
+    devices.setConditions('a', ELIGIBLE);
+    expect((await devices.available()).find((device) => device.clientId === 'a')).toEqual({ clientId: 'a', address: '10.0.0.9', userKey: 'user-1' });
   });
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { asFloat32, type ModelPayload, type RejectionReason } from '@flock/client-sdk/protocol';
+import { asFloat32, PROTOCOL_VERSION, type ModelPayload, type RejectionReason } from '@flock/client-sdk/protocol';
 import type { ModelVersionMeta, RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import { startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
@@ -258,7 +258,7 @@ describe('the device handshake', () => {
     await expect(ProtocolClient.connect(coordinator.url, { token: 'not-the-token-at-all' })).rejects.toThrow('unauthorized');
     await expect(ProtocolClient.connect(coordinator.url, { token: coordinator.config.operatorToken })).rejects.toThrow('unauthorized');
     await expect(ProtocolClient.connect(coordinator.url, { protocolVersion: 99 })).rejects.toThrow('protocol_mismatch');
-    await expect(ProtocolClient.connect(coordinator.url, { clientId: 'bad id!' })).rejects.toThrow('invalid_client_id');
+    await expect(ProtocolClient.connect(coordinator.url, { publicKey: { kty: 'EC', crv: 'P-256', x: 'bad id!', y: 'bad' } })).rejects.toThrow('invalid_public_key');
     const metrics = await coordinator.api<string>('/metrics');
     expect(metrics.body).toMatch(/flock_connections_refused_total\{reason="unauthorized"\} 2/);
   });
@@ -266,7 +266,7 @@ describe('the device handshake', () => {
   it('welcomes a valid device with the current version and upload limit', async () => {
     const [device] = await connectClients(1);
     const current = await coordinator.api<ModelVersionMeta>('/api/models/current');
-    expect(device!.welcome).toMatchObject({ clientId: device!.clientId, protocolVersion: 1, currentModelVersion: current.body.version, maxUploadBytes: MODEL_BYTES + 4096 });
+    expect(device!.welcome).toMatchObject({ clientId: device!.clientId, protocolVersion: PROTOCOL_VERSION, currentModelVersion: current.body.version, maxUploadBytes: MODEL_BYTES + 4096 });
     const model = await device!.fetchModel();
     expect(model.version).toBe(current.body.version);
     expect(model.weights.byteLength).toBe(MODEL_BYTES);

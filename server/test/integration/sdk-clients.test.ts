@@ -132,8 +132,8 @@ describe('SDK clients against the real coordinator', () => {
     const withEvaluations = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${roundId}`), (r) => r.body.metrics.localEvaluation?.reports === 3, 15_000, 'evaluation reports');
     expect(withEvaluations.body.metrics.localEvaluation).toMatchObject({ reports: 3, numExamples: 3 * TEST_PER_CLIENT });
 
-    // What crossed the socket: protocol events only; weights as one binary buffer; no examples or labels.
-    const allowed = new Set(['client:conditions', 'model:fetch', 'round:update', 'round:abandon', 'model:evaluation']);
+    // What crossed the socket: protocol events only (the proof of the device key: a 64-byte signature); weights as one binary buffer; no examples or labels.
+    const allowed = new Set(['client:proof', 'client:conditions', 'model:fetch', 'round:update', 'round:abandon', 'model:evaluation']);
     for (const { sent } of devices) {
       expect(sent.every((m) => allowed.has(m.event)), sent.map((m) => m.event).join(',')).toBe(true);
       const updates = sent.filter((m) => m.event === 'round:update');
@@ -196,7 +196,7 @@ describe('SDK clients against the real coordinator', () => {
     expect(broken.sent.some((m) => m.event === 'round:update')).toBe(false);
   });
 
-  it('a restarted device resumes with its persisted id and personalized model', async () => {
+  it('a restarted device resumes with its persisted key (so its id) and personalized model', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flock-sdk-state-'));
     tempDirs.push(dir);
     const first = device(6, new FileModelStore(dir));

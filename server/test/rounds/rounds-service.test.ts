@@ -96,7 +96,7 @@ beforeEach(async () => {
   rounds = new RoundsService(gated, config, devices, models, new RoundCommitter(gated, models, metrics), bus, metrics);
   await rounds.onApplicationBootstrap();
   for (const id of ['a', 'b']) {
-    devices.connect(id, `socket-${id}`);
+    devices.connect(id, `socket-${id}`, { address: '127.0.0.1', userKey: null });
     devices.setConditions(id, { eligible: true, reasons: [] });
   }
 });

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEvent, type EvaluationReport, type EvaluationReportResult } from '@flock/client-sdk/protocol';
 import type { LocalEvaluationSummary, RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import { startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
+import { makeDelta, newDeviceKey, ProtocolClient, type ConnectOptions } from '../support/protocol-client.js';
 
 /** Sends a report and returns the coordinator's acknowledgement. */
 function report(device: ProtocolClient, payload: unknown): Promise<EvaluationReportResult> {
@@ -66,7 +66,7 @@ describe('evaluation reports from hostile devices', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'flock-evaluations-'));
   let coordinator: TestCoordinator;
   const devices: ProtocolClient[] = [];
-  const connect = async (options: { clientId?: string; eligible?: boolean } = {}) => {
+  const connect = async (options: ConnectOptions = {}) => {
     const device = await ProtocolClient.connect(coordinator.url, options);
     devices.push(device);
     return device;
@@ -137,8 +137,8 @@ describe('evaluation reports from hostile devices', () => {
   });
 
   it('refuses a device reporting the same version again after a coordinator restart', async () => {
-    const clientId = 'device-restart-0001';
-    const device = await connect({ clientId });
+    const key = newDeviceKey(); // the same identity before and after the restart
+    const device = await connect({ key });
     const { roundId, version } = await commitRound(coordinator, [device]);
     expect(await report(device, honestReport(version, 0.9))).toEqual({ accepted: true });
     await summaryOf(coordinator, roundId, 1);
@@ -146,7 +146,7 @@ describe('evaluation reports from hostile devices', () => {
 
     await coordinator.close();
     coordinator = await startTestCoordinator({ dataDir });
-    const again = await connect({ clientId });
+    const again = await connect({ key });
     expect(again.welcome.currentModelVersion).toBe(version);
     expect(await report(again, honestReport(version, 0.1))).toEqual({ accepted: false, reason: 'duplicate_report' });
     expect(await refusals(coordinator, 'duplicate_report')).toBe(1);

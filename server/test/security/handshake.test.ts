@@ -1,25 +1,7 @@
-import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '@flock/client-sdk/protocol';
 import { startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
-
-/** Opens a raw socket with the given handshake and returns the refusal socket.io reports. */
-function refusal(url: string, auth: Record<string, unknown>): Promise<{ message: string; code: unknown }> {
-  return new Promise((resolve, reject) => {
-    const socket = io(url, { auth, transports: ['websocket'], reconnection: false, forceNew: true });
-    const timer = setTimeout(() => reject(new Error('no answer to the handshake')), 5_000);
-    socket.on('connect', () => {
-      clearTimeout(timer);
-      socket.close();
-      reject(new Error(`handshake ${JSON.stringify(auth)} was accepted`));
-    });
-    socket.on('connect_error', (error: Error & { data?: { code?: unknown } }) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve({ message: error.message, code: error.data?.code });
-    });
-  });
-}
+import { handshakeRefusal as refusal } from '../support/protocol-client.js';
 
 describe('handshake with hostile token values', () => {
   let coordinator: TestCoordinator;

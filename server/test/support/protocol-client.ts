@@ -1,16 +1,21 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import {
   ClientEvent,
   PROTOCOL_VERSION,
   ServerEvent,
   asFloat32,
+  bytesOf,
+  proofMessage,
+  thumbprintInput,
   encodeWeights,
   splitTensors,
   type ClientToServerEvents,
   type ModelFetchResult,
   type ModelPayload,
   type ModelPublished,
+  type ProofResult,
+  type PublicKeyJwk,
   type RoundClosed,
   type RoundConfiguration,
   type ServerToClientEvents,
@@ -42,10 +47,42 @@ class Inbox<T> {
   }
 }
 
+/** A device key pair made with node:crypto (the SDK makes its keys with WebCrypto). */
+export interface DeviceKey {
+  privateKey: KeyObject;
+  publicKey: PublicKeyJwk;
+  /** The public key's RFC 7638 thumbprint. */
+  clientId: string;
+}
+
+export function newDeviceKey(): DeviceKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { x, y } = publicKey.export({ format: 'jwk' });
+  const jwk: PublicKeyJwk = { kty: 'EC', crv: 'P-256', x: x!, y: y! };
+  return { privateKey, publicKey: jwk, clientId: createHash('sha256').update(thumbprintInput(jwk)).digest('base64url') };
+}
+
+/** The device's answer to a challenge: its signature of the proof message, as WebCrypto makes it (r || s). */
+export function signChallenge(key: DeviceKey, challenge: Uint8Array, clientId = key.clientId): Buffer {
+  return sign('sha256', proofMessage(challenge, clientId), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+}
+
+export interface ConnectOptions {
+  token?: string;
+  protocolVersion?: number;
+  eligible?: boolean;
+  /** The device key (default: a new one). */
+  key?: DeviceKey;
+  /** Presents this value as the public key instead of the key's own (an impostor, or garbage). */
+  publicKey?: unknown;
+  /** Answers the challenge with this proof payload instead of the key's signature. */
+  proof?: (challenge: Buffer) => unknown;
+}
+
 /**
  * A bare socket.io device speaking the wire protocol, used to drive the coordinator precisely
- * (including with invalid uploads). The SDK's FederatedClient is tested against the coordinator
- * separately.
+ * (including with invalid uploads and proofs). The SDK's FederatedClient is tested against the
+ * coordinator separately.
  */
 export class ProtocolClient {
   readonly configurations = new Inbox<RoundConfiguration>();
@@ -53,10 +90,13 @@ export class ProtocolClient {
   readonly rejections = new Inbox<UpdateRejected>();
   readonly published = new Inbox<ModelPublished>();
   welcome!: Welcome;
+  /** The challenge this connection answered and the proof sent (what an eavesdropper could replay). */
+  challenge!: Buffer;
+  proof!: unknown;
 
   private constructor(
     readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>,
-    readonly clientId: string,
+    readonly key: DeviceKey,
   ) {
     socket.on(ServerEvent.configure, (c) => this.configurations.push(c));
     socket.on(ServerEvent.roundClosed, (c) => this.closed.push(c));
@@ -64,21 +104,37 @@ export class ProtocolClient {
     socket.on(ServerEvent.modelPublished, (p) => this.published.push(p));
   }
 
-  static async connect(
-    url: string,
-    options: { token?: string; clientId?: string; protocolVersion?: number; eligible?: boolean } = {},
-  ): Promise<ProtocolClient> {
-    const clientId = options.clientId ?? `test-${randomUUID()}`;
+  /** The id the coordinator knows this device by (the key's thumbprint). */
+  get clientId(): string {
+    return this.key.clientId;
+  }
+
+  /**
+   * Connects, answers the challenge and resolves once welcomed; rejects with the refusal's reason
+   * (handshake `connect_error`, or the proof's acknowledgement).
+   */
+  static async connect(url: string, options: ConnectOptions = {}): Promise<ProtocolClient> {
+    const key = options.key ?? newDeviceKey();
     const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
-      auth: { token: options.token ?? CLIENT_TOKEN, clientId, protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION },
+      auth: { token: options.token ?? CLIENT_TOKEN, publicKey: options.publicKey ?? key.publicKey, protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION },
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,
     });
-    const client = new ProtocolClient(socket, clientId);
+    const client = new ProtocolClient(socket, key);
     client.welcome = await new Promise<Welcome>((resolve, reject) => {
       socket.once(ServerEvent.welcome, resolve);
       socket.once('connect_error', (error) => reject(error));
+      socket.once(ServerEvent.challenge, ({ challenge }) => {
+        client.challenge = Buffer.from(bytesOf(challenge));
+        client.proof = options.proof ? options.proof(client.challenge) : { signature: signChallenge(key, client.challenge) };
+        socket
+          .timeout(15_000)
+          .emitWithAck(ClientEvent.proof, client.proof as { signature: Buffer })
+          .then((result: ProofResult) => {
+            if (!result.accepted) reject(new Error(result.reason));
+          }, reject);
+      });
     });
     if (options.eligible ?? true) client.setEligible(true);
     return client;
@@ -131,5 +187,23 @@ export function makeDelta(model: ModelPayload, seed: number, scale = 0.01): Floa
   return model.weightSpecs.map((spec, t) => {
     const size = spec.shape.reduce((a, b) => a * b, 1);
     return Float32Array.from({ length: size }, (_, i) => scale * Math.sin(i * 0.37 + seed * 1.3 + t));
+  });
+}
+
+/** Opens a raw socket with the given handshake `auth` and returns the refusal socket.io reports (fails if it is accepted). */
+export function handshakeRefusal(url: string, auth: unknown): Promise<{ message: string; code: unknown }> {
+  return new Promise((resolve, reject) => {
+    const socket = io(url, { auth: auth as Record<string, unknown>, transports: ['websocket'], reconnection: false, forceNew: true });
+    const timer = setTimeout(() => reject(new Error('no answer to the handshake')), 5_000);
+    socket.on('connect', () => {
+      clearTimeout(timer);
+      socket.close();
+      reject(new Error(`handshake ${JSON.stringify(auth)?.slice(0, 200)} was accepted`));
+    });
+    socket.on('connect_error', (error: Error & { data?: { code?: unknown } }) => {
+      clearTimeout(timer);
+      socket.close();
+      resolve({ message: error.message, code: error.data?.code });
+    });
   });
 }

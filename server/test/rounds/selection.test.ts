@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../src/datasets/seeded-random.js';
+import type { RoundPolicy } from '../../src/rounds/round-policy.js';
+import { onePerUser, selectParticipants, type Candidate } from '../../src/rounds/selection.js';
+
+const policy: RoundPolicy = { minClients: 2, targetClients: 3, overSelection: 1, selectionTimeoutMs: 1000, deadlineMs: 1000 };
+
+/** A reproducible random index source over the project's seeded PRNG. */
+function seeded(seed: number): (max: number) => number {
+  const random = mulberry32(seed);
+  return (max) => Math.floor(random() * max);
+}
+
+const device = (clientId: string, userKey: string | null = null): Candidate => ({ clientId, userKey });
+
+describe('selection', () => {
+  it('keeps one device per enrolled user, in the given order, and does not limit devices without a user', () => {
+    const candidates = [device('a1', 'alice'), device('x'), device('a2', 'alice'), device('b1', 'bob'), device('y'), device('b2', 'bob')];
+    expect(onePerUser(candidates).map((c) => c.clientId)).toEqual(['a1', 'x', 'b1', 'y']);
+  });
+
+  it('never selects two devices of one user in a round, whatever the draw, and counts users as what can be selected', () => {
+    // Alice has five devices; Bob and Carol one each: at most three can be selected together.
+    const candidates = [...['a1', 'a2', 'a3', 'a4', 'a5'].map((id) => device(id, 'alice')), device('b', 'bob'), device('c', 'carol')];
+    const alicePicks = new Set<string>();
+    for (let seed = 1; seed <= 200; seed++) {
+      const { participants, selectable } = selectParticipants(candidates, { ...policy, targetClients: 10 }, seeded(seed));
+      expect(selectable).toBe(3);
+      expect(participants).toHaveLength(3);
+      const alice = participants.filter((id) => id.startsWith('a'));
+      expect(alice).toHaveLength(1);
+      alicePicks.add(alice[0]!);
+      expect(participants).toEqual(expect.arrayContaining(['b', 'c']));
+    }
+    // Which of Alice's devices is random.
+    expect(alicePicks.size).toBe(5);
+  });
+
+  it('samples the target times over-selection uniformly when users do not limit it', () => {
+    const candidates = Array.from({ length: 10 }, (_, i) => device(`d${i}`));
+    const counts = new Map<string, number>();
+    const draws = 2000;
+    for (let seed = 1; seed <= draws; seed++) {
+      const { participants, selectable } = selectParticipants(candidates, policy, seeded(seed));
+      expect(selectable).toBe(10);
+      expect(new Set(participants).size).toBe(3);
+      for (const id of participants) counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    // Each device is picked 3/10 of the time (600 of 2000); allow a wide margin for the seeded draws.
+    for (const id of candidates.map((c) => c.clientId)) expect(counts.get(id)).toBeGreaterThan(500);
+    for (const id of candidates.map((c) => c.clientId)) expect(counts.get(id)).toBeLessThan(700);
+  });
+});
