@@ -32,7 +32,21 @@ import type { RoundAggregator } from '../server/src/aggregation/strategy.js';
 // depend on the SDK, and this way no build is needed before benchmarking).
 import { asFloat32 } from '../client-sdk/src/protocol/weights.js';
 import { BASELINE_BYTES, measureBaselines, type BaselineResult } from './lib/baselines.js';
-import { collect, fillRandom, GB, gcExposed, machineInfo, median, MiB, peakOf, repeat, sampleMemory, sink, type MachineInfo, type MemorySample } from './lib/measure.js';
+import {
+  collect,
+  fillRandom,
+  GB,
+  gcExposed,
+  machineInfo,
+  median,
+  MiB,
+  peakOf,
+  repeat,
+  sampleMemory,
+  sink,
+  type MachineInfo,
+  type MemorySample,
+} from './lib/measure.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -121,7 +135,7 @@ function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, t
   let addMs = performance.now() - t0;
   const afterBegin = sampleMemory();
   note(afterBegin);
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     const end = Math.min(n, i + SAMPLE_EVERY);
     t0 = performance.now();
     for (; i < end; i++) aggregator.add({ delta: updates.next(), numExamples: 50 + (i % 600) });
@@ -309,7 +323,9 @@ function markdown(report: Report): string {
   lines.push('| Model | Input | µs per update | GB/s |');
   lines.push('|---|---|---:|---:|');
   for (const d of report.decode) {
-    lines.push(`| ${d.model} | ${d.input} | ${fmt(d.microsecondsPerUpdate, d.microsecondsPerUpdate < 10 ? 2 : 0)} | ${d.copies ? fmt(d.gbPerSecond) : `${fmt(d.gbPerSecond, 0)} (no copy)`} |`);
+    lines.push(
+      `| ${d.model} | ${d.input} | ${fmt(d.microsecondsPerUpdate, d.microsecondsPerUpdate < 10 ? 2 : 0)} | ${d.copies ? fmt(d.gbPerSecond) : `${fmt(d.gbPerSecond, 0)} (no copy)`} |`,
+    );
   }
   lines.push('');
   lines.push(

@@ -59,7 +59,15 @@ interface Backend {
 function reportRow(random: () => number, i: number): [string, number, number, number, number | null, number | null, number] {
   const accuracy = Math.min(1, Math.max(0, 0.9 + (random() - 0.5) * 0.2));
   const personal = random() < 0.7;
-  return [`device-${i}`, 20 + Math.floor(random() * 480), 0.3 + random() * 0.2, accuracy, personal ? 0.28 + random() * 0.2 : null, personal ? Math.min(1, accuracy + (random() - 0.4) * 0.05) : null, random() < 0.8 ? 1 : 0];
+  return [
+    `device-${i}`,
+    20 + Math.floor(random() * 480),
+    0.3 + random() * 0.2,
+    accuracy,
+    personal ? 0.28 + random() * 0.2 : null,
+    personal ? Math.min(1, accuracy + (random() - 0.4) * 0.05) : null,
+    random() < 0.8 ? 1 : 0,
+  ];
 }
 
 async function sqliteBackend(dir: string): Promise<Backend> {
@@ -131,7 +139,16 @@ async function insertLatencyMs(backend: Backend): Promise<number> {
   for (let i = 0; i < SINGLE_INSERTS; i++) {
     const [clientId, numExamples, globalLoss, globalAccuracy, personalLoss, personalAccuracy, adopted] = reportRow(random, i);
     const t0 = performance.now();
-    await backend.storage.insertEvaluationReport({ modelVersion: version, clientId, numExamples, globalLoss, globalAccuracy, personalLoss, personalAccuracy, adopted: adopted === 1 });
+    await backend.storage.insertEvaluationReport({
+      modelVersion: version,
+      clientId,
+      numExamples,
+      globalLoss,
+      globalAccuracy,
+      personalLoss,
+      personalAccuracy,
+      adopted: adopted === 1,
+    });
     times.push(performance.now() - t0);
   }
   return median(times);

@@ -11,7 +11,14 @@ import { accuracySvg, type SimulationSummary } from '../server/src/simulation/re
 import { medianOfMeasured as median } from './lib/measure.js';
 import { bestAccuracy, curve, paperArgs, readResult, root, roundsTo, simulate, type PaperSetting } from './lib/simulate.js';
 
-const { values } = parseArgs({ options: { 'report-only': { type: 'boolean', default: false }, only: { type: 'string' }, 'max-rounds': { type: 'string', default: '1200' }, seed: { type: 'string', default: '1' } } });
+const { values } = parseArgs({
+  options: {
+    'report-only': { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'max-rounds': { type: 'string', default: '1200' },
+    seed: { type: 'string', default: '1' },
+  },
+});
 
 interface Config {
   name: string;
@@ -43,7 +50,17 @@ function runSimulations(): void {
   for (const config of CONFIGS) {
     if (!wanted(config.name)) continue;
     const maxRounds = String(Math.max(Number(values['max-rounds']), Math.ceil(1.5 * config.paperRounds)));
-    simulate(config.name, [...paperArgs({ partition: config.partition, learningRate: config.learningRate, seed: values.seed, fraction: config.fraction }), '--rounds', maxRounds, '--target-accuracy', '0.97'], resultsDir);
+    simulate(
+      config.name,
+      [
+        ...paperArgs({ partition: config.partition, learningRate: config.learningRate, seed: values.seed, fraction: config.fraction }),
+        '--rounds',
+        maxRounds,
+        '--target-accuracy',
+        '0.97',
+      ],
+      resultsDir,
+    );
   }
   // One client per round (C = 0.01) on one worker thread: nothing overlaps, so each phase is clean.
   if (wanted('timing')) {
@@ -55,18 +72,39 @@ function runSimulations(): void {
 /** Median of each phase over a run's rounds (the first 5 skipped: JIT and cache warm-up). */
 function timeSplit(result: SimulationSummary) {
   const rows = result.rounds.filter((row) => row.round > 5 && row.status === 'committed');
-  const m = (key: 'seconds' | 'selectionMs' | 'reportingMs' | 'commitMs' | 'clientDownloadMs' | 'clientTrainingMs' | 'clientEncodeMs' | 'clientUploadMs') => median(rows.map((row) => row[key]));
+  const m = (key: 'seconds' | 'selectionMs' | 'reportingMs' | 'commitMs' | 'clientDownloadMs' | 'clientTrainingMs' | 'clientEncodeMs' | 'clientUploadMs') =>
+    median(rows.map((row) => row[key]));
   const perUpload = (key: 'validationMs' | 'aggregationMs') => median(rows.map((row) => (row.accepted > 0 ? row[key] / row.accepted : null)));
   const round = m('seconds')! * 1000;
   const validation = perUpload('validationMs');
-  const transport = median(rows.map((row) => (row.accepted > 0 && row.clientUploadMs !== null ? row.clientUploadMs - (row.validationMs + row.aggregationMs) / row.accepted : null)));
-  return { rounds: rows.length, clients: median(rows.map((row) => row.accepted)), round, selection: m('selectionMs'), reporting: m('reportingMs'), commit: m('commitMs'), download: m('clientDownloadMs'), training: m('clientTrainingMs'), encode: m('clientEncodeMs'), upload: m('clientUploadMs'), validation, transport, aggregation: perUpload('aggregationMs') };
+  const transport = median(
+    rows.map((row) => (row.accepted > 0 && row.clientUploadMs !== null ? row.clientUploadMs - (row.validationMs + row.aggregationMs) / row.accepted : null)),
+  );
+  return {
+    rounds: rows.length,
+    clients: median(rows.map((row) => row.accepted)),
+    round,
+    selection: m('selectionMs'),
+    reporting: m('reportingMs'),
+    commit: m('commitMs'),
+    download: m('clientDownloadMs'),
+    training: m('clientTrainingMs'),
+    encode: m('clientEncodeMs'),
+    upload: m('clientUploadMs'),
+    validation,
+    transport,
+    aggregation: perUpload('aggregationMs'),
+  };
 }
-const ms = (value: number | null | undefined): string => (value === null || value === undefined ? '-' : value >= 100 ? `${value.toFixed(0)} ms` : `${value.toFixed(1)} ms`);
+const ms = (value: number | null | undefined): string =>
+  value === null || value === undefined ? '-' : value >= 100 ? `${value.toFixed(0)} ms` : `${value.toFixed(1)} ms`;
 
 function splitRows(): string[] {
   const rows: string[] = [];
-  for (const [name, label] of [['timing', '1 client per round (C = 0.01), IID, one worker'], ['shards', '10 clients per round (C = 0.1), shards, two workers']] as const) {
+  for (const [name, label] of [
+    ['timing', '1 client per round (C = 0.01), IID, one worker'],
+    ['shards', '10 clients per round (C = 0.1), shards, two workers'],
+  ] as const) {
     const result = readResult(resultsDir, name);
     if (!result || result.rounds[0]?.clientTrainingMs === undefined) continue;
     const t = timeSplit(result);
@@ -98,8 +136,13 @@ function resultRows(found: Map<string, Found>): string[] {
 /** One plot per client fraction, IID beside non-IID, zoomed on the last points before the target. */
 function writePlots(found: Map<string, Found>): string[] {
   const plots: string[] = [];
-  for (const [file, fraction, title] of [['c01.svg', 0.1, 'C = 0.1 (10 clients per round)'], ['c0.svg', 0.01, 'C = 0 (1 client per round)']] as const) {
-    const series = [...found.values()].filter(({ config }) => config.fraction === fraction).map(({ config, result }) => ({ label: config.label, points: curve(result) }));
+  for (const [file, fraction, title] of [
+    ['c01.svg', 0.1, 'C = 0.1 (10 clients per round)'],
+    ['c0.svg', 0.01, 'C = 0 (1 client per round)'],
+  ] as const) {
+    const series = [...found.values()]
+      .filter(({ config }) => config.fraction === fraction)
+      .map(({ config, result }) => ({ label: config.label, points: curve(result) }));
     if (series.length === 0) continue;
     writeFileSync(join(resultsDir, file), accuracySvg(series, { title: `FedAvg, 2NN, ${title}, E = 1, B = 10: test accuracy`, target: 0.97, yMin: 80 }));
     plots.push(`![${title}](fedavg/${file})`);
@@ -123,7 +166,10 @@ function notesOf(found: Map<string, Found>): string[] {
         : `${slower} configuration(s) need more than 1.3x the paper's rounds: see the table.`,
     );
   }
-  for (const [iid, shards, label] of [['iid', 'shards', 'C = 0.1'], ['iid-c0', 'shards-c0', 'C = 0']] as const) {
+  for (const [iid, shards, label] of [
+    ['iid', 'shards', 'C = 0.1'],
+    ['iid-c0', 'shards-c0', 'C = 0'],
+  ] as const) {
     const a = found.get(iid)?.rounds;
     const b = found.get(shards)?.rounds;
     if (a && b) {

@@ -71,7 +71,11 @@ function runSimulations(): void {
   }
   for (const run of BYZANTINE) {
     if (!wanted(run.name)) continue;
-    simulate(run.name, [...base, ...strategyArgs(run), '--rounds', values['byzantine-rounds'], '--byzantine', String(BYZANTINE_FRACTION), '--attack', 'mixed'], resultsDir);
+    simulate(
+      run.name,
+      [...base, ...strategyArgs(run), '--rounds', values['byzantine-rounds'], '--byzantine', String(BYZANTINE_FRACTION), '--attack', 'mixed'],
+      resultsDir,
+    );
   }
 }
 
@@ -81,11 +85,13 @@ interface Loaded {
   result: SimulationSummary;
 }
 
-const load = (run: Run): SimulationSummary | null => readResult(resultsDir, run.name) ?? (run.reuse && existsSync(run.reuse) ? readResult(join(run.reuse, '..'), 'shards') : null);
-const loadAll = (runs: Run[]): Loaded[] => runs.flatMap((run) => {
-  const result = load(run);
-  return result ? [{ run, result }] : [];
-});
+const load = (run: Run): SimulationSummary | null =>
+  readResult(resultsDir, run.name) ?? (run.reuse && existsSync(run.reuse) ? readResult(join(run.reuse, '..'), 'shards') : null);
+const loadAll = (runs: Run[]): Loaded[] =>
+  runs.flatMap((run) => {
+    const result = load(run);
+    return result ? [{ run, result }] : [];
+  });
 /** Where a run's CSV lies, relative to the results document. */
 const csvOf = (run: Run): string => (readResult(resultsDir, run.name) || !run.reuse ? `strategies/${run.name}.csv` : 'fedavg/shards.csv');
 const optionsOf = (result: SimulationSummary): string => {
@@ -113,7 +119,9 @@ function byzantineRows(byzantine: Loaded[], clean: SimulationSummary | null): st
   });
   if (clean?.rounds[byzantineRounds - 1]) {
     const upTo = clean.rounds.slice(0, byzantineRounds);
-    rows.push(`| fedavg, no Byzantine clients (reference) | defaults | ${byzantineRounds} | ${percent(upTo.at(-1)!.accuracy)} | ${percent(Math.max(...upTo.map((row) => row.accuracy)))} | 0 / ${upTo.reduce((n, row) => n + row.accepted, 0)} | [csv](${csvOf(CONVERGENCE[0]!)}) |`);
+    rows.push(
+      `| fedavg, no Byzantine clients (reference) | defaults | ${byzantineRounds} | ${percent(upTo.at(-1)!.accuracy)} | ${percent(Math.max(...upTo.map((row) => row.accuracy)))} | 0 / ${upTo.reduce((n, row) => n + row.accepted, 0)} | [csv](${csvOf(CONVERGENCE[0]!)}) |`,
+    );
   }
   return rows;
 }
@@ -122,7 +130,10 @@ function writePlots(convergence: Loaded[], byzantine: Loaded[], clean: Simulatio
   if (convergence.length > 0) {
     writeFileSync(
       join(root, 'bench', 'results', 'strategies-non-iid.svg'),
-      accuracySvg(convergence.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })), { title: '2NN, shards (non-IID): test accuracy by round', target: TARGET, yMin: 80 }),
+      accuracySvg(
+        convergence.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })),
+        { title: '2NN, shards (non-IID): test accuracy by round', target: TARGET, yMin: 80 },
+      ),
     );
   }
   if (byzantine.length > 0) {
@@ -154,7 +165,10 @@ function convergenceNotes(convergence: Loaded[]): string[] {
   }
   const proxRuns = convergence.filter(({ run }) => run.strategy === 'fedprox');
   if (fedavgRounds && proxRuns.length > 0) {
-    const described = proxRuns.map(({ run, result }) => `${run.label}: ${roundsTo(result, TARGET) ?? `not reached in ${result.rounds.length} rounds (best ${percent(bestAccuracy(result))})`}`);
+    const described = proxRuns.map(
+      ({ run, result }) =>
+        `${run.label}: ${roundsTo(result, TARGET) ?? `not reached in ${result.rounds.length} rounds (best ${percent(bestAccuracy(result))})`}`,
+    );
     notes.push(
       `FedProx does not help here (${described.join('; ')}; FedAvg ${fedavgRounds}). Every client does the same work (E = 1, 600 examples), and the proximal ` +
         "term only pulls each local step back towards the global model; Li et al.'s gains come from heterogeneous local work (stragglers, uneven epochs), which this setting lacks.",
@@ -168,7 +182,10 @@ function byzantineNotes(byzantine: Loaded[], clean: SimulationSummary | null): s
   const finalOf = (name: string): number | null => byzantine.find(({ run }) => run.name === name)?.result.rounds.at(-1)?.accuracy ?? null;
   const notes: string[] = [];
   const attacked = finalOf('byzantine-fedavg');
-  if (attacked !== null) notes.push(`FedAvg collapses: ${percent(attacked)} after ${byzantineRounds} rounds. One noise update of norm ≈ 450 outweighs nine honest ones of norm ≈ 3.`);
+  if (attacked !== null)
+    notes.push(
+      `FedAvg collapses: ${percent(attacked)} after ${byzantineRounds} rounds. One noise update of norm ≈ 450 outweighs nine honest ones of norm ≈ 3.`,
+    );
   const robust = ['byzantine-median', 'byzantine-trimmed-mean', 'byzantine-multi-krum', 'byzantine-fedavg-clip'].filter((name) => finalOf(name) !== null);
   if (robust.length > 0 && clean?.rounds[byzantineRounds - 1]) {
     const label = (name: string): string => {

@@ -74,7 +74,9 @@ function streamingBaselines(minReps: number): BaselineResult[] {
   dst.set(src); // fault in the pages
   const size = `${BASELINE_BYTES / MiB} MiB`;
   const results = [
-    baseline('memcpy', `Float32Array.prototype.set, ${size} -> ${size} (native copy; DRAM traffic is read + write)`, BASELINE_BYTES, minReps, () => dst.set(src)),
+    baseline('memcpy', `Float32Array.prototype.set, ${size} -> ${size} (native copy; DRAM traffic is read + write)`, BASELINE_BYTES, minReps, () =>
+      dst.set(src),
+    ),
     baseline('js-stream-sum', `JS loop summing a ${size} Float32Array into a scalar (read-only stream)`, BASELINE_BYTES, minReps, () => {
       sink.value += streamSum(src);
     }),

@@ -20,9 +20,23 @@ export interface PaperSetting {
 /** The paper's setting (McMahan et al. 2017): K=100, C=0.1 unless given, E=1, B=10, an untrained 2NN, no local evaluation. */
 export function paperArgs({ partition, learningRate = 0.1, seed = '1', fraction = 0.1 }: PaperSetting): string[] {
   return [
-    '--clients', '100', '--fraction', String(fraction), '--epochs', '1', '--batch-size', '10',
-    '--learning-rate', String(learningRate), '--partition', partition, '--seed', String(seed),
-    '--local-eval', '0', '--no-progress',
+    '--clients',
+    '100',
+    '--fraction',
+    String(fraction),
+    '--epochs',
+    '1',
+    '--batch-size',
+    '10',
+    '--learning-rate',
+    String(learningRate),
+    '--partition',
+    partition,
+    '--seed',
+    String(seed),
+    '--local-eval',
+    '0',
+    '--no-progress',
   ];
 }
 
@@ -63,4 +77,3 @@ export function curve(result: SimulationSummary): AccuracySeries['points'] {
 }
 
 export const percent = (value: number): string => `${(value * 100).toFixed(2)}%`;
-

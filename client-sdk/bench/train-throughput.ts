@@ -18,7 +18,16 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { AddressInfo } from 'node:net';
 import { Server, type Socket } from 'socket.io';
-import { ArrayDataSource, FederatedClient, MemoryModelStore, resolveLoss, staticCondition, trainModel, PROTOCOL_VERSION, type ModelPayload } from '../dist/index.js';
+import {
+  ArrayDataSource,
+  FederatedClient,
+  MemoryModelStore,
+  resolveLoss,
+  staticCondition,
+  trainModel,
+  PROTOCOL_VERSION,
+  type ModelPayload,
+} from '../dist/index.js';
 import { initNodeBackend, type NodeBackendName } from '../dist/node/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -76,7 +85,13 @@ interface Timing {
 async function timeSdk(xs: tf.Tensor, ys: tf.Tensor, batchSize: number, proximalMu: number): Promise<Timing> {
   const model = twoNN();
   const started = performance.now();
-  const result = await trainModel(model, xs, ys, { epochs: EPOCHS, batchSize, learningRate: LEARNING_RATE, proximalMu }, { loss: resolveLoss('categoricalCrossentropy') });
+  const result = await trainModel(
+    model,
+    xs,
+    ys,
+    { epochs: EPOCHS, batchSize, learningRate: LEARNING_RATE, proximalMu },
+    { loss: resolveLoss('categoricalCrossentropy') },
+  );
   const seconds = (performance.now() - started) / 1000;
   model.dispose();
   return { rate: result.examplesSeen / seconds, loss: result.lastEpochLoss };
@@ -90,7 +105,7 @@ async function timeFit(xs: tf.Tensor, ys: tf.Tensor, batchSize: number): Promise
   const seconds = (performance.now() - started) / 1000;
   model.optimizer.dispose();
   model.dispose();
-  return { rate: (EPOCHS * xs.shape[0]!) / seconds, loss: Number(history.history.loss!.at(-1)) };
+  return { rate: (EPOCHS * xs.shape[0]) / seconds, loss: Number(history.history.loss!.at(-1)) };
 }
 
 type ThroughputRow = Record<string, number | number[]> & { batchSize: number };
@@ -129,7 +144,12 @@ async function modelPayload(): Promise<{ payload: ModelPayload & { weights: Buff
   let payload: (ModelPayload & { weights: Buffer }) | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
-      payload = { version: 1, topology: artifacts.modelTopology as Record<string, unknown>, weightSpecs: artifacts.weightSpecs as ModelPayload['weightSpecs'], weights: Buffer.from(tf.io.CompositeArrayBuffer.join(artifacts.weightData)) };
+      payload = {
+        version: 1,
+        topology: artifacts.modelTopology as Record<string, unknown>,
+        weightSpecs: artifacts.weightSpecs as ModelPayload['weightSpecs'],
+        weights: Buffer.from(tf.io.CompositeArrayBuffer.join(artifacts.weightData)),
+      };
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );
@@ -162,11 +182,21 @@ function oneRound(io: Server, payload: ModelPayload, counted: FrameCounts): Prom
         ack({ accepted: true });
         done(message);
       });
-      socket.emit('server:welcome', { clientId: socket.handshake.auth.clientId, protocolVersion: PROTOCOL_VERSION, currentModelVersion: null, maxUploadBytes: 64 * 1024 * 1024 });
+      socket.emit('server:welcome', {
+        clientId: socket.handshake.auth.clientId,
+        protocolVersion: PROTOCOL_VERSION,
+        currentModelVersion: null,
+        maxUploadBytes: 64 * 1024 * 1024,
+      });
       // Count only from the configuration on: the upload and the model fetch's request.
       setTimeout(() => {
         counting = true;
-        socket.emit('round:configure', { roundId: 'bench', modelVersion: 1, plan: { epochs: 1, batchSize: 50, learningRate: 0.05 }, deadlineAt: Date.now() + 600_000 });
+        socket.emit('round:configure', {
+          roundId: 'bench',
+          modelVersion: 1,
+          plan: { epochs: 1, batchSize: 50, learningRate: 0.05 },
+          deadlineAt: Date.now() + 600_000,
+        });
       }, 50);
     });
   });
@@ -236,6 +266,8 @@ const bytes = await bytesPerRound(data);
 console.log('\nBytes per round (client -> coordinator, from round:configure to the upload):');
 console.log(`  model: ${bytes.numParameters} parameters = ${bytes.modelBytes} bytes of float32 weights`);
 console.log(`  delta uploaded: ${bytes.deltaBytes} bytes (numExamples ${bytes.uploadNumExamples})`);
-console.log(`  on the wire: ${bytes.clientToServerBytesDuringRound} bytes = ${bytes.binaryFrameBytes} binary + ${bytes.textFrameBytes} text (JSON: event, roundId, shapes, loss, model:fetch request)`);
+console.log(
+  `  on the wire: ${bytes.clientToServerBytesDuringRound} bytes = ${bytes.binaryFrameBytes} binary + ${bytes.textFrameBytes} text (JSON: event, roundId, shapes, loss, model:fetch request)`,
+);
 console.log(`  wire / model size: ${bytes.wireOverModel}`);
 console.log(JSON.stringify({ backend, examples: data.n, epochs: EPOCHS, throughput: rows, bytes }));

@@ -54,13 +54,7 @@ export {
 } from './core/data.js';
 export { allFinite, applyDelta, computeDelta, encodeDelta, encodedBytes, l2Norm } from './core/delta.js';
 export { DEFAULT_ADOPTION_TOLERANCE, DEFAULT_UNKNOWN_POLICY } from './core/defaults.js';
-export {
-  toleranceAdoption,
-  type AdoptionDecision,
-  type AdoptionInput,
-  type AdoptionPolicy,
-  type ToleranceAdoptionOptions,
-} from './core/adoption.js';
+export { toleranceAdoption, type AdoptionDecision, type AdoptionInput, type AdoptionPolicy, type ToleranceAdoptionOptions } from './core/adoption.js';
 export { TypedEmitter, type Listener } from './core/emitter.js';
 export { errorMessage, FlockClientError, type ClientErrorCode } from './core/errors.js';
 export { resolveLoss, type LossName, type LossSpec } from './core/losses.js';

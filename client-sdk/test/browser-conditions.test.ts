@@ -27,7 +27,11 @@ class FakeBattery extends EventTarget {
 }
 
 class FakeConnection extends EventTarget {
-  constructor(public type?: string, public saveData?: boolean, public effectiveType?: string) {
+  constructor(
+    public type?: string,
+    public saveData?: boolean,
+    public effectiveType?: string,
+  ) {
     super();
   }
   change(patch: Partial<Pick<FakeConnection, 'type' | 'saveData'>>): void {

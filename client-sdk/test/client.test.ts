@@ -59,7 +59,9 @@ async function tempDir(): Promise<string> {
 }
 
 let roundCounter = 0;
-function roundConfig(overrides: Partial<{ epochs: number; batchSize: number; learningRate: number; proximalMu: number; modelVersion: number; deadlineAt: number }> = {}) {
+function roundConfig(
+  overrides: Partial<{ epochs: number; batchSize: number; learningRate: number; proximalMu: number; modelVersion: number; deadlineAt: number }> = {},
+) {
   const { epochs = 1, batchSize = 10, learningRate = 0.1, proximalMu, modelVersion = 1, deadlineAt = Date.now() + 60_000 } = overrides;
   return {
     roundId: `round-${++roundCounter}`,
@@ -86,7 +88,12 @@ describe('connection', () => {
     // The client id is the RFC 7638 thumbprint of the public key (computed here with node:crypto).
     expect(clientId).toBe(createHash('sha256').update(`{"crv":"P-256","kty":"EC","x":"${publicKey.x}","y":"${publicKey.y}"}`).digest('base64url'));
     const handshake = coordinator.handshakes.find((auth) => (auth.publicKey as { x?: string } | undefined)?.x === publicKey.x)!;
-    expect(handshake).toEqual({ token: TEST_TOKEN, publicKey: { kty: 'EC', crv: 'P-256', x: publicKey.x, y: publicKey.y }, protocolVersion: PROTOCOL_VERSION, sdkVersion: SDK_VERSION });
+    expect(handshake).toEqual({
+      token: TEST_TOKEN,
+      publicKey: { kty: 'EC', crv: 'P-256', x: publicKey.x, y: publicKey.y },
+      protocolVersion: PROTOCOL_VERSION,
+      sdkVersion: SDK_VERSION,
+    });
     expect(coordinator.proofs.filter((proof) => proof.clientId === clientId)).toEqual([{ clientId, verified: true }]);
     // The private key is in the store's directory, readable by its owner only.
     expect((await stat(join(directory, 'device-key.json'))).mode & 0o777).toBe(0o600);
@@ -143,7 +150,7 @@ describe('connection', () => {
     const test = track(testClient(coordinator));
     const error = test.client.next('error');
     await test.client.start();
-    expect(((await error) as FlockClientError).code).toBe('invalid_proof');
+    expect((await error).code).toBe('invalid_proof');
     await until(() => test.client.status === 'offline', 5_000, 'offline');
     const attempts = coordinator.proofs.length;
     await new Promise((resolve) => setTimeout(resolve, 600));
@@ -183,7 +190,7 @@ describe('connection', () => {
     const test = track(testClient(coordinator, { clientToken: 'wrong-token' }));
     const error = test.client.next('error');
     await test.client.start();
-    expect(((await error) as FlockClientError).code).toBe('unauthorized');
+    expect((await error).code).toBe('unauthorized');
     const attempts = coordinator.handshakes.filter((auth) => auth.token === 'wrong-token').length;
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(coordinator.handshakes.filter((auth) => auth.token === 'wrong-token').length).toBe(attempts);
@@ -516,7 +523,9 @@ describe('evaluation, adoption and personalization', () => {
     coordinator.publish(999); // announced, but the coordinator cannot serve it
     expect((await error).message).toMatch(/no model version 999/);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const fetches = coordinator.eventsOf(ClientEvent.fetchModel).filter((event) => event.clientId === clientId && (event.payload as { version: number }).version === 999);
+    const fetches = coordinator
+      .eventsOf(ClientEvent.fetchModel)
+      .filter((event) => event.clientId === clientId && (event.payload as { version: number }).version === 999);
     expect(fetches).toHaveLength(1);
     expect(test.client.status).toBe('waiting');
   });

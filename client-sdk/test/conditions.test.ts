@@ -14,9 +14,7 @@ import {
 } from '../src/index.js';
 
 const VALUES: ConditionValue[] = ['yes', 'no', 'unknown'];
-const ALL_COMBINATIONS: ConditionValues[] = VALUES.flatMap((idle) =>
-  VALUES.flatMap((charging) => VALUES.map((unmetered) => ({ idle, charging, unmetered }))),
-);
+const ALL_COMBINATIONS: ConditionValues[] = VALUES.flatMap((idle) => VALUES.flatMap((charging) => VALUES.map((unmetered) => ({ idle, charging, unmetered }))));
 
 const NO_REASON: Record<ConditionKind, string> = { idle: 'not_idle', charging: 'not_charging', unmetered: 'metered_network' };
 

@@ -59,7 +59,11 @@ describe('delta computation', () => {
     await trainModel(model, examples.xs, examples.ys, { epochs: 1, batchSize: 16, learningRate: 0.5 }, { loss: resolveLoss() });
     const trained = readWeights(model, received.weightSpecs);
     const base = splitStoredWeights(received);
-    const { encoded } = encodeDelta(trained, base, received.weightSpecs.map((spec) => spec.shape));
+    const { encoded } = encodeDelta(
+      trained,
+      base,
+      received.weightSpecs.map((spec) => spec.shape),
+    );
     const restored = applyDelta(base, decodeWeights(encoded));
     // Exact up to float32 rounding of (t - b) + b.
     restored.forEach((tensor, i) => tensor.forEach((value, j) => expect(Math.abs(value - trained[i]![j]!)).toBeLessThan(1e-6)));

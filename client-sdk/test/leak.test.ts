@@ -38,7 +38,12 @@ it('tf.memory().numTensors after 100 rounds equals the count after 1', { timeout
   for (let round = 1; round <= 100; round++) {
     const version = coordinator.currentVersion!;
     const roundId = `leak-${round}`;
-    coordinator.configure(clientId, { roundId, modelVersion: version, plan: { epochs: 1, batchSize: 10, learningRate: 0.05, proximalMu: round % 2 ? 0.1 : 0 }, deadlineAt: Date.now() + 60_000 });
+    coordinator.configure(clientId, {
+      roundId,
+      modelVersion: version,
+      plan: { epochs: 1, batchSize: 10, learningRate: 0.05, proximalMu: round % 2 ? 0.1 : 0 },
+      deadlineAt: Date.now() + 60_000,
+    });
     const update = await coordinator.waitFor(ClientEvent.update, (payload) => (payload as UpdateUpload).roundId === roundId);
     const next = coordinator.commitDelta(version, update.payload as UpdateUpload);
     coordinator.closeRound(roundId, 'committed', next);

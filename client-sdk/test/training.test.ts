@@ -66,12 +66,18 @@ describe('trainModel', () => {
     const testTensors = toExampleTensors({ xs: test.xs, ys: test.labels }, model);
     const before = await evaluateModel(model, testTensors.xs, testTensors.ys, loss);
     const epochLosses: number[] = [];
-    const result = await trainModel(model, trainTensors.xs, trainTensors.ys, { epochs: 8, batchSize: 10, learningRate: 0.3 }, {
-      loss,
-      onBatchEnd: (progress) => {
-        if (progress.epochLoss !== undefined) epochLosses.push(progress.epochLoss);
+    const result = await trainModel(
+      model,
+      trainTensors.xs,
+      trainTensors.ys,
+      { epochs: 8, batchSize: 10, learningRate: 0.3 },
+      {
+        loss,
+        onBatchEnd: (progress) => {
+          if (progress.epochLoss !== undefined) epochLosses.push(progress.epochLoss);
+        },
       },
-    });
+    );
     const after = await evaluateModel(model, testTensors.xs, testTensors.ys, loss);
     expect(result).toMatchObject({ completed: true, epochsCompleted: 8, batchesCompleted: 8 * 60, examplesSeen: 8 * 600 });
     expect(result.lastEpochLoss).toBe(epochLosses.at(-1));
@@ -107,15 +113,21 @@ describe('trainModel', () => {
     const rows = syntheticRows(200, 3);
     const examples = toExampleTensors({ xs: rows.xs, ys: rows.labels }, model);
     const progress: BatchProgress[] = [];
-    const result = await trainModel(model, examples.xs, examples.ys, { epochs: 3, batchSize: 10, learningRate: 0.1 }, {
-      loss,
-      shouldStop: () => stop,
-      onBatchEnd: (batch) => {
-        progress.push(batch);
-        // Unplugged after the 7th batch (of 60 planned).
-        if (progress.length === 7) conditions.charging.set('no');
+    const result = await trainModel(
+      model,
+      examples.xs,
+      examples.ys,
+      { epochs: 3, batchSize: 10, learningRate: 0.1 },
+      {
+        loss,
+        shouldStop: () => stop,
+        onBatchEnd: (batch) => {
+          progress.push(batch);
+          // Unplugged after the 7th batch (of 60 planned).
+          if (progress.length === 7) conditions.charging.set('no');
+        },
       },
-    });
+    );
     expect(result.completed).toBe(false);
     expect(result.batchesCompleted).toBe(7); // not a single batch after the change
     expect(progress).toHaveLength(7);
@@ -140,11 +152,17 @@ describe('trainModel', () => {
     const rows = syntheticRows(2000, 4);
     const examples = toExampleTensors({ xs: rows.xs, ys: rows.labels }, model);
     setTimeout(() => conditions.idle.set('no'), 20); // e.g. the user touched the device
-    const result = await trainModel(model, examples.xs, examples.ys, { epochs: 5, batchSize: 10, learningRate: 0.1 }, {
-      loss,
-      shouldStop: () => stop,
-      onBatchEnd: () => batches++,
-    });
+    const result = await trainModel(
+      model,
+      examples.xs,
+      examples.ys,
+      { epochs: 5, batchSize: 10, learningRate: 0.1 },
+      {
+        loss,
+        shouldStop: () => stop,
+        onBatchEnd: () => batches++,
+      },
+    );
     expect(result.completed).toBe(false);
     expect(batchesAtChange).toBeGreaterThan(0);
     expect(result.batchesCompleted).toBe(batchesAtChange);
@@ -177,7 +195,12 @@ describe('trainModel', () => {
       const examples = toExampleTensors({ xs: rows.xs, ys: rows.labels }, model);
       const plan = { epochs: 2, batchSize: 10, learningRate: 0.1, ...(proximalMu === undefined ? {} : { proximalMu }) };
       await trainModel(model, examples.xs, examples.ys, plan, { loss, shuffle: inOrder });
-      results.push(model.getWeights().map((weight) => weight.dataSync() as Float32Array).map((values) => Float32Array.from(values)));
+      results.push(
+        model
+          .getWeights()
+          .map((weight) => weight.dataSync() as Float32Array)
+          .map((values) => Float32Array.from(values)),
+      );
       examples.dispose();
       model.dispose();
     }
@@ -192,7 +215,13 @@ describe('trainModel', () => {
     await trainModel(model, examples.xs, examples.ys, { epochs: 2, batchSize: 10, learningRate: 0.1, proximalMu: 0.5 }, { loss });
     expect(tf.memory().numTensors).toBe(before);
     let batches = 0;
-    await trainModel(model, examples.xs, examples.ys, { epochs: 2, batchSize: 10, learningRate: 0.1 }, { loss, shouldStop: () => batches >= 3, onBatchEnd: () => batches++ });
+    await trainModel(
+      model,
+      examples.xs,
+      examples.ys,
+      { epochs: 2, batchSize: 10, learningRate: 0.1 },
+      { loss, shouldStop: () => batches >= 3, onBatchEnd: () => batches++ },
+    );
     expect(tf.memory().numTensors).toBe(before);
     await evaluateModel(model, examples.xs, examples.ys, loss, 16);
     expect(tf.memory().numTensors).toBe(before);

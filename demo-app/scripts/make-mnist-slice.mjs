@@ -26,7 +26,7 @@ function readIdx(file, expectedDims) {
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   const magic = view.getUint32(0, false);
   const dims = magic & 0xff;
-  if ((magic >>> 8) !== 0x08 || dims !== expectedDims) throw new Error(`${file}: unexpected IDX header 0x${magic.toString(16)}`);
+  if (magic >>> 8 !== 0x08 || dims !== expectedDims) throw new Error(`${file}: unexpected IDX header 0x${magic.toString(16)}`);
   const shape = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i, false));
   return { shape, data: buffer.subarray(4 + 4 * dims) };
 }

@@ -95,7 +95,8 @@ export function wireControls({ state, examples, client, seed }: ControlsOptions)
       }
       void addExamples([{ pixels: toBytePixels(pixels), label: digit, source: 'drawn' }]).then(() => {
         const count = examples.all.length;
-        byId('pad-message').textContent = count < MIN_EXAMPLES ? `Saved as ${digit}. ${MIN_EXAMPLES - count} more to join training.` : `Saved as ${digit} on this device.`;
+        byId('pad-message').textContent =
+          count < MIN_EXAMPLES ? `Saved as ${digit}. ${MIN_EXAMPLES - count} more to join training.` : `Saved as ${digit} on this device.`;
         pad.clear();
       });
     });

@@ -60,7 +60,8 @@ export function render(state: DemoState): void {
   if (state.personalVersion === null) personal.textContent = 'none yet';
   else {
     personal.textContent = `v${state.personalVersion} + local`;
-    const fineTuned = state.fineTunedEpochs > 0 ? `fine-tuned ${state.fineTunedEpochs} epoch${state.fineTunedEpochs === 1 ? '' : 's'} on this device` : 'as received';
+    const fineTuned =
+      state.fineTunedEpochs > 0 ? `fine-tuned ${state.fineTunedEpochs} epoch${state.fineTunedEpochs === 1 ? '' : 's'} on this device` : 'as received';
     personal.append(el('small', '', fineTuned));
   }
   byId('backend').textContent = state.backend ?? '–';
@@ -98,7 +99,13 @@ function renderEvaluation(report: EvaluationReport | null): void {
 }
 
 function evaluationRow(name: string, accuracy: number | null, highlight: boolean): HTMLElement {
-  return el('div', `eval-row${highlight ? ' best' : ''}`, el('span', '', name), bar('eval-bar', accuracy === null ? 0 : (100 * accuracy).toFixed(1)), el('b', '', percent(accuracy)));
+  return el(
+    'div',
+    `eval-row${highlight ? ' best' : ''}`,
+    el('span', '', name),
+    bar('eval-bar', accuracy === null ? 0 : (100 * accuracy).toFixed(1)),
+    el('b', '', percent(accuracy)),
+  );
 }
 
 /** A bar filled to `width` percent. */

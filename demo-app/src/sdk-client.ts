@@ -58,7 +58,8 @@ export class DemoClient {
     const info = sdk.modelInfo;
     state.personalVersion = info.personalVersion;
     state.fineTunedEpochs = info.fineTunedEpochs;
-    if (info.lastEvaluation && (!state.lastEvaluation || info.lastEvaluation.modelVersion >= state.lastEvaluation.modelVersion)) state.lastEvaluation = info.lastEvaluation;
+    if (info.lastEvaluation && (!state.lastEvaluation || info.lastEvaluation.modelVersion >= state.lastEvaluation.modelVersion))
+      state.lastEvaluation = info.lastEvaluation;
     const known = [state.globalVersion, info.cachedGlobalVersion, info.lastEvaluatedVersion, info.personalVersion].filter((v): v is number => v !== null);
     state.globalVersion = known.length ? Math.max(...known) : null;
     if (state.clientId) showClientId(state.clientId);

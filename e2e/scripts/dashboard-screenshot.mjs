@@ -38,7 +38,22 @@ try {
   const simulation = start([
     join(root, 'server', 'dist', 'simulation', 'main.js'),
     ...['--server', url, '--client-token', tokens.FLOCK_CLIENT_TOKEN, '--operator-token', tokens.FLOCK_OPERATOR_TOKEN],
-    ...['--init', 'pretrained', '--clients', '24', '--examples-per-client', '600', '--fraction', '0.25', '--rounds', String(ROUNDS + 1), '--partition', 'dirichlet', '--alpha', '0.5'],
+    ...[
+      '--init',
+      'pretrained',
+      '--clients',
+      '24',
+      '--examples-per-client',
+      '600',
+      '--fraction',
+      '0.25',
+      '--rounds',
+      String(ROUNDS + 1),
+      '--partition',
+      'dirichlet',
+      '--alpha',
+      '0.5',
+    ],
     ...['--learning-rate', '0.05', '--dropout', '0.15', '--over-selection', '1.3', '--local-eval', '0.5', '--no-progress', '--out', join(dataDir, 'sim')],
   ]);
   simulation.stderr.on('data', (chunk) => process.stderr.write(chunk));
@@ -53,10 +68,15 @@ try {
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#app:not([hidden])');
   // After ROUNDS commits, catch the next round while devices report.
-  await page.waitForFunction((n) => (document.querySelector('#rounds')?.textContent?.match(/Committed/gi)?.length ?? 0) >= n, ROUNDS, { timeout: 900_000, polling: 500 });
+  await page.waitForFunction((n) => (document.querySelector('#rounds')?.textContent?.match(/Committed/gi)?.length ?? 0) >= n, ROUNDS, {
+    timeout: 900_000,
+    polling: 500,
+  });
   // ... once half of its updates are in (the progress bar and the counters move).
   await page.waitForFunction(
-    () => /reporting/i.test(document.querySelector('#r-phases .now')?.textContent ?? '') && Number(/accepted\s*(\d+)/i.exec(document.getElementById('r-body')?.textContent ?? '')?.[1] ?? 0) >= 3,
+    () =>
+      /reporting/i.test(document.querySelector('#r-phases .now')?.textContent ?? '') &&
+      Number(/accepted\s*(\d+)/i.exec(document.getElementById('r-body')?.textContent ?? '')?.[1] ?? 0) >= 3,
     undefined,
     { timeout: 120_000, polling: 50 },
   );

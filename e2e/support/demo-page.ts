@@ -4,7 +4,15 @@ import type { DemoHooks, DemoState } from '../../demo-app/src/demo-state.js';
 export type { DemoState };
 
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** Device conditions a page starts with (overridden browser APIs). */
 export interface DeviceConditions {
@@ -24,7 +32,11 @@ interface DemoWindow {
  */
 function installFakeDevice(initial: DeviceConditions): void {
   const battery = Object.assign(new EventTarget(), { charging: initial.charging, level: 0.8, chargingTime: 0, dischargingTime: Infinity });
-  const connection = Object.assign(new EventTarget(), { type: initial.connectionType as string, saveData: initial.saveData ?? false, effectiveType: '4g' });
+  const connection: EventTarget & { type: string; saveData: boolean } = Object.assign(new EventTarget(), {
+    type: initial.connectionType,
+    saveData: initial.saveData ?? false,
+    effectiveType: '4g',
+  });
   Object.defineProperty(Navigator.prototype, 'getBattery', { configurable: true, value: () => Promise.resolve(battery) });
   Object.defineProperty(Navigator.prototype, 'connection', { configurable: true, get: () => connection });
   (window as unknown as DemoWindow).flockTestDevice = {

@@ -56,7 +56,12 @@ async function settled(page: DemoPage, version: number): Promise<void> {
 }
 
 async function eligibleClients(server: TestCoordinator, count: number): Promise<void> {
-  await waitFor(() => server.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === count, 20_000, `${count} eligible clients`);
+  await waitFor(
+    () => server.api<{ eligible: number }>('/api/clients'),
+    (r) => r.body.eligible === count,
+    20_000,
+    `${count} eligible clients`,
+  );
 }
 
 async function roundEnded(server: TestCoordinator, id: string): Promise<RoundView> {
@@ -110,7 +115,10 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
 
   it('three charging, idle, Wi-Fi pages take part in a round started from the dashboard', async () => {
     const server = await startCoordinator();
-    const devices = await openDevices(server, [0, 1, 2].map((seed) => ({ seed, device: PLUGGED_IN_ON_WIFI })));
+    const devices = await openDevices(
+      server,
+      [0, 1, 2].map((seed) => ({ seed, device: PLUGGED_IN_ON_WIFI })),
+    );
     await Promise.all(devices.map((page) => settled(page, 1)));
     for (const page of devices) {
       const state = await page.state();
@@ -135,7 +143,11 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     await dashboard.waitForFunction(() => document.getElementById('start-msg')?.textContent?.startsWith('Round'));
 
     // Every page trains, uploads, then tests the committed version against its personal model.
-    const after = await Promise.all(devices.map((page) => page.waitForState('s.roundsTrained === 1 && s.lastEvaluation?.modelVersion === 2 && s.globalVersion === 2 && s.status === "waiting"')));
+    const after = await Promise.all(
+      devices.map((page) =>
+        page.waitForState('s.roundsTrained === 1 && s.lastEvaluation?.modelVersion === 2 && s.globalVersion === 2 && s.status === "waiting"'),
+      ),
+    );
     expect(await currentVersion(server)).toBe(2);
     for (const [i, state] of after.entries()) {
       expect(state.statusHistory).toContain('training');
@@ -167,7 +179,14 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     );
     // The coordinator tests v2 on the MNIST test set in the background; the version table and the
     // accuracy legend show it once stored.
-    const testAccuracy = (await waitFor(() => server.api<{ metrics: { testAccuracy?: number } }>('/api/models/2'), (r) => typeof r.body.metrics.testAccuracy === 'number', 30_000, 'v2 tested')).body.metrics.testAccuracy!;
+    const testAccuracy = (
+      await waitFor(
+        () => server.api<{ metrics: { testAccuracy?: number } }>('/api/models/2'),
+        (r) => typeof r.body.metrics.testAccuracy === 'number',
+        30_000,
+        'v2 tested',
+      )
+    ).body.metrics.testAccuracy!;
     const shownAccuracy = `${(testAccuracy * 100).toFixed(1)}%`;
     await dashboard.waitForFunction((text) => document.querySelector('#models tr')?.textContent?.includes(text) ?? false, shownAccuracy, { timeout: 15_000 });
     await dashboard.waitForTimeout(500);

@@ -151,8 +151,7 @@ export class IdleDetectionApiDetector extends ObservableCondition {
     super('idle', 'idle-detection-api', 'unknown');
     this.thresholdMs = Math.max(60_000, options.thresholdMs ?? DEFAULT_IDLE_AFTER_MS);
     this.constructorRef = options.IdleDetector ?? (globalThis as unknown as { IdleDetector?: IdleDetectorConstructor }).IdleDetector;
-    this.permissions =
-      options.permissions ?? (typeof navigator === 'undefined' ? undefined : (navigator.permissions as unknown as PermissionsLike | undefined));
+    this.permissions = options.permissions ?? (typeof navigator === 'undefined' ? undefined : navigator.permissions);
     this.ready = this.start();
   }
 

@@ -10,7 +10,15 @@
 import { io, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import type { z } from 'zod';
 import { ClientEvent, ServerEvent } from '../protocol/events.js';
-import { challengeSchema, PROTOCOL_VERSION, proofResultSchema, welcomeSchema, type Challenge, type HandshakeAuth, type Welcome } from '../protocol/handshake.js';
+import {
+  challengeSchema,
+  PROTOCOL_VERSION,
+  proofResultSchema,
+  welcomeSchema,
+  type Challenge,
+  type HandshakeAuth,
+  type Welcome,
+} from '../protocol/handshake.js';
 import { modelFetchResultSchema, modelPublishedSchema, type EvaluationReport, type ModelPayload, type ModelPublished } from '../protocol/model-messages.js';
 import { CONNECT_ERRORS, type ConnectError } from '../protocol/reasons.js';
 import {
@@ -95,11 +103,20 @@ export class Connection {
   /** Fetches global model `version`; throws a FlockClientError when it cannot. */
   async fetchModel(version: number): Promise<ModelPayload> {
     if (!this.connected) throw new FlockClientError('model_fetch_failed', `cannot fetch model version ${version}: not connected`);
-    const result = await this.request(() => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, { version }), modelFetchResultSchema, {
-      unanswered: (error) => new FlockClientError('model_fetch_failed', `fetching model version ${version} failed: ${errorMessage(error)}`, { cause: error, modelVersion: version }),
-      malformed: (issues) => new FlockClientError('protocol', `malformed model: ${issues}`, { modelVersion: version }),
-    });
-    if (!result.ok) throw new FlockClientError('model_fetch_failed', `the coordinator has no model version ${version}: ${result.error}`, { modelVersion: version });
+    const result = await this.request(
+      () => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, { version }),
+      modelFetchResultSchema,
+      {
+        unanswered: (error) =>
+          new FlockClientError('model_fetch_failed', `fetching model version ${version} failed: ${errorMessage(error)}`, {
+            cause: error,
+            modelVersion: version,
+          }),
+        malformed: (issues) => new FlockClientError('protocol', `malformed model: ${issues}`, { modelVersion: version }),
+      },
+    );
+    if (!result.ok)
+      throw new FlockClientError('model_fetch_failed', `the coordinator has no model version ${version}: ${result.error}`, { modelVersion: version });
     if (result.model.version !== version) {
       throw new FlockClientError('protocol', `asked for model version ${version}, received ${result.model.version}`, { modelVersion: version });
     }
@@ -110,7 +127,8 @@ export class Connection {
   upload(upload: UpdateUpload): Promise<UpdateResult> {
     const { roundId } = upload;
     return this.request(() => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.update, upload), updateResultSchema, {
-      unanswered: (error) => new FlockClientError('upload_failed', `upload for round ${roundId} was not acknowledged: ${errorMessage(error)}`, { cause: error, roundId }),
+      unanswered: (error) =>
+        new FlockClientError('upload_failed', `upload for round ${roundId} was not acknowledged: ${errorMessage(error)}`, { cause: error, roundId }),
       malformed: (issues) => new FlockClientError('protocol', `malformed upload acknowledgement: ${issues}`, { roundId }),
     });
   }
@@ -159,8 +177,8 @@ export class Connection {
         },
       );
     };
-    const factory: SocketFactory = socketFactory ?? ((url, options) => io(url, options) as FlockSocket);
-    return factory(serverUrl, { ...DEFAULT_SOCKET_OPTIONS, ...socketOptions, auth: auth as (send: (auth: object) => void) => void });
+    const factory: SocketFactory = socketFactory ?? ((url, options) => io(url, options));
+    return factory(serverUrl, { ...DEFAULT_SOCKET_OPTIONS, ...socketOptions, auth: auth });
   }
 
   private async handshakeAuth(): Promise<HandshakeAuth> {
@@ -171,7 +189,9 @@ export class Connection {
 
   /** The app's deviceToken function failed: this attempt is dropped and another made later. */
   private credentialFailed(error: unknown): void {
-    this.listener.error(new FlockClientError('device_token_failed', `getting a device token failed (retrying later): ${errorMessage(error)}`, { cause: error }));
+    this.listener.error(
+      new FlockClientError('device_token_failed', `getting a device token failed (retrying later): ${errorMessage(error)}`, { cause: error }),
+    );
     this.socket.disconnect();
     this.listener.connectFailed();
     this.retryLater();
@@ -201,7 +221,10 @@ export class Connection {
 
   private listenToMessages(): void {
     const { listener } = this;
-    this.socket.on(ServerEvent.challenge, this.validated(challengeSchema, 'challenge', (challenge) => void this.prove(challenge)));
+    this.socket.on(
+      ServerEvent.challenge,
+      this.validated(challengeSchema, 'challenge', (challenge) => void this.prove(challenge)),
+    );
     this.socket.on(
       ServerEvent.welcome,
       this.validated(welcomeSchema, 'welcome', (welcome) => {
@@ -210,10 +233,22 @@ export class Connection {
         listener.welcome(welcome);
       }),
     );
-    this.socket.on(ServerEvent.configure, this.validated(roundConfigurationSchema, 'round configuration', (message) => listener.configure(message)));
-    this.socket.on(ServerEvent.roundClosed, this.validated(roundClosedSchema, 'round:closed', (message) => listener.roundClosed(message)));
-    this.socket.on(ServerEvent.modelPublished, this.validated(modelPublishedSchema, 'model:published', (message) => listener.modelPublished(message)));
-    this.socket.on(ServerEvent.updateRejected, this.validated(updateRejectedSchema, 'round:update-rejected', (message) => listener.updateRejected(message)));
+    this.socket.on(
+      ServerEvent.configure,
+      this.validated(roundConfigurationSchema, 'round configuration', (message) => listener.configure(message)),
+    );
+    this.socket.on(
+      ServerEvent.roundClosed,
+      this.validated(roundClosedSchema, 'round:closed', (message) => listener.roundClosed(message)),
+    );
+    this.socket.on(
+      ServerEvent.modelPublished,
+      this.validated(modelPublishedSchema, 'model:published', (message) => listener.modelPublished(message)),
+    );
+    this.socket.on(
+      ServerEvent.updateRejected,
+      this.validated(updateRejectedSchema, 'round:update-rejected', (message) => listener.updateRejected(message)),
+    );
   }
 
   /**
@@ -231,7 +266,11 @@ export class Connection {
       this.listener.error(new FlockClientError(result.reason, `the coordinator refused the device's proof: ${result.reason} (${result.message})`));
       this.listener.connectFailed();
     } catch (error) {
-      this.listener.error(error instanceof FlockClientError ? error : new FlockClientError('connection', `proving the device key failed: ${errorMessage(error)}`, { cause: error }));
+      this.listener.error(
+        error instanceof FlockClientError
+          ? error
+          : new FlockClientError('connection', `proving the device key failed: ${errorMessage(error)}`, { cause: error }),
+      );
     }
   }
 

@@ -56,11 +56,7 @@ export class ArrayDataSource implements DataSource {
    * Splits examples into train and held-out test sets: every k-th example goes to test, so the
    * split is deterministic and keeps the class mix of ordered data.
    */
-  static fromExamples(
-    xs: readonly ArrayLike<number>[],
-    ys: readonly (ArrayLike<number> | number)[],
-    options: { testFraction?: number } = {},
-  ): ArrayDataSource {
+  static fromExamples(xs: readonly ArrayLike<number>[], ys: readonly (ArrayLike<number> | number)[], options: { testFraction?: number } = {}): ArrayDataSource {
     if (xs.length !== ys.length) throw new Error(`fromExamples: ${xs.length} feature rows but ${ys.length} labels`);
     const testFraction = options.testFraction ?? DEFAULT_TEST_FRACTION;
     if (!(testFraction >= 0 && testFraction < 1)) throw new RangeError('testFraction must be in [0, 1)');
@@ -126,7 +122,7 @@ function rowsToTensor(rows: readonly ArrayLike<number>[]): tf.Tensor {
  */
 export function toFeatureTensor(values: ExampleValues): tf.Tensor {
   if (values instanceof tf.Tensor) return values;
-  return isRowList(values) ? rowsToTensor(values) : tf.tensor(values as tf.TensorLike, undefined, 'float32');
+  return isRowList(values) ? rowsToTensor(values) : tf.tensor(values, undefined, 'float32');
 }
 
 function toTensor(values: ExampleValues, owned: tf.Tensor[]): tf.Tensor {
@@ -136,7 +132,7 @@ function toTensor(values: ExampleValues, owned: tf.Tensor[]): tf.Tensor {
 }
 
 function knownDims(shape: (number | null)[]): number[] | null {
-  return shape.every((dim): dim is number => dim !== null) ? (shape as number[]) : null;
+  return shape.every((dim): dim is number => dim !== null) ? shape : null;
 }
 
 /**

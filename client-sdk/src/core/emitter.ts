@@ -16,7 +16,7 @@ export class TypedEmitter<Events extends { [K in keyof Events]: unknown }> {
   on<E extends keyof Events>(event: E, listener: Listener<Events[E]>): () => void {
     let set = this.listeners.get(event);
     if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(listener as Listener<never>);
+    set.add(listener);
     return () => this.off(event, listener);
   }
 
@@ -30,7 +30,7 @@ export class TypedEmitter<Events extends { [K in keyof Events]: unknown }> {
   }
 
   off<E extends keyof Events>(event: E, listener: Listener<Events[E]>): void {
-    this.listeners.get(event)?.delete(listener as Listener<never>);
+    this.listeners.get(event)?.delete(listener);
   }
 
   /** Resolves with the next payload of `event` (handy in tests and scripts). */

@@ -10,7 +10,15 @@ import type { ModelInfo } from './client-types.js';
 import { toFeatureTensor, type ExampleValues } from './data.js';
 import { errorMessage, FlockClientError } from './errors.js';
 import { DeviceIdentity } from './identity.js';
-import { instantiateModel, snapshotModel, storedModelFromInitial, storedModelFromLayersModel, storedModelFromPayload, type InitialModel, type StoredModel } from './model.js';
+import {
+  instantiateModel,
+  snapshotModel,
+  storedModelFromInitial,
+  storedModelFromLayersModel,
+  storedModelFromPayload,
+  type InitialModel,
+  type StoredModel,
+} from './model.js';
 import type { ClientState, ModelStore } from './store.js';
 
 /** A live model with the global version it is based on. */
@@ -49,7 +57,9 @@ export class LocalState {
   load(): Promise<void> {
     this.loading ??= this.loadFromStore().catch((error: unknown) => {
       this.loading = null;
-      throw error instanceof FlockClientError ? error : new FlockClientError('store_failed', `loading local state failed: ${errorMessage(error)}`, { cause: error });
+      throw error instanceof FlockClientError
+        ? error
+        : new FlockClientError('store_failed', `loading local state failed: ${errorMessage(error)}`, { cause: error });
     });
     return this.loading;
   }
@@ -164,7 +174,7 @@ export class LocalState {
 /** Turns predict() input into a batch shaped for the model (a single example gets a batch axis). */
 function featuresForModel(input: tf.Tensor | ExampleValues, model: tf.LayersModel): tf.Tensor {
   const inputShape = model.inputs[0]!.shape.slice(1);
-  const exampleSize = inputShape.every((dim): dim is number => dim !== null) ? tf.util.sizeFromShape(inputShape as number[]) : null;
+  const exampleSize = inputShape.every((dim): dim is number => dim !== null) ? tf.util.sizeFromShape(inputShape) : null;
   const tensor = toFeatureTensor(input);
   if (exampleSize !== null && tensor.size === exampleSize) return tf.reshape(tensor, [1, ...(inputShape as number[])]);
   if (exampleSize !== null && tensor.shape[0] !== undefined && tensor.size === tensor.shape[0] * exampleSize) {

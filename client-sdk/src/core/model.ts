@@ -56,9 +56,7 @@ export function storedModelFromPayload(payload: ModelPayload, now = Date.now()):
 export async function instantiateModel(stored: StoredModel): Promise<tf.LayersModel> {
   if (typeof stored.topology !== 'object' || stored.topology === null) throw new Error('model topology is not a JSON object');
   checkSpecs(stored.weightSpecs, stored.weights.byteLength);
-  return tf.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: stored.topology, weightSpecs: stored.weightSpecs, weightData: stored.weights }),
-  );
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: stored.topology, weightSpecs: stored.weightSpecs, weightData: stored.weights }));
 }
 
 /**

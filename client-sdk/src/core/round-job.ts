@@ -63,7 +63,12 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   const uploadStarted = monotonicNow();
   const result = await connection.upload(prepared.upload);
   const { roundId, modelVersion, numExamples, trainLoss } = prepared.upload;
-  const timings = { downloadMs, trainingMs: encodeStarted - trainingStarted, encodeMs: uploadStarted - encodeStarted, uploadMs: monotonicNow() - uploadStarted };
+  const timings = {
+    downloadMs,
+    trainingMs: encodeStarted - trainingStarted,
+    encodeMs: uploadStarted - encodeStarted,
+    uploadMs: monotonicNow() - uploadStarted,
+  };
   return { uploaded: { roundId, modelVersion, bytes: prepared.bytes, numExamples, trainLoss, result, timings } };
 }
 
@@ -104,7 +109,10 @@ function prepareUpload(
   const { trainLoss, numExamples } = update;
   let delta = computeDelta(update.trained, splitStoredWeights(global));
   if (context.transformDelta) delta = context.transformDelta(delta, { roundId, modelVersion, numExamples });
-  const encoded = encodeWeights(delta, global.weightSpecs.map((spec) => spec.shape));
+  const encoded = encodeWeights(
+    delta,
+    global.weightSpecs.map((spec) => spec.shape),
+  );
   const failed = (message: string): Abandoned => ({ abandoned: 'training_failed', error: new FlockClientError('training_failed', message, { roundId }) });
   if (!Number.isFinite(trainLoss) || !allFinite(delta)) return failed(`training diverged (loss ${trainLoss}): not uploading`);
   const bytes = encodedBytes(encoded);

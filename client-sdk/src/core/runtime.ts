@@ -106,6 +106,7 @@ export function monotonicNow(): number {
  */
 export function subtleCrypto(): SubtleCryptoLike {
   const subtle = host.crypto?.subtle;
-  if (!subtle) throw new Error('device keys need WebCrypto (globalThis.crypto.subtle): serve the page over https or localhost, or install a WebCrypto polyfill');
+  if (!subtle)
+    throw new Error('device keys need WebCrypto (globalThis.crypto.subtle): serve the page over https or localhost, or install a WebCrypto polyfill');
   return subtle;
 }

@@ -57,13 +57,7 @@ export interface TrainResult {
  * Trains `model` in place on (xs, ys). The caller owns the model and the example tensors; every
  * tensor this function creates is disposed before it returns, also on error or stop.
  */
-export async function trainModel(
-  model: tf.LayersModel,
-  xs: tf.Tensor,
-  ys: tf.Tensor,
-  plan: LocalTrainingPlan,
-  options: TrainOptions,
-): Promise<TrainResult> {
+export async function trainModel(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor, plan: LocalTrainingPlan, options: TrainOptions): Promise<TrainResult> {
   const count = xs.shape[0] ?? 0;
   const batchSize = Math.max(1, Math.min(plan.batchSize, count));
   const batchesPerEpoch = Math.ceil(count / batchSize);
@@ -78,8 +72,7 @@ export async function trainModel(
   const muScalar = mu > 0 ? tf.keep(tf.scalar(mu)) : null;
   const shouldStop = options.shouldStop ?? (() => false);
   const shuffle = options.shuffle ?? ((n: number) => tf.util.createShuffledIndices(n));
-  const objective = (xBatch: tf.Tensor, yBatch: tf.Tensor): tf.Scalar =>
-    options.loss.loss(yBatch, model.apply(xBatch, { training: true }) as tf.Tensor);
+  const objective = (xBatch: tf.Tensor, yBatch: tf.Tensor): tf.Scalar => options.loss.loss(yBatch, model.apply(xBatch, { training: true }) as tf.Tensor);
 
   // Example-weighted loss sum of the current epoch, kept on the backend until the epoch ends.
   let lossSum: tf.Scalar | null = null;

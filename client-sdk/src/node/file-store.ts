@@ -64,12 +64,12 @@ export class FileModelStore implements ModelStore {
       webcrypto.subtle.importKey('jwk', { kty, crv, x, y, d }, KEY_ALGORITHM, false, ['sign']),
       webcrypto.subtle.importKey('jwk', { kty, crv, x, y }, KEY_ALGORITHM, true, ['verify']),
     ]);
-    return { privateKey, publicKey } as CryptoKeyPair;
+    return { privateKey, publicKey };
   }
 
   saveKeyPair(keys: CryptoKeyPair): Promise<void> {
     return this.serialize(async () => {
-      const { kty, crv, x, y, d } = await webcrypto.subtle.exportKey('jwk', keys.privateKey as webcrypto.CryptoKey);
+      const { kty, crv, x, y, d } = await webcrypto.subtle.exportKey('jwk', keys.privateKey);
       await this.ensureDirectory();
       await writeFileDurably(join(this.directory, KEY_FILE), JSON.stringify({ kty, crv, x, y, d }), 0o600);
     });

@@ -43,7 +43,7 @@ export async function modelPayload(model: tf.LayersModel, version: number): Prom
   let payload: ModelPayload | null = null;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
-      const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData!);
+      const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData);
       payload = {
         version,
         topology: artifacts.modelTopology as ModelPayload['topology'], // a JSON object: the model was saved as JSON
@@ -110,7 +110,10 @@ export class TestCoordinator {
       socket.once(ClientEvent.proof, (proof: unknown, ack: (result: ProofResult) => void) => {
         const parsed = proofSchema.safeParse(proof);
         const key = createPublicKey({ key: socket.data.publicKey as PublicKeyJwk, format: 'jwk' });
-        const verified = !this.refuseProofs && parsed.success && verify('sha256', proofMessage(challenge, clientId), { key, dsaEncoding: 'ieee-p1363' }, parsed.data.signature as Uint8Array);
+        const verified =
+          !this.refuseProofs &&
+          parsed.success &&
+          verify('sha256', proofMessage(challenge, clientId), { key, dsaEncoding: 'ieee-p1363' }, parsed.data.signature as Uint8Array);
         this.proofs.push({ clientId, verified });
         if (!verified) {
           ack({ accepted: false, reason: 'invalid_proof', message: 'the signature does not verify' });

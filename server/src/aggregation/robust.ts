@@ -70,11 +70,7 @@ const BLOCK = 256;
  * reused scratch array (reading each update sequentially), then reduces each coordinate's run of
  * n values in place.
  */
-function coordinateWise(
-  deltas: readonly Float32Array[],
-  size: number,
-  reduce: (scratch: Float32Array, offset: number, n: number) => number,
-): Float64Array {
+function coordinateWise(deltas: readonly Float32Array[], size: number, reduce: (scratch: Float32Array, offset: number, n: number) => number): Float64Array {
   const n = deltas.length;
   const out = new Float64Array(size);
   const scratch = new Float32Array(BLOCK * n);
@@ -199,7 +195,8 @@ export class Krum implements DeltaAggregator {
   ) {
     const { byzantineClients: f, select } = options;
     if (!(Number.isInteger(f) && f >= 0)) throw new RangeError(`byzantineClients must be a non-negative integer, got ${f}`);
-    if (typeof select === 'number' && !(Number.isInteger(select) && select >= 1)) throw new RangeError(`multiKrumSelect must be a positive integer, got ${select}`);
+    if (typeof select === 'number' && !(Number.isInteger(select) && select >= 1))
+      throw new RangeError(`multiKrumSelect must be a positive integer, got ${select}`);
     this.label = select === null ? 'krum' : 'multi-krum';
     this.buffer = new UpdateBuffer(this.label, size, options.maxBufferedUpdates);
   }

@@ -226,7 +226,7 @@ export function parseStrategyOptions(name: string, input: unknown = {}): Strateg
 }
 
 function definedOnly(options: StrategyOptions): StrategyOptions {
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as StrategyOptions;
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
 }
 
 /** The options a strategy will run with: the given ones over its defaults. Validates like createStrategy. */

@@ -44,6 +44,8 @@ export class ModelReaderGuard implements CanActivate {
     const token = bearerToken(context.switchToHttp().getRequest<Request>());
     if (tokenMatches(token, this.config.operatorToken)) return true;
     if (this.config.enrolment === null && tokenMatches(token, this.config.clientToken)) return true;
-    throw new UnauthorizedException(this.config.enrolment === null ? 'client or operator token required: send Authorization: Bearer <token>' : 'operator token required');
+    throw new UnauthorizedException(
+      this.config.enrolment === null ? 'client or operator token required: send Authorization: Bearer <token>' : 'operator token required',
+    );
   }
 }

@@ -20,7 +20,10 @@ function buildProgram(session: CliSession, io: CliIO): Command {
   const program = new Command('flock')
     .description('Operate a Flock coordinator through its REST API.')
     .option('--url <url>', 'coordinator base URL (default: $FLOCK_URL, else http://localhost:$PORT, PORT defaulting to 8080)')
-    .option('--token <token>', 'operator token (default: $FLOCK_OPERATOR_TOKEN, else the file $FLOCK_DATA_DIR/operator-token, FLOCK_DATA_DIR defaulting to ./data)')
+    .option(
+      '--token <token>',
+      'operator token (default: $FLOCK_OPERATOR_TOKEN, else the file $FLOCK_DATA_DIR/operator-token, FLOCK_DATA_DIR defaulting to ./data)',
+    )
     .option('--json', 'print the raw JSON responses instead of tables')
     .exitOverride()
     .configureOutput({ writeOut: (text) => io.stdout(text), writeErr: (text) => io.stderr(text) })

@@ -197,10 +197,7 @@ function roundParamRows({ params }: RoundRecord): Rows {
   const plan = params.plan;
   return [
     ['Strategy', Object.keys(params.strategyOptions ?? {}).length > 0 ? `${params.strategy} ${JSON.stringify(params.strategyOptions)}` : params.strategy],
-    [
-      'Clients wanted',
-      `min ${formatInt(params.minClients)}, target ${formatInt(params.targetClients)}, over-selection ${formatNumber(params.overSelection)}`,
-    ],
+    ['Clients wanted', `min ${formatInt(params.minClients)}, target ${formatInt(params.targetClients)}, over-selection ${formatNumber(params.overSelection)}`],
     ['Timeouts', `selection ${formatDuration(params.selectionTimeoutMs)}, reporting deadline ${formatDuration(params.deadlineMs)}`],
     [
       'Training plan',

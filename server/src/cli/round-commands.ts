@@ -10,9 +10,24 @@ import { EXIT_FAILED, type CliSession, type CommandContext } from './session.js'
 const START_OPTIONS: { flags: string; description: string; parse?: (value: string) => unknown; field: keyof StartRoundRequest }[] = [
   { flags: '--min-clients <n>', description: 'valid updates needed to commit', parse: parseIntOption(1), field: 'minClients' },
   { flags: '--target-clients <n>', description: 'updates wanted', parse: parseIntOption(1), field: 'targetClients' },
-  { flags: '--over-selection <x>', description: 'selection factor over the target (e.g. 1.3)', parse: parseNumberOption({ positive: true }), field: 'overSelection' },
-  { flags: '--selection-timeout <seconds>', description: 'how long to wait for enough eligible devices', parse: parseNumberOption({ positive: true }), field: 'selectionTimeoutSeconds' },
-  { flags: '--deadline <seconds>', description: 'reporting deadline, from configuration', parse: parseNumberOption({ positive: true }), field: 'deadlineSeconds' },
+  {
+    flags: '--over-selection <x>',
+    description: 'selection factor over the target (e.g. 1.3)',
+    parse: parseNumberOption({ positive: true }),
+    field: 'overSelection',
+  },
+  {
+    flags: '--selection-timeout <seconds>',
+    description: 'how long to wait for enough eligible devices',
+    parse: parseNumberOption({ positive: true }),
+    field: 'selectionTimeoutSeconds',
+  },
+  {
+    flags: '--deadline <seconds>',
+    description: 'reporting deadline, from configuration',
+    parse: parseNumberOption({ positive: true }),
+    field: 'deadlineSeconds',
+  },
   { flags: '--epochs <n>', description: 'local epochs', parse: parseIntOption(1), field: 'epochs' },
   { flags: '--batch-size <n>', description: 'local batch size', parse: parseIntOption(1), field: 'batchSize' },
   { flags: '--learning-rate <x>', description: 'local SGD learning rate', parse: parseNumberOption({ positive: true }), field: 'learningRate' },
@@ -24,7 +39,12 @@ const START_OPTIONS: { flags: string; description: string; parse?: (value: strin
     parse: parseJsonObjectOption,
     field: 'strategyOptions',
   },
-  { flags: '--max-update-norm <x>', description: 'reject updates whose L2 norm is above this', parse: parseNumberOption({ positive: true }), field: 'maxUpdateNorm' },
+  {
+    flags: '--max-update-norm <x>',
+    description: 'reject updates whose L2 norm is above this',
+    parse: parseNumberOption({ positive: true }),
+    field: 'maxUpdateNorm',
+  },
 ];
 
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
@@ -44,9 +64,13 @@ function addStartCommand(round: Command, session: CliSession): void {
       const ctx = session.connect(command);
       const body: Record<string, unknown> = {};
       for (const [attribute, field] of fields) if (options[attribute] !== undefined) body[field] = options[attribute];
-      const started = await ctx.client.startRound(body as StartRoundRequest);
+      const started = await ctx.client.startRound(body);
       if (options.wait !== true) {
-        session.print(ctx, started, () => `Started round ${started.id} (${started.status}).\n${renderRound(started)}\nFollow it with: pnpm flock round show ${started.id}`);
+        session.print(
+          ctx,
+          started,
+          () => `Started round ${started.id} (${started.status}).\n${renderRound(started)}\nFollow it with: pnpm flock round show ${started.id}`,
+        );
         return;
       }
       reportFinished(session, ctx, await waitForEnd(session, ctx, started));

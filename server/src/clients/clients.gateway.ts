@@ -123,7 +123,8 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     if (clientId !== undefined) return answer({ accepted: true }); // already proven
     if (!device || !challenge) return;
     socket.data.challenge = null; // one attempt per connection
-    if (!verifyProof(device, challenge, body)) return this.refuseSession(socket, 'invalid_proof', 'the signature does not verify for this challenge and key', answer);
+    if (!verifyProof(device, challenge, body))
+      return this.refuseSession(socket, 'invalid_proof', 'the signature does not verify for this challenge and key', answer);
     clearTimeout(socket.data.proofTimer!);
     socket.data.proofTimer = null;
     socket.data.clientId = device.clientId;

@@ -57,7 +57,8 @@ export class DeviceAdmission {
     if (!jwk.success) throw new HandshakeError('invalid_public_key', jwk.error.issues[0]?.message ?? 'invalid public key');
     const publicKey = importPublicKey(jwk.data);
     const clientId = thumbprint(jwk.data);
-    if (claims && claims.keyThumbprint !== clientId) throw new HandshakeError('token_key_mismatch', 'the device token is not bound to this device key (cnf.jkt)');
+    if (claims && claims.keyThumbprint !== clientId)
+      throw new HandshakeError('token_key_mismatch', 'the device token is not bound to this device key (cnf.jkt)');
     return { clientId, publicKey, userKey: claims?.userKey ?? null };
   }
 

@@ -51,14 +51,15 @@ export class DeviceTokenVerifier {
 /** jose's failure as a handshake refusal: expiry and wrong claims have their own reasons, the rest is not a credential. */
 function refusalOf(error: unknown): HandshakeError {
   if (error instanceof errors.JWTExpired) return new HandshakeError('token_expired', 'the device token has expired');
-  if (error instanceof errors.JWTClaimValidationFailed) return new HandshakeError('token_claims_invalid', `device token claim '${error.claim}': ${error.reason}`);
+  if (error instanceof errors.JWTClaimValidationFailed)
+    return new HandshakeError('token_claims_invalid', `device token claim '${error.claim}': ${error.reason}`);
   return new HandshakeError('unauthorized', 'the device token does not verify');
 }
 
 /** Key text from the configuration: a PEM public key, a JWK or a JWKS. */
 export function parseKeySet(text: string): JSONWebKeySet {
   const trimmed = text.trim();
-  if (trimmed.startsWith('-----BEGIN')) return { keys: [createPublicKey(trimmed).export({ format: 'jwk' }) as JWK] };
+  if (trimmed.startsWith('-----BEGIN')) return { keys: [createPublicKey(trimmed).export({ format: 'jwk' })] };
   let parsed: unknown;
   try {
     parsed = JSON.parse(trimmed);

@@ -65,7 +65,10 @@ export type ModelJson = z.infer<typeof modelJsonSchema>;
 const isVersionNumber = (value: string): boolean => /^[1-9][0-9]{0,9}$/.test(value) && Number(value) <= 2 ** 31 - 1;
 const versionError = (expected: string) => (issue: { input?: unknown }) => `model version must be ${expected}, got "${String(issue.input).slice(0, 32)}"`;
 
-export const modelVersionNumberSchema = z.string().refine(isVersionNumber, { error: versionError('a positive integer') }).transform(Number);
+export const modelVersionNumberSchema = z
+  .string()
+  .refine(isVersionNumber, { error: versionError('a positive integer') })
+  .transform(Number);
 export const modelVersionSelectorSchema = z
   .string()
   .refine((value) => value === 'current' || isVersionNumber(value), { error: versionError('a positive integer or "current"') })

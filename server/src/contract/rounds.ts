@@ -98,7 +98,10 @@ export const localEvaluationSummarySchema = z.object({
     .nullable()
     .default(null)
     .describe("The most weight one device's report has in the means (twice the median counted examples); null: uncapped, stored by an older coordinator"),
-  spread: localEvaluationSpreadSchema.nullable().default(null).describe('Median and quartiles across devices; null in summaries stored by an older coordinator'),
+  spread: localEvaluationSpreadSchema
+    .nullable()
+    .default(null)
+    .describe('Median and quartiles across devices; null in summaries stored by an older coordinator'),
 });
 export type LocalEvaluationSummary = z.infer<typeof localEvaluationSummarySchema>;
 

@@ -28,6 +28,12 @@ export const strategyOptionsSchema = z.strictObject({
   byzantineClients: z.number().int().min(0).max(10_000).optional().describe('f, the Byzantine updates to tolerate (krum, multi-krum)'),
   multiKrumSelect: z.number().int().min(1).max(100_000).optional().describe('m, the best-scored updates Multi-Krum averages (multi-krum)'),
   clipNorm: z.number().positive().optional().describe('S: clip every update to this L2 norm before aggregating (any strategy)'),
-  maxBufferedUpdates: z.number().int().min(1).max(100_000).optional().describe('Most updates a buffered strategy holds in memory (median, trimmed-mean, krum, multi-krum)'),
+  maxBufferedUpdates: z
+    .number()
+    .int()
+    .min(1)
+    .max(100_000)
+    .optional()
+    .describe('Most updates a buffered strategy holds in memory (median, trimmed-mean, krum, multi-krum)'),
 });
 export type StrategyOptions = z.infer<typeof strategyOptionsSchema>;

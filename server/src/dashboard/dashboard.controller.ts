@@ -94,10 +94,6 @@ export class DashboardController {
   asset(@Param('file') file: string, @Res() res: Response): void {
     const asset = findAsset(file);
     if (!asset) throw new NotFoundException(`no dashboard asset ${file.slice(0, 64)}`);
-    res
-      .status(200)
-      .type(asset.type)
-      .set({ 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' })
-      .send(readFileSync(asset.path));
+    res.status(200).type(asset.type).set({ 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' }).send(readFileSync(asset.path));
   }
 }

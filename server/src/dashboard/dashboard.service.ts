@@ -12,7 +12,12 @@ export const DASHBOARD_HISTORY = 100;
 /** What the start-round form shows about each strategy (static: computed once). */
 const STRATEGIES: readonly DashboardStrategy[] = STRATEGY_NAMES.map((name) => {
   const { summary, options, defaults } = describeStrategy(name);
-  return { name, summary, options, defaults: Object.fromEntries(Object.entries(defaults).filter((entry): entry is [string, number] => typeof entry[1] === 'number')) };
+  return {
+    name,
+    summary,
+    options,
+    defaults: Object.fromEntries(Object.entries(defaults).filter((entry): entry is [string, number] => typeof entry[1] === 'number')),
+  };
 });
 
 /** Builds the operator dashboard's snapshots from the live services (the round in flight comes from memory). */

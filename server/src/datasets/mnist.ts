@@ -89,11 +89,7 @@ export function parseIdxLabels(bytes: Uint8Array, source = 'IDX label file'): Ui
 }
 
 /** Reads and validates an image/label file pair and returns examples [start, start + count) scaled to [0, 1]. */
-export async function readMnistFiles(
-  imagesPath: string,
-  labelsPath: string,
-  range: { start?: number; count?: number } = {},
-): Promise<MnistData> {
+export async function readMnistFiles(imagesPath: string, labelsPath: string, range: { start?: number; count?: number } = {}): Promise<MnistData> {
   const [imageBytes, labelBytes] = await Promise.all([readFile(imagesPath), readFile(labelsPath)]);
   const images = parseIdxImages(imageBytes, imagesPath);
   const labels = parseIdxLabels(labelBytes, labelsPath);

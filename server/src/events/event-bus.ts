@@ -19,11 +19,11 @@ export class FlockEventBus {
       set = new Set();
       this.listeners.set(event, set);
     }
-    set.add(listener as FlockListener<never>);
+    set.add(listener);
   }
 
   off<E extends FlockEventName>(event: E, listener: FlockListener<E>): void {
-    this.listeners.get(event)?.delete(listener as FlockListener<never>);
+    this.listeners.get(event)?.delete(listener);
   }
 
   emit<E extends FlockEventName>(event: E, payload: FlockEvents[E]): void {

@@ -78,7 +78,6 @@ export function build2NN(seed = 1): tf.Sequential {
   });
 }
 
-
 function permutation(n: number, random: () => number): Int32Array {
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;

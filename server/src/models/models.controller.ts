@@ -1,16 +1,4 @@
-import {
-  BadRequestException,
-  Body,
-  Controller,
-  Get,
-  Param,
-  Post,
-  Res,
-  StreamableFile,
-  UploadedFiles,
-  UseGuards,
-  UseInterceptors,
-} from '@nestjs/common';
+import { BadRequestException, Body, Controller, Get, Param, Post, Res, StreamableFile, UploadedFiles, UseGuards, UseInterceptors } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
@@ -57,7 +45,12 @@ const ERROR = zodToOpenApi(errorBodySchema, 'output');
 const VERSION_PARAM = {
   name: 'version',
   description: 'Version number, or `current` for the latest version',
-  schema: { oneOf: [{ type: 'integer', minimum: 1 }, { type: 'string', enum: ['current'] }] },
+  schema: {
+    oneOf: [
+      { type: 'integer', minimum: 1 },
+      { type: 'string', enum: ['current'] },
+    ],
+  },
 } as const;
 
 /** Version numbers name immutable content; `current` moves. */
@@ -141,10 +134,7 @@ export class ModelsController {
   @ApiResponse({ status: 200, schema: zodToOpenApi(modelJsonSchema, 'output') })
   @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
   @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
-  async modelJson(
-    @Param('version', versionSelector()) requested: ModelVersionSelector,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<ModelJson> {
+  async modelJson(@Param('version', versionSelector()) requested: ModelVersionSelector, @Res({ passthrough: true }) res: Response): Promise<ModelJson> {
     const version = await this.models.resolveVersion(requested);
     const { topology, weightSpecs } = await this.models.getModelPayload(version);
     res.setHeader('Cache-Control', cacheControl(requested));
@@ -160,10 +150,7 @@ export class ModelsController {
   @ApiResponse({ status: 200, description: 'The weight bytes', schema: { type: 'string', format: 'binary' } })
   @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
   @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
-  async weights(
-    @Param('version', versionSelector()) requested: ModelVersionSelector,
-    @Res({ passthrough: true }) res: Response,
-  ): Promise<StreamableFile> {
+  async weights(@Param('version', versionSelector()) requested: ModelVersionSelector, @Res({ passthrough: true }) res: Response): Promise<StreamableFile> {
     const version = await this.models.resolveVersion(requested);
     const bytes = await this.models.getWeightBytes(version);
     res.setHeader('Cache-Control', cacheControl(requested));
@@ -175,7 +162,7 @@ export class ModelsController {
   @UseGuards(OperatorGuard)
   @ApiOperation({
     summary: 'Make an old version current again',
-    description: 'Creates a NEW version (source `rollback`) with the old version\'s weights; history is never rewritten.',
+    description: "Creates a NEW version (source `rollback`) with the old version's weights; history is never rewritten.",
   })
   @ApiParam({ name: 'version', description: 'The version to restore', schema: { type: 'integer', minimum: 1 } })
   @ApiResponse({ status: 201, schema: META, description: 'The new version' })

@@ -1,11 +1,4 @@
-import {
-  BadRequestException,
-  ConflictException,
-  Inject,
-  Injectable,
-  NotFoundException,
-  type OnModuleInit,
-} from '@nestjs/common';
+import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException, type OnModuleInit } from '@nestjs/common';
 import { asFloat32, type ModelPayload } from '@flock/client-sdk/protocol';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
@@ -13,14 +6,7 @@ import type { ModelMetrics, ModelVersionMeta, ModelVersionSource } from '../cont
 import { STORAGE, type ModelVersionRecord, type Storage } from '../storage/storage.js';
 import { ensureTfBackend, trainDefaultModel } from './default-model.js';
 import { TestSetEvaluationService } from './test-set-evaluation.service.js';
-import {
-  assertLoadable,
-  InvalidModelError,
-  parseWeightSpecs,
-  readModelFromDisk,
-  validateWeightBytes,
-  type ModelArtifactsParts,
-} from './tfjs-format.js';
+import { assertLoadable, InvalidModelError, parseWeightSpecs, readModelFromDisk, validateWeightBytes, type ModelArtifactsParts } from './tfjs-format.js';
 
 const log = moduleLogger('models');
 
@@ -221,12 +207,7 @@ export class ModelsService implements OnModuleInit {
     else void this.testSet.evaluate(meta.version, parts);
   }
 
-  private async insert(
-    parts: ModelArtifactsParts,
-    metrics: ModelMetrics,
-    source: ModelVersionSource,
-    parentVersion: number | null,
-  ): Promise<ModelVersionMeta> {
+  private async insert(parts: ModelArtifactsParts, metrics: ModelMetrics, source: ModelVersionSource, parentVersion: number | null): Promise<ModelVersionMeta> {
     const meta = await this.storage.insertModelVersion(
       {
         parentVersion,
@@ -250,7 +231,7 @@ export class ModelsService implements OnModuleInit {
     try {
       assertVersionNumber(version);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(error);
     }
     let entry = this.cache.get(version);
     if (entry) {

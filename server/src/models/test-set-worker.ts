@@ -32,7 +32,9 @@ async function main(): Promise<void> {
       try {
         const result = await testSet.evaluate(request);
         const seconds = (performance.now() - started) / 1000;
-        port!.postMessage(('skipped' in result ? { type: 'skipped', version, reason: result.skipped } : { type: 'result', version, ...result, seconds }) satisfies TestSetReply);
+        port!.postMessage(
+          ('skipped' in result ? { type: 'skipped', version, reason: result.skipped } : { type: 'result', version, ...result, seconds }) satisfies TestSetReply,
+        );
       } catch (error) {
         port!.postMessage({ type: 'failed', version, message: error instanceof Error ? error.message : String(error) } satisfies TestSetReply);
       }

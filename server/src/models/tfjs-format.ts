@@ -153,13 +153,17 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
 
 /** An ArrayBuffer holding exactly these bytes (tfjs wants whole ArrayBuffers). */
 function ownBuffer(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer as ArrayBuffer;
+  return bytes.slice().buffer;
 }
 
 /** Builds a tf.LayersModel from stored parts (the caller disposes it). Throws for a topology tfjs cannot build or weights that do not match it. */
 export async function loadLayersModelFromParts(parts: ModelArtifactsParts): Promise<tf.LayersModel> {
   return tf.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: parts.topology as tf.io.ModelArtifacts['modelTopology'], weightSpecs: parts.weightSpecs, weightData: ownBuffer(parts.weights) }),
+    tf.io.fromMemory({
+      modelTopology: parts.topology as tf.io.ModelArtifacts['modelTopology'],
+      weightSpecs: parts.weightSpecs,
+      weightData: ownBuffer(parts.weights),
+    }),
   );
 }
 

@@ -42,7 +42,9 @@ export class RoundCommitter {
     const { record } = round;
     const latest = await this.models.current();
     if (latest?.version !== record.baseVersion) {
-      return { refused: `the global model moved to version ${latest?.version} during the round (rollback or registration); updates against version ${record.baseVersion} discarded` };
+      return {
+        refused: `the global model moved to version ${latest?.version} during the round (rollback or registration); updates against version ${record.baseVersion} discarded`,
+      };
     }
     const started = performance.now();
     const result = round.aggregator!.finish();

@@ -102,11 +102,7 @@ function transition(from: RoundStatus, to: RoundStatus, note: string | null): Ro
 function end(state: RoundState, outcome: 'failed' | 'aborted', message: string): RoundStep {
   return {
     state: { ...state, status: outcome },
-    effects: [
-      { type: 'clearTimer' },
-      transition(state.status, outcome, message),
-      { type: 'closeRound', outcome, message, version: null },
-    ],
+    effects: [{ type: 'clearTimer' }, transition(state.status, outcome, message), { type: 'closeRound', outcome, message, version: null }],
   };
 }
 
@@ -169,7 +165,9 @@ export const TRANSITIONS: { readonly [S in RoundStatus]: Handlers } = {
     configured: (state, { deadlineAt }, policy) => {
       const reporting: RoundState = { ...state, status: 'reporting' };
       const why = reportingEnd(policy, reporting);
-      const next: RoundStep = why ? closeReporting(reporting, policy, why) : { state: reporting, effects: [{ type: 'startTimer', timer: 'deadline', ms: policy.deadlineMs }] };
+      const next: RoundStep = why
+        ? closeReporting(reporting, policy, why)
+        : { state: reporting, effects: [{ type: 'startTimer', timer: 'deadline', ms: policy.deadlineMs }] };
       return { state: next.state, effects: [transition('configuring', 'reporting', null), { type: 'sendConfigure', deadlineAt }, ...next.effects] };
     },
     configurationFailed: (state, { message }) => end(state, 'failed', `configuration failed: ${message}`),

@@ -1,12 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  ConflictException,
-  Inject,
-  Injectable,
-  NotFoundException,
-  type OnApplicationBootstrap,
-  type OnApplicationShutdown,
-} from '@nestjs/common';
+import { ConflictException, Inject, Injectable, NotFoundException, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { ServerEvent, abandonSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
 import { createStrategy } from '../aggregation/strategies.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
@@ -266,7 +259,12 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           round.deadlineAt = effect.deadlineAt;
           await round.stored(); // devices hear of reporting once it is stored, as of the round's end
           await this.sendToEach(round.roster.members(), (clientId) =>
-            this.devices.sendTo(clientId, ServerEvent.configure, { roundId: round.record.id, modelVersion: round.record.baseVersion, plan: round.plan!, deadlineAt: effect.deadlineAt }),
+            this.devices.sendTo(clientId, ServerEvent.configure, {
+              roundId: round.record.id,
+              modelVersion: round.record.baseVersion,
+              plan: round.plan!,
+              deadlineAt: effect.deadlineAt,
+            }),
           );
           break;
         case 'commit':
@@ -359,7 +357,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private async sendToEach(clientIds: Iterable<string>, send: (clientId: string) => Promise<void>): Promise<void> {
     const results = await Promise.allSettled(Array.from(clientIds, send));
     const failed = results.filter((result) => result.status === 'rejected').length;
-    if (failed > 0) log.error({ failed, err: (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason }, 'sending to devices failed');
+    if (failed > 0)
+      log.error({ failed, err: (results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason }, 'sending to devices failed');
   }
 
   private changed(round: ActiveRound): void {

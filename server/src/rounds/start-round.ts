@@ -1,9 +1,4 @@
-import {
-  StrategyConfigError,
-  describeStrategy,
-  effectiveStrategyOptions,
-  minimumUpdates,
-} from '../aggregation/strategies.js';
+import { StrategyConfigError, describeStrategy, effectiveStrategyOptions, minimumUpdates } from '../aggregation/strategies.js';
 import { roundParamsFromRequest, type RoundParams, type StartRoundFields } from '../contract/index.js';
 
 /**

@@ -102,7 +102,10 @@ export interface UpdateExpectation {
  * Checks an admitted update against the model the round trains (base version, shapes, finiteness,
  * optional norm bound) and returns its delta as a flat Float32Array.
  */
-export function validateUpdate(upload: ParsedUpload, { roundId, baseVersion, weightSpecs, maxUpdateNorm }: UpdateExpectation): { delta: Float32Array; norm: number } {
+export function validateUpdate(
+  upload: ParsedUpload,
+  { roundId, baseVersion, weightSpecs, maxUpdateNorm }: UpdateExpectation,
+): { delta: Float32Array; norm: number } {
   if (upload.modelVersion !== baseVersion) {
     throw new UploadRejection('version_mismatch', `delta is against version ${upload.modelVersion}; round ${roundId} trains version ${baseVersion}`);
   }

@@ -28,7 +28,10 @@ export function assignAttacks(clients: number, fraction: number, choice: AttackC
   if (!(fraction >= 0 && fraction < 1)) throw new RangeError(`the Byzantine fraction must be in [0, 1), got ${fraction}`);
   const attacks: (Attack | null)[] = new Array<Attack | null>(clients).fill(null);
   const count = Math.round(fraction * clients);
-  const order = shuffleInPlace(Int32Array.from({ length: clients }, (_, i) => i), mulberry32(hashInts(seed, 0xb12)));
+  const order = shuffleInPlace(
+    Int32Array.from({ length: clients }, (_, i) => i),
+    mulberry32(hashInts(seed, 0xb12)),
+  );
   for (let i = 0; i < count; i++) attacks[order[i]!] = choice === 'mixed' ? ATTACKS[i % ATTACKS.length]! : choice;
   return attacks;
 }

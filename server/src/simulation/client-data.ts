@@ -35,7 +35,9 @@ export function clientsOfWorker(w: number, plan: SimulationPlan, parts: readonly
     const own = gather(train, parts[k]!);
     if (attacks[k] === 'label-flip') flipLabels(own.labels);
     const testIdx =
-      options.localTestExamples > 0 ? localTestIndices(train.labels, parts[k]!, test.labels, options.localTestExamples, hashInts(options.seed, k, 7)) : new Int32Array(0);
+      options.localTestExamples > 0
+        ? localTestIndices(train.labels, parts[k]!, test.labels, options.localTestExamples, hashInts(options.seed, k, 7))
+        : new Int32Array(0);
     const local = gather(test, testIdx);
     clients.push({ index: k, trainImages: own.images, trainLabels: own.labels, testImages: local.images, testLabels: local.labels, attack: attacks[k]! });
   }

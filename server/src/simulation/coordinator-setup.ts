@@ -37,7 +37,10 @@ function operatorClient(server: ExistingServer): FlockApiClient {
 }
 
 /** A coordinator in this process, on a temporary data dir, with `initial` (if any) as version 1. */
-async function startInProcess(options: SimulationOptions, initial: ModelArtifactsParts | null): Promise<{ server: ExistingServer; close: () => Promise<void> }> {
+async function startInProcess(
+  options: SimulationOptions,
+  initial: ModelArtifactsParts | null,
+): Promise<{ server: ExistingServer; close: () => Promise<void> }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'flock-sim-'));
   const removeDataDir = (): void => rmSync(dataDir, { recursive: true, force: true });
   try {
@@ -47,7 +50,11 @@ async function startInProcess(options: SimulationOptions, initial: ModelArtifact
       writeFileSync(join(dataDir, 'initial-weights.bin'), initial.weights);
       writeFileSync(
         initialModelPath,
-        JSON.stringify({ format: 'layers-model', modelTopology: initial.topology, weightsManifest: [{ paths: ['initial-weights.bin'], weights: initial.weightSpecs }] }),
+        JSON.stringify({
+          format: 'layers-model',
+          modelTopology: initial.topology,
+          weightsManifest: [{ paths: ['initial-weights.bin'], weights: initial.weightSpecs }],
+        }),
       );
     }
     const config = loadConfig(
@@ -75,7 +82,11 @@ async function startInProcess(options: SimulationOptions, initial: ModelArtifact
 
 /** Registers the simulation's initial model with an existing coordinator; returns its version. */
 async function registerInitialModel(api: FlockApiClient, model: ModelArtifactsParts, seed: number): Promise<number> {
-  const modelJson = { modelTopology: model.topology, format: 'layers-model', weightsManifest: [{ paths: ['./model.weights.bin'], weights: model.weightSpecs }] };
+  const modelJson = {
+    modelTopology: model.topology,
+    format: 'layers-model',
+    weightsManifest: [{ paths: ['./model.weights.bin'], weights: model.weightSpecs }],
+  };
   try {
     const meta = await api.registerModel({ modelJson, weights: model.weights, metrics: { initialModel: 'simulation-random-2nn', seed } });
     return meta.version;

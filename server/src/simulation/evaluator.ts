@@ -45,7 +45,13 @@ async function main(): Promise<void> {
         const { topology, weightSpecs } = parseModelJson(modelJson);
         const result = await testSet.evaluate({ topology, weightSpecs, weights });
         if ('skipped' in result) throw new Error(result.skipped);
-        port.postMessage({ type: 'result', version, accuracy: result.accuracy, loss: result.loss, seconds: (performance.now() - started) / 1000 } satisfies EvaluatorReply);
+        port.postMessage({
+          type: 'result',
+          version,
+          accuracy: result.accuracy,
+          loss: result.loss,
+          seconds: (performance.now() - started) / 1000,
+        } satisfies EvaluatorReply);
       } catch (error) {
         port.postMessage({ type: 'failed', version, message: error instanceof Error ? error.message : String(error) } satisfies EvaluatorReply);
       }

@@ -60,7 +60,12 @@ const program: Command = new Command()
   .name('flock-simulate')
   .description('FedAvg on real MNIST with virtual SDK clients (worker threads) against a real Flock coordinator.')
   .option('--clients <K>', 'number of virtual clients', positiveInt('--clients'), 100)
-  .option('--fraction <C>', 'fraction of clients selected per round (m = max(round(C*K), 1))', number('--fraction', (v) => v >= 0 && v <= 1, 'in [0, 1]'), 0.1)
+  .option(
+    '--fraction <C>',
+    'fraction of clients selected per round (m = max(round(C*K), 1))',
+    number('--fraction', (v) => v >= 0 && v <= 1, 'in [0, 1]'),
+    0.1,
+  )
   .option('--epochs <E>', 'local epochs per round', positiveInt('--epochs'), 1)
   .option(
     '--batch-size <B>',
@@ -77,19 +82,43 @@ const program: Command = new Command()
   .option('--alpha <a>', 'Dirichlet concentration (--partition dirichlet)', positive('--alpha'), 0.5)
   .option('--examples-per-client <n>', 'training examples per client (default 60000 / K)', positiveInt('--examples-per-client'))
   .option('--seed <n>', 'seed of the partition, the initial model, local test sets, dropouts and Byzantine clients', nonNegativeInt('--seed'), 1)
-  .option('--dropout <F>', 'probability that a selected client becomes ineligible mid-training', number('--dropout', (v) => v >= 0 && v < 1, 'in [0, 1)'), 0)
-  .option('--byzantine <F>', 'fraction of clients that send poisoned (but protocol-valid) updates', number('--byzantine', (v) => v >= 0 && v < 1, 'in [0, 1)'), 0)
+  .option(
+    '--dropout <F>',
+    'probability that a selected client becomes ineligible mid-training',
+    number('--dropout', (v) => v >= 0 && v < 1, 'in [0, 1)'),
+    0,
+  )
+  .option(
+    '--byzantine <F>',
+    'fraction of clients that send poisoned (but protocol-valid) updates',
+    number('--byzantine', (v) => v >= 0 && v < 1, 'in [0, 1)'),
+    0,
+  )
   .addOption(
     new Option('--attack <kind>', 'what Byzantine clients do: Gaussian noise of large norm, -4x sign-flipped deltas, flipped labels, or each in turn')
       .choices(ATTACK_CHOICES)
       .default('mixed'),
   )
   .option('--workers <n>', 'worker threads hosting the clients', positiveInt('--workers'), 2)
-  .addOption(new Option('--init <kind>', 'initial global model: an untrained 2NN (paper) or the coordinator default').choices(['random', 'pretrained']).default('random'))
+  .addOption(
+    new Option('--init <kind>', 'initial global model: an untrained 2NN (paper) or the coordinator default')
+      .choices(['random', 'pretrained'])
+      .default('random'),
+  )
   .option('--pretrain-examples <n>', 'examples the coordinator pre-trains on (--init pretrained, in-process)', positiveInt('--pretrain-examples'), 6000)
   .option('--local-test <n>', 'held-out local test examples per client (from the MNIST test split, client label mix)', nonNegativeInt('--local-test'), 20)
-  .option('--local-eval <fraction>', 'fraction of clients that test (and adopt) each published model locally; 0 = off', number('--local-eval', (v) => v >= 0 && v <= 1, 'in [0, 1]'), 0.1)
-  .option('--over-selection <f>', 'selected = ceil(m * f)', number('--over-selection', (v) => v >= 1 && v <= 10, 'in [1, 10]'), 1)
+  .option(
+    '--local-eval <fraction>',
+    'fraction of clients that test (and adopt) each published model locally; 0 = off',
+    number('--local-eval', (v) => v >= 0 && v <= 1, 'in [0, 1]'),
+    0.1,
+  )
+  .option(
+    '--over-selection <f>',
+    'selected = ceil(m * f)',
+    number('--over-selection', (v) => v >= 1 && v <= 10, 'in [1, 10]'),
+    1,
+  )
   .option('--min-clients <n>', 'updates needed to commit (default m, or 1 with --dropout)', positiveInt('--min-clients'))
   .option('--deadline <seconds>', 'round reporting deadline', positive('--deadline'), 600)
   .option('--server <url>', 'use this coordinator instead of an in-process one')
@@ -105,7 +134,7 @@ function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; 
   try {
     const parsed: unknown = JSON.parse(cli.strategyOptions);
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-    strategyOptions = parsed as StrategyOptions; // the coordinator checks the keys and values
+    strategyOptions = parsed; // the coordinator checks the keys and values
   } catch (error) {
     program.error(`--strategy-options must be a JSON object: ${(error as Error).message}`);
   }
@@ -172,7 +201,12 @@ function interruptSignal(): AbortSignal {
   return stop.signal;
 }
 
-function simulationOptions(cli: CliOptions, resolved: ReturnType<typeof resolveArguments>, progress: Progress, signal: AbortSignal): Partial<SimulationOptions> {
+function simulationOptions(
+  cli: CliOptions,
+  resolved: ReturnType<typeof resolveArguments>,
+  progress: Progress,
+  signal: AbortSignal,
+): Partial<SimulationOptions> {
   return {
     clients: cli.clients,
     fraction: cli.fraction,

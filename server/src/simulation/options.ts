@@ -106,7 +106,8 @@ export function planSimulation(partial: Partial<SimulationOptions>): SimulationP
   const K = options.clients;
   if (!Number.isInteger(K) || K < 1) throw new RangeError(`clients must be a positive integer, got ${K}`);
   if (!(options.fraction >= 0 && options.fraction <= 1)) throw new RangeError(`fraction must be in [0, 1], got ${options.fraction}`);
-  if (!(options.localEvaluation >= 0 && options.localEvaluation <= 1)) throw new RangeError(`localEvaluation must be in [0, 1], got ${options.localEvaluation}`);
+  if (!(options.localEvaluation >= 0 && options.localEvaluation <= 1))
+    throw new RangeError(`localEvaluation must be in [0, 1], got ${options.localEvaluation}`);
   if (!(options.dropout >= 0 && options.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${options.dropout}`);
   const attacks = assignAttacks(K, options.byzantine, options.attack, options.seed);
   const clientsPerRound = Math.max(Math.round(options.fraction * K), 1);

@@ -33,7 +33,6 @@ export interface PartitionOptions {
   minExamples?: number;
 }
 
-
 /** murmur3's 32-bit finalizer: a bijective avalanche mix. */
 function fmix32(value: number): number {
   let h = value >>> 0;
@@ -206,7 +205,9 @@ export function partitionDirichlet(labels: ArrayLike<number>, options: Partition
       return parts.map((part) => shuffleInPlace(Int32Array.from(part), random));
     }
   }
-  throw new Error(`dirichlet partition: no draw in 1000 gave every one of ${K} clients at least ${minExamples} examples (alpha ${alpha}); raise alpha or examples`);
+  throw new Error(
+    `dirichlet partition: no draw in 1000 gave every one of ${K} clients at least ${minExamples} examples (alpha ${alpha}); raise alpha or examples`,
+  );
 }
 
 export function partitionData(kind: PartitionKind, labels: ArrayLike<number>, options: PartitionOptions): Int32Array[] {

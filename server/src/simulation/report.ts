@@ -61,9 +61,30 @@ export interface SimulationSummary {
 }
 
 const CSV_COLUMNS: (keyof RoundRow)[] = [
-  'round', 'status', 'version', 'accuracy', 'loss', 'clients', 'accepted', 'rejected', 'dropped', 'poisoned', 'trainLoss', 'bytes',
-  'seconds', 'evalSeconds', 'elapsed', 'selectionMs', 'reportingMs', 'commitMs', 'validationMs', 'aggregationMs',
-  'clientDownloadMs', 'clientTrainingMs', 'clientEncodeMs', 'clientUploadMs',
+  'round',
+  'status',
+  'version',
+  'accuracy',
+  'loss',
+  'clients',
+  'accepted',
+  'rejected',
+  'dropped',
+  'poisoned',
+  'trainLoss',
+  'bytes',
+  'seconds',
+  'evalSeconds',
+  'elapsed',
+  'selectionMs',
+  'reportingMs',
+  'commitMs',
+  'validationMs',
+  'aggregationMs',
+  'clientDownloadMs',
+  'clientTrainingMs',
+  'clientEncodeMs',
+  'clientUploadMs',
 ];
 
 export function roundsToCsv(rows: readonly RoundRow[]): string {
@@ -96,7 +117,14 @@ const SERIES_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#
  * A self-contained SVG line chart of accuracy (%) by round, one line per series (with a legend when
  * there are several), and the target as a dashed line.
  */
-export function accuracySvg(series: readonly AccuracySeries[], options: { title?: string; target?: number | null; /** Bottom of the y axis in percent (lower points sit on it); default: from the data. */ yMin?: number } = {}): string {
+export function accuracySvg(
+  series: readonly AccuracySeries[],
+  options: {
+    title?: string;
+    target?: number | null;
+    /** Bottom of the y axis in percent (lower points sit on it); default: from the data. */ yMin?: number;
+  } = {},
+): string {
   const width = 720;
   const height = 440;
   const margin = { left: 64, right: 24, top: 48, bottom: 56 };
@@ -111,7 +139,9 @@ export function accuracySvg(series: readonly AccuracySeries[], options: { title?
   const x = (round: number): number => margin.left + (round / maxRound) * plotW;
   const y = (percent: number): number => margin.top + (1 - (percent - yMin) / (yMax - yMin || 1)) * plotH;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
   parts.push(`<text x="${width / 2}" y="24" text-anchor="middle" font-size="15">${escapeXml(options.title ?? 'Global model test accuracy')}</text>`);
   const yStep = yMax - yMin > 40 ? 10 : yMax - yMin > 10 ? 5 : 1;
@@ -128,7 +158,9 @@ export function accuracySvg(series: readonly AccuracySeries[], options: { title?
   parts.push(`<text x="${margin.left + plotW / 2}" y="${height - 14}" text-anchor="middle">round</text>`);
   parts.push(`<text transform="translate(18 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">test accuracy (%)</text>`);
   if (target !== null && target >= yMin) {
-    parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y(target).toFixed(1)}" y2="${y(target).toFixed(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`);
+    parts.push(
+      `<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${y(target).toFixed(1)}" y2="${y(target).toFixed(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`,
+    );
     parts.push(`<text x="${margin.left + plotW - 4}" y="${(y(target) - 6).toFixed(1)}" text-anchor="end" fill="#d62728">target ${target.toFixed(1)}%</text>`);
   }
   // The legend sits in the bottom-right corner, as wide as its longest label (~7 px a character at 12 px).
@@ -139,7 +171,8 @@ export function accuracySvg(series: readonly AccuracySeries[], options: { title?
       const path = points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p.round).toFixed(1)},${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}`).join(' ');
       parts.push(`<path d="${path}" fill="none" stroke="${color}" stroke-width="${series.length > 1 ? 1.5 : 2}"/>`);
       if (series.length === 1 && points.length <= 60) {
-        for (const p of points) parts.push(`<circle cx="${x(p.round).toFixed(1)}" cy="${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}" r="2.5" fill="${color}"/>`);
+        for (const p of points)
+          parts.push(`<circle cx="${x(p.round).toFixed(1)}" cy="${y(Math.max(yMin, p.accuracy * 100)).toFixed(1)}" r="2.5" fill="${color}"/>`);
       }
     }
     if (series.length > 1) {
@@ -153,7 +186,11 @@ export function accuracySvg(series: readonly AccuracySeries[], options: { title?
 }
 
 /** Writes rounds.json (summary + rows), rounds.csv and accuracy.svg into `dir`; returns their paths. */
-export async function writeSimulationOutput(dir: string, summary: SimulationSummary, options: { title?: string; target?: number | null } = {}): Promise<string[]> {
+export async function writeSimulationOutput(
+  dir: string,
+  summary: SimulationSummary,
+  options: { title?: string; target?: number | null } = {},
+): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const files = { json: join(dir, 'rounds.json'), csv: join(dir, 'rounds.csv'), svg: join(dir, 'accuracy.svg') };
   const points = [{ round: 0, accuracy: summary.initialAccuracy }, ...summary.rounds.map((row) => ({ round: row.round, accuracy: row.accuracy }))];

@@ -76,7 +76,8 @@ function simulateDropout(client: FederatedClient, idle: ManualCondition, init: W
     if (init.dropout <= 0) return;
     const h = hashInts(init.seed, currentRound, spec.index);
     if (h / 4294967296 >= init.dropout) return;
-    const batches = configuration.plan.epochs * Math.ceil(spec.trainLabels.length / Math.max(1, Math.min(configuration.plan.batchSize, spec.trainLabels.length)));
+    const batches =
+      configuration.plan.epochs * Math.ceil(spec.trainLabels.length / Math.max(1, Math.min(configuration.plan.batchSize, spec.trainLabels.length)));
     // After 1..batches-1 completed batches (mid-training), or after the first when there is one batch.
     dropAfterBatches = batches <= 1 ? 1 : 1 + (hashInts(h, 1) % (batches - 1));
   });
@@ -122,9 +123,7 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
     requestTimeoutMs: 300_000,
     socketOptions: { transports: ['websocket'] },
     // Byzantine clients: a valid upload carrying a poisoned delta (noise drawn per round and client).
-    ...(attack
-      ? { transformDelta: (delta: Float32Array[]) => poisonDelta(attack, delta, mulberry32(hashInts(init.seed, currentRound, spec.index, 13))) }
-      : {}),
+    ...(attack ? { transformDelta: (delta: Float32Array[]) => poisonDelta(attack, delta, mulberry32(hashInts(init.seed, currentRound, spec.index, 13))) } : {}),
     socketFactory: sampledPublications(init, spec.index),
   });
   simulateDropout(client, idle, init, spec);

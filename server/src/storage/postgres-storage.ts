@@ -207,9 +207,7 @@ export class PostgresStorage implements Storage {
   }
 
   async latestModelVersion(): Promise<ModelVersionMeta | null> {
-    const { rows } = await this.pool.query<ModelMetaRow>(
-      `SELECT ${MODEL_META_COLUMNS} FROM model_versions ORDER BY version DESC LIMIT 1`,
-    );
+    const { rows } = await this.pool.query<ModelMetaRow>(`SELECT ${MODEL_META_COLUMNS} FROM model_versions ORDER BY version DESC LIMIT 1`);
     return rows[0] ? rowToModelMeta(rows[0], alreadyParsed) : null;
   }
 
@@ -220,10 +218,7 @@ export class PostgresStorage implements Storage {
   }
 
   async getModelVersion(version: number): Promise<ModelVersionRecord | null> {
-    const { rows } = await this.pool.query<ModelRecordRow>(
-      `SELECT ${MODEL_RECORD_COLUMNS} FROM model_versions WHERE version = $1`,
-      [version],
-    );
+    const { rows } = await this.pool.query<ModelRecordRow>(`SELECT ${MODEL_RECORD_COLUMNS} FROM model_versions WHERE version = $1`, [version]);
     return rows[0] ? rowToModelRecord(rows[0], alreadyParsed) : null;
   }
 
@@ -239,10 +234,7 @@ export class PostgresStorage implements Storage {
 
   async updateModelMetrics(version: number, metrics: Record<string, number | string | null>): Promise<void> {
     // jsonb || jsonb is a shallow merge in which the right side wins (null values are kept).
-    const result = await this.pool.query('UPDATE model_versions SET metrics = metrics || $2::jsonb WHERE version = $1', [
-      version,
-      JSON.stringify(metrics),
-    ]);
+    const result = await this.pool.query('UPDATE model_versions SET metrics = metrics || $2::jsonb WHERE version = $1', [version, JSON.stringify(metrics)]);
     if (result.rowCount === 0) throw new RecordNotFoundError(`model version ${version}`);
   }
 
@@ -255,10 +247,15 @@ export class PostgresStorage implements Storage {
     if (!rows[0]) throw new RecordNotFoundError(`round ${id}`);
     const next = applyRoundPatch(rowToRound(rows[0], alreadyParsed), patch, nowIso());
     const [, , status, , metrics, committedVersion, error, , updatedAt, endedAt] = roundValues(next);
-    await client.query(
-      'UPDATE rounds SET status = $1, metrics = $2, committed_version = $3, error = $4, updated_at = $5, ended_at = $6 WHERE id = $7',
-      [status, metrics, committedVersion, error, updatedAt, endedAt, id],
-    );
+    await client.query('UPDATE rounds SET status = $1, metrics = $2, committed_version = $3, error = $4, updated_at = $5, ended_at = $6 WHERE id = $7', [
+      status,
+      metrics,
+      committedVersion,
+      error,
+      updatedAt,
+      endedAt,
+      id,
+    ]);
     return next;
   }
 
@@ -272,26 +269,21 @@ export class PostgresStorage implements Storage {
   }
 
   async listRounds(options: { limit?: number; offset?: number } = {}): Promise<RoundRecord[]> {
-    const { rows } = await this.pool.query<RoundRow>(
-      `SELECT ${ROUND_COLUMNS} FROM rounds ORDER BY created_at DESC, seq DESC LIMIT $1 OFFSET $2`,
-      [options.limit ?? null, options.offset ?? 0],
-    );
+    const { rows } = await this.pool.query<RoundRow>(`SELECT ${ROUND_COLUMNS} FROM rounds ORDER BY created_at DESC, seq DESC LIMIT $1 OFFSET $2`, [
+      options.limit ?? null,
+      options.offset ?? 0,
+    ]);
     return rows.map((row) => rowToRound(row, alreadyParsed));
   }
 
   async findRoundsByStatus(statuses: readonly RoundStatus[]): Promise<RoundRecord[]> {
     if (statuses.length === 0) return [];
-    const { rows } = await this.pool.query<RoundRow>(`SELECT ${ROUND_COLUMNS} FROM rounds WHERE status = ANY($1) ORDER BY seq`, [
-      [...statuses],
-    ]);
+    const { rows } = await this.pool.query<RoundRow>(`SELECT ${ROUND_COLUMNS} FROM rounds WHERE status = ANY($1) ORDER BY seq`, [[...statuses]]);
     return rows.map((row) => rowToRound(row, alreadyParsed));
   }
 
   private async insertTransition(client: pg.Pool | pg.PoolClient, transition: RoundTransition): Promise<void> {
-    await client.query(
-      'INSERT INTO round_transitions (round_id, from_status, to_status, at, note) VALUES ($1, $2, $3, $4, $5)',
-      transitionValues(transition),
-    );
+    await client.query('INSERT INTO round_transitions (round_id, from_status, to_status, at, note) VALUES ($1, $2, $3, $4, $5)', transitionValues(transition));
   }
 
   async appendTransition(transition: RoundTransition): Promise<void> {

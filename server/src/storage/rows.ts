@@ -25,8 +25,7 @@ export const SOURCE_LIST = sqlList(MODEL_VERSION_SOURCES);
 /** Meta columns of model_versions (everything except the weight bytes and the large JSON). */
 export const MODEL_META_COLUMNS = 'version, parent_version, round_id, source, created_at, num_parameters, metrics';
 export const MODEL_RECORD_COLUMNS = `${MODEL_META_COLUMNS}, topology, weight_specs, strategy_state`;
-export const ROUND_COLUMNS =
-  'id, base_version, status, params, metrics, committed_version, error, created_at, updated_at, ended_at';
+export const ROUND_COLUMNS = 'id, base_version, status, params, metrics, committed_version, error, created_at, updated_at, ended_at';
 
 /** Thrown when a write refers to a round or version that does not exist. */
 export class RecordNotFoundError extends Error {
@@ -176,9 +175,7 @@ export function rowToRound(row: RoundRow, decode: JsonDecoder): RoundRecord {
 }
 
 /** Column values in ROUND_COLUMNS order. */
-export function roundValues(
-  round: RoundRecord,
-): [string, number, string, string, string, number | null, string | null, string, string, string | null] {
+export function roundValues(round: RoundRecord): [string, number, string, string, string, number | null, string | null, string, string, string | null] {
   return [
     round.id,
     round.baseVersion,
@@ -206,17 +203,14 @@ export function applyRoundPatch(round: RoundRecord, patch: RoundPatch, now: stri
 }
 
 /** Columns of evaluation_reports, in evaluationReportValues order. */
-export const EVALUATION_REPORT_COLUMNS =
-  'model_version, client_id, num_examples, global_loss, global_accuracy, personal_loss, personal_accuracy, adopted';
+export const EVALUATION_REPORT_COLUMNS = 'model_version, client_id, num_examples, global_loss, global_accuracy, personal_loss, personal_accuracy, adopted';
 /** Evaluation reports read per step (a few milliseconds of parsing): a version with many is read in steps along its key. */
 export const REPORTS_PER_READ = 2_000;
 /** The numbers alone, for summaries. */
 export const EVALUATION_NUMBER_COLUMNS = 'num_examples, global_loss, global_accuracy, personal_loss, personal_accuracy, adopted';
 
 /** Column values in EVALUATION_REPORT_COLUMNS order; `adopted` as 0/1, which both SQLite and PostgreSQL's boolean accept. */
-export function evaluationReportValues(
-  report: EvaluationReportRecord,
-): [number, string, number, number, number, number | null, number | null, number] {
+export function evaluationReportValues(report: EvaluationReportRecord): [number, string, number, number, number, number | null, number | null, number] {
   return [
     report.modelVersion,
     report.clientId,

@@ -155,9 +155,7 @@ export class SqliteStorage implements Storage {
   }
 
   private metaOf(version: number): ModelVersionMeta | null {
-    const row = this.conn.prepare(`SELECT ${MODEL_META_COLUMNS} FROM model_versions WHERE version = ?`).get(version) as
-      | ModelMetaRow
-      | undefined;
+    const row = this.conn.prepare(`SELECT ${MODEL_META_COLUMNS} FROM model_versions WHERE version = ?`).get(version) as ModelMetaRow | undefined;
     return row ? rowToModelMeta(row, parseJsonText) : null;
   }
 
@@ -166,9 +164,7 @@ export class SqliteStorage implements Storage {
   }
 
   async latestModelVersion(): Promise<ModelVersionMeta | null> {
-    const row = this.conn.prepare(`SELECT ${MODEL_META_COLUMNS} FROM model_versions ORDER BY version DESC LIMIT 1`).get() as
-      | ModelMetaRow
-      | undefined;
+    const row = this.conn.prepare(`SELECT ${MODEL_META_COLUMNS} FROM model_versions ORDER BY version DESC LIMIT 1`).get() as ModelMetaRow | undefined;
     return row ? rowToModelMeta(row, parseJsonText) : null;
   }
 
@@ -179,9 +175,7 @@ export class SqliteStorage implements Storage {
   }
 
   async getModelVersion(version: number): Promise<ModelVersionRecord | null> {
-    const row = this.conn.prepare(`SELECT ${MODEL_RECORD_COLUMNS} FROM model_versions WHERE version = ?`).get(version) as
-      | ModelRecordRow
-      | undefined;
+    const row = this.conn.prepare(`SELECT ${MODEL_RECORD_COLUMNS} FROM model_versions WHERE version = ?`).get(version) as ModelRecordRow | undefined;
     return row ? rowToModelRecord(row, parseJsonText) : null;
   }
 
@@ -190,9 +184,7 @@ export class SqliteStorage implements Storage {
   }
 
   async getModelWeights(version: number): Promise<Uint8Array | null> {
-    const row = this.conn.prepare('SELECT weights FROM model_versions WHERE version = ?').get(version) as
-      | { weights: Buffer }
-      | undefined;
+    const row = this.conn.prepare('SELECT weights FROM model_versions WHERE version = ?').get(version) as { weights: Buffer } | undefined;
     return row ? asUint8(row.weights) : null;
   }
 
@@ -200,9 +192,7 @@ export class SqliteStorage implements Storage {
     this.write(() => {
       const meta = this.metaOf(version);
       if (!meta) throw new RecordNotFoundError(`model version ${version}`);
-      this.conn
-        .prepare('UPDATE model_versions SET metrics = ? WHERE version = ?')
-        .run(JSON.stringify({ ...meta.metrics, ...metrics }), version);
+      this.conn.prepare('UPDATE model_versions SET metrics = ? WHERE version = ?').run(JSON.stringify({ ...meta.metrics, ...metrics }), version);
     });
   }
 
@@ -249,9 +239,7 @@ export class SqliteStorage implements Storage {
   }
 
   private insertTransition(transition: RoundTransition): void {
-    this.conn
-      .prepare('INSERT INTO round_transitions (round_id, from_status, to_status, at, note) VALUES (?, ?, ?, ?, ?)')
-      .run(...transitionValues(transition));
+    this.conn.prepare('INSERT INTO round_transitions (round_id, from_status, to_status, at, note) VALUES (?, ?, ?, ?, ?)').run(...transitionValues(transition));
   }
 
   async appendTransition(transition: RoundTransition): Promise<void> {

@@ -14,12 +14,7 @@ export function randomVector(random: () => number, size: number, scale = 1, offs
 }
 
 /** Runs one round of `strategy` over `updates` from `global` (and optional previous state). */
-export function runRound(
-  strategy: Strategy,
-  global: Float32Array,
-  updates: readonly ClientUpdate[],
-  serverState: Uint8Array | null = null,
-): AggregationResult {
+export function runRound(strategy: Strategy, global: Float32Array, updates: readonly ClientUpdate[], serverState: Uint8Array | null = null): AggregationResult {
   const aggregator = strategy.begin({ globalWeights: global, serverState });
   for (const update of updates) aggregator.add(update);
   return aggregator.finish();

@@ -144,7 +144,9 @@ describe('krum and multi-krum', () => {
     ] as const) {
       const aggregator = createStrategy(name, { byzantineClients: f }).begin({ globalWeights: vec(0), serverState: null });
       for (let i = 0; i < n; i++) aggregator.add(update(1, i));
-      expect(() => aggregator.finish()).toThrow(new RegExp(`${name} needs n > 2f \\+ 2 updates to tolerate f = ${f} Byzantine ones \\(at least ${2 * f + 3}\\); got n = ${n}`));
+      expect(() => aggregator.finish()).toThrow(
+        new RegExp(`${name} needs n > 2f \\+ 2 updates to tolerate f = ${f} Byzantine ones \\(at least ${2 * f + 3}\\); got n = ${n}`),
+      );
     }
     // n = 2f + 3 is enough. Points 0..4 on a line, 2 neighbours: scores [1+4, 1+1, 1+1, 1+1, 1+4]
     // -> a tie between 1, 2 and 3, broken by arrival: 1.

@@ -112,7 +112,17 @@ describe('FedOpt: fedadagrad, fedadam, fedyogi (Reddi et al. 2021)', () => {
         // The state crosses a "restart": copied out to fresh bytes at an odd offset, as storage would.
         const stored = new Uint8Array(r1.serverState!.length + 1);
         stored.set(r1.serverState!, 1);
-        const r2 = runRound(createStrategy(variant, { serverLearningRate: params.eta, beta1: params.beta1, tau: params.tau, ...(variant === 'fedadagrad' ? {} : { beta2: params.beta2 }) }), r1.weights, rounds[1]!, stored.subarray(1));
+        const r2 = runRound(
+          createStrategy(variant, {
+            serverLearningRate: params.eta,
+            beta1: params.beta1,
+            tau: params.tau,
+            ...(variant === 'fedadagrad' ? {} : { beta2: params.beta2 }),
+          }),
+          r1.weights,
+          rounds[1]!,
+          stored.subarray(1),
+        );
         const reference = referenceFedOpt(variant, [...x0], [meanOf(rounds[0]!), meanOf(rounds[1]!)], params);
         const [m, v] = decodeServerState(r2.serverState!, { tag: variant, vectors: 2, length: size });
         for (let i = 0; i < size; i++) {

@@ -32,7 +32,9 @@ describe('strategy registry', () => {
 
   it('unknown names throw a StrategyConfigError listing the known ones', () => {
     expect(() => createStrategy('fedsgd')).toThrow(StrategyConfigError);
-    expect(() => createStrategy('fedsgd')).toThrow(/unknown strategy "fedsgd"; known: fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi, median, trimmed-mean, krum, multi-krum/);
+    expect(() => createStrategy('fedsgd')).toThrow(
+      /unknown strategy "fedsgd"; known: fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi, median, trimmed-mean, krum, multi-krum/,
+    );
     expect(() => createStrategy('toString')).toThrow(/unknown strategy/);
   });
 
@@ -108,7 +110,11 @@ describe('strategy options validation', () => {
   });
 
   it('refuses combinations that can never aggregate', () => {
-    refuse('krum', { byzantineClients: 10, maxBufferedUpdates: 20 }, /byzantineClients = 10 needs at least 2f \+ 3 = 23 updates, more than maxBufferedUpdates = 20/);
+    refuse(
+      'krum',
+      { byzantineClients: 10, maxBufferedUpdates: 20 },
+      /byzantineClients = 10 needs at least 2f \+ 3 = 23 updates, more than maxBufferedUpdates = 20/,
+    );
     refuse('krum', { maxBufferedUpdates: 4 }, /byzantineClients = 1 needs at least 2f \+ 3 = 5/);
     refuse('multi-krum', { byzantineClients: 2, multiKrumSelect: 9, maxBufferedUpdates: 10 }, /multiKrumSelect = 9 can never be reached/);
     refuse('trimmed-mean', { trimFraction: 0.1, maxBufferedUpdates: 9 }, /trims nothing/);

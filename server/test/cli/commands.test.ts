@@ -1,14 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ModelVersionMeta, RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import type { StatusView } from '../../src/cli/format.js';
-import {
-  ACTIVE_ROUND_ID,
-  COMMITTED_ROUND_ID,
-  FAILED_ROUND_ID,
-  NEW_ROUND_ID,
-  startContractServer,
-  type ContractServer,
-} from './contract-server.js';
+import { ACTIVE_ROUND_ID, COMMITTED_ROUND_ID, FAILED_ROUND_ID, NEW_ROUND_ID, startContractServer, type ContractServer } from './contract-server.js';
 import { runFlock } from './harness.js';
 
 let server: ContractServer;
@@ -150,11 +143,32 @@ describe('flock round start', () => {
   it('maps every option onto the POST /api/rounds body', async () => {
     server.state.activeRound = false;
     const { code, stdout } = await flock(
-      'round', 'start',
-      '--min-clients', '8', '--target-clients', '10', '--over-selection', '1.3',
-      '--deadline', '90', '--selection-timeout', '20',
-      '--epochs', '5', '--batch-size', '50', '--learning-rate', '0.1', '--proximal-mu', '0.01',
-      '--strategy', 'fedprox', '--strategy-options', '{"proximalMu": 0.5, "clipNorm": 4}', '--max-update-norm', '12.5',
+      'round',
+      'start',
+      '--min-clients',
+      '8',
+      '--target-clients',
+      '10',
+      '--over-selection',
+      '1.3',
+      '--deadline',
+      '90',
+      '--selection-timeout',
+      '20',
+      '--epochs',
+      '5',
+      '--batch-size',
+      '50',
+      '--learning-rate',
+      '0.1',
+      '--proximal-mu',
+      '0.01',
+      '--strategy',
+      'fedprox',
+      '--strategy-options',
+      '{"proximalMu": 0.5, "clipNorm": 4}',
+      '--max-update-norm',
+      '12.5',
     );
     expect(code).toBe(0);
     expect(server.requests).toHaveLength(1);

@@ -142,7 +142,16 @@ export function activeRound(): RoundRecord {
   return {
     ...base,
     params: { ...base.params, maxUpdateNorm: 25 },
-    metrics: { ...base.metrics, eligibleAtSelection: 17, selected: 13, reported: 7, accepted: 6, rejected: { norm_exceeded: 1 }, totalExamples: 3600, bytesReceived: 5_577_880 },
+    metrics: {
+      ...base.metrics,
+      eligibleAtSelection: 17,
+      selected: 13,
+      reported: 7,
+      accepted: 6,
+      rejected: { norm_exceeded: 1 },
+      totalExamples: 3600,
+      bytesReceived: 5_577_880,
+    },
   };
 }
 
@@ -336,7 +345,8 @@ class StandIn {
     if (method === 'GET' && path === '/api/rounds') return this.listRounds(query);
     if (method === 'POST' && path === '/api/rounds') return this.startRound(body);
     let match = /^\/api\/models\/([^/]+)(\/rollback)?$/.exec(path);
-    if (match && method === 'GET' && !match[2]) return reply(200, modelVersionDetailSchema, modelDetail(this.model(parseParam(modelVersionSelectorSchema, match[1]!))));
+    if (match && method === 'GET' && !match[2])
+      return reply(200, modelVersionDetailSchema, modelDetail(this.model(parseParam(modelVersionSelectorSchema, match[1]!))));
     if (match && method === 'POST' && match[2]) return this.rollback(parseParam(modelVersionNumberSchema, match[1]!));
     match = /^\/api\/rounds\/([^/]+)(\/cancel)?$/.exec(path);
     if (match && method === 'GET' && !match[2]) return reply(200, roundDetailsSchema, this.roundDetails(this.poll(this.round(match[1]!))));
@@ -378,7 +388,11 @@ class StandIn {
   private listRounds(query: URLSearchParams): Reply {
     const { limit, offset } = parseRequest(roundListQuerySchema, Object.fromEntries(query));
     const visible = this.order.filter((id) => this.state.activeRound || id !== ACTIVE_ROUND_ID);
-    return reply(200, roundListSchema, visible.slice(offset, offset + limit).map((id) => this.rounds.get(id)!));
+    return reply(
+      200,
+      roundListSchema,
+      visible.slice(offset, offset + limit).map((id) => this.rounds.get(id)!),
+    );
   }
 
   private startRound(body: unknown): Reply {
@@ -417,7 +431,13 @@ class StandIn {
 
   private cancel(round: RoundRecord): Reply {
     if (isRoundFinished(round.status)) throw new HttpError(409, 'Conflict', `round ${round.id} already ended (${round.status})`);
-    const aborted: RoundRecord = { ...round, status: 'aborted', error: 'cancelled by operator', endedAt: '2026-05-04T10:21:00.000Z', updatedAt: '2026-05-04T10:21:00.000Z' };
+    const aborted: RoundRecord = {
+      ...round,
+      status: 'aborted',
+      error: 'cancelled by operator',
+      endedAt: '2026-05-04T10:21:00.000Z',
+      updatedAt: '2026-05-04T10:21:00.000Z',
+    };
     this.rounds.set(round.id, aborted);
     return reply(200, roundRecordSchema, aborted);
   }

@@ -95,7 +95,15 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     for (let i = 0; i < 5; i++) devices.push({ client: await ProtocolClient.connect(coordinator.url), seen: 0, model: null });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   afterAll(async () => {
@@ -105,7 +113,12 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
   });
 
   it('logs in with the operator token, shows live state, starts a round from the form and follows it to the commit', async () => {
-    await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === devices.length, 5000, 'eligible devices');
+    await waitFor(
+      () => coordinator.api<{ eligible: number }>('/api/clients'),
+      (r) => r.body.eligible === devices.length,
+      5000,
+      'eligible devices',
+    );
     for (let r = 1; r <= 7; r++) await runRound(r);
 
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
@@ -148,7 +161,11 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     await upload(devices[0]!, configurations[0]!, 81, 0.12, 500);
     await upload(devices[1]!, configurations[1]!, 82, 0.14, 420);
     await uploadStale(devices[2]!, configurations[2]!);
-    await page.waitForFunction(() => document.querySelector('#r-phases li.now')?.textContent === 'reporting' && document.querySelector('#r-body .kv')?.textContent?.includes('Accepted2Rejected1'));
+    await page.waitForFunction(
+      () =>
+        document.querySelector('#r-phases li.now')?.textContent === 'reporting' &&
+        document.querySelector('#r-body .kv')?.textContent?.includes('Accepted2Rejected1'),
+    );
     expect(await text(page, '#r-body')).toContain('version mismatch × 1');
     expect(await page.isDisabled('#start-btn')).toBe(true);
     await page.waitForTimeout(400); // let the countdown tick once

@@ -16,7 +16,12 @@ beforeAll(async () => {
 afterEach(async () => {
   devices.splice(0).forEach((device) => device.disconnect());
   feeds.splice(0).forEach((feed) => feed.close());
-  await waitFor(() => coordinator.api<{ connected: number }>('/api/clients'), (r) => r.body.connected === 0, 5000, 'devices to leave');
+  await waitFor(
+    () => coordinator.api<{ connected: number }>('/api/clients'),
+    (r) => r.body.connected === 0,
+    5000,
+    'devices to leave',
+  );
 });
 afterAll(async () => {
   await coordinator?.dispose();
@@ -70,7 +75,9 @@ describe('the /dashboard page', () => {
     expect(modules.get('/dashboard/assets/uplot.esm.js')).toContain('export { uPlot as default }');
     expect(modules.get('/dashboard/assets/socket.io.esm.min.js')).toMatch(/as io\b/);
     // The round statuses come from the protocol's one definition, not a copy.
-    expect(modules.get(importMap.imports['@flock/client-sdk/protocol/round-status']!)).toContain("export const ROUND_OUTCOMES = ['committed', 'failed', 'aborted'];");
+    expect(modules.get(importMap.imports['@flock/client-sdk/protocol/round-status']!)).toContain(
+      "export const ROUND_OUTCOMES = ['committed', 'failed', 'aborted'];",
+    );
     const own = served.filter((path) => !/uplot|socket\.io|round-status/.test(path)).map((path) => modules.get(path)!);
     expect(own.some((text) => text.includes("io('/operators'"))).toBe(true);
     // Nothing from the server is ever parsed as HTML.
@@ -78,7 +85,16 @@ describe('the /dashboard page', () => {
 
     expect((await get('/dashboard/assets/uplot.min.css')).type).toMatch(/^text\/css/);
     expect((await get('/dashboard/assets/dashboard.css')).type).toMatch(/^text\/css/);
-    for (const file of ['tsconfig.json', 'index.html', 'missing.js', 'Dashboard.JS', 'round-status.js.map', '..%2F..%2Fpackage.json', '..%2Fdashboard.controller.js', '..%2Fdashboard-state.ts']) {
+    for (const file of [
+      'tsconfig.json',
+      'index.html',
+      'missing.js',
+      'Dashboard.JS',
+      'round-status.js.map',
+      '..%2F..%2Fpackage.json',
+      '..%2Fdashboard.controller.js',
+      '..%2Fdashboard-state.ts',
+    ]) {
       expect((await get(`/dashboard/assets/${file}`)).status, file).toBe(404);
     }
   });

@@ -38,7 +38,7 @@ export class OperatorFeed {
   /** The first snapshot received at or after index `from` that satisfies the predicate. */
   async waitFor(predicate: (state: DashboardState) => boolean, what: string, from = 0, timeoutMs = 15_000): Promise<DashboardState> {
     const deadline = Date.now() + timeoutMs;
-    for (let i = from; ; ) {
+    for (let i = from; ;) {
       for (; i < this.states.length; i++) if (predicate(this.states[i]!.state)) return this.states[i]!.state;
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -70,7 +70,7 @@ export function refusal(url: string, auth?: Record<string, unknown>): Promise<Er
   return new Promise((resolve, reject) => {
     socket.once('connect_error', (error) => {
       socket.disconnect();
-      resolve(error as Error & { data?: { code?: string } });
+      resolve(error);
     });
     socket.once('connect', () => {
       setTimeout(() => {

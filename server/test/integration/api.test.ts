@@ -66,7 +66,14 @@ describe('operator REST API', () => {
 
   it('runs one round at a time, cancels, and answers 404/400 for unknown or malformed ids', async () => {
     // two operators press start at once: exactly one round opens
-    const racing = await Promise.all([0, 1].map(() => coordinator.api<{ id: string; status: string }>('/api/rounds', { method: 'POST', body: JSON.stringify({ minClients: 1, selectionTimeoutSeconds: 60 }) })));
+    const racing = await Promise.all(
+      [0, 1].map(() =>
+        coordinator.api<{ id: string; status: string }>('/api/rounds', {
+          method: 'POST',
+          body: JSON.stringify({ minClients: 1, selectionTimeoutSeconds: 60 }),
+        }),
+      ),
+    );
     expect(racing.map((r) => r.status).sort()).toEqual([201, 409]);
     const first = racing.find((r) => r.status === 201)!;
     const second = await coordinator.api<{ message: string }>('/api/rounds', { method: 'POST', body: '{}' });
@@ -111,7 +118,11 @@ describe('operator REST API', () => {
     const model = build2NN(11);
     const parts = await modelToParts(model);
     model.dispose();
-    const modelJson = { format: 'layers-model', modelTopology: parts.topology, weightsManifest: [{ paths: ['./model.weights.bin'], weights: parts.weightSpecs }] };
+    const modelJson = {
+      format: 'layers-model',
+      modelTopology: parts.topology,
+      weightsManifest: [{ paths: ['./model.weights.bin'], weights: parts.weightSpecs }],
+    };
     const registered = await client.registerModel({ modelJson, weights: parts.weights, metrics: { note: 'contract test', seed: 11 } });
     expect(registered).toMatchObject({ source: 'registered', metrics: { note: 'contract test', seed: 11 } });
     expect(Buffer.from(await client.modelWeights(registered.version)).equals(Buffer.from(parts.weights))).toBe(true);

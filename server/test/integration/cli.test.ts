@@ -25,7 +25,11 @@ describe('the flock CLI against the real coordinator', () => {
     expect(status.stdout).not.toContain(coordinator.config.operatorToken);
 
     const devices = await Promise.all([0, 1].map(() => ProtocolClient.connect(coordinator.url)));
-    await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === 2, 5000);
+    await waitFor(
+      () => coordinator.api<{ eligible: number }>('/api/clients'),
+      (r) => r.body.eligible === 2,
+      5000,
+    );
     const uploads = Promise.all(
       devices.map(async (device, k) => {
         const configuration = await device.configurations.next();

@@ -38,8 +38,8 @@ async function startProcess(): Promise<{ child: ChildProcess; url: string }> {
         resolveUrl(match[1]!);
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.once('exit', (code) => reject(new Error(`coordinator exited with ${code}:\n${output}`)));
   });
   return { child, url };
@@ -67,10 +67,17 @@ describe('crash recovery (kill -9 of the coordinator process)', () => {
     expect(existsSync(MAIN), 'build the server first (pnpm build)').toBe(true);
     const first = await startProcess();
     const devices = await Promise.all([0, 1].map(() => ProtocolClient.connect(first.url)));
-    await waitFor(() => operatorFetch<{ eligible: number }>(first.url, '/api/clients'), (r) => r.body.eligible === 2, 5000);
+    await waitFor(
+      () => operatorFetch<{ eligible: number }>(first.url, '/api/clients'),
+      (r) => r.body.eligible === 2,
+      5000,
+    );
 
     // round 1 commits version 2
-    const round = await operatorFetch<{ id: string }>(first.url, '/api/rounds', { method: 'POST', body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1 }) });
+    const round = await operatorFetch<{ id: string }>(first.url, '/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1 }),
+    });
     await Promise.all(
       devices.map(async (device, k) => {
         const configuration = await device.configurations.next();
@@ -78,13 +85,20 @@ describe('crash recovery (kill -9 of the coordinator process)', () => {
         expect((await device.upload(configuration, model, makeDelta(model, k), 30)).accepted).toBe(true);
       }),
     );
-    const committed = await waitFor(() => operatorFetch<RoundDetails>(first.url, `/api/rounds/${round.body.id}`), (r) => r.body.status === 'committed', 20_000);
+    const committed = await waitFor(
+      () => operatorFetch<RoundDetails>(first.url, `/api/rounds/${round.body.id}`),
+      (r) => r.body.status === 'committed',
+      20_000,
+    );
     const version = committed.body.committedVersion!;
     expect(version).toBe(2);
     const before = await weightsBytes(first.url, version);
 
     // round 2 is in flight (configured, waiting for uploads) when the process is killed
-    const inFlight = await operatorFetch<{ id: string }>(first.url, '/api/rounds', { method: 'POST', body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1, deadlineSeconds: 600 }) });
+    const inFlight = await operatorFetch<{ id: string }>(first.url, '/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1, deadlineSeconds: 600 }),
+    });
     await devices[0]!.configurations.next(1);
     await kill9(first.child);
     devices.forEach((d) => d.disconnect());

@@ -16,7 +16,12 @@ async function connectClients(count: number, eligible = true): Promise<ProtocolC
   clients.push(...connected);
   if (eligible) eligibleCount += count;
   // conditions reports are fire-and-forget: wait until the coordinator has counted them
-  await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === eligibleCount, 5000, 'eligible clients');
+  await waitFor(
+    () => coordinator.api<{ eligible: number }>('/api/clients'),
+    (r) => r.body.eligible === eligibleCount,
+    5000,
+    'eligible clients',
+  );
   return connected;
 }
 
@@ -37,7 +42,9 @@ async function roundEnded(id: string): Promise<RoundDetails> {
 }
 
 async function weightsOf(version: number | 'current'): Promise<Float32Array> {
-  const response = await fetch(`${coordinator.url}/api/models/${version}/weights.bin`, { headers: { Authorization: `Bearer ${coordinator.config.operatorToken}` } });
+  const response = await fetch(`${coordinator.url}/api/models/${version}/weights.bin`, {
+    headers: { Authorization: `Bearer ${coordinator.config.operatorToken}` },
+  });
   expect(response.status).toBe(200);
   return asFloat32(new Uint8Array(await response.arrayBuffer()));
 }
@@ -59,14 +66,19 @@ afterEach(async () => {
   clients.forEach((c) => c.disconnect());
   clients = [];
   eligibleCount = 0;
-  await waitFor(() => coordinator.api<{ connected: number }>('/api/clients'), (r) => r.body.connected === 0, 5000, 'clients to leave');
+  await waitFor(
+    () => coordinator.api<{ connected: number }>('/api/clients'),
+    (r) => r.body.connected === 0,
+    5000,
+    'clients to leave',
+  );
 });
 afterAll(async () => {
   await coordinator?.dispose();
 });
 
 describe('a federated round over real socket.io', () => {
-  it('commits the example-weighted average of three clients\' deltas', async () => {
+  it("commits the example-weighted average of three clients' deltas", async () => {
     const devices = await connectClients(3);
     const before = await coordinator.api<ModelVersionMeta>('/api/models/current');
     const baseWeights = await weightsOf(before.body.version);
@@ -83,7 +95,7 @@ describe('a federated round over real socket.io', () => {
         expect(configuration).toMatchObject({ roundId: round.id, modelVersion: before.body.version, plan: { epochs: 1, batchSize: 10, learningRate: 0.1 } });
         model = await device.fetchModel(configuration.modelVersion);
         deltas[k] = makeDelta(model, k + 1);
-        expect(await device.upload(configuration, model, deltas[k]!, examples[k]!, 0.2 * (k + 1))).toEqual({ accepted: true });
+        expect(await device.upload(configuration, model, deltas[k], examples[k]!, 0.2 * (k + 1))).toEqual({ accepted: true });
       }),
     );
 
@@ -91,7 +103,15 @@ describe('a federated round over real socket.io', () => {
     expect(ended.status).toBe('committed');
     expect(ended.committedVersion).toBe(before.body.version + 1);
     expect(ended.transitions.map((t) => t.to)).toEqual(['selecting', 'configuring', 'reporting', 'committing', 'committed']);
-    expect(ended.metrics).toMatchObject({ selected: 3, reported: 3, accepted: 3, rejected: {}, dropped: {}, totalExamples: 1000, bytesReceived: 3 * MODEL_BYTES });
+    expect(ended.metrics).toMatchObject({
+      selected: 3,
+      reported: 3,
+      accepted: 3,
+      rejected: {},
+      dropped: {},
+      totalExamples: 1000,
+      bytesReceived: 3 * MODEL_BYTES,
+    });
     expect(ended.metrics.meanTrainLoss).toBeCloseTo((0.2 * 100 + 0.4 * 300 + 0.6 * 600) / 1000, 6);
 
     // new = base + sum_k n_k delta_k / sum_k n_k, checked value by value on the downloaded weights
@@ -202,7 +222,14 @@ describe('a federated round over real socket.io', () => {
     };
     const upload = (configuration = configurations[0]!, overrides: Record<string, unknown> = {}, delta = good(1)) => {
       const flat = flatten(delta);
-      return { roundId: configuration.roundId, modelVersion: configuration.modelVersion, numExamples: 20, trainLoss: 0.3, delta: { shapes, data: flat.buffer }, ...overrides };
+      return {
+        roundId: configuration.roundId,
+        modelVersion: configuration.modelVersion,
+        numExamples: 20,
+        trainLoss: 0.3,
+        delta: { shapes, data: flat.buffer },
+        ...overrides,
+      };
     };
 
     // checked before anything else, and do not use up the client's one upload
@@ -212,15 +239,20 @@ describe('a federated round over real socket.io', () => {
     await expectRejected(bystander!, upload(), 'not_selected', /not a participant/);
     await expectRejected(devices[0]!, upload(undefined, { roundId: randomUUID() }), 'round_not_open', /not open/);
     // a valid one, then its replay
-    expect(await devices[0]!.uploadRaw(upload(configurations[0]!, {}, good(10)))).toEqual({ accepted: true });
-    await expectRejected(devices[0]!, upload(configurations[0]!, {}, good(10)), 'duplicate_upload', /already uploaded/);
-    await expectRejected(devices[1]!, upload(configurations[1]!, { modelVersion: before.body.version + 7 }), 'version_mismatch', /trains version/);
-    await expectRejected(devices[2]!, { ...upload(configurations[2]!), delta: { shapes: shapes.slice(1), data: flatten(good(2).slice(1)).buffer } }, 'shape_mismatch', /tensors/);
+    expect(await devices[0]!.uploadRaw(upload(configurations[0], {}, good(10)))).toEqual({ accepted: true });
+    await expectRejected(devices[0]!, upload(configurations[0], {}, good(10)), 'duplicate_upload', /already uploaded/);
+    await expectRejected(devices[1]!, upload(configurations[1], { modelVersion: before.body.version + 7 }), 'version_mismatch', /trains version/);
+    await expectRejected(
+      devices[2]!,
+      { ...upload(configurations[2]), delta: { shapes: shapes.slice(1), data: flatten(good(2).slice(1)).buffer } },
+      'shape_mismatch',
+      /tensors/,
+    );
     const withNaN = good(3);
     withNaN[2]![17] = Number.NaN;
-    await expectRejected(devices[3]!, upload(configurations[3]!, {}, withNaN), 'non_finite', /NaN or infinite/);
-    await expectRejected(devices[4]!, upload(configurations[4]!, {}, makeDelta(model, 4, 1)), 'norm_exceeded', /exceeds the round's bound 5/);
-    expect(await devices[5]!.uploadRaw(upload(configurations[5]!, { numExamples: 60 }, good(11)))).toEqual({ accepted: true });
+    await expectRejected(devices[3]!, upload(configurations[3], {}, withNaN), 'non_finite', /NaN or infinite/);
+    await expectRejected(devices[4]!, upload(configurations[4], {}, makeDelta(model, 4, 1)), 'norm_exceeded', /exceeds the round's bound 5/);
+    expect(await devices[5]!.uploadRaw(upload(configurations[5], { numExamples: 60 }, good(11)))).toEqual({ accepted: true });
 
     const ended = await roundEnded(round.id);
     expect(ended.status).toBe('committed');
@@ -243,7 +275,7 @@ describe('a federated round over real socket.io', () => {
       expect(Math.abs(committed[i]! - (baseWeights[i]! + (20 * a[i]! + 60 * b[i]!) / 80))).toBeLessThan(1e-6);
     }
     // a straggler after the commit is told the round is closed
-    await expectRejected(devices[1]!, upload(configurations[1]!), 'round_closed', /committed/);
+    await expectRejected(devices[1]!, upload(configurations[1]), 'round_closed', /committed/);
 
     const metrics = await coordinator.api<string>('/metrics');
     expect(metrics.body).toMatch(/flock_uploads_total\{result="rejected",reason="norm_exceeded"\} 1/);
@@ -258,7 +290,9 @@ describe('the device handshake', () => {
     await expect(ProtocolClient.connect(coordinator.url, { token: 'not-the-token-at-all' })).rejects.toThrow('unauthorized');
     await expect(ProtocolClient.connect(coordinator.url, { token: coordinator.config.operatorToken })).rejects.toThrow('unauthorized');
     await expect(ProtocolClient.connect(coordinator.url, { protocolVersion: 99 })).rejects.toThrow('protocol_mismatch');
-    await expect(ProtocolClient.connect(coordinator.url, { publicKey: { kty: 'EC', crv: 'P-256', x: 'bad id!', y: 'bad' } })).rejects.toThrow('invalid_public_key');
+    await expect(ProtocolClient.connect(coordinator.url, { publicKey: { kty: 'EC', crv: 'P-256', x: 'bad id!', y: 'bad' } })).rejects.toThrow(
+      'invalid_public_key',
+    );
     const metrics = await coordinator.api<string>('/metrics');
     expect(metrics.body).toMatch(/flock_connections_refused_total\{reason="unauthorized"\} 2/);
   });
@@ -266,7 +300,12 @@ describe('the device handshake', () => {
   it('welcomes a valid device with the current version and upload limit', async () => {
     const [device] = await connectClients(1);
     const current = await coordinator.api<ModelVersionMeta>('/api/models/current');
-    expect(device!.welcome).toMatchObject({ clientId: device!.clientId, protocolVersion: PROTOCOL_VERSION, currentModelVersion: current.body.version, maxUploadBytes: MODEL_BYTES + 4096 });
+    expect(device!.welcome).toMatchObject({
+      clientId: device!.clientId,
+      protocolVersion: PROTOCOL_VERSION,
+      currentModelVersion: current.body.version,
+      maxUploadBytes: MODEL_BYTES + 4096,
+    });
     const model = await device!.fetchModel();
     expect(model.version).toBe(current.body.version);
     expect(model.weights.byteLength).toBe(MODEL_BYTES);

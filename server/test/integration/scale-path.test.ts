@@ -32,8 +32,15 @@ describe('the scale path: the same coordinator on PostgreSQL and the socket.io R
 
     coordinator = await startTestCoordinator({ databaseUrl: `${POSTGRES_URL}?schema=${schema}`, redisUrl: REDIS_URL });
     const devices = await Promise.all([0, 1].map(() => ProtocolClient.connect(coordinator!.url)));
-    await waitFor(() => coordinator!.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === 2, 5000);
-    const started = await coordinator.api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1 }) });
+    await waitFor(
+      () => coordinator!.api<{ eligible: number }>('/api/clients'),
+      (r) => r.body.eligible === 2,
+      5000,
+    );
+    const started = await coordinator.api<{ id: string }>('/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1 }),
+    });
     await Promise.all(
       devices.map(async (device, k) => {
         const configuration = await device.configurations.next();
@@ -41,7 +48,11 @@ describe('the scale path: the same coordinator on PostgreSQL and the socket.io R
         expect((await device.upload(configuration, model, makeDelta(model, k), 25)).accepted).toBe(true);
       }),
     );
-    const round = await waitFor(() => coordinator!.api<RoundDetails>(`/api/rounds/${started.body.id}`), (r) => r.body.status === 'committed', 20_000);
+    const round = await waitFor(
+      () => coordinator!.api<RoundDetails>(`/api/rounds/${started.body.id}`),
+      (r) => r.body.status === 'committed',
+      20_000,
+    );
     for (const device of devices) expect((await device.published.next()).version).toBe(round.body.committedVersion);
 
     // the state is in PostgreSQL: the committed version and the round's transitions

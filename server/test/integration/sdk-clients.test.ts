@@ -79,12 +79,22 @@ async function startRound(body: Record<string, unknown>): Promise<string> {
 }
 
 async function roundEnded(id: string): Promise<RoundDetails> {
-  const { body } = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${id}`), (r) => ['committed', 'failed', 'aborted'].includes(r.body.status), 60_000, 'round end');
+  const { body } = await waitFor(
+    () => coordinator.api<RoundDetails>(`/api/rounds/${id}`),
+    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
+    60_000,
+    'round end',
+  );
   return body;
 }
 
 async function eligibleCount(n: number): Promise<void> {
-  await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === n, 15_000, `${n} eligible clients`);
+  await waitFor(
+    () => coordinator.api<{ eligible: number }>('/api/clients'),
+    (r) => r.body.eligible === n,
+    15_000,
+    `${n} eligible clients`,
+  );
 }
 
 beforeAll(async () => {
@@ -94,7 +104,12 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(running.map((client) => client.dispose()));
   running = [];
-  await waitFor(() => coordinator.api<{ connected: number }>('/api/clients'), (r) => r.body.connected === 0, 10_000, 'clients to leave');
+  await waitFor(
+    () => coordinator.api<{ connected: number }>('/api/clients'),
+    (r) => r.body.connected === 0,
+    10_000,
+    'clients to leave',
+  );
 });
 afterAll(async () => {
   await coordinator?.dispose();
@@ -129,13 +144,21 @@ describe('SDK clients against the real coordinator', () => {
       expect(evaluated.report).toMatchObject({ modelVersion: 2, numExamples: TEST_PER_CLIENT });
       expect(evaluated.report!.globalAccuracy).toBeGreaterThan(0.5);
     }
-    const withEvaluations = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${roundId}`), (r) => r.body.metrics.localEvaluation?.reports === 3, 15_000, 'evaluation reports');
+    const withEvaluations = await waitFor(
+      () => coordinator.api<RoundDetails>(`/api/rounds/${roundId}`),
+      (r) => r.body.metrics.localEvaluation?.reports === 3,
+      15_000,
+      'evaluation reports',
+    );
     expect(withEvaluations.body.metrics.localEvaluation).toMatchObject({ reports: 3, numExamples: 3 * TEST_PER_CLIENT });
 
     // What crossed the socket: protocol events only (the proof of the device key: a 64-byte signature); weights as one binary buffer; no examples or labels.
     const allowed = new Set(['client:proof', 'client:conditions', 'model:fetch', 'round:update', 'round:abandon', 'model:evaluation']);
     for (const { sent } of devices) {
-      expect(sent.every((m) => allowed.has(m.event)), sent.map((m) => m.event).join(',')).toBe(true);
+      expect(
+        sent.every((m) => allowed.has(m.event)),
+        sent.map((m) => m.event).join(','),
+      ).toBe(true);
       const updates = sent.filter((m) => m.event === 'round:update');
       expect(updates).toHaveLength(1);
       const payload = updates[0]!.args[0] as { delta: { data: ArrayBuffer; shapes: number[][] }; numExamples: number };
@@ -143,7 +166,9 @@ describe('SDK clients against the real coordinator', () => {
       expect(payload.delta.data.byteLength).toBe(MODEL_BYTES);
       // Everything except the weight buffer is a few hundred bytes of JSON: no room for 120 examples.
       for (const message of sent) {
-        const json = JSON.stringify(message.args, (key, value: unknown) => (value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? `<${(value as ArrayBuffer).byteLength} bytes>` : value));
+        const json = JSON.stringify(message.args, (key, value: unknown) =>
+          value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? `<${(value as ArrayBuffer).byteLength} bytes>` : value,
+        );
         expect(json.length, message.event).toBeLessThan(1000);
       }
     }
@@ -156,7 +181,10 @@ describe('SDK clients against the real coordinator', () => {
     const quitter = devices[0]!;
     let uploadedByQuitter = false;
     quitter.client.on('uploaded', () => (uploadedByQuitter = true));
-    quitter.client.once('trainingProgress', () => quitter.idle.set('no')); // the user picked the phone up
+    // The user picks the phone up during the round's training (not during fine-tuning after a local test of the current version).
+    quitter.client.on('trainingProgress', (progress) => {
+      if (progress.purpose === 'round') quitter.idle.set('no');
+    });
     const abandoned = quitter.client.next('roundAbandoned');
     const others = devices.slice(1).map((d) => d.client.next('uploaded'));
     const roundId = await startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 2, batchSize: 10, learningRate: 0.05 });

@@ -13,7 +13,11 @@ describe('default model (2NN of McMahan et al. 2017)', () => {
     try {
       expect(model.countParams()).toBe(199_210);
       expect(DEFAULT_MODEL_PARAMETERS).toBe(199_210);
-      expect(model.layers.map((layer) => layer.outputShape)).toEqual([[null, 200], [null, 200], [null, 10]]);
+      expect(model.layers.map((layer) => layer.outputShape)).toEqual([
+        [null, 200],
+        [null, 200],
+        [null, 10],
+      ]);
     } finally {
       model.dispose();
     }

@@ -20,7 +20,10 @@ beforeAll(async () => {
 });
 
 function service(dataDir: string, initialModelPath: string | null): { models: ModelsService; storage: SqliteStorage } {
-  const config = loadConfig({}, { dataDir, initialModelPath, operatorToken: 'operator-token-0123456789', clientToken: 'client-token-0123456789ab', testSet: 'none' });
+  const config = loadConfig(
+    {},
+    { dataDir, initialModelPath, operatorToken: 'operator-token-0123456789', clientToken: 'client-token-0123456789ab', testSet: 'none' },
+  );
   const storage = new SqliteStorage(join(dataDir, 'flock.db'));
   return { models: new ModelsService(storage, config, new TestSetEvaluationService(config, storage, new MetricsService(), new FlockEventBus())), storage };
 }
@@ -69,7 +72,10 @@ describe('initial model from config.initialModelPath', () => {
     await storage.init();
     try {
       await expect(models.ensureInitialModel()).rejects.toThrow(/cannot read .*missing\.json/);
-      writeFileSync(join(dir, 'bad.json'), JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['nope.bin'], weights: [{ name: 'w', shape: [1], dtype: 'float32' }] }] }));
+      writeFileSync(
+        join(dir, 'bad.json'),
+        JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['nope.bin'], weights: [{ name: 'w', shape: [1], dtype: 'float32' }] }] }),
+      );
       await expect(readModelFromDisk(join(dir, 'bad.json'))).rejects.toThrow(/cannot read weight file/);
       expect(await storage.latestModelVersion()).toBeNull();
     } finally {

@@ -45,15 +45,21 @@ let config: FlockConfig;
 
 beforeAll(async () => {
   await ensureTfBackend();
-  config = loadConfig({}, {
-    dataDir,
-    operatorToken: OPERATOR,
-    clientToken: CLIENT,
-    defaultModelTrainExamples: 1000,
-    maxUploadBytes: 2 * 1024 * 1024,
-    testSet: 'none', // test/models/test-set.test.ts covers the centralized evaluation
-  });
-  app = await NestFactory.create({ module: TestModule, imports: [ConfigModule.forRoot(config), StorageModule, MetricsServiceModule, ModelsModule] }, { logger: false });
+  config = loadConfig(
+    {},
+    {
+      dataDir,
+      operatorToken: OPERATOR,
+      clientToken: CLIENT,
+      defaultModelTrainExamples: 1000,
+      maxUploadBytes: 2 * 1024 * 1024,
+      testSet: 'none', // test/models/test-set.test.ts covers the centralized evaluation
+    },
+  );
+  app = await NestFactory.create(
+    { module: TestModule, imports: [ConfigModule.forRoot(config), StorageModule, MetricsServiceModule, ModelsModule] },
+    { logger: false },
+  );
   await app.listen(0, '127.0.0.1');
   url = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   models = app.get(ModelsService);
@@ -153,7 +159,7 @@ describe('TensorFlow.js format', () => {
     expect(Buffer.from(bytes).equals(Buffer.from(await models.getWeightBytes(1)))).toBe(true);
   });
 
-  it('points the current model.json at the concrete version\'s weights', async () => {
+  it("points the current model.json at the concrete version's weights", async () => {
     const response = await fetch(`${url}/api/models/current/model.json`, { headers: auth(CLIENT) });
     expect(response.headers.get('cache-control')).toBe('no-cache');
     expect(response.headers.get('x-flock-model-version')).toBe('1');
@@ -217,7 +223,11 @@ describe('register, rollback, service API', () => {
     const model = tinyModel(5);
     const parts = await modelToParts(model);
     model.dispose();
-    const manifest = (weights: unknown[]) => ({ format: 'layers-model', modelTopology: parts.topology, weightsManifest: [{ paths: ['./model.weights.bin'], weights }] });
+    const manifest = (weights: unknown[]) => ({
+      format: 'layers-model',
+      modelTopology: parts.topology,
+      weightsManifest: [{ paths: ['./model.weights.bin'], weights }],
+    });
     const good = manifest(parts.weightSpecs);
 
     const nan = Uint8Array.from(parts.weights);
@@ -226,7 +236,11 @@ describe('register, rollback, service API', () => {
       ['NaN weight', upload(good, nan), /must be finite/],
       ['short weights', upload(good, parts.weights.subarray(0, parts.weights.length - 4)), /bytes/],
       ['int32 dtype', upload(manifest(parts.weightSpecs.map((spec, i) => (i === 0 ? { ...spec, dtype: 'int32' } : spec))), parts.weights), /float32/],
-      ['unknown weight name', upload(manifest(parts.weightSpecs.map((spec, i) => (i === 0 ? { ...spec, name: 'nope/kernel' } : spec))), parts.weights), /TensorFlow.js cannot load/],
+      [
+        'unknown weight name',
+        upload(manifest(parts.weightSpecs.map((spec, i) => (i === 0 ? { ...spec, name: 'nope/kernel' } : spec))), parts.weights),
+        /TensorFlow.js cannot load/,
+      ],
       ['not JSON', upload('{not json', parts.weights), /not valid JSON/],
       ['no topology', upload({ weightsManifest: [] }, null), /modelTopology/],
       ['graph model', upload({ ...good, format: 'graph-model' }, parts.weights), /layers-model/],
@@ -271,7 +285,9 @@ describe('register, rollback, service API', () => {
     models.invalidateCache();
     const reloaded = await models.getWeights(3);
     expect(reloaded === weights).toBe(false);
-    expect(Buffer.from(reloaded.buffer, reloaded.byteOffset, reloaded.byteLength).equals(Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength))).toBe(true);
+    expect(
+      Buffer.from(reloaded.buffer, reloaded.byteOffset, reloaded.byteLength).equals(Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength)),
+    ).toBe(true);
     await expect(models.getWeights(42)).rejects.toThrow(/does not exist/);
   });
 });
@@ -289,7 +305,8 @@ describe('OpenAPI', () => {
     expect(Object.keys(document.paths['/api/models']!).sort()).toEqual(['get', 'post']);
     expect(document.paths['/api/models/{version}/weights.bin']!.get!.responses['200']).toHaveProperty('content.application/octet-stream');
     // Response schemas are the contract's zod schemas (inline): the version metadata fields, and the detail's on top.
-    const jsonSchema = (path: string, status: string) => (document.paths[path]!.get!.responses[status] as { content: Record<string, { schema: Record<string, any> }> }).content['application/json']!.schema;
+    const jsonSchema = (path: string, status: string) =>
+      (document.paths[path]!.get!.responses[status] as { content: Record<string, { schema: Record<string, any> }> }).content['application/json']!.schema;
     expect(Object.keys(jsonSchema('/api/models', '200').items.properties)).toEqual(Object.keys(modelVersionMetaSchema.shape));
     expect(Object.keys(jsonSchema('/api/models/{version}', '200').properties)).toEqual(Object.keys(modelVersionDetailSchema.shape));
   });

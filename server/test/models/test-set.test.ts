@@ -30,7 +30,12 @@ async function gauge(): Promise<number> {
 
 const version = async (v: number): Promise<ModelVersionMeta> => (await coordinator.api<ModelVersionMeta>(`/api/models/${v}`)).body;
 const tested = (v: number): Promise<ModelVersionMeta> =>
-  waitFor(() => version(v), (meta) => typeof meta.metrics.testAccuracy === 'number', 30_000, `version ${v} to be tested`);
+  waitFor(
+    () => version(v),
+    (meta) => typeof meta.metrics.testAccuracy === 'number',
+    30_000,
+    `version ${v} to be tested`,
+  );
 
 /** The version's test accuracy and loss, computed here from what the REST API serves. */
 async function evaluateHere(v: number): Promise<{ accuracy: number; loss: number }> {
@@ -60,12 +65,17 @@ afterAll(async () => {
 });
 
 describe('the coordinator tests every new version on its test set', () => {
-  it('stores the committed version\'s test accuracy and loss, equal to an independent evaluation, and exports it', async () => {
+  it("stores the committed version's test accuracy and loss, equal to an independent evaluation, and exports it", async () => {
     // Version 1 was tested when the coordinator trained it: the gauge shows it from the start.
     expect(await gauge()).toBe((await version(1)).metrics.testAccuracy);
     const devices = await Promise.all([0, 1].map(() => ProtocolClient.connect(coordinator.url)));
     try {
-      await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === 2, 10_000, 'eligible devices');
+      await waitFor(
+        () => coordinator.api<{ eligible: number }>('/api/clients'),
+        (r) => r.body.eligible === 2,
+        10_000,
+        'eligible devices',
+      );
       const { body: round } = await coordinator.api<RoundDetails>('/api/rounds', {
         method: 'POST',
         body: JSON.stringify({ minClients: 2, targetClients: 2, overSelection: 1, deadlineSeconds: 30, epochs: 1, batchSize: 10, learningRate: 0.1 }),
@@ -77,7 +87,12 @@ describe('the coordinator tests every new version on its test set', () => {
           expect((await device.upload(configuration, model, makeDelta(model, i + 1, 0.002), 600)).accepted).toBe(true);
         }),
       );
-      const ended = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${round.id}`), (r) => r.body.status === 'committed', 20_000, 'the commit');
+      const ended = await waitFor(
+        () => coordinator.api<RoundDetails>(`/api/rounds/${round.id}`),
+        (r) => r.body.status === 'committed',
+        20_000,
+        'the commit',
+      );
       const committed = ended.body.committedVersion!;
 
       const meta = await tested(committed);
@@ -114,10 +129,18 @@ describe('the coordinator tests every new version on its test set', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flock-initial-'));
     const parts = await modelToParts(build2NN(11));
     writeFileSync(join(dir, 'weights.bin'), parts.weights);
-    writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: parts.topology, weightsManifest: [{ paths: ['weights.bin'], weights: parts.weightSpecs }] }));
+    writeFileSync(
+      join(dir, 'model.json'),
+      JSON.stringify({ format: 'layers-model', modelTopology: parts.topology, weightsManifest: [{ paths: ['weights.bin'], weights: parts.weightSpecs }] }),
+    );
     const other = await startTestCoordinator({ testSet: 'mnist', initialModelPath: join(dir, 'model.json') });
     try {
-      const { body } = await waitFor(() => other.api<ModelVersionMeta>('/api/models/1'), (r) => typeof r.body.metrics.testAccuracy === 'number', 30_000, 'version 1 to be tested');
+      const { body } = await waitFor(
+        () => other.api<ModelVersionMeta>('/api/models/1'),
+        (r) => typeof r.body.metrics.testAccuracy === 'number',
+        30_000,
+        'version 1 to be tested',
+      );
       expect(body.metrics).toMatchObject({ initialModel: 'file', testExamples: 10_000, testSet: 'mnist-test' });
     } finally {
       await other.dispose();

@@ -56,7 +56,10 @@ describe('EvaluationsService', () => {
     const evaluations = service();
     await evaluations.handleReport('a', report({ numExamples: 10, globalAccuracy: 0.9, personalAccuracy: 0.6, personalLoss: 1 }), offers);
     await evaluations.handleReport('b', report({ numExamples: 30, globalAccuracy: 0.5, adopted: false }), offers);
-    expect(await evaluations.handleReport('a', report({ numExamples: 1000, globalAccuracy: 0 }), offers)).toEqual({ accepted: false, reason: 'duplicate_report' });
+    expect(await evaluations.handleReport('a', report({ numExamples: 1000, globalAccuracy: 0 }), offers)).toEqual({
+      accepted: false,
+      reason: 'duplicate_report',
+    });
     await evaluations.flush();
     const stored = await summary();
     expect(stored).toMatchObject({ reports: 2, numExamples: 40, adopted: 1, personalAccuracy: 0.6, personalLoss: 1, personalNumExamples: 10, weightCap: 40 });

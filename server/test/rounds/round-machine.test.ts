@@ -53,11 +53,7 @@ function step(from: RoundState, event: RoundEvent): RoundStep {
 }
 
 function ended(from: RoundStatus, outcome: 'failed' | 'aborted', message: string): RoundEffect[] {
-  return [
-    { type: 'clearTimer' },
-    { type: 'persistTransition', from, to: outcome, note: message },
-    { type: 'closeRound', outcome, message, version: null },
-  ];
+  return [{ type: 'clearTimer' }, { type: 'persistTransition', from, to: outcome, note: message }, { type: 'closeRound', outcome, message, version: null }];
 }
 
 describe('the transition table', () => {
@@ -145,7 +141,10 @@ describe('configuring', () => {
   });
 
   it('fails when the configuration cannot be prepared', () => {
-    expect(step(state('configuring'), ALL_EVENTS.configurationFailed)).toEqual({ state: state('failed'), effects: ended('configuring', 'failed', 'configuration failed: no weights') });
+    expect(step(state('configuring'), ALL_EVENTS.configurationFailed)).toEqual({
+      state: state('failed'),
+      effects: ended('configuring', 'failed', 'configuration failed: no weights'),
+    });
   });
 
   it('counts a participant that drops out and waits for the configuration', () => {
@@ -177,7 +176,10 @@ describe('reporting and the completion policy', () => {
   it('fails when every participant answered without the quorum', () => {
     const message = 'quorum not reached (all participants answered): 1 valid update(s), 2 needed';
     expect(step(state('reporting', 1, 1), ALL_EVENTS.uploadRejected)).toEqual({ state: state('failed', 0, 1), effects: ended('reporting', 'failed', message) });
-    expect(step(state('reporting', 1, 1), ALL_EVENTS.participantDropped)).toEqual({ state: state('failed', 0, 1), effects: ended('reporting', 'failed', message) });
+    expect(step(state('reporting', 1, 1), ALL_EVENTS.participantDropped)).toEqual({
+      state: state('failed', 0, 1),
+      effects: ended('reporting', 'failed', message),
+    });
     // the last upload accepted but the quorum still missed: 1 of 2
     expect(step(state('reporting', 1, 0), ALL_EVENTS.uploadAccepted)).toEqual({
       state: state('failed', 0, 1),
@@ -212,7 +214,10 @@ describe('committing', () => {
   });
 
   it('fails with the commit error', () => {
-    expect(step(state('committing', 0, 3), ALL_EVENTS.commitFailed)).toEqual({ state: state('failed', 0, 3), effects: ended('committing', 'failed', 'disk full') });
+    expect(step(state('committing', 0, 3), ALL_EVENTS.commitFailed)).toEqual({
+      state: state('failed', 0, 3),
+      effects: ended('committing', 'failed', 'disk full'),
+    });
   });
 
   it('counts a late drop without reopening anything', () => {
@@ -240,7 +245,9 @@ describe('whole rounds', () => {
       current = result.state;
       effects.push(...result.effects);
     }
-    const path = effects.flatMap((effect) => (effect.type === 'persistTransition' ? [`${effect.from}->${effect.to}`] : effect.type === 'recordCommit' ? ['committing->committed'] : []));
+    const path = effects.flatMap((effect) =>
+      effect.type === 'persistTransition' ? [`${effect.from}->${effect.to}`] : effect.type === 'recordCommit' ? ['committing->committed'] : [],
+    );
     return { path, final: current, effects };
   }
 

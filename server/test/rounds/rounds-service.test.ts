@@ -114,10 +114,21 @@ afterEach(async () => {
 /** Starts a round, waits for reporting, and has both devices upload a zero delta. */
 async function reportBoth(): Promise<string> {
   const { id } = await rounds.start(PARAMS);
-  await waitFor(() => rounds.get(id), (view) => view.status === 'reporting', 5000, 'reporting');
+  await waitFor(
+    () => rounds.get(id),
+    (view) => view.status === 'reporting',
+    5000,
+    'reporting',
+  );
   const delta = new Float32Array(3 * 2 + 2);
   for (const clientId of ['a', 'b']) {
-    const result = await rounds.handleUpload(clientId, { roundId: id, modelVersion: 1, numExamples: 10, trainLoss: 0.5, delta: { shapes: [[3, 2], [2]], data: delta.buffer.slice(0) } });
+    const result = await rounds.handleUpload(clientId, {
+      roundId: id,
+      modelVersion: 1,
+      numExamples: 10,
+      trainLoss: 0.5,
+      delta: { shapes: [[3, 2], [2]], data: delta.buffer.slice(0) },
+    });
     expect(result).toEqual({ accepted: true });
   }
   return id;
@@ -126,7 +137,12 @@ async function reportBoth(): Promise<string> {
 describe('RoundsService and an operator cancel during the commit', () => {
   it('commits a round with the same persisted transitions as ever, and frees its devices', async () => {
     const id = await reportBoth();
-    const view = await waitFor(() => rounds.get(id), (v) => v.status === 'committed', 5000, 'commit');
+    const view = await waitFor(
+      () => rounds.get(id),
+      (v) => v.status === 'committed',
+      5000,
+      'commit',
+    );
     expect(view.transitions.map((t) => [t.from, t.to, t.note])).toEqual([
       [null, 'selecting', null],
       ['selecting', 'configuring', '2 client(s) selected'],

@@ -4,10 +4,25 @@ import type { RejectionReason, RoundStatus } from '@flock/client-sdk/protocol';
 import { RoundRoster } from '../../src/rounds/round-roster.js';
 import { admitUpload, parseUpload, UploadRejection, validateUpdate, type ParsedUpload, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
 
-const expectation: UpdateExpectation = { roundId: 'r1', baseVersion: 4, weightSpecs: [{ name: 'w', shape: [2, 2], dtype: 'float32' }, { name: 'b', shape: [2], dtype: 'float32' }], maxUpdateNorm: 10 };
+const expectation: UpdateExpectation = {
+  roundId: 'r1',
+  baseVersion: 4,
+  weightSpecs: [
+    { name: 'w', shape: [2, 2], dtype: 'float32' },
+    { name: 'b', shape: [2], dtype: 'float32' },
+  ],
+  maxUpdateNorm: 10,
+};
 
 function payload(overrides: Record<string, unknown> = {}, values: number[] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]): Record<string, unknown> {
-  return { roundId: 'r1', modelVersion: 4, numExamples: 20, trainLoss: 0.3, delta: { shapes: [[2, 2], [2]], data: new Float32Array(values).buffer }, ...overrides };
+  return {
+    roundId: 'r1',
+    modelVersion: 4,
+    numExamples: 20,
+    trainLoss: 0.3,
+    delta: { shapes: [[2, 2], [2]], data: new Float32Array(values).buffer },
+    ...overrides,
+  };
 }
 
 function reasonOf(check: () => unknown): RejectionReason | 'accepted' {

@@ -25,10 +25,14 @@ const BOB = 'bob-user-51d2e0';
 
 let coordinator: TestCoordinator;
 let appKey: CryptoKey;
-let devices: ProtocolClient[] = [];
+const devices: ProtocolClient[] = [];
 
 /** What the app's backend does: a short-lived token for this user, bound to this device key. */
-function deviceToken(sub: string | undefined, jkt: unknown, overrides: { issuer?: string; audience?: string; expiresAt?: number; key?: CryptoKey; claims?: JWTPayload } = {}): Promise<string> {
+function deviceToken(
+  sub: string | undefined,
+  jkt: unknown,
+  overrides: { issuer?: string; audience?: string; expiresAt?: number; key?: CryptoKey; claims?: JWTPayload } = {},
+): Promise<string> {
   const jwt = new SignJWT({ ...(jkt === undefined ? {} : { cnf: { jkt } }), ...overrides.claims })
     .setProtectedHeader({ alg: 'ES256' })
     .setIssuer(overrides.issuer ?? ISSUER)
@@ -59,12 +63,22 @@ beforeAll(async () => {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   appKey = privateKey;
   coordinator = await startTestCoordinator({
-    enrolment: { keys: { keyText: JSON.stringify(await exportJWK(publicKey)) }, issuer: ISSUER, audience: AUDIENCE, userKeySecret: 'test-user-key-secret-0123456789' },
+    enrolment: {
+      keys: { keyText: JSON.stringify(await exportJWK(publicKey)) },
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      userKeySecret: 'test-user-key-secret-0123456789',
+    },
   });
 });
 afterEach(async () => {
   devices.splice(0).forEach((device) => device.disconnect());
-  await waitFor(() => coordinator.api<{ connected: number }>('/api/clients'), (r) => r.body.connected === 0, 5_000, 'clients to leave');
+  await waitFor(
+    () => coordinator.api<{ connected: number }>('/api/clients'),
+    (r) => r.body.connected === 0,
+    5_000,
+    'clients to leave',
+  );
 });
 afterAll(async () => {
   await coordinator?.dispose();
@@ -96,7 +110,12 @@ describe('enrolment', () => {
     const download = await fetch(`${coordinator.url}/api/models/current/model.json`, { headers: { Authorization: `Bearer ${CLIENT_TOKEN}` } });
     expect(download.status).toBe(401);
     const metrics = await coordinator.api<string>('/metrics');
-    for (const [reason, count] of [['token_key_mismatch', 2], ['token_expired', 1], ['token_claims_invalid', 3], ['enrolment_required', 1]] as const) {
+    for (const [reason, count] of [
+      ['token_key_mismatch', 2],
+      ['token_expired', 1],
+      ['token_claims_invalid', 3],
+      ['enrolment_required', 1],
+    ] as const) {
       expect(metrics.body).toContain(`flock_connections_refused_total{reason="${reason}"} ${count}`);
     }
     expect((await coordinator.api<{ status: string }>('/api/health')).body.status).toBe('ok');
@@ -105,15 +124,30 @@ describe('enrolment', () => {
   it('never selects two devices of one app user in a round, and keeps the user only as a keyed hash', async () => {
     const alice = await Promise.all([enrolled(ALICE), enrolled(ALICE), enrolled(ALICE)]);
     const bob = await enrolled(BOB);
-    await waitFor(() => coordinator.api<{ eligible: number }>('/api/clients'), (r) => r.body.eligible === 4, 5_000, 'four eligible devices');
+    await waitFor(
+      () => coordinator.api<{ eligible: number }>('/api/clients'),
+      (r) => r.body.eligible === 4,
+      5_000,
+      'four eligible devices',
+    );
     for (let round = 0; round < 3; round++) {
       const { body: record } = await coordinator.api<RoundRecord>('/api/rounds', {
         method: 'POST',
         body: JSON.stringify({ minClients: 2, targetClients: 4, overSelection: 1, deadlineSeconds: 30, epochs: 1, batchSize: 10, learningRate: 0.1 }),
       });
-      const ended = waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${record.id}`), (r) => r.body.status === 'committed', 20_000, 'the round to commit');
+      const ended = waitFor(
+        () => coordinator.api<RoundDetails>(`/api/rounds/${record.id}`),
+        (r) => r.body.status === 'committed',
+        20_000,
+        'the round to commit',
+      );
       const configured = (device: ProtocolClient) => device.configurations.items.some((c) => c.roundId === record.id);
-      await waitFor(() => [...alice, bob].filter(configured).length, (count) => count === 2, 10_000, 'two participants configured');
+      await waitFor(
+        () => [...alice, bob].filter(configured).length,
+        (count) => count === 2,
+        10_000,
+        'two participants configured',
+      );
       expect(alice.filter(configured)).toHaveLength(1);
       expect(configured(bob)).toBe(true);
       for (const device of [...alice, bob].filter(configured)) {
@@ -178,7 +212,14 @@ describe('enrolment configuration', () => {
       expect(config.userKeySecret.length).toBeGreaterThanOrEqual(16);
       expect(statSync(join(dataDir, 'user-key-secret')).mode & 0o777).toBe(0o600);
       expect(loadConfig(on).enrolment!.userKeySecret).toBe(config.userKeySecret);
-      expect(loadConfig({ ...tokens, FLOCK_ENROLMENT_JWKS_URL: 'https://app.example.com/jwks.json', FLOCK_ENROLMENT_ISSUER: ISSUER, FLOCK_ENROLMENT_AUDIENCE: AUDIENCE }).enrolment!.keys).toEqual({
+      expect(
+        loadConfig({
+          ...tokens,
+          FLOCK_ENROLMENT_JWKS_URL: 'https://app.example.com/jwks.json',
+          FLOCK_ENROLMENT_ISSUER: ISSUER,
+          FLOCK_ENROLMENT_AUDIENCE: AUDIENCE,
+        }).enrolment!.keys,
+      ).toEqual({
         jwksUrl: 'https://app.example.com/jwks.json',
       });
       expect(() => loadConfig({ ...on, FLOCK_ENROLMENT_ISSUER: '' })).toThrow(/FLOCK_ENROLMENT_ISSUER is required/);

@@ -42,7 +42,12 @@ async function commitRound(coordinator: TestCoordinator, devices: ProtocolClient
       expect(await device.upload(configuration, model, makeDelta(model, i), 100)).toEqual({ accepted: true });
     }),
   );
-  const { body } = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${started.body.id}`), (r) => r.body.status === 'committed', 20_000, 'the commit');
+  const { body } = await waitFor(
+    () => coordinator.api<RoundDetails>(`/api/rounds/${started.body.id}`),
+    (r) => r.body.status === 'committed',
+    20_000,
+    'the commit',
+  );
   return { roundId: body.id, version: body.committedVersion! };
 }
 

@@ -13,7 +13,7 @@ import { handshakeRefusal, makeDelta, newDeviceKey, ProtocolClient, signChalleng
 const PROOF_TIMEOUT_MS = 3_000;
 
 let coordinator: TestCoordinator;
-let devices: ProtocolClient[] = [];
+const devices: ProtocolClient[] = [];
 
 async function connect(...args: Parameters<typeof ProtocolClient.connect>): Promise<ProtocolClient> {
   const device = await ProtocolClient.connect(...args);
@@ -40,7 +40,12 @@ async function refusedCount(reason: string): Promise<number> {
 }
 
 async function connectedCount(count: number): Promise<void> {
-  await waitFor(() => coordinator.api<{ connected: number; eligible: number }>('/api/clients'), (r) => r.body.connected === count && r.body.eligible === count, 5_000, `${count} clients`);
+  await waitFor(
+    () => coordinator.api<{ connected: number; eligible: number }>('/api/clients'),
+    (r) => r.body.connected === count && r.body.eligible === count,
+    5_000,
+    `${count} clients`,
+  );
 }
 
 beforeAll(async () => {
@@ -48,7 +53,12 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   devices.splice(0).forEach((device) => device.disconnect());
-  await waitFor(() => coordinator.api<{ connected: number }>('/api/clients'), (r) => r.body.connected === 0, 5_000, 'clients to leave');
+  await waitFor(
+    () => coordinator.api<{ connected: number }>('/api/clients'),
+    (r) => r.body.connected === 0,
+    5_000,
+    'clients to leave',
+  );
 });
 afterAll(async () => {
   await coordinator?.dispose();
@@ -71,11 +81,19 @@ describe("a selected device's identity cannot be taken over", () => {
     const impostor = newDeviceKey();
     await expect(ProtocolClient.connect(coordinator.url, { key: impostor, publicKey: victim.key.publicKey })).rejects.toThrow('invalid_proof');
     // 2. Replays the proof it saw the victim send (a signature of the victim's own, older challenge).
-    await expect(ProtocolClient.connect(coordinator.url, { key: impostor, publicKey: victim.key.publicKey, proof: () => victim.proof })).rejects.toThrow('invalid_proof');
+    await expect(ProtocolClient.connect(coordinator.url, { key: impostor, publicKey: victim.key.publicKey, proof: () => victim.proof })).rejects.toThrow(
+      'invalid_proof',
+    );
     // 3. Never proves, and sends the victim's round traffic anyway: an upload, an abandon, a conditions report.
     const silent = await unproven({ token: CLIENT_TOKEN, publicKey: victim.key.publicKey, protocolVersion: PROTOCOL_VERSION });
     const acknowledged: unknown[] = [];
-    const forged = { roundId: round.id, modelVersion: configuration.modelVersion, numExamples: 1_000_000, trainLoss: 0.1, delta: { shapes: [], data: Buffer.alloc(0) } };
+    const forged = {
+      roundId: round.id,
+      modelVersion: configuration.modelVersion,
+      numExamples: 1_000_000,
+      trainLoss: 0.1,
+      delta: { shapes: [], data: Buffer.alloc(0) },
+    };
     silent.socket.emit(ClientEvent.update, forged, (result: unknown) => acknowledged.push(result));
     silent.socket.emit(ClientEvent.abandon, { roundId: round.id, reason: 'stopped' });
     silent.socket.emit(ClientEvent.conditions, { eligible: false, reasons: ['not_charging'] });
@@ -84,7 +102,12 @@ describe("a selected device's identity cannot be taken over", () => {
     // The victim kept its socket and its place: its upload is the one that counts.
     expect(victim.socket.connected).toBe(true);
     expect(await victim.upload(configuration, model, makeDelta(model, 1), 100)).toEqual({ accepted: true });
-    const ended = await waitFor(() => coordinator.api<RoundDetails>(`/api/rounds/${round.id}`), (r) => r.body.status === 'committed', 20_000, 'the round to commit');
+    const ended = await waitFor(
+      () => coordinator.api<RoundDetails>(`/api/rounds/${round.id}`),
+      (r) => r.body.status === 'committed',
+      20_000,
+      'the round to commit',
+    );
     expect(ended.body.metrics).toMatchObject({ selected: 1, accepted: 1 });
     expect(ended.body.metrics.dropped).toEqual({});
     await victim.published.next();

@@ -180,7 +180,9 @@ describe('simulation output', () => {
     clientUploadMs: 20,
   };
   it('writes CSV with a header and one line per round', () => {
-    const csv = roundsToCsv([row, { ...row, round: 2, accuracy: 0.95 }]).trim().split('\n');
+    const csv = roundsToCsv([row, { ...row, round: 2, accuracy: 0.95 }])
+      .trim()
+      .split('\n');
     expect(csv[0]).toBe(
       'round,status,version,accuracy,loss,clients,accepted,rejected,dropped,poisoned,trainLoss,bytes,seconds,evalSeconds,elapsed,' +
         'selectionMs,reportingMs,commitMs,validationMs,aggregationMs,clientDownloadMs,clientTrainingMs,clientEncodeMs,clientUploadMs',
@@ -202,8 +204,20 @@ describe('simulation output', () => {
   });
   it('draws one line per series with a legend when comparing runs', () => {
     const svg = accuracySvg([
-      { label: 'fedavg', points: [{ round: 1, accuracy: 0.5 }, { round: 2, accuracy: 0.8 }] },
-      { label: 'fed<yogi>', points: [{ round: 1, accuracy: 0.6 }, { round: 2, accuracy: 0.9 }] },
+      {
+        label: 'fedavg',
+        points: [
+          { round: 1, accuracy: 0.5 },
+          { round: 2, accuracy: 0.8 },
+        ],
+      },
+      {
+        label: 'fed<yogi>',
+        points: [
+          { round: 1, accuracy: 0.6 },
+          { round: 2, accuracy: 0.9 },
+        ],
+      },
     ]);
     expect(svg.match(/<path d="M/g)).toHaveLength(2);
     expect(svg).toContain('>fedavg<');

@@ -60,41 +60,37 @@ describe('pnpm simulate (runSimulation)', () => {
     180_000, // ~17 s on an idle 2-core machine; generous for a loaded one
   );
 
-  it(
-    'Byzantine clients send poisoned but valid updates: FedAvg is thrown off, trimmed mean is not',
-    async () => {
-      // 10 clients, all selected; 2 of them send Gaussian noise of norm ~450 instead of their delta.
-      const common = {
-        clients: 10,
-        examplesPerClient: 300,
-        fraction: 1,
-        rounds: 2,
-        partition: 'iid' as const,
-        seed: 5,
-        byzantine: 0.2,
-        attack: 'noise' as const,
-        localEvaluation: 0,
-      };
-      const fedavg = await runSimulation({ ...common, strategy: 'fedavg' });
-      const trimmed = await runSimulation({ ...common, strategy: 'trimmed-mean', strategyOptions: { trimFraction: 0.2 } });
-      for (const summary of [fedavg, trimmed]) {
-        for (const row of summary.rounds) {
-          expect(row.status).toBe('committed');
-          expect(row.accepted).toBe(10); // protocol-valid: the coordinator cannot tell them apart
-          expect(row.poisoned).toBe(2);
-        }
-        expect(summary.clientErrors.upload_rejected ?? 0).toBe(0);
+  it('Byzantine clients send poisoned but valid updates: FedAvg is thrown off, trimmed mean is not', async () => {
+    // 10 clients, all selected; 2 of them send Gaussian noise of norm ~450 instead of their delta.
+    const common = {
+      clients: 10,
+      examplesPerClient: 300,
+      fraction: 1,
+      rounds: 2,
+      partition: 'iid' as const,
+      seed: 5,
+      byzantine: 0.2,
+      attack: 'noise' as const,
+      localEvaluation: 0,
+    };
+    const fedavg = await runSimulation({ ...common, strategy: 'fedavg' });
+    const trimmed = await runSimulation({ ...common, strategy: 'trimmed-mean', strategyOptions: { trimFraction: 0.2 } });
+    for (const summary of [fedavg, trimmed]) {
+      for (const row of summary.rounds) {
+        expect(row.status).toBe('committed');
+        expect(row.accepted).toBe(10); // protocol-valid: the coordinator cannot tell them apart
+        expect(row.poisoned).toBe(2);
       }
-      expect(fedavg.finalAccuracy).toBeLessThan(0.5);
-      expect(trimmed.finalAccuracy).toBeGreaterThan(0.8);
-      // The round-time split is filled in from the SDK's timings and the coordinator's metrics.
-      const row = trimmed.rounds[1]!;
-      expect(row.clientTrainingMs).toBeGreaterThan(0);
-      expect(row.clientUploadMs).toBeGreaterThan(0);
-      expect(row.reportingMs).toBeGreaterThan(0);
-      expect(row.validationMs).toBeGreaterThan(0);
-      expect(row.aggregationMs).toBeGreaterThan(0);
-    },
-    180_000,
-  );
+      expect(summary.clientErrors.upload_rejected ?? 0).toBe(0);
+    }
+    expect(fedavg.finalAccuracy).toBeLessThan(0.5);
+    expect(trimmed.finalAccuracy).toBeGreaterThan(0.8);
+    // The round-time split is filled in from the SDK's timings and the coordinator's metrics.
+    const row = trimmed.rounds[1]!;
+    expect(row.clientTrainingMs).toBeGreaterThan(0);
+    expect(row.clientUploadMs).toBeGreaterThan(0);
+    expect(row.reportingMs).toBeGreaterThan(0);
+    expect(row.validationMs).toBeGreaterThan(0);
+    expect(row.aggregationMs).toBeGreaterThan(0);
+  }, 180_000);
 });

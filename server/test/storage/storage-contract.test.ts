@@ -134,7 +134,10 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       expect(await storage.latestModelVersion()).toBeNull();
       expect(await storage.listModelVersions()).toEqual([]);
       const first = await storage.insertModelVersion(newVersion(), weightsFor(newVersion()));
-      const second = await storage.insertModelVersion(newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1, roundId: 'r1' }), weightsFor(newVersion(), 2));
+      const second = await storage.insertModelVersion(
+        newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1, roundId: 'r1' }),
+        weightsFor(newVersion(), 2),
+      );
       const third = await storage.insertModelVersion(newVersion([[3, 2], [2]], { source: 'rollback', parentVersion: 2 }), weightsFor(newVersion(), 3));
       expect([first.version, second.version, third.version]).toEqual([1, 2, 3]);
       expect(second).toMatchObject({ parentVersion: 1, roundId: 'r1', source: 'round', numParameters: 8 });
@@ -148,9 +151,7 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
     it('assigns distinct consecutive numbers to concurrent inserts, also from a second instance', async () => {
       const other = await harness.reopen();
       const version = newVersion();
-      const metas = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? storage : other).insertModelVersion(version, weightsFor(version, i))),
-      );
+      const metas = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? storage : other).insertModelVersion(version, weightsFor(version, i))));
       expect(metas.map((meta) => meta.version).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     });
 
@@ -164,7 +165,9 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       const readStart = performance.now();
       const stored = await storage.getModelWeights(meta.version);
       const readMs = performance.now() - readStart;
-      console.info(`[${implementation.name}] 2NN version (${weights.byteLength} bytes): insert ${insertMs.toFixed(1)} ms, read weights ${readMs.toFixed(1)} ms`);
+      console.info(
+        `[${implementation.name}] 2NN version (${weights.byteLength} bytes): insert ${insertMs.toFixed(1)} ms, read weights ${readMs.toFixed(1)} ms`,
+      );
       expect(stored).not.toBeNull();
       expect(Buffer.compare(Buffer.from(stored!), Buffer.from(weights))).toBe(0);
       const record = await storage.getModelVersion(meta.version);
@@ -191,7 +194,7 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       await storage.insertModelVersion(newVersion([[3, 2], [2]], { parentVersion: 1 }), weightsFor(version, 5));
       expect(Buffer.from((await storage.getModelWeights(1))!).equals(Buffer.from(original))).toBe(true);
 
-      await expect(harness.raw("UPDATE model_versions SET weights = weights WHERE version = 1")).rejects.toThrow(/immutable/);
+      await expect(harness.raw('UPDATE model_versions SET weights = weights WHERE version = 1')).rejects.toThrow(/immutable/);
       await expect(harness.raw("UPDATE model_versions SET source = 'round' WHERE version = 1")).rejects.toThrow(/immutable/);
       await expect(harness.raw('DELETE FROM model_versions WHERE version = 1')).rejects.toThrow(/immutable|never deleted/);
       expect((await storage.getModelVersion(1))?.source).toBe('initial');
@@ -203,7 +206,13 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       await storage.updateModelMetrics(meta.version, { reports: 3 });
       const record = await storage.getModelVersion(meta.version);
       expect(record!.metrics).toEqual({ testAccuracy: 0.5, note: null, missing: null, localAccuracy: 0.91, reports: 3 });
-      expect({ ...record!, metrics: undefined }).toEqual({ ...meta, metrics: undefined, topology: newVersion().topology, weightSpecs: newVersion().weightSpecs, strategyState: null });
+      expect({ ...record!, metrics: undefined }).toEqual({
+        ...meta,
+        metrics: undefined,
+        topology: newVersion().topology,
+        weightSpecs: newVersion().weightSpecs,
+        strategyState: null,
+      });
       await expect(storage.updateModelMetrics(42, { a: 1 })).rejects.toThrow(RecordNotFoundError);
     });
 
@@ -259,7 +268,12 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       await storage.createRound(newRound('a'));
       await storage.createRound(newRound('b'));
       const at = '2025-01-01T00:00:00.000Z'; // identical timestamps: order must come from insertion
-      const path: [RoundStatus | null, RoundStatus][] = [[null, 'selecting'], ['selecting', 'configuring'], ['configuring', 'reporting'], ['reporting', 'failed']];
+      const path: [RoundStatus | null, RoundStatus][] = [
+        [null, 'selecting'],
+        ['selecting', 'configuring'],
+        ['configuring', 'reporting'],
+        ['reporting', 'failed'],
+      ];
       for (const [from, to] of path) {
         await storage.appendTransition({ roundId: 'a', from, to, at, note: `${from}->${to}` });
         await storage.appendTransition({ roundId: 'b', from, to, at, note: null });
@@ -301,7 +315,9 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       expect(stored.sort((a, b) => a.globalAccuracy - b.globalAccuracy)).toEqual([numbers(0.5), personal]);
       expect(await storage.listEvaluationReports(1)).toEqual([numbers(0.25)]);
       expect(await storage.listEvaluationReports(99)).toEqual([]);
-      await expect(harness.raw(`INSERT INTO evaluation_reports VALUES (${version}, 'device-a', 1, 0, 0, NULL, NULL, ${implementation.name === 'SQLite' ? 0 : 'false'})`)).rejects.toThrow(/unique|primary key|duplicate/i);
+      await expect(
+        harness.raw(`INSERT INTO evaluation_reports VALUES (${version}, 'device-a', 1, 0, 0, NULL, NULL, ${implementation.name === 'SQLite' ? 0 : 'false'})`),
+      ).rejects.toThrow(/unique|primary key|duplicate/i);
     });
 
     it('lists every report of a version with more reports than one read step, each once', async () => {
@@ -386,12 +402,18 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
     it('leaves neither the version nor the round change when the round update fails', async () => {
       await prepare();
       await expect(
-        storage.commitRound('missing-round', newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1 }), weightsFor(newVersion(), 2), {}, {
-          roundId: 'missing-round',
-          from: 'committing',
-          at: '2025-01-01T00:10:00.000Z',
-          note: null,
-        }),
+        storage.commitRound(
+          'missing-round',
+          newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1 }),
+          weightsFor(newVersion(), 2),
+          {},
+          {
+            roundId: 'missing-round',
+            from: 'committing',
+            at: '2025-01-01T00:10:00.000Z',
+            note: null,
+          },
+        ),
       ).rejects.toThrow(RecordNotFoundError);
       expect((await storage.latestModelVersion())?.version).toBe(1);
       expect(await storage.getModelWeights(2)).toBeNull();
@@ -401,23 +423,35 @@ describe.each([sqlite, postgres])('Storage contract: $name', (implementation) =>
       await prepare();
       const before = await storage.getRound('r1');
       await expect(
-        storage.commitRound('r1', newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1 }), weightsFor(newVersion(), 2), { error: 'x' }, {
-          roundId: 'r1',
-          from: 'not-a-status' as RoundStatus, // violates the CHECK constraint after the version and round writes
-          at: '2025-01-01T00:10:00.000Z',
-          note: null,
-        }),
+        storage.commitRound(
+          'r1',
+          newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1 }),
+          weightsFor(newVersion(), 2),
+          { error: 'x' },
+          {
+            roundId: 'r1',
+            from: 'not-a-status' as RoundStatus, // violates the CHECK constraint after the version and round writes
+            at: '2025-01-01T00:10:00.000Z',
+            note: null,
+          },
+        ),
       ).rejects.toThrow();
       expect((await storage.latestModelVersion())?.version).toBe(1);
       expect(await storage.getRound('r1')).toEqual(before);
       expect(await storage.listTransitions('r1')).toEqual([]);
       // The next successful commit still gets version 2.
-      const { model } = await storage.commitRound('r1', newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1 }), weightsFor(newVersion(), 2), {}, {
-        roundId: 'r1',
-        from: 'committing',
-        at: '2025-01-01T00:11:00.000Z',
-        note: null,
-      });
+      const { model } = await storage.commitRound(
+        'r1',
+        newVersion([[3, 2], [2]], { source: 'round', parentVersion: 1 }),
+        weightsFor(newVersion(), 2),
+        {},
+        {
+          roundId: 'r1',
+          from: 'committing',
+          at: '2025-01-01T00:11:00.000Z',
+          note: null,
+        },
+      );
       expect(model.version).toBe(2);
     });
   });

@@ -116,7 +116,11 @@ export class ProtocolClient {
   static async connect(url: string, options: ConnectOptions = {}): Promise<ProtocolClient> {
     const key = options.key ?? newDeviceKey();
     const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(url, {
-      auth: { token: options.token ?? CLIENT_TOKEN, publicKey: options.publicKey ?? key.publicKey, protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION },
+      auth: {
+        token: options.token ?? CLIENT_TOKEN,
+        publicKey: options.publicKey ?? key.publicKey,
+        protocolVersion: options.protocolVersion ?? PROTOCOL_VERSION,
+      },
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,

@@ -95,6 +95,9 @@ export function accuracyWhiskers(state) {
   const rounds = finishedRounds(state);
   const lead = baseAccuracy(state, rounds) === null ? [] : [null];
   return Object.fromEntries(
-    LOCAL_EVALUATION_POINTS.map((point, i) => [i + 1, [...lead, ...rounds.map((r) => (r.metrics.localEvaluation ? point(r.metrics.localEvaluation).whisker : null))]]),
+    LOCAL_EVALUATION_POINTS.map((point, i) => [
+      i + 1,
+      [...lead, ...rounds.map((r) => (r.metrics.localEvaluation ? point(r.metrics.localEvaluation).whisker : null))],
+    ]),
   );
 }

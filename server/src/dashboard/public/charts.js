@@ -34,7 +34,11 @@ const CHART_SPECS = [
   { id: 'c-participants', series: [{ label: 'accepted', color: COLORS.green, bars: true }], format: (v) => String(Math.round(v)) },
   { id: 'c-norm', series: [{ label: 'update norm', color: COLORS.red }], format: (v) => (v === 0 ? '0' : v.toPrecision(3)) },
   { id: 'c-bytes', series: [{ label: 'bytes received', color: COLORS.slate, bars: true }], format: formatBytes },
-  { id: 'c-duration', series: [{ label: 'duration', color: COLORS.blue, bars: true }], format: (v) => (v === 0 ? '0' : v < 1 ? `${Math.round(v * 1000)} ms` : v < 60 ? `${v.toFixed(1)} s` : formatDuration(v * 1000)) },
+  {
+    id: 'c-duration',
+    series: [{ label: 'duration', color: COLORS.blue, bars: true }],
+    format: (v) => (v === 0 ? '0' : v < 1 ? `${Math.round(v * 1000)} ms` : v < 60 ? `${v.toFixed(1)} s` : formatDuration(v * 1000)),
+  },
 ];
 
 /**
@@ -198,7 +202,8 @@ function chartOptions(spec, container) {
         spanGaps: true,
         ...(s.dash ? { dash: s.dash } : {}),
         ...(s.bars && bars ? { paths: bars, points: { show: false } } : { points: { show: true, size: 5, fill: '#fff' } }),
-        value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v, /** @type {number} */ _series, /** @type {number | null} */ idx) => legendValue(spec, i + 1, v, idx),
+        value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v, /** @type {number} */ _series, /** @type {number | null} */ idx) =>
+          legendValue(spec, i + 1, v, idx),
       })),
     ],
   };

@@ -48,7 +48,11 @@ export function renderRound(state) {
   const training = round.status === 'reporting' || round.status === 'configuring' ? Math.max(0, m.selected - m.accepted - rejected - dropped) : 0;
   const target = Math.max(round.params.targetClients, m.selected, 1);
   const bar = el('div', { className: 'progress', title: `${m.accepted} accepted, ${rejected} rejected, ${dropped} dropped of ${target}` });
-  for (const [className, n] of /** @type {const} */ ([['p-acc', m.accepted], ['p-rej', rejected], ['p-drop', dropped]])) {
+  for (const [className, n] of /** @type {const} */ ([
+    ['p-acc', m.accepted],
+    ['p-rej', rejected],
+    ['p-drop', dropped],
+  ])) {
     const part = el('span', { className });
     part.style.width = `${Math.min(100, (n / target) * 100)}%`;
     bar.append(part);
@@ -63,8 +67,22 @@ export function renderRound(state) {
   const plan = round.params.plan;
   body.replaceChildren(
     bar,
-    el('div', { className: 'progress-legend' }, el('span', {}, `${m.accepted} / ${round.params.targetClients} target · quorum ${round.params.minClients}`), el('span', {}, `${m.eligibleAtSelection} eligible at selection`)),
-    el('dl', { className: 'kv' }, kv('Selected', m.selected), kv('Training', training), kv('Reported', m.reported), kv('Accepted', m.accepted), kv('Rejected', rejected), timeLeft),
+    el(
+      'div',
+      { className: 'progress-legend' },
+      el('span', {}, `${m.accepted} / ${round.params.targetClients} target · quorum ${round.params.minClients}`),
+      el('span', {}, `${m.eligibleAtSelection} eligible at selection`),
+    ),
+    el(
+      'dl',
+      { className: 'kv' },
+      kv('Selected', m.selected),
+      kv('Training', training),
+      kv('Reported', m.reported),
+      kv('Accepted', m.accepted),
+      kv('Rejected', rejected),
+      timeLeft,
+    ),
     chips,
     el(
       'div',
