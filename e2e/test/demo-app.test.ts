@@ -300,10 +300,10 @@ function storedDeviceKey(page: Page): Promise<{ privateType: string; privateExtr
     () =>
       new Promise((resolve, reject) => {
         const open = indexedDB.open('flock-client-sdk');
-        open.onerror = () => reject(open.error);
+        open.onerror = () => reject(open.error ?? new Error('indexedDB.open failed'));
         open.onsuccess = () => {
           const read = open.result.transaction('keys').objectStore('keys').get('device');
-          read.onerror = () => reject(read.error);
+          read.onerror = () => reject(read.error ?? new Error('reading the device key failed'));
           read.onsuccess = () => {
             const { privateKey } = read.result as CryptoKeyPair;
             open.result.close();

@@ -139,7 +139,7 @@ export class IdleDetectionApiDetector extends ObservableCondition {
   private detector: IdleDetectorLike | null = null;
   private permission: PermissionStatusLike | null = null;
   private readonly onPermissionChange = (): void => {
-    if (this.permission?.state === 'granted') void this.start();
+    if (this.permission?.state === 'granted') this.ready = this.start(); // start() never rejects
   };
   private readonly onChange = (): void => {
     if (this.detector) this.update(idleFromIdleDetector(this.detector));

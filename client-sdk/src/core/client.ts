@@ -205,7 +205,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
         },
         disconnected: () => this.onDisconnected(),
         welcome: (welcome) => this.onWelcome(welcome),
-        configure: (configuration) => void this.onConfigure(configuration),
+        configure: (configuration) => this.inBackground('training_failed', this.onConfigure(configuration)),
         roundClosed: (closed) => this.onRoundClosed(closed),
         modelPublished: (published) => this.onModelPublished(published),
         updateRejected: (rejection) => this.onUpdateRejected(rejection),
@@ -218,7 +218,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     this.everConnected = true;
     this.eligibility.forgetSent();
     this.refreshStatus();
-    void this.eligibility.report();
+    this.reportEligibility();
   }
 
   private onDisconnected(): void {
@@ -239,7 +239,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     const { eligible } = this.monitor.eligibility;
     const job = this.job;
     if (!eligible && job && (job.kind === 'round' || this.evaluateOnlyWhenEligible)) job.cancel('conditions_changed');
-    void this.eligibility.report();
+    this.reportEligibility();
     if (eligible && this.failedEvaluationVersion !== null) {
       const version = this.failedEvaluationVersion;
       this.failedEvaluationVersion = null;
@@ -413,5 +413,14 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
 
   private reportError(code: ClientErrorCode, message: string, details: FlockClientError['details'] = {}): void {
     this.emit('error', new FlockClientError(code, message, details));
+  }
+
+  private reportEligibility(): void {
+    this.inBackground('data_source_failed', this.eligibility.report());
+  }
+
+  /** Work nobody awaits: a failure becomes an `error` event, never an unhandled rejection in the app. */
+  private inBackground(code: ClientErrorCode, task: Promise<void>): void {
+    task.catch((error: unknown) => this.reportError(error instanceof FlockClientError ? error.code : code, errorMessage(error), { cause: error }));
   }
 }

@@ -223,7 +223,9 @@ export class Connection {
     const { listener } = this;
     this.socket.on(
       ServerEvent.challenge,
-      this.validated(challengeSchema, 'challenge', (challenge) => void this.prove(challenge)),
+      this.validated(challengeSchema, 'challenge', (challenge) => {
+        this.prove(challenge).catch(() => undefined); // prove() reports its own failures
+      }),
     );
     this.socket.on(
       ServerEvent.welcome,

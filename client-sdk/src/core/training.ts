@@ -101,7 +101,7 @@ export async function trainModel(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Te
           } else {
             batchLoss = optimizer.minimize(() => objective(xBatch, yBatch), true, variables)!;
           }
-          return tf.add(previousSum, tf.mul(batchLoss, size)) as tf.Scalar;
+          return tf.add<tf.Scalar>(previousSum, tf.mul(batchLoss, size));
         });
         previousSum.dispose();
         result.batchesCompleted++;

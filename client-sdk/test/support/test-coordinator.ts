@@ -9,7 +9,7 @@ import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as tf from '@tensorflow/tfjs';
-import { Server, type Socket } from 'socket.io';
+import { Server, type DefaultEventsMap, type Socket } from 'socket.io';
 import {
   asFloat32,
   ClientEvent,
@@ -56,6 +56,13 @@ export async function modelPayload(model: tf.LayersModel, version: number): Prom
   return payload!;
 }
 
+/** What the handshake check keeps on a socket for its proof. */
+interface HandshakeData {
+  publicKey: PublicKeyJwk;
+  clientId: string;
+}
+type TestServer = Server<DefaultEventsMap, DefaultEventsMap, DefaultEventsMap, HandshakeData>;
+
 export class TestCoordinator {
   readonly received: ReceivedEvent[] = [];
   /** Raw engine.io packets received from clients (text frames and binary attachments). */
@@ -72,14 +79,14 @@ export class TestCoordinator {
   private readonly waiters: { match: (event: ReceivedEvent) => boolean; resolve: (event: ReceivedEvent) => void }[] = [];
 
   private constructor(
-    readonly io: Server,
+    readonly io: TestServer,
     private readonly http: HttpServer,
     readonly url: string,
   ) {}
 
   static async start(): Promise<TestCoordinator> {
     const http = createServer();
-    const io = new Server(http, { maxHttpBufferSize: 100 * 1024 * 1024 });
+    const io: TestServer = new Server(http, { maxHttpBufferSize: 100 * 1024 * 1024 });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const port = (http.address() as AddressInfo).port;
     const coordinator = new TestCoordinator(io, http, `http://127.0.0.1:${port}`);
@@ -105,11 +112,11 @@ export class TestCoordinator {
       next();
     });
     this.io.on('connection', (socket) => {
-      const clientId = socket.data.clientId as string;
+      const { clientId } = socket.data;
       const challenge = randomBytes(32);
       socket.once(ClientEvent.proof, (proof: unknown, ack: (result: ProofResult) => void) => {
         const parsed = proofSchema.safeParse(proof);
-        const key = createPublicKey({ key: socket.data.publicKey as PublicKeyJwk, format: 'jwk' });
+        const key = createPublicKey({ key: socket.data.publicKey, format: 'jwk' });
         const verified =
           !this.refuseProofs &&
           parsed.success &&

@@ -6,7 +6,7 @@ import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
 import type { FlockEventName } from '../events/flock-events.js';
-import { moduleLogger } from '../logging/logger.js';
+import { moduleLogger, runDetached } from '../logging/logger.js';
 import {
   DASHBOARD_NAMESPACE,
   DASHBOARD_STATE_EVENT,
@@ -100,7 +100,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
     const wait = Math.max(0, this.lastPushAt + PUSH_INTERVAL_MS - Date.now());
     this.pushTimer = setTimeout(() => {
       this.pushTimer = null;
-      void this.push();
+      runDetached(log, 'dashboard push', this.push());
     }, wait);
   }
 
@@ -130,7 +130,7 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
 
   private startPolling(): void {
     if (this.pollTimer) return;
-    this.pollTimer = setInterval(() => void this.poll(), COUNTS_POLL_MS);
+    this.pollTimer = setInterval(() => runDetached(log, 'dashboard poll', this.poll()), COUNTS_POLL_MS);
     this.pollTimer.unref();
   }
 

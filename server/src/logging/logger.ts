@@ -34,3 +34,11 @@ export class PinoNestLogger implements LoggerService {
     this.pino.trace({ context }, String(message));
   }
 }
+
+/**
+ * Runs work that nobody awaits (timers, effects, event handlers): a rejection is logged with what
+ * failed instead of ending the process as an unhandled rejection.
+ */
+export function runDetached(log: Logger, what: string, task: Promise<unknown>): void {
+  task.catch((err: unknown) => log.error({ err }, `${what} failed`));
+}

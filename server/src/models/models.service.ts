@@ -50,7 +50,8 @@ export class ModelsService implements OnModuleInit {
       this.testSet.record(current.version, known);
     } else if (this.testSet.enabled) {
       const { topology, weightSpecs, bytes } = await this.load(current.version);
-      void this.testSet.evaluate(current.version, { topology, weightSpecs, weights: bytes });
+      // evaluate() never rejects: failures are logged there.
+      this.testSet.evaluate(current.version, { topology, weightSpecs, weights: bytes }).catch(() => undefined);
     }
   }
 
@@ -204,7 +205,7 @@ export class ModelsService implements OnModuleInit {
   private testNewVersion(meta: ModelVersionMeta, parts: ModelArtifactsParts): void {
     const known = meta.metrics.testAccuracy;
     if (typeof known === 'number') this.testSet.record(meta.version, known);
-    else void this.testSet.evaluate(meta.version, parts);
+    else this.testSet.evaluate(meta.version, parts).catch(() => undefined); // never rejects: failures are logged there
   }
 
   private async insert(parts: ModelArtifactsParts, metrics: ModelMetrics, source: ModelVersionSource, parentVersion: number | null): Promise<ModelVersionMeta> {
@@ -231,7 +232,7 @@ export class ModelsService implements OnModuleInit {
     try {
       assertVersionNumber(version);
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     let entry = this.cache.get(version);
     if (entry) {

@@ -6,7 +6,7 @@ import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
 import type { FlockEvents } from '../events/flock-events.js';
-import { moduleLogger } from '../logging/logger.js';
+import { moduleLogger, runDetached } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
@@ -48,7 +48,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   ) {}
 
   private readonly onDeviceAvailable = (): void => {
-    if (this.active) void this.trySelect(this.active);
+    if (this.active) runDetached(log, 'selection', this.trySelect(this.active));
   };
   private readonly onDeviceDisconnected = ({ clientId }: FlockEvents['device.disconnected']): void => this.dropParticipant(clientId, 'disconnected');
 
@@ -117,7 +117,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
     await this.execute(round, opened.effects);
     this.changed(round);
-    void this.trySelect(round);
+    runDetached(log, 'selection', this.trySelect(round));
     return { ...record };
   }
 
@@ -157,13 +157,13 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       this.fold(inFlight, upload.numExamples, upload.trainLoss, delta, received);
       log.info({ roundId: inFlight.record.id, clientId, numExamples: upload.numExamples }, 'update accepted');
       // Not awaited: the device gets its answer before any round:closed its upload may cause.
-      void this.dispatch(inFlight, { type: 'uploadAccepted' });
+      runDetached(log, 'round transition', this.dispatch(inFlight, { type: 'uploadAccepted' }));
       return { accepted: true };
     } catch (error) {
       if (!(error instanceof UploadRejection)) throw error;
       this.metrics.uploadsTotal.inc({ result: 'rejected', reason: error.reason });
       round?.countRejected(error.reason);
-      if (round && admitted) void this.dispatch(round, { type: 'uploadRejected' });
+      if (round && admitted) runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadRejected' }));
       log.warn({ roundId: roundIdHint, clientId, reason: error.reason, detail: error.message }, 'update rejected');
       return { accepted: false, reason: error.reason, message: error.message };
     } finally {
@@ -200,7 +200,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     round.countDropped(reason);
     this.metrics.droppedTotal.inc({ reason });
     log.info({ roundId: round.record.id, clientId, reason }, 'participant dropped');
-    void this.dispatch(round, { type: 'participantDropped' });
+    runDetached(log, 'round transition', this.dispatch(round, { type: 'participantDropped' }));
   }
 
   /** Operator cancel. */
@@ -253,7 +253,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           await this.devices.assign(effect.participants, round.record.id);
           break;
         case 'prepareConfiguration':
-          void this.prepareConfiguration(round);
+          runDetached(log, 'configuration', this.prepareConfiguration(round));
           break;
         case 'sendConfigure':
           round.deadlineAt = effect.deadlineAt;
@@ -268,7 +268,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           );
           break;
         case 'commit':
-          void this.commit(round, effect.note);
+          runDetached(log, 'commit', this.commit(round, effect.note));
           break;
         case 'recordCommit':
           round.recordCommit(effect.version, effect.at);
@@ -287,7 +287,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private startTimer(round: ActiveRound, timer: RoundTimer, ms: number): void {
     round.timer = setTimeout(() => {
       round.timer = null;
-      void this.onTimer(round, timer);
+      runDetached(log, 'round timer', this.onTimer(round, timer));
     }, ms);
   }
 

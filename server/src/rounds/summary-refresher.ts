@@ -49,7 +49,7 @@ export class SummaryRefresher {
           this.run(version, pending);
         }
       }
-      await Promise.all([...this.pending.values()].map((pending) => pending.running));
+      await Promise.all([...this.pending.values()].flatMap((pending) => (pending.running ? [pending.running] : [])));
     }
   }
 

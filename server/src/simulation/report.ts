@@ -196,6 +196,6 @@ export async function writeSimulationOutput(
   const points = [{ round: 0, accuracy: summary.initialAccuracy }, ...summary.rounds.map((row) => ({ round: row.round, accuracy: row.accuracy }))];
   await writeFile(files.json, `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(files.csv, roundsToCsv(summary.rounds));
-  await writeFile(files.svg, accuracySvg([{ label: String(summary.config.strategy ?? 'accuracy'), points }], options));
+  await writeFile(files.svg, accuracySvg([{ label: typeof summary.config.strategy === 'string' ? summary.config.strategy : 'accuracy', points }], options));
   return [files.json, files.csv, files.svg];
 }

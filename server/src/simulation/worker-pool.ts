@@ -33,7 +33,10 @@ export class WorkerPool {
 
   constructor(private readonly options: WorkerPoolOptions) {
     for (let w = 0; w < options.workers; w++) this.handles.push(this.startWorker(w));
-    void Promise.all(this.handles.map((h) => h.ready)).then(() => (this.allReady = true));
+    // Never rejects: a worker that fails reports `fatal` instead of `ready`.
+    Promise.all(this.handles.map((h) => h.ready))
+      .then(() => (this.allReady = true))
+      .catch(() => undefined);
   }
 
   /** Every worker has started its clients. */

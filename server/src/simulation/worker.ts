@@ -142,11 +142,12 @@ async function main(): Promise<void> {
     if (message.type === 'round') {
       currentRound = message.round;
     } else if (message.type === 'stop') {
-      void (async () => {
-        await Promise.all(clients.map((sim) => sim.client.dispose().catch(() => undefined)));
-        for (const sim of clients) tf.dispose(sim.tensors);
-        post({ type: 'stopped' });
-      })();
+      Promise.all(clients.map((sim) => sim.client.dispose().catch(() => undefined)))
+        .then(() => {
+          for (const sim of clients) tf.dispose(sim.tensors);
+          post({ type: 'stopped' });
+        })
+        .catch((error: unknown) => post({ type: 'fatal', message: String(error) }));
     }
   });
   post({ type: 'ready', clients: clients.length, backend });

@@ -32,7 +32,7 @@ describe('order statistics', () => {
           for (let i = 0; i < k; i++) partitioned &&= work[i]! <= work[k]!;
           for (let i = k + 1; i < n; i++) partitioned &&= work[i]! >= work[k]!;
           const permutation = sorted(work).every((value, i) => value === expected[i]);
-          if (!partitioned || !permutation) expect.fail(`select failed: n=${n} k=${k} input=${[...values]}`);
+          if (!partitioned || !permutation) expect.fail(`select failed: n=${n} k=${k} input=${[...values].join(',')}`);
         }
       }
     }

@@ -184,7 +184,9 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
 
     // Roll back to v1 from the versions table (after the confirm dialog): a new current version appears.
     const current = await text(page, '#s-version');
-    page.once('dialog', (dialog) => void dialog.accept());
+    page.once('dialog', (dialog) => {
+      dialog.accept().catch((error: unknown) => expect.fail(String(error)));
+    });
     await page.locator('#models tr', { hasText: 'v1' }).last().getByRole('button', { name: 'Roll back' }).click();
     await page.waitForFunction(() => document.getElementById('m-msg')?.textContent?.includes('created from v1'));
     await page.waitForFunction((before) => document.getElementById('s-version')?.textContent !== before, current);

@@ -59,10 +59,10 @@ describe('the scale path: the same coordinator on PostgreSQL and the socket.io R
     const db = new pg.Client({ connectionString: POSTGRES_URL });
     await db.connect();
     const versions = await db.query(`SELECT version FROM ${schema}.model_versions ORDER BY version`);
-    const transitions = await db.query(`SELECT count(*)::int AS n FROM ${schema}.round_transitions WHERE round_id = $1`, [started.body.id]);
+    const transitions = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.round_transitions WHERE round_id = $1`, [started.body.id]);
     await db.end();
     expect(versions.rows.map((r: { version: number }) => Number(r.version))).toEqual([1, 2]);
-    expect(transitions.rows[0].n).toBe(5);
+    expect(transitions.rows[0]?.n).toBe(5);
     // emits went through Redis pub/sub (the adapter's channels), so other coordinator nodes would see them
     expect(channels.some((channel) => channel.startsWith('socket.io#/#'))).toBe(true);
     devices.forEach((d) => d.disconnect());

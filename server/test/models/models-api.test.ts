@@ -6,6 +6,7 @@
  */
 import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,7 +62,7 @@ beforeAll(async () => {
     { logger: false },
   );
   await app.listen(0, '127.0.0.1');
-  url = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+  url = `http://127.0.0.1:${((app.getHttpServer() as Server).address() as AddressInfo).port}`;
   models = app.get(ModelsService);
 }, 120_000);
 
@@ -305,8 +306,12 @@ describe('OpenAPI', () => {
     expect(Object.keys(document.paths['/api/models']!).sort()).toEqual(['get', 'post']);
     expect(document.paths['/api/models/{version}/weights.bin']!.get!.responses['200']).toHaveProperty('content.application/octet-stream');
     // Response schemas are the contract's zod schemas (inline): the version metadata fields, and the detail's on top.
+    interface ObjectSchema {
+      properties: object;
+      items: { properties: object };
+    }
     const jsonSchema = (path: string, status: string) =>
-      (document.paths[path]!.get!.responses[status] as { content: Record<string, { schema: Record<string, any> }> }).content['application/json']!.schema;
+      (document.paths[path]!.get!.responses[status] as { content: Record<string, { schema: ObjectSchema }> }).content['application/json']!.schema;
     expect(Object.keys(jsonSchema('/api/models', '200').items.properties)).toEqual(Object.keys(modelVersionMetaSchema.shape));
     expect(Object.keys(jsonSchema('/api/models/{version}', '200').properties)).toEqual(Object.keys(modelVersionDetailSchema.shape));
   });

@@ -4,6 +4,9 @@ import { COUNTED_EXAMPLES_CAP, quartiles, summarizeReports, WEIGHT_CAP_FACTOR } 
 import type { EvaluationNumbers } from '../../src/storage/storage.js';
 import { FETCHES_KEPT, OfferedVersions } from '../../src/rounds/offered-versions.js';
 
+/** `expect.closeTo` to 12 digits, typed (the matcher itself is `any`). */
+const closeTo = (value: number): number => expect.closeTo(value, 12) as number;
+
 const honest = (globalAccuracy: number, numExamples = 100, personalAccuracy: number | null = null): EvaluationNumbers => ({
   numExamples,
   globalLoss: 1 - globalAccuracy,
@@ -31,7 +34,7 @@ describe('summarizeReports', () => {
     expect(summary.numExamples).toBe(300 + COUNTED_EXAMPLES_CAP);
     // The big report weighs 200, not a million: (80 + 90 + 70 + 0) / 500.
     expect(summary.globalAccuracy).toBeCloseTo((100 * 0.8 + 100 * 0.9 + 100 * 0.7 + 200 * 0) / 500, 12);
-    expect(summary.spread!.globalAccuracy).toEqual({ q1: expect.closeTo(0.525, 12), median: expect.closeTo(0.75, 12), q3: expect.closeTo(0.825, 12) });
+    expect(summary.spread!.globalAccuracy).toEqual({ q1: closeTo(0.525), median: closeTo(0.75), q3: closeTo(0.825) });
   });
 
   it('keeps the median where the honest majority puts it when a third of the devices lie', () => {

@@ -63,7 +63,7 @@ beforeEach(async () => {
   // The real storage, with chosen calls held at a gate.
   const gated = new Proxy(storage, {
     get(target, name, receiver) {
-      const value = Reflect.get(target, name, receiver);
+      const value: unknown = Reflect.get(target, name, receiver);
       if (name === 'commitRound' && gates.commit) {
         const gate = gates.commit;
         return async (...args: Parameters<Storage['commitRound']>) => {
@@ -82,7 +82,7 @@ beforeEach(async () => {
           return target.appendTransition(...args);
         };
       }
-      return typeof value === 'function' ? value.bind(target) : value;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
   const metrics = new MetricsService();

@@ -37,3 +37,12 @@ export function errorMessage(body) {
   }
   return typeof body === 'string' && body ? body.slice(0, 200) : 'request failed';
 }
+
+/**
+ * Tells the operator about a failure nobody else caught (the network gone mid-call, say), instead of
+ * an unhandled rejection in the console.
+ * @param {unknown} error
+ */
+export function reportFailure(error) {
+  alert(`The request failed: ${error instanceof Error ? error.message : String(error)}`);
+}

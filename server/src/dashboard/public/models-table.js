@@ -1,6 +1,6 @@
 // @ts-check
 /** The "Model versions" table and its rollback buttons. */
-import { api, errorMessage } from './api.js';
+import { api, errorMessage, reportFailure } from './api.js';
 import { byId, el, flash } from './dom.js';
 import { ago, pct, shortId } from './format.js';
 
@@ -18,7 +18,9 @@ export function renderModels(state) {
     if (i > 0) {
       const button = el('button', { className: 'small-btn', title: `Make v${model.version}'s weights current again (creates a new version)` }, 'Roll back');
       button.type = 'button';
-      button.addEventListener('click', () => void rollback(model.version, button));
+      button.addEventListener('click', () => {
+        rollback(model.version, button).catch(reportFailure);
+      });
       actions.append(button);
     } else {
       actions.append(el('span', { className: 'badge current' }, 'current'));

@@ -1,6 +1,6 @@
 // @ts-check
 /** The "Current round" card: its phase strip, progress, counters, countdown and cancel button. */
-import { api, errorMessage } from './api.js';
+import { api, errorMessage, reportFailure } from './api.js';
 import { byId, el } from './dom.js';
 import { ago, formatBytes, formatDuration, shortId, total } from './format.js';
 import { latestState, sinceLatestMs } from './latest.js';
@@ -11,7 +11,9 @@ import { PHASES } from './round-phases.js';
 
 /** Wires the cancel button and runs the countdown between snapshots. */
 export function initRoundPanel() {
-  byId('r-cancel').addEventListener('click', () => void cancelRound());
+  byId('r-cancel').addEventListener('click', () => {
+    cancelRound().catch(reportFailure);
+  });
   setInterval(tick, 250);
 }
 

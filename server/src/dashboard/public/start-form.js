@@ -1,6 +1,6 @@
 // @ts-check
 /** The "Start a round" form: the strategies the coordinator offers, checks, and the POST. */
-import { api, errorMessage } from './api.js';
+import { api, errorMessage, reportFailure } from './api.js';
 import { byId, el, flash } from './dom.js';
 import { shortId } from './format.js';
 import { latestState } from './latest.js';
@@ -11,7 +11,9 @@ import { latestState } from './latest.js';
 let strategiesShown = '';
 
 export function initStartForm() {
-  byId('start-form').addEventListener('submit', (event) => void startRound(/** @type {SubmitEvent} */ (event)));
+  byId('start-form').addEventListener('submit', (event) => {
+    startRound(/** @type {SubmitEvent} */ (event)).catch(reportFailure);
+  });
   byId('strategy').addEventListener('change', renderStrategyHint);
 }
 
@@ -57,13 +59,13 @@ async function startRound(event) {
     batchSize: num('batchSize'),
     learningRate: num('learningRate'),
     overSelection: num('overSelection'),
-    strategy: String(data.get('strategy') ?? ''),
+    strategy: formText(data, 'strategy'),
   };
   if (Object.values(body).some((v) => typeof v === 'number' && !(v > 0))) {
     flash(message, 'Every number must be positive.', 'error');
     return;
   }
-  const optionsText = String(data.get('strategyOptions') ?? '').trim();
+  const optionsText = formText(data, 'strategyOptions').trim();
   if (optionsText !== '') {
     const options = parseObject(optionsText);
     if (!options) {
@@ -97,9 +99,20 @@ async function startRound(event) {
  */
 function parseObject(text) {
   try {
+    /** @type {unknown} */
     const value = JSON.parse(text);
     return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : null;
   } catch {
     return null;
   }
+}
+
+/**
+ * A text field of the form ('' when missing).
+ * @param {FormData} data
+ * @param {string} name
+ */
+function formText(data, name) {
+  const value = data.get(name);
+  return typeof value === 'string' ? value : '';
 }
