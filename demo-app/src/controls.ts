@@ -24,87 +24,28 @@ export interface ControlsOptions {
 }
 
 export function wireControls({ state, examples, client, seed }: ControlsOptions): void {
-  const pad = new DigitPad(byId<HTMLCanvasElement>('pad'), () => schedulePrediction());
-  let predictionQueued = false;
-  let predicting = false;
+  const predictor = new PadPrediction(client);
+  const pad: DigitPad = new DigitPad(byId<HTMLCanvasElement>('pad'), () => predictor.schedule(pad));
 
-  /** Once per animation frame at most, however fast the pointer moves. */
-  function schedulePrediction(): void {
-    byId('pad-hint').hidden = !pad.isEmpty;
-    if (predictionQueued) return;
-    predictionQueued = true;
-    requestAnimationFrame(() => {
-      predictionQueued = false;
-      inBackground('Prediction', updatePrediction());
-    });
-  }
-
-  /** Predicts the pad's drawing with the personal model (one prediction at a time). */
-  async function updatePrediction(): Promise<void> {
-    const pixels = pad.toPixels();
-    paintDigit(byId<HTMLCanvasElement>('preview'), pixels ?? new Float32Array(PIXEL_COUNT));
-    if (!pixels) {
-      renderBars(null);
-      return;
-    }
-    if (predicting) return;
-    predicting = true;
-    try {
-      if (!client.sdk.modelInfo.hasModel) {
-        byId('guess-confidence').textContent = 'no model yet';
-        return;
-      }
-      const output = await client.sdk.predict(pixels);
-      const probabilities = await output.data();
-      output.dispose();
-      renderBars(probabilities);
-    } catch (error) {
-      byId('guess-confidence').textContent = 'no model yet';
-      console.debug('predict failed', error);
-    } finally {
-      predicting = false;
-    }
-  }
-
-  function showExamples(): void {
+  const showExamples = (): void => {
     state.exampleCount = examples.all.length;
     state.drawnCount = examples.drawnCount;
     renderThumbnails(examples.all);
-  }
-
+  };
   /** Stores new examples; the device joins training once it has enough. */
-  async function addExamples(added: LabelledExample[]): Promise<void> {
+  const addExamples = async (added: LabelledExample[]): Promise<void> => {
     await examples.add(added);
     showExamples();
     render(state);
     await client.maybeStart();
-  }
+  };
 
-  const labels = byId('labels');
-  for (let digit = 0; digit <= 9; digit++) {
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'digit';
-    button.textContent = String(digit);
-    button.dataset.digit = String(digit);
-    button.addEventListener('click', () => {
-      const pixels = pad.toPixels();
-      if (!pixels) {
-        byId('pad-message').textContent = 'Draw a digit first, then pick its label.';
-        return;
-      }
-      inBackground(
-        'Saving the example',
-        addExamples([{ pixels: toBytePixels(pixels), label: digit, source: 'drawn' }]).then(() => {
-          const count = examples.all.length;
-          byId('pad-message').textContent =
-            count < MIN_EXAMPLES ? `Saved as ${digit}. ${MIN_EXAMPLES - count} more to join training.` : `Saved as ${digit} on this device.`;
-          pad.clear();
-        }),
-      );
-    });
-    labels.append(button);
-  }
+  wireLabelButtons(pad, async (digit, pixels) => {
+    await addExamples([{ pixels: toBytePixels(pixels), label: digit, source: 'drawn' }]);
+    const count = examples.all.length;
+    byId('pad-message').textContent =
+      count < MIN_EXAMPLES ? `Saved as ${digit}. ${MIN_EXAMPLES - count} more to join training.` : `Saved as ${digit} on this device.`;
+  });
   byId('clear-pad').addEventListener('click', () => pad.clear());
 
   byId('seed-mnist').addEventListener('click', () => {
@@ -131,9 +72,79 @@ export function wireControls({ state, examples, client, seed }: ControlsOptions)
   });
 
   // A new personal model answers the drawing on the pad again.
-  client.sdk.on('modelAdopted', () => inBackground('Prediction', updatePrediction()));
+  client.sdk.on('modelAdopted', () => inBackground('Prediction', predictor.update(pad)));
   showExamples();
   renderBars(null);
+}
+
+/** One button per digit: stores the pad's drawing with that label, then clears the pad. */
+function wireLabelButtons(pad: DigitPad, save: (digit: number, pixels: Float32Array) => Promise<void>): void {
+  const labels = byId('labels');
+  for (let digit = 0; digit <= 9; digit++) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'digit';
+    button.textContent = String(digit);
+    button.dataset.digit = String(digit);
+    button.addEventListener('click', () => {
+      const pixels = pad.toPixels();
+      if (!pixels) {
+        byId('pad-message').textContent = 'Draw a digit first, then pick its label.';
+        return;
+      }
+      inBackground(
+        'Saving the example',
+        save(digit, pixels).then(() => pad.clear()),
+      );
+    });
+    labels.append(button);
+  }
+}
+
+/** The live answer to the pad's drawing: the preview and the personal model's probabilities. */
+class PadPrediction {
+  private queued = false;
+  private predicting = false;
+
+  constructor(private readonly client: DemoClient) {}
+
+  /** Once per animation frame at most, however fast the pointer moves. */
+  schedule(pad: DigitPad): void {
+    byId('pad-hint').hidden = !pad.isEmpty;
+    if (this.queued) return;
+    this.queued = true;
+    requestAnimationFrame(() => {
+      this.queued = false;
+      inBackground('Prediction', this.update(pad));
+    });
+  }
+
+  /** Predicts the pad's drawing with the personal model (one prediction at a time). */
+  async update(pad: DigitPad): Promise<void> {
+    const pixels = pad.toPixels();
+    paintDigit(byId<HTMLCanvasElement>('preview'), pixels ?? new Float32Array(PIXEL_COUNT));
+    if (!pixels) {
+      renderBars(null);
+      return;
+    }
+    if (this.predicting) return;
+    this.predicting = true;
+    try {
+      if (!this.client.sdk.modelInfo.hasModel) {
+        byId('guess-confidence').textContent = 'no model yet';
+        return;
+      }
+      const output = await this.client.sdk.predict(pixels);
+      const probabilities = await output.data();
+      output.dispose();
+      renderBars(probabilities);
+    } catch (error) {
+      byId('guess-confidence').textContent = 'no model yet';
+      console.debug('predict failed', error);
+    } finally {
+      this.predicting = false;
+    }
+  }
 }
 
 /** Work a DOM event starts and nobody awaits: a failure is shown in the page's log, not lost in the console. */
