@@ -28,6 +28,7 @@ const CLIENT_TOKEN = 'bench-flood-client-token-0123456789';
 const OPERATOR_TOKEN = 'bench-flood-operator-token-0123456789';
 const MAIN = resolve(import.meta.dirname, '../server/dist/main.js');
 const FLOODS = ['none', 'conditions', 'evaluation'] as const;
+const TAIL_MS = 2_000;
 type Flood = (typeof FLOODS)[number];
 
 const { values: args } = parseArgs({
@@ -58,12 +59,19 @@ async function connectDevice(url: string): Promise<FloodSocket> {
   const { x, y } = publicKey.export({ format: 'jwk' });
   const jwk = { kty: 'EC', crv: 'P-256', x: x!, y: y! } as const;
   const clientId = createHash('sha256').update(thumbprintInput(jwk)).digest('base64url');
-  const socket = io(url, { auth: { token: CLIENT_TOKEN, publicKey: jwk, protocolVersion: PROTOCOL_VERSION }, transports: ['websocket'], reconnection: false, forceNew: true });
+  const socket = io(url, {
+    auth: { token: CLIENT_TOKEN, publicKey: jwk, protocolVersion: PROTOCOL_VERSION },
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
   await new Promise<void>((welcomed, refused) => {
     socket.once(ServerEvent.welcome, () => welcomed());
     socket.once('connect_error', (error: Error) => refused(error));
     socket.once(ServerEvent.challenge, ({ challenge }: { challenge: Uint8Array }) => {
-      socket.emit(ClientEvent.proof, { signature: sign('sha256', proofMessage(new Uint8Array(challenge), clientId), { key: privateKey, dsaEncoding: 'ieee-p1363' }) });
+      socket.emit(ClientEvent.proof, {
+        signature: sign('sha256', proofMessage(new Uint8Array(challenge), clientId), { key: privateKey, dsaEncoding: 'ieee-p1363' }),
+      });
     });
   });
   return socket;
@@ -125,7 +133,7 @@ async function startCoordinator(limits: boolean): Promise<{ child: ChildProcess;
   let output = '';
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 120_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (chunk: Buffer) => {
       output += chunk.toString();
       const match = /Flock coordinator on (http:\/\/\S+)/.exec(output);
       if (match) {
@@ -159,7 +167,11 @@ function runFlooder(url: string, kind: Exclude<Flood, 'none'>, events: number): 
 /** Health latencies (ms), one request at a time with a 5 ms pause, until `until` resolves (and at least `minProbes`). */
 async function probeHealth(url: string, until: Promise<unknown>, minProbes: number): Promise<number[]> {
   let done = false;
-  void until.finally(() => (done = true));
+  // A failed flood ends the probing too; the caller awaits it and reports the error.
+  until.then(
+    () => (done = true),
+    () => (done = true),
+  );
   const latencies: number[] = [];
   while (!done || latencies.length < minProbes) {
     const start = performance.now();
@@ -202,7 +214,12 @@ async function measure(limits: boolean, kind: Flood, events: number): Promise<Ro
     await probeHealth(coordinator.url, Promise.resolve(), 20); // warm-up
     const before = await droppedAndDisconnected(coordinator.url);
     const flooding = kind === 'none' ? new Promise((wait) => setTimeout(wait, 3_000)) : runFlooder(coordinator.url, kind, events);
-    const latencies = await probeHealth(coordinator.url, flooding, 50);
+    // Probing goes on for TAIL_MS after the flooder is done: the coordinator may still be working through what it received.
+    const latencies = await probeHealth(
+      coordinator.url,
+      flooding.then(() => new Promise((wait) => setTimeout(wait, TAIL_MS))),
+      50,
+    );
     const result = kind === 'none' ? null : ((await flooding) as FloodResult);
     const after = await droppedAndDisconnected(coordinator.url);
     return { limits, flood: kind, latencies, result, dropped: after.dropped - before.dropped, disconnected: after.disconnected - before.disconnected };
@@ -235,17 +252,17 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(2))
       .join(' ')}.`,
     '',
-    'Each row is one coordinator process (fresh data directory). p99 ratio: p99 under flood over the p99 without flood measured with the same limits in the same repetition.',
+    `Each row is one coordinator process (fresh data directory). Health is probed one request at a time from the flood's start until ${TAIL_MS / 1000} s after the flooder is done (3 s without a flood). p99 ratio: p99 under flood over the p99 without flood, same limits, same repetition. Slow: probes over 100 ms.`,
     '',
-    '| rep | rate limits | flood | health probes | p50 ms | p99 ms | max ms | p99 ratio | events emitted | connections used | flood seconds | dropped (counted) | disconnected for abuse |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| rep | rate limits | flood | health probes | p50 ms | p99 ms | max ms | slow | p99 ratio | events emitted | connections used | flood seconds | dropped (counted) | disconnected for abuse |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   rows.forEach((row, index) => {
     const rep = Math.floor(index / (FLOODS.length * 2)) + 1;
     const idle = rows.find((other, j) => Math.floor(j / (FLOODS.length * 2)) + 1 === rep && other.limits === row.limits && other.flood === 'none')!;
     const p99 = quantile(row.latencies, 0.99);
     lines.push(
-      `| ${rep} | ${row.limits ? 'on (default)' : 'off'} | ${row.flood === 'none' ? 'none' : `${row.result?.emitted ?? 0} × ${row.flood}`} | ${row.latencies.length} | ${fmt(quantile(row.latencies, 0.5))} | ${fmt(p99)} | ${fmt(Math.max(...row.latencies))} | ${(p99 / quantile(idle.latencies, 0.99)).toFixed(2)} | ${row.result?.emitted ?? 0} | ${row.result?.connections ?? 0} | ${row.result ? row.result.seconds.toFixed(1) : '-'} | ${row.dropped} | ${row.disconnected} |`,
+      `| ${rep} | ${row.limits ? 'on (default)' : 'off'} | ${row.flood === 'none' ? 'none' : `${row.result?.emitted ?? 0} × ${row.flood}`} | ${row.latencies.length} | ${fmt(quantile(row.latencies, 0.5))} | ${fmt(p99)} | ${fmt(Math.max(...row.latencies))} | ${row.latencies.filter((ms) => ms > 100).length} | ${(p99 / quantile(idle.latencies, 0.99)).toFixed(2)} | ${row.result?.emitted ?? 0} | ${row.result?.connections ?? 0} | ${row.result ? row.result.seconds.toFixed(1) : '-'} | ${row.dropped} | ${row.disconnected} |`,
     );
   });
   process.stdout.write(`${lines.join('\n')}\n`);
