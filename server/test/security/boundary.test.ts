@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
+import { ArrayDataSource, FederatedClient, manualConditions, MemoryModelStore, type FlockClientError } from '@flock/client-sdk';
 import { ClientEvent, PROTOCOL_VERSION } from '@flock/client-sdk/protocol';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../../src/devices/device-directory.js';
 import { CLIENT_TOKEN, operatorFetch, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
@@ -151,6 +152,37 @@ describe('connections per address', () => {
       5_000,
       'a slot after a disconnect',
     );
+  });
+
+  it('the SDK retries a full address later and connects once a slot is free', async () => {
+    coordinator = await startTestCoordinator({ maxConnectionsPerAddress: 1 });
+    expect(await open()).toBe('connected');
+    const client = new FederatedClient({
+      serverUrl: coordinator.url,
+      clientToken: CLIENT_TOKEN,
+      credentialRetryMs: 100,
+      dataSource: ArrayDataSource.fromExamples([new Array(784).fill(0)], [0]),
+      conditions: Object.values(manualConditions('yes')),
+      store: new MemoryModelStore(),
+      socketOptions: { transports: ['websocket'] },
+    });
+    const errors: FlockClientError[] = [];
+    client.on('error', (error) => errors.push(error));
+    try {
+      const welcomed = new Promise((resolve) => client.once('connected', resolve));
+      await client.start();
+      await waitFor(
+        () => errors.length,
+        (count) => count > 0,
+        5_000,
+        'the refusal',
+      );
+      sockets[0]!.close();
+      expect(await welcomed).toMatchObject({ clientId: client.clientId });
+      expect(errors[0]?.code).toBe('too_many_connections');
+    } finally {
+      await client.dispose();
+    }
   });
 
   it('behind a trusted proxy counts the address the proxy saw, and the devices carry it', async () => {
