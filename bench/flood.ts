@@ -22,7 +22,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClientEvent, PROTOCOL_VERSION, ServerEvent, proofMessage, thumbprintInput } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
-import { machineInfo } from './lib/measure.js';
+import { machineInfo, median } from './lib/measure.js';
 
 const CLIENT_TOKEN = 'bench-flood-client-token-0123456789';
 const OPERATOR_TOKEN = 'bench-flood-operator-token-0123456789';
@@ -252,19 +252,25 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(2))
       .join(' ')}.`,
     '',
-    `Each row is one coordinator process (fresh data directory). Health is probed one request at a time from the flood's start until ${TAIL_MS / 1000} s after the flooder is done (3 s without a flood). p99 ratio: p99 under flood over the p99 without flood, same limits, same repetition. Slow: probes over 100 ms.`,
+    `Each row is one coordinator process (fresh data directory). Health is probed one request at a time from the flood's start until ${TAIL_MS / 1000} s after the flooder is done (3 s without a flood). Probes go one at a time, so a stall of the event loop shows as one long probe: max is the longest stall seen. Max ratio: max under flood over max without flood, same limits, same repetition. Slow: probes over 100 ms.`,
     '',
-    '| rep | rate limits | flood | health probes | p50 ms | p99 ms | max ms | slow | p99 ratio | events emitted | connections used | flood seconds | dropped (counted) | disconnected for abuse |',
+    '| rep | rate limits | flood | health probes | p50 ms | p99 ms | max ms | slow | max ratio | events emitted | connections used | flood seconds | dropped (counted) | disconnected for abuse |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   rows.forEach((row, index) => {
     const rep = Math.floor(index / (FLOODS.length * 2)) + 1;
     const idle = rows.find((other, j) => Math.floor(j / (FLOODS.length * 2)) + 1 === rep && other.limits === row.limits && other.flood === 'none')!;
     const p99 = quantile(row.latencies, 0.99);
+    const max = Math.max(...row.latencies);
     lines.push(
-      `| ${rep} | ${row.limits ? 'on (default)' : 'off'} | ${row.flood === 'none' ? 'none' : `${row.result?.emitted ?? 0} × ${row.flood}`} | ${row.latencies.length} | ${fmt(quantile(row.latencies, 0.5))} | ${fmt(p99)} | ${fmt(Math.max(...row.latencies))} | ${row.latencies.filter((ms) => ms > 100).length} | ${(p99 / quantile(idle.latencies, 0.99)).toFixed(2)} | ${row.result?.emitted ?? 0} | ${row.result?.connections ?? 0} | ${row.result ? row.result.seconds.toFixed(1) : '-'} | ${row.dropped} | ${row.disconnected} |`,
+      `| ${rep} | ${row.limits ? 'on (default)' : 'off'} | ${row.flood === 'none' ? 'none' : `${row.result?.emitted ?? 0} × ${row.flood}`} | ${row.latencies.length} | ${fmt(quantile(row.latencies, 0.5))} | ${fmt(p99)} | ${fmt(max)} | ${row.latencies.filter((ms) => ms > 100).length} | ${(max / Math.max(...idle.latencies)).toFixed(2)} | ${row.result?.emitted ?? 0} | ${row.result?.connections ?? 0} | ${row.result ? row.result.seconds.toFixed(1) : '-'} | ${row.dropped} | ${row.disconnected} |`,
     );
   });
+  lines.push('', '| flood | median longest stall, limits on (ms) | median longest stall, limits off (ms) | off / on |', '|---|---|---|---|');
+  for (const kind of FLOODS) {
+    const longest = (limits: boolean) => median(rows.filter((row) => row.flood === kind && row.limits === limits).map((row) => Math.max(...row.latencies)));
+    lines.push(`| ${kind} | ${fmt(longest(true))} | ${fmt(longest(false))} | ${(longest(false) / longest(true)).toFixed(1)} |`);
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

@@ -35,16 +35,18 @@ export interface EventLimits {
 /**
  * Defaults far above what the SDK sends: it reports conditions only when they change, fetches a
  * model when configured or when a new version is published, uploads and evaluates once per round
- * or version, and proves its key once per connection.
+ * or version, and proves its key once per connection. Bursts are generous (a flapping idle
+ * detector, a device catching up on versions): what the limits are for is floods of thousands.
+ * Uploads stay tight, each may carry FLOCK_MAX_UPLOAD_BYTES.
  */
 export const DEFAULT_EVENT_LIMITS: EventLimits = {
   rules: {
     proof: { perSecond: 1, burst: 2 },
-    conditions: { perSecond: 2, burst: 20 },
-    fetch: { perSecond: 1, burst: 10 },
+    conditions: { perSecond: 5, burst: 50 },
+    fetch: { perSecond: 2, burst: 20 },
     update: { perSecond: 0.5, burst: 5 },
-    evaluation: { perSecond: 1, burst: 10 },
-    abandon: { perSecond: 1, burst: 10 },
+    evaluation: { perSecond: 2, burst: 50 },
+    abandon: { perSecond: 2, burst: 20 },
   },
   abuse: { perSecond: 10, burst: 200 },
 };
