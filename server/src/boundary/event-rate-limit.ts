@@ -37,14 +37,14 @@ export interface EventLimits {
  * model when configured or when a new version is published, uploads and evaluates once per round
  * or version, and proves its key once per connection. Bursts are generous (a flapping idle
  * detector, a device catching up on versions): what the limits are for is floods of thousands.
- * Uploads stay tight, each may carry FLOCK_MAX_UPLOAD_BYTES.
+ * Uploads are checked in O(model size) each; their bytes are bounded by FLOCK_MAX_UPLOAD_BYTES.
  */
 export const DEFAULT_EVENT_LIMITS: EventLimits = {
   rules: {
     proof: { perSecond: 1, burst: 2 },
     conditions: { perSecond: 5, burst: 50 },
     fetch: { perSecond: 2, burst: 20 },
-    update: { perSecond: 0.5, burst: 5 },
+    update: { perSecond: 1, burst: 10 },
     evaluation: { perSecond: 2, burst: 50 },
     abandon: { perSecond: 2, burst: 20 },
   },
