@@ -26,3 +26,6 @@ export type ClientCountsResponse = z.infer<typeof clientCountsSchema>;
 
 /** Handshake `auth` of the dashboard's `/operators` socket.io namespace. */
 export const operatorSocketAuthSchema = z.object({ token: z.string().min(1).max(4096) });
+
+/** `GET /dashboard/assets/{file}`: a plain file name (the controller serves only the ones it knows). */
+export const dashboardAssetNameSchema = z.string().max(64);
