@@ -3,8 +3,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
+import { applyWebHygiene } from './boundary/web-hygiene.js';
 import { connectRedisFanOut, FlockIoAdapter } from './clients/io-adapter.js';
 import type { FlockConfig } from './config/config.js';
 import { PinoNestLogger } from './logging/logger.js';
@@ -26,7 +28,9 @@ export interface Coordinator {
  */
 export async function createCoordinator(config: FlockConfig): Promise<Coordinator> {
   const redis = config.redisUrl ? await connectRedisFanOut(config.redisUrl) : null;
-  const app = await NestFactory.create(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: true });
+  // Body parsing is set up by applyWebHygiene: JSON only, bounded.
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: false });
+  applyWebHygiene(app, config);
   app.useWebSocketAdapter(new FlockIoAdapter(app, config, redis));
   const document = SwaggerModule.createDocument(
     app,

@@ -224,7 +224,10 @@ export class Connection {
     this.socket.on(
       ServerEvent.challenge,
       this.validated(challengeSchema, 'challenge', (challenge) => {
-        this.prove(challenge).catch(() => undefined); // prove() reports its own failures
+        // prove() reports its own failures; this catches only a listener that throws.
+        this.prove(challenge).catch((error: unknown) =>
+          this.listener.error(new FlockClientError('connection', `proving the device key failed: ${errorMessage(error)}`, { cause: error })),
+        );
       }),
     );
     this.socket.on(
@@ -278,13 +281,14 @@ export class Connection {
 
   /**
    * A refusal by the coordinator's handshake check is final (socket.io does not retry middleware
-   * refusals), except an expired token when a fresh one can be asked for; an unreachable coordinator
+   * refusals), except an expired token when a fresh one can be asked for and a full address; an unreachable coordinator
    * is reported once until the next success (socket.io retries).
    */
   private reportConnectFailure(error: Error): void {
     if (REFUSALS.includes(error.message)) {
       this.listener.error(new FlockClientError(error.message as ConnectError, `the coordinator refused the connection: ${error.message}`, { cause: error }));
-      if (error.message === 'token_expired' && this.options.credentialRefreshes) this.retryLater();
+      // Two refusals pass: an expired token when a fresh one can be asked for, and a full address (others may leave).
+      if ((error.message === 'token_expired' && this.options.credentialRefreshes) || error.message === 'too_many_connections') this.retryLater();
     } else if (!this.unreachableReported) {
       this.unreachableReported = true;
       this.listener.error(new FlockClientError('connection', `cannot reach the coordinator (retrying): ${error.message}`, { cause: error }));

@@ -33,6 +33,12 @@ export const handshakeAuthSchema = z.object({
 });
 export type HandshakeAuth = z.infer<typeof handshakeAuthSchema>;
 
+/**
+ * The handshake as the coordinator first reads it: an object, each field still unchecked, so that
+ * each is then checked with its schema above in turn and a refusal names the first problem.
+ */
+export const handshakeFieldsSchema = z.object({ token: z.unknown().optional(), publicKey: z.unknown().optional(), protocolVersion: z.unknown().optional() });
+
 export const CHALLENGE_BYTES = 32;
 /** An ECDSA P-256 signature in the IEEE P1363 form WebCrypto produces: r || s. */
 export const SIGNATURE_BYTES = 64;

@@ -49,6 +49,9 @@ export const updateUploadSchema = z.object({
 });
 export type UpdateUpload = z.infer<typeof updateUploadSchema>;
 
+/** The round an upload names, read on its own to address the rejection of an upload that is otherwise malformed. */
+export const uploadRoundSchema = updateUploadSchema.pick({ roundId: true });
+
 /** The acknowledgement of `round:update`. */
 export const updateResultSchema = z.discriminatedUnion('accepted', [
   z.object({ accepted: z.literal(true) }),

@@ -9,6 +9,7 @@ import {
   clientCountsSchema,
   errorBodySchema,
   healthSchema,
+  statusSchema,
   modelJsonSchema,
   modelVersionDetailSchema,
   modelVersionListSchema,
@@ -20,6 +21,7 @@ import {
   validationMessages,
   type ClientCountsResponse,
   type HealthResponse,
+  type StatusResponse,
   type ModelJson,
   type ModelVersionDetail,
   type ModelVersionMeta,
@@ -141,9 +143,14 @@ export class FlockApiClient {
     this.fetchImpl = options.fetch ?? fetch;
   }
 
-  /** No token needed. */
+  /** No token needed: only says the coordinator is alive. */
   health(): Promise<HealthResponse> {
     return this.json(healthSchema, 'GET', '/api/health');
+  }
+
+  /** The current version, client counts, the round in flight and the uptime. */
+  status(): Promise<StatusResponse> {
+    return this.json(statusSchema, 'GET', '/api/status');
   }
 
   clientCounts(): Promise<ClientCountsResponse> {

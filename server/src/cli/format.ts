@@ -3,7 +3,7 @@
  * piped and grepped), durations, percentages, byte counts. Pure functions of the API's JSON.
  */
 import Table from 'cli-table3';
-import type { HealthResponse, LocalEvaluationSummary, ModelVersionMeta, Quartiles, RoundDetails, RoundRecord } from '../contract/index.js';
+import type { LocalEvaluationSummary, ModelVersionMeta, Quartiles, RoundDetails, RoundRecord, StatusResponse } from '../contract/index.js';
 
 const DASH = '-';
 
@@ -125,25 +125,25 @@ function versions(round: RoundRecord): string {
 
 export interface StatusView {
   url: string;
-  health: HealthResponse;
+  status: StatusResponse;
   model: ModelVersionMeta | null;
   latestRound: RoundRecord | null;
 }
 
 export function renderStatus(view: StatusView): string {
-  const { health, model, latestRound } = view;
+  const { status, model, latestRound } = view;
   const rows: [string, string][] = [
-    ['Coordinator', `${view.url} (${health.status}, up ${formatDuration(health.uptimeSeconds * 1000)})`],
-    ['Model', model ? describeModel(model) : health.modelVersion === null ? 'none yet' : `v${health.modelVersion}`],
-    ['Clients', `${formatInt(health.connectedClients)} connected, ${formatInt(health.eligibleClients)} eligible`],
+    ['Coordinator', `${view.url} (${status.status}, up ${formatDuration(status.uptimeSeconds * 1000)})`],
+    ['Model', model ? describeModel(model) : status.modelVersion === null ? 'none yet' : `v${status.modelVersion}`],
+    ['Clients', `${formatInt(status.connectedClients)} connected, ${formatInt(status.eligibleClients)} eligible`],
   ];
-  if (health.activeRound) {
-    const live = latestRound && latestRound.id === health.activeRound ? latestRound : null;
+  if (status.activeRound) {
+    const live = latestRound && latestRound.id === status.activeRound ? latestRound : null;
     rows.push([
       'Active round',
       live
         ? `${live.id} (${live.status}, ${formatInt(live.metrics.reported)}/${formatInt(live.metrics.selected)} reported, ${formatInt(live.metrics.accepted)} accepted, running ${formatDuration(roundDuration(live))})`
-        : health.activeRound,
+        : status.activeRound,
     ]);
   } else {
     rows.push(['Active round', 'none']);

@@ -21,10 +21,10 @@ export function addStatusCommand(program: Command, session: CliSession): void {
     .description('coordinator URL, current model version and its test accuracy, clients, active round')
     .action(async (_options: unknown, command: Command) => {
       const ctx = session.connect(command);
-      const health = await ctx.client.health();
+      const status = await ctx.client.status();
       const model = await currentModelOrNull(ctx.client);
       const [latestRound = null] = await ctx.client.listRounds({ limit: 1 });
-      const view: StatusView = { url: ctx.url, health, model, latestRound };
+      const view: StatusView = { url: ctx.url, status, model, latestRound };
       session.print(ctx, view, () => renderStatus(view));
     });
 }

@@ -16,6 +16,7 @@ import {
   ServerEvent,
   conditionsReportSchema,
   modelFetchRequestSchema,
+  uploadRoundSchema,
   type ClientToServerEvents,
   type ConnectError,
   type EvaluationReportResult,
@@ -24,6 +25,8 @@ import {
   type ServerToClientEvents,
   type UpdateResult,
 } from '@flock/client-sdk/protocol';
+import { clientAddress, ConnectionsPerAddress } from '../boundary/client-address.js';
+import { limitSocketEvents, SocketEventLimiter } from '../boundary/event-rate-limit.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_PRESENCE, type DevicePresence } from '../devices/device-directory.js';
 import { clientRoom, DEVICES_ROOM, type FlockServer } from '../devices/device-sockets.js';
@@ -41,6 +44,10 @@ const log = moduleLogger('clients');
 /** A socket's state: set by the handshake (device), the connection (challenge) and the proof (clientId). */
 interface DeviceSocketData {
   device: AdmittedDevice;
+  /** The client address (client-address.ts: X-Forwarded-For only behind trusted proxies). */
+  address: string;
+  /** Gives back the address's connection slot; runs once, at whichever comes first of disconnect and transport close. */
+  releaseSlot: () => void;
   challenge: Buffer | null;
   proofTimer: NodeJS.Timeout | null;
   /** Set once the device proved its key: only then does anything it sends reach a handler. */
@@ -61,6 +68,7 @@ type ProvenSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<st
 export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConnection<DeviceSocket>, OnGatewayDisconnect<DeviceSocket> {
   /** Built with the gateway, so that unreadable enrolment keys stop the coordinator before it serves anyone. */
   private readonly admission: DeviceAdmission;
+  private readonly connections: ConnectionsPerAddress;
 
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
@@ -71,21 +79,37 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     private readonly metrics: MetricsService,
   ) {
     this.admission = new DeviceAdmission(config);
+    this.connections = new ConnectionsPerAddress(config.maxConnectionsPerAddress);
   }
 
   afterInit(server: FlockServer): void {
     this.presence.attach(server);
     // Handshake check: a refused socket never connects and sees `connect_error` with the reason.
-    server.use((socket, next) => {
+    server.use((socket: DeviceSocket, next) => {
+      const address = clientAddress(socket.handshake.address, socket.handshake.headers['x-forwarded-for'], this.config.trustProxyHops);
+      // The cheap check first: a full address costs no signature or token verification.
+      const release = this.connections.acquire(address);
+      if (!release) {
+        this.refused('too_many_connections', { address });
+        next(new HandshakeError('too_many_connections', `this address already holds ${this.config.maxConnectionsPerAddress} connections`));
+        return;
+      }
+      // A transport closed before or after the session opened gives its slot back (socket.io emits no disconnect for a socket that never connected).
+      const releaseSlot = (): void => {
+        socket.conn.off('close', releaseSlot);
+        release();
+      };
+      socket.conn.once('close', releaseSlot);
       this.admission.admit(socket.handshake.auth).then(
         (device) => {
-          (socket as DeviceSocket).data.device = device;
+          Object.assign(socket.data, { device, address, releaseSlot });
           next();
         },
         (error: unknown) => {
+          releaseSlot();
           const refusal = error instanceof HandshakeError ? error : new HandshakeError('unauthorized', 'the credential could not be checked');
           if (refusal !== error) log.error({ err: error }, 'handshake check failed');
-          this.refused(refusal.code, { address: socket.handshake.address });
+          this.refused(refusal.code, { address });
           next(refusal);
         },
       );
@@ -96,6 +120,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   handleConnection(socket: DeviceSocket): void {
     const { device } = socket.data;
     if (!device) return; // refused by the handshake middleware
+    if (this.config.eventLimits) this.limitEvents(socket, new SocketEventLimiter(this.config.eventLimits));
     // Until the proof verifies, nothing the socket sends reaches a handler but its proof.
     socket.use(([event], next) => {
       if (socket.data.clientId !== undefined || event === ClientEvent.proof) next();
@@ -107,6 +132,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   }
 
   handleDisconnect(socket: DeviceSocket): void {
+    socket.data.releaseSlot?.();
     if (socket.data.proofTimer) clearTimeout(socket.data.proofTimer);
     const { clientId } = socket.data;
     if (clientId && this.presence.disconnect(clientId, socket.id)) log.info({ clientId }, 'client disconnected');
@@ -132,9 +158,22 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     await this.openSession(socket as ProvenSocket);
   }
 
+  /** Drops what a socket sends past its rate limits (counted) and disconnects it once it keeps on (counted, logged once). */
+  private limitEvents(socket: DeviceSocket, limiter: SocketEventLimiter): void {
+    limitSocketEvents(socket, limiter, ({ eventClass, reason, abusive }) => {
+      this.metrics.socketEventsDroppedTotal.inc({ namespace: 'devices', event: eventClass, reason });
+      if (!abusive) return;
+      this.metrics.abusiveSocketsTotal.inc({ namespace: 'devices', reason: 'event_flood' });
+      log.warn(
+        { clientId: socket.data.clientId ?? socket.data.device?.clientId, address: socket.data.address },
+        'socket disconnected: it kept sending past its event rate limits',
+      );
+    });
+  }
+
   private async openSession(socket: ProvenSocket): Promise<void> {
     const { clientId, userKey } = socket.data.device;
-    const replaced = this.presence.connect(clientId, socket.id, { address: socket.handshake.address, userKey });
+    const replaced = this.presence.connect(clientId, socket.id, { address: socket.data.address, userKey });
     if (replaced) this.presence.disconnectSocket(replaced);
     await socket.join([clientRoom(clientId), DEVICES_ROOM]);
     const current = await this.models.current();
@@ -150,7 +189,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
 
   /** Ends a connection whose proof failed, telling the device why when it asked (the acknowledgement is sent before the socket closes). */
   private refuseSession(socket: DeviceSocket, reason: ConnectError, message: string, ack?: (result: ProofResult) => void): void {
-    this.refused(reason, { clientId: socket.data.device?.clientId, address: socket.handshake.address });
+    this.refused(reason, { clientId: socket.data.device?.clientId, address: socket.data.address ?? socket.handshake.address });
     ack?.({ accepted: false, reason, message });
     socket.disconnect(true);
   }
@@ -186,8 +225,8 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   async onUpdate(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<UpdateResult> {
     const result = await this.rounds.handleUpload(socket.data.clientId, body);
     if (!result.accepted) {
-      const roundId = typeof (body as { roundId?: unknown } | null)?.roundId === 'string' ? (body as { roundId: string }).roundId : null;
-      socket.emit(ServerEvent.updateRejected, { roundId, reason: result.reason, message: result.message });
+      const named = uploadRoundSchema.safeParse(body);
+      socket.emit(ServerEvent.updateRejected, { roundId: named.success ? named.data.roundId : null, reason: result.reason, message: result.message });
     }
     return result;
   }

@@ -12,6 +12,7 @@ import {
   PROTOCOL_VERSION,
   bytesOf,
   handshakeAuthSchema,
+  handshakeFieldsSchema,
   proofMessage,
   proofSchema,
   thumbprintInput,
@@ -46,7 +47,8 @@ export class DeviceAdmission {
    * version, the public key, the token's binding to that key.
    */
   async admit(auth: unknown): Promise<AdmittedDevice> {
-    const fields: Record<string, unknown> = typeof auth === 'object' && auth !== null ? (auth as Record<string, unknown>) : {};
+    const read = handshakeFieldsSchema.safeParse(auth);
+    const fields = read.success ? read.data : {};
     const token = tokenSchema.safeParse(fields.token);
     if (!token.success) throw new HandshakeError('unauthorized', 'a client token or device token is required');
     const claims = await this.checkCredential(token.data);

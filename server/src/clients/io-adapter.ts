@@ -3,6 +3,7 @@ import { IoAdapter } from '@nestjs/platform-socket.io';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { createClient } from 'redis';
 import type { Server, ServerOptions } from 'socket.io';
+import { SOCKET_HTTP_HEADERS } from '../boundary/web-hygiene.js';
 import type { FlockConfig } from '../config/config.js';
 
 /** Socket bytes allowed beyond the weight data itself (JSON fields, framing). */
@@ -56,6 +57,8 @@ export class FlockIoAdapter extends IoAdapter {
       cors: { origin: true, credentials: false },
     });
     if (this.redis) server.adapter(this.redis.adapter);
+    // engine.io answers long-polling requests itself, before express and helmet see them.
+    server.engine.on('headers', (headers: Record<string, string>) => Object.assign(headers, SOCKET_HTTP_HEADERS));
     return server;
   }
 }

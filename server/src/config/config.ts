@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { eventLimitsFromEnv, type EventLimits } from '../boundary/event-rate-limit.js';
 
 /** Everything the coordinator reads from its environment, resolved once at start-up. */
 export interface FlockConfig {
@@ -31,6 +32,12 @@ export interface FlockConfig {
   proofTimeoutMs: number;
   /** Device enrolment by the app's backend (device tokens); null when off: devices use the shared client token. */
   enrolment: EnrolmentConfig | null;
+  /** Socket connections one client address may hold at once (0: unlimited). */
+  maxConnectionsPerAddress: number;
+  /** Reverse proxies in front of the coordinator whose X-Forwarded-For is trusted (0: none, the header is ignored). */
+  trustProxyHops: number;
+  /** Per-socket limits on incoming events (null: off). */
+  eventLimits: EventLimits | null;
 }
 
 /**
@@ -49,6 +56,8 @@ export interface EnrolmentConfig {
 
 const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
 const DEFAULT_PROOF_TIMEOUT_MS = 10_000;
+/** Room for a NAT or an office behind one address, far below one process's 20,000 sockets. */
+const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 128;
 
 export const TEST_SET_NAMES = ['mnist', 'none'] as const;
 export type TestSetName = (typeof TEST_SET_NAMES)[number];
@@ -145,6 +154,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel: env.LOG_LEVEL ?? 'info',
     proofTimeoutMs: intFromEnv(env, 'FLOCK_PROOF_TIMEOUT_MS', DEFAULT_PROOF_TIMEOUT_MS),
     enrolment: enrolmentFromEnv(env, dataDir),
+    maxConnectionsPerAddress: intFromEnv(env, 'FLOCK_MAX_CONNECTIONS_PER_ADDRESS', DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
+    trustProxyHops: intFromEnv(env, 'FLOCK_TRUST_PROXY', 0),
+    eventLimits: eventLimitsFromEnv(env.FLOCK_EVENT_RATE_LIMITS, env.FLOCK_EVENT_ABUSE_LIMIT),
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }

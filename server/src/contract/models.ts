@@ -81,3 +81,5 @@ export type RegisterMetrics = z.infer<typeof registerMetricsSchema>;
 
 /** The multipart parts of `POST /api/models`. */
 export const REGISTER_PARTS = { modelJson: 'model.json', weights: 'model.weights.bin', metrics: 'metrics' } as const;
+/** The text fields of that multipart body (the files come separately), each still to be checked. */
+export const registerFieldsSchema = z.object({ [REGISTER_PARTS.metrics]: z.unknown().optional() });

@@ -1,8 +1,12 @@
-/** `/api/health` and `/api/clients`. */
+/** `/api/health`, `/api/status` and `/api/clients`. */
 import { z } from 'zod';
 
-/** `GET /api/health` (no token needed; reveals no client or model data beyond counts). */
-export const healthSchema = z.object({
+/** `GET /api/health` (no token): only that the service is alive. */
+export const healthSchema = z.object({ status: z.literal('ok') });
+export type HealthResponse = z.infer<typeof healthSchema>;
+
+/** `GET /api/status` (operator token): the coordinator at a glance. */
+export const statusSchema = z.object({
   status: z.literal('ok'),
   modelVersion: z.number().int().min(1).nullable().describe('The current global version'),
   connectedClients: z.number().int().min(0),
@@ -10,7 +14,7 @@ export const healthSchema = z.object({
   activeRound: z.uuid().nullable().describe('Id of the round in flight'),
   uptimeSeconds: z.number().int().min(0),
 });
-export type HealthResponse = z.infer<typeof healthSchema>;
+export type StatusResponse = z.infer<typeof statusSchema>;
 
 /** `GET /api/clients`. */
 export const clientCountsSchema = z.object({
@@ -19,3 +23,9 @@ export const clientCountsSchema = z.object({
   inRound: z.number().int().min(0).describe('Connected clients selected for the round in flight'),
 });
 export type ClientCountsResponse = z.infer<typeof clientCountsSchema>;
+
+/** Handshake `auth` of the dashboard's `/operators` socket.io namespace. */
+export const operatorSocketAuthSchema = z.object({ token: z.string().min(1).max(4096) });
+
+/** `GET /dashboard/assets/{file}`: a plain file name (the controller serves only the ones it knows). */
+export const dashboardAssetNameSchema = z.string().max(64);

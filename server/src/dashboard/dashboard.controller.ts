@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Controller, Get, NotFoundException, Param, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { Response } from 'express';
+import { dashboardAssetNameSchema } from '../contract/operators.js';
 
 interface Asset {
   path: string;
@@ -91,9 +92,10 @@ export class DashboardController {
   }
 
   @Get('assets/:file')
-  asset(@Param('file') file: string, @Res() res: Response): void {
-    const asset = findAsset(file);
-    if (!asset) throw new NotFoundException(`no dashboard asset ${file.slice(0, 64)}`);
+  asset(@Param('file') file: unknown, @Res() res: Response): void {
+    const name = dashboardAssetNameSchema.safeParse(file);
+    const asset = name.success ? findAsset(name.data) : undefined;
+    if (!asset) throw new NotFoundException(`no dashboard asset ${String(file).slice(0, 64)}`);
     res.status(200).type(asset.type).set({ 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' }).send(readFileSync(asset.path));
   }
 }

@@ -2,11 +2,15 @@ import { Inject, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocketGateway, type OnGatewayConnection, type OnGatewayInit } from '@nestjs/websockets';
 import type { Namespace, Socket } from 'socket.io';
 import { tokenMatches } from '../auth/auth.js';
+import { clientAddress } from '../boundary/client-address.js';
+import { limitSocketEvents, SocketEventLimiter } from '../boundary/event-rate-limit.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { operatorSocketAuthSchema } from '../contract/operators.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
 import type { FlockEventName } from '../events/flock-events.js';
 import { moduleLogger, runDetached } from '../logging/logger.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import {
   DASHBOARD_NAMESPACE,
   DASHBOARD_STATE_EVENT,
@@ -54,24 +58,26 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
     private readonly dashboard: DashboardService,
     @Inject(DEVICE_DIRECTORY) private readonly devices: DeviceDirectory,
     private readonly bus: FlockEventBus,
+    private readonly metrics: MetricsService,
   ) {}
 
   afterInit(namespace: OperatorsNamespace): void {
     this.namespace = namespace;
     namespace.use((socket, next) => {
-      const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-      if (typeof token === 'string' && tokenMatches(token, this.config.operatorToken)) {
+      const auth = operatorSocketAuthSchema.safeParse(socket.handshake.auth);
+      if (auth.success && tokenMatches(auth.data.token, this.config.operatorToken)) {
         next();
         return;
       }
-      log.warn({ address: socket.handshake.address }, 'operator connection refused');
+      log.warn({ address: this.address(socket) }, 'operator connection refused');
       next(Object.assign(new Error('unauthorized'), { data: { code: 'unauthorized', detail: 'a valid operator token is required' } }));
     });
     for (const event of PUSHED_ON) this.bus.on(event, this.onChange);
   }
 
   async handleConnection(socket: OperatorSocket): Promise<void> {
-    log.info({ address: socket.handshake.address }, 'operator connected');
+    log.info({ address: this.address(socket) }, 'operator connected');
+    this.limitEvents(socket);
     this.startPolling();
     try {
       const state = await this.dashboard.snapshot();
@@ -81,6 +87,21 @@ export class DashboardGateway implements OnGatewayInit<OperatorsNamespace>, OnGa
     } catch (error) {
       log.error({ err: error }, 'failed to build the dashboard snapshot');
     }
+  }
+
+  private address(socket: OperatorSocket): string {
+    return clientAddress(socket.handshake.address, socket.handshake.headers['x-forwarded-for'], this.config.trustProxyHops);
+  }
+
+  /** Operators send nothing on this namespace: every event is dropped and counted, and a socket that keeps sending is closed. */
+  private limitEvents(socket: OperatorSocket): void {
+    if (!this.config.eventLimits) return;
+    limitSocketEvents(socket, new SocketEventLimiter(this.config.eventLimits), ({ eventClass, reason, abusive }) => {
+      this.metrics.socketEventsDroppedTotal.inc({ namespace: 'operators', event: eventClass, reason });
+      if (!abusive) return;
+      this.metrics.abusiveSocketsTotal.inc({ namespace: 'operators', reason: 'event_flood' });
+      log.warn({ address: this.address(socket) }, 'operator socket disconnected: it kept sending events');
+    });
   }
 
   onApplicationShutdown(): void {

@@ -1,7 +1,7 @@
 import type { ConditionsReport, ServerToClientEvents } from '@flock/client-sdk/protocol';
 import type { FlockServer } from './device-sockets.js';
 
-/** Connected devices by state (GET /api/clients, /api/health and the dashboard show them). */
+/** Connected devices by state (GET /api/clients, /api/status and the dashboard show them). */
 export interface DeviceCounts {
   connected: number;
   eligible: number;

@@ -44,6 +44,18 @@ export class MetricsService {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly socketEventsDroppedTotal = new Counter({
+    name: 'flock_socket_events_dropped_total',
+    help: 'Socket events dropped before any handler ran, by namespace (devices, operators), event class and reason (rate_limited, unknown_event)',
+    labelNames: ['namespace', 'event', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly abusiveSocketsTotal = new Counter({
+    name: 'flock_sockets_disconnected_total',
+    help: 'Sockets the coordinator disconnected for abuse, by namespace and reason (event_flood: kept sending past its rate limits)',
+    labelNames: ['namespace', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly connectedClients = new Gauge({
     name: 'flock_connected_clients',
     help: 'Client devices connected now',

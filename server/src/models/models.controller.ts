@@ -11,6 +11,7 @@ import {
   modelVersionNumberSchema,
   modelVersionSelectorSchema,
   REGISTER_PARTS,
+  registerFieldsSchema,
   registerMetricsSchema,
   type ModelJson,
   type ModelMetrics,
@@ -97,7 +98,7 @@ export class ModelsController {
   @ApiResponse({ status: 201, schema: META, description: 'The new version' })
   @ApiResponse({ status: 400, description: 'Not a valid float32 layers model' })
   @ApiResponse({ status: 413, description: 'Upload larger than the configured limit' })
-  async register(@UploadedFiles() files: RegisterUpload | undefined, @Body() body: Record<string, unknown> | undefined): Promise<ModelVersionMeta> {
+  async register(@UploadedFiles() files: RegisterUpload | undefined, @Body() body: unknown): Promise<ModelVersionMeta> {
     const modelJson = files?.[REGISTER_PARTS.modelJson]?.[0];
     if (!modelJson) throw new BadRequestException('multipart part "model.json" is missing (send the model with tf.io.http)');
     let parsed: ReturnType<typeof parseModelJson>;
@@ -109,7 +110,12 @@ export class ModelsController {
       throw error;
     }
     const weights = files[REGISTER_PARTS.weights]?.[0]?.buffer ?? new Uint8Array(0);
-    return this.models.register(parsed.topology, parsed.weightSpecs, weights, parseMetricsField(body?.[REGISTER_PARTS.metrics]));
+    return this.models.register(
+      parsed.topology,
+      parsed.weightSpecs,
+      weights,
+      parseMetricsField(registerFieldsSchema.safeParse(body).data?.[REGISTER_PARTS.metrics]),
+    );
   }
 
   @Get(':version')

@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { OperatorGuard } from '../auth/auth.js';
-import { clientCountsSchema, healthSchema, type ClientCountsResponse, type HealthResponse } from '../contract/index.js';
+import { clientCountsSchema, healthSchema, statusSchema, type ClientCountsResponse, type HealthResponse, type StatusResponse } from '../contract/index.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { ModelsService } from '../models/models.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
@@ -18,10 +18,20 @@ export class HealthController {
     private readonly rounds: RoundsService,
   ) {}
 
+  /** Unauthenticated, so it says nothing but that the process answers (no round id, no counts). */
   @Get('health')
-  @ApiOperation({ summary: 'Liveness and a summary (no token needed; reveals no client or model data)' })
+  @ApiOperation({ summary: 'Liveness (no token needed; reveals nothing else)' })
   @ApiResponse({ status: 200, schema: zodToOpenApi(healthSchema, 'output') })
-  async health(): Promise<HealthResponse> {
+  health(): HealthResponse {
+    return { status: 'ok' };
+  }
+
+  @Get('status')
+  @UseGuards(OperatorGuard)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'The current version, client counts, the round in flight and the uptime' })
+  @ApiResponse({ status: 200, schema: zodToOpenApi(statusSchema, 'output') })
+  async status(): Promise<StatusResponse> {
     const counts = await this.devices.counts();
     return {
       status: 'ok',

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConflictException, Inject, Injectable, NotFoundException, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { ServerEvent, abandonSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
+import { ServerEvent, abandonSchema, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
 import { createStrategy } from '../aggregation/strategies.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
@@ -137,7 +137,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
    * has a stable reason code, is counted, and never touches the aggregate.
    */
   async handleUpload(clientId: string, payload: unknown): Promise<UpdateResult> {
-    const roundIdHint = typeof (payload as { roundId?: unknown } | null)?.roundId === 'string' ? (payload as { roundId: string }).roundId : null;
+    const named = uploadRoundSchema.safeParse(payload);
+    const roundIdHint = named.success ? named.data.roundId : null;
     const round = this.active && this.active.record.id === roundIdHint ? this.active : null;
     const received = performance.now();
     let admitted = false;

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import {
   asFloat32,
   isRoundFinished,
@@ -41,9 +42,12 @@ export interface ParsedUpload {
   byteLength: number;
 }
 
+/** Just the weight bytes of an upload, read before the whole schema so that an oversized upload is refused as such. */
+const uploadBytesSchema = z.object({ delta: z.object({ data: updateUploadSchema.shape.delta.shape.data }) });
+
 function byteLengthOf(payload: unknown): number {
-  const data = (payload as { delta?: { data?: unknown } } | null)?.delta?.data;
-  return data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? data.byteLength : 0;
+  const read = uploadBytesSchema.safeParse(payload);
+  return read.success ? read.data.delta.data.byteLength : 0;
 }
 
 /** Structural checks that need no round state: size first (cheap), then the schema. */

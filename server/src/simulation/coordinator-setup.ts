@@ -69,6 +69,8 @@ async function startInProcess(
         defaultModelTrainExamples: options.pretrainExamples,
         // The simulator's own evaluation thread tests every version (an existing --server too).
         testSet: 'none',
+        // Every virtual device connects from loopback: no per-address cap (an existing --server keeps its own).
+        maxConnectionsPerAddress: 0,
       },
     );
     const coordinator = await createCoordinator(config);

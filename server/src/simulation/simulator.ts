@@ -48,7 +48,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
     });
     cleanups.push(() => pool.stop());
     await waitUntil('the workers to start their clients', 300_000, failure, async () => pool.ready);
-    await waitUntil(`${options.clients} eligible clients`, 120_000, failure, async () => (await api.health()).eligibleClients >= options.clients);
+    await waitUntil(`${options.clients} eligible clients`, 120_000, failure, async () => (await api.status()).eligibleClients >= options.clients);
 
     const evaluator = new EvaluationThread({ serverUrl: server.url, operatorToken: server.operatorToken }, failure);
     cleanups.push(() => evaluator.terminate());

@@ -32,9 +32,9 @@ describe('flock status', () => {
     expect(stdout).toContain('v3 (round, test accuracy 97.12%, test loss 0.0934)');
     expect(stdout).toContain('12 connected, 9 eligible');
     expect(stdout).toContain(`${ACTIVE_ROUND_ID} (reporting, 7/13 reported, 6 accepted`);
-    expect(paths()).toEqual(['GET /api/health', 'GET /api/models/current', 'GET /api/rounds?limit=1']);
+    expect(paths()).toEqual(['GET /api/status', 'GET /api/models/current', 'GET /api/rounds?limit=1']);
     // The token travels on the authenticated routes.
-    expect(server.requests.slice(1).every((r) => r.authorization === `Bearer ${server.token}`)).toBe(true);
+    expect(server.requests.every((r) => r.authorization === `Bearer ${server.token}`)).toBe(true);
   });
 
   it('shows the last round when none is active, and copes with no model yet', async () => {
@@ -52,8 +52,8 @@ describe('flock status', () => {
     expect(code).toBe(0);
     const view = JSON.parse(stdout) as StatusView;
     expect(view.url).toBe(server.url);
-    expect(view.health.connectedClients).toBe(12);
-    expect(view.health.activeRound).toBe(ACTIVE_ROUND_ID);
+    expect(view.status.connectedClients).toBe(12);
+    expect(view.status.activeRound).toBe(ACTIVE_ROUND_ID);
     expect(view.model?.metrics.testAccuracy).toBe(0.9712);
     expect(view.latestRound?.id).toBe(ACTIVE_ROUND_ID);
   });

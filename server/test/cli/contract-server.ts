@@ -15,6 +15,7 @@ import { isRoundFinished, type RoundStatus } from '@flock/client-sdk/protocol';
 import {
   errorBodySchema,
   healthSchema,
+  statusSchema,
   modelVersionDetailSchema,
   modelVersionListSchema,
   modelVersionMetaSchema,
@@ -29,7 +30,7 @@ import {
   startRoundRequestSchema,
   validationMessages,
   type ErrorBody,
-  type HealthResponse,
+  type StatusResponse,
   type ModelVersionDetail,
   type ModelVersionMeta,
   type ModelVersionSelector,
@@ -340,7 +341,8 @@ class StandIn {
   private newRoundScript: RoundStatus[] = [];
 
   route(method: string, path: string, query: URLSearchParams, body: unknown): Reply {
-    if (method === 'GET' && path === '/api/health') return reply(200, healthSchema, this.health());
+    if (method === 'GET' && path === '/api/health') return reply(200, healthSchema, { status: 'ok' });
+    if (method === 'GET' && path === '/api/status') return reply(200, statusSchema, this.status());
     if (method === 'GET' && path === '/api/models') return reply(200, modelVersionListSchema, this.state.noModel ? [] : MODELS);
     if (method === 'GET' && path === '/api/rounds') return this.listRounds(query);
     if (method === 'POST' && path === '/api/rounds') return this.startRound(body);
@@ -354,7 +356,7 @@ class StandIn {
     throw new HttpError(404, 'Not Found', `Cannot ${method} ${path}`);
   }
 
-  private health(): HealthResponse {
+  private status(): StatusResponse {
     return {
       status: 'ok',
       modelVersion: this.state.noModel ? null : MODELS[0]!.version,

@@ -70,7 +70,7 @@ describe('operator token', () => {
   it('a refused token exits 1, names where the token came from, and never prints it', async () => {
     const run = await runFlock(['status', '--url', server.url], { env: { FLOCK_OPERATOR_TOKEN: WRONG } });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain('operator token required: send Authorization: Bearer <token> (HTTP 401 from GET /api/models/current)');
+    expect(run.stderr).toContain('operator token required: send Authorization: Bearer <token> (HTTP 401 from GET /api/status)');
     expect(run.stderr).toContain('refused the operator token from FLOCK_OPERATOR_TOKEN');
     expectNoSecret(run, WRONG, server.token);
   });
@@ -205,8 +205,9 @@ describe('FlockApiClient', () => {
   it('throws ApiError with the status and the server message, and ConnectionError with the URL', async () => {
     const client = new FlockApiClient({ baseUrl: `${server.url}/`, token: server.token });
     expect(client.baseUrl).toBe(server.url);
-    const health = await client.health();
-    expect(health.eligibleClients).toBe(9);
+    expect(await client.health()).toEqual({ status: 'ok' });
+    const status = await client.status();
+    expect(status.eligibleClients).toBe(9);
     const error = await client.startRound({ minClients: 3 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiError);
     expect(error).toMatchObject({ status: 409, method: 'POST', path: '/api/rounds' });

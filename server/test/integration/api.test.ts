@@ -5,6 +5,7 @@ import { FlockApiClient } from '../../src/cli/api-client.js';
 import {
   clientCountsSchema,
   healthSchema,
+  statusSchema,
   modelJsonSchema,
   modelVersionDetailSchema,
   modelVersionListSchema,
@@ -31,8 +32,10 @@ describe('operator REST API', () => {
   it('serves health without a token, and nothing else', async () => {
     const health = await operatorFetch<{ status: string; modelVersion: number }>(coordinator.url, '/api/health', {}, '');
     expect(health.status).toBe(200);
-    expect(health.body).toMatchObject({ status: 'ok', modelVersion: 1, connectedClients: 0, eligibleClients: 0, activeRound: null });
-    for (const path of ['/api/rounds', '/api/clients', '/api/models', '/metrics']) {
+    expect(health.body).toEqual({ status: 'ok' });
+    const status = await operatorFetch(coordinator.url, '/api/status');
+    expect(status.body).toMatchObject({ status: 'ok', modelVersion: 1, connectedClients: 0, eligibleClients: 0, activeRound: null });
+    for (const path of ['/api/status', '/api/rounds', '/api/clients', '/api/models', '/metrics']) {
       expect((await operatorFetch(coordinator.url, path, {}, '')).status, path).toBe(401);
       expect((await operatorFetch(coordinator.url, path, {}, 'wrong-token-wrong-token')).status, path).toBe(401);
     }
@@ -101,6 +104,7 @@ describe('operator REST API', () => {
     const properties = (path: string, method: string, status: string) =>
       Object.keys(spec.body.paths[path]?.[method]?.responses[status]?.content?.['application/json']?.schema?.properties ?? {});
     expect(properties('/api/health', 'get', '200')).toEqual(Object.keys(healthSchema.shape));
+    expect(properties('/api/status', 'get', '200')).toEqual(Object.keys(statusSchema.shape));
     expect(properties('/api/clients', 'get', '200')).toEqual(Object.keys(clientCountsSchema.shape));
     expect(properties('/api/rounds', 'post', '201')).toEqual(Object.keys(roundRecordSchema.shape));
     expect(properties('/api/rounds/{id}', 'get', '200')).toEqual(expect.arrayContaining(['transitions', 'timeLeftMs', 'metrics']));
@@ -130,6 +134,7 @@ describe('operator REST API', () => {
     const started = await client.startRound({ minClients: 1, selectionTimeoutSeconds: 60, strategy: 'fedadam', strategyOptions: { serverLearningRate: 0.03 } });
     const responses: [z.ZodType, unknown][] = [
       [healthSchema, await client.health()],
+      [statusSchema, await client.status()],
       [clientCountsSchema, await client.clientCounts()],
       [modelVersionListSchema, await client.listModels()],
       [modelVersionDetailSchema, await client.currentModel()],

@@ -111,7 +111,7 @@ describe('crash recovery (kill -9 of the coordinator process)', () => {
     expect(aborted.body).toMatchObject({ status: 'aborted', error: 'coordinator restarted while the round was in flight', committedVersion: null });
     expect(aborted.body.transitions.at(-1)).toMatchObject({ from: 'reporting', to: 'aborted' });
     // the restarted coordinator still runs rounds
-    const health = await operatorFetch<{ activeRound: string | null; modelVersion: number }>(second.url, '/api/health');
+    const health = await operatorFetch<{ activeRound: string | null; modelVersion: number }>(second.url, '/api/status');
     expect(health.body).toMatchObject({ activeRound: null, modelVersion: version });
     await kill9(second.child);
   });

@@ -77,6 +77,8 @@ export interface ConnectOptions {
   publicKey?: unknown;
   /** Answers the challenge with this proof payload instead of the key's signature. */
   proof?: (challenge: Buffer) => unknown;
+  /** Extra HTTP headers of the handshake request (e.g. X-Forwarded-For). */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -124,6 +126,7 @@ export class ProtocolClient {
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,
+      extraHeaders: options.headers,
     });
     const client = new ProtocolClient(socket, key);
     client.welcome = await new Promise<Welcome>((resolve, reject) => {
