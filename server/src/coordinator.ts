@@ -1,5 +1,4 @@
 import 'reflect-metadata';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -45,7 +44,7 @@ export async function createCoordinator(config: FlockConfig): Promise<Coordinato
   // The first global version must exist before devices connect: train or register it now.
   await app.get(ModelsService).ensureInitialModel();
   await app.listen(config.port, config.host);
-  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+  const { port } = app.getHttpServer().address() as AddressInfo;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   return {
     app,
