@@ -18,5 +18,9 @@ export function emptyRoundMetrics(): RoundMetrics {
     aggregationMs: 0,
     durationMs: null,
     localEvaluation: null,
+    updateBound: null,
+    nextUpdateBound: null,
+    clippedUpdates: 0,
+    clampedExamples: 0,
   };
 }
