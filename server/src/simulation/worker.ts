@@ -13,7 +13,16 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { ArrayDataSource, ClientEvent, FederatedClient, ManualCondition, MemoryModelStore, ServerEvent, type FlockSocket, type SocketFactory } from '@flock/client-sdk';
+import {
+  ArrayDataSource,
+  ClientEvent,
+  FederatedClient,
+  ManualCondition,
+  MemoryModelStore,
+  ServerEvent,
+  type FlockSocket,
+  type SocketFactory,
+} from '@flock/client-sdk';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { io } from 'socket.io-client';
 import { mulberry32 } from '../datasets/seeded-random.js';
