@@ -33,7 +33,7 @@ export interface FlockConfig {
   proofTimeoutMs: number;
   /** Device enrolment by the app's backend (device tokens); null when off: devices use the shared client token. */
   enrolment: EnrolmentConfig | null;
-  /** The most examples one update counts for, unless a round sets its own (the plan's maxExamplesPerUpdate). */
+  /** The most examples one update counts for (the plan's maxExamplesPerUpdate is this, or lower: adapted, or set by the round). */
   maxExamplesPerUpdate: number;
   /** The adaptive L2 bound on updates (rounds/update-bound.ts). */
   updateBound: UpdateBoundConfig;
@@ -62,6 +62,7 @@ const DEFAULT_PROOF_TIMEOUT_MS = 10_000;
 // Bounded influence (docs/SECURITY.md): a device's weight, its update's norm, its address's share of a round.
 const DEFAULT_MAX_EXAMPLES_PER_UPDATE = 1000;
 const DEFAULT_MAX_UPDATE_NORM = 100;
+const DEFAULT_UPDATE_BOUND_INITIAL = 1;
 const DEFAULT_UPDATE_BOUND_QUANTILE = 0.5;
 const UPDATE_BOUND_LEARNING_RATE = 0.2;
 const DEFAULT_MAX_SELECTED_PER_ADDRESS = 2;
@@ -102,6 +103,7 @@ function updateBoundFromEnv(env: NodeJS.ProcessEnv): UpdateBoundConfig {
   return {
     mode: mode as UpdateBoundMode,
     ceiling: floatFromEnv(env, 'FLOCK_MAX_UPDATE_NORM', DEFAULT_MAX_UPDATE_NORM),
+    initial: floatFromEnv(env, 'FLOCK_UPDATE_BOUND_INITIAL', DEFAULT_UPDATE_BOUND_INITIAL),
     quantile,
     learningRate: UPDATE_BOUND_LEARNING_RATE,
   };

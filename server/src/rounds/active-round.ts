@@ -29,6 +29,8 @@ export class ActiveRound {
   commitInFlight: Promise<void> | null = null;
   /** Norms of the updates that passed every other check (clipped or refused by the bound included): what the next bound adapts to. */
   readonly norms: number[] = [];
+  /** The example counts the accepted updates claimed: what the next example cap adapts to. */
+  readonly claims: number[] = [];
   private weightedLossSum = 0;
   private persistence: Promise<void> = Promise.resolve();
 

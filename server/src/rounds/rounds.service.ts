@@ -18,7 +18,7 @@ import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.j
 import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
-import { nextEstimate, roundBound } from './update-bound.js';
+import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
 const log = moduleLogger('rounds');
 
@@ -37,8 +37,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private active: ActiveRound | null = null;
   /** True while start() is between its conflict check and having an active round. */
   private starting = false;
-  /** The adaptive update bound's estimate (update-bound.ts): from the newest committed round, null before any. */
+  /** The adaptive update bound's estimate and example cap (update-bound.ts): from the newest committed round, null before any. */
   private boundEstimate: number | null = null;
+  private exampleCap: number | null = null;
 
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
@@ -69,11 +70,12 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.bus.on('device.disconnected', this.onDeviceDisconnected);
   }
 
-  /** The estimate survives restarts in the round records: the newest committed round's nextUpdateBound. */
+  /** The estimates survive restarts in the round records: the newest committed round's nextUpdateBound and nextExampleCap. */
   private async restoreBoundEstimate(): Promise<void> {
     // Newest first; a hundred rounds without a commit start the estimate afresh.
     const latest = (await this.storage.listRounds({ limit: 100 })).find((round) => round.status === 'committed' && round.metrics.nextUpdateBound !== null);
     this.boundEstimate = latest?.metrics.nextUpdateBound ?? null;
+    this.exampleCap = latest?.metrics.nextExampleCap ?? null;
     this.metrics.updateBound.set(roundBound(this.config.updateBound, this.boundEstimate) ?? 0);
   }
 
@@ -104,7 +106,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private async open(requested: RoundParams): Promise<RoundRecord> {
-    const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate: requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate } };
+    const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? roundExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap);
+    const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
     createStrategy(params.strategy, params.strategyOptions);
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
@@ -174,6 +177,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         config: this.config.updateBound,
       });
       this.fold(inFlight, bounded, upload.trainLoss, received);
+      inFlight.claims.push(upload.numExamples);
       log.info({ roundId: inFlight.record.id, clientId, numExamples: bounded.numExamples, clipped: bounded.clipped }, 'update accepted');
       // Not awaited: the device gets its answer before any round:closed its upload may cause.
       void this.dispatch(inFlight, { type: 'uploadAccepted' });
@@ -353,9 +357,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       try {
         // Stored with the commit, so that a restarted coordinator resumes from it.
         const next = nextEstimate(this.config.updateBound, this.boundEstimate, round.norms);
-        round.record.metrics.nextUpdateBound = next;
+        const nextCap = nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims);
+        Object.assign(round.record.metrics, { nextUpdateBound: next, nextExampleCap: nextCap });
         const stored = await this.committer.write(round, prepared, why);
         this.boundEstimate = next;
+        this.exampleCap = nextCap;
         this.metrics.updateBound.set(roundBound(this.config.updateBound, next) ?? 0);
         await this.dispatch(round, { type: 'commitSucceeded', ...stored });
       } finally {

@@ -5,9 +5,14 @@
  * round's updates whose norm was at most C. It never exceeds a fixed ceiling. Updates above C are
  * scaled down to C (`clip`) or refused (`refuse`).
  *
- * The very first round has no estimate yet: its updates are bounded by the ceiling only, and the
- * estimate starts at the exact γ-quantile of that round's norms. Pure: the round engine keeps the
- * estimate between rounds and stores it with each round's metrics.
+ * The very first round has no estimate yet: its updates are bounded by a small initial value (as in
+ * Andrew et al., who start low and let the bound grow), and the estimate then starts at the exact
+ * γ-quantile of that round's norms. Pure: the round engine keeps the estimate between rounds and
+ * stores it with each round's metrics.
+ *
+ * The example cap adapts the same way: a round's plan caps the examples an update counts for at
+ * EXAMPLES_CAP_PER_MEDIAN times the median count of the last committed round's updates, under the
+ * configured maximum, so that a device that claims a huge count weighs at most twice a typical one.
  */
 
 export const UPDATE_BOUND_MODES = ['clip', 'refuse', 'off'] as const;
@@ -18,6 +23,8 @@ export interface UpdateBoundConfig {
   mode: UpdateBoundMode;
   /** The bound never exceeds this L2 norm. */
   ceiling: number;
+  /** The bound of the first round, before any norms were seen. */
+  initial: number;
   /** γ: the fraction of updates meant to be at or below the bound (0.5: the median norm). */
   quantile: number;
   /** η of the geometric update (Andrew et al. use 0.2). */
@@ -30,7 +37,7 @@ export type BoundDecision = { action: 'keep' } | { action: 'clip'; scale: number
 /** The bound a round applies: null when off; the ceiling while there is no estimate. */
 export function roundBound(config: UpdateBoundConfig, estimate: number | null): number | null {
   if (config.mode === 'off') return null;
-  return estimate === null ? config.ceiling : Math.min(estimate, config.ceiling);
+  return Math.min(estimate ?? config.initial, config.ceiling);
 }
 
 /** What happens to an update of L2 norm `norm` under `bound` (null: no bound). */
@@ -48,6 +55,19 @@ export function nextEstimate(config: UpdateBoundConfig, estimate: number | null,
   if (estimate === null) return Math.min(quantileOf(norms, config.quantile), config.ceiling);
   const below = norms.filter((norm) => norm <= estimate).length / norms.length;
   return Math.min(estimate * Math.exp(-config.learningRate * (below - config.quantile)), config.ceiling);
+}
+
+export const EXAMPLES_CAP_PER_MEDIAN = 2;
+
+/** The examples an update counts for in a round: the configured maximum, or the adapted cap when lower. */
+export function roundExampleCap(configured: number, adapted: number | null): number {
+  return Math.min(configured, adapted ?? configured);
+}
+
+/** The cap after a committed round whose accepted updates claimed these counts; unchanged when there were none. */
+export function nextExampleCap(configured: number, adapted: number | null, claims: readonly number[]): number | null {
+  if (claims.length === 0) return adapted;
+  return Math.min(configured, Math.max(1, Math.ceil(EXAMPLES_CAP_PER_MEDIAN * quantileOf(claims, 0.5))));
 }
 
 /** The q-quantile of the values (nearest rank, so it is one of them); values must be non-empty. */

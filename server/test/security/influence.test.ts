@@ -16,7 +16,7 @@ import { startTestCoordinator, waitFor, type TestCoordinator } from '../support/
 import { makeDelta, modelTensors, ProtocolClient } from '../support/protocol-client.js';
 
 const MODEL_VALUES = 199_210;
-const NO_BOUND: FlockConfig['updateBound'] = { mode: 'off', ceiling: 100, quantile: 0.5, learningRate: 0.2 };
+const NO_BOUND: FlockConfig['updateBound'] = { mode: 'off', ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 };
 const HONEST_EXAMPLES = 600;
 
 const devices: ProtocolClient[] = [];
@@ -202,12 +202,12 @@ describe('a finite 3.4e38 delta value cannot make the global model infinite', ()
     return delta;
   };
 
-  async function twoSpikedRounds(coordinator: TestCoordinator): Promise<RoundDetails[]> {
+  async function twoSpikedRounds(coordinator: TestCoordinator, request: Record<string, unknown> = {}): Promise<RoundDetails[]> {
     const [honest, attacker] = await connect(coordinator, 2);
     await eligible(coordinator, 2);
     const rounds: RoundDetails[] = [];
     for (let r = 0; r < 2; r++) {
-      const round = await startRound(coordinator, { minClients: 2, targetClients: 2 });
+      const round = await startRound(coordinator, { minClients: 2, targetClients: 2, ...request });
       await uploadAll(round.id, [
         [honest!, async (c) => makeDelta(await honest!.fetchModel(c.modelVersion), r), 10],
         [attacker!, async (c) => spike(await attacker!.fetchModel(c.modelVersion)), MAX_UPDATE_EXAMPLES],
@@ -232,7 +232,7 @@ describe('a finite 3.4e38 delta value cannot make the global model infinite', ()
   it('without the bound, the commit check fails the round that would commit Infinity, and the model stays as it was', async () => {
     // The issue's setting: no example cap, no norm bound, and a change limit too loose to stop round 1.
     const coordinator = await coordinatorWith({ maxExamplesPerUpdate: MAX_UPDATE_EXAMPLES, maxModelChange: Number.MAX_VALUE, updateBound: NO_BOUND });
-    const rounds = await twoSpikedRounds(coordinator);
+    const rounds = await twoSpikedRounds(coordinator, { maxExamplesPerUpdate: MAX_UPDATE_EXAMPLES });
     expect(rounds[0]!.status).toBe('committed');
     expect(rounds[1]!.status).toBe('failed');
     expect(rounds[1]!.error).toMatch(/^commit refused \(non_finite_weights\)/);
@@ -245,7 +245,7 @@ describe('a finite 3.4e38 delta value cannot make the global model infinite', ()
   it('without the bound, a change above FLOCK_MAX_MODEL_CHANGE fails the round (update_too_large)', async () => {
     const coordinator = await coordinatorWith({ maxExamplesPerUpdate: MAX_UPDATE_EXAMPLES, updateBound: NO_BOUND });
     const before = await weightsOf(coordinator, 'current');
-    const rounds = await twoSpikedRounds(coordinator);
+    const rounds = await twoSpikedRounds(coordinator, { maxExamplesPerUpdate: MAX_UPDATE_EXAMPLES });
     expect(rounds.map((r) => r.status)).toEqual(['failed', 'failed']);
     expect(rounds[0]!.error).toMatch(/^commit refused \(update_too_large\)/);
     expect(await weightsOf(coordinator, 'current')).toEqual(before);
