@@ -35,6 +35,8 @@ export interface FlockConfig {
   enrolment: EnrolmentConfig | null;
   /** The most examples one update counts for (the plan's maxExamplesPerUpdate is this, or lower: adapted, or set by the round). */
   maxExamplesPerUpdate: number;
+  /** Whether the plan's example cap adapts to twice the median count of the last committed round (under maxExamplesPerUpdate). */
+  adaptiveExampleCap: boolean;
   /** The adaptive L2 bound on updates (rounds/update-bound.ts). */
   updateBound: UpdateBoundConfig;
   /** The most devices selected from one network address per round; 0: no limit. */
@@ -107,6 +109,14 @@ function updateBoundFromEnv(env: NodeJS.ProcessEnv): UpdateBoundConfig {
     quantile,
     learningRate: UPDATE_BOUND_LEARNING_RATE,
   };
+}
+
+function booleanFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new Error(`${name} must be true or false, got "${raw}"`);
 }
 
 function maxExamplesFromEnv(env: NodeJS.ProcessEnv): number {
@@ -185,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     proofTimeoutMs: intFromEnv(env, 'FLOCK_PROOF_TIMEOUT_MS', DEFAULT_PROOF_TIMEOUT_MS),
     enrolment: enrolmentFromEnv(env, dataDir),
     maxExamplesPerUpdate: maxExamplesFromEnv(env),
+    adaptiveExampleCap: booleanFromEnv(env, 'FLOCK_ADAPTIVE_EXAMPLE_CAP', true),
     updateBound: updateBoundFromEnv(env),
     maxSelectedPerAddress: intFromEnv(env, 'FLOCK_MAX_SELECTED_PER_ADDRESS', DEFAULT_MAX_SELECTED_PER_ADDRESS),
     maxModelChange: 0,

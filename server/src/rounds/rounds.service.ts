@@ -357,7 +357,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       try {
         // Stored with the commit, so that a restarted coordinator resumes from it.
         const next = nextEstimate(this.config.updateBound, this.boundEstimate, round.norms);
-        const nextCap = nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims);
+        const nextCap = this.config.adaptiveExampleCap ? nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims) : null;
         Object.assign(round.record.metrics, { nextUpdateBound: next, nextExampleCap: nextCap });
         const stored = await this.committer.write(round, prepared, why);
         this.boundEstimate = next;

@@ -74,6 +74,7 @@ async function startInProcess(
     );
     if (!options.defenses) {
       config.maxExamplesPerUpdate = MAX_UPDATE_EXAMPLES;
+      config.adaptiveExampleCap = false;
       config.updateBound = { ...config.updateBound, mode: 'off' };
       config.maxSelectedPerAddress = 0;
     }

@@ -3,7 +3,6 @@
  * evaluation thread tests each committed version while the next round already trains, and rows are
  * recorded in round order.
  */
-import { MAX_UPDATE_EXAMPLES } from '@flock/client-sdk/protocol';
 import { isRoundFinished } from '@flock/client-sdk/protocol';
 import type { FlockApiClient } from '../cli/api-client.js';
 import type { RoundDetails, StartRoundRequest } from '../contract/index.js';
@@ -77,8 +76,6 @@ export class RoundLoop {
       learningRate: options.learningRate,
       strategy: options.strategy,
       strategyOptions: options.strategyOptions,
-      // Defenses off: no example cap (the coordinator would otherwise adapt one from the counts it sees).
-      ...(options.defenses ? {} : { maxExamplesPerUpdate: MAX_UPDATE_EXAMPLES }),
     };
   }
 
