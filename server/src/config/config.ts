@@ -35,7 +35,7 @@ export interface FlockConfig {
   enrolment: EnrolmentConfig | null;
   /** The most examples one update counts for (the plan's maxExamplesPerUpdate is this, or lower: adapted, or set by the round). */
   maxExamplesPerUpdate: number;
-  /** Whether the plan's example cap adapts to twice the median count of the last committed round (under maxExamplesPerUpdate). */
+  /** Whether the plan's example cap adapts to the median count of the last committed round (under maxExamplesPerUpdate). */
   adaptiveExampleCap: boolean;
   /** The adaptive L2 bound on updates (rounds/update-bound.ts). */
   updateBound: UpdateBoundConfig;

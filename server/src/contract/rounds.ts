@@ -137,7 +137,7 @@ export const roundMetricsSchema = z.object({
     .positive()
     .nullable()
     .default(null)
-    .describe("The example cap after this round (twice the median count of its updates, under FLOCK_MAX_EXAMPLES_PER_UPDATE): the next round's plan"),
+    .describe("The example cap after this round (the median count of its updates, under FLOCK_MAX_EXAMPLES_PER_UPDATE): the next round's plan"),
   clippedUpdates: count.default(0).describe('Accepted updates scaled down to the bound (refused ones count as rejected norm_exceeded)'),
   clampedExamples: count.default(0).describe("Accepted updates whose numExamples was above the plan's maxExamplesPerUpdate and counted as that"),
 });

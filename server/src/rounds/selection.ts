@@ -27,7 +27,7 @@ export interface Selection {
 
 export function selectParticipants(candidates: readonly Candidate[], policy: RoundPolicy, rules: SelectionRules, random: RandomIndex = randomInt): Selection {
   // Shuffled first, so which device of a user or an address is kept is random too.
-  const selectable = atMostPerAddress(onePerUser(shuffled(candidates, random)), rules.maxPerAddress);
+  const selectable = spreadOverAddresses(onePerUser(shuffled(candidates, random)), rules.maxPerAddress, random);
   return { participants: selectable.slice(0, selectionSize(policy, selectable.length)).map((candidate) => candidate.clientId), selectable: selectable.length };
 }
 
@@ -46,18 +46,27 @@ export function onePerUser<T extends Candidate>(candidates: readonly T[]): T[] {
 }
 
 /**
- * At most `max` devices per network address (the first in the given order; 0: no limit): many
- * identities made up behind one address (Sybils) take at most that many slots of a round.
+ * At most `max` devices per network address (0: no limit, the order kept), in passes: first one
+ * device of every address (the first in the given order; the addresses in random order), then a
+ * second of those that have one, and so on. Taking the head of the result, an address has the same
+ * chance of a slot whatever number of identities it shows: many identities made up behind one
+ * address (Sybils) get no more slots than one device, and never more than `max`.
  */
-export function atMostPerAddress<T extends Candidate>(candidates: readonly T[], max: number): T[] {
+export function spreadOverAddresses<T extends Candidate>(candidates: readonly T[], max: number, random: RandomIndex = randomInt): T[] {
   if (max <= 0) return [...candidates];
-  const taken = new Map<string, number>();
-  return candidates.filter((candidate) => {
-    const count = taken.get(candidate.address) ?? 0;
-    if (count >= max) return false;
-    taken.set(candidate.address, count + 1);
-    return true;
-  });
+  const byAddress = new Map<string, T[]>();
+  for (const candidate of candidates) {
+    const devices = byAddress.get(candidate.address);
+    if (devices) devices.push(candidate);
+    else byAddress.set(candidate.address, [candidate]);
+  }
+  // Addresses in random order, not in the order of their first device: that would favour addresses with many.
+  const addresses = shuffled([...byAddress.values()], random);
+  const spread: T[] = [];
+  for (let pass = 0; pass < max; pass++) {
+    for (const devices of addresses) if (pass < devices.length) spread.push(devices[pass]!);
+  }
+  return spread;
 }
 
 /** Fisher-Yates shuffle into a new array. */

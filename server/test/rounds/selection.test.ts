@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../src/datasets/seeded-random.js';
 import type { RoundPolicy } from '../../src/rounds/round-policy.js';
-import { atMostPerAddress, onePerUser, selectParticipants, type Candidate } from '../../src/rounds/selection.js';
+import { onePerUser, selectParticipants, spreadOverAddresses, type Candidate } from '../../src/rounds/selection.js';
 
 const policy: RoundPolicy = { minClients: 2, targetClients: 3, overSelection: 1, selectionTimeoutMs: 1000, deadlineMs: 1000 };
 
@@ -52,7 +52,7 @@ describe('selection', () => {
     for (const id of candidates.map((c) => c.clientId)) expect(counts.get(id)).toBeLessThan(700);
   });
 
-  it('keeps at most the given number of devices per address, in the given order; 0 means no limit', () => {
+  it('keeps at most the given number of devices per address, one of each address first; 0 means no limit and keeps the order', () => {
     const candidates = [
       device('s1', null, 'sybil'),
       device('h1', null, 'a'),
@@ -60,9 +60,27 @@ describe('selection', () => {
       device('s3', null, 'sybil'),
       device('h2', null, 'b'),
     ];
-    expect(atMostPerAddress(candidates, 2).map((c) => c.clientId)).toEqual(['s1', 'h1', 's2', 'h2']);
-    expect(atMostPerAddress(candidates, 1).map((c) => c.clientId)).toEqual(['s1', 'h1', 'h2']);
-    expect(atMostPerAddress(candidates, 0)).toHaveLength(5);
+    // Addresses in the order the random source gives (here: as they come), one device each per pass.
+    const inOrder = (max: number): number => max - 1;
+    expect(spreadOverAddresses(candidates, 2, inOrder).map((c) => c.clientId)).toEqual(['s1', 'h1', 'h2', 's2']);
+    expect(spreadOverAddresses(candidates, 1, inOrder).map((c) => c.clientId)).toEqual(['s1', 'h1', 'h2']);
+    expect(spreadOverAddresses(candidates, 0, inOrder).map((c) => c.clientId)).toEqual(['s1', 'h1', 's2', 's3', 'h2']);
+  });
+
+  it('gives an address of 20 identities the chance of one device when there are more addresses than slots', () => {
+    // 80 honest devices on their own addresses, 20 Sybils on one; 10 slots.
+    const candidates = [...Array.from({ length: 80 }, (_, i) => device(`h${i}`)), ...Array.from({ length: 20 }, (_, i) => device(`s${i}`, null, 'sybil'))];
+    let sybilSlots = 0;
+    const draws = 2000;
+    for (let seed = 1; seed <= draws; seed++) {
+      const { participants } = selectParticipants(candidates, { ...policy, targetClients: 10 }, { maxPerAddress: 2 }, seeded(seed));
+      const sybils = participants.filter((id) => id.startsWith('s')).length;
+      expect(sybils).toBeLessThanOrEqual(1);
+      sybilSlots += sybils;
+    }
+    // One address of 81: 10/81 of a slot per round on average (about 247 in 2000 rounds), not the 2 its identities would draw.
+    expect(sybilSlots).toBeGreaterThan(180);
+    expect(sybilSlots).toBeLessThan(320);
   });
 
   it('gives 50 identities behind one address at most the per-address cap of the slots, whatever the draw, composed with one device per user', () => {

@@ -92,13 +92,13 @@ describe('bounding one update at intake', () => {
 });
 
 describe('adaptive example cap', () => {
-  it('is the configured maximum until a round committed, then twice its median count, never above the maximum', () => {
+  it('is the configured maximum until a round committed, then its median count, never above the maximum', () => {
     expect(roundExampleCap(1000, null)).toBe(1000);
-    const cap = nextExampleCap(1000, null, [300, 300, 300, 1_000_000]);
-    expect(cap).toBe(600);
-    expect(roundExampleCap(1000, cap)).toBe(600);
-    expect(nextExampleCap(1000, 600, [5000, 5000])).toBe(1000);
-    expect(nextExampleCap(1000, 600, [])).toBe(600);
+    const cap = nextExampleCap(1000, null, [250, 300, 350, 1_000_000]);
+    expect(cap).toBe(300);
+    expect(roundExampleCap(1000, cap)).toBe(300);
+    expect(nextExampleCap(1000, 300, [5000, 5000])).toBe(1000);
+    expect(nextExampleCap(1000, 300, [])).toBe(300);
   });
 });
 

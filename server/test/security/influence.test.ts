@@ -143,9 +143,11 @@ describe('one device cannot replace the global model (default fedavg)', () => {
     await eligible(coordinator, 5);
     const base = await weightsOf(coordinator, 'current');
     const second = await startRound(coordinator, { minClients: 5, targetClients: 5 });
-    expect(second.params.plan.maxExamplesPerUpdate).toBe(1000);
+    // The cap adapted to round 1's median count (600), under FLOCK_MAX_EXAMPLES_PER_UPDATE (1000).
+    expect(round1.metrics.nextExampleCap).toBe(HONEST_EXAMPLES);
+    expect(second.params.plan.maxExamplesPerUpdate).toBe(HONEST_EXAMPLES);
     const configuration = await configurationOf(attacker!, second.id);
-    expect(configuration.plan.maxExamplesPerUpdate).toBe(1000);
+    expect(configuration.plan.maxExamplesPerUpdate).toBe(HONEST_EXAMPLES);
     const model = await attacker!.fetchModel(configuration.modelVersion);
     const evil = modelTensors(model).map((tensor) => tensor.map((w) => 100 - w)); // "weights of its choosing": all 100
     await uploadAll(second.id, [
@@ -156,14 +158,14 @@ describe('one device cannot replace the global model (default fedavg)', () => {
     expect(round2.status).toBe('committed');
     expect(round2.metrics.updateBound).toBe(bound);
     expect(round2.metrics.clampedExamples).toBe(1);
-    expect(round2.metrics.totalExamples).toBe(4 * HONEST_EXAMPLES + 1000);
+    expect(round2.metrics.totalExamples).toBe(5 * HONEST_EXAMPLES);
 
-    // The committed change is the weighted mean of the updates as bounded: weights clamped to 1000, deltas clipped to the bound.
+    // The committed change is the weighted mean of the updates as bounded: the attacker's weight clamped to 600, deltas clipped to the bound.
     const after = await weightsOf(coordinator, round2.committedVersion!);
-    const total = 4 * HONEST_EXAMPLES + 1000;
+    const total = 5 * HONEST_EXAMPLES;
     const updates = [
       ...(await Promise.all(honest.map((_, i) => honestDelta(i)(configuration)))).map((d) => ({ delta: flat(d), examples: HONEST_EXAMPLES })),
-      { delta: flat(evil), examples: 1000 },
+      { delta: flat(evil), examples: HONEST_EXAMPLES },
     ];
     const expected = new Float64Array(MODEL_VALUES);
     for (const { delta, examples } of updates) {
@@ -222,7 +224,8 @@ describe('a finite 3.4e38 delta value cannot make the global model infinite', ()
     const initial = await weightsOf(coordinator, 'current');
     const rounds = await twoSpikedRounds(coordinator);
     expect(rounds.map((r) => r.status)).toEqual(['committed', 'committed']);
-    expect(rounds.map((r) => r.metrics.clippedUpdates)).toEqual([1, 1]);
+    // Round 1 bounds at FLOCK_UPDATE_BOUND_INITIAL (1), below the honest delta's norm (~3) too; round 2 at round 1's median norm.
+    expect(rounds.map((r) => r.metrics.clippedUpdates)).toEqual([2, 1]);
     const final = await weightsOf(coordinator, 'current');
     expect(final.every(Number.isFinite)).toBe(true);
     const moved = Math.abs(final[0]! - initial[0]!);
