@@ -33,9 +33,9 @@ export interface FlockConfig {
   proofTimeoutMs: number;
   /** Device enrolment by the app's backend (device tokens); null when off: devices use the shared client token. */
   enrolment: EnrolmentConfig | null;
-  /** The most examples one update counts for (the plan's maxExamplesPerUpdate is this, or lower: adapted, or set by the round). */
+  /** The most examples one update may claim and count for: the plan's maxExamplesPerUpdate, unless a round sets its own. */
   maxExamplesPerUpdate: number;
-  /** Whether the plan's example cap adapts to the median count of the last committed round (under maxExamplesPerUpdate). */
+  /** Whether updates count for at most the median example count of the last committed round (under the plan's maxExamplesPerUpdate). */
   adaptiveExampleCap: boolean;
   /** The adaptive L2 bound on updates (rounds/update-bound.ts). */
   updateBound: UpdateBoundConfig;

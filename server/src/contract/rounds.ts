@@ -131,13 +131,22 @@ export const roundMetricsSchema = z.object({
     .default(null)
     .describe("The L2 bound on this round's updates (adaptive, under FLOCK_MAX_UPDATE_NORM); null: off"),
   nextUpdateBound: z.number().positive().nullable().default(null).describe('The adaptive bound after this round: what the next round starts from'),
+  exampleCap: z
+    .number()
+    .int()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe("The most examples an update counted for in this round: the plan's maxExamplesPerUpdate, or the adapted cap when lower"),
   nextExampleCap: z
     .number()
     .int()
     .positive()
     .nullable()
     .default(null)
-    .describe("The example cap after this round (the median count of its updates, under FLOCK_MAX_EXAMPLES_PER_UPDATE): the next round's plan"),
+    .describe(
+      "The adapted cap after this round (the median count its updates claimed, under FLOCK_MAX_EXAMPLES_PER_UPDATE): the next round's, unless its plan states less",
+    ),
   clippedUpdates: count.default(0).describe('Accepted updates scaled down to the bound (refused ones count as rejected norm_exceeded)'),
   clampedExamples: count.default(0).describe("Accepted updates whose numExamples was above the plan's maxExamplesPerUpdate and counted as that"),
 });

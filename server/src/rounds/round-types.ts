@@ -20,6 +20,7 @@ export function emptyRoundMetrics(): RoundMetrics {
     localEvaluation: null,
     updateBound: null,
     nextUpdateBound: null,
+    exampleCap: null,
     nextExampleCap: null,
     clippedUpdates: 0,
     clampedExamples: 0,

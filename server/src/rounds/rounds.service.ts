@@ -106,7 +106,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private async open(requested: RoundParams): Promise<RoundRecord> {
-    const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? roundExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap);
+    // The plan states the hard cap (devices report no more); the weight cap below it adapts.
+    const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate;
     const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
     createStrategy(params.strategy, params.strategyOptions);
     const current = await this.models.current();
@@ -118,7 +119,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       baseVersion: current.version,
       status: 'selecting',
       params,
-      metrics: { ...emptyRoundMetrics(), updateBound: roundBound(this.config.updateBound, this.boundEstimate) },
+      metrics: {
+        ...emptyRoundMetrics(),
+        updateBound: roundBound(this.config.updateBound, this.boundEstimate),
+        exampleCap: roundExampleCap(maxExamplesPerUpdate, this.exampleCap),
+      },
       committedVersion: null,
       error: null,
       createdAt: at,
@@ -172,7 +177,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       });
       inFlight.norms.push(norm);
       const bounded = boundInfluence(delta, norm, upload.numExamples, {
-        maxExamples: inFlight.record.params.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate,
+        maxExamples: inFlight.record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
         bound: inFlight.record.metrics.updateBound,
         config: this.config.updateBound,
       });

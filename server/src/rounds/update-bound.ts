@@ -10,10 +10,12 @@
  * γ-quantile of that round's norms. Pure: the round engine keeps the estimate between rounds and
  * stores it with each round's metrics.
  *
- * The example cap adapts too: a round's plan caps the examples an update counts for at the median
- * count of the last committed round's updates, under the configured maximum, so that a device that
- * claims a huge count weighs no more than a typical one (capped weights, as in DP-FedAvg, McMahan et
- * al. 2018; bench/poisoning.ts measured twice the median as too lenient against 20% scaling attackers).
+ * The example cap adapts too: below the plan's maxExamplesPerUpdate (the hard cap, which devices
+ * respect when they report), an update counts for at most the median count the last committed
+ * round's updates claimed, so that a device that claims a huge count weighs no more than a typical
+ * one (capped weights, as in DP-FedAvg, McMahan et al. 2018; bench/poisoning.ts measured twice the
+ * median as too lenient against 20% scaling attackers). Not stated in the plan on purpose: devices
+ * would report no more than it, and the median of their claims could then only go down.
  */
 
 export const UPDATE_BOUND_MODES = ['clip', 'refuse', 'off'] as const;

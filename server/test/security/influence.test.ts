@@ -143,11 +143,12 @@ describe('one device cannot replace the global model (default fedavg)', () => {
     await eligible(coordinator, 5);
     const base = await weightsOf(coordinator, 'current');
     const second = await startRound(coordinator, { minClients: 5, targetClients: 5 });
-    // The cap adapted to round 1's median count (600), under FLOCK_MAX_EXAMPLES_PER_UPDATE (1000).
+    // The plan states FLOCK_MAX_EXAMPLES_PER_UPDATE (1000); updates count for at most round 1's median count (600).
     expect(round1.metrics.nextExampleCap).toBe(HONEST_EXAMPLES);
-    expect(second.params.plan.maxExamplesPerUpdate).toBe(HONEST_EXAMPLES);
+    expect(second.params.plan.maxExamplesPerUpdate).toBe(1000);
+    expect(second.metrics.exampleCap).toBe(HONEST_EXAMPLES);
     const configuration = await configurationOf(attacker!, second.id);
-    expect(configuration.plan.maxExamplesPerUpdate).toBe(HONEST_EXAMPLES);
+    expect(configuration.plan.maxExamplesPerUpdate).toBe(1000);
     const model = await attacker!.fetchModel(configuration.modelVersion);
     const evil = modelTensors(model).map((tensor) => tensor.map((w) => 100 - w)); // "weights of its choosing": all 100
     await uploadAll(second.id, [
