@@ -73,7 +73,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** The estimates survive restarts in the round records: the newest committed round's nextUpdateBound and nextExampleCap. */
   private async restoreBoundEstimate(): Promise<void> {
     // Newest first; a hundred rounds without a commit start the estimate afresh.
-    const latest = (await this.storage.listRounds({ limit: 100 })).find((round) => round.status === 'committed' && round.metrics.nextUpdateBound !== null);
+    const latest = (await this.storage.listRounds({ limit: 100 })).find((round) => round.status === 'committed');
     this.boundEstimate = latest?.metrics.nextUpdateBound ?? null;
     this.exampleCap = latest?.metrics.nextExampleCap ?? null;
     this.metrics.updateBound.set(roundBound(this.config.updateBound, this.boundEstimate) ?? 0);

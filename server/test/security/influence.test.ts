@@ -8,6 +8,9 @@
  * bound, selection takes a few devices per address, and no aggregate commits unless it is finite and
  * close to its base.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { asFloat32, MAX_UPDATE_EXAMPLES, type RoundConfiguration } from '@flock/client-sdk/protocol';
 import type { RoundDetails, RoundRecord } from '../../src/contract/index.js';
@@ -285,5 +288,41 @@ describe('Sybils behind one address cannot take a round', () => {
       'the selected Sybils to be configured',
     );
     await coordinator.api(`/api/rounds/${round.id}/cancel`, { method: 'POST' });
+  });
+});
+
+describe('the adaptive bound and cap survive a restart', () => {
+  it('a restarted coordinator starts from the newest committed round', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'flock-influence-'));
+    try {
+      const first = await startTestCoordinator({ dataDir, maxUploadBytes: MODEL_VALUES * 4 + 4096 });
+      let committed: RoundDetails;
+      try {
+        const pair = await connect(first, 2);
+        await eligible(first, 2);
+        const round = await startRound(first, { minClients: 2, targetClients: 2 });
+        await uploadAll(
+          round.id,
+          pair.map((device, i): Upload => [device, async (c) => makeDelta(await device.fetchModel(c.modelVersion), i, 0.002), 100 + i * 200]),
+        );
+        committed = await roundEnded(first, round.id);
+        expect(committed.status).toBe('committed');
+      } finally {
+        devices.splice(0).forEach((device) => device.disconnect());
+        await first.dispose();
+      }
+      const restarted = await startTestCoordinator({ dataDir, maxUploadBytes: MODEL_VALUES * 4 + 4096 });
+      try {
+        const next = await startRound(restarted, { minClients: 1, targetClients: 1 });
+        expect(next.metrics.updateBound).toBe(committed.metrics.nextUpdateBound);
+        expect(next.metrics.exampleCap).toBe(committed.metrics.nextExampleCap);
+        expect(next.metrics.exampleCap).toBe(100); // the median (nearest rank) of the claims 100 and 300
+        await restarted.api(`/api/rounds/${next.id}/cancel`, { method: 'POST' });
+      } finally {
+        await restarted.dispose();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
