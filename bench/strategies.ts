@@ -73,7 +73,19 @@ function runSimulations(): void {
     if (!wanted(run.name)) continue;
     simulate(
       run.name,
-      [...base, ...strategyArgs(run), '--rounds', values['byzantine-rounds'], '--byzantine', String(BYZANTINE_FRACTION), '--attack', 'mixed'],
+      // Defenses off: the strategies alone, as measured before the coordinator bounded influence by default (bench/poisoning.ts measures the bounds).
+      [
+        ...base,
+        ...strategyArgs(run),
+        '--rounds',
+        values['byzantine-rounds'],
+        '--byzantine',
+        String(BYZANTINE_FRACTION),
+        '--attack',
+        'mixed',
+        '--defenses',
+        'off',
+      ],
       resultsDir,
     );
   }

@@ -60,13 +60,27 @@ async function tempDir(): Promise<string> {
 
 let roundCounter = 0;
 function roundConfig(
-  overrides: Partial<{ epochs: number; batchSize: number; learningRate: number; proximalMu: number; modelVersion: number; deadlineAt: number }> = {},
+  overrides: Partial<{
+    epochs: number;
+    batchSize: number;
+    learningRate: number;
+    proximalMu: number;
+    maxExamplesPerUpdate: number;
+    modelVersion: number;
+    deadlineAt: number;
+  }> = {},
 ) {
-  const { epochs = 1, batchSize = 10, learningRate = 0.1, proximalMu, modelVersion = 1, deadlineAt = Date.now() + 60_000 } = overrides;
+  const { epochs = 1, batchSize = 10, learningRate = 0.1, proximalMu, maxExamplesPerUpdate, modelVersion = 1, deadlineAt = Date.now() + 60_000 } = overrides;
   return {
     roundId: `round-${++roundCounter}`,
     modelVersion,
-    plan: { epochs, batchSize, learningRate, ...(proximalMu === undefined ? {} : { proximalMu }) },
+    plan: {
+      epochs,
+      batchSize,
+      learningRate,
+      ...(proximalMu === undefined ? {} : { proximalMu }),
+      ...(maxExamplesPerUpdate === undefined ? {} : { maxExamplesPerUpdate }),
+    },
     deadlineAt,
   };
 }
@@ -232,6 +246,16 @@ describe('connection', () => {
 });
 
 describe('rounds', () => {
+  it("reports at most the plan's maxExamplesPerUpdate as its example count", async () => {
+    const test = track(testClient(coordinator, { examples: 250, seed: 4 }));
+    const clientId = await connected(test);
+    const uploaded = test.client.next('uploaded');
+    coordinator.configure(clientId, roundConfig({ maxExamplesPerUpdate: 120 }));
+    const update = await coordinator.waitFor(ClientEvent.update, (_, id) => id === clientId);
+    expect((update.payload as UpdateUpload).numExamples).toBe(120); // of its 200 training examples
+    expect(await uploaded).toMatchObject({ numExamples: 120, result: { accepted: true } });
+  });
+
   it('trains the round model and uploads only the weight delta, with numExamples and the training loss', async () => {
     const test = track(testClient(coordinator, { examples: 250, seed: 3 }));
     const clientId = await connected(test);

@@ -105,8 +105,10 @@ function prepareUpload(
   update: LocalUpdate,
   context: RoundJobContext,
 ): { upload: UpdateUpload; bytes: number } | Abandoned {
-  const { roundId, modelVersion } = configuration;
-  const { trainLoss, numExamples } = update;
+  const { roundId, modelVersion, plan } = configuration;
+  const { trainLoss } = update;
+  // The update counts for at most the plan's cap (the coordinator clamps too): report no more.
+  const numExamples = Math.min(update.numExamples, plan.maxExamplesPerUpdate ?? update.numExamples);
   let delta = computeDelta(update.trained, splitStoredWeights(global));
   if (context.transformDelta) delta = context.transformDelta(delta, { roundId, modelVersion, numExamples });
   const encoded = encodeWeights(

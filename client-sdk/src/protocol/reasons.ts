@@ -67,3 +67,13 @@ export const CONNECT_ERRORS = [
   'too_many_connections', // the client's address holds as many connections as the coordinator allows (FLOCK_MAX_CONNECTIONS_PER_ADDRESS)
 ] as const;
 export type ConnectError = (typeof CONNECT_ERRORS)[number];
+
+/**
+ * Why the coordinator refused to commit a round's aggregate (the round fails with
+ * `commit refused (<reason>): ...` and the global model stays as it was).
+ */
+export const COMMIT_REFUSAL_REASONS = [
+  'non_finite_weights', // the new weights would contain NaN or an infinity
+  'update_too_large', // the L2 norm of the change (new - old weights) is above the coordinator's limit
+] as const;
+export type CommitRefusalReason = (typeof COMMIT_REFUSAL_REASONS)[number];

@@ -16,6 +16,12 @@ export const conditionsReportSchema = z.object({
 });
 export type ConditionsReport = z.input<typeof conditionsReportSchema>;
 
+/**
+ * The most examples one update may ever claim on the wire. What an update counts for in a round is
+ * bounded lower, by the plan's `maxExamplesPerUpdate` (see docs/SECURITY.md, "Bounded influence").
+ */
+export const MAX_UPDATE_EXAMPLES = 1_000_000;
+
 /** Local training hyper-parameters for one round. */
 export const trainingPlanSchema = z.object({
   epochs: z.number().int().min(1).max(100),
@@ -23,6 +29,11 @@ export const trainingPlanSchema = z.object({
   learningRate: z.number().positive().max(10),
   /** FedProx proximal term mu (Li et al. 2020); 0 or absent means plain local SGD. */
   proximalMu: z.number().min(0).max(100).optional(),
+  /**
+   * The most examples an update counts for in this round: the coordinator clamps `numExamples` to
+   * it and the SDK reports no more. Absent only in rounds stored by an older coordinator.
+   */
+  maxExamplesPerUpdate: z.number().int().min(1).max(MAX_UPDATE_EXAMPLES).optional(),
 });
 export type TrainingPlan = z.infer<typeof trainingPlanSchema>;
 
@@ -41,7 +52,7 @@ export const updateUploadSchema = z.object({
   /** The global version the delta was computed against. */
   modelVersion: modelVersionSchema,
   /** Local examples trained on: the weight of this update in federated averaging. */
-  numExamples: z.number().int().min(1).max(1_000_000_000),
+  numExamples: z.number().int().min(1).max(MAX_UPDATE_EXAMPLES),
   /** Mean training loss of the last local epoch. */
   trainLoss: z.number(),
   /** trained weights minus received weights */

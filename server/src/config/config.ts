@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { eventLimitsFromEnv, type EventLimits } from '../boundary/event-rate-limit.js';
+import { MAX_UPDATE_EXAMPLES } from '@flock/client-sdk/protocol';
+import { UPDATE_BOUND_MODES, type UpdateBoundConfig, type UpdateBoundMode } from '../rounds/update-bound.js';
 
 /** Everything the coordinator reads from its environment, resolved once at start-up. */
 export interface FlockConfig {
@@ -38,6 +40,16 @@ export interface FlockConfig {
   trustProxyHops: number;
   /** Per-socket limits on incoming events (null: off). */
   eventLimits: EventLimits | null;
+  /** The most examples one update may claim and count for: the plan's maxExamplesPerUpdate, unless a round sets its own. */
+  maxExamplesPerUpdate: number;
+  /** Whether updates count for at most the median example count of the last committed round (under the plan's maxExamplesPerUpdate). */
+  adaptiveExampleCap: boolean;
+  /** The adaptive L2 bound on updates (rounds/update-bound.ts). */
+  updateBound: UpdateBoundConfig;
+  /** The most devices selected from one network address per round; 0: no limit. */
+  maxSelectedPerAddress: number;
+  /** The most L2 norm of the change a round may commit (new - old weights); larger aggregates fail the round. */
+  maxModelChange: number;
 }
 
 /**
@@ -58,6 +70,14 @@ const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
 const DEFAULT_PROOF_TIMEOUT_MS = 10_000;
 /** Room for a NAT or an office behind one address, far below one process's 20,000 sockets. */
 const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 128;
+// Bounded influence (docs/SECURITY.md): a device's weight, its update's norm, its address's share of a round.
+const DEFAULT_MAX_EXAMPLES_PER_UPDATE = 1000;
+const DEFAULT_MAX_UPDATE_NORM = 100;
+const DEFAULT_UPDATE_BOUND_INITIAL = 1;
+const DEFAULT_UPDATE_BOUND_QUANTILE = 0.5;
+const UPDATE_BOUND_LEARNING_RATE = 0.2;
+const DEFAULT_MAX_SELECTED_PER_ADDRESS = 2;
+const MODEL_CHANGE_PER_UPDATE_NORM = 10;
 
 export const TEST_SET_NAMES = ['mnist', 'none'] as const;
 export type TestSetName = (typeof TEST_SET_NAMES)[number];
@@ -82,6 +102,35 @@ function floatFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): n
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+function updateBoundFromEnv(env: NodeJS.ProcessEnv): UpdateBoundConfig {
+  const mode = env.FLOCK_UPDATE_BOUND_MODE || 'clip';
+  if (!(UPDATE_BOUND_MODES as readonly string[]).includes(mode))
+    throw new Error(`FLOCK_UPDATE_BOUND_MODE must be one of ${UPDATE_BOUND_MODES.join(', ')}, got "${mode}"`);
+  const quantile = floatFromEnv(env, 'FLOCK_UPDATE_BOUND_QUANTILE', DEFAULT_UPDATE_BOUND_QUANTILE);
+  if (quantile >= 1) throw new Error(`FLOCK_UPDATE_BOUND_QUANTILE must be in (0, 1), got "${quantile}"`);
+  return {
+    mode: mode as UpdateBoundMode,
+    ceiling: floatFromEnv(env, 'FLOCK_MAX_UPDATE_NORM', DEFAULT_MAX_UPDATE_NORM),
+    initial: floatFromEnv(env, 'FLOCK_UPDATE_BOUND_INITIAL', DEFAULT_UPDATE_BOUND_INITIAL),
+    quantile,
+    learningRate: UPDATE_BOUND_LEARNING_RATE,
+  };
+}
+
+function booleanFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new Error(`${name} must be true or false, got "${raw}"`);
+}
+
+function maxExamplesFromEnv(env: NodeJS.ProcessEnv): number {
+  const value = intFromEnv(env, 'FLOCK_MAX_EXAMPLES_PER_UPDATE', DEFAULT_MAX_EXAMPLES_PER_UPDATE);
+  if (value < 1 || value > MAX_UPDATE_EXAMPLES) throw new Error(`FLOCK_MAX_EXAMPLES_PER_UPDATE must be in [1, ${MAX_UPDATE_EXAMPLES}], got ${value}`);
   return value;
 }
 
@@ -157,7 +206,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxConnectionsPerAddress: intFromEnv(env, 'FLOCK_MAX_CONNECTIONS_PER_ADDRESS', DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
     trustProxyHops: intFromEnv(env, 'FLOCK_TRUST_PROXY', 0),
     eventLimits: eventLimitsFromEnv(env.FLOCK_EVENT_RATE_LIMITS, env.FLOCK_EVENT_ABUSE_LIMIT),
+    maxExamplesPerUpdate: maxExamplesFromEnv(env),
+    adaptiveExampleCap: booleanFromEnv(env, 'FLOCK_ADAPTIVE_EXAMPLE_CAP', true),
+    updateBound: updateBoundFromEnv(env),
+    maxSelectedPerAddress: intFromEnv(env, 'FLOCK_MAX_SELECTED_PER_ADDRESS', DEFAULT_MAX_SELECTED_PER_ADDRESS),
+    maxModelChange: 0,
   };
+  config.maxModelChange = floatFromEnv(env, 'FLOCK_MAX_MODEL_CHANGE', MODEL_CHANGE_PER_UPDATE_NORM * config.updateBound.ceiling);
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }
 

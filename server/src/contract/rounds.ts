@@ -26,6 +26,9 @@ export const startRoundRequestSchema = z
       .refine(isStrategyName, { message: `strategy must be one of: ${STRATEGY_NAMES.join(', ')}` }),
     strategyOptions: strategyOptionsSchema.default({}).describe('Per-strategy options (server learning rate, trim fraction, ...); see docs/STRATEGIES.md'),
     maxUpdateNorm: z.number().positive().optional(),
+    maxExamplesPerUpdate: trainingPlanSchema.shape.maxExamplesPerUpdate.describe(
+      "The most examples one update counts for in this round (default: the coordinator's FLOCK_MAX_EXAMPLES_PER_UPDATE)",
+    ),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -120,6 +123,32 @@ export const roundMetricsSchema = z.object({
   aggregationMs: z.number().min(0).describe('Milliseconds spent folding updates into the aggregate and finalizing it'),
   durationMs: z.number().min(0).nullable(),
   localEvaluation: localEvaluationSummarySchema.nullable(),
+  // Bounded influence (docs/SECURITY.md). Defaults: rounds stored by an older coordinator lack them.
+  updateBound: z
+    .number()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe("The L2 bound on this round's updates (adaptive, under FLOCK_MAX_UPDATE_NORM); null: off"),
+  nextUpdateBound: z.number().positive().nullable().default(null).describe('The adaptive bound after this round: what the next round starts from'),
+  exampleCap: z
+    .number()
+    .int()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe("The most examples an update counted for in this round: the plan's maxExamplesPerUpdate, or the adapted cap when lower"),
+  nextExampleCap: z
+    .number()
+    .int()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe(
+      "The adapted cap after this round (the median count its updates claimed, under FLOCK_MAX_EXAMPLES_PER_UPDATE): the next round's, unless its plan states less",
+    ),
+  clippedUpdates: count.default(0).describe('Accepted updates scaled down to the bound (refused ones count as rejected norm_exceeded)'),
+  clampedExamples: count.default(0).describe("Accepted updates whose numExamples was above the plan's maxExamplesPerUpdate and counted as that"),
 });
 export type RoundMetrics = z.infer<typeof roundMetricsSchema>;
 
@@ -187,6 +216,7 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
       batchSize: request.batchSize,
       learningRate: request.learningRate,
       ...(request.proximalMu !== undefined ? { proximalMu: request.proximalMu } : {}),
+      ...(request.maxExamplesPerUpdate !== undefined ? { maxExamplesPerUpdate: request.maxExamplesPerUpdate } : {}),
     },
     strategy: request.strategy,
     strategyOptions: request.strategyOptions,

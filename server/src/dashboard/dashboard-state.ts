@@ -57,6 +57,11 @@ export interface DashboardRoundMetrics {
   updateNorm: number | null;
   bytesReceived: number;
   aggregationMs: number;
+  /** Bounded influence: the round's L2 bound (null: off) and example cap, and the updates they held back. */
+  updateBound: number | null;
+  exampleCap: number | null;
+  clippedUpdates: number;
+  clampedExamples: number;
   durationMs: number | null;
   localEvaluation: DashboardLocalEvaluation | null;
 }

@@ -26,6 +26,23 @@ export class MetricsService {
     help: 'Bytes of weight data received in uploads',
     registers: [this.registry],
   });
+  readonly updatesClampedTotal = new Counter({
+    name: 'flock_updates_clamped_total',
+    help: "Accepted updates whose influence was bounded: numExamples clamped to the plan's cap (what=examples), delta scaled down to the L2 bound (what=norm)",
+    labelNames: ['what'] as const,
+    registers: [this.registry],
+  });
+  readonly updateBound = new Gauge({
+    name: 'flock_update_bound',
+    help: 'The adaptive L2 bound on device updates that the next round applies (0 until the first round sets it)',
+    registers: [this.registry],
+  });
+  readonly commitsRefusedTotal = new Counter({
+    name: 'flock_commits_refused_total',
+    help: 'Round aggregates refused before commit (non-finite weights, change too large), by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly droppedTotal = new Counter({
     name: 'flock_dropped_clients_total',
     help: 'Selected clients that left a round before uploading, by cause',

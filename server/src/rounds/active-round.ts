@@ -27,6 +27,10 @@ export class ActiveRound {
   timer: NodeJS.Timeout | null = null;
   /** The commit, once its transaction has begun: a cancel or shutdown waits for it (it never rejects). */
   commitInFlight: Promise<void> | null = null;
+  /** Norms of the updates that passed every other check (clipped or refused by the bound included): what the next bound adapts to. */
+  readonly norms: number[] = [];
+  /** The example counts the accepted updates claimed: what the next example cap adapts to. */
+  readonly claims: number[] = [];
   private weightedLossSum = 0;
   private persistence: Promise<void> = Promise.resolve();
 
@@ -72,8 +76,10 @@ export class ActiveRound {
     this.record.metrics.bytesReceived += bytes;
   }
 
-  countAccepted(numExamples: number, trainLoss: number, validationMs: number, foldMs: number): void {
+  countAccepted(numExamples: number, trainLoss: number, validationMs: number, foldMs: number, bounded: { clipped: boolean; clamped: boolean }): void {
     const { metrics } = this.record;
+    if (bounded.clipped) metrics.clippedUpdates++;
+    if (bounded.clamped) metrics.clampedExamples++;
     metrics.validationMs += validationMs;
     metrics.aggregationMs += foldMs;
     metrics.accepted++;

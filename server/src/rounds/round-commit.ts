@@ -1,10 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { AggregationResult } from '../aggregation/strategy.js';
+import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { STORAGE, type ModelVersionRecord, type Storage } from '../storage/storage.js';
 import type { ActiveRound } from './active-round.js';
+import { checkCommit, commitRefusalMessage } from './commit-check.js';
 import type { ReportingEnd } from './round-policy.js';
 
 const log = moduleLogger('rounds');
@@ -30,13 +32,15 @@ export interface StoredCommit {
 export class RoundCommitter {
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
+    @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
     private readonly models: ModelsService,
     private readonly metrics: MetricsService,
   ) {}
 
   /**
    * Finishes the aggregate, or says why the round cannot commit: the global model moved during the
-   * round (rollback or registration), so its updates were against a stale base.
+   * round (rollback or registration), so its updates were against a stale base; or the new weights
+   * fail the commit check (commit-check.ts: non-finite, or too far from the base), counted.
    */
   async prepare(round: ActiveRound): Promise<PreparedCommit | { refused: string }> {
     const { record } = round;
@@ -55,6 +59,12 @@ export class RoundCommitter {
     metrics.aggregationMs += finishSeconds * 1000;
     metrics.updateNorm = result.updateNorm;
     metrics.durationMs = Date.now() - round.startedAt;
+    const refusal = checkCommit(await this.models.getWeights(record.baseVersion), result.weights, this.config.maxModelChange);
+    if (refusal) {
+      this.metrics.commitsRefusedTotal.inc({ reason: refusal.reason });
+      log.warn({ roundId: record.id, reason: refusal.reason, detail: refusal.message }, 'commit refused');
+      return { refused: commitRefusalMessage(refusal) };
+    }
     return { result, base: await this.models.get(record.baseVersion) };
   }
 

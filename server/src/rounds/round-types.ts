@@ -18,5 +18,11 @@ export function emptyRoundMetrics(): RoundMetrics {
     aggregationMs: 0,
     durationMs: null,
     localEvaluation: null,
+    updateBound: null,
+    nextUpdateBound: null,
+    exampleCap: null,
+    nextExampleCap: null,
+    clippedUpdates: 0,
+    clampedExamples: 0,
   };
 }

@@ -17,7 +17,8 @@ import { canSelect, type ReportingEnd } from './round-policy.js';
 import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.js';
 import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
-import { admitUpload, parseUpload, UploadRejection, validateUpdate, type UploadTarget } from './upload-intake.js';
+import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
+import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
 const log = moduleLogger('rounds');
 
@@ -36,6 +37,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private active: ActiveRound | null = null;
   /** True while start() is between its conflict check and having an active round. */
   private starting = false;
+  /** The adaptive update bound's estimate and example cap (update-bound.ts): from the newest committed round, null before any. */
+  private boundEstimate: number | null = null;
+  private exampleCap: number | null = null;
 
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
@@ -61,8 +65,18 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
       log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a previous run');
     }
+    await this.restoreBoundEstimate();
     this.bus.on('device.available', this.onDeviceAvailable);
     this.bus.on('device.disconnected', this.onDeviceDisconnected);
+  }
+
+  /** The estimates survive restarts in the round records: the newest committed round's nextUpdateBound and nextExampleCap. */
+  private async restoreBoundEstimate(): Promise<void> {
+    // Newest first; a hundred rounds without a commit start the estimate afresh.
+    const latest = (await this.storage.listRounds({ limit: 100 })).find((round) => round.status === 'committed');
+    this.boundEstimate = latest?.metrics.nextUpdateBound ?? null;
+    this.exampleCap = latest?.metrics.nextExampleCap ?? null;
+    this.metrics.updateBound.set(roundBound(this.config.updateBound, this.boundEstimate) ?? 0);
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -91,7 +105,10 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  private async open(params: RoundParams): Promise<RoundRecord> {
+  private async open(requested: RoundParams): Promise<RoundRecord> {
+    // The plan states the hard cap (devices report no more); the weight cap below it adapts.
+    const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate;
+    const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
     createStrategy(params.strategy, params.strategyOptions);
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
@@ -102,7 +119,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       baseVersion: current.version,
       status: 'selecting',
       params,
-      metrics: emptyRoundMetrics(),
+      metrics: {
+        ...emptyRoundMetrics(),
+        updateBound: roundBound(this.config.updateBound, this.boundEstimate),
+        exampleCap: roundExampleCap(maxExamplesPerUpdate, this.exampleCap),
+      },
       committedVersion: null,
       error: null,
       createdAt: at,
@@ -128,7 +149,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private async trySelect(round: ActiveRound): Promise<void> {
     const policy = round.record.params;
     if (round.state.status !== 'selecting' || !canSelect(policy, await this.devices.availableCount())) return;
-    const { participants, selectable } = selectParticipants(await this.devices.available(), policy);
+    const { participants, selectable } = selectParticipants(await this.devices.available(), policy, { maxPerAddress: this.config.maxSelectedPerAddress });
     await this.dispatch(round, { type: 'devicesAvailable', available: selectable, participants });
   }
 
@@ -149,14 +170,21 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       admitUpload(round ? { roundId: upload.roundId, status: round.state.status, roster: round.roster } : await this.otherRound(upload.roundId), clientId);
       admitted = true;
       const inFlight = round!; // only the round in flight admits uploads
-      const { delta } = validateUpdate(upload, {
+      const { delta, norm } = validateUpdate(upload, {
         roundId: inFlight.record.id,
         baseVersion: inFlight.record.baseVersion,
         weightSpecs: inFlight.weightSpecs,
         maxUpdateNorm: inFlight.record.params.maxUpdateNorm,
       });
-      this.fold(inFlight, upload.numExamples, upload.trainLoss, delta, received);
-      log.info({ roundId: inFlight.record.id, clientId, numExamples: upload.numExamples }, 'update accepted');
+      inFlight.norms.push(norm);
+      const bounded = boundInfluence(delta, norm, upload.numExamples, {
+        maxExamples: inFlight.record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
+        bound: inFlight.record.metrics.updateBound,
+        config: this.config.updateBound,
+      });
+      this.fold(inFlight, bounded, upload.trainLoss, received);
+      inFlight.claims.push(upload.numExamples);
+      log.info({ roundId: inFlight.record.id, clientId, numExamples: bounded.numExamples, clipped: bounded.clipped }, 'update accepted');
       // Not awaited: the device gets its answer before any round:closed its upload may cause.
       runDetached(log, 'round transition', this.dispatch(inFlight, { type: 'uploadAccepted' }));
       return { accepted: true };
@@ -178,14 +206,17 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     return { roundId, status: known?.status ?? null, roster: null };
   }
 
-  /** Folds an accepted update into the running aggregate, timed. */
-  private fold(round: ActiveRound, numExamples: number, trainLoss: number, delta: Float32Array, received: number): void {
+  /** Folds an accepted (bounded) update into the running aggregate, timed. */
+  private fold(round: ActiveRound, update: BoundedUpdate, trainLoss: number, received: number): void {
+    const { delta, numExamples, clipped, clamped } = update;
     const started = performance.now();
     round.aggregator!.add({ delta, numExamples });
     const foldSeconds = (performance.now() - started) / 1000;
     this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
     this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
-    round.countAccepted(numExamples, trainLoss, started - received, foldSeconds * 1000);
+    if (clipped) this.metrics.updatesClampedTotal.inc({ what: 'norm' });
+    if (clamped) this.metrics.updatesClampedTotal.inc({ what: 'examples' });
+    round.countAccepted(numExamples, trainLoss, started - received, foldSeconds * 1000, { clipped, clamped });
   }
 
   /** A selected client abandoned the round (conditions changed, no data, ...). */
@@ -330,7 +361,14 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       let settle!: () => void;
       round.commitInFlight = new Promise((resolve) => (settle = resolve));
       try {
+        // Stored with the commit, so that a restarted coordinator resumes from it.
+        const next = nextEstimate(this.config.updateBound, this.boundEstimate, round.norms);
+        const nextCap = this.config.adaptiveExampleCap ? nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims) : null;
+        Object.assign(round.record.metrics, { nextUpdateBound: next, nextExampleCap: nextCap });
         const stored = await this.committer.write(round, prepared, why);
+        this.boundEstimate = next;
+        this.exampleCap = nextCap;
+        this.metrics.updateBound.set(roundBound(this.config.updateBound, next) ?? 0);
         await this.dispatch(round, { type: 'commitSucceeded', ...stored });
       } finally {
         settle();

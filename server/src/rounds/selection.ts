@@ -1,15 +1,20 @@
 /**
  * Who takes part in a round, from the available devices: a uniform random sample (crypto
  * randomness: devices must not be able to predict selection) of the target times the
- * over-selection factor, under per-round rules on who may be selected together. Pure but for the
- * random source, which tests replace.
+ * over-selection factor, under per-round rules on who may be selected together (one device per
+ * enrolled user, a few per network address). Pure but for the random source, which tests replace.
  */
 import { randomInt } from 'node:crypto';
 import type { AvailableDevice } from '../devices/device-directory.js';
 import { selectionSize, type RoundPolicy } from './round-policy.js';
 
 /** What the selection rules look at. */
-export type Candidate = Pick<AvailableDevice, 'clientId' | 'userKey'>;
+export type Candidate = Pick<AvailableDevice, 'clientId' | 'userKey' | 'address'>;
+
+export interface SelectionRules {
+  /** The most devices selected from one network address per round; 0: no limit. */
+  maxPerAddress: number;
+}
 
 /** An integer in [0, max): `crypto.randomInt` by default. */
 export type RandomIndex = (max: number) => number;
@@ -20,8 +25,9 @@ export interface Selection {
   selectable: number;
 }
 
-export function selectParticipants(candidates: readonly Candidate[], policy: RoundPolicy, random: RandomIndex = randomInt): Selection {
-  const selectable = onePerUser(shuffled(candidates, random));
+export function selectParticipants(candidates: readonly Candidate[], policy: RoundPolicy, rules: SelectionRules, random: RandomIndex = randomInt): Selection {
+  // Shuffled first, so which device of a user or an address is kept is random too.
+  const selectable = spreadOverAddresses(onePerUser(shuffled(candidates, random)), rules.maxPerAddress, random);
   return { participants: selectable.slice(0, selectionSize(policy, selectable.length)).map((candidate) => candidate.clientId), selectable: selectable.length };
 }
 
@@ -37,6 +43,30 @@ export function onePerUser<T extends Candidate>(candidates: readonly T[]): T[] {
     users.add(candidate.userKey);
     return true;
   });
+}
+
+/**
+ * At most `max` devices per network address (0: no limit, the order kept), in passes: first one
+ * device of every address (the first in the given order; the addresses in random order), then a
+ * second of those that have one, and so on. Taking the head of the result, an address has the same
+ * chance of a slot whatever number of identities it shows: many identities made up behind one
+ * address (Sybils) get no more slots than one device, and never more than `max`.
+ */
+export function spreadOverAddresses<T extends Candidate>(candidates: readonly T[], max: number, random: RandomIndex = randomInt): T[] {
+  if (max <= 0) return [...candidates];
+  const byAddress = new Map<string, T[]>();
+  for (const candidate of candidates) {
+    const devices = byAddress.get(candidate.address);
+    if (devices) devices.push(candidate);
+    else byAddress.set(candidate.address, [candidate]);
+  }
+  // Addresses in random order, not in the order of their first device: that would favour addresses with many.
+  const addresses = shuffled([...byAddress.values()], random);
+  const spread: T[] = [];
+  for (let pass = 0; pass < max; pass++) {
+    for (const devices of addresses) if (pass < devices.length) spread.push(devices[pass]!);
+  }
+  return spread;
 }
 
 /** Fisher-Yates shuffle into a new array. */

@@ -11,6 +11,7 @@ import {
 } from '@flock/client-sdk/protocol';
 import { sumOfSquares } from '../aggregation/vector-math.js';
 import type { RoundRoster } from './round-roster.js';
+import { decide, scaleInPlace, type UpdateBoundConfig } from './update-bound.js';
 
 /*
  * Upload intake: the ordered checks every device upload goes through, each refusal with a stable
@@ -20,7 +21,9 @@ import type { RoundRoster } from './round-roster.js';
  *   admitUpload     3. round open (round_not_open / round_closed), 4. one upload per client
  *                   (duplicate_upload), 5. participant (not_selected)
  *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch),
- *                   8. finite values (non_finite), 9. L2 bound (norm_exceeded)
+ *                   8. finite values (non_finite), 9. the round's fixed L2 bound (norm_exceeded)
+ *   boundInfluence  10. what the update counts for: numExamples clamped to the plan's cap, the delta
+ *                   clipped to the adaptive L2 bound (or refused: norm_exceeded)
  */
 
 export class UploadRejection extends Error {
@@ -139,4 +142,40 @@ export function validateUpdate(
     throw new UploadRejection('norm_exceeded', `delta L2 norm ${norm.toPrecision(4)} exceeds the round's bound ${maxUpdateNorm}`);
   }
   return { delta, norm };
+}
+
+/** The limits on one update's influence in a round. */
+export interface InfluenceLimits {
+  /** The plan's cap on the examples an update counts for. */
+  maxExamples: number;
+  /** The round's adaptive L2 bound; null when off. */
+  bound: number | null;
+  config: UpdateBoundConfig;
+}
+
+export interface BoundedUpdate {
+  delta: Float32Array;
+  /** The example count the update is weighted by. */
+  numExamples: number;
+  clamped: boolean;
+  clipped: boolean;
+}
+
+/**
+ * Bounds what a valid update can do to the aggregate: its weight (claimed examples, clamped to the
+ * plan's cap) and its L2 norm (scaled down to the round's bound, in place: the buffer is this
+ * upload's own; or refused with norm_exceeded in `refuse` mode).
+ */
+export function boundInfluence(delta: Float32Array, norm: number, numExamples: number, limits: InfluenceLimits): BoundedUpdate {
+  const decision = decide(limits.config, limits.bound, norm);
+  if (decision.action === 'refuse') {
+    throw new UploadRejection('norm_exceeded', `delta L2 norm ${norm.toPrecision(4)} exceeds the adaptive bound ${limits.bound!.toPrecision(4)}`);
+  }
+  const clipped = decision.action === 'clip';
+  return {
+    delta: clipped ? scaleInPlace(delta, decision.scale) : delta,
+    numExamples: Math.min(numExamples, limits.maxExamples),
+    clamped: numExamples > limits.maxExamples,
+    clipped,
+  };
 }

@@ -3,6 +3,7 @@
  * data dir, random tokens) or an existing one, starting from an untrained seeded 2NN (`init: random`)
  * or the coordinator's pre-trained default.
  */
+import { MAX_UPDATE_EXAMPLES } from '@flock/client-sdk/protocol';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -73,6 +74,12 @@ async function startInProcess(
         maxConnectionsPerAddress: 0,
       },
     );
+    if (!options.defenses) {
+      config.maxExamplesPerUpdate = MAX_UPDATE_EXAMPLES;
+      config.adaptiveExampleCap = false;
+      config.updateBound = { ...config.updateBound, mode: 'off' };
+      config.maxSelectedPerAddress = 0;
+    }
     const coordinator = await createCoordinator(config);
     const server = { url: coordinator.url, clientToken: config.clientToken, operatorToken: config.operatorToken };
     return { server, close: () => coordinator.close().finally(removeDataDir) };

@@ -40,6 +40,7 @@ interface CliOptions {
   dropout: number;
   byzantine: number;
   attack: AttackChoice;
+  defenses: 'on' | 'off';
   workers: number;
   init: 'random' | 'pretrained';
   pretrainExamples: number;
@@ -95,9 +96,18 @@ const program: Command = new Command()
     0,
   )
   .addOption(
-    new Option('--attack <kind>', 'what Byzantine clients do: Gaussian noise of large norm, -4x sign-flipped deltas, flipped labels, or each in turn')
+    new Option(
+      '--attack <kind>',
+      'what Byzantine clients do: Gaussian noise of large norm, -4x sign-flipped deltas, flipped labels, -10x deltas claiming 1e6 examples (scaling), ' +
+        '-4x deltas from many identities behind one address (sybil), or the first three in turn (mixed)',
+    )
       .choices(ATTACK_CHOICES)
       .default('mixed'),
+  )
+  .addOption(
+    new Option('--defenses <on|off>', "the in-process coordinator's bounded-influence defaults (example cap, adaptive norm bound, per-address cap)")
+      .choices(['on', 'off'])
+      .default('on'),
   )
   .option('--workers <n>', 'worker threads hosting the clients', positiveInt('--workers'), 2)
   .addOption(
@@ -224,6 +234,7 @@ function simulationOptions(
     dropout: cli.dropout,
     byzantine: cli.byzantine,
     attack: cli.attack,
+    defenses: cli.defenses === 'on',
     workers: cli.workers,
     init: cli.init,
     pretrainExamples: cli.pretrainExamples,

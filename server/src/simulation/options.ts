@@ -36,8 +36,13 @@ export interface SimulationOptions {
   dropout: number;
   /** Fraction of clients that are Byzantine (poisoned but protocol-valid uploads). */
   byzantine: number;
-  /** What the Byzantine clients do (see byzantine.ts); 'mixed': the three attacks in turn. */
+  /** What the Byzantine clients do (see byzantine.ts); 'mixed': noise, sign-flip and label-flip in turn. */
   attack: AttackChoice;
+  /**
+   * The in-process coordinator's bounded-influence defaults (example cap, adaptive norm bound,
+   * per-address selection cap); false turns them off, to show what the attacks do without them.
+   */
+  defenses: boolean;
   workers: number;
   /** 'random': an untrained 2NN (seeded) as version 1, like the paper; 'pretrained': the coordinator's default. */
   init: InitialModelKind;
@@ -76,6 +81,7 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   dropout: 0,
   byzantine: 0,
   attack: 'mixed',
+  defenses: true,
   workers: 2,
   init: 'random',
   pretrainExamples: 6000,

@@ -22,6 +22,12 @@ export interface RoundRow {
   bytes: number;
   /** Uploads that came from Byzantine clients (`--byzantine`). */
   poisoned: number;
+  /** The round's adaptive L2 bound on updates (null: off), and the accepted updates it scaled down or whose example count was clamped. */
+  updateBound: number | null;
+  clipped: number;
+  clamped: number;
+  /** L2 norm of the change the round applied. */
+  updateNorm: number | null;
   /** Wall-clock seconds of the round, start request to commit. */
   seconds: number;
   /** Coordinator phases (from the round's transitions): selection + configuration, reporting, commit. */
@@ -71,6 +77,10 @@ const CSV_COLUMNS: (keyof RoundRow)[] = [
   'rejected',
   'dropped',
   'poisoned',
+  'updateBound',
+  'clipped',
+  'clamped',
+  'updateNorm',
   'trainLoss',
   'bytes',
   'seconds',

@@ -40,7 +40,14 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
 
     const pool = new WorkerPool({
       workers: plan.workers,
-      init: { serverUrl: server.url, clientToken: server.clientToken, seed: options.seed, dropout: options.dropout, localEvaluation: options.localEvaluation },
+      init: {
+        serverUrl: server.url,
+        clientToken: server.clientToken,
+        seed: options.seed,
+        dropout: options.dropout,
+        localEvaluation: options.localEvaluation,
+        sourceAddresses: options.server === null,
+      },
       clientsOf: (w) => clientsOfWorker(w, plan, parts, train, test),
       attacks: plan.attacks,
       failure,

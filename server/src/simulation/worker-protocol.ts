@@ -26,6 +26,8 @@ export interface WorkerInit {
    * adoption of that version (chosen per version by a seeded hash); 0 = none, 1 = all.
    */
   localEvaluation: number;
+  /** Connect each device from its own loopback source address (the coordinator runs in-process on loopback). */
+  sourceAddresses: boolean;
   clients: SimulatedClientData[];
 }
 

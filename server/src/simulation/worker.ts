@@ -13,11 +13,20 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, ServerEvent, type FlockSocket, type SocketFactory } from '@flock/client-sdk';
+import {
+  ArrayDataSource,
+  ClientEvent,
+  FederatedClient,
+  ManualCondition,
+  MemoryModelStore,
+  ServerEvent,
+  type FlockSocket,
+  type SocketFactory,
+} from '@flock/client-sdk';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { io } from 'socket.io-client';
 import { mulberry32 } from '../datasets/seeded-random.js';
-import { poisonDelta } from './byzantine.js';
+import { claimedExamples, poisonDelta, sourceAddress } from './byzantine.js';
 import { hashInts } from './partition.js';
 import { type MainToWorker, type SimulatedClientData, type WorkerInit, type WorkerToMain } from './worker-protocol.js';
 
@@ -48,12 +57,24 @@ function examples(images: Float32Array, labels: Uint8Array): { xs: tf.Tensor2D; 
 }
 
 /**
- * Publications reach only a sample of clients (per version), so that not every device fetches,
- * tests and adopts every version; the others fetch a model only when selected.
+ * The device's socket: from its own loopback source address (byzantine.ts sourceAddress) when the
+ * coordinator is on this machine; a `scaling` attacker's uploads claim a huge example count (the
+ * SDK reports its true count, capped by the plan); and publications reach only a sample of clients
+ * (per version), so that not every device fetches, tests and adopts every version; the others
+ * fetch a model only when selected.
  */
-function sampledPublications(init: WorkerInit, index: number): SocketFactory {
+function simulatedSocket(init: WorkerInit, spec: SimulatedClientData): SocketFactory {
+  const { index, attack } = spec;
   return (url, options) => {
-    const socket = io(url, options) as FlockSocket;
+    // engine.io-client passes `localAddress` on to ws in Node, though its option types omit it.
+    const bound = init.sourceAddresses ? ({ ...options, localAddress: sourceAddress(index, attack) } as typeof options) : options;
+    const socket = io(url, bound) as FlockSocket;
+    const claim = claimedExamples(attack);
+    if (claim !== null) {
+      const emitWithAck = socket.emitWithAck.bind(socket) as (event: string, ...args: unknown[]) => Promise<unknown>;
+      (socket as unknown as { emitWithAck: typeof emitWithAck }).emitWithAck = (event, ...args) =>
+        event === ClientEvent.update ? emitWithAck(event, { ...(args[0] as object), numExamples: claim }) : emitWithAck(event, ...args);
+    }
     if (init.localEvaluation >= 1) return socket;
     const on = socket.on.bind(socket) as (event: string, listener: (...args: unknown[]) => void) => FlockSocket;
     const sampled = (...args: unknown[]): boolean => {
@@ -124,7 +145,7 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
     socketOptions: { transports: ['websocket'] },
     // Byzantine clients: a valid upload carrying a poisoned delta (noise drawn per round and client).
     ...(attack ? { transformDelta: (delta: Float32Array[]) => poisonDelta(attack, delta, mulberry32(hashInts(init.seed, currentRound, spec.index, 13))) } : {}),
-    socketFactory: sampledPublications(init, spec.index),
+    socketFactory: simulatedSocket(init, spec),
   });
   simulateDropout(client, idle, init, spec);
   reportEvents(client, idle, spec.index);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { asFloat32, PROTOCOL_VERSION, type ModelPayload, type RejectionReason } from '@flock/client-sdk/protocol';
 import type { ModelVersionMeta, RoundDetails, RoundRecord } from '../../src/contract/index.js';
-import { startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
 const MODEL_BYTES = 199_210 * 4;
@@ -60,7 +60,8 @@ function flatten(tensors: Float32Array[]): Float32Array {
 }
 
 beforeAll(async () => {
-  coordinator = await startTestCoordinator({ maxUploadBytes: MODEL_BYTES + 4096 });
+  // These tests check FedAvg's exact arithmetic across rounds: without the adaptive bound and cap.
+  coordinator = await startTestCoordinator({ maxUploadBytes: MODEL_BYTES + 4096, ...EXACT_AVERAGES });
 });
 afterEach(async () => {
   clients.forEach((c) => c.disconnect());

@@ -17,6 +17,7 @@ import { FileModelStore } from '@flock/client-sdk/node';
 import type { RoundDetails } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { nextLoopbackAddress } from '../support/protocol-client.js';
 
 const MODEL_BYTES = 199_210 * 4;
 const TRAIN_PER_CLIENT = 120;
@@ -63,7 +64,8 @@ function device(k: number, store: ModelStore = new MemoryModelStore(), transform
     ...(transformDelta ? { transformDelta } : {}),
     socketOptions: { transports: ['websocket'] },
     socketFactory: (url, options) => {
-      const socket = io(url, options) as FlockSocket;
+      // Each device from its own loopback address, as phones would be (a few per address are selected per round).
+      const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
       socket.onAnyOutgoing((event: string, ...args: unknown[]) => sent.push({ event, args }));
       return socket;
     },

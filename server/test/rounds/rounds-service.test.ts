@@ -93,7 +93,7 @@ beforeEach(async () => {
   model.dispose();
   await models.register(parts.topology, parts.weightSpecs, new Float32Array(parts.weights.buffer.slice(0)));
   devices = new InMemoryDeviceDirectory(bus, metrics);
-  rounds = new RoundsService(gated, config, devices, models, new RoundCommitter(gated, models, metrics), bus, metrics);
+  rounds = new RoundsService(gated, config, devices, models, new RoundCommitter(gated, config, models, metrics), bus, metrics);
   await rounds.onApplicationBootstrap();
   for (const id of ['a', 'b']) {
     devices.connect(id, `socket-${id}`, { address: '127.0.0.1', userKey: null });

@@ -72,6 +72,8 @@ describe('pnpm simulate (runSimulation)', () => {
       byzantine: 0.2,
       attack: 'noise' as const,
       localEvaluation: 0,
+      // The coordinator's default norm bound would clip the noise (bench/poisoning.ts measures that): this shows FedAvg without it.
+      defenses: false,
     };
     const fedavg = await runSimulation({ ...common, strategy: 'fedavg' });
     const trimmed = await runSimulation({ ...common, strategy: 'trimmed-mean', strategyOptions: { trimFraction: 0.2 } });

@@ -9,6 +9,16 @@ import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 export const CLIENT_TOKEN = 'test-client-token-0123456789';
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789';
 
+/**
+ * For tests that check FedAvg's exact arithmetic (the committed model is the example-weighted mean
+ * of the deltas sent): no adaptive norm bound, no adaptive example cap. Bounded influence, on by
+ * default, has its own tests (security/influence.test.ts).
+ */
+export const EXACT_AVERAGES: Partial<FlockConfig> = {
+  updateBound: { mode: 'off', ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 },
+  adaptiveExampleCap: false,
+};
+
 export interface TestCoordinator extends Coordinator {
   dataDir: string;
   /** fetch against the operator API with the operator token. */

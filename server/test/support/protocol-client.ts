@@ -79,6 +79,20 @@ export interface ConnectOptions {
   proof?: (challenge: Buffer) => unknown;
   /** Extra HTTP headers of the handshake request (e.g. X-Forwarded-For). */
   headers?: Record<string, string>;
+  /** The loopback source address to connect from (default: one of its own, see nextLoopbackAddress). */
+  localAddress?: string;
+}
+
+let loopbackAddresses = 0;
+
+/**
+ * A loopback address no other test device of this process used (127.3.x.y; Linux routes all of
+ * 127.0.0.0/8 to the loopback interface). Devices of one address are limited per round
+ * (FLOCK_MAX_SELECTED_PER_ADDRESS): test devices each have their own, as phones would.
+ */
+export function nextLoopbackAddress(): string {
+  const n = loopbackAddresses++;
+  return `127.3.${Math.floor(n / 250) % 250}.${(n % 250) + 1}`;
 }
 
 /**
@@ -127,6 +141,8 @@ export class ProtocolClient {
       reconnection: false,
       forceNew: true,
       extraHeaders: options.headers,
+      // engine.io-client passes it on to ws in Node, though its option types omit it.
+      ...({ localAddress: options.localAddress ?? nextLoopbackAddress() } as object),
     });
     const client = new ProtocolClient(socket, key);
     client.welcome = await new Promise<Welcome>((resolve, reject) => {

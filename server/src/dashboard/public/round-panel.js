@@ -91,8 +91,19 @@ export function renderRound(state) {
       { className: 'round-note' },
       `Trains v${round.baseVersion} · ${round.params.strategy} · E=${plan.epochs}, B=${plan.batchSize}, η=${plan.learningRate} · dropped ${dropped} · ${formatBytes(m.bytesReceived)} received · started ${ago(round.createdAt)}`,
     ),
+    el('div', { className: 'round-note' }, influenceNote(m)),
   );
   tick();
+}
+
+/**
+ * Bounded influence (docs/SECURITY.md): the round's L2 bound and example cap, and how many updates they held back.
+ * @param {DashboardRound['metrics']} m
+ */
+function influenceNote(m) {
+  const bound = m.updateBound === null ? 'norm bound off' : `norm bound ${m.updateBound.toPrecision(3)}`;
+  const cap = m.exampleCap === null ? '' : ` · counts capped at ${m.exampleCap}`;
+  return `${bound}${cap} · ${m.clippedUpdates} clipped, ${m.clampedExamples} counts clamped`;
 }
 
 /**
