@@ -37,7 +37,7 @@ export interface UpdateBoundConfig {
 /** What the bound does to one update. */
 export type BoundDecision = { action: 'keep' } | { action: 'clip'; scale: number } | { action: 'refuse' };
 
-/** The bound a round applies: null when off; the ceiling while there is no estimate. */
+/** The bound a round applies: null when off; the initial bound while there is no estimate. */
 export function roundBound(config: UpdateBoundConfig, estimate: number | null): number | null {
   if (config.mode === 'off') return null;
   return Math.min(estimate ?? config.initial, config.ceiling);
@@ -60,8 +60,6 @@ export function nextEstimate(config: UpdateBoundConfig, estimate: number | null,
   return Math.min(estimate * Math.exp(-config.learningRate * (below - config.quantile)), config.ceiling);
 }
 
-export const EXAMPLES_CAP_PER_MEDIAN = 1;
-
 /** The examples an update counts for in a round: the configured maximum, or the adapted cap when lower. */
 export function roundExampleCap(configured: number, adapted: number | null): number {
   return Math.min(configured, adapted ?? configured);
@@ -70,7 +68,7 @@ export function roundExampleCap(configured: number, adapted: number | null): num
 /** The cap after a committed round whose accepted updates claimed these counts; unchanged when there were none. */
 export function nextExampleCap(configured: number, adapted: number | null, claims: readonly number[]): number | null {
   if (claims.length === 0) return adapted;
-  return Math.min(configured, Math.max(1, Math.ceil(EXAMPLES_CAP_PER_MEDIAN * quantileOf(claims, 0.5))));
+  return Math.min(configured, quantileOf(claims, 0.5));
 }
 
 /** The q-quantile of the values (nearest rank, so it is one of them); values must be non-empty. */
