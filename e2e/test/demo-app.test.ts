@@ -24,13 +24,6 @@ const PLUGGED_IN_ON_WIFI: DeviceConditions = { charging: true, connectionType: '
 const ON_BATTERY: DeviceConditions = { charging: false, connectionType: 'wifi' };
 const ON_CELLULAR: DeviceConditions = { charging: true, connectionType: 'cellular' };
 
-interface RoundView {
-  id: string;
-  status: string;
-  committedVersion: number | null;
-  metrics: { selected: number; accepted: number; dropped: Partial<Record<string, number>> };
-}
-
 let browser: Browser;
 let demoServer: StaticServer;
 let coordinator: TestCoordinator | null = null;
@@ -64,16 +57,6 @@ async function eligibleClients(server: TestCoordinator, count: number): Promise<
     20_000,
     `${count} eligible clients`,
   );
-}
-
-async function roundEnded(server: TestCoordinator, id: string): Promise<RoundView> {
-  const { body } = await waitFor(
-    () => server.api<RoundView>(`/api/rounds/${id}`),
-    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
-    60_000,
-    `round ${id} to end`,
-  );
-  return body;
 }
 
 async function currentVersion(server: TestCoordinator): Promise<number> {
@@ -238,7 +221,7 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
       body: JSON.stringify({ minClients: 2, targetClients: 3, overSelection: 1, deadlineSeconds: 60, epochs: 3, batchSize: 10, learningRate: 0.05 }),
     });
     expect(status).toBe(201);
-    const ended = await roundEnded(server, body.id);
+    const ended = await server.roundEnded(body.id, 60_000);
     expect(ended.status).toBe('committed');
     expect(ended.metrics.selected).toBe(3);
     expect(ended.metrics.accepted).toBe(2);
@@ -269,7 +252,7 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
       method: 'POST',
       body: JSON.stringify({ minClients: 1, targetClients: 1, deadlineSeconds: 60, epochs: 1, batchSize: 10, learningRate: 0.05 }),
     });
-    expect((await roundEnded(server, body.id)).status).toBe('committed');
+    expect((await server.roundEnded(body.id, 60_000)).status).toBe('committed');
     const before = await device!.waitForState('s.lastEvaluation?.modelVersion === 2 && s.status === "waiting"');
     expect(before.clientId).toMatch(/^[A-Za-z0-9_-]{43}$/); // the thumbprint of the device key
     // The key pair lives in IndexedDB as CryptoKeys; the private one cannot be read out.

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { ClientEvent, isRoundFinished, type ModelPayload, type RoundConfiguration, type RoundStatus } from '@flock/client-sdk/protocol';
+import { ClientEvent, type ModelPayload, type RoundConfiguration } from '@flock/client-sdk/protocol';
 import { CHROMIUM, requireChromium } from '../support/chromium.js';
 import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
@@ -42,16 +42,6 @@ async function uploadStale(device: Device, configuration: RoundConfiguration): P
   expect(result).toMatchObject({ accepted: false, reason: 'version_mismatch' });
 }
 
-async function roundEnded(id: string): Promise<{ status: RoundStatus; committedVersion: number | null }> {
-  const { body } = await waitFor(
-    () => coordinator.api<{ status: RoundStatus; committedVersion: number | null }>(`/api/rounds/${id}`),
-    (r) => isRoundFinished(r.body.status),
-    20_000,
-    `round ${id} to end`,
-  );
-  return body;
-}
-
 /** One finished round: most devices train, one sends a stale delta (rejected), one abandons (dropped). */
 async function runRound(r: number): Promise<void> {
   const { status, body } = await coordinator.api<{ id: string }>('/api/rounds', {
@@ -69,7 +59,7 @@ async function runRound(r: number): Promise<void> {
       } else await upload(device, configuration, r * 10 + i, 0.9 * Math.exp(-r / 4) + 0.05 * i, 300 + 100 * i);
     }),
   );
-  const ended = await roundEnded(body.id);
+  const ended = await coordinator.roundEnded(body.id);
   expect(ended.status).toBe('committed');
   // Devices test the new version locally: global accuracy climbs, personalization adds a little, devices differ.
   devices.forEach((device, i) =>

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { asFloat32, PROTOCOL_VERSION, type ModelPayload, type RejectionReason } from '@flock/client-sdk/protocol';
-import type { ModelVersionMeta, RoundDetails, RoundRecord } from '../../src/contract/index.js';
+import type { ModelVersionMeta, RoundRecord } from '../../src/contract/index.js';
 import { EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
@@ -29,16 +29,6 @@ async function startRound(body: Record<string, unknown>): Promise<RoundRecord> {
   const { status, body: round } = await coordinator.api<RoundRecord>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
   expect(status, JSON.stringify(round)).toBe(201);
   return round;
-}
-
-async function roundEnded(id: string): Promise<RoundDetails> {
-  const { body } = await waitFor(
-    () => coordinator.api<RoundDetails>(`/api/rounds/${id}`),
-    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
-    20_000,
-    `round ${id} to end`,
-  );
-  return body;
 }
 
 async function weightsOf(version: number | 'current'): Promise<Float32Array> {
@@ -100,7 +90,7 @@ describe('a federated round over real socket.io', () => {
       }),
     );
 
-    const ended = await roundEnded(round.id);
+    const ended = await coordinator.roundEnded(round.id);
     expect(ended.status).toBe('committed');
     expect(ended.committedVersion).toBe(before.body.version + 1);
     expect(ended.transitions.map((t) => t.to)).toEqual(['selecting', 'configuring', 'reporting', 'committing', 'committed']);
@@ -147,7 +137,7 @@ describe('a federated round over real socket.io', () => {
         expect((await device.upload(configuration, model, makeDelta(model, k), 50)).accepted).toBe(true);
       }),
     );
-    const ended = await roundEnded(round.id);
+    const ended = await coordinator.roundEnded(round.id);
     expect(ended.status).toBe('failed');
     expect(ended.error).toMatch(/quorum not reached \(deadline reached\): 2 valid update\(s\), 3 needed/);
     expect(ended.committedVersion).toBeNull();
@@ -162,7 +152,7 @@ describe('a federated round over real socket.io', () => {
     const [eligible] = await connectClients(1);
     const [onBattery] = await connectClients(1, false);
     const round = await startRound({ minClients: 2, targetClients: 2, selectionTimeoutSeconds: 1 });
-    const ended = await roundEnded(round.id);
+    const ended = await coordinator.roundEnded(round.id);
     expect(ended.status).toBe('failed');
     expect(ended.error).toMatch(/selection timed out: 1 eligible client\(s\) available, 2 needed/);
     expect(eligible!.configurations.items).toHaveLength(0);
@@ -182,7 +172,7 @@ describe('a federated round over real socket.io', () => {
       }),
     );
     // every remaining participant answered: the round closes before its 30 s deadline
-    const ended = await roundEnded(round.id);
+    const ended = await coordinator.roundEnded(round.id);
     expect(ended.status).toBe('committed');
     expect(ended.committedVersion).toBe(before.body.version + 1);
     expect(ended.metrics).toMatchObject({ selected: 4, accepted: 3, dropped: { disconnected: 1 } });
@@ -198,7 +188,7 @@ describe('a federated round over real socket.io', () => {
       const model = await devices[k]!.fetchModel(configurations[k]!.modelVersion);
       await devices[k]!.upload(configurations[k]!, model, makeDelta(model, k), 10);
     }
-    const ended = await roundEnded(round.id);
+    const ended = await coordinator.roundEnded(round.id);
     expect(ended.status).toBe('committed');
     expect(ended.metrics.dropped).toEqual({ conditions_changed: 1 });
   });
@@ -255,7 +245,7 @@ describe('a federated round over real socket.io', () => {
     await expectRejected(devices[4]!, upload(configurations[4], {}, makeDelta(model, 4, 1)), 'norm_exceeded', /exceeds the round's bound 5/);
     expect(await devices[5]!.uploadRaw(upload(configurations[5], { numExamples: 60 }, good(11)))).toEqual({ accepted: true });
 
-    const ended = await roundEnded(round.id);
+    const ended = await coordinator.roundEnded(round.id);
     expect(ended.status).toBe('committed');
     expect(ended.metrics.accepted).toBe(2);
     expect(ended.metrics.rejected).toEqual({

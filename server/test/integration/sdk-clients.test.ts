@@ -80,16 +80,6 @@ async function startRound(body: Record<string, unknown>): Promise<string> {
   return response.body.id;
 }
 
-async function roundEnded(id: string): Promise<RoundDetails> {
-  const { body } = await waitFor(
-    () => coordinator.api<RoundDetails>(`/api/rounds/${id}`),
-    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
-    60_000,
-    'round end',
-  );
-  return body;
-}
-
 async function eligibleCount(n: number): Promise<void> {
   await waitFor(
     () => coordinator.api<{ eligible: number }>('/api/clients'),
@@ -136,7 +126,7 @@ describe('SDK clients against the real coordinator', () => {
       expect(trainingMs).toBeGreaterThan(encodeMs);
       expect(uploadMs).toBeGreaterThan(0);
     }
-    const round = await roundEnded(roundId);
+    const round = await coordinator.roundEnded(roundId, 60_000);
     expect(round).toMatchObject({ status: 'committed', committedVersion: 2 });
     expect(round.metrics).toMatchObject({ accepted: 3, totalExamples: 3 * TRAIN_PER_CLIENT, bytesReceived: 3 * MODEL_BYTES });
     expect(round.metrics.validationMs).toBeGreaterThan(0);
@@ -193,7 +183,7 @@ describe('SDK clients against the real coordinator', () => {
 
     expect(await abandoned).toEqual({ roundId, reason: 'conditions_changed' });
     await Promise.all(others);
-    const round = await roundEnded(roundId);
+    const round = await coordinator.roundEnded(roundId, 60_000);
     expect(round.status).toBe('committed');
     expect(round.metrics).toMatchObject({ selected: 3, accepted: 2, dropped: { conditions_changed: 1 } });
     expect(uploadedByQuitter).toBe(false);
@@ -217,7 +207,7 @@ describe('SDK clients against the real coordinator', () => {
     expect((await failure).code).toBe('training_failed');
     expect(await abandoned).toEqual({ roundId, reason: 'training_failed' });
     await Promise.all(uploads);
-    const round = await roundEnded(roundId);
+    const round = await coordinator.roundEnded(roundId, 60_000);
     expect(round.metrics).toMatchObject({ accepted: 2, dropped: { training_failed: 1 } });
     expect(round.status).toBe('committed');
     const sentDelta = (d: Device) => new Float32Array((d.sent.find((m) => m.event === 'round:update')!.args[0] as { delta: { data: ArrayBuffer } }).delta.data);
@@ -235,7 +225,7 @@ describe('SDK clients against the real coordinator', () => {
     await eligibleCount(2);
     const adopted = first.client.next('modelAdopted', (e) => e.version > 1);
     const roundId = await startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
-    const round = await roundEnded(roundId);
+    const round = await coordinator.roundEnded(roundId, 60_000);
     expect(round.status).toBe('committed');
     const adoption = await adopted;
     const clientId = first.client.clientId;
@@ -258,6 +248,6 @@ describe('SDK clients against the real coordinator', () => {
     const next = restarted.client.next('roundJoined');
     const second = await startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
     expect((await next).roundId).toBe(second);
-    expect((await roundEnded(second)).status).toBe('committed');
+    expect((await coordinator.roundEnded(second, 60_000)).status).toBe('committed');
   });
 });

@@ -55,16 +55,6 @@ async function startRound(coordinator: TestCoordinator, body: Record<string, unk
   return round;
 }
 
-async function roundEnded(coordinator: TestCoordinator, id: string): Promise<RoundDetails> {
-  const { body } = await waitFor(
-    () => coordinator.api<RoundDetails>(`/api/rounds/${id}`),
-    (r) => ['committed', 'failed', 'aborted'].includes(r.body.status),
-    20_000,
-    `round ${id} to end`,
-  );
-  return body;
-}
-
 async function weightsOf(coordinator: TestCoordinator, version: number | 'current'): Promise<Float32Array> {
   const response = await fetch(`${coordinator.url}/api/models/${version}/weights.bin`, {
     headers: { Authorization: `Bearer ${coordinator.config.operatorToken}` },
@@ -136,7 +126,7 @@ describe('one device cannot replace the global model (default fedavg)', () => {
       first.id,
       honest.map((device, i): Upload => [device, honestDelta(i), HONEST_EXAMPLES]),
     );
-    const round1 = await roundEnded(coordinator, first.id);
+    const round1 = await coordinator.roundEnded(first.id);
     expect(round1.status).toBe('committed');
     const bound = round1.metrics.nextUpdateBound!;
     expect(bound).toBeGreaterThan(0);
@@ -158,7 +148,7 @@ describe('one device cannot replace the global model (default fedavg)', () => {
       ...honest.map((device, i): Upload => [device, honestDelta(i), HONEST_EXAMPLES]),
       [attacker!, async () => evil, MAX_UPDATE_EXAMPLES],
     ]);
-    const round2 = await roundEnded(coordinator, second.id);
+    const round2 = await coordinator.roundEnded(second.id);
     expect(round2.status).toBe('committed');
     expect(round2.metrics.updateBound).toBe(bound);
     expect(round2.metrics.clampedExamples).toBe(1);
@@ -218,7 +208,7 @@ describe('a finite 3.4e38 delta value cannot make the global model infinite', ()
         [honest!, async (c) => makeDelta(await honest!.fetchModel(c.modelVersion), r), 10],
         [attacker!, async (c) => spike(await attacker!.fetchModel(c.modelVersion)), MAX_UPDATE_EXAMPLES],
       ]);
-      rounds.push(await roundEnded(coordinator, round.id));
+      rounds.push(await coordinator.roundEnded(round.id));
     }
     return rounds;
   }
@@ -305,7 +295,7 @@ describe('the adaptive bound and cap survive a restart', () => {
           round.id,
           pair.map((device, i): Upload => [device, async (c) => makeDelta(await device.fetchModel(c.modelVersion), i, 0.002), 100 + i * 200]),
         );
-        committed = await roundEnded(first, round.id);
+        committed = await first.roundEnded(round.id);
         expect(committed.status).toBe('committed');
       } finally {
         devices.splice(0).forEach((device) => device.disconnect());

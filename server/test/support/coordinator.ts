@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initNodeBackend } from '@flock/client-sdk/node';
+import { isRoundFinished } from '@flock/client-sdk/protocol';
 import { loadConfig, type FlockConfig } from '../../src/config/config.js';
+import type { RoundDetails } from '../../src/contract/index.js';
 import { createCoordinator, type Coordinator } from '../../src/coordinator.js';
 import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 
@@ -23,6 +25,8 @@ export interface TestCoordinator extends Coordinator {
   dataDir: string;
   /** fetch against the operator API with the operator token. */
   api<T = unknown>(path: string, init?: RequestInit): Promise<{ status: number; body: T }>;
+  /** Polls the round until it has finished (committed, failed or aborted), and returns it. */
+  roundEnded(id: string, timeoutMs?: number): Promise<RoundDetails>;
   /** Stops the coordinator and deletes its data directory. */
   dispose(): Promise<void>;
 }
@@ -49,10 +53,20 @@ export async function startTestCoordinator(overrides: Partial<FlockConfig> = {})
     },
   );
   const coordinator = await createCoordinator(config);
+  const api = <T>(path: string, init?: RequestInit) => operatorFetch<T>(coordinator.url, path, init);
   return {
     ...coordinator,
     dataDir,
-    api: (path, init) => operatorFetch(coordinator.url, path, init),
+    api,
+    roundEnded: async (id, timeoutMs = 20_000) => {
+      const { body } = await waitFor(
+        () => api<RoundDetails>(`/api/rounds/${id}`),
+        (r) => isRoundFinished(r.body.status),
+        timeoutMs,
+        `round ${id} to end`,
+      );
+      return body;
+    },
     dispose: async () => {
       await coordinator.close();
       if (!overrides.dataDir) rmSync(dataDir, { recursive: true, force: true });
