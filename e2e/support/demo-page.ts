@@ -3,16 +3,7 @@ import type { DemoHooks, DemoState } from '../../demo-app/src/demo-state.js';
 
 export type { DemoState };
 
-export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+export { CHROMIUM, CHROMIUM_ARGS } from '../../server/test/support/chromium.js';
 
 /** Device conditions a page starts with (overridden browser APIs). */
 export interface DeviceConditions {

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { ClientEvent, type ModelPayload, type RoundConfiguration } from '@flock/client-sdk/protocol';
-import { CHROMIUM, requireChromium } from '../support/chromium.js';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../support/chromium.js';
 import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
@@ -85,15 +85,7 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     for (let i = 0; i < 5; i++) devices.push({ client: await ProtocolClient.connect(coordinator.url), seen: 0, model: null });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+      args: CHROMIUM_ARGS,
     });
   });
   afterAll(async () => {

@@ -2,6 +2,16 @@ import { existsSync } from 'node:fs';
 
 /** Debian's Chromium (`apt-get install -y chromium`), driven with playwright-core: never a downloaded browser. */
 export const CHROMIUM = '/usr/bin/chromium';
+/** Headless, no sandbox (containers), and none of the browser's own network traffic. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 /** CI sets CI=true; any value but `false` or `0` counts. */
 export function inCi(env: NodeJS.ProcessEnv = process.env): boolean {
