@@ -13,20 +13,14 @@
  * `--flooder`) and this driver, which probes health one request at a time (no keep-alive) and
  * prints Markdown to stdout.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ClientEvent, PROTOCOL_VERSION, ServerEvent, proofMessage, thumbprintInput } from '../client-sdk/src/protocol/index.js';
+import { ClientEvent } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
+import { connectDevice, OPERATOR_TOKEN, startCoordinator } from './lib/coordinator-process.js';
 import { machineInfo, median } from './lib/measure.js';
 
-const CLIENT_TOKEN = 'bench-flood-client-token-0123456789';
-const OPERATOR_TOKEN = 'bench-flood-operator-token-0123456789';
-const MAIN = resolve(import.meta.dirname, '../server/dist/main.js');
 const FLOODS = ['none', 'conditions', 'evaluation'] as const;
 const TAIL_MS = 2_000;
 type Flood = (typeof FLOODS)[number];
@@ -42,40 +36,6 @@ const { values: args } = parseArgs({
 });
 
 // ------------------------------------------------------------------ the flooder process
-
-/** The little of socket.io-client used here (a dependency of the server, not of the root package). */
-interface FloodSocket {
-  connected: boolean;
-  emit(event: string, ...args: unknown[]): void;
-  once(event: string, listener: (...args: never[]) => void): void;
-  disconnect(): void;
-}
-type Io = (url: string, options: Record<string, unknown>) => FloodSocket;
-const { io } = createRequire(resolve(import.meta.dirname, '../server/package.json'))('socket.io-client') as { io: Io };
-
-/** A device with a fresh key that proved it (handshake, challenge, signature) and was welcomed. */
-async function connectDevice(url: string): Promise<FloodSocket> {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const { x, y } = publicKey.export({ format: 'jwk' });
-  const jwk = { kty: 'EC', crv: 'P-256', x: x!, y: y! } as const;
-  const clientId = createHash('sha256').update(thumbprintInput(jwk)).digest('base64url');
-  const socket = io(url, {
-    auth: { token: CLIENT_TOKEN, publicKey: jwk, protocolVersion: PROTOCOL_VERSION },
-    transports: ['websocket'],
-    reconnection: false,
-    forceNew: true,
-  });
-  await new Promise<void>((welcomed, refused) => {
-    socket.once(ServerEvent.welcome, () => welcomed());
-    socket.once('connect_error', (error: Error) => refused(error));
-    socket.once(ServerEvent.challenge, ({ challenge }: { challenge: Uint8Array }) => {
-      socket.emit(ClientEvent.proof, {
-        signature: sign('sha256', proofMessage(new Uint8Array(challenge), clientId), { key: privateKey, dsaEncoding: 'ieee-p1363' }),
-      });
-    });
-  });
-  return socket;
-}
 
 interface FloodResult {
   emitted: number;
@@ -112,46 +72,6 @@ async function flood(url: string, kind: Exclude<Flood, 'none'>, total: number): 
 }
 
 // ------------------------------------------------------------------ the driver
-
-async function startCoordinator(limits: boolean): Promise<{ child: ChildProcess; url: string; close: () => void }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'flock-flood-'));
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      ...process.env,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      FLOCK_DATA_DIR: dataDir,
-      FLOCK_CLIENT_TOKEN: CLIENT_TOKEN,
-      FLOCK_OPERATOR_TOKEN: OPERATOR_TOKEN,
-      FLOCK_DEFAULT_MODEL_EXAMPLES: '600',
-      FLOCK_TEST_SET: 'none',
-      FLOCK_EVENT_RATE_LIMITS: limits ? '' : 'off',
-      LOG_LEVEL: 'error',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let output = '';
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 120_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /Flock coordinator on (http:\/\/\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolveUrl(match[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`coordinator exited (${code}):\n${output}`)));
-  });
-  return {
-    child,
-    url,
-    close: () => {
-      child.kill('SIGKILL');
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
 
 function runFlooder(url: string, kind: Exclude<Flood, 'none'>, events: number): Promise<FloodResult> {
   const child = spawn(process.execPath, ['--import', 'tsx', import.meta.filename, '--flooder', '--url', url, '--flood', kind, '--events', String(events)], {
@@ -209,7 +129,7 @@ interface Row {
 }
 
 async function measure(limits: boolean, kind: Flood, events: number): Promise<Row> {
-  const coordinator = await startCoordinator(limits);
+  const coordinator = await startCoordinator({ FLOCK_EVENT_RATE_LIMITS: limits ? '' : 'off' }, 'flood');
   try {
     await probeHealth(coordinator.url, Promise.resolve(), 20); // warm-up
     const before = await droppedAndDisconnected(coordinator.url);

@@ -1,0 +1,110 @@
+/**
+ * The coordinator as its own process (the built entry point, a fresh data directory) and raw
+ * protocol devices that prove a fresh key: what the benchmarks that measure the coordinator from
+ * outside share.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ClientEvent, PROTOCOL_VERSION, ServerEvent, proofMessage, thumbprintInput } from '../../client-sdk/src/protocol/index.js';
+
+export const CLIENT_TOKEN = 'bench-client-token-0123456789';
+export const OPERATOR_TOKEN = 'bench-operator-token-0123456789';
+const MAIN = resolve(import.meta.dirname, '../../server/dist/main.js');
+
+export interface CoordinatorProcess {
+  child: ChildProcess;
+  url: string;
+  /** User + system CPU seconds the process has used so far (from /proc: 10 ms resolution). */
+  cpuSeconds(): number;
+  close(): void;
+}
+
+/** Starts `server/dist/main.js` (build first) with these environment variables on top of the defaults; undefined removes one. */
+export async function startCoordinator(env: Record<string, string | undefined>, name = 'bench'): Promise<CoordinatorProcess> {
+  const dataDir = mkdtempSync(join(tmpdir(), `flock-${name}-`));
+  const merged: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    FLOCK_DATA_DIR: dataDir,
+    FLOCK_CLIENT_TOKEN: CLIENT_TOKEN,
+    FLOCK_OPERATOR_TOKEN: OPERATOR_TOKEN,
+    FLOCK_DEFAULT_MODEL_EXAMPLES: '600',
+    FLOCK_TEST_SET: 'none',
+    LOG_LEVEL: 'error',
+  };
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) delete merged[key];
+    else merged[key] = value;
+  }
+  const child = spawn(process.execPath, [MAIN], { env: merged, stdio: ['ignore', 'ignore', 'pipe'] });
+  let output = '';
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 120_000);
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = /Flock coordinator on (http:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolveUrl(match[1]!);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`coordinator exited (${code}):\n${output}`)));
+  });
+  return {
+    child,
+    url,
+    cpuSeconds: () => processCpuSeconds(child.pid!),
+    close: () => {
+      child.kill('SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s). */
+function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The little of socket.io-client used here (a dependency of the server, not of the root package). */
+export interface RawSocket {
+  connected: boolean;
+  emit(event: string, ...args: unknown[]): void;
+  on(event: string, listener: (...args: never[]) => void): void;
+  once(event: string, listener: (...args: never[]) => void): void;
+  timeout(ms: number): { emitWithAck(event: string, ...args: unknown[]): Promise<unknown> };
+  disconnect(): void;
+}
+type Io = (url: string, options: Record<string, unknown>) => RawSocket;
+const { io } = createRequire(resolve(import.meta.dirname, '../../server/package.json'))('socket.io-client') as { io: Io };
+
+/** A device with a fresh key that proved it (handshake, challenge, signature) and was welcomed. */
+export async function connectDevice(url: string): Promise<RawSocket> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { x, y } = publicKey.export({ format: 'jwk' });
+  const jwk = { kty: 'EC', crv: 'P-256', x: x!, y: y! } as const;
+  const clientId = createHash('sha256').update(thumbprintInput(jwk)).digest('base64url');
+  const socket = io(url, {
+    auth: { token: CLIENT_TOKEN, publicKey: jwk, protocolVersion: PROTOCOL_VERSION },
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+  });
+  await new Promise<void>((welcomed, refused) => {
+    socket.once(ServerEvent.welcome, () => welcomed());
+    socket.once('connect_error', (error: Error) => refused(error));
+    socket.once(ServerEvent.challenge, ({ challenge }: { challenge: Uint8Array }) => {
+      socket.emit(ClientEvent.proof, {
+        signature: sign('sha256', proofMessage(new Uint8Array(challenge), clientId), { key: privateKey, dsaEncoding: 'ieee-p1363' }),
+      });
+    });
+  });
+  return socket;
+}
