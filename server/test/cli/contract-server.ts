@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { z } from 'zod';
 import { isRoundFinished, type RoundStatus } from '@flock/client-sdk/protocol';
+import { emptyRoundMetrics } from '../../src/rounds/round-types.js';
 import {
   errorBodySchema,
   healthSchema,
@@ -111,28 +112,7 @@ function record(id: string, status: RoundStatus, overrides: Partial<RoundRecord>
     baseVersion: 3,
     status,
     params: paramsFor({ minClients: 8, targetClients: 10 }),
-    metrics: {
-      eligibleAtSelection: 0,
-      selected: 0,
-      reported: 0,
-      accepted: 0,
-      rejected: {},
-      dropped: {},
-      totalExamples: 0,
-      meanTrainLoss: null,
-      updateNorm: null,
-      bytesReceived: 0,
-      validationMs: 0,
-      aggregationMs: 0,
-      durationMs: null,
-      localEvaluation: null,
-      updateBound: null,
-      nextUpdateBound: null,
-      exampleCap: null,
-      nextExampleCap: null,
-      clippedUpdates: 0,
-      clampedExamples: 0,
-    },
+    metrics: emptyRoundMetrics(),
     committedVersion: null,
     error: null,
     createdAt: '2026-05-04T10:20:00.000Z',
