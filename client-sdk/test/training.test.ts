@@ -14,7 +14,7 @@ import {
   trainModel,
   type BatchProgress,
 } from '../src/index.js';
-import { CLASSES, FEATURES, makeModel, oneHot, syntheticRows } from './support/fixtures.js';
+import { CLASSES, FEATURES, makeModel, oneHot, seededShuffle, syntheticRows } from './support/fixtures.js';
 
 const loss = resolveLoss('categoricalCrossentropy');
 /** Identity order: makes two runs see the same batches. */
@@ -73,6 +73,8 @@ describe('trainModel', () => {
       { epochs: 8, batchSize: 10, learningRate: 0.3 },
       {
         loss,
+        // Seeded: with tf's random order this check failed once in many runs (accuracy 0.783).
+        shuffle: seededShuffle(3),
         onBatchEnd: (progress) => {
           if (progress.epochLoss !== undefined) epochLosses.push(progress.epochLoss);
         },

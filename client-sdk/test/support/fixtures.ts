@@ -16,6 +16,19 @@ export function prng(seed: number): () => number {
   };
 }
 
+/** A shuffle for `trainModel` that is the same on every run (Fisher-Yates over the seeded PRNG). */
+export function seededShuffle(seed: number): (count: number) => Uint32Array {
+  const random = prng(seed);
+  return (count) => {
+    const order = Uint32Array.from({ length: count }, (_, i) => i);
+    for (let i = count - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    return order;
+  };
+}
+
 /** 8 -> 16 relu -> 3 softmax, seeded. */
 export function makeModel(seed = 1, hidden = 16): tf.LayersModel {
   return tf.sequential({
