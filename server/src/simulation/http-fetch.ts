@@ -23,7 +23,11 @@ export const noKeepAliveFetch: typeof fetch = async (input, init = {}) => {
       res.on('end', () => {
         const status = res.statusCode ?? 500;
         const payload = status === 204 || status === 304 ? null : Buffer.concat(chunks);
-        resolve(new Response(payload, { status, statusText: res.statusMessage ?? '' }));
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          for (const item of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(name, item);
+        }
+        resolve(new Response(payload, { status, statusText: res.statusMessage ?? '', headers: responseHeaders }));
       });
     });
     req.on('error', reject);

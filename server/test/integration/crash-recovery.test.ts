@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelVersionMeta, RoundDetails } from '../../src/contract/index.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, operatorFetch, waitFor } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 
 const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
 const dataDir = mkdtempSync(join(tmpdir(), 'flock-crash-'));
@@ -53,7 +54,7 @@ function kill9(child: ChildProcess): Promise<void> {
 }
 
 async function weightsBytes(url: string, version: number | 'current'): Promise<Buffer> {
-  const response = await fetch(`${url}/api/models/${version}/weights.bin`, { headers: { Authorization: `Bearer ${CLIENT_TOKEN}` } });
+  const response = await noKeepAliveFetch(`${url}/api/models/${version}/weights.bin`, { headers: { Authorization: `Bearer ${CLIENT_TOKEN}` } });
   return Buffer.from(await response.arrayBuffer());
 }
 

@@ -4,6 +4,7 @@ import { asFloat32, PROTOCOL_VERSION, type ModelPayload, type RejectionReason } 
 import type { ModelVersionMeta, RoundRecord } from '../../src/contract/index.js';
 import { EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 
 const MODEL_BYTES = 199_210 * 4;
 
@@ -32,7 +33,7 @@ async function startRound(body: Record<string, unknown>): Promise<RoundRecord> {
 }
 
 async function weightsOf(version: number | 'current'): Promise<Float32Array> {
-  const response = await fetch(`${coordinator.url}/api/models/${version}/weights.bin`, {
+  const response = await noKeepAliveFetch(`${coordinator.url}/api/models/${version}/weights.bin`, {
     headers: { Authorization: `Bearer ${coordinator.config.operatorToken}` },
   });
   expect(response.status).toBe(200);

@@ -25,6 +25,7 @@ import { ModelsService } from '../../src/models/models.service.js';
 import { loadLayersModelFromParts, modelToParts } from '../../src/models/tfjs-format.js';
 import { StorageModule } from '../../src/storage/storage.module.js';
 import { modelVersionDetailSchema, modelVersionMetaSchema, type ModelVersionMeta } from '../../src/contract/index.js';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 
 const OPERATOR = 'operator-token-0123456789';
 const CLIENT = 'client-token-0123456789ab';
@@ -72,12 +73,12 @@ afterAll(async () => {
 });
 
 async function getJson<T>(path: string, token = OPERATOR): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${url}${path}`, { headers: auth(token) });
+  const response = await noKeepAliveFetch(`${url}${path}`, { headers: auth(token) });
   return { status: response.status, body: (await response.json()) as T };
 }
 
 async function post(path: string, token = OPERATOR, body?: FormData): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${url}${path}`, { method: 'POST', headers: auth(token), body });
+  const response = await noKeepAliveFetch(`${url}${path}`, { method: 'POST', headers: auth(token), body });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -124,15 +125,15 @@ describe('initial model', () => {
 describe('auth and parameter validation', () => {
   it('answers 401 without a token, and client tokens only read models', async () => {
     for (const path of ['/api/models', '/api/models/current', '/api/models/1/model.json', '/api/models/1/weights.bin']) {
-      expect((await fetch(`${url}${path}`)).status).toBe(401);
-      expect((await fetch(`${url}${path}`, { headers: auth('wrong-token-0123456789') })).status).toBe(401);
+      expect((await noKeepAliveFetch(`${url}${path}`)).status).toBe(401);
+      expect((await noKeepAliveFetch(`${url}${path}`, { headers: auth('wrong-token-0123456789') })).status).toBe(401);
     }
     expect((await getJson('/api/models', CLIENT)).status).toBe(401);
     expect((await getJson('/api/models/1', CLIENT)).status).toBe(401);
     expect((await post('/api/models/1/rollback', CLIENT)).status).toBe(401);
     expect((await post('/api/models', CLIENT, upload({}, null))).status).toBe(401);
-    expect((await fetch(`${url}/api/models/1/model.json`, { headers: auth(CLIENT) })).status).toBe(200);
-    expect((await fetch(`${url}/api/models/1/weights.bin`, { headers: auth(CLIENT) })).status).toBe(200);
+    expect((await noKeepAliveFetch(`${url}/api/models/1/model.json`, { headers: auth(CLIENT) })).status).toBe(200);
+    expect((await noKeepAliveFetch(`${url}/api/models/1/weights.bin`, { headers: auth(CLIENT) })).status).toBe(200);
   });
 
   it('answers 400 for versions that are not positive integers and 404 for unknown ones', async () => {
@@ -140,19 +141,19 @@ describe('auth and parameter validation', () => {
       const { status, body } = await getJson<{ message: string }>(`/api/models/${bad}`);
       expect(status, bad).toBe(400);
       expect(body.message).toMatch(/model version must be a positive integer or "current"/);
-      expect((await fetch(`${url}/api/models/${bad}/weights.bin`, { headers: auth(CLIENT) })).status).toBe(400);
+      expect((await noKeepAliveFetch(`${url}/api/models/${bad}/weights.bin`, { headers: auth(CLIENT) })).status).toBe(400);
     }
     expect((await post('/api/models/current/rollback')).status).toBe(400);
     expect((await getJson('/api/models/999')).status).toBe(404);
-    expect((await fetch(`${url}/api/models/999/model.json`, { headers: auth(CLIENT) })).status).toBe(404);
-    expect((await fetch(`${url}/api/models/999/weights.bin`, { headers: auth(CLIENT) })).status).toBe(404);
+    expect((await noKeepAliveFetch(`${url}/api/models/999/model.json`, { headers: auth(CLIENT) })).status).toBe(404);
+    expect((await noKeepAliveFetch(`${url}/api/models/999/weights.bin`, { headers: auth(CLIENT) })).status).toBe(404);
     expect((await post('/api/models/999/rollback')).status).toBe(404);
   });
 });
 
 describe('TensorFlow.js format', () => {
   it('serves raw weights as application/octet-stream, equal to the stored bytes', async () => {
-    const response = await fetch(`${url}/api/models/1/weights.bin`, { headers: auth(CLIENT) });
+    const response = await noKeepAliveFetch(`${url}/api/models/1/weights.bin`, { headers: auth(CLIENT) });
     expect(response.headers.get('content-type')).toBe('application/octet-stream');
     expect(response.headers.get('cache-control')).toContain('immutable');
     const bytes = new Uint8Array(await response.arrayBuffer());
@@ -161,7 +162,7 @@ describe('TensorFlow.js format', () => {
   });
 
   it("points the current model.json at the concrete version's weights", async () => {
-    const response = await fetch(`${url}/api/models/current/model.json`, { headers: auth(CLIENT) });
+    const response = await noKeepAliveFetch(`${url}/api/models/current/model.json`, { headers: auth(CLIENT) });
     expect(response.headers.get('cache-control')).toBe('no-cache');
     expect(response.headers.get('x-flock-model-version')).toBe('1');
     const json = (await response.json()) as { format: string; convertedBy: null; weightsManifest: { paths: string[] }[] };

@@ -12,6 +12,7 @@ import type { EventLimits } from '../../src/boundary/event-rate-limit.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, operatorFetch, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { metrics, metricValue } from '../support/metrics.js';
 import { newDeviceKey, ProtocolClient } from '../support/protocol-client.js';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 
 const SEED = 20_261_203;
 /** Generous limits: the fuzzer's events must reach the handlers, not only the rate limiter. */
@@ -83,7 +84,9 @@ let baseline: { version: number; weights: Buffer };
 
 async function currentModel(): Promise<{ version: number; weights: Buffer }> {
   const meta = await coordinator.api<{ version: number }>('/api/models/current');
-  const response = await fetch(`${coordinator.url}/api/models/${meta.body.version}/weights.bin`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+  const response = await noKeepAliveFetch(`${coordinator.url}/api/models/${meta.body.version}/weights.bin`, {
+    headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` },
+  });
   return { version: meta.body.version, weights: Buffer.from(await response.arrayBuffer()) };
 }
 

@@ -17,6 +17,7 @@ import type { RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import type { FlockConfig } from '../../src/config/config.js';
 import { startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, modelTensors, ProtocolClient } from '../support/protocol-client.js';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 
 const MODEL_VALUES = 199_210;
 const NO_BOUND: FlockConfig['updateBound'] = { mode: 'off', ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 };
@@ -56,7 +57,7 @@ async function startRound(coordinator: TestCoordinator, body: Record<string, unk
 }
 
 async function weightsOf(coordinator: TestCoordinator, version: number | 'current'): Promise<Float32Array> {
-  const response = await fetch(`${coordinator.url}/api/models/${version}/weights.bin`, {
+  const response = await noKeepAliveFetch(`${coordinator.url}/api/models/${version}/weights.bin`, {
     headers: { Authorization: `Bearer ${coordinator.config.operatorToken}` },
   });
   expect(response.status).toBe(200);
