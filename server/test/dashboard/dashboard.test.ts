@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEvent } from '@flock/client-sdk/protocol';
 import { PUSH_INTERVAL_MS } from '../../src/dashboard/dashboard.gateway.js';
 import type { RoundRecord } from '../../src/contract/index.js';
-import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 import { OperatorFeed, refusal } from './operator-socket.js';
 
@@ -16,12 +16,7 @@ beforeAll(async () => {
 afterEach(async () => {
   devices.splice(0).forEach((device) => device.disconnect());
   feeds.splice(0).forEach((feed) => feed.close());
-  await waitFor(
-    () => coordinator.api<{ connected: number }>('/api/clients'),
-    (r) => r.body.connected === 0,
-    5000,
-    'devices to leave',
-  );
+  await coordinator.devicesLeft();
 });
 afterAll(async () => {
   await coordinator?.dispose();

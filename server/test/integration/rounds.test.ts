@@ -58,12 +58,7 @@ afterEach(async () => {
   clients.forEach((c) => c.disconnect());
   clients = [];
   eligibleCount = 0;
-  await waitFor(
-    () => coordinator.api<{ connected: number }>('/api/clients'),
-    (r) => r.body.connected === 0,
-    5000,
-    'clients to leave',
-  );
+  await coordinator.devicesLeft();
 });
 afterAll(async () => {
   await coordinator?.dispose();

@@ -96,12 +96,7 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(running.map((client) => client.dispose()));
   running = [];
-  await waitFor(
-    () => coordinator.api<{ connected: number }>('/api/clients'),
-    (r) => r.body.connected === 0,
-    10_000,
-    'clients to leave',
-  );
+  await coordinator.devicesLeft(10_000);
 });
 afterAll(async () => {
   await coordinator?.dispose();

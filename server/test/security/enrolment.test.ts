@@ -73,12 +73,7 @@ beforeAll(async () => {
 });
 afterEach(async () => {
   devices.splice(0).forEach((device) => device.disconnect());
-  await waitFor(
-    () => coordinator.api<{ connected: number }>('/api/clients'),
-    (r) => r.body.connected === 0,
-    5_000,
-    'clients to leave',
-  );
+  await coordinator.devicesLeft();
 });
 afterAll(async () => {
   await coordinator?.dispose();

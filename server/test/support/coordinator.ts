@@ -27,6 +27,8 @@ export interface TestCoordinator extends Coordinator {
   api<T = unknown>(path: string, init?: RequestInit): Promise<{ status: number; body: T }>;
   /** Polls the round until it has finished (committed, failed or aborted), and returns it. */
   roundEnded(id: string, timeoutMs?: number): Promise<RoundDetails>;
+  /** Polls until no device is connected any more (after a test disconnected its own). */
+  devicesLeft(timeoutMs?: number): Promise<void>;
   /** Stops the coordinator and deletes its data directory. */
   dispose(): Promise<void>;
 }
@@ -66,6 +68,14 @@ export async function startTestCoordinator(overrides: Partial<FlockConfig> = {})
         `round ${id} to end`,
       );
       return body;
+    },
+    devicesLeft: async (timeoutMs = 5_000) => {
+      await waitFor(
+        () => api<{ connected: number }>('/api/clients'),
+        (r) => r.body.connected === 0,
+        timeoutMs,
+        'devices to leave',
+      );
     },
     dispose: async () => {
       await coordinator.close();
