@@ -129,8 +129,25 @@ function concreteShape(shape: readonly (number | null)[]): number[] {
 }
 
 function isLayersModel(value: InitialModel): value is tf.LayersModel {
-  return value instanceof tf.LayersModel;
+  if (value instanceof tf.LayersModel) return true;
+  if (looksLikeLayersModel(value)) throw new Error(SECOND_TFJS_COPY);
+  return false;
 }
+
+/**
+ * A model built by another copy of TensorFlow.js fails `instanceof` and would otherwise reach
+ * `tf.loadLayersModel`, whose error ("IOHandler ... does not have the `load` method") hides the cause.
+ */
+function looksLikeLayersModel(value: InitialModel): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Partial<Record<'getWeights' | 'toJSON' | 'predict', unknown>>;
+  return typeof candidate.getWeights === 'function' && typeof candidate.toJSON === 'function' && typeof candidate.predict === 'function';
+}
+
+const SECOND_TFJS_COPY =
+  `initialModel is a tf.LayersModel from another copy of @tensorflow/tfjs than the one @flock/client-sdk uses (${tf.version.tfjs}). ` +
+  "The app has two copies installed: give it one version within the SDK's peer range (npm ls @tensorflow/tfjs shows them), " +
+  'or pass the model as tf.io.ModelArtifacts or a URL instead.';
 
 function isArtifacts(value: InitialModel): value is tf.io.ModelArtifacts {
   return typeof value === 'object' && 'modelTopology' in value && !('load' in value);
