@@ -109,6 +109,6 @@ export class MetricsService {
   });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'flock_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'flock_' }); // prom-client's names already start with process_ / nodejs_
   }
 }

@@ -114,6 +114,9 @@ describe('operator REST API', () => {
     for (const name of ['flock_rounds_total', 'flock_connected_clients', 'flock_eligible_clients', 'flock_aggregation_seconds', 'flock_model_version']) {
       expect(metrics.body).toContain(name);
     }
+    // prom-client's process metrics under the one prefix, not flock_process_process_...
+    expect(metrics.body).toMatch(/^flock_process_cpu_seconds_total /m);
+    expect(metrics.body).not.toContain('flock_process_process_');
   });
 
   it('answers exactly what the REST contract says, through the client the CLI and the simulator use', async () => {
