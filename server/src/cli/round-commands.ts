@@ -80,6 +80,7 @@ function addStartCommand(round: Command, session: CliSession): void {
 /** Polls the round until it ends, telling each state change on stderr. */
 async function waitForEnd(session: CliSession, ctx: CommandContext, started: RoundRecord): Promise<RoundRecord | RoundDetails> {
   session.err(`Started round ${started.id} (${started.status}); waiting for it to end...`);
+  await warnIfTooFewEligible(session, ctx, started);
   let current: RoundRecord | RoundDetails = started;
   while (!isRoundFinished(current.status)) {
     await sleep(session.pollIntervalMs);
@@ -91,6 +92,18 @@ async function waitForEnd(session: CliSession, ctx: CommandContext, started: Rou
     current = next;
   }
   return current;
+}
+
+/** Says at once when the round cannot be selected yet, instead of a silent wait for the whole selection timeout. */
+async function warnIfTooFewEligible(session: CliSession, ctx: CommandContext, started: RoundRecord): Promise<void> {
+  if (started.status !== 'selecting') return;
+  const { eligibleClients } = await ctx.client.status();
+  const { minClients, selectionTimeoutMs } = started.params;
+  if (eligibleClients >= minClients) return;
+  session.err(
+    `warning: ${eligibleClients} eligible device(s) connected, the round needs ${minClients} (minClients); ` +
+      `it waits up to ${selectionTimeoutMs / 1000} s for more, then fails`,
+  );
 }
 
 /** Prints the ended round; one that did not commit makes the invocation fail. */

@@ -223,6 +223,7 @@ describe('flock round start', () => {
     const { code, stdout, stderr } = await flock('round', 'start', '--min-clients', '8', '--wait');
     expect(code).toBe(0);
     expect(stderr).toContain(`Started round ${NEW_ROUND_ID} (selecting); waiting`);
+    expect(stderr).not.toContain('warning');
     expect(stderr).toContain('selecting -> configuring');
     expect(stderr).toContain('committing -> committed (12/13 reported, 11 accepted)');
     expect(stdout).toContain(`Round ${NEW_ROUND_ID} committed model v4.`);
@@ -230,6 +231,16 @@ describe('flock round start', () => {
     expect(stdout).toContain('6,600');
     const polls = paths().filter((p) => p === `GET /api/rounds/${NEW_ROUND_ID}`);
     expect(polls).toHaveLength(5);
+  });
+
+  it('--wait warns at once when fewer devices are eligible than the round needs', async () => {
+    server.state.activeRound = false;
+    const { code, stderr } = await flock('round', 'start', '--min-clients', '10', '--wait');
+    expect(code).toBe(0);
+    // the fake coordinator has 9 eligible devices; the warning comes before the first poll's news
+    expect(stderr).toMatch(
+      /warning: 9 eligible device\(s\) connected, the round needs 10 \(minClients\); it waits up to \d+ s for more, then fails\n.*selecting -> configuring/s,
+    );
   });
 
   it('--wait exits 1 when the round fails', async () => {
