@@ -9,6 +9,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ApiError, ConnectionError } from './api-client.js';
+import { addDpCommands } from './dp-commands.js';
 import { addModelCommands } from './model-commands.js';
 import { addRoundCommands } from './round-commands.js';
 import { CliSession, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, UsageError, type CliIO } from './session.js';
@@ -32,6 +33,7 @@ function buildProgram(session: CliSession, io: CliIO): Command {
   addStatusCommand(program, session);
   addRoundCommands(program, session);
   addModelCommands(program, session);
+  addDpCommands(program, session);
   return program;
 }
 
