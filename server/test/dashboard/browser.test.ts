@@ -79,6 +79,32 @@ async function text(page: Page, selector: string): Promise<string> {
   return (await page.textContent(selector))?.trim() ?? '';
 }
 
+/** A signed-in dashboard page at `viewport`, collecting the page's errors; waits for the first snapshot. */
+async function openDashboard(viewport: { width: number; height: number }): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, acceptDownloads: true });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  await page.goto(`${coordinator.url}/dashboard`);
+  await page.fill('#token', OPERATOR_TOKEN);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#app:not([hidden])');
+  await page.waitForFunction(() => document.getElementById('s-connected')?.textContent !== '–');
+  return { page, errors, close: () => context.close() };
+}
+
+/** Elements whose right edge passes the viewport's (tag#id.class: right edge), to say what overflows. */
+function overflowing(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll('body *'))
+      .filter((node) => node.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5 && !node.closest('.table-wrap'))
+      .map((node) => `${node.tagName.toLowerCase()}#${node.id}.${node.getAttribute('class') ?? ''}: ${Math.round(node.getBoundingClientRect().right)}`),
+  );
+}
+
 describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
   beforeAll(async () => {
     coordinator = await startTestCoordinator();
@@ -175,5 +201,17 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await text(page, '#models tr.current')).toContain('rollback of v1');
     expect(errors).toEqual([]);
     await context.close();
+  });
+
+  it('fits a phone (390 px wide) with no horizontal overflow', async () => {
+    const { page, errors, close } = await openDashboard({ width: 390, height: 844 });
+    await page.waitForSelector('#r-body .empty');
+    await page.waitForSelector('#c-accuracy canvas');
+    // The page is no wider than the screen; the tables scroll inside their own boxes.
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(width, (await overflowing(page)).join('\n')).toBeLessThanOrEqual(390);
+    if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-phone.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await close();
   });
 });
