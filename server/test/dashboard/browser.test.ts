@@ -203,13 +203,18 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     await context.close();
   });
 
-  it('fits a phone (390 px wide) with no horizontal overflow', async () => {
+  it('fits a phone (390 px wide) with no horizontal overflow, and shows no step as current when idle', async () => {
     const { page, errors, close } = await openDashboard({ width: 390, height: 844 });
     await page.waitForSelector('#r-body .empty');
     await page.waitForSelector('#c-accuracy canvas');
     // The page is no wider than the screen; the tables scroll inside their own boxes.
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     expect(width, (await overflowing(page)).join('\n')).toBeLessThanOrEqual(390);
+    // Idle: the strip lists the steps with none marked, the note tells how the last round ended.
+    expect(await text(page, '#r-body .empty')).toBe('No round in flight.');
+    expect(await page.locator('#r-phases li').count()).toBe(5);
+    expect(await page.locator('#r-phases li.now, #r-phases li.done, #r-phases li.good, #r-phases li.bad').count()).toBe(0);
+    expect(await text(page, '#r-body .round-note')).toMatch(/^Last round \S+ committed v\d+/);
     if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-phone.png'), fullPage: true });
     expect(errors).toEqual([]);
     await close();
