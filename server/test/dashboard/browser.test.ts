@@ -158,6 +158,11 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await page.locator('#models tr').count()).toBeGreaterThanOrEqual(8);
     const versionBefore = await text(page, '#s-version');
 
+    // The form starts from the newest round's settings (runRound's), not the page's defaults.
+    expect(await page.inputValue('#start-form input[name=deadlineSeconds]')).toBe('60');
+    expect(await page.inputValue('#start-form input[name=overSelection]')).toBe('1');
+    expect(await page.inputValue('#start-form input[name=targetClients]')).toBe(String(devices.length));
+
     // Start a round from the form; devices answer partly, so the page shows it in flight.
     await page.fill('#start-form input[name=minClients]', '3');
     await page.fill('#start-form input[name=targetClients]', '5');
@@ -203,7 +208,7 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     await context.close();
   });
 
-  it('fits a phone (390 px wide) with no horizontal overflow, and shows no step as current when idle', async () => {
+  it('fits a phone (390 px wide) with no horizontal overflow, shows no step as current when idle, and starts the form from the newest round settings', async () => {
     const { page, errors, close } = await openDashboard({ width: 390, height: 844 });
     await page.waitForSelector('#r-body .empty');
     await page.waitForSelector('#c-accuracy canvas');
@@ -215,6 +220,10 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await page.locator('#r-phases li').count()).toBe(5);
     expect(await page.locator('#r-phases li.now, #r-phases li.done, #r-phases li.good, #r-phases li.bad').count()).toBe(0);
     expect(await text(page, '#r-body .round-note')).toMatch(/^Last round \S+ committed v\d+/);
+    // A new page's form starts from the round started from the form above (deadline 90 s).
+    expect(await page.inputValue('#start-form input[name=deadlineSeconds]')).toBe('90');
+    expect(await page.inputValue('#start-form input[name=minClients]')).toBe('3');
+    expect(await page.inputValue('#start-form select[name=strategy]')).toBe('fedavg');
     if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-phone.png'), fullPage: true });
     expect(errors).toEqual([]);
     await close();
