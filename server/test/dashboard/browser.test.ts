@@ -204,6 +204,10 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     await page.waitForFunction(() => document.getElementById('m-msg')?.textContent?.includes('created from v1'));
     await page.waitForFunction((before) => document.getElementById('s-version')?.textContent !== before, current);
     expect(await text(page, '#models tr.current')).toContain('rollback of v1');
+    // The charts mark it between round #8 (the last before it) and the next one, and say so under them.
+    await page.waitForFunction(() => document.getElementById('c-rollbacks')?.textContent?.includes('= v1'));
+    const rolledBack = await text(page, '#s-version');
+    expect(await text(page, '#c-rollbacks')).toBe(`↺ Rollbacks (dashed lines): ${rolledBack} = v1's weights, after #8`);
     expect(errors).toEqual([]);
     await context.close();
   });
