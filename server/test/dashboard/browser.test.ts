@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -228,6 +229,27 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await page.inputValue('#start-form input[name=deadlineSeconds]')).toBe('90');
     expect(await page.inputValue('#start-form input[name=minClients]')).toBe('3');
     expect(await page.inputValue('#start-form select[name=strategy]')).toBe('fedavg');
+    // "Export CSV" saves every round (csv-stringify in the page): a header, then one row per round, newest first.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#rounds-csv')]);
+    expect(download.suggestedFilename()).toMatch(/^flock-rounds-.*\.csv$/);
+    const lines = readFileSync(await download.path(), 'utf8')
+      .trimEnd()
+      .split('\n');
+    const { body: rounds } = await coordinator.api<{ id: string; status: string; params: { deadlineMs: number } }[]>('/api/rounds?limit=1000');
+    expect(lines.length).toBe(rounds.length + 1);
+    const header = lines[0]!.split(',');
+    expect(header.slice(0, 3)).toEqual(['id', 'status', 'base_version']);
+    const newest = Object.fromEntries(lines[1]!.split(',').map((value, i): [string, string] => [header[i]!, value]));
+    expect(newest).toMatchObject({
+      id: rounds[0]!.id,
+      status: 'committed',
+      deadline_ms: '90000',
+      target_clients: '5',
+      accepted: '3',
+      rejected: '1',
+      dropped: '1',
+    });
+    expect(await text(page, '#rounds-msg')).toBe(`${rounds.length} rounds exported`);
     if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-phone.png'), fullPage: true });
     expect(errors).toEqual([]);
     await close();
