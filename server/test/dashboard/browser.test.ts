@@ -157,6 +157,13 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await text(page, '#c-accuracy .u-legend')).toContain('global (local eval, median)94.5% (IQR 92.0%–97.0%, n=5)');
     expect(await text(page, '#c-accuracy .u-legend')).toContain('personal (local eval, median)98.0% (IQR 96.0%–99.0%, n=5)');
     expect(await page.locator('#models tr').count()).toBeGreaterThanOrEqual(8);
+    // Per version, the models table says how many devices tested it and the median; the tooltip gives quartiles and the personal models.
+    const tested = page.locator('#models tr', { hasText: '#7 ·' }).locator('td.local-eval');
+    expect(await tested.textContent()).toBe('94.5% · n=5');
+    expect(await tested.getAttribute('title')).toBe(
+      'Tested on 5 devices (500 examples). Global: median 94.5% (IQR 92.0%–97.0%). ' +
+        'Personal, on the 5 devices with a personal model: median 98.0% (IQR 96.0%–99.0%), better than global on 100% of them. Adopted by 5.',
+    );
     const versionBefore = await text(page, '#s-version');
 
     // The form starts from the newest round's settings (runRound's), not the page's defaults.
