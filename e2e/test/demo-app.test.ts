@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { requireChromium } from '../../server/test/support/chromium.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../../server/test/support/coordinator.js';
-import { CHROMIUM, CHROMIUM_ARGS, openDemoPage, wrapDemoPage, type DemoPage, type DeviceConditions } from '../support/demo-page.js';
+import { CHROMIUM, CHROMIUM_ARGS, openDemoPage, seedMnist, wrapDemoPage, type DemoPage, type DeviceConditions } from '../support/demo-page.js';
 import { serveDirectory, type StaticServer } from '../support/static-server.js';
 
 /**
@@ -37,9 +37,9 @@ async function startCoordinator(): Promise<TestCoordinator> {
   return coordinator;
 }
 
-async function openDevices(server: TestCoordinator, devices: { seed: number; device: DeviceConditions }[]): Promise<DemoPage[]> {
+async function openDevices(server: TestCoordinator, devices: { seed: number; device: DeviceConditions; seedMnist?: boolean }[]): Promise<DemoPage[]> {
   const opened = await Promise.all(
-    devices.map(({ seed, device }) => openDemoPage(browser, { demoUrl: demoServer.url, serverUrl: server.url, clientToken: CLIENT_TOKEN, seed, device })),
+    devices.map((options) => openDemoPage(browser, { demoUrl: demoServer.url, serverUrl: server.url, clientToken: CLIENT_TOKEN, ...options })),
   );
   pages.push(...opened);
   return opened;
@@ -185,6 +185,21 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     const shot = await screenshot(demo, 'demo-app-after-round.png');
     if (DOCS_SCREENSHOT) copyFileSync(shot, DOCS_SCREENSHOT);
     await dashboardContext.close();
+  });
+
+  it('says a page is not eligible until it holds enough examples, then eligible once seeded', async () => {
+    const server = await startCoordinator();
+    const [device] = await openDevices(server, [{ seed: 9, device: PLUGGED_IN_ON_WIFI, seedMnist: false }]);
+    const before = await device!.waitForState('s.status === "no data" && s.eligible');
+    expect(before.exampleCount).toBe(0);
+    // The device's conditions are fine, but with no examples it cannot be picked: header and box agree.
+    expect(await device!.page.textContent('#status')).toBe('add 10 examples to join');
+    expect(await device!.page.textContent('#eligibility')).toBe('Not eligible yet: add 10 examples (draw and label digits, or seed MNIST) to join training.');
+    expect(await device!.page.getAttribute('#eligibility', 'class')).toBe('eligibility no');
+    await seedMnist(device!);
+    await device!.waitForState('s.status === "waiting" && s.eligible'); // idle again after the click
+    expect(await device!.page.textContent('#eligibility')).toBe('Eligible: this device may be picked for training.');
+    await eligibleClients(server, 1);
   });
 
   it('never selects a page on battery or cellular, and a page unplugged mid-training uploads nothing while the round commits', async () => {
