@@ -71,6 +71,11 @@ async function screenshot(page: Page, name: string): Promise<string> {
   return path;
 }
 
+/** The activity log's messages, newest first (without their times). */
+function activityLog(page: Page): Promise<string[]> {
+  return page.$$eval('#log li', (items) => items.map((item) => (item.textContent ?? '').replace(item.querySelector('time')?.textContent ?? '', '').trim()));
+}
+
 /** Draws a vertical stroke (a "1") on the demo's pad with the mouse. */
 async function drawOne(page: Page): Promise<void> {
   const pad = (await page.locator('#pad').boundingBox())!;
@@ -135,6 +140,12 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     );
     expect(await currentVersion(server)).toBe(2);
     for (const [i, state] of after.entries()) {
+      // The activity log (newest first) tells it in the order it happened: the upload, then the commit.
+      const log = await activityLog(devices[i]!.page);
+      const uploaded = log.findIndex((line) => line.startsWith('Uploaded'));
+      const committed = log.findIndex((line) => line.startsWith('Round committed'));
+      expect(uploaded, log.join('\n')).toBeGreaterThan(committed);
+      expect(committed, log.join('\n')).toBeGreaterThanOrEqual(0);
       expect(state.statusHistory).toContain('training');
       expect(state.bytesUploaded).toBeGreaterThan(700_000); // one float32 delta of the 2NN
       expect(state.lastEvaluation!.globalAccuracy).toBeGreaterThan(0.5);
