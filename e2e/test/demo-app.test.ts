@@ -188,6 +188,23 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     await dashboard.waitForTimeout(500);
     await screenshot(dashboard, 'dashboard-after-round.png');
 
+    // On a phone's width (390 px) the dashboard has no horizontal overflow, and idle it marks no step of the round strip.
+    await dashboard.setViewportSize({ width: 390, height: 844 });
+    await dashboard.waitForFunction(() => document.documentElement.clientWidth === 390);
+    // The charts follow their cards' width through a ResizeObserver: give the layout a moment to settle.
+    await dashboard.waitForFunction(() => document.documentElement.scrollWidth <= 390, undefined, { timeout: 5000 }).catch(() => undefined);
+    const overflow = await dashboard.evaluate(() => ({
+      width: document.documentElement.scrollWidth,
+      wider: Array.from(document.querySelectorAll('body *'))
+        .filter((node) => node.getBoundingClientRect().right > 390.5 && !node.closest('.table-wrap'))
+        .map((node) => `${node.tagName}#${node.id}.${node.getAttribute('class') ?? ''}`),
+    }));
+    expect(overflow.width, overflow.wider.join('\n')).toBeLessThanOrEqual(390);
+    expect(await dashboard.textContent('#r-body .empty')).toBe('No round in flight.');
+    expect(await dashboard.locator('#r-phases li').count()).toBeGreaterThan(0);
+    expect(await dashboard.locator('#r-phases li.now, #r-phases li.done, #r-phases li.good, #r-phases li.bad').count()).toBe(0);
+    await screenshot(dashboard, 'dashboard-phone-after-round.png');
+
     // Draw a "1" on the first page so that its screenshot shows a live prediction.
     const demo = devices[0]!.page;
     await drawOne(demo);
