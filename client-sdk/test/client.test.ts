@@ -372,6 +372,30 @@ describe('rounds', () => {
     expect(coordinator.eventsOf(ClientEvent.abandon).some((event) => (event.payload as { roundId: string }).roundId === config.roundId)).toBe(false);
   });
 
+  it('reports its upload before the close and publication of the round it completed, even when those arrive before the acknowledgement', async () => {
+    const test = track(testClient(coordinator, { seed: 8 }));
+    const clientId = await connected(test);
+    const config = roundConfig();
+    // The coordinator closes the round and publishes its version before it acknowledges the upload that
+    // completed it. (Version 1 again: the device has tested it already, so nothing follows the publication.)
+    coordinator.respondToUpload = (upload) => {
+      coordinator.closeRound(upload.roundId, 'committed', 1);
+      coordinator.io.emit(ServerEvent.modelPublished, { version: 1, parentVersion: null, roundId: upload.roundId });
+      return { accepted: true };
+    };
+    const order: string[] = [];
+    test.client.on('uploaded', () => order.push('uploaded'));
+    test.client.on('roundClosed', () => order.push('roundClosed'));
+    test.client.on('modelPublished', () => order.push('modelPublished'));
+    const published = test.client.next('modelPublished');
+    coordinator.configure(clientId, config);
+    await published;
+    expect(order).toEqual(['uploaded', 'roundClosed', 'modelPublished']);
+    // The wire had them the other way round: the close and the publication went out first.
+    const update = await coordinator.waitFor(ClientEvent.update, (_, id) => id === clientId);
+    expect((update.payload as UpdateUpload).roundId).toBe(config.roundId);
+  });
+
   it('reports a rejected upload', async () => {
     coordinator.respondToUpload = () => ({ accepted: false, reason: 'norm_exceeded', message: 'too large' });
     const test = track(testClient(coordinator));

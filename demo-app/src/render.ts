@@ -51,10 +51,15 @@ export function render(state: DemoState): void {
     state.conditions.charging !== 'yes' ? 'charging' : null,
     state.conditions.unmetered !== 'yes' ? 'on Wi-Fi' : null,
   ].filter((name): name is string => name !== null);
-  byId('eligibility').textContent = state.eligible
+  // Without enough examples the device does not join at all, whatever its conditions (the header says so too).
+  const examplesNeeded = Math.max(0, MIN_EXAMPLES - state.exampleCount);
+  const canBePicked = state.eligible && examplesNeeded === 0;
+  byId('eligibility').textContent = canBePicked
     ? 'Eligible: this device may be picked for training.'
-    : `Not eligible: training waits until the device is ${missing.length ? missing.join(', ') : 'ready'}.`;
-  byId('eligibility').className = `eligibility ${state.eligible ? 'yes' : 'no'}`;
+    : examplesNeeded > 0
+      ? `Not eligible yet: add ${examplesNeeded} example${examplesNeeded === 1 ? '' : 's'} (draw and label digits, or seed MNIST) to join training.`
+      : `Not eligible: training waits until the device is ${missing.length ? missing.join(', ') : 'ready'}.`;
+  byId('eligibility').className = `eligibility ${canBePicked ? 'yes' : 'no'}`;
   byId('global-version').textContent = state.globalVersion === null ? '–' : `v${state.globalVersion}`;
   const personal = byId('personal-version');
   if (state.personalVersion === null) personal.textContent = 'none yet';

@@ -60,6 +60,8 @@ export interface OpenDemoOptions {
   seed: number;
   device: DeviceConditions;
   idleAfterMs?: number;
+  /** Click "Seed with MNIST" once the page is ready (default true). */
+  seedMnist?: boolean;
 }
 
 export function demoPageUrl(options: OpenDemoOptions): string {
@@ -73,7 +75,7 @@ export function demoPageUrl(options: OpenDemoOptions): string {
   return `${options.demoUrl}/?${params}`;
 }
 
-/** Opens the demo app in its own browser context (own IndexedDB), fakes its device, seeds MNIST. */
+/** Opens the demo app in its own browser context (own IndexedDB), fakes its device, seeds MNIST (unless told not to). */
 export async function openDemoPage(browser: Browser, options: OpenDemoOptions): Promise<DemoPage> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
   await context.addInitScript(installFakeDevice, options.device);
@@ -86,9 +88,14 @@ export async function openDemoPage(browser: Browser, options: OpenDemoOptions): 
   await page.goto(demoPageUrl(options));
   const demo = wrapDemoPage(context, page, errors);
   await demo.waitForState('s.ready');
-  await page.click('#seed-mnist');
-  await demo.waitForState('s.exampleCount >= 400');
+  if (options.seedMnist ?? true) await seedMnist(demo);
   return demo;
+}
+
+/** Clicks "Seed with MNIST" and waits for its examples. */
+export async function seedMnist(demo: DemoPage): Promise<void> {
+  await demo.page.click('#seed-mnist');
+  await demo.waitForState('s.exampleCount >= 400');
 }
 
 export function wrapDemoPage(context: BrowserContext, page: Page, errors: string[]): DemoPage {

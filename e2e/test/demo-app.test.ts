@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { requireChromium } from '../../server/test/support/chromium.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../../server/test/support/coordinator.js';
-import { CHROMIUM, CHROMIUM_ARGS, openDemoPage, wrapDemoPage, type DemoPage, type DeviceConditions } from '../support/demo-page.js';
+import { CHROMIUM, CHROMIUM_ARGS, openDemoPage, seedMnist, wrapDemoPage, type DemoPage, type DeviceConditions } from '../support/demo-page.js';
 import { serveDirectory, type StaticServer } from '../support/static-server.js';
 
 /**
@@ -37,9 +37,9 @@ async function startCoordinator(): Promise<TestCoordinator> {
   return coordinator;
 }
 
-async function openDevices(server: TestCoordinator, devices: { seed: number; device: DeviceConditions }[]): Promise<DemoPage[]> {
+async function openDevices(server: TestCoordinator, devices: { seed: number; device: DeviceConditions; seedMnist?: boolean }[]): Promise<DemoPage[]> {
   const opened = await Promise.all(
-    devices.map(({ seed, device }) => openDemoPage(browser, { demoUrl: demoServer.url, serverUrl: server.url, clientToken: CLIENT_TOKEN, seed, device })),
+    devices.map((options) => openDemoPage(browser, { demoUrl: demoServer.url, serverUrl: server.url, clientToken: CLIENT_TOKEN, ...options })),
   );
   pages.push(...opened);
   return opened;
@@ -69,6 +69,11 @@ async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(ARTIFACTS, name);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/** The activity log's messages, newest first (without their times). */
+function activityLog(page: Page): Promise<string[]> {
+  return page.$$eval('#log li', (items) => items.map((item) => (item.textContent ?? '').replace(item.querySelector('time')?.textContent ?? '', '').trim()));
 }
 
 /** Draws a vertical stroke (a "1") on the demo's pad with the mouse. */
@@ -135,6 +140,12 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     );
     expect(await currentVersion(server)).toBe(2);
     for (const [i, state] of after.entries()) {
+      // The activity log (newest first) tells it in the order it happened: the upload, then the commit.
+      const log = await activityLog(devices[i]!.page);
+      const uploaded = log.findIndex((line) => line.startsWith('Uploaded'));
+      const committed = log.findIndex((line) => line.startsWith('Round committed'));
+      expect(uploaded, log.join('\n')).toBeGreaterThan(committed);
+      expect(committed, log.join('\n')).toBeGreaterThanOrEqual(0);
       expect(state.statusHistory).toContain('training');
       expect(state.bytesUploaded).toBeGreaterThan(700_000); // one float32 delta of the 2NN
       expect(state.lastEvaluation!.globalAccuracy).toBeGreaterThan(0.5);
@@ -177,6 +188,23 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     await dashboard.waitForTimeout(500);
     await screenshot(dashboard, 'dashboard-after-round.png');
 
+    // On a phone's width (390 px) the dashboard has no horizontal overflow, and idle it marks no step of the round strip.
+    await dashboard.setViewportSize({ width: 390, height: 844 });
+    await dashboard.waitForFunction(() => document.documentElement.clientWidth === 390);
+    // The charts follow their cards' width through a ResizeObserver: give the layout a moment to settle.
+    await dashboard.waitForFunction(() => document.documentElement.scrollWidth <= 390, undefined, { timeout: 5000 }).catch(() => undefined);
+    const overflow = await dashboard.evaluate(() => ({
+      width: document.documentElement.scrollWidth,
+      wider: Array.from(document.querySelectorAll('body *'))
+        .filter((node) => node.getBoundingClientRect().right > 390.5 && !node.closest('.table-wrap'))
+        .map((node) => `${node.tagName}#${node.id}.${node.getAttribute('class') ?? ''}`),
+    }));
+    expect(overflow.width, overflow.wider.join('\n')).toBeLessThanOrEqual(390);
+    expect(await dashboard.textContent('#r-body .empty')).toBe('No round in flight.');
+    expect(await dashboard.locator('#r-phases li').count()).toBeGreaterThan(0);
+    expect(await dashboard.locator('#r-phases li.now, #r-phases li.done, #r-phases li.good, #r-phases li.bad').count()).toBe(0);
+    await screenshot(dashboard, 'dashboard-phone-after-round.png');
+
     // Draw a "1" on the first page so that its screenshot shows a live prediction.
     const demo = devices[0]!.page;
     await drawOne(demo);
@@ -185,6 +213,21 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     const shot = await screenshot(demo, 'demo-app-after-round.png');
     if (DOCS_SCREENSHOT) copyFileSync(shot, DOCS_SCREENSHOT);
     await dashboardContext.close();
+  });
+
+  it('says a page is not eligible until it holds enough examples, then eligible once seeded', async () => {
+    const server = await startCoordinator();
+    const [device] = await openDevices(server, [{ seed: 9, device: PLUGGED_IN_ON_WIFI, seedMnist: false }]);
+    const before = await device!.waitForState('s.status === "no data" && s.eligible');
+    expect(before.exampleCount).toBe(0);
+    // The device's conditions are fine, but with no examples it cannot be picked: header and box agree.
+    expect(await device!.page.textContent('#status')).toBe('add 10 examples to join');
+    expect(await device!.page.textContent('#eligibility')).toBe('Not eligible yet: add 10 examples (draw and label digits, or seed MNIST) to join training.');
+    expect(await device!.page.getAttribute('#eligibility', 'class')).toBe('eligibility no');
+    await seedMnist(device!);
+    await device!.waitForState('s.status === "waiting" && s.eligible'); // idle again after the click
+    expect(await device!.page.textContent('#eligibility')).toBe('Eligible: this device may be picked for training.');
+    await eligibleClients(server, 1);
   });
 
   it('never selects a page on battery or cellular, and a page unplugged mid-training uploads nothing while the round commits', async () => {

@@ -300,7 +300,20 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
   private onRoundClosed(closed: RoundClosed): void {
     if (this.job?.roundId === closed.roundId) this.job.cancel('round_closed');
     if (this.nextRoundId === closed.roundId) this.nextRoundId = null;
-    this.emit('roundClosed', closed);
+    this.afterOwnUpload(closed.roundId, () => this.emit('roundClosed', closed));
+  }
+
+  /**
+   * Runs `report` once this device's upload for `roundId` has its answer, if one is on its way: the
+   * coordinator may close a round (the upload completing it) before its acknowledgement reaches
+   * the device, and the app should hear `uploaded` before the `roundClosed` and `modelPublished`
+   * that followed it. Otherwise at once.
+   */
+  private afterOwnUpload(roundId: string | null, report: () => void): void {
+    const job = this.job;
+    if (roundId !== null && job?.roundId === roundId && job.phase === 'uploading')
+      job.done.then(report, report); // done settles either way
+    else report();
   }
 
   private async round(job: Job, configuration: RoundConfiguration, connection: Connection): Promise<void> {
@@ -347,8 +360,10 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
   // ---------------------------------------------------------------- evaluation and personalization
 
   private onModelPublished(published: ModelPublished): void {
-    this.emit('modelPublished', published);
-    this.queueEvaluation(published.version);
+    this.afterOwnUpload(published.roundId, () => {
+      this.emit('modelPublished', published);
+      this.queueEvaluation(published.version);
+    });
   }
 
   private queueEvaluation(version: number): void {

@@ -78,6 +78,7 @@ export interface DashboardRound {
     deadlineMs: number;
     plan: { epochs: number; batchSize: number; learningRate: number };
     strategy: string;
+    strategyOptions: Partial<Record<string, number>>;
   };
   metrics: DashboardRoundMetrics;
   committedVersion: number | null;

@@ -19,17 +19,20 @@ const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 const UPLOT_DIR = join(dirname(require.resolve('uplot/package.json')), 'dist');
 const SOCKET_IO_DIR = join(dirname(require.resolve('socket.io-client/package.json')), 'dist');
 const SDK_PROTOCOL_DIR = dirname(require.resolve('@flock/client-sdk/protocol'));
+// csv-stringify's browser build: one self-contained ES module (the rounds' CSV export).
+const CSV_STRINGIFY_SYNC = require.resolve('csv-stringify/browser/esm/sync');
 
 const JS = 'text/javascript; charset=utf-8';
 const CSS = 'text/css; charset=utf-8';
 
-/** What the page's import map points at: the chart library, the socket.io client, the protocol's round statuses. */
+/** What the page's import map points at: the chart library, the socket.io client, the protocol's round statuses, the CSV writer. */
 const LIBRARIES: Record<string, Asset> = {
   'uplot.esm.js': { path: join(UPLOT_DIR, 'uPlot.esm.js'), type: JS },
   'uplot.min.css': { path: join(UPLOT_DIR, 'uPlot.min.css'), type: CSS },
   'socket.io.esm.min.js': { path: join(SOCKET_IO_DIR, 'socket.io.esm.min.js'), type: JS },
   // One definition of the round statuses for coordinator, SDK and page (the compiled module imports nothing).
   'round-status.js': { path: join(SDK_PROTOCOL_DIR, 'round-status.js'), type: JS },
+  'csv-stringify-sync.js': { path: CSV_STRINGIFY_SYNC, type: JS },
 };
 
 /** The page's own modules and styles: a plain file name (no path) ending in .js or .css. */

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -79,6 +80,32 @@ async function text(page: Page, selector: string): Promise<string> {
   return (await page.textContent(selector))?.trim() ?? '';
 }
 
+/** A signed-in dashboard page at `viewport`, collecting the page's errors; waits for the first snapshot. */
+async function openDashboard(viewport: { width: number; height: number }): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, acceptDownloads: true });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(String(error)));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  await page.goto(`${coordinator.url}/dashboard`);
+  await page.fill('#token', OPERATOR_TOKEN);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#app:not([hidden])');
+  await page.waitForFunction(() => document.getElementById('s-connected')?.textContent !== '–');
+  return { page, errors, close: () => context.close() };
+}
+
+/** Elements whose right edge passes the viewport's (tag#id.class: right edge), to say what overflows. */
+function overflowing(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    Array.from(document.querySelectorAll('body *'))
+      .filter((node) => node.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5 && !node.closest('.table-wrap'))
+      .map((node) => `${node.tagName.toLowerCase()}#${node.id}.${node.getAttribute('class') ?? ''}: ${Math.round(node.getBoundingClientRect().right)}`),
+  );
+}
+
 describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
   beforeAll(async () => {
     coordinator = await startTestCoordinator();
@@ -130,7 +157,19 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await text(page, '#c-accuracy .u-legend')).toContain('global (local eval, median)94.5% (IQR 92.0%–97.0%, n=5)');
     expect(await text(page, '#c-accuracy .u-legend')).toContain('personal (local eval, median)98.0% (IQR 96.0%–99.0%, n=5)');
     expect(await page.locator('#models tr').count()).toBeGreaterThanOrEqual(8);
+    // Per version, the models table says how many devices tested it and the median; the tooltip gives quartiles and the personal models.
+    const tested = page.locator('#models tr', { hasText: '#7 ·' }).locator('td.local-eval');
+    expect(await tested.textContent()).toBe('94.5% · n=5');
+    expect(await tested.getAttribute('title')).toBe(
+      'Tested on 5 devices (500 examples). Global: median 94.5% (IQR 92.0%–97.0%). ' +
+        'Personal, on the 5 devices with a personal model: median 98.0% (IQR 96.0%–99.0%), better than global on 100% of them. Adopted by 5.',
+    );
     const versionBefore = await text(page, '#s-version');
+
+    // The form starts from the newest round's settings (runRound's), not the page's defaults.
+    expect(await page.inputValue('#start-form input[name=deadlineSeconds]')).toBe('60');
+    expect(await page.inputValue('#start-form input[name=overSelection]')).toBe('1');
+    expect(await page.inputValue('#start-form input[name=targetClients]')).toBe(String(devices.length));
 
     // Start a round from the form; devices answer partly, so the page shows it in flight.
     await page.fill('#start-form input[name=minClients]', '3');
@@ -173,7 +212,53 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     await page.waitForFunction(() => document.getElementById('m-msg')?.textContent?.includes('created from v1'));
     await page.waitForFunction((before) => document.getElementById('s-version')?.textContent !== before, current);
     expect(await text(page, '#models tr.current')).toContain('rollback of v1');
+    // The charts mark it between round #8 (the last before it) and the next one, and say so under them.
+    await page.waitForFunction(() => document.getElementById('c-rollbacks')?.textContent?.includes('= v1'));
+    const rolledBack = await text(page, '#s-version');
+    expect(await text(page, '#c-rollbacks')).toBe(`↺ Rollbacks (dashed lines): ${rolledBack} = v1's weights, after #8`);
     expect(errors).toEqual([]);
     await context.close();
+  });
+
+  it('fits a phone (390 px wide) with no horizontal overflow, shows no step as current when idle, and starts the form from the newest round settings', async () => {
+    const { page, errors, close } = await openDashboard({ width: 390, height: 844 });
+    await page.waitForSelector('#r-body .empty');
+    await page.waitForSelector('#c-accuracy canvas');
+    // The page is no wider than the screen; the tables scroll inside their own boxes.
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(width, (await overflowing(page)).join('\n')).toBeLessThanOrEqual(390);
+    // Idle: the strip lists the steps with none marked, the note tells how the last round ended.
+    expect(await text(page, '#r-body .empty')).toBe('No round in flight.');
+    expect(await page.locator('#r-phases li').count()).toBe(5);
+    expect(await page.locator('#r-phases li.now, #r-phases li.done, #r-phases li.good, #r-phases li.bad').count()).toBe(0);
+    expect(await text(page, '#r-body .round-note')).toMatch(/^Last round \S+ committed v\d+/);
+    // A new page's form starts from the round started from the form above (deadline 90 s).
+    expect(await page.inputValue('#start-form input[name=deadlineSeconds]')).toBe('90');
+    expect(await page.inputValue('#start-form input[name=minClients]')).toBe('3');
+    expect(await page.inputValue('#start-form select[name=strategy]')).toBe('fedavg');
+    // "Export CSV" saves every round (csv-stringify in the page): a header, then one row per round, newest first.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#rounds-csv')]);
+    expect(download.suggestedFilename()).toMatch(/^flock-rounds-.*\.csv$/);
+    const lines = readFileSync(await download.path(), 'utf8')
+      .trimEnd()
+      .split('\n');
+    const { body: rounds } = await coordinator.api<{ id: string; status: string; params: { deadlineMs: number } }[]>('/api/rounds?limit=1000');
+    expect(lines.length).toBe(rounds.length + 1);
+    const header = lines[0]!.split(',');
+    expect(header.slice(0, 3)).toEqual(['id', 'status', 'base_version']);
+    const newest = Object.fromEntries(lines[1]!.split(',').map((value, i): [string, string] => [header[i]!, value]));
+    expect(newest).toMatchObject({
+      id: rounds[0]!.id,
+      status: 'committed',
+      deadline_ms: '90000',
+      target_clients: '5',
+      accepted: '3',
+      rejected: '1',
+      dropped: '1',
+    });
+    expect(await text(page, '#rounds-msg')).toBe(`${rounds.length} rounds exported`);
+    if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-phone.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await close();
   });
 });

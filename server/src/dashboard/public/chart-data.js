@@ -101,3 +101,27 @@ export function accuracyWhiskers(state) {
     ]),
   );
 }
+
+/**
+ * Where a rollback happened on the charts' x axis: between the last round that ended before it and
+ * the next one (x = that round's number + 0.5); `from` is the version whose weights it restored.
+ * @typedef {{ x: number, version: number, from: number | null }} RollbackMarker
+ */
+
+/**
+ * The rollback versions among the snapshot's models, placed among its finished rounds, oldest first.
+ * @param {DashboardState} state
+ * @returns {RollbackMarker[]}
+ */
+export function rollbackMarkers(state) {
+  const ends = finishedRounds(state).map((r) => Date.parse(r.endedAt ?? r.updatedAt));
+  return state.models
+    .filter((model) => model.source === 'rollback')
+    .map((model) => {
+      const at = Date.parse(model.createdAt);
+      const before = ends.filter((end) => end <= at).length;
+      const from = model.metrics.rolledBackFrom;
+      return { x: before + 0.5, version: model.version, from: typeof from === 'number' ? from : null };
+    })
+    .reverse();
+}

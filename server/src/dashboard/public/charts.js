@@ -1,12 +1,13 @@
 // @ts-check
 /** The six uPlot charts: what each shows, how it looks, and keeping them in step with snapshots. */
 import uPlot from 'uplot';
-import { accuracyWhiskers, chartData } from './chart-data.js';
+import { accuracyWhiskers, chartData, rollbackMarkers } from './chart-data.js';
 import { byId, el } from './dom.js';
 import { formatBytes, formatDuration, pct } from './format.js';
 
 /** @typedef {import('../dashboard-state.js').DashboardState} DashboardState */
 /** @typedef {import('./chart-data.js').Whisker} Whisker */
+/** @typedef {import('./chart-data.js').RollbackMarker} RollbackMarker */
 /**
  * @typedef {{ label: string, color: string, bars?: boolean, dash?: number[] }} SeriesSpec
  * @typedef {(state: DashboardState) => Record<number, (Whisker | null)[]>} WhiskerData
@@ -51,6 +52,11 @@ const charts = new Map();
  * @type {Map<string, Record<number, (Whisker | null)[]>>}
  */
 const whiskers = new Map();
+/**
+ * The latest snapshot's rollbacks, drawn on every chart.
+ * @type {RollbackMarker[]}
+ */
+let rollbacks = [];
 
 /** Keeps each chart as wide as its card. */
 export function observeChartSizes() {
@@ -67,6 +73,10 @@ export function observeChartSizes() {
 /** @param {DashboardState} state */
 export function renderCharts(state) {
   const data = chartData(state);
+  rollbacks = rollbackMarkers(state);
+  byId('c-rollbacks').textContent = rollbacks.length
+    ? `↺ Rollbacks (dashed lines): ${rollbacks.map((m) => `v${m.version} = v${m.from ?? '?'}'s weights, ${m.x < 1 ? 'before #1' : `after #${m.x - 0.5}`}`).join(' · ')}`
+    : '';
   for (const spec of CHART_SPECS) {
     const container = byId(spec.id);
     const columns = data[spec.id] ?? [[]];
@@ -138,6 +148,34 @@ function drawWhiskers(u, spec) {
 }
 
 /**
+ * Each rollback as a dashed vertical line between the rounds around it, labelled with the version it created.
+ * @param {uPlot} u
+ */
+function drawRollbacks(u) {
+  if (rollbacks.length === 0) return;
+  const ctx = u.ctx;
+  const px = devicePixelRatio;
+  const { top, height } = u.bbox;
+  ctx.save();
+  ctx.strokeStyle = COLORS.amber;
+  ctx.fillStyle = COLORS.amber;
+  ctx.lineWidth = 1.5 * px;
+  ctx.setLineDash([4 * px, 3 * px]);
+  ctx.font = `${10 * px}px system-ui, sans-serif`;
+  ctx.textBaseline = 'top';
+  for (const marker of rollbacks) {
+    const x = u.valToPos(marker.x, 'x', true);
+    if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    ctx.fillText(`↺v${marker.version}`, x + 3 * px, top + 2 * px);
+  }
+  ctx.restore();
+}
+
+/**
  * A legend value: the number, with its interquartile range and report count where the point has them.
  * @param {ChartSpec} spec
  * @param {number} seriesIndex
@@ -171,7 +209,7 @@ function chartOptions(spec, container) {
     width: Math.max(200, container.clientWidth),
     height: HEIGHT,
     cursor: { drag: { x: false, y: false }, points: { size: 6 } },
-    hooks: { setCursor: [(u) => showLatest(u)], draw: [(u) => drawWhiskers(u, spec)] },
+    hooks: { setCursor: [(u) => showLatest(u)], draw: [(u) => drawWhiskers(u, spec), drawRollbacks] },
     legend: { show: true },
     scales: {
       x: { time: false, range: (_u, min, max) => [min - 0.6, max + 0.6] },

@@ -10,6 +10,7 @@ import { byId } from './dom.js';
 import { latestState } from './latest.js';
 import { renderModels } from './models-table.js';
 import { initRoundPanel, renderRound } from './round-panel.js';
+import { initRoundsExport } from './rounds-csv.js';
 import { renderRounds } from './rounds-table.js';
 import { startSession } from './session.js';
 import { initStartForm, renderForm } from './start-form.js';
@@ -30,6 +31,7 @@ function render(state) {
 
 initStartForm();
 initRoundPanel();
+initRoundsExport();
 observeChartSizes();
 // Relative times ("2 min ago") age between snapshots.
 setInterval(() => {

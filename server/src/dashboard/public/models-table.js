@@ -3,6 +3,7 @@
 import { api, errorMessage, reportFailure } from './api.js';
 import { byId, el, flash } from './dom.js';
 import { ago, pct, shortId } from './format.js';
+import { describeLocalEvaluation } from './local-evaluation.js';
 
 /** @typedef {import('../dashboard-state.js').DashboardState} DashboardState */
 
@@ -11,6 +12,10 @@ export function renderModels(state) {
   // Rounds are numbered as in the rounds table and the charts' x axis (#1 = oldest shown).
   /** @type {Map<string, number>} */
   const roundNumber = new Map(state.rounds.map((round, i) => [round.id, state.rounds.length - i]));
+  /** Devices' local tests of each committed version, from the round that committed it. */
+  const localEvaluation = new Map(
+    state.rounds.flatMap((round) => (round.committedVersion === null ? [] : [[round.committedVersion, round.metrics.localEvaluation]])),
+  );
   const rows = state.models.map((model, i) => {
     const accuracy = model.metrics.testAccuracy;
     const clients = model.metrics.clients;
@@ -25,6 +30,8 @@ export function renderModels(state) {
     } else {
       actions.append(el('span', { className: 'badge current' }, 'current'));
     }
+    const evaluation = localEvaluation.get(model.version);
+    const tested = evaluation ? describeLocalEvaluation(evaluation) : null;
     const source = model.source === 'rollback' && model.parentVersion !== null ? `rollback of v${model.metrics.rolledBackFrom ?? '?'}` : model.source;
     return el(
       'tr',
@@ -33,6 +40,7 @@ export function renderModels(state) {
       el('td', {}, el('span', { className: 'badge' }, source)),
       el('td', { className: 'mono', title: model.roundId ?? '' }, model.roundId ? roundLabel(model.roundId, roundNumber) : '–'),
       el('td', { className: 'num' }, typeof accuracy === 'number' ? pct(accuracy) : '–'),
+      el('td', { className: 'num local-eval', title: tested?.title ?? 'No device has reported a local test of this version' }, tested?.cell ?? '–'),
       el('td', { className: 'num' }, typeof clients === 'number' ? clients : '–'),
       el('td', { title: model.createdAt }, ago(model.createdAt)),
       actions,

@@ -21,19 +21,10 @@ export function initRoundPanel() {
 export function renderRound(state) {
   const round = state.activeRound;
   const last = round ?? state.rounds[0] ?? null;
-  byId('r-phases').replaceChildren(
-    ...PHASES.map((phase, i) => {
-      let className = '';
-      if (last) {
-        const at = PHASES.indexOf(last.status);
-        if (last.status === 'committed') className = phase === 'committed' ? 'good' : 'done';
-        else if (at >= 0) className = i < at ? 'done' : i === at ? 'now' : '';
-        else if (phase === 'committed') className = 'bad';
-      }
-      const label = !round && last && phase === 'committed' && last.status !== 'committed' ? last.status : phase;
-      return el('li', { className }, label);
-    }),
-  );
+  // Idle, no step is current: the strip shows the steps of a round, the note below how the last one ended.
+  const phases = byId('r-phases');
+  phases.classList.toggle('idle', !round);
+  phases.replaceChildren(...PHASES.map((phase, i) => el('li', { className: round ? phaseClass(round.status, phase, i) : '' }, phase)));
   byId('r-id').textContent = last ? `round ${shortId(last.id)}` : '';
   byId('r-cancel').hidden = !round;
   const body = byId('r-body');
@@ -94,6 +85,18 @@ export function renderRound(state) {
     el('div', { className: 'round-note' }, influenceNote(m)),
   );
   tick();
+}
+
+/**
+ * How the strip marks `phase` (at index i of PHASES) while a round of `status` is in flight.
+ * @param {string} status
+ * @param {string} phase
+ * @param {number} i
+ */
+function phaseClass(status, phase, i) {
+  const at = PHASES.indexOf(status);
+  if (at >= 0) return i < at ? 'done' : i === at ? 'now' : '';
+  return phase === 'committed' ? 'bad' : ''; // not expected in flight: an ending other than the good one
 }
 
 /**

@@ -6,15 +6,23 @@ import { shortId } from './format.js';
 import { latestState } from './latest.js';
 
 /** @typedef {import('../dashboard-state.js').DashboardState} DashboardState */
+/** @typedef {import('../dashboard-state.js').DashboardRound} DashboardRound */
 
 /** The strategy names the select shows, joined: it is rebuilt only when they change. */
 let strategiesShown = '';
+/** The round whose settings the form shows (null: the page's defaults). */
+let settingsFrom = /** @type {string | null} */ (null);
+/** True once the operator has edited the form since it was last filled: a new round's settings then leave it alone. */
+let edited = false;
 
 export function initStartForm() {
   byId('start-form').addEventListener('submit', (event) => {
     startRound(/** @type {SubmitEvent} */ (event)).catch(reportFailure);
   });
   byId('strategy').addEventListener('change', renderStrategyHint);
+  byId('start-form').addEventListener('input', () => {
+    edited = true;
+  });
 }
 
 /** @param {DashboardState} state */
@@ -29,9 +37,42 @@ export function renderForm(state) {
     strategiesShown = key;
     renderStrategyHint();
   }
+  const newest = state.rounds[0];
+  if (newest && newest.id !== settingsFrom && !edited) {
+    fillFrom(newest);
+    settingsFrom = newest.id;
+  }
   const button = /** @type {HTMLButtonElement} */ (byId('start-btn'));
   button.disabled = state.activeRound !== null;
   button.title = state.activeRound ? 'One round at a time: wait for the round in flight to end' : '';
+}
+
+/**
+ * The form's initial values: the settings of the newest round, so that the next round repeats them
+ * unless the operator changes something.
+ * @param {DashboardRound} round
+ */
+function fillFrom(round) {
+  const { params } = round;
+  const form = /** @type {HTMLFormElement} */ (byId('start-form'));
+  /** @type {Record<string, string>} */
+  const values = {
+    minClients: String(params.minClients),
+    targetClients: String(params.targetClients),
+    deadlineSeconds: String(Math.max(1, Math.round(params.deadlineMs / 1000))),
+    epochs: String(params.plan.epochs),
+    batchSize: String(params.plan.batchSize),
+    learningRate: String(params.plan.learningRate),
+    overSelection: String(params.overSelection),
+    strategyOptions: Object.keys(params.strategyOptions).length > 0 ? JSON.stringify(params.strategyOptions) : '',
+  };
+  for (const [name, value] of Object.entries(values)) {
+    const input = form.elements.namedItem(name);
+    if (input instanceof HTMLInputElement) input.value = value;
+  }
+  const select = /** @type {HTMLSelectElement} */ (byId('strategy'));
+  if ([...select.options].some((option) => option.value === params.strategy)) select.value = params.strategy;
+  renderStrategyHint();
 }
 
 /** What the chosen strategy does and accepts; its defaults as the options field's placeholder. */
@@ -83,8 +124,10 @@ async function startRound(event) {
   flash(message, 'Starting…', '');
   try {
     const { ok, body: response } = await api('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
-    if (ok) flash(message, `Round ${shortId(/** @type {{ id: string }} */ (response).id)} started`, 'ok');
-    else flash(message, errorMessage(response), 'error');
+    if (ok) {
+      flash(message, `Round ${shortId(/** @type {{ id: string }} */ (response).id)} started`, 'ok');
+      edited = false; // the new round carries these settings: later rounds' settings may fill the form again
+    } else flash(message, errorMessage(response), 'error');
   } catch (error) {
     flash(message, String(error), 'error');
   } finally {
