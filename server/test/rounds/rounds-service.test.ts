@@ -96,8 +96,8 @@ beforeEach(async () => {
   rounds = new RoundsService(gated, config, devices, models, new RoundCommitter(gated, config, models, metrics), bus, metrics);
   await rounds.onApplicationBootstrap();
   for (const id of ['a', 'b']) {
-    devices.connect(id, `socket-${id}`, { address: '127.0.0.1', userKey: null });
-    devices.setConditions(id, { eligible: true, reasons: [] });
+    await devices.connect(id, `socket-${id}`, { address: '127.0.0.1', userKey: null });
+    await devices.setConditions(id, { eligible: true, reasons: [] });
   }
 });
 
