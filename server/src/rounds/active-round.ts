@@ -1,6 +1,7 @@
 import { isRoundFinished, type RejectionReason, type RoundStatus, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
 import type { RoundAggregator } from '../aggregation/strategy.js';
 import { moduleLogger } from '../logging/logger.js';
+import type { RoundLease } from '../storage/round-lease.js';
 import type { Storage } from '../storage/storage.js';
 import type { RoundState } from './round-machine.js';
 import { RoundRoster } from './round-roster.js';
@@ -27,6 +28,8 @@ export class ActiveRound {
   timer: NodeJS.Timeout | null = null;
   /** The commit, once its transaction has begun: a cancel or shutdown waits for it (it never rejects). */
   commitInFlight: Promise<void> | null = null;
+  /** The round lease this process holds while it drives the round (storage/round-lease.ts): given back when the round closes. */
+  lease: RoundLease | null = null;
   /** Norms of the updates that passed every other check (clipped or refused by the bound included): what the next bound adapts to. */
   readonly norms: number[] = [];
   /** The example counts the accepted updates claimed: what the next example cap adapts to. */

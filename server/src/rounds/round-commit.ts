@@ -95,6 +95,7 @@ export class RoundCommitter {
       weights,
       { status: 'committed', metrics, endedAt: at },
       { roundId: record.id, from: 'committing', at, note: why },
+      round.lease?.fence ?? null,
     );
     this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
     this.metrics.modelVersion.set(model.version);

@@ -9,6 +9,7 @@ import type { FlockEvents } from '../events/flock-events.js';
 import { moduleLogger, runDetached } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
+import { ROUND_LEASES, type RoundLease, type RoundLeases } from '../storage/round-lease.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
 import { ActiveRound } from './active-round.js';
 import { RoundCommitter } from './round-commit.js';
@@ -49,6 +50,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly committer: RoundCommitter,
     private readonly bus: FlockEventBus,
     private readonly metrics: MetricsService,
+    @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
   ) {}
 
   private readonly onDeviceAvailable = (): void => {
@@ -56,18 +58,33 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   };
   private readonly onDeviceDisconnected = ({ clientId }: FlockEvents['device.disconnected']): void => this.dropParticipant(clientId, 'disconnected');
 
-  /** A round that was in flight when the coordinator died can't resume: its aggregate was in memory. */
+  /**
+   * A round that was in flight when the coordinator died can't resume: its aggregate was in memory.
+   * With several processes, only when none drives it (this process can take the round lease).
+   */
   async onApplicationBootstrap(): Promise<void> {
-    const stale = await this.storage.findRoundsByStatus(['selecting', 'configuring', 'reporting', 'committing']);
-    for (const round of stale) {
-      const error = 'coordinator restarted while the round was in flight';
-      await this.storage.updateRound(round.id, { status: 'aborted', error, endedAt: nowIso() });
-      await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
-      log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a previous run');
-    }
+    const lease = await this.leases.tryAcquire();
+    if (lease) {
+      try {
+        await this.abortStaleRounds('coordinator restarted while the round was in flight');
+      } finally {
+        await lease.release();
+      }
+    } else log.info('another coordinator process drives a round: its round in flight is left to it');
     await this.restoreBoundEstimate();
     this.bus.on('device.available', this.onDeviceAvailable);
     this.bus.on('device.disconnected', this.onDeviceDisconnected);
+  }
+
+  /** Marks rounds left in flight aborted and frees their devices. Only with the round lease held: then nobody drives them. */
+  private async abortStaleRounds(error: string): Promise<void> {
+    const stale = await this.storage.findRoundsByStatus(['selecting', 'configuring', 'reporting', 'committing']);
+    for (const round of stale) {
+      await this.storage.updateRound(round.id, { status: 'aborted', error, endedAt: nowIso() });
+      await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
+      await this.devices.release(round.id);
+      log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a coordinator process that stopped');
+    }
   }
 
   /** The estimates survive restarts in the round records: the newest committed round's nextUpdateBound and nextExampleCap. */
@@ -98,14 +115,27 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       throw new ConflictException(`round ${this.active?.record.id ?? '(starting)'} is still ${this.active?.record.status ?? 'starting'}; one round at a time`);
     }
     this.starting = true; // claimed synchronously, so concurrent requests can't both pass the check
+    let lease: RoundLease | null = null;
     try {
-      return await this.open(params);
+      lease = await this.leases.tryAcquire();
+      if (!lease) {
+        throw new ConflictException(
+          'another coordinator process is driving a round (it holds the round lease); one round at a time: start the next once it has ended, on any process',
+        );
+      }
+      // Holding the lease, nobody drives a round still marked in flight: its process died (kill -9).
+      await this.abortStaleRounds('the coordinator process driving the round stopped');
+      if (lease.fence !== null) await this.restoreBoundEstimate(); // several processes: another may have committed since
+      const record = await this.open(params, lease);
+      lease = null; // the round holds it now, until it closes
+      return record;
     } finally {
       this.starting = false;
+      await lease?.release();
     }
   }
 
-  private async open(requested: RoundParams): Promise<RoundRecord> {
+  private async open(requested: RoundParams, lease: RoundLease): Promise<RoundRecord> {
     // The plan states the hard cap (devices report no more); the weight cap below it adapts.
     const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate;
     const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
@@ -134,6 +164,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     await this.storage.appendTransition({ roundId: record.id, from: null, to: 'selecting', at, note: null });
     const opened = openRound(params);
     const round = new ActiveRound(record, opened.state, base.weightSpecs, this.storage);
+    round.lease = lease;
     this.active = round;
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
     await this.execute(round, opened.effects);
@@ -389,6 +420,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
     round.aggregator = null; // frees the running sum
     this.active = null;
+    await round.lease?.release();
+    round.lease = null;
     if (outcome !== 'committed') log.warn({ roundId: round.record.id, outcome, error: message }, 'round ended without commit');
   }
 
