@@ -74,8 +74,11 @@ export class PartialAggregate {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== FORMAT_VERSION) throw new RangeError('not a partial aggregate (magic or format)');
     if (view.getUint32(12, true) !== length) throw new RangeError(`partial aggregate of ${view.getUint32(12, true)} values; ${length} expected`);
-    // A copy: the body becomes 8-byte aligned whatever the offset of the bytes received.
-    const sum = new Float64Array(bytes.slice(HEADER_BYTES).buffer);
+    // A copy into a buffer of its own: 8-byte aligned whatever the offset of the bytes received (a
+    // Node Buffer's slice() would be a view into its shared pool, not a copy).
+    const body = new Uint8Array(length * 8);
+    body.set(bytes.subarray(HEADER_BYTES));
+    const sum = new Float64Array(body.buffer);
     const partial = new PartialAggregate(length, sum);
     partial.count = view.getUint32(8, true);
     partial.totalWeight = view.getFloat64(16, true);

@@ -1,6 +1,7 @@
 import { isRoundFinished, type RejectionReason, type RoundStatus, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
 import type { RoundAggregator } from '../aggregation/strategy.js';
 import { moduleLogger } from '../logging/logger.js';
+import type { AggregationSink } from './aggregation-sink.js';
 import type { RoundLease } from '../storage/round-lease.js';
 import type { Storage } from '../storage/storage.js';
 import type { RoundState } from './round-machine.js';
@@ -22,6 +23,8 @@ export class ActiveRound {
   readonly roster = new RoundRoster();
   readonly startedAt = Date.now();
   aggregator: RoundAggregator | null = null;
+  /** Where the aggregate is finished at commit: this process's aggregator, or the processes' partials (cluster mode). */
+  sink: AggregationSink | null = null;
   plan: TrainingPlan | null = null;
   deadlineAt: number | null = null;
   /** The selection timer, then the deadline timer. */

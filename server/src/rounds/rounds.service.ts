@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { ConflictException, Inject, Injectable, NotFoundException, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  BadRequestException,
+  ConflictException,
+  Inject,
+  Injectable,
+  NotFoundException,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { ServerEvent, abandonSchema, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
-import { createStrategy } from '../aggregation/strategies.js';
+import { createStrategy, isSplittable } from '../aggregation/strategies.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
@@ -12,6 +20,9 @@ import { ModelsService } from '../models/models.service.js';
 import { ROUND_LEASES, type RoundLease, type RoundLeases } from '../storage/round-lease.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
 import { ActiveRound } from './active-round.js';
+import { LocalAggregationSink, SplitAggregationSink } from './aggregation-sink.js';
+import type { LeaderMessage, RoundDescriptor } from './cluster-messages.js';
+import { ClusterRounds } from './cluster-rounds.js';
 import { RoundCommitter } from './round-commit.js';
 import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
 import { canSelect, type ReportingEnd } from './round-policy.js';
@@ -51,6 +62,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly bus: FlockEventBus,
     private readonly metrics: MetricsService,
     @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
+    /** Cluster mode (FLOCK_REDIS_URL): uploads are folded per process and combined by the leader. */
+    @Inject(ClusterRounds.TOKEN) private readonly cluster: ClusterRounds | null = null,
   ) {}
 
   private readonly onDeviceAvailable = (): void => {
@@ -72,8 +85,22 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       }
     } else log.info('another coordinator process drives a round: its round in flight is left to it');
     await this.restoreBoundEstimate();
+    this.cluster?.onLeaderMessage(this.onClusterMessage);
+    this.cluster?.onProcessLost(() => this.reapStaleRounds());
     this.bus.on('device.available', this.onDeviceAvailable);
     this.bus.on('device.disconnected', this.onDeviceDisconnected);
+  }
+
+  /** A coordinator process died: if it drove a round, nobody drives it now; whoever takes the lease first aborts it. */
+  private async reapStaleRounds(): Promise<void> {
+    if (this.active || this.starting) return;
+    const lease = await this.leases.tryAcquire();
+    if (!lease) return;
+    try {
+      await this.abortStaleRounds('the coordinator process driving the round stopped');
+    } finally {
+      await lease.release();
+    }
   }
 
   /** Marks rounds left in flight aborted and frees their devices. Only with the round lease held: then nobody drives them. */
@@ -83,6 +110,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       await this.storage.updateRound(round.id, { status: 'aborted', error, endedAt: nowIso() });
       await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
       await this.devices.release(round.id);
+      await this.cluster?.close(round.id);
       log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a coordinator process that stopped');
     }
   }
@@ -140,6 +168,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate;
     const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
     createStrategy(params.strategy, params.strategyOptions);
+    if (this.cluster && !isSplittable(params.strategy, params.strategyOptions)) {
+      throw new BadRequestException(
+        `strategy "${params.strategy}" needs every update in one process and cannot run over several coordinator processes (cluster mode); use one of the weighted-mean family: fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi`,
+      );
+    }
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
     const base = await this.models.get(current.version);
@@ -189,6 +222,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
    * has a stable reason code, is counted, and never touches the aggregate.
    */
   async handleUpload(clientId: string, payload: unknown): Promise<UpdateResult> {
+    if (this.cluster) return this.cluster.handleUpload(clientId, payload); // folded in this process's partial; the leader hears the answer
     const named = uploadRoundSchema.safeParse(payload);
     const roundIdHint = named.success ? named.data.roundId : null;
     const round = this.active && this.active.record.id === roundIdHint ? this.active : null;
@@ -252,10 +286,34 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** A selected client abandoned the round (conditions changed, no data, ...). */
   handleAbandon(clientId: string, payload: unknown): void {
+    if (this.cluster) return this.cluster.handleAbandon(clientId, payload); // to the leader, wherever it runs
     const parsed = abandonSchema.safeParse(payload);
     if (!parsed.success || this.active?.record.id !== parsed.data.roundId) return;
     this.dropParticipant(clientId, parsed.data.reason);
   }
+
+  /**
+   * Cluster mode, the leader: another process (or this one) answered an upload of the round in
+   * flight, or a participant abandoned through it. The same bookkeeping as a local upload, then the
+   * same machine events.
+   */
+  private readonly onClusterMessage = (message: LeaderMessage): void => {
+    const round = this.active;
+    if (!round || round.record.id !== message.roundId) return;
+    if (message.type === 'abandon') return this.dropParticipant(message.clientId, message.reason);
+    if (message.bytes !== null) round.countReceived(message.bytes);
+    if (message.norm !== null) round.norms.push(message.norm);
+    if (message.admitted) round.roster.answer(message.clientId);
+    if (message.type === 'accepted') {
+      round.claims.push(message.claim);
+      round.countAccepted(message.numExamples, message.trainLoss, message.validationMs, message.foldMs, message);
+      runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadAccepted' }));
+    } else {
+      round.countRejected(message.reason);
+      if (message.admitted) runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadRejected' }));
+    }
+    this.changed(round);
+  };
 
   private dropParticipant(clientId: string, reason: string): void {
     const round = this.active;
@@ -321,6 +379,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         case 'sendConfigure':
           round.deadlineAt = effect.deadlineAt;
           await round.stored(); // devices hear of reporting once it is stored, as of the round's end
+          // Cluster mode: every process may admit the round's uploads from now on.
+          await this.cluster?.open(this.describe(round), effect.deadlineAt - Date.now() + 60_000);
           await this.sendToEach(round.roster.members(), (clientId) =>
             this.devices.sendTo(clientId, ServerEvent.configure, {
               roundId: round.record.id,
@@ -365,7 +425,16 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     try {
       const strategy = createStrategy(record.params.strategy, record.params.strategyOptions);
       const base = await this.models.get(record.baseVersion);
-      round.aggregator = strategy.begin({ globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState });
+      const context = { globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState };
+      const { cluster } = this;
+      if (cluster) {
+        const split = strategy.split?.();
+        if (!split) throw new Error(`strategy ${strategy.name} cannot be split over processes`);
+        round.sink = new SplitAggregationSink(split, context, () => cluster.collect(record.id, context.globalWeights.length));
+      } else {
+        round.aggregator = strategy.begin(context);
+        round.sink = new LocalAggregationSink(round.aggregator);
+      }
       round.plan = strategy.configurePlan(record.params.plan);
     } catch (error) {
       await this.dispatch(round, { type: 'configurationFailed', message: (error as Error).message });
@@ -419,10 +488,28 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.metrics.roundsTotal.inc({ outcome });
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
     round.aggregator = null; // frees the running sum
+    round.sink = null;
     this.active = null;
+    await this.cluster?.close(round.record.id);
     await round.lease?.release();
     round.lease = null;
     if (outcome !== 'committed') log.warn({ roundId: round.record.id, outcome, error: message }, 'round ended without commit');
+  }
+
+  /** What the other processes need of the round to take its uploads. */
+  private describe(round: ActiveRound): RoundDescriptor {
+    const { record } = round;
+    return {
+      roundId: record.id,
+      leader: this.cluster!.processId,
+      baseVersion: record.baseVersion,
+      weightSpecs: [...round.weightSpecs],
+      maxUpdateNorm: record.params.maxUpdateNorm,
+      exampleCap: record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
+      updateBound: record.metrics.updateBound,
+      strategy: record.params.strategy,
+      strategyOptions: record.params.strategyOptions,
+    };
   }
 
   /** Sends to many devices; a failed send is logged and does not stop the round. */

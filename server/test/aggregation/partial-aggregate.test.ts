@@ -45,6 +45,9 @@ describe('PartialAggregate', () => {
     const decoded = PartialAggregate.decode(shifted.subarray(1), 3);
     expect(Array.from(decoded.sum)).toEqual([4.5, -6, 3 * Math.fround(1e-30)]);
     expect(decoded).toMatchObject({ count: 1, totalWeight: 3, lossSum: 0.75 });
+    // as Redis answers it: a Node Buffer, possibly a view into a larger pool
+    const pooled = Buffer.concat([Buffer.alloc(5), Buffer.from(encoded), Buffer.alloc(7)]).subarray(5, 5 + encoded.byteLength);
+    expect(Array.from(PartialAggregate.decode(pooled, 3).sum)).toEqual([4.5, -6, 3 * Math.fround(1e-30)]);
   });
 
   it('refuses bytes that are not a partial of this model', () => {

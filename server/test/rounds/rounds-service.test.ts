@@ -70,7 +70,7 @@ beforeEach(async () => {
         return async (...args: Parameters<Storage['commitRound']>) => {
           gate.started();
           await gate.open;
-          return target.commitRound(...args);
+          return (target as Storage).commitRound(...args);
         };
       }
       if (name === 'appendTransition' && gates.committingTransition) {
