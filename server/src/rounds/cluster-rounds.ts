@@ -76,8 +76,11 @@ export class ClusterRounds {
     this.leaderListener = listener;
   }
 
+  /** Another process died (this one leaving the cluster is not a death to react to). */
   onProcessLost(listener: () => Promise<void>): void {
-    this.link.onProcessLost(async () => listener());
+    this.link.onProcessLost(async (processId) => {
+      if (processId !== this.processId) await listener();
+    });
   }
 
   // ---- every process: its own sockets' uploads ----
@@ -147,9 +150,9 @@ export class ClusterRounds {
     if (answer === 'duplicate') throw new UploadRejection('duplicate_upload', `client already uploaded for round ${roundId}`);
     if (answer === 'not_selected') throw new UploadRejection('not_selected', `client is not a participant of round ${roundId}`);
     if (answer === 'closed') {
-      const known = await this.storage.getRound(roundId);
+      const status = (await this.storage.getRound(roundId))?.status ?? null;
       // Reporting or committing without a stored descriptor: the leader has sealed it.
-      const status = known?.status === 'reporting' || known?.status === 'committing' ? 'committing' : (known?.status ?? null);
+      if (status === 'reporting' || status === 'committing') throw new UploadRejection('round_closed', `round ${roundId} stopped collecting updates`);
       admitUpload({ roundId, status, roster: null }, clientId); // throws round_closed / round_not_open
     }
     if (this.share?.descriptor.roundId === roundId) {

@@ -490,9 +490,12 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     round.aggregator = null; // frees the running sum
     round.sink = null;
     this.active = null;
-    await this.cluster?.close(round.record.id);
-    await round.lease?.release();
-    round.lease = null;
+    try {
+      await this.cluster?.close(round.record.id);
+    } finally {
+      await round.lease?.release(); // whatever happened above: the next round may run on any process
+      round.lease = null;
+    }
     if (outcome !== 'committed') log.warn({ roundId: round.record.id, outcome, error: message }, 'round ended without commit');
   }
 
