@@ -29,6 +29,8 @@ export class ClusterLink {
   readonly processId = randomUUID();
   readonly keys: RedisKeys;
   private readonly lostListeners: ProcessLostListener[] = [];
+  private readonly evictedListeners: (() => void)[] = [];
+  private beats = 0;
   private timer: NodeJS.Timeout | null = null;
   private beating: Promise<void> = Promise.resolve();
 
@@ -89,8 +91,22 @@ export class ClusterLink {
     });
   }
 
+  /**
+   * This process was taken for dead (its heartbeat lapsed: Redis unreachable, or the event loop
+   * stalled past the TTL) and the others purged its devices while their sockets stayed open here.
+   */
+  onEvicted(listener: () => void): void {
+    this.evictedListeners.push(listener);
+  }
+
   private async beat(): Promise<void> {
     const { keys, processId } = this;
+    const alive = (await this.redis.exists(keys.processAlive(processId))) === 1;
+    if (!alive && this.beats > 0) {
+      log.warn({ processId }, 'this process missed its heartbeat and was taken for dead: its devices must reconnect');
+      for (const listener of this.evictedListeners) listener();
+    }
+    this.beats++;
     await this.redis.set(keys.processAlive(processId), String(Date.now()), { PX: this.options.processTtlMs });
     await this.redis.sAdd(keys.processes, processId);
     for (const other of await this.redis.sMembers(keys.processes)) {

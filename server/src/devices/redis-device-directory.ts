@@ -40,6 +40,8 @@ export class RedisDeviceDirectory implements DeviceDirectory, DevicePresence {
   async start(): Promise<void> {
     await this.link.subscribe(this.link.keys.eventsChannel, (message) => this.heard(message));
     this.link.onProcessLost((processId) => this.purge(processId));
+    // Taken for dead, this process's devices were purged: closing their sockets makes them reconnect and register again.
+    this.link.onEvicted(() => this.server?.local.disconnectSockets(true));
     // Gauges show the whole cluster; refreshed on a timer rather than on every event.
     this.gauges = setInterval(() => runDetached(log, 'device gauges', this.refreshGauges()), 2000);
   }

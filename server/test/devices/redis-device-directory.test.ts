@@ -126,4 +126,17 @@ describe('RedisDeviceDirectory: the devices of several coordinator processes in 
     expect(await a.directory.availableCount()).toBe(1); // d1 alone
     expect(await a.link.redis.sIsMember(a.link.keys.processes, dead)).toBe(0);
   });
+
+  it('tells a process taken for dead (its heartbeat lapsed) so that its devices reconnect', async () => {
+    let evicted = 0;
+    b.link.onEvicted(() => evicted++);
+    await b.link.redis.del(b.link.keys.processAlive(b.link.processId)); // as if it had stalled past its TTL
+    await waitFor(
+      () => evicted,
+      (n) => n === 1,
+      5000,
+      'the eviction to be noticed',
+    );
+    expect(await b.link.isAlive(b.link.processId)).toBe(true); // and it beats again
+  });
 });
