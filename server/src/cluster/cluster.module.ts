@@ -1,6 +1,10 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { moduleLogger } from '../logging/logger.js';
+import { isPostgresUrl } from '../storage/storage.module.js';
 import { ClusterLink } from './cluster-link.js';
+
+const log = moduleLogger('cluster');
 
 /** DI token of this process's ClusterLink, null when FLOCK_REDIS_URL is unset (one process, nothing shared). */
 export const CLUSTER_LINK = Symbol('CLUSTER_LINK');
@@ -15,8 +19,14 @@ export const CLUSTER_LINK = Symbol('CLUSTER_LINK');
     {
       provide: CLUSTER_LINK,
       inject: [FLOCK_CONFIG],
-      useFactory: async (config: FlockConfig): Promise<ClusterLink | null> =>
-        config.redisUrl ? ClusterLink.connect({ redisUrl: config.redisUrl, prefix: config.redisPrefix, processTtlMs: config.processTtlMs }) : null,
+      useFactory: async (config: FlockConfig): Promise<ClusterLink | null> => {
+        if (!config.redisUrl) return null;
+        if (!isPostgresUrl(config.databaseUrl))
+          log.warn(
+            'cluster mode on SQLite: processes share devices through Redis but not rounds or models; use FLOCK_DATABASE_URL=postgres://... for several processes',
+          );
+        return ClusterLink.connect({ redisUrl: config.redisUrl, prefix: config.redisPrefix, processTtlMs: config.processTtlMs });
+      },
     },
   ],
   exports: [CLUSTER_LINK],

@@ -8,7 +8,7 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { ServerEvent, abandonSchema, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
+import { ServerEvent, abandonSchema, isRoundFinished, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
 import { createStrategy, isSplittable } from '../aggregation/strategies.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
@@ -330,6 +330,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (!round || round.record.id !== roundId) {
       const known = await this.storage.getRound(roundId);
       if (!known) throw new NotFoundException(`round ${roundId} not found`);
+      if (this.cluster && !isRoundFinished(known.status))
+        throw new ConflictException(`round ${roundId} is driven by another coordinator process: cancel it there`);
       throw new ConflictException(`round ${roundId} already ended (${known.status})`);
     }
     // A commit whose transaction has begun is not undone: it finishes first, and the cancel is refused.

@@ -91,7 +91,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (process.env.DEBUG_CLUSTER) for (const p of cluster.processes) console.log(p.name, p.output().slice(-6000));
+  // What the processes logged (warn and above), to read when a test failed.
+  if (process.env.FLOCK_TEST_SHOW_CLUSTER_LOGS) for (const p of cluster.processes) console.log(p.name, p.output().slice(-6000));
   for (const list of devices.values()) list.forEach((d) => d.disconnect());
   await cluster.dispose();
 });
@@ -110,6 +111,9 @@ describe('several coordinator processes on PostgreSQL and Redis', () => {
     const elsewhere = await startRound(p3, { minClients: 2 });
     expect(elsewhere.status).toBe(409);
     expect(elsewhere.body.message).toMatch(/another coordinator process is driving a round/);
+    const cancelElsewhere = await operatorFetch<{ message: string }>(p2.url, `/api/rounds/${started.body.id}/cancel`, { method: 'POST' });
+    expect(cancelElsewhere.status).toBe(409);
+    expect(cancelElsewhere.body.message).toMatch(/driven by another coordinator process: cancel it there/);
 
     const all = [...devices.get(p1)!, ...devices.get(p2)!, ...devices.get(p3)!];
     const updates = await Promise.all(all.map((device, k) => upload(device, 0, k + 1, 100 * (k + 1))));
