@@ -230,8 +230,13 @@ export class ClusterRounds {
 
   // ---- messages ----
 
+  /** Publishes to the round's processes; a failure (Redis unreachable) is logged: the device still gets its answer. */
   private async tell(message: ClusterMessage): Promise<void> {
-    await this.link.publish(this.link.keys.roundsChannel, message);
+    try {
+      await this.link.publish(this.link.keys.roundsChannel, message);
+    } catch (error) {
+      log.error({ roundId: message.roundId, type: message.type, err: error }, 'could not tell the round leader');
+    }
   }
 
   private heard(raw: unknown): void {
