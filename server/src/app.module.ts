@@ -1,4 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { ClusterModule } from './cluster/cluster.module.js';
 import { ClientsModule } from './clients/clients.module.js';
 import { ConfigModule } from './config/config.module.js';
 import { DashboardModule } from './dashboard/dashboard.module.js';
@@ -18,6 +19,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         StorageModule,
+        ClusterModule,
         MetricsModule,
         DevicesModule,
         ModelsModule,

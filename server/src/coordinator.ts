@@ -26,7 +26,7 @@ export interface Coordinator {
  * the shutdown hooks (an in-flight round is aborted and persisted).
  */
 export async function createCoordinator(config: FlockConfig): Promise<Coordinator> {
-  const redis = config.redisUrl ? await connectRedisFanOut(config.redisUrl) : null;
+  const redis = config.redisUrl ? await connectRedisFanOut(config.redisUrl, config.redisPrefix) : null;
   // Body parsing is set up by applyWebHygiene: JSON only, bounded.
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: false });
   applyWebHygiene(app, config);

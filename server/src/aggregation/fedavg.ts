@@ -47,6 +47,6 @@ export class WeightedMeanAccumulator implements DeltaAggregator {
  */
 export class FedAvg extends ComposedStrategy {
   constructor() {
-    super({ name: 'fedavg', createAggregator: (size) => new WeightedMeanAccumulator(size), optimizer: new DirectUpdate() });
+    super({ name: 'fedavg', createAggregator: (size) => new WeightedMeanAccumulator(size), optimizer: new DirectUpdate(), weightedMean: true });
   }
 }

@@ -1,5 +1,5 @@
 import type { TrainingPlan } from '@flock/client-sdk/protocol';
-import type { ClientUpdate, RoundAggregator, RoundContext, Strategy } from './strategy.js';
+import type { ClientUpdate, RoundAggregator, RoundContext, SplitAggregation, Strategy } from './strategy.js';
 import { l2Norm } from './vector-math.js';
 
 /**
@@ -61,6 +61,21 @@ export class NormBounded implements Strategy {
         return clipped;
       },
       finish: () => inner.finish(),
+    };
+  }
+
+  /** Split like the inner strategy, each process clipping the updates it folds. */
+  split(): SplitAggregation | null {
+    const inner = this.inner.split?.() ?? null;
+    if (!inner) return null;
+    const { clipNorm } = this;
+    return {
+      prepare(update: ClientUpdate): ClientUpdate {
+        const prepared = inner.prepare(update);
+        const delta = clipToNorm(prepared.delta, clipNorm);
+        return delta === prepared.delta ? prepared : { ...prepared, delta };
+      },
+      finish: (context, mean, updates) => inner.finish(context, mean, updates),
     };
   }
 }

@@ -1,5 +1,5 @@
 import type { TrainingPlan } from '@flock/client-sdk/protocol';
-import type { AggregationResult, ClientUpdate, RoundAggregator, RoundContext, Strategy } from './strategy.js';
+import type { AggregationResult, ClientUpdate, RoundAggregator, RoundContext, SplitAggregation, Strategy } from './strategy.js';
 
 /**
  * Strategies are built from parts instead of subclass copies (cf. Reddi et al.'s FedOpt framing):
@@ -63,6 +63,8 @@ export interface ComposedStrategyParts {
   configurePlan?: (plan: TrainingPlan) => TrainingPlan;
   /** Applied in order to the aggregate before the optimizer. Empty by default. */
   aggregateTransforms?: readonly AggregateTransform[];
+  /** True when the aggregator is the example-weighted mean: then the strategy can be split over processes (split()). */
+  weightedMean?: boolean;
 }
 
 /** A Strategy assembled from an aggregator, optional aggregate transforms and a server optimizer. */
@@ -80,24 +82,32 @@ export class ComposedStrategy implements Strategy {
   }
 
   begin(context: RoundContext): RoundAggregator {
-    const { globalWeights, serverState } = context;
-    const aggregator = this.parts.createAggregator(globalWeights.length);
-    const { optimizer, aggregateTransforms = [] } = this.parts;
+    const aggregator = this.parts.createAggregator(context.globalWeights.length);
     return {
       add: (update) => aggregator.add(update),
       get count() {
         return aggregator.count;
       },
-      finish: (): AggregationResult => {
-        const aggregate = aggregator.finish();
-        let delta = aggregate.delta;
-        for (const transform of aggregateTransforms) {
-          delta = transform.apply(delta, { updates: aggregator.count });
-          if (delta.length !== globalWeights.length) throw new RangeError(`aggregate transform ${transform.name} changed the length to ${delta.length}`);
-        }
-        const step = optimizer.step(globalWeights, delta, serverState);
-        return { ...step, warnings: [...aggregate.warnings, ...step.warnings] };
-      },
+      finish: (): AggregationResult => this.apply(context, aggregator.finish(), aggregator.count),
     };
+  }
+
+  split(): SplitAggregation | null {
+    if (!this.parts.weightedMean) return null;
+    return {
+      prepare: (update) => update,
+      finish: (context, mean, updates) => this.apply(context, { delta: mean, warnings: [] }, updates),
+    };
+  }
+
+  /** Aggregate transforms, then the server optimizer. */
+  private apply({ globalWeights, serverState }: RoundContext, aggregate: AggregateDelta, updates: number): AggregationResult {
+    let delta = aggregate.delta;
+    for (const transform of this.parts.aggregateTransforms ?? []) {
+      delta = transform.apply(delta, { updates });
+      if (delta.length !== globalWeights.length) throw new RangeError(`aggregate transform ${transform.name} changed the length to ${delta.length}`);
+    }
+    const step = this.parts.optimizer.step(globalWeights, delta, serverState);
+    return { ...step, warnings: [...aggregate.warnings, ...step.warnings] };
   }
 }

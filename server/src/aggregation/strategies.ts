@@ -51,6 +51,7 @@ function adaptive(variant: AdaptiveVariant, name: StrategyName) {
     new ComposedStrategy({
       name,
       createAggregator: (size) => new WeightedMeanAccumulator(size),
+      weightedMean: true,
       optimizer: new AdaptiveServerOptimizer({
         stateTag: name,
         variant,
@@ -85,6 +86,7 @@ const CATALOG: Readonly<Record<StrategyName, Entry>> = {
       new ComposedStrategy({
         name: 'fedavgm',
         createAggregator: (size) => new WeightedMeanAccumulator(size),
+        weightedMean: true,
         optimizer: new ServerMomentum({ stateTag: 'fedavgm', learningRate: o.serverLearningRate!, momentum: o.serverMomentum! }),
       }),
   },
@@ -98,6 +100,7 @@ const CATALOG: Readonly<Record<StrategyName, Entry>> = {
       new ComposedStrategy({
         name: 'fedprox',
         createAggregator: (size) => new WeightedMeanAccumulator(size),
+        weightedMean: true,
         optimizer: new DirectUpdate(),
         // Precedence: the strategy option, else a μ the round's plan already carries, else the default.
         configurePlan: (plan) => ({ ...plan, proximalMu: o.explicitProximalMu ?? plan.proximalMu ?? o.proximalMu! }),
@@ -277,6 +280,15 @@ export function minimumUpdates(name: string, options: unknown = {}): number {
     return n;
   }
   return 1;
+}
+
+/**
+ * Whether a strategy can aggregate over several coordinator processes (cluster mode): the
+ * weighted-mean family (fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi, with or without
+ * clipNorm) can; median, trimmed-mean, krum and multi-krum need every update in one process.
+ */
+export function isSplittable(name: string, options: StrategyOptions = {}): boolean {
+  return (createStrategy(name, options).split?.() ?? null) !== null;
 }
 
 /** createStrategy(name) with default options. Unknown names throw, listing the known ones. */

@@ -58,4 +58,18 @@ export interface Strategy {
   /** Adjusts the training plan sent to clients (e.g. FedProx sets the proximal term). */
   configurePlan(plan: TrainingPlan): TrainingPlan;
   begin(context: RoundContext): RoundAggregator;
+  /**
+   * How to aggregate over several coordinator processes, for strategies whose aggregate is an
+   * example-weighted mean (it decomposes into partial sums); null or absent for the others (robust
+   * strategies need every update in one place).
+   */
+  split?(): SplitAggregation | null;
+}
+
+/** A weighted-mean strategy split into per-process folds and one finish at the round's leader. */
+export interface SplitAggregation {
+  /** The per-update transform, applied where the update is folded (e.g. clipping to a norm). */
+  prepare(update: ClientUpdate): ClientUpdate;
+  /** The new weights from the combined weighted mean delta of `updates` updates. */
+  finish(context: RoundContext, mean: Float64Array, updates: number): AggregationResult;
 }

@@ -135,7 +135,11 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     socket.data.releaseSlot?.();
     if (socket.data.proofTimer) clearTimeout(socket.data.proofTimer);
     const { clientId } = socket.data;
-    if (clientId && this.presence.disconnect(clientId, socket.id)) log.info({ clientId }, 'client disconnected');
+    if (!clientId) return;
+    this.presence.disconnect(clientId, socket.id).then(
+      (forgotten) => forgotten && log.info({ clientId }, 'client disconnected'),
+      (error: unknown) => log.error({ clientId, err: error }, 'could not record a disconnection'),
+    );
   }
 
   /**
@@ -173,7 +177,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
 
   private async openSession(socket: ProvenSocket): Promise<void> {
     const { clientId, userKey } = socket.data.device;
-    const replaced = this.presence.connect(clientId, socket.id, { address: socket.data.address, userKey });
+    const replaced = await this.presence.connect(clientId, socket.id, { address: socket.data.address, userKey });
     if (replaced) this.presence.disconnectSocket(replaced);
     await socket.join([clientRoom(clientId), DEVICES_ROOM]);
     const current = await this.models.current();
@@ -202,7 +206,8 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   @SubscribeMessage(ClientEvent.conditions)
   onConditions(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): void {
     const report = conditionsReportSchema.safeParse(body);
-    if (report.success) this.presence.setConditions(socket.data.clientId, report.data);
+    if (report.success)
+      this.presence.setConditions(socket.data.clientId, report.data).catch((error: unknown) => log.error({ err: error }, 'could not record conditions'));
     else log.warn({ clientId: socket.data.clientId }, 'ignored a malformed conditions report');
   }
 

@@ -21,12 +21,13 @@ export interface RedisFanOut {
  * Connects the socket.io Redis adapter (pub/sub), so that emits to a client's room and broadcasts
  * reach sockets held by any coordinator process behind a load balancer.
  */
-export async function connectRedisFanOut(url: string): Promise<RedisFanOut> {
+export async function connectRedisFanOut(url: string, prefix: string): Promise<RedisFanOut> {
   const publisher = createClient({ url });
   const subscriber = publisher.duplicate();
   await Promise.all([publisher.connect(), subscriber.connect()]);
   return {
-    adapter: createAdapter(publisher, subscriber),
+    // Under the cluster's key prefix, so that separate clusters (or test runs) on one Redis don't hear each other.
+    adapter: createAdapter(publisher, subscriber, { key: `${prefix}socket.io` }),
     close: async () => {
       await Promise.allSettled([publisher.quit(), subscriber.quit()]);
     },

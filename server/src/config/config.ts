@@ -15,6 +15,12 @@ export interface FlockConfig {
   databaseUrl: string | null;
   /** redis://... to share socket.io rooms between coordinator processes (socket.io Redis adapter). */
   redisUrl: string | null;
+  /** Prefix of every key and channel the processes share in Redis (FLOCK_REDIS_PREFIX). */
+  redisPrefix: string;
+  /** A coordinator process whose Redis heartbeat is older than this is dead (FLOCK_PROCESS_TTL_MS). */
+  processTtlMs: number;
+  /** How long a round's leader waits for the other processes' partial aggregates at commit (FLOCK_PARTIAL_TIMEOUT_MS). */
+  partialTimeoutMs: number;
   clientToken: string;
   operatorToken: string;
   /** Where each token came from, to tell the operator without printing the token. */
@@ -192,6 +198,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     dataDir,
     databaseUrl: env.FLOCK_DATABASE_URL || null,
     redisUrl: env.FLOCK_REDIS_URL || null,
+    redisPrefix: env.FLOCK_REDIS_PREFIX || 'flock:',
+    processTtlMs: intFromEnv(env, 'FLOCK_PROCESS_TTL_MS', 10_000),
+    partialTimeoutMs: intFromEnv(env, 'FLOCK_PARTIAL_TIMEOUT_MS', 5_000),
     clientToken: client.token,
     operatorToken: operator.token,
     tokenSources: { client: client.source, operator: operator.source },

@@ -52,12 +52,12 @@ export interface DevicePresence {
    * Registers a connection of a device that proved its key; returns the socket id it replaced (the
    * same device connected twice), if any.
    */
-  connect(clientId: string, socketId: string, info: DeviceInfo): string | null;
+  connect(clientId: string, socketId: string, info: DeviceInfo): Promise<string | null>;
   /** Forgets a connection; false if the device has since reconnected on another socket. */
-  disconnect(clientId: string, socketId: string): boolean;
+  disconnect(clientId: string, socketId: string): Promise<boolean>;
   /** Closes a device's older socket (works across processes with the socket.io adapter). */
   disconnectSocket(socketId: string): void;
-  setConditions(clientId: string, report: Required<ConditionsReport>): void;
+  setConditions(clientId: string, report: Required<ConditionsReport>): Promise<void>;
 }
 
 /** DI token of the DeviceDirectory. */

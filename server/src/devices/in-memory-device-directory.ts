@@ -1,4 +1,3 @@
-import { Injectable } from '@nestjs/common';
 import type { ConditionsReport } from '@flock/client-sdk/protocol';
 import { FlockEventBus } from '../events/event-bus.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -22,7 +21,6 @@ interface ConnectedDevice {
  * conditions, disconnect, counts) is O(1): the counters are kept as devices change, and each
  * round's devices are indexed so that releasing them costs the round's size, not the directory's.
  */
-@Injectable()
 export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence {
   private readonly devices = new Map<string, ConnectedDevice>();
   private readonly byRound = new Map<string, Set<string>>();
@@ -40,7 +38,7 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
     this.server = server;
   }
 
-  connect(clientId: string, socketId: string, info: DeviceInfo): string | null {
+  async connect(clientId: string, socketId: string, info: DeviceInfo): Promise<string | null> {
     const previous = this.devices.get(clientId);
     if (previous) this.tally(previous, -1);
     const device: ConnectedDevice = { socketId, info: { ...info }, eligible: false, roundId: previous?.roundId ?? null };
@@ -50,7 +48,7 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
     return previous && previous.socketId !== socketId ? previous.socketId : null;
   }
 
-  disconnect(clientId: string, socketId: string): boolean {
+  async disconnect(clientId: string, socketId: string): Promise<boolean> {
     const device = this.devices.get(clientId);
     if (!device || device.socketId !== socketId) return false;
     this.tally(device, -1);
@@ -65,7 +63,7 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
     this.server?.in(socketId).disconnectSockets(true);
   }
 
-  setConditions(clientId: string, report: Required<ConditionsReport>): void {
+  async setConditions(clientId: string, report: Required<ConditionsReport>): Promise<void> {
     const device = this.devices.get(clientId);
     if (!device) return;
     const becameAvailable = report.eligible && !device.eligible && device.roundId === null;

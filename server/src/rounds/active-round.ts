@@ -1,6 +1,8 @@
 import { isRoundFinished, type RejectionReason, type RoundStatus, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
 import type { RoundAggregator } from '../aggregation/strategy.js';
 import { moduleLogger } from '../logging/logger.js';
+import type { AggregationSink } from './aggregation-sink.js';
+import type { RoundLease } from '../storage/round-lease.js';
 import type { Storage } from '../storage/storage.js';
 import type { RoundState } from './round-machine.js';
 import { RoundRoster } from './round-roster.js';
@@ -21,12 +23,16 @@ export class ActiveRound {
   readonly roster = new RoundRoster();
   readonly startedAt = Date.now();
   aggregator: RoundAggregator | null = null;
+  /** Where the aggregate is finished at commit: this process's aggregator, or the processes' partials (cluster mode). */
+  sink: AggregationSink | null = null;
   plan: TrainingPlan | null = null;
   deadlineAt: number | null = null;
   /** The selection timer, then the deadline timer. */
   timer: NodeJS.Timeout | null = null;
   /** The commit, once its transaction has begun: a cancel or shutdown waits for it (it never rejects). */
   commitInFlight: Promise<void> | null = null;
+  /** The round lease this process holds while it drives the round (storage/round-lease.ts): given back when the round closes. */
+  lease: RoundLease | null = null;
   /** Norms of the updates that passed every other check (clipped or refused by the bound included): what the next bound adapts to. */
   readonly norms: number[] = [];
   /** The example counts the accepted updates claimed: what the next example cap adapts to. */

@@ -51,7 +51,15 @@ export class RoundCommitter {
       };
     }
     const started = performance.now();
-    const result = round.aggregator!.finish();
+    const finished = await round.sink!.finish(record.params.minClients);
+    if ('refused' in finished) return finished;
+    const { result, tally } = finished;
+    if (tally) {
+      // Split over processes: what the partials hold is what commits (a dead process's updates are not in it).
+      record.metrics.accepted = tally.accepted;
+      record.metrics.totalExamples = tally.totalExamples;
+      record.metrics.meanTrainLoss = tally.totalExamples > 0 ? tally.lossSum / tally.totalExamples : record.metrics.meanTrainLoss;
+    }
     for (const warning of result.warnings ?? []) log.warn({ roundId: record.id, strategy: record.params.strategy }, warning);
     const finishSeconds = (performance.now() - started) / 1000;
     this.metrics.aggregationSeconds.observe({ phase: 'finish' }, finishSeconds);
@@ -95,6 +103,7 @@ export class RoundCommitter {
       weights,
       { status: 'committed', metrics, endedAt: at },
       { roundId: record.id, from: 'committing', at, note: why },
+      round.lease?.fence ?? null,
     );
     this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
     this.metrics.modelVersion.set(model.version);

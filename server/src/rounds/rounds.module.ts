@@ -1,4 +1,10 @@
 import { Module } from '@nestjs/common';
+import { CLUSTER_LINK } from '../cluster/cluster.module.js';
+import type { ClusterLink } from '../cluster/cluster-link.js';
+import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { STORAGE, type Storage } from '../storage/storage.js';
+import { ClusterRounds } from './cluster-rounds.js';
 import { DevicesModule } from '../devices/devices.module.js';
 import { EventsModule } from '../events/events.module.js';
 import { ModelsModule } from '../models/models.module.js';
@@ -13,7 +19,21 @@ import { RoundsService } from './rounds.service.js';
  */
 @Module({
   imports: [ModelsModule, DevicesModule, EventsModule],
-  providers: [RoundsService, RoundCommitter, EvaluationsService],
+  providers: [
+    RoundsService,
+    RoundCommitter,
+    EvaluationsService,
+    {
+      provide: ClusterRounds.TOKEN,
+      inject: [CLUSTER_LINK, FLOCK_CONFIG, STORAGE, MetricsService],
+      useFactory: async (link: ClusterLink | null, config: FlockConfig, storage: Storage, metrics: MetricsService): Promise<ClusterRounds | null> => {
+        if (!link) return null;
+        const cluster = new ClusterRounds(link, config, storage, metrics);
+        await cluster.start();
+        return cluster;
+      },
+    },
+  ],
   controllers: [RoundsController],
   exports: [RoundsService, EvaluationsService],
 })

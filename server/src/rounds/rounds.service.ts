@@ -1,7 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { ConflictException, Inject, Injectable, NotFoundException, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { ServerEvent, abandonSchema, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
-import { createStrategy } from '../aggregation/strategies.js';
+import {
+  BadRequestException,
+  ConflictException,
+  Inject,
+  Injectable,
+  NotFoundException,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { ServerEvent, abandonSchema, isRoundFinished, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
+import { createStrategy, isSplittable } from '../aggregation/strategies.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
@@ -9,8 +17,12 @@ import type { FlockEvents } from '../events/flock-events.js';
 import { moduleLogger, runDetached } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
+import { ROUND_LEASES, type RoundLease, type RoundLeases } from '../storage/round-lease.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
 import { ActiveRound } from './active-round.js';
+import { LocalAggregationSink, SplitAggregationSink } from './aggregation-sink.js';
+import type { LeaderMessage, RoundDescriptor } from './cluster-messages.js';
+import { ClusterRounds } from './cluster-rounds.js';
 import { RoundCommitter } from './round-commit.js';
 import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
 import { canSelect, type ReportingEnd } from './round-policy.js';
@@ -49,6 +61,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     private readonly committer: RoundCommitter,
     private readonly bus: FlockEventBus,
     private readonly metrics: MetricsService,
+    @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
+    /** Cluster mode (FLOCK_REDIS_URL): uploads are folded per process and combined by the leader. */
+    @Inject(ClusterRounds.TOKEN) private readonly cluster: ClusterRounds | null = null,
   ) {}
 
   private readonly onDeviceAvailable = (): void => {
@@ -56,18 +71,48 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   };
   private readonly onDeviceDisconnected = ({ clientId }: FlockEvents['device.disconnected']): void => this.dropParticipant(clientId, 'disconnected');
 
-  /** A round that was in flight when the coordinator died can't resume: its aggregate was in memory. */
+  /**
+   * A round that was in flight when the coordinator died can't resume: its aggregate was in memory.
+   * With several processes, only when none drives it (this process can take the round lease).
+   */
   async onApplicationBootstrap(): Promise<void> {
-    const stale = await this.storage.findRoundsByStatus(['selecting', 'configuring', 'reporting', 'committing']);
-    for (const round of stale) {
-      const error = 'coordinator restarted while the round was in flight';
-      await this.storage.updateRound(round.id, { status: 'aborted', error, endedAt: nowIso() });
-      await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
-      log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a previous run');
-    }
+    const lease = await this.leases.tryAcquire();
+    if (lease) {
+      try {
+        await this.abortStaleRounds('coordinator restarted while the round was in flight');
+      } finally {
+        await lease.release();
+      }
+    } else log.info('another coordinator process drives a round: its round in flight is left to it');
     await this.restoreBoundEstimate();
+    this.cluster?.onLeaderMessage(this.onClusterMessage);
+    this.cluster?.onProcessLost(() => this.reapStaleRounds());
     this.bus.on('device.available', this.onDeviceAvailable);
     this.bus.on('device.disconnected', this.onDeviceDisconnected);
+  }
+
+  /** A coordinator process died: if it drove a round, nobody drives it now; whoever takes the lease first aborts it. */
+  private async reapStaleRounds(): Promise<void> {
+    if (this.active || this.starting) return;
+    const lease = await this.leases.tryAcquire();
+    if (!lease) return;
+    try {
+      await this.abortStaleRounds('the coordinator process driving the round stopped');
+    } finally {
+      await lease.release();
+    }
+  }
+
+  /** Marks rounds left in flight aborted and frees their devices. Only with the round lease held: then nobody drives them. */
+  private async abortStaleRounds(error: string): Promise<void> {
+    const stale = await this.storage.findRoundsByStatus(['selecting', 'configuring', 'reporting', 'committing']);
+    for (const round of stale) {
+      await this.storage.updateRound(round.id, { status: 'aborted', error, endedAt: nowIso() });
+      await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
+      await this.devices.release(round.id);
+      await this.cluster?.close(round.id);
+      log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a coordinator process that stopped');
+    }
   }
 
   /** The estimates survive restarts in the round records: the newest committed round's nextUpdateBound and nextExampleCap. */
@@ -98,18 +143,36 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       throw new ConflictException(`round ${this.active?.record.id ?? '(starting)'} is still ${this.active?.record.status ?? 'starting'}; one round at a time`);
     }
     this.starting = true; // claimed synchronously, so concurrent requests can't both pass the check
+    let lease: RoundLease | null = null;
     try {
-      return await this.open(params);
+      lease = await this.leases.tryAcquire();
+      if (!lease) {
+        throw new ConflictException(
+          'another coordinator process is driving a round (it holds the round lease); one round at a time: start the next once it has ended, on any process',
+        );
+      }
+      // Holding the lease, nobody drives a round still marked in flight: its process died (kill -9).
+      await this.abortStaleRounds('the coordinator process driving the round stopped');
+      if (lease.fence !== null) await this.restoreBoundEstimate(); // several processes: another may have committed since
+      const record = await this.open(params, lease);
+      lease = null; // the round holds it now, until it closes
+      return record;
     } finally {
       this.starting = false;
+      await lease?.release();
     }
   }
 
-  private async open(requested: RoundParams): Promise<RoundRecord> {
+  private async open(requested: RoundParams, lease: RoundLease): Promise<RoundRecord> {
     // The plan states the hard cap (devices report no more); the weight cap below it adapts.
     const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate;
     const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
     createStrategy(params.strategy, params.strategyOptions);
+    if (this.cluster && !isSplittable(params.strategy, params.strategyOptions)) {
+      throw new BadRequestException(
+        `strategy "${params.strategy}" needs every update in one process and cannot run over several coordinator processes (cluster mode); use one of the weighted-mean family: fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi`,
+      );
+    }
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
     const base = await this.models.get(current.version);
@@ -134,6 +197,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     await this.storage.appendTransition({ roundId: record.id, from: null, to: 'selecting', at, note: null });
     const opened = openRound(params);
     const round = new ActiveRound(record, opened.state, base.weightSpecs, this.storage);
+    round.lease = lease;
     this.active = round;
     log.info({ roundId: record.id, baseVersion: record.baseVersion, params }, 'round started');
     await this.execute(round, opened.effects);
@@ -158,6 +222,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
    * has a stable reason code, is counted, and never touches the aggregate.
    */
   async handleUpload(clientId: string, payload: unknown): Promise<UpdateResult> {
+    if (this.cluster) return this.cluster.handleUpload(clientId, payload); // folded in this process's partial; the leader hears the answer
     const named = uploadRoundSchema.safeParse(payload);
     const roundIdHint = named.success ? named.data.roundId : null;
     const round = this.active && this.active.record.id === roundIdHint ? this.active : null;
@@ -221,10 +286,34 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** A selected client abandoned the round (conditions changed, no data, ...). */
   handleAbandon(clientId: string, payload: unknown): void {
+    if (this.cluster) return this.cluster.handleAbandon(clientId, payload); // to the leader, wherever it runs
     const parsed = abandonSchema.safeParse(payload);
     if (!parsed.success || this.active?.record.id !== parsed.data.roundId) return;
     this.dropParticipant(clientId, parsed.data.reason);
   }
+
+  /**
+   * Cluster mode, the leader: another process (or this one) answered an upload of the round in
+   * flight, or a participant abandoned through it. The same bookkeeping as a local upload, then the
+   * same machine events.
+   */
+  private readonly onClusterMessage = (message: LeaderMessage): void => {
+    const round = this.active;
+    if (!round || round.record.id !== message.roundId) return;
+    if (message.type === 'abandon') return this.dropParticipant(message.clientId, message.reason);
+    if (message.bytes !== null) round.countReceived(message.bytes);
+    if (message.norm !== null) round.norms.push(message.norm);
+    if (message.admitted) round.roster.answer(message.clientId);
+    if (message.type === 'accepted') {
+      round.claims.push(message.claim);
+      round.countAccepted(message.numExamples, message.trainLoss, message.validationMs, message.foldMs, message);
+      runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadAccepted' }));
+    } else {
+      round.countRejected(message.reason);
+      if (message.admitted) runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadRejected' }));
+    }
+    this.changed(round);
+  };
 
   private dropParticipant(clientId: string, reason: string): void {
     const round = this.active;
@@ -241,6 +330,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (!round || round.record.id !== roundId) {
       const known = await this.storage.getRound(roundId);
       if (!known) throw new NotFoundException(`round ${roundId} not found`);
+      if (this.cluster && !isRoundFinished(known.status))
+        throw new ConflictException(`round ${roundId} is driven by another coordinator process: cancel it there`);
       throw new ConflictException(`round ${roundId} already ended (${known.status})`);
     }
     // A commit whose transaction has begun is not undone: it finishes first, and the cancel is refused.
@@ -290,6 +381,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         case 'sendConfigure':
           round.deadlineAt = effect.deadlineAt;
           await round.stored(); // devices hear of reporting once it is stored, as of the round's end
+          // Cluster mode: every process may admit the round's uploads from now on.
+          await this.cluster?.open(this.describe(round), effect.deadlineAt - Date.now() + 60_000);
           await this.sendToEach(round.roster.members(), (clientId) =>
             this.devices.sendTo(clientId, ServerEvent.configure, {
               roundId: round.record.id,
@@ -334,7 +427,16 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     try {
       const strategy = createStrategy(record.params.strategy, record.params.strategyOptions);
       const base = await this.models.get(record.baseVersion);
-      round.aggregator = strategy.begin({ globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState });
+      const context = { globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState };
+      const { cluster } = this;
+      if (cluster) {
+        const split = strategy.split?.();
+        if (!split) throw new Error(`strategy ${strategy.name} cannot be split over processes`);
+        round.sink = new SplitAggregationSink(split, context, () => cluster.collect(record.id, context.globalWeights.length));
+      } else {
+        round.aggregator = strategy.begin(context);
+        round.sink = new LocalAggregationSink(round.aggregator);
+      }
       round.plan = strategy.configurePlan(record.params.plan);
     } catch (error) {
       await this.dispatch(round, { type: 'configurationFailed', message: (error as Error).message });
@@ -388,8 +490,31 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.metrics.roundsTotal.inc({ outcome });
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
     round.aggregator = null; // frees the running sum
+    round.sink = null;
     this.active = null;
+    try {
+      await this.cluster?.close(round.record.id);
+    } finally {
+      await round.lease?.release(); // whatever happened above: the next round may run on any process
+      round.lease = null;
+    }
     if (outcome !== 'committed') log.warn({ roundId: round.record.id, outcome, error: message }, 'round ended without commit');
+  }
+
+  /** What the other processes need of the round to take its uploads. */
+  private describe(round: ActiveRound): RoundDescriptor {
+    const { record } = round;
+    return {
+      roundId: record.id,
+      leader: this.cluster!.processId,
+      baseVersion: record.baseVersion,
+      weightSpecs: [...round.weightSpecs],
+      maxUpdateNorm: record.params.maxUpdateNorm,
+      exampleCap: record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
+      updateBound: record.metrics.updateBound,
+      strategy: record.params.strategy,
+      strategyOptions: record.params.strategyOptions,
+    };
   }
 
   /** Sends to many devices; a failed send is logged and does not stop the round. */

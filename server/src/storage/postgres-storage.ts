@@ -35,6 +35,7 @@ import {
   type RoundRow,
   type TransitionRow,
 } from './rows.js';
+import { FencedOffError } from './round-lease.js';
 import type { EvaluationNumbers, EvaluationReportRecord, ModelVersionRecord, NewModelVersion, RoundPatch, Storage } from './storage.js';
 
 /** PostgreSQL's SQLSTATE for a foreign key violation. */
@@ -92,6 +93,13 @@ CREATE TABLE IF NOT EXISTS round_transitions (
   note        TEXT
 );
 CREATE INDEX IF NOT EXISTS round_transitions_round ON round_transitions (round_id, seq);
+
+-- The round lease's fencing token (postgres-round-lease.ts): incremented by each process that takes the lease.
+CREATE TABLE IF NOT EXISTS round_lease (
+  id    INTEGER PRIMARY KEY CHECK (id = 1),
+  epoch BIGINT NOT NULL
+);
+INSERT INTO round_lease (id, epoch) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 
 -- One row per device and version: the key refuses a second report, whatever the coordinator remembers.
 -- Only the numbers a report carries and the device's pseudonymous id. (Created on existing databases too.)
@@ -332,8 +340,15 @@ export class PostgresStorage implements Storage {
     weights: Uint8Array,
     patch: RoundPatch,
     transition: Omit<RoundTransition, 'to'>,
+    fence: number | null = null,
   ): Promise<{ model: ModelVersionMeta; round: RoundRecord }> {
     return this.tx(async (client) => {
+      if (fence !== null) {
+        // FOR SHARE: a process taking the lease meanwhile waits for this transaction before moving the token.
+        const { rows } = await client.query<{ epoch: string }>('SELECT epoch FROM round_lease WHERE id = 1 FOR SHARE');
+        const current = Number(rows[0]?.epoch);
+        if (current !== fence) throw new FencedOffError(fence, current);
+      }
       const model = await this.insertVersion(client, commitVersion(roundId, version), weights);
       const round = await this.patchRound(client, roundId, commitPatch(patch, model.version));
       await this.insertTransition(client, { ...transition, to: round.status });

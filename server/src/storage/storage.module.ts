@@ -2,7 +2,9 @@ import { join } from 'node:path';
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
+import { PostgresRoundLeases } from './postgres-round-lease.js';
 import { PostgresStorage, redactUrl } from './postgres-storage.js';
+import { LocalRoundLeases, ROUND_LEASES, type RoundLeases } from './round-lease.js';
 import { SqliteStorage } from './sqlite-storage.js';
 import { STORAGE, type Storage } from './storage.js';
 
@@ -38,6 +40,13 @@ export function createStorage(config: Pick<FlockConfig, 'databaseUrl' | 'dataDir
   return new SqliteStorage(path);
 }
 
+/** The round lease the storage asks for: an advisory lock on PostgreSQL (several processes), a flag on SQLite (one). */
+export function createRoundLeases(config: Pick<FlockConfig, 'databaseUrl'>): RoundLeases {
+  if (!isPostgresUrl(config.databaseUrl)) return new LocalRoundLeases();
+  const { url, schema } = splitSchemaParam(config.databaseUrl);
+  return new PostgresRoundLeases(url, schema);
+}
+
 /**
  * Provides STORAGE app-wide, initialised (tables created) before anything injects it and closed on
  * shutdown. Expects FLOCK_CONFIG to be provided by a global module.
@@ -54,13 +63,23 @@ export function createStorage(config: Pick<FlockConfig, 'databaseUrl' | 'dataDir
         return storage;
       },
     },
+    {
+      provide: ROUND_LEASES,
+      // After STORAGE: the lease's table is created with the others.
+      inject: [FLOCK_CONFIG, STORAGE],
+      useFactory: (config: FlockConfig): RoundLeases => createRoundLeases(config),
+    },
   ],
-  exports: [STORAGE],
+  exports: [STORAGE, ROUND_LEASES],
 })
 export class StorageModule implements OnApplicationShutdown {
-  constructor(@Inject(STORAGE) private readonly storage: Storage) {}
+  constructor(
+    @Inject(STORAGE) private readonly storage: Storage,
+    @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
+  ) {}
 
   async onApplicationShutdown(): Promise<void> {
+    await this.leases.close();
     await this.storage.close();
   }
 }

@@ -69,7 +69,9 @@ export interface Storage {
 
   /**
    * Atomically inserts the round's new model version and marks the round committed, so a crash
-   * leaves either both or neither.
+   * leaves either both or neither. `fence`: the round lease's fencing token (round-lease.ts); the
+   * transaction fails with FencedOffError, writing nothing, when the lease has since been taken by
+   * another process. null: no fencing (one process).
    */
   commitRound(
     roundId: string,
@@ -77,6 +79,7 @@ export interface Storage {
     weights: Uint8Array,
     patch: RoundPatch,
     transition: Omit<RoundTransition, 'to'>,
+    fence?: number | null,
   ): Promise<{ model: ModelVersionMeta; round: RoundRecord }>;
 }
 

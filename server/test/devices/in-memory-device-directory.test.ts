@@ -21,14 +21,14 @@ function directory() {
 describe('InMemoryDeviceDirectory', () => {
   it('counts connected, eligible and in-round devices as they change, and announces availability', async () => {
     const { devices, metrics, available, disconnected } = directory();
-    devices.connect('a', 's1', INFO);
-    devices.connect('b', 's2', INFO);
-    devices.connect('c', 's3', INFO);
+    await devices.connect('a', 's1', INFO);
+    await devices.connect('b', 's2', INFO);
+    await devices.connect('c', 's3', INFO);
     expect(await devices.counts()).toEqual({ connected: 3, eligible: 0, inRound: 0 });
-    devices.setConditions('a', ELIGIBLE);
-    devices.setConditions('b', ELIGIBLE);
-    devices.setConditions('b', ELIGIBLE); // no change: announced once
-    devices.setConditions('c', ON_BATTERY);
+    await devices.setConditions('a', ELIGIBLE);
+    await devices.setConditions('b', ELIGIBLE);
+    await devices.setConditions('b', ELIGIBLE); // no change: announced once
+    await devices.setConditions('c', ON_BATTERY);
     expect(available).toEqual([1, 1]);
     expect(await devices.counts()).toEqual({ connected: 3, eligible: 2, inRound: 0 });
     expect(await devices.availableCount()).toBe(2);
@@ -38,11 +38,11 @@ describe('InMemoryDeviceDirectory', () => {
     await devices.assign(['a', 'b'], 'r1');
     expect(await devices.counts()).toEqual({ connected: 3, eligible: 2, inRound: 2 });
     expect(await devices.availableCount()).toBe(0);
-    devices.setConditions('a', ON_BATTERY);
-    devices.setConditions('a', ELIGIBLE); // eligible again, but still in the round: not available
+    await devices.setConditions('a', ON_BATTERY);
+    await devices.setConditions('a', ELIGIBLE); // eligible again, but still in the round: not available
     expect(available).toEqual([1, 1]);
 
-    expect(devices.disconnect('b', 's2')).toBe(true);
+    expect(await devices.disconnect('b', 's2')).toBe(true);
     expect(disconnected).toEqual(['b']);
     await devices.release('r1');
     expect(available).toEqual([1, 1, 1]); // only a came back
@@ -52,15 +52,15 @@ describe('InMemoryDeviceDirectory', () => {
 
   it('keeps a device in its round when it reconnects on a new socket, and ignores the old socket closing', async () => {
     const { devices, disconnected } = directory();
-    devices.connect('a', 's1', INFO);
-    devices.setConditions('a', ELIGIBLE);
+    await devices.connect('a', 's1', INFO);
+    await devices.setConditions('a', ELIGIBLE);
     await devices.assign(['a'], 'r1');
-    expect(devices.connect('a', 's2', INFO)).toBe('s1');
-    expect(devices.disconnect('a', 's1')).toBe(false);
+    expect(await devices.connect('a', 's2', INFO)).toBe('s1');
+    expect(await devices.disconnect('a', 's1')).toBe(false);
     expect(disconnected).toEqual([]);
     // conditions are unknown again on the new socket
     expect(await devices.counts()).toEqual({ connected: 1, eligible: 0, inRound: 1 });
-    devices.setConditions('a', ELIGIBLE);
+    await devices.setConditions('a', ELIGIBLE);
     expect(await devices.availableCount()).toBe(0);
     await devices.release('r1');
     expect(await devices.availableCount()).toBe(1);
@@ -68,17 +68,17 @@ describe('InMemoryDeviceDirectory', () => {
 
   it('lists available devices with what they connected with (address, hashed app user)', async () => {
     const { devices } = directory();
-    devices.connect('a', 's1', { address: '10.0.0.1', userKey: 'user-1' });
-    devices.connect('b', 's2', { address: '10.0.0.2', userKey: null });
-    devices.setConditions('a', ELIGIBLE);
-    devices.setConditions('b', ELIGIBLE);
+    await devices.connect('a', 's1', { address: '10.0.0.1', userKey: 'user-1' });
+    await devices.connect('b', 's2', { address: '10.0.0.2', userKey: null });
+    await devices.setConditions('a', ELIGIBLE);
+    await devices.setConditions('b', ELIGIBLE);
     expect((await devices.available()).sort((x, y) => x.clientId.localeCompare(y.clientId))).toEqual([
       { clientId: 'a', address: '10.0.0.1', userKey: 'user-1' },
       { clientId: 'b', address: '10.0.0.2', userKey: null },
     ]);
     // A reconnection brings its own info.
-    devices.connect('a', 's3', { address: '10.0.0.9', userKey: 'user-1' });
-    devices.setConditions('a', ELIGIBLE);
+    await devices.connect('a', 's3', { address: '10.0.0.9', userKey: 'user-1' });
+    await devices.setConditions('a', ELIGIBLE);
     expect((await devices.available()).find((device) => device.clientId === 'a')).toEqual({ clientId: 'a', address: '10.0.0.9', userKey: 'user-1' });
   });
 });

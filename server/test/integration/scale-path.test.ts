@@ -9,6 +9,7 @@ import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 const POSTGRES_URL = process.env.FLOCK_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.FLOCK_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const schema = `flock_scale_${randomBytes(4).toString('hex')}`;
+const redisPrefix = `${schema}:`;
 
 let coordinator: TestCoordinator | undefined;
 const redisSpy = createClient({ url: REDIS_URL });
@@ -28,9 +29,9 @@ describe('the scale path: the same coordinator on PostgreSQL and the socket.io R
     await redisSpy.connect().catch((error: unknown) => {
       throw new Error(`Redis at ${REDIS_URL} is required for this test (CI starts it): ${(error as Error).message}`);
     });
-    await redisSpy.pSubscribe('socket.io#*', (_message, channel) => channels.push(channel));
+    await redisSpy.pSubscribe(`${redisPrefix}socket.io#*`, (_message, channel) => channels.push(channel));
 
-    coordinator = await startTestCoordinator({ databaseUrl: `${POSTGRES_URL}?schema=${schema}`, redisUrl: REDIS_URL });
+    coordinator = await startTestCoordinator({ databaseUrl: `${POSTGRES_URL}?schema=${schema}`, redisUrl: REDIS_URL, redisPrefix });
     const devices = await Promise.all([0, 1].map(() => ProtocolClient.connect(coordinator!.url)));
     await waitFor(
       () => coordinator!.api<{ eligible: number }>('/api/clients'),
@@ -64,7 +65,7 @@ describe('the scale path: the same coordinator on PostgreSQL and the socket.io R
     expect(versions.rows.map((r: { version: number }) => Number(r.version))).toEqual([1, 2]);
     expect(transitions.rows[0]?.n).toBe(5);
     // emits went through Redis pub/sub (the adapter's channels), so other coordinator nodes would see them
-    expect(channels.some((channel) => channel.startsWith('socket.io#/#'))).toBe(true);
+    expect(channels.some((channel) => channel.startsWith(`${redisPrefix}socket.io#/#`))).toBe(true);
     devices.forEach((d) => d.disconnect());
   });
 });

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConflictException } from '@nestjs/common';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import { LocalRoundLeases } from '../../src/storage/round-lease.js';
 import { InMemoryDeviceDirectory } from '../../src/devices/in-memory-device-directory.js';
 import { FlockEventBus } from '../../src/events/event-bus.js';
 import { MetricsService } from '../../src/metrics/metrics.service.js';
@@ -69,7 +70,7 @@ beforeEach(async () => {
         return async (...args: Parameters<Storage['commitRound']>) => {
           gate.started();
           await gate.open;
-          return target.commitRound(...args);
+          return (target as Storage).commitRound(...args);
         };
       }
       if (name === 'appendTransition' && gates.committingTransition) {
@@ -93,11 +94,11 @@ beforeEach(async () => {
   model.dispose();
   await models.register(parts.topology, parts.weightSpecs, new Float32Array(parts.weights.buffer.slice(0)));
   devices = new InMemoryDeviceDirectory(bus, metrics);
-  rounds = new RoundsService(gated, config, devices, models, new RoundCommitter(gated, config, models, metrics), bus, metrics);
+  rounds = new RoundsService(gated, config, devices, models, new RoundCommitter(gated, config, models, metrics), bus, metrics, new LocalRoundLeases());
   await rounds.onApplicationBootstrap();
   for (const id of ['a', 'b']) {
-    devices.connect(id, `socket-${id}`, { address: '127.0.0.1', userKey: null });
-    devices.setConditions(id, { eligible: true, reasons: [] });
+    await devices.connect(id, `socket-${id}`, { address: '127.0.0.1', userKey: null });
+    await devices.setConditions(id, { eligible: true, reasons: [] });
   }
 });
 
