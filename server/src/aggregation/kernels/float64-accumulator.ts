@@ -1,4 +1,5 @@
 import { jsAddScaled, jsSumOfSquares } from './js-kernels.js';
+import { webAssembly, type WasmModule } from './wasm-api.js';
 import { vectorKernelModule, type VectorKernelExports } from './wasm-module.js';
 
 /**
@@ -68,12 +69,13 @@ class WasmAccumulator implements Float64Accumulator {
   private staged: Float32Array | null = null;
 
   constructor(
-    module: WebAssembly.Module,
+    module: WasmModule,
     readonly length: number,
   ) {
     this.stagingOffset = Math.ceil((8 * length) / 16) * 16;
-    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil((this.stagingOffset + 4 * length) / PAGE)) });
-    this.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as VectorKernelExports;
+    const wasm = webAssembly!; // a module was compiled, so the API exists
+    const memory = new wasm.Memory({ initial: Math.max(1, Math.ceil((this.stagingOffset + 4 * length) / PAGE)) });
+    this.kernels = new wasm.Instance(module, { env: { memory } }).exports as unknown as VectorKernelExports;
     this.bytes = new Uint8Array(memory.buffer);
     this.sum = new Float64Array(memory.buffer, 0, length);
   }

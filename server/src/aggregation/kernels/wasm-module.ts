@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { webAssembly, type WasmModule } from './wasm-api.js';
 
 /**
  * The compiled vector kernels (vector-kernels.wat, built to .wasm by scripts/build-kernels.mjs),
  * loaded synchronously once per process. Null, with the reason, when the file is missing or the
  * runtime lacks WebAssembly SIMD: callers then use the JS kernels (js-kernels.ts).
  */
-export type VectorKernelModule = { module: WebAssembly.Module; reason: null } | { module: null; reason: string };
+export type VectorKernelModule = { module: WasmModule; reason: null } | { module: null; reason: string };
 
 /** The kernels' exports (pointers are byte offsets into the instance's memory). */
 export interface VectorKernelExports {
@@ -22,13 +23,14 @@ export function vectorKernelModule(): VectorKernelModule {
 
 function load(): VectorKernelModule {
   if (process.env.FLOCK_VECTOR_KERNEL === 'js') return { module: null, reason: 'FLOCK_VECTOR_KERNEL=js' };
-  let bytes: Buffer;
+  if (!webAssembly) return { module: null, reason: 'no WebAssembly in this runtime' };
+  let bytes: Uint8Array;
   try {
     bytes = readFileSync(new URL('./vector-kernels.wasm', import.meta.url));
   } catch (error) {
     return { module: null, reason: `vector-kernels.wasm not readable (run pnpm build): ${(error as Error).message}` };
   }
   // validate() is false when the engine lacks an instruction the module uses (here: SIMD).
-  if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) return { module: null, reason: 'WebAssembly SIMD unavailable' };
-  return { module: new WebAssembly.Module(bytes), reason: null };
+  if (!webAssembly.validate(bytes)) return { module: null, reason: 'WebAssembly SIMD unavailable' };
+  return { module: new webAssembly.Module(bytes), reason: null };
 }
