@@ -106,6 +106,20 @@ describe('vector kernels: wasm SIMD and JS', () => {
     expect(Array.from(target)).toEqual([0.5, 1]);
   });
 
+  it('fold uploads longer than one copy chunk (16,384 values) bit-identically, measured first or not', () => {
+    const n = 2 * 16_384 + 13;
+    const values = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 10 ** ((i % 7) - 3));
+    const wasm = createFloat64Accumulator(n, 'wasm-simd');
+    const js = createFloat64Accumulator(n, 'js');
+    for (const accumulator of [wasm, js]) {
+      accumulator.addScaled(values, 3);
+      expect(accumulator.sumOfSquares(values)).toBe(jsSumOfSquares(values));
+      accumulator.addScaled(values, 0.5);
+    }
+    expect(sameValues(wasm.sum, js.sum)).toBe(true);
+    expect(wasm.sum[n - 1]).toBe(3.5 * values[n - 1]!);
+  });
+
   it('reads an upload at any byte offset', () => {
     const bytes = new Uint8Array(4 * 5 + 4);
     const values = new Float32Array(bytes.buffer, 4, 5);
