@@ -11,6 +11,7 @@
  * from the last packet's arrival), validationMs (schema, checks, staging + norm), aggregationMs (fold).
  *
  *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3] [--cpu-prof DIR]
+ *   pnpm bench:upload --devices 0    # only the in-process intake and the memcpys (seconds)
  *
  * --cpu-prof DIR writes a V8 CPU profile of each coordinator into DIR (open in Chrome DevTools).
  * Prints Markdown to stdout (bench/results/upload-cost.md holds a run).
@@ -20,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { ClientEvent, ServerEvent, type ModelFetchResult } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
 import { connectDevice, OPERATOR_TOKEN, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
+import { intakeMsPerUpload, UPLOAD_BYTES } from './lib/intake-in-process.js';
 import { fillRandom, machineInfo, median, repeat, sink, timed } from './lib/measure.js';
 
 const VARIANTS = [
@@ -166,13 +168,17 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
 }
 
 const rows: RoundCost[] = [];
-for (let rep = 1; rep <= REPEAT; rep++) {
+for (let rep = 1; rep <= REPEAT && DEVICES > 0; rep++) {
   // Interleaved, so that load from elsewhere on the shared cores hits both variants alike.
   for (const variant of VARIANTS) rows.push(await measureRound(variant, rep));
 }
-const bytes = rows[0]!.bytes;
+const bytes = UPLOAD_BYTES;
 const hotMs = 1000 * hotMemcpySeconds(bytes);
 const dramMs = 1000 * dramMemcpySeconds(bytes);
+// In-process intake, interleaved over the kernels like the rounds above.
+const intake = new Map<string, number[]>();
+for (let rep = 0; rep < 3; rep++)
+  for (const kernel of ['wasm-simd', 'js'] as const) intake.set(kernel, [...(intake.get(kernel) ?? []), intakeMsPerUpload(kernel)]);
 const load = loadavg().map((l) => l.toFixed(1));
 
 console.log(`# What one upload costs the coordinator\n`);
@@ -180,22 +186,33 @@ console.log(`\`pnpm bench:upload --devices ${DEVICES} --repeat ${REPEAT}\`; ${JS
 console.log(
   `One 2NN delta: ${bytes.toLocaleString('en')} bytes; a memcpy of them here: ${hotMs.toFixed(3)} ms cache-hot, ${dramMs.toFixed(3)} ms from and to DRAM (medians).\n`,
 );
-console.log(
-  '| rep | kernel | uploads | round | coordinator CPU per upload (ms) | x hot memcpy | x DRAM memcpy | wall per upload (ms) | decode / validate / fold (ms, round metrics) |',
-);
-console.log('|---|---|---|---|---|---|---|---|---|');
-for (const row of rows) {
+if (rows.length > 0) {
   console.log(
-    `| ${row.rep} | ${row.variant} | ${row.uploads} | ${row.status} | ${row.cpuMsPerUpload.toFixed(2)} | ${(row.cpuMsPerUpload / hotMs).toFixed(0)} | ${(row.cpuMsPerUpload / dramMs).toFixed(0)} | ${row.wallMsPerUpload.toFixed(2)} | ${row.decodeMs.toFixed(3)} / ${row.validationMs.toFixed(3)} / ${row.foldMs.toFixed(3)} |`,
+    '| rep | kernel | uploads | round | coordinator CPU per upload (ms) | x hot memcpy | x DRAM memcpy | wall per upload (ms) | decode / validate / fold (ms, round metrics) |',
   );
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(
+      `| ${row.rep} | ${row.variant} | ${row.uploads} | ${row.status} | ${row.cpuMsPerUpload.toFixed(2)} | ${(row.cpuMsPerUpload / hotMs).toFixed(0)} | ${(row.cpuMsPerUpload / dramMs).toFixed(0)} | ${row.wallMsPerUpload.toFixed(2)} | ${row.decodeMs.toFixed(3)} / ${row.validationMs.toFixed(3)} / ${row.foldMs.toFixed(3)} |`,
+    );
+  }
+  console.log('\n| kernel | median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | median decode / validate / fold (ms) |');
+  console.log('|---|---|---|---|---|');
+  for (const variant of VARIANTS) {
+    const mine = rows.filter((row) => row.variant === variant.name);
+    const cpu = median(mine.map((row) => row.cpuMsPerUpload));
+    const split = [median(mine.map((r) => r.decodeMs)), median(mine.map((r) => r.validationMs)), median(mine.map((r) => r.foldMs))];
+    console.log(
+      `| ${variant.name} | ${cpu.toFixed(2)} | ${(cpu / hotMs).toFixed(0)} | ${(cpu / dramMs).toFixed(0)} | ${split.map((ms) => ms.toFixed(3)).join(' / ')} |`,
+    );
+  }
 }
-console.log('\n| kernel | median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | median decode / validate / fold (ms) |');
-console.log('|---|---|---|---|---|');
-for (const variant of VARIANTS) {
-  const mine = rows.filter((row) => row.variant === variant.name);
-  const cpu = median(mine.map((row) => row.cpuMsPerUpload));
-  const split = [median(mine.map((r) => r.decodeMs)), median(mine.map((r) => r.validationMs)), median(mine.map((r) => r.foldMs))];
-  console.log(
-    `| ${variant.name} | ${cpu.toFixed(2)} | ${(cpu / hotMs).toFixed(0)} | ${(cpu / dramMs).toFixed(0)} | ${split.map((ms) => ms.toFixed(3)).join(' / ')} |`,
-  );
+console.log(
+  "\nThe coordinator's own intake code, in this process without the network (bench/lib/intake-in-process.ts: schema, checks, norm, bound, fold of fresh 2NN Buffers), median of 3 interleaved runs:\n",
+);
+console.log('| kernel | intake ms per upload | x hot memcpy | x DRAM memcpy |');
+console.log('|---|---|---|---|');
+for (const [kernel, runs] of intake) {
+  const ms = median(runs);
+  console.log(`| ${kernel} | ${ms.toFixed(3)} | ${(ms / hotMs).toFixed(1)} | ${(ms / dramMs).toFixed(1)} |`);
 }
