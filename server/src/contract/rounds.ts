@@ -123,7 +123,9 @@ export const roundMetricsSchema = z.object({
     .number()
     .min(0)
     .default(0)
-    .describe("Milliseconds from the arrival of the accepted uploads' last packet to their handler: socket.io's decoding and dispatch (0 in rounds stored by an older coordinator)"),
+    .describe(
+      "Milliseconds from the arrival of the accepted uploads' last packet to their handler: socket.io's decoding and dispatch (0 in rounds stored by an older coordinator)",
+    ),
   validationMs: z.number().min(0).describe('Milliseconds spent checking the accepted uploads once decoded (schema, shapes, finiteness, norm)'),
   aggregationMs: z.number().min(0).describe('Milliseconds spent folding updates into the aggregate and finalizing it'),
   durationMs: z.number().min(0).nullable(),
