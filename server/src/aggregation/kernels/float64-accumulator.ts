@@ -26,7 +26,15 @@ export function createFloat64Accumulator(length: number, kernel: KernelChoice = 
   if (!(Number.isInteger(length) && length >= 0)) throw new RangeError(`length must be a non-negative integer, got ${length}`);
   if (kernel === 'js') return new JsAccumulator(length);
   const { module, reason } = vectorKernelModule();
-  if (module && 12 * length + 16 <= MAX_WASM_BYTES) return new WasmAccumulator(module, length);
+  if (module && 12 * length + 16 <= MAX_WASM_BYTES) {
+    try {
+      return new WasmAccumulator(module, length);
+    } catch (error) {
+      // The engine refused the memory (address space or memory limits): the JS kernel needs less.
+      if (kernel === 'wasm-simd') throw error;
+      return new JsAccumulator(length);
+    }
+  }
   if (kernel === 'wasm-simd') throw new Error(`wasm SIMD kernel unavailable: ${reason ?? `${length} values do not fit one wasm memory`}`);
   return new JsAccumulator(length);
 }
