@@ -3,8 +3,12 @@
  * aggregate (FedAvg: a float64 running weighted sum, see server/src/aggregation/fedavg.ts), measured
  * in GB/s of float32 update data folded in, beside a memory-bandwidth baseline taken in the same run.
  *
- *   pnpm bench:aggregation            # full run (~1-2 min on 2 cores)
- *   pnpm bench:aggregation --quick    # smoke run (10 and 100 updates, fewer repetitions)
+ *   pnpm build && pnpm bench:aggregation   # full run (~3-5 min on 2 cores)
+ *   pnpm bench:aggregation --quick         # smoke run (10 and 100 updates, fewer repetitions)
+ *
+ * Each model and round size is folded four ways, same run: the wasm SIMD kernel and the JS one
+ * (kernels/float64-accumulator.ts), each as add() alone and as the upload path does it,
+ * sumOfSquares() (norm + finiteness) then add().
  *
  * Prints Markdown to stdout and writes JSON to bench/out/aggregation.json.
  *
@@ -26,7 +30,10 @@ import { freemem, loadavg } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FedAvg } from '../server/src/aggregation/fedavg.js';
+import { FedAvg, WeightedMeanAccumulator } from '../server/src/aggregation/fedavg.js';
+import { defaultKernel } from '../server/src/aggregation/kernels/float64-accumulator.js';
+import { ComposedStrategy } from '../server/src/aggregation/pipeline.js';
+import { DirectUpdate } from '../server/src/aggregation/server-optimizers.js';
 import type { RoundAggregator } from '../server/src/aggregation/strategy.js';
 // The same module @flock/client-sdk/protocol re-exports (imported by path: the root package does not
 // depend on the SDK, and this way no build is needed before benchmarking).
@@ -81,8 +88,21 @@ if (!gcExposed) {
 // Aggregation
 // ---------------------------------------------------------------------------------------------
 
+const KERNELS = ['wasm-simd', 'js'] as const;
+type Kernel = (typeof KERNELS)[number];
+const PATHS = ['add', 'measure+add'] as const;
+type FoldPath = (typeof PATHS)[number];
+
+/** FedAvg with its accumulator's kernel chosen (FedAvg itself takes the wasm one where it loads). */
+function fedAvgWith(kernel: Kernel): ComposedStrategy {
+  return new ComposedStrategy({ name: 'fedavg', createAggregator: (size) => new WeightedMeanAccumulator(size, kernel), optimizer: new DirectUpdate() });
+}
+
 interface AggregationResult {
   model: string;
+  kernel: Kernel;
+  /** add(): the fold alone; measure+add: sumOfSquares then add, as the upload intake does. */
+  path: FoldPath;
   params: number;
   updates: number;
   bytesFolded: number;
@@ -123,7 +143,7 @@ class UpdatePool {
   }
 }
 
-function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, track: boolean) {
+function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, track: boolean, kernel: Kernel, path: FoldPath) {
   collect();
   const before = sampleMemory();
   let peak = { ...before };
@@ -131,14 +151,19 @@ function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, t
     peak = peakOf(peak, s);
   };
   let t0 = performance.now();
-  const aggregator: RoundAggregator = new FedAvg().begin({ globalWeights, serverState: null });
+  const aggregator: RoundAggregator = fedAvgWith(kernel).begin({ globalWeights, serverState: null });
+  const measure = path === 'measure+add';
   let addMs = performance.now() - t0;
   const afterBegin = sampleMemory();
   note(afterBegin);
   for (let i = 0; i < n;) {
     const end = Math.min(n, i + SAMPLE_EVERY);
     t0 = performance.now();
-    for (; i < end; i++) aggregator.add({ delta: updates.next(), numExamples: 50 + (i % 600) });
+    for (; i < end; i++) {
+      const delta = updates.next();
+      if (measure && !Number.isFinite(aggregator.sumOfSquares!(delta))) throw new Error('non-finite update');
+      aggregator.add({ delta, numExamples: 50 + (i % 600) });
+    }
     addMs += performance.now() - t0;
     if (track) note(sampleMemory());
   }
@@ -165,47 +190,51 @@ function measureAggregation(model: (typeof MODELS)[number], pool: Float32Array):
   const updates = new UpdatePool(pool, params);
   const globalWeights = new Float32Array(params);
   fillRandom(globalWeights, 7, 0.1);
-  // JIT warm-up on this shape.
-  for (let w = 0; w < 3; w++) runRound(globalWeights, updates, 20, false);
+  // JIT (and wasm tier-up) warm-up on this shape.
+  for (const kernel of KERNELS) for (const path of PATHS) for (let w = 0; w < 3; w++) runRound(globalWeights, updates, 20, false, kernel, path);
   const results: AggregationResult[] = [];
-  for (const n of UPDATE_COUNTS) {
-    const bytes = n * params * 4;
-    // Enough repetitions for a stable median without letting the big cases dominate the run time.
-    const minReps = QUICK ? 2 : bytes > 2 * GB ? 3 : 5;
-    const minSeconds = QUICK ? 0.2 : 1;
-    const runs: ReturnType<typeof runRound>[] = [];
-    repeat(
-      () => {
-        const run = runRound(globalWeights, updates, n, true);
-        runs.push(run);
-        return run.addSeconds + run.finishSeconds;
-      },
-      minReps,
-      minSeconds,
-    );
-    const addSeconds = median(runs.map((r) => r.addSeconds));
-    const finishSeconds = median(runs.map((r) => r.finishSeconds));
-    results.push({
-      model: model.name,
-      params,
-      updates: n,
-      bytesFolded: bytes,
-      repetitions: runs.length,
-      addSeconds,
-      finishSeconds,
-      addGbPerSecond: bytes / addSeconds / GB,
-      bestAddGbPerSecond: bytes / Math.min(...runs.map((r) => r.addSeconds)) / GB,
-      roundGbPerSecond: bytes / (addSeconds + finishSeconds) / GB,
-      aggregatorBytes: median(runs.map((r) => r.aggregatorBytes)),
-      finishExtraBytes: median(runs.map((r) => r.finishExtraBytes)),
-      rssBefore: median(runs.map((r) => r.before.rss)),
-      peakRss: Math.max(...runs.map((r) => r.peak.rss)),
-      peakHeapUsed: Math.max(...runs.map((r) => r.peak.heapUsed)),
-      peakArrayBuffers: Math.max(...runs.map((r) => r.peak.arrayBuffers)),
-      rssGrowth: Math.max(...runs.map((r) => r.peak.rss - r.before.rss)),
-      updateNorm: runs[0]!.updateNorm,
-    });
-  }
+  for (const n of UPDATE_COUNTS)
+    for (const kernel of KERNELS)
+      for (const path of PATHS) {
+        const bytes = n * params * 4;
+        // Enough repetitions for a stable median without letting the big cases dominate the run time.
+        const minReps = QUICK ? 2 : bytes > 2 * GB ? 3 : 5;
+        const minSeconds = QUICK ? 0.2 : 1;
+        const runs: ReturnType<typeof runRound>[] = [];
+        repeat(
+          () => {
+            const run = runRound(globalWeights, updates, n, true, kernel, path);
+            runs.push(run);
+            return run.addSeconds + run.finishSeconds;
+          },
+          minReps,
+          minSeconds,
+        );
+        const addSeconds = median(runs.map((r) => r.addSeconds));
+        const finishSeconds = median(runs.map((r) => r.finishSeconds));
+        results.push({
+          model: model.name,
+          kernel,
+          path,
+          params,
+          updates: n,
+          bytesFolded: bytes,
+          repetitions: runs.length,
+          addSeconds,
+          finishSeconds,
+          addGbPerSecond: bytes / addSeconds / GB,
+          bestAddGbPerSecond: bytes / Math.min(...runs.map((r) => r.addSeconds)) / GB,
+          roundGbPerSecond: bytes / (addSeconds + finishSeconds) / GB,
+          aggregatorBytes: median(runs.map((r) => r.aggregatorBytes)),
+          finishExtraBytes: median(runs.map((r) => r.finishExtraBytes)),
+          rssBefore: median(runs.map((r) => r.before.rss)),
+          peakRss: Math.max(...runs.map((r) => r.peak.rss)),
+          peakHeapUsed: Math.max(...runs.map((r) => r.peak.heapUsed)),
+          peakArrayBuffers: Math.max(...runs.map((r) => r.peak.arrayBuffers)),
+          rssGrowth: Math.max(...runs.map((r) => r.peak.rss - r.before.rss)),
+          updateNorm: runs[0]!.updateNorm,
+        });
+      }
   return results;
 }
 
@@ -306,15 +335,20 @@ function markdown(report: Report): string {
     lines.push(`| ${b.name} | ${b.description} | ${fmt(b.gbPerSecond)} | ${after ? fmt(after.gbPerSecond) : '-'} | ${fmt(mean)} | ${fmt(best)} |`);
   }
   lines.push('');
-  lines.push('## FedAvg aggregation (WeightedMeanAccumulator: float64 running weighted sum)');
+  lines.push(`## FedAvg aggregation (WeightedMeanAccumulator: float64 running weighted sum; default kernel here: ${report.defaultKernel})`);
   lines.push('');
   lines.push(
-    '| Model | Params | Updates | Data folded | add() total | add() GB/s median (best) | finish() | Round GB/s (incl. finish) | vs memcpy | vs JS stream sum | Aggregator footprint | finish() extra | Peak RSS | RSS growth | Peak heap used |',
+    '"add" is the fold alone; "measure+add" is the upload path: sumOfSquares() (norm and finiteness) then add(). "vs memcpy" is add() median GB/s over the memcpy baseline\'s mean; "vs JS" is the wasm row over the JS row of the same case.',
   );
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  lines.push('');
+  lines.push(
+    '| Model | Params | Updates | Kernel | Path | Data folded | add() total | add() GB/s median (best) | vs memcpy | vs JS | finish() | Round GB/s (incl. finish) | Aggregator footprint | finish() extra | Peak RSS | RSS growth |',
+  );
+  lines.push('|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of report.aggregation) {
+    const js = report.aggregation.find((o) => o.model === r.model && o.updates === r.updates && o.path === r.path && o.kernel === 'js');
     lines.push(
-      `| ${r.model} | ${int(r.params)} | ${int(r.updates)} | ${mib(r.bytesFolded)} | ${fmt(r.addSeconds * 1000, 1)} ms | ${fmt(r.addGbPerSecond)} (${fmt(r.bestAddGbPerSecond)}) | ${fmt(r.finishSeconds * 1000, 1)} ms | ${fmt(r.roundGbPerSecond)} | ${fmt(r.addGbPerSecond / report.ratios.memcpyGbPerSecond)} | ${fmt(r.addGbPerSecond / report.ratios.jsStreamGbPerSecond)} | ${mib(r.aggregatorBytes)} | ${mib(r.finishExtraBytes)} | ${mib(r.peakRss)} | ${signedMib(r.rssGrowth)} | ${mib(r.peakHeapUsed)} |`,
+      `| ${r.model} | ${int(r.params)} | ${int(r.updates)} | ${r.kernel} | ${r.path} | ${mib(r.bytesFolded)} | ${fmt(r.addSeconds * 1000, 1)} ms | ${fmt(r.addGbPerSecond)} (${fmt(r.bestAddGbPerSecond)}) | **${fmt(r.addGbPerSecond / report.ratios.memcpyGbPerSecond)}** | ${js && r.kernel !== 'js' ? `${fmt(r.addGbPerSecond / js.addGbPerSecond, 1)}x` : '-'} | ${fmt(r.finishSeconds * 1000, 1)} ms | ${fmt(r.roundGbPerSecond)} | ${mib(r.aggregatorBytes)} | ${mib(r.finishExtraBytes)} | ${mib(r.peakRss)} | ${signedMib(r.rssGrowth)} |`,
     );
   }
   lines.push('');
@@ -337,6 +371,7 @@ function markdown(report: Report): string {
 
 interface Report {
   quick: boolean;
+  defaultKernel: string;
   machine: MachineInfo & { freeMemoryAtStart: number; loadStart: number[]; loadEnd: number[] };
   config: { updateCounts: number[]; poolBytes: number; poolUpdates: { model: string; count: number }[]; baselineBytes: number; gcExposed: boolean };
   baselines: { before: BaselineResult[]; after: BaselineResult[] };
@@ -386,8 +421,10 @@ function main(): void {
     return values.reduce((a, b) => a + b, 0) / values.length;
   };
 
+  const kernel = defaultKernel();
   const report: Report = {
     quick: QUICK,
+    defaultKernel: kernel.reason ? `${kernel.kernel} (${kernel.reason})` : kernel.kernel,
     machine: { ...machineInfo(), freeMemoryAtStart, loadStart, loadEnd: loadavg() },
     config: {
       updateCounts: UPDATE_COUNTS,

@@ -2,32 +2,41 @@
  * What one upload costs the coordinator, from the socket's bytes to the fold: the coordinator runs
  * as its own process, D raw devices (one bench process) are selected for one round and upload a 2NN
  * delta one after another, each waiting for its acknowledgement; the coordinator's CPU time over
- * those uploads (from /proc), divided by D, is set against a memcpy of the upload's bytes measured
- * here in the same run. Two variants, same run: WebSocket frames unmasked by `bufferutil` (native,
- * the default since it is a dependency) and by ws's byte-wise JS loop (WS_NO_BUFFER_UTIL=1, the
- * coordinator before). The coordinator's CPU includes the commit at the round's end (1/D of it).
+ * those uploads (from /proc), divided by D, is set against two memcpys of the upload's bytes
+ * measured here in the same run: cache-hot (the same buffers copied again and again, the cheapest
+ * copy there is) and DRAM-sized (each copy from and to buffers not touched since 256 MiB of others).
+ * Variants, same run, interleaved: the fold and norm on the wasm SIMD kernel (the default) and on
+ * the JS kernel (FLOCK_VECTOR_KERNEL=js). The coordinator's CPU includes the commit at the round's
+ * end (1/D of it). The round's own metrics split the in-process part: decodeMs (socket.io decoding
+ * from the last packet's arrival), validationMs (schema, checks, staging + norm), aggregationMs (fold).
  *
- *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3]
+ *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3] [--cpu-prof DIR]
+ *   pnpm bench:upload --devices 0    # only the in-process intake and the memcpys (seconds)
  *
+ * --cpu-prof DIR writes a V8 CPU profile of each coordinator into DIR (open in Chrome DevTools).
  * Prints Markdown to stdout (bench/results/upload-cost.md holds a run).
  */
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ClientEvent, ServerEvent, type ModelFetchResult } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
 import { connectDevice, OPERATOR_TOKEN, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
+import { intakeMsPerUpload, UPLOAD_BYTES } from './lib/intake-in-process.js';
 import { fillRandom, machineInfo, median, repeat, sink, timed } from './lib/measure.js';
 
 const VARIANTS = [
-  { name: 'bufferutil (native unmask)', env: { WS_NO_BUFFER_UTIL: undefined } },
-  { name: 'ws JS unmask (WS_NO_BUFFER_UTIL=1)', env: { WS_NO_BUFFER_UTIL: '1' } },
+  { name: 'wasm SIMD kernel (default)', env: { FLOCK_VECTOR_KERNEL: undefined } },
+  { name: 'JS kernel (FLOCK_VECTOR_KERNEL=js)', env: { FLOCK_VECTOR_KERNEL: 'js' } },
 ] as const;
 
 const { values: args } = parseArgs({
   options: {
     devices: { type: 'string', default: '60' },
     repeat: { type: 'string', default: '3' },
+    'cpu-prof': { type: 'string' },
   },
 });
+const CPU_PROF_DIR = args['cpu-prof'];
 const DEVICES = Number(args.devices);
 const REPEAT = Number(args.repeat);
 
@@ -39,10 +48,14 @@ interface RoundCost {
   cpuMsPerUpload: number;
   wallMsPerUpload: number;
   status: string;
+  /** The round's own timings per accepted upload (ms). */
+  decodeMs: number;
+  validationMs: number;
+  foldMs: number;
 }
 
-/** Median seconds of one memcpy of `bytes` (a fresh destination each time is not needed: same size, warm). */
-function memcpySeconds(bytes: number): number {
+/** Median seconds of one cache-hot memcpy of `bytes`: the same two buffers again and again. */
+function hotMemcpySeconds(bytes: number): number {
   const source = Buffer.alloc(bytes, 1);
   const target = Buffer.alloc(bytes);
   return median(
@@ -51,6 +64,26 @@ function memcpySeconds(bytes: number): number {
         timed(() => {
           source.copy(target);
           sink.value += target[bytes - 1]!;
+        }),
+      200,
+      0.5,
+    ),
+  );
+}
+
+/** Median seconds of one memcpy of `bytes` from and to DRAM: buffers visited round-robin over 2 x 256 MiB. */
+function dramMemcpySeconds(bytes: number): number {
+  const slots = Math.floor((256 * 2 ** 20) / bytes);
+  const sources = Buffer.alloc(slots * bytes, 1);
+  const targets = Buffer.alloc(slots * bytes, 2);
+  let slot = 0;
+  return median(
+    repeat(
+      () =>
+        timed(() => {
+          sources.copy(targets, slot * bytes, slot * bytes, (slot + 1) * bytes);
+          sink.value += targets[slot * bytes]!;
+          slot = (slot + 1) % slots;
         }),
       200,
       0.5,
@@ -69,7 +102,7 @@ async function api<T>(url: string, path: string, init: RequestInit = {}): Promis
 
 /** One round of D uploads against a fresh coordinator. */
 async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Promise<RoundCost> {
-  const coordinator = await startCoordinator({ ...variant.env, FLOCK_EVENT_RATE_LIMITS: 'off', FLOCK_MAX_SELECTED_PER_ADDRESS: '0' }, 'upload');
+  const coordinator = await startCoordinator({ ...variant.env, FLOCK_EVENT_RATE_LIMITS: 'off', FLOCK_MAX_SELECTED_PER_ADDRESS: '0' }, 'upload', ['--trace-gc']);
   const sockets: RawSocket[] = [];
   try {
     const configured: Promise<{ roundId: string; modelVersion: number }>[] = [];
@@ -102,12 +135,13 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
       if (!result.accepted) throw new Error(`upload refused: ${result.reason}`);
     }
     const wallSeconds = (performance.now() - started) / 1000;
-    let status = 'running';
-    for (let i = 0; i < 200 && !['committed', 'failed', 'aborted'].includes(status); i++) {
+    let ended = { status: 'running', metrics: { accepted: 0, decodeMs: 0, validationMs: 0, aggregationMs: 0 } };
+    for (let i = 0; i < 200 && !['committed', 'failed', 'aborted'].includes(ended.status); i++) {
       await new Promise((done) => setTimeout(done, 50));
-      status = (await api<{ status: string }>(coordinator.url, `/api/rounds/${round.id}`)).status;
+      ended = await api<typeof ended>(coordinator.url, `/api/rounds/${round.id}`);
     }
     const cpuSeconds = coordinator.cpuSeconds() - cpuBefore;
+    const { status, metrics } = ended;
     return {
       variant: variant.name,
       rep,
@@ -116,34 +150,69 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
       cpuMsPerUpload: (1000 * cpuSeconds) / DEVICES,
       wallMsPerUpload: (1000 * wallSeconds) / DEVICES,
       status,
+      decodeMs: metrics.decodeMs / metrics.accepted,
+      validationMs: metrics.validationMs / metrics.accepted,
+      // aggregationMs also holds finish() (once per round): 1/D of it per upload, as for the CPU.
+      foldMs: metrics.aggregationMs / metrics.accepted,
     };
   } finally {
     sockets.forEach((socket) => socket.disconnect());
+    if (CPU_PROF_DIR) {
+      // A graceful stop, so that the coordinator writes its profile.
+      const exited = new Promise((done) => coordinator.child.once('exit', done));
+      coordinator.child.kill('SIGTERM');
+      await exited;
+    }
     coordinator.close();
   }
 }
 
 const rows: RoundCost[] = [];
-for (let rep = 1; rep <= REPEAT; rep++) {
+for (let rep = 1; rep <= REPEAT && DEVICES > 0; rep++) {
   // Interleaved, so that load from elsewhere on the shared cores hits both variants alike.
   for (const variant of VARIANTS) rows.push(await measureRound(variant, rep));
 }
-const bytes = rows[0]!.bytes;
-const memcpyMs = 1000 * memcpySeconds(bytes);
+const bytes = UPLOAD_BYTES;
+const hotMs = 1000 * hotMemcpySeconds(bytes);
+const dramMs = 1000 * dramMemcpySeconds(bytes);
+// In-process intake, interleaved over the kernels like the rounds above.
+const intake = new Map<string, number[]>();
+for (let rep = 0; rep < 3; rep++)
+  for (const kernel of ['wasm-simd', 'js'] as const) intake.set(kernel, [...(intake.get(kernel) ?? []), intakeMsPerUpload(kernel)]);
+const load = loadavg().map((l) => l.toFixed(1));
 
 console.log(`# What one upload costs the coordinator\n`);
-console.log(`\`pnpm bench:upload --devices ${DEVICES} --repeat ${REPEAT}\`; ${JSON.stringify(machineInfo())}.\n`);
-console.log(`One 2NN delta: ${bytes.toLocaleString('en')} bytes; a memcpy of them here: ${memcpyMs.toFixed(3)} ms (median).\n`);
-console.log('| rep | unmasking | uploads | round | coordinator CPU per upload (ms) | x memcpy | wall per upload (ms) |');
-console.log('|---|---|---|---|---|---|---|');
-for (const row of rows) {
+console.log(`\`pnpm bench:upload --devices ${DEVICES} --repeat ${REPEAT}\`; ${JSON.stringify(machineInfo())}; load average at the end ${load.join(' ')}.\n`);
+console.log(
+  `One 2NN delta: ${bytes.toLocaleString('en')} bytes; a memcpy of them here: ${hotMs.toFixed(3)} ms cache-hot, ${dramMs.toFixed(3)} ms from and to DRAM (medians).\n`,
+);
+if (rows.length > 0) {
   console.log(
-    `| ${row.rep} | ${row.variant} | ${row.uploads} | ${row.status} | ${row.cpuMsPerUpload.toFixed(2)} | ${(row.cpuMsPerUpload / memcpyMs).toFixed(0)} | ${row.wallMsPerUpload.toFixed(2)} |`,
+    '| rep | kernel | uploads | round | coordinator CPU per upload (ms) | x hot memcpy | x DRAM memcpy | wall per upload (ms) | decode / validate / fold (ms, round metrics) |',
   );
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const row of rows) {
+    console.log(
+      `| ${row.rep} | ${row.variant} | ${row.uploads} | ${row.status} | ${row.cpuMsPerUpload.toFixed(2)} | ${(row.cpuMsPerUpload / hotMs).toFixed(0)} | ${(row.cpuMsPerUpload / dramMs).toFixed(0)} | ${row.wallMsPerUpload.toFixed(2)} | ${row.decodeMs.toFixed(3)} / ${row.validationMs.toFixed(3)} / ${row.foldMs.toFixed(3)} |`,
+    );
+  }
+  console.log('\n| kernel | median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | median decode / validate / fold (ms) |');
+  console.log('|---|---|---|---|---|');
+  for (const variant of VARIANTS) {
+    const mine = rows.filter((row) => row.variant === variant.name);
+    const cpu = median(mine.map((row) => row.cpuMsPerUpload));
+    const split = [median(mine.map((r) => r.decodeMs)), median(mine.map((r) => r.validationMs)), median(mine.map((r) => r.foldMs))];
+    console.log(
+      `| ${variant.name} | ${cpu.toFixed(2)} | ${(cpu / hotMs).toFixed(0)} | ${(cpu / dramMs).toFixed(0)} | ${split.map((ms) => ms.toFixed(3)).join(' / ')} |`,
+    );
+  }
 }
-console.log('\n| unmasking | median CPU per upload (ms) | x memcpy |');
-console.log('|---|---|---|');
-for (const variant of VARIANTS) {
-  const cpu = median(rows.filter((row) => row.variant === variant.name).map((row) => row.cpuMsPerUpload));
-  console.log(`| ${variant.name} | ${cpu.toFixed(2)} | ${(cpu / memcpyMs).toFixed(0)} |`);
+console.log(
+  "\nThe coordinator's own intake code, in this process without the network (bench/lib/intake-in-process.ts: schema, checks, norm, bound, fold of fresh 2NN Buffers), median of 3 interleaved runs:\n",
+);
+console.log('| kernel | intake ms per upload | x hot memcpy | x DRAM memcpy |');
+console.log('|---|---|---|---|');
+for (const [kernel, runs] of intake) {
+  const ms = median(runs);
+  console.log(`| ${kernel} | ${ms.toFixed(3)} | ${(ms / hotMs).toFixed(1)} | ${(ms / dramMs).toFixed(1)} |`);
 }

@@ -23,8 +23,11 @@ export interface CoordinatorProcess {
   close(): void;
 }
 
-/** Starts `server/dist/main.js` (build first) with these environment variables on top of the defaults; undefined removes one. */
-export async function startCoordinator(env: Record<string, string | undefined>, name = 'bench'): Promise<CoordinatorProcess> {
+/**
+ * Starts `server/dist/main.js` (build first) with these environment variables on top of the
+ * defaults (undefined removes one) and these Node options (e.g. --cpu-prof).
+ */
+export async function startCoordinator(env: Record<string, string | undefined>, name = 'bench', nodeArgs: readonly string[] = []): Promise<CoordinatorProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), `flock-${name}-`));
   const merged: NodeJS.ProcessEnv = {
     ...process.env,
@@ -41,7 +44,7 @@ export async function startCoordinator(env: Record<string, string | undefined>, 
     if (value === undefined) delete merged[key];
     else merged[key] = value;
   }
-  const child = spawn(process.execPath, [MAIN], { env: merged, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, MAIN], { env: merged, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 120_000);

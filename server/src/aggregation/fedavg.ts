@@ -1,25 +1,40 @@
 import { ComposedStrategy, type AggregateDelta, type DeltaAggregator } from './pipeline.js';
 import { DirectUpdate } from './server-optimizers.js';
+import { createFloat64Accumulator, type Float64Accumulator, type KernelChoice } from './kernels/float64-accumulator.js';
 import type { ClientUpdate } from './strategy.js';
-import { addScaledInto } from './vector-math.js';
 
 /**
- * Streaming example-weighted mean of client deltas: a running sum of n_k * delta_k in float64
- * (so thousands of updates don't lose float32 precision) and the total n. Memory is two vectors of
- * model size, whatever the number of clients; no reference to an update is kept after `add`.
+ * Streaming example-weighted mean of client deltas: a running sum of n_k * scale_k * delta_k in
+ * float64 (so thousands of updates don't lose float32 precision) and the total n. The sum lives in
+ * a Float64Accumulator (the wasm SIMD kernel where available). Memory is 12 bytes per parameter
+ * with the wasm kernel (the sum and one staged upload), 8 with the JS one, whatever the number of
+ * clients; no reference to an update is kept after `add`.
  */
 export class WeightedMeanAccumulator implements DeltaAggregator {
-  private readonly weightedSum: Float64Array;
+  private readonly accumulator: Float64Accumulator;
   private totalWeight = 0;
   private updates = 0;
 
-  constructor(size: number) {
-    this.weightedSum = new Float64Array(size);
+  constructor(size: number, kernel: KernelChoice = 'auto') {
+    this.accumulator = createFloat64Accumulator(size, kernel);
+  }
+
+  /** The kernel folding the updates. */
+  get kernel(): Float64Accumulator['kernel'] {
+    return this.accumulator.kernel;
+  }
+
+  /** The upload path measures an update here, so that add() folds it from the same copy. */
+  sumOfSquares(delta: Float32Array): number {
+    return this.accumulator.sumOfSquares(delta);
   }
 
   add(update: ClientUpdate): void {
     if (!(update.numExamples > 0)) throw new RangeError(`numExamples must be positive, got ${update.numExamples}`);
-    addScaledInto(this.weightedSum, update.delta, update.numExamples);
+    const scale = update.scale ?? 1;
+    if (!(scale >= 0 && scale <= 1)) throw new RangeError(`scale must be in [0, 1], got ${scale}`);
+    if (update.delta.length !== this.accumulator.length) throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${update.delta.length}`);
+    this.accumulator.addScaled(update.delta, update.numExamples * scale);
     this.totalWeight += update.numExamples;
     this.updates++;
   }
@@ -31,8 +46,9 @@ export class WeightedMeanAccumulator implements DeltaAggregator {
   /** The weighted mean delta (float64, a new vector). */
   mean(): Float64Array {
     if (this.updates === 0) throw new Error('no updates to average');
-    const mean = new Float64Array(this.weightedSum.length);
-    for (let i = 0; i < mean.length; i++) mean[i] = this.weightedSum[i]! / this.totalWeight;
+    const sum = this.accumulator.sum;
+    const mean = new Float64Array(sum.length);
+    for (let i = 0; i < mean.length; i++) mean[i] = sum[i]! / this.totalWeight;
     return mean;
   }
 

@@ -1,5 +1,5 @@
 import type { TrainingPlan } from '@flock/client-sdk/protocol';
-import type { ClientUpdate, RoundAggregator, RoundContext, SplitAggregation, Strategy } from './strategy.js';
+import { scaledDelta, type ClientUpdate, type RoundAggregator, type RoundContext, type SplitAggregation, type Strategy } from './strategy.js';
 import { l2Norm } from './vector-math.js';
 
 /**
@@ -50,9 +50,10 @@ export class NormBounded implements Strategy {
     let clipped = 0;
     return {
       add(update: ClientUpdate): void {
-        const delta = clipToNorm(update.delta, clipNorm);
-        inner.add(delta === update.delta ? update : { ...update, delta });
-        if (delta !== update.delta) clipped++;
+        const given = scaledDelta(update);
+        const delta = clipToNorm(given, clipNorm);
+        inner.add(delta === update.delta ? update : { delta, numExamples: update.numExamples });
+        if (delta !== given) clipped++;
       },
       get count() {
         return inner.count;
@@ -72,8 +73,9 @@ export class NormBounded implements Strategy {
     return {
       prepare(update: ClientUpdate): ClientUpdate {
         const prepared = inner.prepare(update);
-        const delta = clipToNorm(prepared.delta, clipNorm);
-        return delta === prepared.delta ? prepared : { ...prepared, delta };
+        const given = scaledDelta(prepared);
+        const delta = clipToNorm(given, clipNorm);
+        return delta === prepared.delta ? prepared : { delta, numExamples: prepared.numExamples };
       },
       finish: (context, mean, updates) => inner.finish(context, mean, updates),
     };

@@ -25,10 +25,10 @@ export class PartialAggregate {
     if (this.sum.length !== length) throw new RangeError(`partial of ${this.sum.length} values, expected ${length}`);
   }
 
-  /** Folds one (already bounded) update weighted by its example count. */
-  add(delta: Float32Array, numExamples: number, trainLoss: number): void {
+  /** Folds one (already bounded) update, `scale` · delta (its clip factor), weighted by its example count. */
+  add(delta: Float32Array, numExamples: number, trainLoss: number, scale = 1): void {
     if (!(numExamples > 0)) throw new RangeError(`numExamples must be positive, got ${numExamples}`);
-    addScaledInto(this.sum, delta, numExamples);
+    addScaledInto(this.sum, delta, numExamples * scale);
     this.totalWeight += numExamples;
     this.count++;
     this.lossSum += trainLoss * numExamples;

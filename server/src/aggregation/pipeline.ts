@@ -23,6 +23,8 @@ export interface AggregateDelta {
 export interface DeltaAggregator {
   /** Folds (streaming) or keeps (buffered) one update. Never mutates `update.delta`. */
   add(update: ClientUpdate): void;
+  /** Optional, see RoundAggregator.sumOfSquares. */
+  sumOfSquares?(delta: Float32Array): number;
   readonly count: number;
   /** Throws when there are no updates, or too few for the aggregator's guarantee. */
   finish(): AggregateDelta;
@@ -83,7 +85,9 @@ export class ComposedStrategy implements Strategy {
 
   begin(context: RoundContext): RoundAggregator {
     const aggregator = this.parts.createAggregator(context.globalWeights.length);
+    const measured: Pick<RoundAggregator, 'sumOfSquares'> = aggregator.sumOfSquares ? { sumOfSquares: (delta) => aggregator.sumOfSquares!(delta) } : {};
     return {
+      ...measured,
       add: (update) => aggregator.add(update),
       get count() {
         return aggregator.count;

@@ -7,7 +7,7 @@
  */
 import { medianInPlace, trimmedMeanInPlace } from './order-statistics.js';
 import type { AggregateDelta, DeltaAggregator } from './pipeline.js';
-import type { ClientUpdate } from './strategy.js';
+import { scaledDelta, type ClientUpdate } from './strategy.js';
 import { firstNonFinite, squaredDistance } from './vector-math.js';
 
 export const DEFAULT_MAX_BUFFERED_UPDATES = 1000;
@@ -42,13 +42,14 @@ export class UpdateBuffer {
           `(${formatBytes(this.maxUpdates * this.size * 4)} for this model); update ${this.deltas.length + 1} refused`,
       );
     }
-    if (update.delta.length !== this.size) throw new RangeError(`length mismatch: ${update.delta.length} vs ${this.size}`);
+    const delta = scaledDelta(update);
+    if (delta.length !== this.size) throw new RangeError(`length mismatch: ${update.delta.length} vs ${this.size}`);
     if (!(update.numExamples > 0)) throw new RangeError(`numExamples must be positive, got ${update.numExamples}`);
     // Order statistics and distances are meaningless with NaN; the upload validator already refuses
     // non-finite deltas, this keeps the aggregators safe on their own (one pass, cheap next to them).
-    const bad = firstNonFinite(update.delta);
+    const bad = firstNonFinite(delta);
     if (bad !== -1) throw new RangeError(`delta has a non-finite value at index ${bad}`);
-    this.deltas.push(update.delta);
+    this.deltas.push(delta);
   }
 
   get count(): number {
@@ -205,8 +206,9 @@ export class Krum implements DeltaAggregator {
     this.buffer.add(update);
     const previous = this.buffer.deltas;
     const k = previous.length - 1;
+    const added = previous[k]!; // the update as buffered (scaled when it carries a scale)
     const row = new Float64Array(k);
-    for (let j = 0; j < k; j++) row[j] = squaredDistance(update.delta, previous[j]!);
+    for (let j = 0; j < k; j++) row[j] = squaredDistance(added, previous[j]!);
     this.distances.push(row);
     this.added++;
   }

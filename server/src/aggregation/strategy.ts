@@ -10,6 +10,20 @@ export interface ClientUpdate {
   delta: Float32Array;
   /** Local examples: the update's weight. */
   numExamples: number;
+  /**
+   * The update counts as scale · delta (0 < scale <= 1; 1 when absent): norm clipping without a
+   * copy. Streaming aggregators fold it into the weight; buffered ones materialize it (scaledDelta).
+   */
+  scale?: number;
+}
+
+/** The delta an update stands for: `delta` itself, or a scaled float32 copy when it carries a scale. */
+export function scaledDelta(update: ClientUpdate): Float32Array {
+  const { delta, scale = 1 } = update;
+  if (scale === 1) return delta;
+  const scaled = new Float32Array(delta.length);
+  for (let i = 0; i < delta.length; i++) scaled[i] = delta[i]! * scale;
+  return scaled;
 }
 
 /** What a strategy needs to aggregate one round. */
@@ -43,6 +57,11 @@ export interface AggregationResult {
 /** Folds a round's updates as they arrive; created per round by a Strategy. */
 export interface RoundAggregator {
   add(update: ClientUpdate): void;
+  /**
+   * Optional: Σ delta[i]² (float64; NaN or Infinity when a value is not finite), computed where
+   * add() folds, so that validating and folding an upload share one copy of it (the wasm kernel).
+   */
+  sumOfSquares?(delta: Float32Array): number;
   /** Updates folded in so far. */
   readonly count: number;
   /** Computes the new global weights. Call once, after at least one update. */

@@ -3,22 +3,8 @@
  * concatenation of all tensors in weightSpecs order), which is also their binary wire format.
  */
 
-/** target[i] += scale * source[i] */
-export function addScaledInto(target: Float64Array | Float32Array, source: Float32Array, scale: number): void {
-  if (target.length !== source.length) throw new RangeError(`length mismatch: ${target.length} vs ${source.length}`);
-  // Unrolled by 4: V8 does not vectorize this loop, and the unrolled form measured 30-60% faster
-  // in bench/aggregation.ts (the fold is loop-bound, not memory-bound).
-  const n = source.length;
-  const tail = n - (n % 4);
-  let i = 0;
-  for (; i < tail; i += 4) {
-    target[i]! += scale * source[i]!;
-    target[i + 1]! += scale * source[i + 1]!;
-    target[i + 2]! += scale * source[i + 2]!;
-    target[i + 3]! += scale * source[i + 3]!;
-  }
-  for (; i < n; i++) target[i]! += scale * source[i]!;
-}
+/** target[i] += scale * source[i] on plain arrays (JS). The streaming fold uses kernels/float64-accumulator.ts (wasm SIMD). */
+export { jsAddScaled as addScaledInto } from './kernels/js-kernels.js';
 
 /** Norms are protocol math, one implementation shared with the SDK. */
 export { l2Norm, sumOfSquares } from '@flock/client-sdk/protocol';

@@ -54,6 +54,8 @@ interface DeviceSocketData {
   clientId: string;
   /** The versions this connection may report on, set when its welcome is sent. */
   offers?: OfferedVersions;
+  /** performance.now() when the connection's latest engine.io packet arrived, before socket.io decoded it. */
+  packetAt?: number;
 }
 
 type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, Partial<DeviceSocketData>>;
@@ -121,6 +123,11 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     const { device } = socket.data;
     if (!device) return; // refused by the handshake middleware
     if (this.config.eventLimits) this.limitEvents(socket, new SocketEventLimiter(this.config.eventLimits));
+    // Stamped before socket.io's own listener decodes the packet: an upload's intake time counts its
+    // decode from the arrival of its last part (the binary attachment) on.
+    socket.conn.prependListener('data', () => {
+      socket.data.packetAt = performance.now();
+    });
     // Until the proof verifies, nothing the socket sends reaches a handler but its proof.
     socket.use(([event], next) => {
       if (socket.data.clientId !== undefined || event === ClientEvent.proof) next();
@@ -228,7 +235,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
 
   @SubscribeMessage(ClientEvent.update)
   async onUpdate(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<UpdateResult> {
-    const result = await this.rounds.handleUpload(socket.data.clientId, body);
+    const result = await this.rounds.handleUpload(socket.data.clientId, body, socket.data.packetAt);
     if (!result.accepted) {
       const named = uploadRoundSchema.safeParse(body);
       socket.emit(ServerEvent.updateRejected, { roundId: named.success ? named.data.roundId : null, reason: result.reason, message: result.message });

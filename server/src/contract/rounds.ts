@@ -119,7 +119,14 @@ export const roundMetricsSchema = z.object({
   meanTrainLoss: z.number().nullable().describe("Example-weighted mean of the accepted updates' training losses"),
   updateNorm: z.number().nullable().describe('L2 norm of the change the strategy applied (aggregate delta, or x_new - x_old for server optimizers)'),
   bytesReceived: count.describe('Bytes of weight data received in uploads, accepted or not'),
-  validationMs: z.number().min(0).describe('Milliseconds spent decoding and validating the accepted uploads (shapes, finiteness, norm)'),
+  decodeMs: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe(
+      "Milliseconds from the arrival of the accepted uploads' last packet to their handler: socket.io's decoding and dispatch (0 in rounds stored by an older coordinator)",
+    ),
+  validationMs: z.number().min(0).describe('Milliseconds spent checking the accepted uploads once decoded (schema, shapes, finiteness, norm)'),
   aggregationMs: z.number().min(0).describe('Milliseconds spent folding updates into the aggregate and finalizing it'),
   durationMs: z.number().min(0).nullable(),
   localEvaluation: localEvaluationSummarySchema.nullable(),

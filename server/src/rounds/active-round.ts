@@ -82,10 +82,16 @@ export class ActiveRound {
     this.record.metrics.bytesReceived += bytes;
   }
 
-  countAccepted(numExamples: number, trainLoss: number, validationMs: number, foldMs: number, bounded: { clipped: boolean; clamped: boolean }): void {
+  countAccepted(
+    numExamples: number,
+    trainLoss: number,
+    { decodeMs, validationMs, foldMs }: { decodeMs: number; validationMs: number; foldMs: number },
+    bounded: { clipped: boolean; clamped: boolean },
+  ): void {
     const { metrics } = this.record;
     if (bounded.clipped) metrics.clippedUpdates++;
     if (bounded.clamped) metrics.clampedExamples++;
+    metrics.decodeMs += decodeMs;
     metrics.validationMs += validationMs;
     metrics.aggregationMs += foldMs;
     metrics.accepted++;

@@ -46,6 +46,7 @@ export const clusterMessageSchema = z.discriminatedUnion('type', [
     numExamples: z.number().positive(),
     claim: z.number().positive(),
     trainLoss: z.number(),
+    decodeMs: z.number().nonnegative(),
     validationMs: z.number().nonnegative(),
     foldMs: z.number().nonnegative(),
     clipped: z.boolean(),

@@ -85,10 +85,10 @@ export class ClusterRounds {
 
   // ---- every process: its own sockets' uploads ----
 
-  async handleUpload(clientId: string, payload: unknown): Promise<UpdateResult> {
+  async handleUpload(clientId: string, payload: unknown, arrivedAt?: number): Promise<UpdateResult> {
+    const received = performance.now();
     const named = uploadRoundSchema.safeParse(payload);
     const roundId = named.success ? named.data.roundId : null;
-    const received = performance.now();
     const answer = { roundId: roundId ?? '', from: this.processId, clientId, admitted: false, bytes: null as number | null, norm: null as number | null };
     try {
       const upload = parseUpload(payload, this.config.maxUploadBytes);
@@ -107,8 +107,8 @@ export class ClusterRounds {
       // Still this round's, still open: the await above may have let the leader collect it.
       if (this.share !== share || share.sealed) throw new UploadRejection('round_closed', `round ${descriptor.roundId} stopped collecting updates`);
       const started = performance.now();
-      const prepared = share.split.prepare({ delta: bounded.delta, numExamples: bounded.numExamples });
-      share.partial.add(prepared.delta, prepared.numExamples, upload.trainLoss);
+      const prepared = share.split.prepare({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
+      share.partial.add(prepared.delta, prepared.numExamples, upload.trainLoss, prepared.scale);
       const foldMs = performance.now() - started;
       this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldMs / 1000);
       this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
@@ -121,6 +121,7 @@ export class ClusterRounds {
         numExamples: bounded.numExamples,
         claim: upload.numExamples,
         trainLoss: upload.trainLoss,
+        decodeMs: Math.max(0, received - (arrivedAt ?? received)),
         validationMs: started - received,
         foldMs,
         clipped: bounded.clipped,

@@ -14,6 +14,7 @@ export function emptyRoundMetrics(): RoundMetrics {
     meanTrainLoss: null,
     updateNorm: null,
     bytesReceived: 0,
+    decodeMs: 0,
     validationMs: 0,
     aggregationMs: 0,
     durationMs: null,

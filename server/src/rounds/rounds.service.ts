@@ -219,14 +219,17 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   /**
    * Validates one upload (upload-intake.ts) and folds it into the running aggregate. Every refusal
-   * has a stable reason code, is counted, and never touches the aggregate.
+   * has a stable reason code, is counted, and never touches the aggregate. `arrivedAt`
+   * (performance.now() when the upload's last packet arrived, before socket.io decoded it) dates the
+   * decode that ran before this handler; absent, the intake is timed from here.
    */
-  async handleUpload(clientId: string, payload: unknown): Promise<UpdateResult> {
-    if (this.cluster) return this.cluster.handleUpload(clientId, payload); // folded in this process's partial; the leader hears the answer
+  async handleUpload(clientId: string, payload: unknown, arrivedAt?: number): Promise<UpdateResult> {
+    // In a cluster: folded in this process's partial; the leader hears the answer.
+    if (this.cluster) return this.cluster.handleUpload(clientId, payload, arrivedAt);
+    const received = performance.now();
     const named = uploadRoundSchema.safeParse(payload);
     const roundIdHint = named.success ? named.data.roundId : null;
     const round = this.active && this.active.record.id === roundIdHint ? this.active : null;
-    const received = performance.now();
     let admitted = false;
     try {
       const upload = parseUpload(payload, this.config.maxUploadBytes);
@@ -235,21 +238,27 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       admitUpload(round ? { roundId: upload.roundId, status: round.state.status, roster: round.roster } : await this.otherRound(upload.roundId), clientId);
       admitted = true;
       const inFlight = round!; // only the round in flight admits uploads
-      const { delta, norm } = validateUpdate(upload, {
-        roundId: inFlight.record.id,
-        baseVersion: inFlight.record.baseVersion,
-        weightSpecs: inFlight.weightSpecs,
-        maxUpdateNorm: inFlight.record.params.maxUpdateNorm,
-      });
+      const aggregator = inFlight.aggregator!;
+      const { delta, norm } = validateUpdate(
+        upload,
+        {
+          roundId: inFlight.record.id,
+          baseVersion: inFlight.record.baseVersion,
+          weightSpecs: inFlight.weightSpecs,
+          maxUpdateNorm: inFlight.record.params.maxUpdateNorm,
+        },
+        // The aggregator's kernel measures the upload where it will fold it (one copy, wasm SIMD).
+        aggregator.sumOfSquares ? (values) => aggregator.sumOfSquares!(values) : undefined,
+      );
       inFlight.norms.push(norm);
       const bounded = boundInfluence(delta, norm, upload.numExamples, {
         maxExamples: inFlight.record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
         bound: inFlight.record.metrics.updateBound,
         config: this.config.updateBound,
       });
-      this.fold(inFlight, bounded, upload.trainLoss, received);
+      this.fold(inFlight, bounded, upload.trainLoss, { arrivedAt: arrivedAt ?? received, received });
       inFlight.claims.push(upload.numExamples);
-      log.info({ roundId: inFlight.record.id, clientId, numExamples: bounded.numExamples, clipped: bounded.clipped }, 'update accepted');
+      log.debug({ roundId: inFlight.record.id, clientId, numExamples: bounded.numExamples, clipped: bounded.clipped }, 'update accepted');
       // Not awaited: the device gets its answer before any round:closed its upload may cause.
       runDetached(log, 'round transition', this.dispatch(inFlight, { type: 'uploadAccepted' }));
       return { accepted: true };
@@ -272,16 +281,17 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** Folds an accepted (bounded) update into the running aggregate, timed. */
-  private fold(round: ActiveRound, update: BoundedUpdate, trainLoss: number, received: number): void {
-    const { delta, numExamples, clipped, clamped } = update;
+  private fold(round: ActiveRound, update: BoundedUpdate, trainLoss: number, at: { arrivedAt: number; received: number }): void {
+    const { delta, numExamples, scale, clipped, clamped } = update;
     const started = performance.now();
-    round.aggregator!.add({ delta, numExamples });
+    round.aggregator!.add(scale === 1 ? { delta, numExamples } : { delta, numExamples, scale });
     const foldSeconds = (performance.now() - started) / 1000;
     this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
     this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
     if (clipped) this.metrics.updatesClampedTotal.inc({ what: 'norm' });
     if (clamped) this.metrics.updatesClampedTotal.inc({ what: 'examples' });
-    round.countAccepted(numExamples, trainLoss, started - received, foldSeconds * 1000, { clipped, clamped });
+    const timing = { decodeMs: Math.max(0, at.received - at.arrivedAt), validationMs: started - at.received, foldMs: foldSeconds * 1000 };
+    round.countAccepted(numExamples, trainLoss, timing, { clipped, clamped });
   }
 
   /** A selected client abandoned the round (conditions changed, no data, ...). */
@@ -306,7 +316,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (message.admitted) round.roster.answer(message.clientId);
     if (message.type === 'accepted') {
       round.claims.push(message.claim);
-      round.countAccepted(message.numExamples, message.trainLoss, message.validationMs, message.foldMs, message);
+      round.countAccepted(message.numExamples, message.trainLoss, message, message);
       runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadAccepted' }));
     } else {
       round.countRejected(message.reason);

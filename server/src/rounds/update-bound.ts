@@ -76,9 +76,3 @@ function quantileOf(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
-
-/** Scales a delta in place by `scale` (< 1): the clipped update has norm `bound` up to float32 rounding. */
-export function scaleInPlace(delta: Float32Array, scale: number): Float32Array {
-  for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! * scale;
-  return delta;
-}

@@ -9,9 +9,9 @@ import {
   type RoundStatus,
   type WeightSpec,
 } from '@flock/client-sdk/protocol';
-import { sumOfSquares } from '../aggregation/vector-math.js';
+import { jsSumOfSquares } from '../aggregation/kernels/js-kernels.js';
 import type { RoundRoster } from './round-roster.js';
-import { decide, scaleInPlace, type UpdateBoundConfig } from './update-bound.js';
+import { decide, type UpdateBoundConfig } from './update-bound.js';
 
 /*
  * Upload intake: the ordered checks every device upload goes through, each refusal with a stable
@@ -23,7 +23,9 @@ import { decide, scaleInPlace, type UpdateBoundConfig } from './update-bound.js'
  *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch),
  *                   8. finite values (non_finite), 9. the round's fixed L2 bound (norm_exceeded)
  *   boundInfluence  10. what the update counts for: numExamples clamped to the plan's cap, the delta
- *                   clipped to the adaptive L2 bound (or refused: norm_exceeded)
+ *                   clipped to the adaptive L2 bound (a scale, no copy; or refused: norm_exceeded)
+ * The norm (with finiteness) is one pass of the round aggregator's kernel where it has one (the wasm
+ * SIMD kernel copies the upload in once and folds it from that copy).
  */
 
 export class UploadRejection extends Error {
@@ -107,11 +109,13 @@ export interface UpdateExpectation {
 
 /**
  * Checks an admitted update against the model the round trains (base version, shapes, finiteness,
- * optional norm bound) and returns its delta as a flat Float32Array.
+ * optional norm bound) and returns its delta as a flat Float32Array. `sumOfSquares` measures the
+ * delta (float64, non-finite exactly when a value is): the round aggregator's kernel, or plain JS.
  */
 export function validateUpdate(
   upload: ParsedUpload,
   { roundId, baseVersion, weightSpecs, maxUpdateNorm }: UpdateExpectation,
+  sumOfSquares: (delta: Float32Array) => number = jsSumOfSquares,
 ): { delta: Float32Array; norm: number } {
   if (upload.modelVersion !== baseVersion) {
     throw new UploadRejection('version_mismatch', `delta is against version ${upload.modelVersion}; round ${roundId} trains version ${baseVersion}`);
@@ -157,14 +161,16 @@ export interface BoundedUpdate {
   delta: Float32Array;
   /** The example count the update is weighted by. */
   numExamples: number;
+  /** The update counts as scale · delta: bound / norm when clipped, else 1. */
+  scale: number;
   clamped: boolean;
   clipped: boolean;
 }
 
 /**
  * Bounds what a valid update can do to the aggregate: its weight (claimed examples, clamped to the
- * plan's cap) and its L2 norm (scaled down to the round's bound, in place: the buffer is this
- * upload's own; or refused with norm_exceeded in `refuse` mode).
+ * plan's cap) and its L2 norm (scaled down to the round's bound, as a factor the aggregator applies
+ * in float64 while folding; or refused with norm_exceeded in `refuse` mode). The delta is untouched.
  */
 export function boundInfluence(delta: Float32Array, norm: number, numExamples: number, limits: InfluenceLimits): BoundedUpdate {
   const decision = decide(limits.config, limits.bound, norm);
@@ -173,7 +179,8 @@ export function boundInfluence(delta: Float32Array, norm: number, numExamples: n
   }
   const clipped = decision.action === 'clip';
   return {
-    delta: clipped ? scaleInPlace(delta, decision.scale) : delta,
+    delta,
+    scale: clipped ? decision.scale : 1,
     numExamples: Math.min(numExamples, limits.maxExamples),
     clamped: numExamples > limits.maxExamples,
     clipped,

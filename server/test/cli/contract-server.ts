@@ -159,6 +159,7 @@ export function committedRound(): RoundRecord {
       meanTrainLoss: 0.2134,
       updateNorm: 1.8731,
       bytesReceived: 10_359_480,
+      decodeMs: 12,
       validationMs: 35,
       aggregationMs: 42,
       durationMs: 754_000,

@@ -125,6 +125,8 @@ describe('SDK clients against the real coordinator', () => {
     expect(round).toMatchObject({ status: 'committed', committedVersion: 2 });
     expect(round.metrics).toMatchObject({ accepted: 3, totalExamples: 3 * TRAIN_PER_CLIENT, bytesReceived: 3 * MODEL_BYTES });
     expect(round.metrics.validationMs).toBeGreaterThan(0);
+    // socket.io's decoding of the uploads, timed from their last packet's arrival
+    expect(round.metrics.decodeMs).toBeGreaterThan(0);
 
     // each device tested version 2 on its held-out data and reported only aggregate numbers
     for (const evaluated of await Promise.all(evaluations)) {

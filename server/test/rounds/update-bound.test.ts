@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../src/datasets/seeded-random.js';
 import { checkCommit, commitRefusalMessage } from '../../src/rounds/commit-check.js';
+import { scaledDelta } from '../../src/aggregation/strategy.js';
 import { UploadRejection, boundInfluence } from '../../src/rounds/upload-intake.js';
 import { decide, nextEstimate, nextExampleCap, roundBound, roundExampleCap, type UpdateBoundConfig } from '../../src/rounds/update-bound.js';
 
@@ -67,17 +68,19 @@ describe('adaptive update bound (Andrew et al. 2021)', () => {
 describe('bounding one update at intake', () => {
   const limits = { maxExamples: 1000, bound: 2, config };
 
-  it('scales the delta down to the bound and clamps the example count', () => {
+  it('scales the delta down to the bound (a factor, the upload untouched) and clamps the example count', () => {
     const delta = Float32Array.from([30, 40]); // norm 50
     const bounded = boundInfluence(delta, 50, 1_000_000, limits);
-    expect(bounded).toMatchObject({ numExamples: 1000, clamped: true, clipped: true });
-    expect(l2(bounded.delta)).toBeCloseTo(2, 5);
-    expect(Array.from(bounded.delta)).toEqual([Math.fround(1.2), Math.fround(1.6)]);
+    expect(bounded).toMatchObject({ numExamples: 1000, clamped: true, clipped: true, scale: 2 / 50 });
+    expect(bounded.delta).toBe(delta);
+    expect(Array.from(delta)).toEqual([30, 40]);
+    expect(l2(scaledDelta(bounded))).toBeCloseTo(2, 5);
+    expect(Array.from(scaledDelta(bounded))).toEqual([Math.fround(1.2), Math.fround(1.6)]);
   });
 
   it('leaves an update within both limits as it is', () => {
     const delta = Float32Array.from([0.3, 0.4]);
-    expect(boundInfluence(delta, 0.5, 600, limits)).toEqual({ delta, numExamples: 600, clamped: false, clipped: false });
+    expect(boundInfluence(delta, 0.5, 600, limits)).toEqual({ delta, numExamples: 600, scale: 1, clamped: false, clipped: false });
   });
 
   it('refuses with norm_exceeded in refuse mode', () => {

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RejectionReason, RoundStatus } from '@flock/client-sdk/protocol';
 import { RoundRoster } from '../../src/rounds/round-roster.js';
+import { createFloat64Accumulator } from '../../src/aggregation/kernels/float64-accumulator.js';
 import { admitUpload, parseUpload, UploadRejection, validateUpdate, type ParsedUpload, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
 
 const expectation: UpdateExpectation = {
@@ -86,6 +87,15 @@ describe('validateUpdate (version, shapes, finiteness, norm)', () => {
     const { delta, norm } = validateUpdate(upload({}, [3, 4, 0, 0, 0, 0]), expectation);
     expect(Array.from(delta)).toEqual([3, 4, 0, 0, 0, 0]);
     expect(norm).toBe(5);
+  });
+
+  it("measures the delta with the round aggregator's kernel when given one", () => {
+    const accumulator = createFloat64Accumulator(6);
+    const { norm } = validateUpdate(upload({}, [3, 4, 0, 0, 0, 0]), expectation, (values) => accumulator.sumOfSquares(values));
+    expect(norm).toBe(5);
+    expect(
+      reasonOf(() => validateUpdate(upload({}, [0, Number.POSITIVE_INFINITY, 0, 0, 0, 0]), expectation, (values) => accumulator.sumOfSquares(values))),
+    ).toBe('non_finite');
   });
 });
 

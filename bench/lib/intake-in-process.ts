@@ -1,0 +1,51 @@
+/**
+ * The coordinator's own code on one upload, without the network: the intake's schema check,
+ * validation (norm and finiteness through the round aggregator's kernel), bounding and the FedAvg
+ * fold, called as RoundsService.handleUpload calls them, on 2NN uploads that arrive as fresh
+ * Buffers (a pool of 64 distinct ones, 51 MB: more than the L3 cache, like uploads off the wire).
+ */
+import { WeightedMeanAccumulator } from '../../server/src/aggregation/fedavg.js';
+import type { KernelChoice } from '../../server/src/aggregation/kernels/float64-accumulator.js';
+import { boundInfluence, parseUpload, validateUpdate, type UpdateExpectation } from '../../server/src/rounds/upload-intake.js';
+import { fillRandom, median, repeat } from './measure.js';
+
+const SHAPES = [[784, 200], [200], [200, 200], [200], [200, 10], [10]];
+const VALUES = SHAPES.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
+const POOL = 64;
+/** Bytes of one 2NN upload's weights. */
+export const UPLOAD_BYTES = 4 * VALUES;
+
+const expectation: UpdateExpectation = {
+  roundId: 'round-1',
+  baseVersion: 1,
+  weightSpecs: SHAPES.map((shape, i) => ({ name: `w${i}`, shape, dtype: 'float32' as const })),
+  maxUpdateNorm: null,
+};
+
+/** Median milliseconds the intake spends on one 2NN upload with this kernel (the bound clips about half of them, as the adaptive bound aims to). */
+export function intakeMsPerUpload(kernel: Exclude<KernelChoice, 'auto'>): number {
+  const payloads = Array.from({ length: POOL }, (_, k) => {
+    const delta = new Float32Array(VALUES);
+    fillRandom(delta, k + 1, 1e-3);
+    return { roundId: 'round-1', modelVersion: 1, numExamples: 100, trainLoss: 0.5, delta: { shapes: SHAPES, data: Buffer.from(delta.buffer) } };
+  });
+  const limits = { maxExamples: 1000, bound: 0.5, config: { mode: 'clip' as const, ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 } };
+  let cursor = 0;
+  const perUpload = repeat(
+    () => {
+      const aggregator = new WeightedMeanAccumulator(VALUES, kernel);
+      const started = performance.now();
+      for (let i = 0; i < POOL; i++) {
+        const upload = parseUpload(payloads[cursor]!, 10 * 2 ** 20);
+        cursor = (cursor + 1) % POOL;
+        const { delta, norm } = validateUpdate(upload, expectation, (values) => aggregator.sumOfSquares(values));
+        const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
+        aggregator.add({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
+      }
+      return (performance.now() - started) / POOL;
+    },
+    30,
+    1,
+  );
+  return median(perUpload);
+}
