@@ -86,7 +86,6 @@ describe('vector kernels: wasm SIMD and JS', () => {
       fc.property(vector(finiteFloat32Value), (values) => {
         let sequential = 0;
         for (const v of values) sequential += v * v;
-        expect(jsSumOfSquares(values)).toBeCloseTo(sequential, 0);
         expect(Math.abs(jsSumOfSquares(values) - sequential)).toBeLessThanOrEqual(sequential * values.length * 2 ** -52);
       }),
     );
