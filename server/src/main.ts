@@ -1,5 +1,5 @@
 import { initNodeBackend } from '@flock/client-sdk/node';
-import { loadConfig } from './config/config.js';
+import { ConfigError, loadConfig } from './config/config.js';
 import { createCoordinator } from './coordinator.js';
 import { logger } from './logging/logger.js';
 
@@ -45,6 +45,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    // A person fixes these: one plain line per problem, all at once, no stack.
+    process.stderr.write(`Flock coordinator: invalid configuration\n${error.problems.map((problem) => `  ${problem}\n`).join('')}`);
+    process.exit(1);
+  }
   logger.fatal({ err: error }, 'coordinator failed to start');
   process.exit(1);
 });

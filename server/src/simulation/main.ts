@@ -7,6 +7,7 @@
  * parses arguments and then imports the simulator dynamically.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { LOG_LEVELS } from '../config/environment.js';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
 import type { StrategyOptions } from '../contract/index.js';
 import { INITIAL_MODEL_KINDS, planSimulation, type ExistingServer, type InitialModelKind, type SimulationOptions } from './options.js';
@@ -139,7 +140,7 @@ const program: Command = new Command()
   .option('--client-token <token>', 'client token of --server (or FLOCK_CLIENT_TOKEN)')
   .option('--operator-token <token>', 'operator token of --server (or FLOCK_OPERATOR_TOKEN)')
   .option('--out <dir>', 'output directory', './sim-out')
-  .option('--log-level <level>', 'coordinator log level', 'warn')
+  .addOption(new Option('--log-level <level>', 'coordinator log level').choices(LOG_LEVELS).default('warn'))
   .option('--no-progress', 'print one line per round instead of a progress bar');
 
 /** The strategy options, the coordinator to use and the target, from the command line (a usage error exits). */
