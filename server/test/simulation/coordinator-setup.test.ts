@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelVersionMeta } from '../../src/contract/index.js';
 import { setUpCoordinator } from '../../src/simulation/coordinator-setup.js';
@@ -44,6 +46,19 @@ describe('setUpCoordinator against an existing coordinator', () => {
       `training from version ${before[0]!.version}, the current model of ${coordinator.url} (it is not replaced; --init random --replace-model would)`,
     ]);
   });
+
+  it('pnpm simulate --server URL --init random (no --replace-model) is a usage error that touches nothing', async () => {
+    const before = await versions();
+    const cli = resolve(import.meta.dirname, '../../dist/simulation/main.js');
+    const run = spawnSync(
+      process.execPath,
+      [cli, '--server', coordinator.url, '--client-token', CLIENT_TOKEN, '--operator-token', OPERATOR_TOKEN, '--init', 'random', '--rounds', '1'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`--init random with --server would register an untrained 2NN as the live model of ${coordinator.url}; add --replace-model`);
+    expect(await versions()).toEqual(before);
+  }, 60_000);
 
   it('with --init random --replace-model says what it will do, then registers the random 2NN as the current version', async () => {
     const before = await versions();
