@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   process.stderr.write(
     `\nFlock coordinator on ${coordinator.url}\n` +
       `  dashboard      ${coordinator.url}/dashboard\n` +
-      `  API docs       ${coordinator.url}/api/docs\n` +
+      `  API docs       ${coordinator.url}/api/docs (OpenAPI document: ${coordinator.url}/api/docs/openapi.json)\n` +
       `  operator token ${config.tokenSources.operator}\n` +
       (config.enrolment
         ? `  enrolment      on: device tokens from ${config.enrolment.issuer} (the client token is refused)\n\n`
