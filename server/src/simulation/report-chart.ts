@@ -28,6 +28,10 @@ interface Datum {
 
 const PANEL = { width: 420, height: 300 };
 
+/** A view inside the top-level hconcat, and one layer of a layered view (vega-lite's own types). */
+type Panel = Extract<TopLevelSpec, { hconcat: unknown }>['hconcat'][number];
+type Layer = Extract<Panel, { layer: unknown }>['layer'][number];
+
 /** The Vega-Lite specification (exported for tests and for anyone who wants to restyle it). */
 export function learningCurvesSpec(series: readonly CurveSeries[], options: CurveChartOptions = {}): TopLevelSpec {
   const accuracy: Datum[] = series.flatMap(({ label, points }) => points.map((p) => ({ run: label, round: p.round, value: p.accuracy * 100 })));
@@ -43,7 +47,22 @@ export function learningCurvesSpec(series: readonly CurveSeries[], options: Curv
   const points = !several && accuracy.length <= 60;
   const x = { field: 'round', type: 'quantitative', title: 'round', axis: { tickMinStep: 1 } } as const;
 
-  const accuracyPanel = {
+  const targetLayers: Layer[] =
+    target !== null && target >= yMin
+      ? [
+          {
+            data: { values: [{ target }] },
+            layer: [
+              { mark: { type: 'rule', color: '#d62728', strokeDash: [6, 4] }, encoding: { y: { field: 'target', type: 'quantitative' } } },
+              {
+                mark: { type: 'text', color: '#d62728', align: 'right', dy: -8, x: 'width' },
+                encoding: { y: { field: 'target', type: 'quantitative' }, text: { value: `target ${target.toFixed(1)}%` } },
+              },
+            ],
+          },
+        ]
+      : [];
+  const accuracyPanel: Panel = {
     ...PANEL,
     layer: [
       {
@@ -51,36 +70,24 @@ export function learningCurvesSpec(series: readonly CurveSeries[], options: Curv
         mark: { type: 'line', point: points, clip: true },
         encoding: { x, y: { field: 'value', type: 'quantitative', title: 'test accuracy (%)', scale: { domain: [yMin, 100] } }, color },
       },
-      ...(target !== null && target >= yMin
-        ? [
-            {
-              data: { values: [{ target }] },
-              layer: [
-                { mark: { type: 'rule', color: '#d62728', strokeDash: [6, 4] }, encoding: { y: { field: 'target', type: 'quantitative' } } },
-                {
-                  mark: { type: 'text', color: '#d62728', align: 'right', dy: -8, x: 'width' },
-                  encoding: { y: { field: 'target', type: 'quantitative' }, text: { value: `target ${target.toFixed(1)}%` } },
-                },
-              ],
-            },
-          ]
-        : []),
+      ...targetLayers,
     ],
   };
-  const lossPanel = {
+  const lossPanel: Panel = {
     ...PANEL,
     data: { values: loss },
     mark: { type: 'line', point: points },
     encoding: { x, y: { field: 'value', type: 'quantitative', title: 'test loss', scale: { zero: false } }, color },
   };
-  return {
+  const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: options.title ?? 'Global model on the test set',
     background: 'white',
     config: { font: 'sans-serif' },
     hconcat: loss.length > 0 ? [accuracyPanel, lossPanel] : [accuracyPanel],
     resolve: { scale: { color: 'shared' } },
-  } as TopLevelSpec;
+  };
+  return spec;
 }
 
 /** The chart as an SVG document. */
