@@ -47,44 +47,48 @@ const eventLimitText = (check: (value: string) => unknown) =>
 const ENROLMENT_KEY_SOURCES = ['FLOCK_ENROLMENT_JWKS_URL', 'FLOCK_ENROLMENT_KEY', 'FLOCK_ENROLMENT_KEY_FILE'] as const;
 
 /** Defaults and ranges of every variable; README.md's configuration table documents them. */
-export const environmentSchema = z
-  .object({
-    PORT: variable(integer(0, 65_535).default(8080)),
-    HOST: variable(z.string().default('0.0.0.0')),
-    FLOCK_DATA_DIR: variable(z.string().default('./data')),
-    FLOCK_DATABASE_URL: variable(urlOf(/^postgres(ql)?$/, 'postgres://user@host/db')),
-    FLOCK_REDIS_URL: variable(urlOf(/^rediss?$/, 'redis://host:6379')),
-    FLOCK_CLIENT_TOKEN: variable(secret()),
-    FLOCK_OPERATOR_TOKEN: variable(secret()),
-    FLOCK_MAX_UPLOAD_BYTES: variable(integer(1).default(64 * 1024 * 1024)),
-    FLOCK_OVER_SELECTION: variable(z.coerce.number().pipe(overSelectionSchema).default(1.3)),
-    FLOCK_INITIAL_MODEL: variable(text()),
-    FLOCK_DEFAULT_MODEL_EXAMPLES: variable(integer(1, 60_000).default(6000)),
-    FLOCK_TEST_SET: variable(z.enum(TEST_SET_NAMES).default('mnist')),
-    LOG_LEVEL: variable(z.enum(LOG_LEVELS).default('info')),
-    FLOCK_PROOF_TIMEOUT_MS: variable(integer(1).default(10_000)),
-    FLOCK_ENROLMENT_JWKS_URL: variable(urlOf(/^https?$/, 'https://issuer.example/.well-known/jwks.json')),
-    FLOCK_ENROLMENT_KEY: variable(text()),
-    FLOCK_ENROLMENT_KEY_FILE: variable(text()),
-    FLOCK_ENROLMENT_ISSUER: variable(text()),
-    FLOCK_ENROLMENT_AUDIENCE: variable(text()),
-    FLOCK_USER_KEY_SECRET: variable(secret()),
-    // Room for a NAT or an office behind one address, far below one process's 20,000 sockets.
-    FLOCK_MAX_CONNECTIONS_PER_ADDRESS: variable(integer(0).default(128)),
-    FLOCK_TRUST_PROXY: variable(integer(0, 100).default(0)),
-    FLOCK_EVENT_RATE_LIMITS: variable(eventLimitText((value) => eventLimitsFromEnv(value, undefined))),
-    FLOCK_EVENT_ABUSE_LIMIT: variable(eventLimitText((value) => eventLimitsFromEnv(undefined, value))),
-    // Bounded influence (docs/SECURITY.md): a device's weight, its update's norm, its address's share of a round.
-    FLOCK_MAX_EXAMPLES_PER_UPDATE: variable(integer(1, MAX_UPDATE_EXAMPLES).default(1000)),
-    FLOCK_ADAPTIVE_EXAMPLE_CAP: variable(flag().default(true)),
-    FLOCK_UPDATE_BOUND_MODE: variable(z.enum(UPDATE_BOUND_MODES).default('clip')),
-    FLOCK_MAX_UPDATE_NORM: variable(positive().default(100)),
-    FLOCK_UPDATE_BOUND_INITIAL: variable(positive().default(1)),
-    FLOCK_UPDATE_BOUND_QUANTILE: variable(positive().lt(1).default(0.5)),
-    FLOCK_MAX_SELECTED_PER_ADDRESS: variable(integer(0).default(2)),
-    /** Default: 10 x FLOCK_MAX_UPDATE_NORM (config.ts). */
-    FLOCK_MAX_MODEL_CHANGE: variable(positive().optional()),
-  })
+const variables = z.object({
+  PORT: variable(integer(0, 65_535).default(8080)),
+  HOST: variable(z.string().default('0.0.0.0')),
+  FLOCK_DATA_DIR: variable(z.string().default('./data')),
+  FLOCK_DATABASE_URL: variable(urlOf(/^postgres(ql)?$/, 'postgres://user@host/db')),
+  FLOCK_REDIS_URL: variable(urlOf(/^rediss?$/, 'redis://host:6379')),
+  FLOCK_CLIENT_TOKEN: variable(secret()),
+  FLOCK_OPERATOR_TOKEN: variable(secret()),
+  FLOCK_MAX_UPLOAD_BYTES: variable(integer(1).default(64 * 1024 * 1024)),
+  FLOCK_OVER_SELECTION: variable(z.coerce.number().pipe(overSelectionSchema).default(1.3)),
+  FLOCK_INITIAL_MODEL: variable(text()),
+  FLOCK_DEFAULT_MODEL_EXAMPLES: variable(integer(1, 60_000).default(6000)),
+  FLOCK_TEST_SET: variable(z.enum(TEST_SET_NAMES).default('mnist')),
+  LOG_LEVEL: variable(z.enum(LOG_LEVELS).default('info')),
+  FLOCK_PROOF_TIMEOUT_MS: variable(integer(1).default(10_000)),
+  FLOCK_ENROLMENT_JWKS_URL: variable(urlOf(/^https?$/, 'https://issuer.example/.well-known/jwks.json')),
+  FLOCK_ENROLMENT_KEY: variable(text()),
+  FLOCK_ENROLMENT_KEY_FILE: variable(text()),
+  FLOCK_ENROLMENT_ISSUER: variable(text()),
+  FLOCK_ENROLMENT_AUDIENCE: variable(text()),
+  FLOCK_USER_KEY_SECRET: variable(secret()),
+  // Room for a NAT or an office behind one address, far below one process's 20,000 sockets.
+  FLOCK_MAX_CONNECTIONS_PER_ADDRESS: variable(integer(0).default(128)),
+  FLOCK_TRUST_PROXY: variable(integer(0, 100).default(0)),
+  FLOCK_EVENT_RATE_LIMITS: variable(eventLimitText((value) => eventLimitsFromEnv(value, undefined))),
+  FLOCK_EVENT_ABUSE_LIMIT: variable(eventLimitText((value) => eventLimitsFromEnv(undefined, value))),
+  // Bounded influence (docs/SECURITY.md): a device's weight, its update's norm, its address's share of a round.
+  FLOCK_MAX_EXAMPLES_PER_UPDATE: variable(integer(1, MAX_UPDATE_EXAMPLES).default(1000)),
+  FLOCK_ADAPTIVE_EXAMPLE_CAP: variable(flag().default(true)),
+  FLOCK_UPDATE_BOUND_MODE: variable(z.enum(UPDATE_BOUND_MODES).default('clip')),
+  FLOCK_MAX_UPDATE_NORM: variable(positive().default(100)),
+  FLOCK_UPDATE_BOUND_INITIAL: variable(positive().default(1)),
+  FLOCK_UPDATE_BOUND_QUANTILE: variable(positive().lt(1).default(0.5)),
+  FLOCK_MAX_SELECTED_PER_ADDRESS: variable(integer(0).default(2)),
+  /** Default: 10 x FLOCK_MAX_UPDATE_NORM (config.ts). */
+  FLOCK_MAX_MODEL_CHANGE: variable(positive().optional()),
+});
+
+/** Every variable the coordinator reads (README.md documents each one). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(variables.shape);
+
+export const environmentSchema = variables
   // Cross-field checks run even when a field failed, so that every problem is reported at once.
   .superRefine(
     (env, ctx) => {

@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
 
 const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
 const dataDir = mkdtempSync(join(tmpdir(), 'flock-config-'));
@@ -140,5 +141,11 @@ describe('loadConfig: the whole environment through one schema', () => {
       'FLOCK_ENROLMENT_ISSUER: is required when enrolment is on (FLOCK_ENROLMENT_JWKS_URL is set)',
       'FLOCK_ENROLMENT_AUDIENCE: is required when enrolment is on (FLOCK_ENROLMENT_JWKS_URL is set)',
     ]);
+  });
+
+  it('documents every variable in the README configuration table, one row each', () => {
+    const readme = readFileSync(resolve(import.meta.dirname, '../../../README.md'), 'utf8');
+    const rows = [...readme.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((match) => match[1]);
+    expect([...rows].sort()).toEqual([...ENVIRONMENT_VARIABLES].sort());
   });
 });
