@@ -42,6 +42,31 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
   },
   {
+    // One contract for every client: the CLI reaches the coordinator only through it (and the protocol), never its internals.
+    // `privacy` is pure math (the accountant `flock dp` plans with offline), no coordinator state.
+    files: ['server/src/cli/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../*', '!../contract', '!../contract/*', '!../privacy/rdp.js'],
+              message: 'The CLI imports only ../contract (and the SDK protocol, and the pure privacy accountant), not coordinator internals.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The contract itself depends on nothing of the coordinator: zod and the wire protocol only.
+    files: ['server/src/contract/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['../*'], message: 'The contract imports only zod and the SDK protocol.' }] }],
+    },
+  },
+  {
     // The dashboard's script, and the functions that scripts run inside a page.
     files: ['server/src/dashboard/public/**/*.js', 'e2e/scripts/**'],
     languageOptions: { globals: globals.browser },

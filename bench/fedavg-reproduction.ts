@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { accuracySvg, type SimulationSummary } from '../server/src/simulation/report.js';
+import { learningCurvesSvg, type SimulationSummary } from '../server/src/simulation/report.js';
 import { medianOfMeasured as median } from './lib/measure.js';
 import { bestAccuracy, curve, paperArgs, readResult, root, roundsTo, simulate, type PaperSetting } from './lib/simulate.js';
 
@@ -134,7 +134,7 @@ function resultRows(found: Map<string, Found>): string[] {
 }
 
 /** One plot per client fraction, IID beside non-IID, zoomed on the last points before the target. */
-function writePlots(found: Map<string, Found>): string[] {
+async function writePlots(found: Map<string, Found>): Promise<string[]> {
   const plots: string[] = [];
   for (const [file, fraction, title] of [
     ['c01.svg', 0.1, 'C = 0.1 (10 clients per round)'],
@@ -144,7 +144,10 @@ function writePlots(found: Map<string, Found>): string[] {
       .filter(({ config }) => config.fraction === fraction)
       .map(({ config, result }) => ({ label: config.label, points: curve(result) }));
     if (series.length === 0) continue;
-    writeFileSync(join(resultsDir, file), accuracySvg(series, { title: `FedAvg, 2NN, ${title}, E = 1, B = 10: test accuracy`, target: 0.97, yMin: 80 }));
+    writeFileSync(
+      join(resultsDir, file),
+      await learningCurvesSvg(series, { title: `FedAvg, 2NN, ${title}, E = 1, B = 10: test accuracy`, target: 0.97, yMin: 80 }),
+    );
     plots.push(`![${title}](fedavg/${file})`);
   }
   return plots;
@@ -190,10 +193,10 @@ function notesOf(found: Map<string, Found>): string[] {
   return notes;
 }
 
-function writeReport(): void {
+async function writeReport(): Promise<void> {
   const found = new Map<string, Found>();
   const rows = resultRows(found);
-  const plots = writePlots(found);
+  const plots = await writePlots(found);
   const notes = notesOf(found);
   const timing = splitRows();
   writeFileSync(
@@ -250,4 +253,4 @@ update, and the round wall time of the 10-client run is about 5 of them back to 
 }
 
 runSimulations();
-writeReport();
+await writeReport();

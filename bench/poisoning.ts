@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { accuracySvg, type SimulationSummary } from '../server/src/simulation/report.js';
+import { learningCurvesSvg, type SimulationSummary } from '../server/src/simulation/report.js';
 import { curve, paperArgs, percent, readResult, root, simulate } from './lib/simulate.js';
 
 const { values } = parseArgs({
@@ -93,7 +93,7 @@ function row(run: Run, result: SimulationSummary, clean: SimulationSummary | nul
   );
 }
 
-function writeReport(): void {
+async function writeReport(): Promise<void> {
   const loaded = RUNS.flatMap((run) => {
     const result = readResult(resultsDir, run.name);
     return result ? [{ run, result }] : [];
@@ -126,9 +126,9 @@ function writeReport(): void {
   if (loaded.length > 0) {
     writeFileSync(
       join(root, 'bench', 'results', 'poisoning.svg'),
-      accuracySvg(
+      await learningCurvesSvg(
         loaded.map(({ run, result }) => ({ label: run.label, points: curve(result) })),
-        { title: 'FedAvg, 2NN, IID, 20% attackers: test accuracy by round' },
+        { title: 'FedAvg, 2NN, IID, 20% attackers: test accuracy and loss by round' },
       ),
     );
   }
@@ -136,4 +136,4 @@ function writeReport(): void {
 }
 
 if (!values['report-only']) runSimulations();
-writeReport();
+await writeReport();

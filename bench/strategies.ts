@@ -10,7 +10,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { StrategyOptions } from '../server/src/contract/index.js';
-import { accuracySvg, type SimulationSummary } from '../server/src/simulation/report.js';
+import { learningCurvesSvg, type SimulationSummary } from '../server/src/simulation/report.js';
 import { bestAccuracy, curve, paperArgs, percent, readResult, root, roundsTo, simulate } from './lib/simulate.js';
 
 const { values } = parseArgs({
@@ -138,25 +138,25 @@ function byzantineRows(byzantine: Loaded[], clean: SimulationSummary | null): st
   return rows;
 }
 
-function writePlots(convergence: Loaded[], byzantine: Loaded[], clean: SimulationSummary | null): void {
+async function writePlots(convergence: Loaded[], byzantine: Loaded[], clean: SimulationSummary | null): Promise<void> {
   if (convergence.length > 0) {
     writeFileSync(
       join(root, 'bench', 'results', 'strategies-non-iid.svg'),
-      accuracySvg(
+      await learningCurvesSvg(
         convergence.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })),
-        { title: '2NN, shards (non-IID): test accuracy by round', target: TARGET, yMin: 80 },
+        { title: '2NN, shards (non-IID): test accuracy and loss by round', target: TARGET, yMin: 80 },
       ),
     );
   }
   if (byzantine.length > 0) {
     writeFileSync(
       join(root, 'bench', 'results', 'strategies-byzantine.svg'),
-      accuracySvg(
+      await learningCurvesSvg(
         [
           ...byzantine.map(({ run, result }) => ({ label: run.label ?? run.strategy, points: curve(result) })),
           ...(clean ? [{ label: 'fedavg, no attackers', points: curve(clean).filter((p) => p.round <= byzantineRounds) }] : []),
         ],
-        { title: `2NN, shards, ${BYZANTINE_FRACTION * 100}% Byzantine clients: test accuracy by round` },
+        { title: `2NN, shards, ${BYZANTINE_FRACTION * 100}% Byzantine clients: test accuracy and loss by round` },
       ),
     );
   }
@@ -222,11 +222,11 @@ function byzantineNotes(byzantine: Loaded[], clean: SimulationSummary | null): s
   return notes;
 }
 
-function writeReport(): void {
+async function writeReport(): Promise<void> {
   const convergence = loadAll(CONVERGENCE);
   const byzantine = loadAll(BYZANTINE);
   const clean = load(CONVERGENCE[0]!);
-  writePlots(convergence, byzantine, clean);
+  await writePlots(convergence, byzantine, clean);
   const tables = { convergence: convergenceRows(convergence), byzantine: byzantineRows(byzantine, clean) };
   const notes = { convergence: convergenceNotes(convergence), byzantine: byzantineNotes(byzantine, clean) };
   writeFileSync(
@@ -276,4 +276,4 @@ Machine: 2 cores, Node ${process.version}, tfjs wasm backend.
 }
 
 runSimulations();
-writeReport();
+await writeReport();

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AccuracySeries, SimulationSummary } from '../../server/src/simulation/report.js';
+import type { CurveSeries, SimulationSummary } from '../../server/src/simulation/report.js';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -53,7 +53,7 @@ export function simulate(name: string, args: readonly string[], resultsDir: stri
   mkdirSync(resultsDir, { recursive: true });
   copyFileSync(join(out, 'rounds.csv'), join(resultsDir, `${name}.csv`));
   copyFileSync(join(out, 'rounds.json'), join(resultsDir, `${name}.json`));
-  copyFileSync(join(out, 'accuracy.svg'), join(resultsDir, `${name}.svg`));
+  copyFileSync(join(out, 'curves.svg'), join(resultsDir, `${name}.svg`));
 }
 
 /** A stored result (rounds.json), or null when that configuration has not been run. */
@@ -71,9 +71,12 @@ export function bestAccuracy(result: SimulationSummary): number {
   return Math.max(result.initialAccuracy, ...result.rounds.map((row) => row.accuracy));
 }
 
-/** Accuracy vs round, starting at round 0 (the initial model), for accuracySvg. */
-export function curve(result: SimulationSummary): AccuracySeries['points'] {
-  return [{ round: 0, accuracy: result.initialAccuracy }, ...result.rounds.map((row) => ({ round: row.round, accuracy: row.accuracy }))];
+/** Test accuracy and loss vs round, starting at round 0 (the initial model), for learningCurvesSvg. */
+export function curve(result: SimulationSummary): CurveSeries['points'] {
+  return [
+    { round: 0, accuracy: result.initialAccuracy, loss: result.initialLoss },
+    ...result.rounds.map((row) => ({ round: row.round, accuracy: row.accuracy, loss: row.loss })),
+  ];
 }
 
 export const percent = (value: number): string => `${(value * 100).toFixed(2)}%`;

@@ -37,7 +37,12 @@ export async function createCoordinator(config: FlockConfig): Promise<Coordinato
       .setTitle('Flock coordinator API')
       .setDescription('Operator API of the Flock federated learning coordinator. Send `Authorization: Bearer <operator token>`.')
       .setVersion('0.1.0')
-      .addBearerAuth()
+      // Opaque random tokens, not JWTs: no bearerFormat.
+      .addSecurity('bearer', {
+        type: 'http',
+        scheme: 'bearer',
+        description: 'The operator token (FLOCK_OPERATOR_TOKEN); model downloads also take the client token',
+      })
       .build(),
   );
   SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs/openapi.json' });

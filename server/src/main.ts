@@ -1,5 +1,5 @@
 import { initNodeBackend } from '@flock/client-sdk/node';
-import { loadConfig } from './config/config.js';
+import { ConfigError, loadConfig } from './config/config.js';
 import { createCoordinator } from './coordinator.js';
 import { logger } from './logging/logger.js';
 
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   process.stderr.write(
     `\nFlock coordinator on ${coordinator.url}\n` +
       `  dashboard      ${coordinator.url}/dashboard\n` +
-      `  API docs       ${coordinator.url}/api/docs\n` +
+      `  API docs       ${coordinator.url}/api/docs (OpenAPI document: ${coordinator.url}/api/docs/openapi.json)\n` +
       `  operator token ${config.tokenSources.operator}\n` +
       (config.enrolment
         ? `  enrolment      on: device tokens from ${config.enrolment.issuer} (the client token is refused)\n\n`
@@ -45,6 +45,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    // A person fixes these: one plain line per problem, all at once, no stack.
+    process.stderr.write(`Flock coordinator: invalid configuration\n${error.problems.map((problem) => `  ${problem}\n`).join('')}`);
+    process.exit(1);
+  }
   logger.fatal({ err: error }, 'coordinator failed to start');
   process.exit(1);
 });

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { eventLimitsFromEnv, type EventLimits } from '../boundary/event-rate-limit.js';
-import { MAX_UPDATE_EXAMPLES } from '@flock/client-sdk/protocol';
-import { UPDATE_BOUND_MODES, type UpdateBoundConfig, type UpdateBoundMode } from '../rounds/update-bound.js';
+import type { EventLimits } from '../boundary/event-rate-limit.js';
+import type { UpdateBoundConfig } from '../rounds/update-bound.js';
+import { ConfigError, parseEnvironment, type Environment, type LogLevel, type TestSetName } from './environment.js';
+
+export { ConfigError, TEST_SET_NAMES, type TestSetName } from './environment.js';
 
 /** Everything the coordinator reads from its environment, resolved once at start-up. */
 export interface FlockConfig {
@@ -35,7 +37,7 @@ export interface FlockConfig {
   defaultModelTrainExamples: number;
   /** Held-out test set every new global version is tested on ('none': no centralized evaluation). */
   testSet: TestSetName;
-  logLevel: string;
+  logLevel: LogLevel;
   /** How long a device has, once connected, to answer the challenge with its key's signature. */
   proofTimeoutMs: number;
   /** Device enrolment by the app's backend (device tokens); null when off: devices use the shared client token. */
@@ -72,81 +74,12 @@ export interface EnrolmentConfig {
   userKeySecret: string;
 }
 
-const DEFAULT_MAX_UPLOAD_BYTES = 64 * 1024 * 1024;
-const DEFAULT_PROOF_TIMEOUT_MS = 10_000;
-/** Room for a NAT or an office behind one address, far below one process's 20,000 sockets. */
-const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 128;
-// Bounded influence (docs/SECURITY.md): a device's weight, its update's norm, its address's share of a round.
-const DEFAULT_MAX_EXAMPLES_PER_UPDATE = 1000;
-const DEFAULT_MAX_UPDATE_NORM = 100;
-const DEFAULT_UPDATE_BOUND_INITIAL = 1;
-const DEFAULT_UPDATE_BOUND_QUANTILE = 0.5;
 const UPDATE_BOUND_LEARNING_RATE = 0.2;
-const DEFAULT_MAX_SELECTED_PER_ADDRESS = 2;
 const MODEL_CHANGE_PER_UPDATE_NORM = 10;
 
-export const TEST_SET_NAMES = ['mnist', 'none'] as const;
-export type TestSetName = (typeof TEST_SET_NAMES)[number];
-
-function testSetFromEnv(env: NodeJS.ProcessEnv): TestSetName {
-  const raw = env.FLOCK_TEST_SET;
-  if (raw === undefined || raw === '') return 'mnist';
-  if ((TEST_SET_NAMES as readonly string[]).includes(raw)) return raw as TestSetName;
-  throw new Error(`FLOCK_TEST_SET must be one of ${TEST_SET_NAMES.join(', ')}, got "${raw}"`);
-}
-
-function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
-  return value;
-}
-
-function floatFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${raw}"`);
-  return value;
-}
-
-function updateBoundFromEnv(env: NodeJS.ProcessEnv): UpdateBoundConfig {
-  const mode = env.FLOCK_UPDATE_BOUND_MODE || 'clip';
-  if (!(UPDATE_BOUND_MODES as readonly string[]).includes(mode))
-    throw new Error(`FLOCK_UPDATE_BOUND_MODE must be one of ${UPDATE_BOUND_MODES.join(', ')}, got "${mode}"`);
-  const quantile = floatFromEnv(env, 'FLOCK_UPDATE_BOUND_QUANTILE', DEFAULT_UPDATE_BOUND_QUANTILE);
-  if (quantile >= 1) throw new Error(`FLOCK_UPDATE_BOUND_QUANTILE must be in (0, 1), got "${quantile}"`);
-  return {
-    mode: mode as UpdateBoundMode,
-    ceiling: floatFromEnv(env, 'FLOCK_MAX_UPDATE_NORM', DEFAULT_MAX_UPDATE_NORM),
-    initial: floatFromEnv(env, 'FLOCK_UPDATE_BOUND_INITIAL', DEFAULT_UPDATE_BOUND_INITIAL),
-    quantile,
-    learningRate: UPDATE_BOUND_LEARNING_RATE,
-  };
-}
-
-function booleanFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new Error(`${name} must be true or false, got "${raw}"`);
-}
-
-function maxExamplesFromEnv(env: NodeJS.ProcessEnv): number {
-  const value = intFromEnv(env, 'FLOCK_MAX_EXAMPLES_PER_UPDATE', DEFAULT_MAX_EXAMPLES_PER_UPDATE);
-  if (value < 1 || value > MAX_UPDATE_EXAMPLES) throw new Error(`FLOCK_MAX_EXAMPLES_PER_UPDATE must be in [1, ${MAX_UPDATE_EXAMPLES}], got ${value}`);
-  return value;
-}
-
 /** Reads a token from the environment, else from the data directory, else generates and stores one. */
-function resolveToken(env: NodeJS.ProcessEnv, dataDir: string, name: string, file: string): { token: string; source: string } {
-  const fromEnv = env[name];
-  if (fromEnv) {
-    if (fromEnv.length < 16) throw new Error(`${name} must be at least 16 characters`);
-    return { token: fromEnv, source: `environment variable ${name}` };
-  }
+function resolveToken(fromEnv: string | undefined, name: string, dataDir: string, file: string): { token: string; source: string } {
+  if (fromEnv) return { token: fromEnv, source: `environment variable ${name}` };
   const path = join(dataDir, file);
   if (existsSync(path)) {
     const stored = readFileSync(path, 'utf8').trim();
@@ -158,70 +91,84 @@ function resolveToken(env: NodeJS.ProcessEnv, dataDir: string, name: string, fil
   return { token, source: `${path} (generated)` };
 }
 
-function requiredFromEnv(env: NodeJS.ProcessEnv, name: string, because: string): string {
-  const value = env[name];
-  if (!value) throw new Error(`${name} is required ${because}`);
-  return value;
-}
-
-/** Enrolment is on when one source of verification keys is configured. */
-function enrolmentFromEnv(env: NodeJS.ProcessEnv, dataDir: string): EnrolmentConfig | null {
-  const sources = ['FLOCK_ENROLMENT_JWKS_URL', 'FLOCK_ENROLMENT_KEY', 'FLOCK_ENROLMENT_KEY_FILE'].filter((name) => env[name]);
-  if (sources.length === 0) return null;
-  if (sources.length > 1) throw new Error(`set only one of ${sources.join(', ')}`);
-  const because = 'when enrolment is on';
+/** Enrolment is on when one source of verification keys is configured (the schema checked the rest). */
+function enrolmentFrom(env: Environment, dataDir: string): EnrolmentConfig | null {
   let keys: EnrolmentConfig['keys'];
   if (env.FLOCK_ENROLMENT_JWKS_URL) keys = { jwksUrl: env.FLOCK_ENROLMENT_JWKS_URL };
   else if (env.FLOCK_ENROLMENT_KEY) keys = { keyText: env.FLOCK_ENROLMENT_KEY };
-  else keys = { keyText: readFileSync(env.FLOCK_ENROLMENT_KEY_FILE!, 'utf8') };
+  else if (env.FLOCK_ENROLMENT_KEY_FILE) keys = { keyText: readOrExplain(env.FLOCK_ENROLMENT_KEY_FILE, 'FLOCK_ENROLMENT_KEY_FILE') };
+  else return null;
   return {
     keys,
-    issuer: requiredFromEnv(env, 'FLOCK_ENROLMENT_ISSUER', because),
-    audience: requiredFromEnv(env, 'FLOCK_ENROLMENT_AUDIENCE', because),
-    userKeySecret: resolveToken(env, dataDir, 'FLOCK_USER_KEY_SECRET', 'user-key-secret').token,
+    issuer: env.FLOCK_ENROLMENT_ISSUER!,
+    audience: env.FLOCK_ENROLMENT_AUDIENCE!,
+    userKeySecret: resolveToken(env.FLOCK_USER_KEY_SECRET, 'FLOCK_USER_KEY_SECRET', dataDir, 'user-key-secret').token,
   };
 }
 
+function readOrExplain(path: string, name: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError([`${name}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
+  }
+}
+
+/**
+ * The configuration from the environment (checked whole by environment.ts: a ConfigError lists
+ * every problem) and `overrides` (tests, the simulator), which win over it.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<FlockConfig> = {}): FlockConfig {
-  const dataDir = resolve(overrides.dataDir ?? env.FLOCK_DATA_DIR ?? './data');
-  mkdirSync(dataDir, { recursive: true });
+  const parsed = parseEnvironment(env);
+  const dataDir = resolve(overrides.dataDir ?? parsed.FLOCK_DATA_DIR);
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (error) {
+    throw new ConfigError([`FLOCK_DATA_DIR: cannot create ${dataDir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
+  }
   const client = overrides.clientToken
     ? { token: overrides.clientToken, source: 'configuration' }
-    : resolveToken(env, dataDir, 'FLOCK_CLIENT_TOKEN', 'client-token');
+    : resolveToken(parsed.FLOCK_CLIENT_TOKEN, 'FLOCK_CLIENT_TOKEN', dataDir, 'client-token');
   const operator = overrides.operatorToken
     ? { token: overrides.operatorToken, source: 'configuration' }
-    : resolveToken(env, dataDir, 'FLOCK_OPERATOR_TOKEN', 'operator-token');
-  if (client.token === operator.token) throw new Error('the client token and the operator token must differ');
+    : resolveToken(parsed.FLOCK_OPERATOR_TOKEN, 'FLOCK_OPERATOR_TOKEN', dataDir, 'operator-token');
+  if (client.token === operator.token) throw new ConfigError(['FLOCK_CLIENT_TOKEN, FLOCK_OPERATOR_TOKEN: the client token and the operator token must differ']);
+  const updateBound: UpdateBoundConfig = {
+    mode: parsed.FLOCK_UPDATE_BOUND_MODE,
+    ceiling: parsed.FLOCK_MAX_UPDATE_NORM,
+    initial: parsed.FLOCK_UPDATE_BOUND_INITIAL,
+    quantile: parsed.FLOCK_UPDATE_BOUND_QUANTILE,
+    learningRate: UPDATE_BOUND_LEARNING_RATE,
+  };
   const config: FlockConfig = {
-    port: intFromEnv(env, 'PORT', 8080),
-    host: env.HOST ?? '0.0.0.0',
+    port: parsed.PORT,
+    host: parsed.HOST,
     dataDir,
-    databaseUrl: env.FLOCK_DATABASE_URL || null,
-    redisUrl: env.FLOCK_REDIS_URL || null,
-    redisPrefix: env.FLOCK_REDIS_PREFIX || 'flock:',
-    processTtlMs: intFromEnv(env, 'FLOCK_PROCESS_TTL_MS', 10_000),
-    partialTimeoutMs: intFromEnv(env, 'FLOCK_PARTIAL_TIMEOUT_MS', 5_000),
+    databaseUrl: parsed.FLOCK_DATABASE_URL ?? null,
+    redisUrl: parsed.FLOCK_REDIS_URL ?? null,
+    redisPrefix: parsed.FLOCK_REDIS_PREFIX,
+    processTtlMs: parsed.FLOCK_PROCESS_TTL_MS,
+    partialTimeoutMs: parsed.FLOCK_PARTIAL_TIMEOUT_MS,
     clientToken: client.token,
     operatorToken: operator.token,
     tokenSources: { client: client.source, operator: operator.source },
-    maxUploadBytes: intFromEnv(env, 'FLOCK_MAX_UPLOAD_BYTES', DEFAULT_MAX_UPLOAD_BYTES),
-    overSelection: floatFromEnv(env, 'FLOCK_OVER_SELECTION', 1.3),
-    initialModelPath: env.FLOCK_INITIAL_MODEL || null,
-    defaultModelTrainExamples: intFromEnv(env, 'FLOCK_DEFAULT_MODEL_EXAMPLES', 6000),
-    testSet: testSetFromEnv(env),
-    logLevel: env.LOG_LEVEL ?? 'info',
-    proofTimeoutMs: intFromEnv(env, 'FLOCK_PROOF_TIMEOUT_MS', DEFAULT_PROOF_TIMEOUT_MS),
-    enrolment: enrolmentFromEnv(env, dataDir),
-    maxConnectionsPerAddress: intFromEnv(env, 'FLOCK_MAX_CONNECTIONS_PER_ADDRESS', DEFAULT_MAX_CONNECTIONS_PER_ADDRESS),
-    trustProxyHops: intFromEnv(env, 'FLOCK_TRUST_PROXY', 0),
-    eventLimits: eventLimitsFromEnv(env.FLOCK_EVENT_RATE_LIMITS, env.FLOCK_EVENT_ABUSE_LIMIT),
-    maxExamplesPerUpdate: maxExamplesFromEnv(env),
-    adaptiveExampleCap: booleanFromEnv(env, 'FLOCK_ADAPTIVE_EXAMPLE_CAP', true),
-    updateBound: updateBoundFromEnv(env),
-    maxSelectedPerAddress: intFromEnv(env, 'FLOCK_MAX_SELECTED_PER_ADDRESS', DEFAULT_MAX_SELECTED_PER_ADDRESS),
-    maxModelChange: 0,
+    maxUploadBytes: parsed.FLOCK_MAX_UPLOAD_BYTES,
+    overSelection: parsed.FLOCK_OVER_SELECTION,
+    initialModelPath: parsed.FLOCK_INITIAL_MODEL ?? null,
+    defaultModelTrainExamples: parsed.FLOCK_DEFAULT_MODEL_EXAMPLES,
+    testSet: parsed.FLOCK_TEST_SET,
+    logLevel: parsed.LOG_LEVEL,
+    proofTimeoutMs: parsed.FLOCK_PROOF_TIMEOUT_MS,
+    enrolment: enrolmentFrom(parsed, dataDir),
+    maxConnectionsPerAddress: parsed.FLOCK_MAX_CONNECTIONS_PER_ADDRESS,
+    trustProxyHops: parsed.FLOCK_TRUST_PROXY,
+    eventLimits: parsed.eventLimits,
+    maxExamplesPerUpdate: parsed.FLOCK_MAX_EXAMPLES_PER_UPDATE,
+    adaptiveExampleCap: parsed.FLOCK_ADAPTIVE_EXAMPLE_CAP,
+    updateBound,
+    maxSelectedPerAddress: parsed.FLOCK_MAX_SELECTED_PER_ADDRESS,
+    maxModelChange: parsed.FLOCK_MAX_MODEL_CHANGE ?? MODEL_CHANGE_PER_UPDATE_NORM * updateBound.ceiling,
   };
-  config.maxModelChange = floatFromEnv(env, 'FLOCK_MAX_MODEL_CHANGE', MODEL_CHANGE_PER_UPDATE_NORM * config.updateBound.ceiling);
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }
 

@@ -4,6 +4,9 @@ import { REJECTION_REASONS, ROUND_STATUSES, trainingPlanSchema } from '@flock/cl
 import { DEFAULT_STRATEGY, isStrategyName, STRATEGY_NAMES, strategyOptionsSchema } from './strategies.js';
 
 const count = z.number().int().min(0);
+
+/** Devices selected per wanted update: a round's `overSelection` and the coordinator's FLOCK_OVER_SELECTION alike. */
+export const overSelectionSchema = z.number().min(1).max(10);
 const timestamp = z.iso.datetime();
 
 // ---------------------------------------------------------------- POST /api/rounds
@@ -13,7 +16,7 @@ export const startRoundRequestSchema = z
   .object({
     minClients: z.number().int().min(1).max(100_000).default(2).describe('Valid updates needed to commit'),
     targetClients: z.number().int().min(1).max(100_000).optional().describe('Updates wanted (default max(minClients, 10))'),
-    overSelection: z.number().min(1).max(10).optional().describe("Selection factor over the target (default: the coordinator's FLOCK_OVER_SELECTION)"),
+    overSelection: overSelectionSchema.optional().describe("Selection factor over the target (default: the coordinator's FLOCK_OVER_SELECTION)"),
     selectionTimeoutSeconds: z.number().positive().max(3600).default(30),
     deadlineSeconds: z.number().positive().max(86_400).default(120),
     epochs: trainingPlanSchema.shape.epochs.default(1),

@@ -1,12 +1,14 @@
 import type { LoggerService } from '@nestjs/common';
 import { pino, type Logger } from 'pino';
+import { isLogLevel } from '../config/environment.js';
 
 /**
  * Structured JSON logs. Callers pass ids (roundId, clientId, version) as fields; never tokens,
  * weights or examples. The redact list is a second line of defence for auth headers.
  */
 export const logger: Logger = pino({
-  level: process.env.LOG_LEVEL ?? 'info',
+  // An unknown LOG_LEVEL must not throw here, at import: loadConfig refuses it with the allowed levels.
+  level: isLogLevel(process.env.LOG_LEVEL) ? process.env.LOG_LEVEL : 'info',
   base: { service: 'flock-coordinator' },
   redact: { paths: ['token', 'auth.token', 'headers.authorization', 'req.headers.authorization'], censor: '[redacted]' },
 });

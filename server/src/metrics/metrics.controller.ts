@@ -1,6 +1,8 @@
 import { Controller, Get, Header, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { OperatorGuard } from '../auth/auth.js';
+import { errorBodySchema } from '../contract/index.js';
+import { zodToOpenApi } from '../operators/zod-validation.js';
 import { MetricsService } from './metrics.service.js';
 
 @ApiTags('metrics')
@@ -12,7 +14,10 @@ export class MetricsController {
 
   @Get()
   @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-  @ApiOperation({ summary: 'Prometheus metrics (operator token required)' })
+  @ApiOperation({ operationId: 'getMetrics', summary: 'Prometheus metrics (operator token required)' })
+  @ApiProduces('text/plain')
+  @ApiResponse({ status: 200, description: 'The Prometheus text exposition format', schema: { type: 'string' } })
+  @ApiResponse({ status: 401, description: 'Missing or wrong token', content: { 'application/json': { schema: zodToOpenApi(errorBodySchema, 'output') } } })
   async scrape(): Promise<string> {
     return this.metrics.registry.metrics();
   }

@@ -42,6 +42,8 @@ const UPLOAD_FIELDS = [
 
 const META = zodToOpenApi(modelVersionMetaSchema, 'output');
 const ERROR = zodToOpenApi(errorBodySchema, 'output');
+/** Errors of the binary weights route are JSON all the same (its @ApiProduces would otherwise claim octet-stream). */
+const JSON_ERROR = { 'application/json': { schema: ERROR } };
 
 const VERSION_PARAM = {
   name: 'version',
@@ -68,8 +70,8 @@ export class ModelsController {
 
   @Get()
   @UseGuards(OperatorGuard)
-  @ApiOperation({ summary: 'List global model versions, newest first' })
-  @ApiResponse({ status: 200, schema: zodToOpenApi(modelVersionListSchema, 'output') })
+  @ApiOperation({ operationId: 'listModels', summary: 'List global model versions, newest first' })
+  @ApiResponse({ status: 200, description: 'Versions, newest first', schema: zodToOpenApi(modelVersionListSchema, 'output') })
   list(): Promise<ModelVersionMeta[]> {
     return this.models.list();
   }
@@ -78,6 +80,7 @@ export class ModelsController {
   @UseGuards(OperatorGuard)
   @UseInterceptors(FileFieldsInterceptor(UPLOAD_FIELDS))
   @ApiOperation({
+    operationId: 'registerModel',
     summary: 'Register a TensorFlow.js layers model as a new global version',
     description:
       'Accepts what `model.save(tf.io.http(url, { requestInit: { headers: { Authorization: "Bearer <operator token>" } } }))` sends: ' +
@@ -96,8 +99,8 @@ export class ModelsController {
     },
   })
   @ApiResponse({ status: 201, schema: META, description: 'The new version' })
-  @ApiResponse({ status: 400, description: 'Not a valid float32 layers model' })
-  @ApiResponse({ status: 413, description: 'Upload larger than the configured limit' })
+  @ApiResponse({ status: 400, description: 'Not a valid float32 layers model', schema: ERROR })
+  @ApiResponse({ status: 413, description: 'Upload larger than the configured limit', schema: ERROR })
   async register(@UploadedFiles() files: RegisterUpload | undefined, @Body() body: unknown): Promise<ModelVersionMeta> {
     const modelJson = files?.[REGISTER_PARTS.modelJson]?.[0];
     if (!modelJson) throw new BadRequestException('multipart part "model.json" is missing (send the model with tf.io.http)');
@@ -120,9 +123,9 @@ export class ModelsController {
 
   @Get(':version')
   @UseGuards(OperatorGuard)
-  @ApiOperation({ summary: 'One version: metadata, weight specs and topology' })
+  @ApiOperation({ operationId: 'getModel', summary: 'One version: metadata, weight specs and topology' })
   @ApiParam(VERSION_PARAM)
-  @ApiResponse({ status: 200, schema: zodToOpenApi(modelVersionDetailSchema, 'output') })
+  @ApiResponse({ status: 200, description: 'The version', schema: zodToOpenApi(modelVersionDetailSchema, 'output') })
   @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
   @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
   async detail(@Param('version', versionSelector()) requested: ModelVersionSelector): Promise<ModelVersionDetail> {
@@ -133,11 +136,12 @@ export class ModelsController {
   @Get(':version/model.json')
   @UseGuards(ModelReaderGuard)
   @ApiOperation({
+    operationId: 'getModelJson',
     summary: 'TensorFlow.js model.json of a version (client or operator token)',
     description: 'Load with `tf.loadLayersModel(url, { requestInit: { headers: { Authorization } } })`. The weights path names the concrete version.',
   })
   @ApiParam(VERSION_PARAM)
-  @ApiResponse({ status: 200, schema: zodToOpenApi(modelJsonSchema, 'output') })
+  @ApiResponse({ status: 200, description: 'The TensorFlow.js layers format', schema: zodToOpenApi(modelJsonSchema, 'output') })
   @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
   @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
   async modelJson(@Param('version', versionSelector()) requested: ModelVersionSelector, @Res({ passthrough: true }) res: Response): Promise<ModelJson> {
@@ -150,12 +154,16 @@ export class ModelsController {
 
   @Get(`:version/${WEIGHTS_FILE}`)
   @UseGuards(ModelReaderGuard)
-  @ApiOperation({ summary: 'Raw weights of a version: float32 little-endian, in weight-spec order (client or operator token)' })
+  @ApiOperation({
+    operationId: 'getModelWeights',
+    summary: 'Raw weights of a version: float32 little-endian, in weight-spec order (client or operator token)',
+  })
   @ApiParam(VERSION_PARAM)
   @ApiProduces('application/octet-stream')
   @ApiResponse({ status: 200, description: 'The weight bytes', schema: { type: 'string', format: 'binary' } })
-  @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
-  @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
+  @ApiResponse({ status: 400, description: 'Invalid version', content: JSON_ERROR })
+  @ApiResponse({ status: 401, description: 'Missing or wrong token', content: JSON_ERROR })
+  @ApiResponse({ status: 404, description: 'No such version', content: JSON_ERROR })
   async weights(@Param('version', versionSelector()) requested: ModelVersionSelector, @Res({ passthrough: true }) res: Response): Promise<StreamableFile> {
     const version = await this.models.resolveVersion(requested);
     const bytes = await this.models.getWeightBytes(version);
@@ -167,6 +175,7 @@ export class ModelsController {
   @Post(':version/rollback')
   @UseGuards(OperatorGuard)
   @ApiOperation({
+    operationId: 'rollbackModel',
     summary: 'Make an old version current again',
     description: "Creates a NEW version (source `rollback`) with the old version's weights; history is never rewritten.",
   })
@@ -174,7 +183,7 @@ export class ModelsController {
   @ApiResponse({ status: 201, schema: META, description: 'The new version' })
   @ApiResponse({ status: 400, description: 'Invalid version', schema: ERROR })
   @ApiResponse({ status: 404, description: 'No such version', schema: ERROR })
-  @ApiResponse({ status: 409, description: 'The version is already the current one' })
+  @ApiResponse({ status: 409, description: 'The version is already the current one', schema: ERROR })
   rollback(@Param('version', new ZodParamPipe(modelVersionNumberSchema)) version: number): Promise<ModelVersionMeta> {
     return this.models.rollback(version);
   }

@@ -1,11 +1,21 @@
 import { Controller, Get, Inject, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { OperatorGuard } from '../auth/auth.js';
-import { clientCountsSchema, healthSchema, statusSchema, type ClientCountsResponse, type HealthResponse, type StatusResponse } from '../contract/index.js';
+import {
+  clientCountsSchema,
+  errorBodySchema,
+  healthSchema,
+  statusSchema,
+  type ClientCountsResponse,
+  type HealthResponse,
+  type StatusResponse,
+} from '../contract/index.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { ModelsService } from '../models/models.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 import { zodToOpenApi } from './zod-validation.js';
+
+const UNAUTHORIZED = { status: 401, description: 'Missing or wrong token', schema: zodToOpenApi(errorBodySchema, 'output') } as const;
 
 @ApiTags('operators')
 @Controller('api')
@@ -20,8 +30,8 @@ export class HealthController {
 
   /** Unauthenticated, so it says nothing but that the process answers (no round id, no counts). */
   @Get('health')
-  @ApiOperation({ summary: 'Liveness (no token needed; reveals nothing else)' })
-  @ApiResponse({ status: 200, schema: zodToOpenApi(healthSchema, 'output') })
+  @ApiOperation({ operationId: 'getHealth', summary: 'Liveness (no token needed; reveals nothing else)' })
+  @ApiResponse({ status: 200, description: 'The process answers', schema: zodToOpenApi(healthSchema, 'output') })
   health(): HealthResponse {
     return { status: 'ok' };
   }
@@ -29,8 +39,9 @@ export class HealthController {
   @Get('status')
   @UseGuards(OperatorGuard)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'The current version, client counts, the round in flight and the uptime' })
-  @ApiResponse({ status: 200, schema: zodToOpenApi(statusSchema, 'output') })
+  @ApiOperation({ operationId: 'getStatus', summary: 'The current version, client counts, the round in flight and the uptime' })
+  @ApiResponse({ status: 200, description: 'The coordinator at a glance', schema: zodToOpenApi(statusSchema, 'output') })
+  @ApiResponse(UNAUTHORIZED)
   async status(): Promise<StatusResponse> {
     const counts = await this.devices.counts();
     return {
@@ -46,8 +57,9 @@ export class HealthController {
   @Get('clients')
   @UseGuards(OperatorGuard)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'Counts of connected, eligible and participating devices' })
-  @ApiResponse({ status: 200, schema: zodToOpenApi(clientCountsSchema, 'output') })
+  @ApiOperation({ operationId: 'getClientCounts', summary: 'Counts of connected, eligible and participating devices' })
+  @ApiResponse({ status: 200, description: 'Device counts', schema: zodToOpenApi(clientCountsSchema, 'output') })
+  @ApiResponse(UNAUTHORIZED)
   counts(): Promise<ClientCountsResponse> {
     return this.devices.counts();
   }

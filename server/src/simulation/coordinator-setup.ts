@@ -1,7 +1,8 @@
 /**
- * The coordinator a simulation runs against, and its version 1: an in-process coordinator (temporary
- * data dir, random tokens) or an existing one, starting from an untrained seeded 2NN (`init: random`)
- * or the coordinator's pre-trained default.
+ * The coordinator a simulation runs against, and the version training starts from: an in-process
+ * coordinator (temporary data dir, random tokens) with an untrained seeded 2NN (`init: random`) or
+ * its pre-trained default as version 1; or an existing coordinator, from its current version unless
+ * the operator asked to replace its live model (`init: random` + `replaceModel`, said before it is done).
  */
 import { MAX_UPDATE_EXAMPLES } from '@flock/client-sdk/protocol';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +15,7 @@ import { createCoordinator } from '../coordinator.js';
 import { build2NN } from '../models/default-model.js';
 import { modelToParts, type ModelArtifactsParts } from '../models/tfjs-format.js';
 import { noKeepAliveFetch } from './http-fetch.js';
-import type { ExistingServer, SimulationOptions } from './options.js';
+import type { ExistingServer, ResolvedSimulationOptions } from './options.js';
 
 export interface SimulationCoordinator {
   server: ExistingServer;
@@ -39,7 +40,7 @@ function operatorClient(server: ExistingServer): FlockApiClient {
 
 /** A coordinator in this process, on a temporary data dir, with `initial` (if any) as version 1. */
 async function startInProcess(
-  options: SimulationOptions,
+  options: ResolvedSimulationOptions,
   initial: ModelArtifactsParts | null,
 ): Promise<{ server: ExistingServer; close: () => Promise<void> }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'flock-sim-'));
@@ -104,19 +105,26 @@ async function registerInitialModel(api: FlockApiClient, model: ModelArtifactsPa
   }
 }
 
-export async function setUpCoordinator(options: SimulationOptions, log: (message: string) => void): Promise<SimulationCoordinator> {
-  const initial = options.init === 'random' ? await randomInitialModel(options.seed) : null;
-  if (options.server) {
-    const api = operatorClient(options.server);
-    let initialVersion: number;
-    if (initial) {
-      initialVersion = await registerInitialModel(api, initial, options.seed);
-      log(`registered a random 2NN as version ${initialVersion}`);
-    } else {
-      initialVersion = (await api.currentModel()).version;
-    }
-    return { server: options.server, api, initialVersion, close: async () => undefined };
+/** An existing coordinator: train from its live model, or (asked for explicitly) replace it with the random 2NN, saying so first. */
+async function useExisting(options: ResolvedSimulationOptions, server: ExistingServer, log: (message: string) => void): Promise<SimulationCoordinator> {
+  const api = operatorClient(server);
+  const live = (await api.currentModel()).version;
+  if (options.init !== 'random') {
+    log(`training from version ${live}, the current model of ${server.url} (it is not replaced; --init random --replace-model would)`);
+    return { server, api, initialVersion: live, close: async () => undefined };
   }
+  log(
+    `replacing the live model of ${server.url}: an untrained 2NN (seed ${options.seed}) becomes its current version, ` +
+      `devices train from it, and version ${live} stays in the history (undo: pnpm flock model rollback ${live})`,
+  );
+  const initialVersion = await registerInitialModel(api, await randomInitialModel(options.seed), options.seed);
+  log(`registered the random 2NN as version ${initialVersion}`);
+  return { server, api, initialVersion, close: async () => undefined };
+}
+
+export async function setUpCoordinator(options: ResolvedSimulationOptions, log: (message: string) => void): Promise<SimulationCoordinator> {
+  if (options.server) return useExisting(options, options.server, log);
+  const initial = options.init === 'random' ? await randomInitialModel(options.seed) : null;
   const { server, close } = await startInProcess(options, initial);
   log(`in-process coordinator at ${server.url}`);
   try {

@@ -7,9 +7,10 @@
  * parses arguments and then imports the simulator dynamically.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { LOG_LEVELS } from '../config/environment.js';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
 import type { StrategyOptions } from '../contract/index.js';
-import type { ExistingServer, SimulationOptions } from './options.js';
+import { INITIAL_MODEL_KINDS, planSimulation, type ExistingServer, type InitialModelKind, type SimulationOptions } from './options.js';
 import type { RoundRow, SimulationSummary } from './report.js';
 
 function number(name: string, check: (value: number) => boolean, what: string): (raw: string) => number {
@@ -42,7 +43,8 @@ interface CliOptions {
   attack: AttackChoice;
   defenses: 'on' | 'off';
   workers: number;
-  init: 'random' | 'pretrained';
+  init?: InitialModelKind;
+  replaceModel: boolean;
   pretrainExamples: number;
   localTest: number;
   localEval: number;
@@ -111,10 +113,13 @@ const program: Command = new Command()
   )
   .option('--workers <n>', 'worker threads hosting the clients', positiveInt('--workers'), 2)
   .addOption(
-    new Option('--init <kind>', 'initial global model: an untrained 2NN (paper) or the coordinator default')
-      .choices(['random', 'pretrained'])
-      .default('random'),
+    new Option(
+      '--init <kind>',
+      "where training starts: an untrained 2NN (paper; default in process), the in-process coordinator's pre-trained default, " +
+        "or the coordinator's current version (default with --server, whose live model is then left as it is)",
+    ).choices(INITIAL_MODEL_KINDS),
   )
+  .option('--replace-model', 'with --server and --init random: register the untrained 2NN as the live model of --server', false)
   .option('--pretrain-examples <n>', 'examples the coordinator pre-trains on (--init pretrained, in-process)', positiveInt('--pretrain-examples'), 6000)
   .option('--local-test <n>', 'held-out local test examples per client (from the MNIST test split, client label mix)', nonNegativeInt('--local-test'), 20)
   .option(
@@ -135,7 +140,7 @@ const program: Command = new Command()
   .option('--client-token <token>', 'client token of --server (or FLOCK_CLIENT_TOKEN)')
   .option('--operator-token <token>', 'operator token of --server (or FLOCK_OPERATOR_TOKEN)')
   .option('--out <dir>', 'output directory', './sim-out')
-  .option('--log-level <level>', 'coordinator log level', 'warn')
+  .addOption(new Option('--log-level <level>', 'coordinator log level').choices(LOG_LEVELS).default('warn'))
   .option('--no-progress', 'print one line per round instead of a progress bar');
 
 /** The strategy options, the coordinator to use and the target, from the command line (a usage error exits). */
@@ -236,7 +241,8 @@ function simulationOptions(
     attack: cli.attack,
     defenses: cli.defenses === 'on',
     workers: cli.workers,
-    init: cli.init,
+    init: cli.init ?? null,
+    replaceModel: cli.replaceModel,
     pretrainExamples: cli.pretrainExamples,
     localTestExamples: cli.localTest,
     localEvaluation: cli.localEval,
@@ -267,6 +273,13 @@ async function main(): Promise<void> {
   const cli = program.opts<CliOptions>();
   process.env.LOG_LEVEL = cli.logLevel;
   const resolved = resolveArguments(cli);
+  try {
+    // Where training starts is decided before anything loads: --init random with --server, without --replace-model, is a usage error.
+    planSimulation({ init: cli.init ?? null, replaceModel: cli.replaceModel, server: resolved.server });
+  } catch (error) {
+    if (error instanceof RangeError) program.error(error.message);
+    throw error;
+  }
   const [{ runSimulation }, { writeSimulationOutput }, cliProgress] = await Promise.all([
     import('./simulator.js'),
     import('./report.js'),

@@ -4,7 +4,13 @@ import { assignAttacks, type Attack, type AttackChoice } from './byzantine.js';
 import type { PartitionKind } from './partition.js';
 import type { RoundRow } from './report.js';
 
-export type InitialModelKind = 'random' | 'pretrained';
+/**
+ * Where training starts: an untrained seeded 2NN (`random`, the paper's setting), the in-process
+ * coordinator's pre-trained default (`pretrained`), or the coordinator's current version (`current`:
+ * an existing coordinator's live model; in process, its pre-trained default).
+ */
+export const INITIAL_MODEL_KINDS = ['random', 'pretrained', 'current'] as const;
+export type InitialModelKind = (typeof INITIAL_MODEL_KINDS)[number];
 
 export interface ExistingServer {
   url: string;
@@ -44,8 +50,13 @@ export interface SimulationOptions {
    */
   defenses: boolean;
   workers: number;
-  /** 'random': an untrained 2NN (seeded) as version 1, like the paper; 'pretrained': the coordinator's default. */
-  init: InitialModelKind;
+  /**
+   * Where training starts; null: `random` in process, `current` with `server`, so that a simulation
+   * never replaces a live model unless told to (`replaceModel`).
+   */
+  init: InitialModelKind | null;
+  /** With `server` and init `random`: register the random 2NN as the server's new current version (required for that). */
+  replaceModel: boolean;
   /** Examples the coordinator's default model trains on (init pretrained, in-process only). */
   pretrainExamples: number;
   /** Held-out local test examples per client (drawn from the MNIST test split with the client's label mix). */
@@ -83,7 +94,8 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   attack: 'mixed',
   defenses: true,
   workers: 2,
-  init: 'random',
+  init: null,
+  replaceModel: false,
   pretrainExamples: 6000,
   localTestExamples: 20,
   localEvaluation: 0.1,
@@ -93,9 +105,32 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   server: null,
 };
 
+/** The options with `init` decided. */
+export type ResolvedSimulationOptions = SimulationOptions & { init: InitialModelKind };
+
+/**
+ * Where training starts. Against an existing coordinator the default is its current version;
+ * replacing its live model with an untrained one needs `replaceModel`.
+ */
+function resolveInitialModel(options: SimulationOptions): InitialModelKind {
+  const server = options.server;
+  const init = options.init ?? (server ? 'current' : 'random');
+  if (server && init === 'pretrained')
+    throw new RangeError(
+      `--init pretrained is the in-process coordinator's default model; with --server, training starts from its current version (--init current)`,
+    );
+  if (server && init === 'random' && !options.replaceModel)
+    throw new RangeError(
+      `--init random with --server would register an untrained 2NN as the live model of ${server.url}; ` +
+        'add --replace-model to do that, or leave --init out to train from its current version',
+    );
+  if (options.replaceModel && !(server && init === 'random')) throw new RangeError('--replace-model applies only with --server and --init random');
+  return init;
+}
+
 /** The options with their defaults, and what follows from them. */
 export interface SimulationPlan {
-  options: SimulationOptions;
+  options: ResolvedSimulationOptions;
   /** Worker threads actually started (no more than clients). */
   workers: number;
   examplesPerClient: number;
@@ -108,7 +143,8 @@ export interface SimulationPlan {
 
 /** Applies the defaults and checks the ranges; throws RangeError on an option out of range. */
 export function planSimulation(partial: Partial<SimulationOptions>): SimulationPlan {
-  const options: SimulationOptions = { ...DEFAULT_SIMULATION_OPTIONS, ...partial };
+  const merged: SimulationOptions = { ...DEFAULT_SIMULATION_OPTIONS, ...partial };
+  const options: ResolvedSimulationOptions = { ...merged, init: resolveInitialModel(merged) };
   const K = options.clients;
   if (!Number.isInteger(K) || K < 1) throw new RangeError(`clients must be a positive integer, got ${K}`);
   if (!(options.fraction >= 0 && options.fraction <= 1)) throw new RangeError(`fraction must be in [0, 1], got ${options.fraction}`);

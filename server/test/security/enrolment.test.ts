@@ -217,7 +217,7 @@ describe('enrolment configuration', () => {
       ).toEqual({
         jwksUrl: 'https://app.example.com/jwks.json',
       });
-      expect(() => loadConfig({ ...on, FLOCK_ENROLMENT_ISSUER: '' })).toThrow(/FLOCK_ENROLMENT_ISSUER is required/);
+      expect(() => loadConfig({ ...on, FLOCK_ENROLMENT_ISSUER: '' })).toThrow(/FLOCK_ENROLMENT_ISSUER: is required when enrolment is on/);
       expect(() => loadConfig({ ...on, FLOCK_ENROLMENT_KEY: '{}' })).toThrow(/set only one of/);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });

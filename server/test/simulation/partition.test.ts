@@ -9,7 +9,7 @@ import {
   partitionShards,
   sampleDirichlet,
 } from '../../src/simulation/partition.js';
-import { accuracySvg, roundsToCsv, type RoundRow } from '../../src/simulation/report.js';
+import { learningCurvesSvg, roundsToCsv, type RoundRow } from '../../src/simulation/report.js';
 
 /** 60,000 labels, 6,000 of each digit, in a shuffled order (like MNIST's training split). */
 function syntheticLabels(count = 60_000, classes = 10, seed = 42): Uint8Array {
@@ -194,37 +194,51 @@ describe('simulation output', () => {
     expect(csv[1]).toBe('1,committed,2,0.900000,0.300000,10,10,0,0,0,3.500000,4,0,1.250000,,7968400,2.500000,0.250000,3,12,2300,15,4,2,3,2100,5,20');
     expect(csv).toHaveLength(3);
   });
-  it('draws an SVG line with the target', () => {
-    const points = [
-      { round: 0, accuracy: 0.1 },
-      { round: 1, accuracy: 0.9 },
-    ];
-    const svg = accuracySvg([{ label: 'fedavg', points }], { title: 'a < b', target: 0.97 });
-    expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg.match(/<path d="M/g)).toHaveLength(1);
-    expect(svg).toContain('target 97.0%');
-    expect(svg).toContain('a &lt; b');
-    expect(svg).not.toContain('>fedavg<'); // one series: no legend
+  it('quotes CSV fields that need it (RFC 4180)', () => {
+    const csv = roundsToCsv([{ ...row, status: 'failed: "quorum", 3 of 5' }]);
+    expect(csv.split('\n')[1]).toMatch(/^1,"failed: ""quorum"", 3 of 5",2,/);
   });
-  it('draws one line per series with a legend when comparing runs', () => {
-    const svg = accuracySvg([
+  /** Lines drawn in the accuracy panel and in the loss panel (vega names each mark group). */
+  const lines = (svg: string) => ({
+    accuracy: svg.match(/class="mark-line role-mark concat_0_[a-z0-9_]*marks"/g)?.length ?? 0,
+    loss: svg.match(/class="mark-line role-mark concat_1_[a-z0-9_]*marks"/g)?.length ?? 0,
+  });
+  it('plots test accuracy and test loss by round (Vega-Lite, rendered to SVG), with the target', async () => {
+    const points = [
+      { round: 0, accuracy: 0.1, loss: 2.3 },
+      { round: 1, accuracy: 0.9, loss: 0.4 },
+    ];
+    const svg = await learningCurvesSvg([{ label: 'fedavg', points }], { title: 'a < b', target: 0.97 });
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(lines(svg)).toEqual({ accuracy: 1, loss: 1 });
+    for (const text of ['a &lt; b', 'target 97.0%', 'test accuracy (%)', 'test loss', 'round']) expect(svg).toContain(`>${text}</text>`);
+    expect(svg).not.toContain('role-legend'); // one series: no legend
+  });
+  it('draws one line per series with a legend when comparing runs, and no loss panel without losses', async () => {
+    const series = [
       {
         label: 'fedavg',
         points: [
-          { round: 1, accuracy: 0.5 },
-          { round: 2, accuracy: 0.8 },
+          { round: 1, accuracy: 0.5, loss: 1 },
+          { round: 2, accuracy: 0.8, loss: 0.5 },
         ],
       },
       {
         label: 'fed<yogi>',
         points: [
-          { round: 1, accuracy: 0.6 },
-          { round: 2, accuracy: 0.9 },
+          { round: 1, accuracy: 0.6, loss: 0.9 },
+          { round: 2, accuracy: 0.9, loss: 0.3 },
         ],
       },
-    ]);
-    expect(svg.match(/<path d="M/g)).toHaveLength(2);
-    expect(svg).toContain('>fedavg<');
-    expect(svg).toContain('>fed&lt;yogi&gt;<');
+    ];
+    const svg = await learningCurvesSvg(series);
+    expect(lines(svg)).toEqual({ accuracy: 2, loss: 2 });
+    expect(svg).toContain('>fedavg</text>');
+    expect(svg).toContain('>fed&lt;yogi&gt;</text>');
+    const accuracyOnly = await learningCurvesSvg(
+      series.map(({ label, points }) => ({ label, points: points.map(({ round, accuracy }) => ({ round, accuracy })) })),
+    );
+    expect(lines(accuracyOnly)).toEqual({ accuracy: 2, loss: 0 });
+    expect(accuracyOnly).not.toContain('>test loss</text>');
   });
 });

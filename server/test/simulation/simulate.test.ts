@@ -55,7 +55,9 @@ describe('pnpm simulate (runSimulation)', () => {
       const json = JSON.parse(readFileSync(files[0]!, 'utf8')) as { rounds: RoundRow[]; config: { clientsPerRound: number } };
       expect(json.rounds).toHaveLength(3);
       expect(json.config.clientsPerRound).toBe(10);
-      expect(readFileSync(files[2]!, 'utf8')).toContain('<svg');
+      const svg = readFileSync(files[2]!, 'utf8');
+      expect(svg.startsWith('<svg')).toBe(true);
+      for (const axis of ['test accuracy (%)', 'test loss']) expect(svg).toContain(`>${axis}</text>`);
     },
     180_000, // ~17 s on an idle 2-core machine; generous for a loaded one
   );
