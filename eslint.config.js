@@ -51,7 +51,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../*', '!../contract', '!../contract/*', '!../privacy/rdp.js'],
+              group: ['../*', '!../contract', '!../contract/*', '!../privacy', '!../privacy/*'],
               message: 'The CLI imports only ../contract (and the SDK protocol, and the pure privacy accountant), not coordinator internals.',
             },
           ],
