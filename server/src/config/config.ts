@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { eventLimitsFromEnv, type EventLimits } from '../boundary/event-rate-limit.js';
 import { MAX_UPDATE_EXAMPLES } from '@flock/client-sdk/protocol';
+import type { PaceConfig } from '../rounds/pace.js';
 import { UPDATE_BOUND_MODES, type UpdateBoundConfig, type UpdateBoundMode } from '../rounds/update-bound.js';
 
 /** Everything the coordinator reads from its environment, resolved once at start-up. */
@@ -50,6 +51,8 @@ export interface FlockConfig {
   maxSelectedPerAddress: number;
   /** The most L2 norm of the change a round may commit (new - old weights); larger aggregates fail the round. */
   maxModelChange: number;
+  /** Pace steering: report windows in `round:configure` (rounds/pace.ts); null when off (`FLOCK_PACE_STEERING=off`). */
+  pace: PaceConfig | null;
 }
 
 /**
@@ -78,6 +81,10 @@ const DEFAULT_UPDATE_BOUND_QUANTILE = 0.5;
 const UPDATE_BOUND_LEARNING_RATE = 0.2;
 const DEFAULT_MAX_SELECTED_PER_ADDRESS = 2;
 const MODEL_CHANGE_PER_UPDATE_NORM = 10;
+// Pace steering (bench/results/scale.md): what one coordinator process folds on this project's 2-core machine with room to spare.
+const DEFAULT_MAX_UPLOADS_PER_SECOND = 500;
+const DEFAULT_MAX_UPLOAD_BYTES_PER_SECOND = 40 * 1024 * 1024;
+const DEFAULT_PACE_WINDOW_MS = 1000;
 
 export const TEST_SET_NAMES = ['mnist', 'none'] as const;
 export type TestSetName = (typeof TEST_SET_NAMES)[number];
@@ -176,6 +183,15 @@ function enrolmentFromEnv(env: NodeJS.ProcessEnv, dataDir: string): EnrolmentCon
   };
 }
 
+function paceFromEnv(env: NodeJS.ProcessEnv): PaceConfig | null {
+  if (!booleanFromEnv(env, 'FLOCK_PACE_STEERING', true)) return null;
+  return {
+    uploadsPerSecond: floatFromEnv(env, 'FLOCK_MAX_UPLOADS_PER_SECOND', DEFAULT_MAX_UPLOADS_PER_SECOND),
+    uploadBytesPerSecond: floatFromEnv(env, 'FLOCK_MAX_UPLOAD_BYTES_PER_SECOND', DEFAULT_MAX_UPLOAD_BYTES_PER_SECOND),
+    windowMs: intFromEnv(env, 'FLOCK_PACE_WINDOW_MS', DEFAULT_PACE_WINDOW_MS),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<FlockConfig> = {}): FlockConfig {
   const dataDir = resolve(overrides.dataDir ?? env.FLOCK_DATA_DIR ?? './data');
   mkdirSync(dataDir, { recursive: true });
@@ -211,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     updateBound: updateBoundFromEnv(env),
     maxSelectedPerAddress: intFromEnv(env, 'FLOCK_MAX_SELECTED_PER_ADDRESS', DEFAULT_MAX_SELECTED_PER_ADDRESS),
     maxModelChange: 0,
+    pace: paceFromEnv(env),
   };
   config.maxModelChange = floatFromEnv(env, 'FLOCK_MAX_MODEL_CHANGE', MODEL_CHANGE_PER_UPDATE_NORM * config.updateBound.ceiling);
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };

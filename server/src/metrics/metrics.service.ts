@@ -1,13 +1,16 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { EVENT_LOOP_DELAY_QUANTILES, EventLoopDelay } from './event-loop-delay.js';
 
 /**
  * Prometheus metrics of one coordinator. Each instance has its own registry (not prom-client's
  * global one) so several coordinators can run in one process, as the integration tests do.
  */
 @Injectable()
-export class MetricsService {
+export class MetricsService implements OnApplicationShutdown {
   readonly registry = new Registry();
+  /** Read by the round engine's pace and by `/metrics`. */
+  readonly eventLoopDelay = new EventLoopDelay();
 
   readonly roundsTotal = new Counter({
     name: 'flock_rounds_total',
@@ -108,7 +111,23 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly eventLoopDelaySeconds = new Gauge({
+    name: 'flock_event_loop_delay_seconds',
+    help: 'Event-loop delay over the last 10 to 20 s (perf_hooks.monitorEventLoopDelay, 10 ms resolution), by quantile (1: the max); unlike flock_process_nodejs_eventloop_lag_*, not reset by a scrape',
+    labelNames: ['quantile'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const { p50Ms, p99Ms, maxMs } = this.eventLoopDelay.snapshot();
+      const byQuantile = { 0.5: p50Ms, 0.99: p99Ms, 1: maxMs };
+      for (const quantile of EVENT_LOOP_DELAY_QUANTILES) this.eventLoopDelaySeconds.set({ quantile: String(quantile) }, byQuantile[quantile] / 1000);
+    },
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'flock_process_' });
+  }
+
+  onApplicationShutdown(): void {
+    this.eventLoopDelay.stop();
   }
 }
