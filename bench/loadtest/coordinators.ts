@@ -12,6 +12,8 @@ export interface CoordinatorOptions {
   /** model.json to register as version 1 (null: the default 2NN, trained on 600 MNIST examples at start). */
   initialModel: string | null;
   pace: boolean;
+  /** FLOCK_MAX_UPLOADS_PER_SECOND (null: the coordinator's default). */
+  maxUploadsPerSecond: string | null;
   /** Shared state for several processes (FLOCK_DATABASE_URL, FLOCK_REDIS_URL); required when processes > 1. */
   postgresUrl: string | null;
   redisUrl: string | null;
@@ -28,6 +30,7 @@ export async function startCoordinators(options: CoordinatorOptions): Promise<Co
   const env: Record<string, string | undefined> = {
     FLOCK_INITIAL_MODEL: options.initialModel ?? undefined,
     FLOCK_PACE_STEERING: options.pace ? 'true' : 'false',
+    FLOCK_MAX_UPLOADS_PER_SECOND: options.maxUploadsPerSecond ?? undefined,
     FLOCK_DATABASE_URL: options.postgresUrl ?? undefined,
     FLOCK_REDIS_URL: options.redisUrl ?? undefined,
   };

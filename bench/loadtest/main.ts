@@ -14,7 +14,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeTinyModel } from '../../server/test/support/tiny-model.js';
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     'devices-per-generator': { type: 'string', default: '5000' },
     'connect-concurrency': { type: 'string', default: '64' },
     'settle-seconds': { type: 'string', default: '21' },
+    'max-uploads-per-second': { type: 'string' },
     postgres: { type: 'string' },
     redis: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -103,6 +104,10 @@ interface RoundResult {
   configureSeconds: number | null;
   uploadsPerSecond: number;
   eventLoopDelayP99Ms: number;
+  /** The coordinators' CPU over the round (user + system, from /proc), per accepted upload. */
+  cpuMsPerUpload: number;
+  /** The machine's 1-minute load average at the round's end: other work shares the cores. */
+  loadAverage: number;
   lostAcks: number;
   rejected: Record<string, number>;
   paced: number;
@@ -152,9 +157,11 @@ async function watchEventLoop(coordinators: CoordinatorProcess[], done: Promise<
     () => (finished = true),
   );
   let worst = 0;
+  const started = Date.now();
   while (!finished) {
     const readings = await Promise.all(coordinators.map((c) => eventLoopDelayP99Ms(c.url).catch(() => NaN)));
     for (const reading of readings) if (Number.isFinite(reading)) worst = Math.max(worst, reading);
+    if (process.env.LOADTEST_TRACE) say(`  ${((Date.now() - started) / 1000).toFixed(1)} s: p99 ${readings.map((r) => r.toFixed(0)).join(' ')} ms`);
     await new Promise((wait) => setTimeout(wait, 1_000));
   }
   // One more: the sliding window still holds the round's last seconds.
@@ -174,7 +181,14 @@ async function waitForRoundEnd(url: string, roundId: string, timeoutMs: number):
 
 async function run(pace: boolean, initialModel: string | null): Promise<RunResult> {
   say(`\n## pace steering ${pace ? 'on' : 'off'}: ${devices} devices, ${processes} coordinator process(es), model ${args.model}, upload fraction ${uploadFraction}`);
-  const coordinators = await startCoordinators({ processes, initialModel, pace, postgresUrl: args.postgres ?? null, redisUrl: args.redis ?? null });
+  const coordinators = await startCoordinators({
+    processes,
+    initialModel,
+    pace,
+    maxUploadsPerSecond: args['max-uploads-per-second'] ?? null,
+    postgresUrl: args.postgres ?? null,
+    redisUrl: args.redis ?? null,
+  });
   const generators: Generator[] = [];
   try {
     const rssBefore = coordinators.reduce((sum, c) => sum + c.rssBytes(), 0);
@@ -211,9 +225,11 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
         deadlineSeconds,
         selectionTimeoutSeconds: 120,
       });
+      const cpuBefore = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0);
       const ended = waitForRoundEnd(urls[0]!, round.id, (deadlineSeconds + 180) * 1000);
       const p99 = await watchEventLoop(coordinators, ended);
       const details = await ended;
+      const cpuSeconds = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0) - cpuBefore;
       const reports = await Promise.all(generators.map((generator) => generator.ask({ type: 'report', graceMs: 30_000 }, 'round')));
       const stats = sumStats(reports.map((report) => report.stats));
       const at = (status: string) => details.transitions.find((t) => t.to === status)?.at;
@@ -228,6 +244,8 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
         configureSeconds: configuring && reporting ? (Date.parse(reporting) - Date.parse(configuring)) / 1000 : null,
         uploadsPerSecond: stats.accepted / spanSeconds,
         eventLoopDelayP99Ms: p99,
+        cpuMsPerUpload: (cpuSeconds * 1000) / Math.max(1, details.metrics.accepted),
+        loadAverage: loadavg()[0]!,
         lostAcks: stats.lostAcks,
         rejected: stats.rejections,
         paced: stats.paced,
@@ -236,7 +254,8 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
       say(
         `round ${r + 1}: ${result.status}, ${result.selected} selected (${result.paced} with a report window), ${result.uploadsAccepted} accepted ` +
           `(devices heard ${stats.accepted} acks, ${stats.rejected} refusals ${JSON.stringify(stats.rejections)}), start to end ${result.commitSeconds.toFixed(1)} s ` +
-          `(configuring ${result.configureSeconds?.toFixed(2) ?? '?'} s), ${result.uploadsPerSecond.toFixed(0)} uploads/s, event-loop delay p99 ${p99.toFixed(1)} ms, lost acks ${stats.lostAcks}`,
+          `(configuring ${result.configureSeconds?.toFixed(2) ?? '?'} s), ${result.uploadsPerSecond.toFixed(0)} uploads/s, event-loop delay p99 ${p99.toFixed(1)} ms, ` +
+          `coordinator CPU ${result.cpuMsPerUpload.toFixed(2)} ms per upload, lost acks ${stats.lostAcks}, load average ${result.loadAverage.toFixed(1)}`,
       );
     }
     const disconnects = (await Promise.all(generators.map((generator) => generator.ask({ type: 'report', graceMs: 0 }, 'round')))).reduce(
