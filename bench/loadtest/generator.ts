@@ -4,7 +4,15 @@
  * the report window of their `round:configure`, then upload one delta and count the
  * acknowledgement. Started by main.ts; talks to it over IPC (messages.ts).
  */
-import { ClientEvent, ServerEvent, encodeWeights, uploadDelayMs, type ModelFetchResult, type RoundConfiguration, type UpdateResult } from '../../client-sdk/src/protocol/index.js';
+import {
+  ClientEvent,
+  ServerEvent,
+  encodeWeights,
+  uploadDelayMs,
+  type ModelFetchResult,
+  type RoundConfiguration,
+  type UpdateResult,
+} from '../../client-sdk/src/protocol/index.js';
 import { connectDevice, type RawSocket } from '../lib/coordinator-process.js';
 import type { DriverMessage, GeneratorMessage, RoundStats } from './messages.js';
 
@@ -62,7 +70,9 @@ async function takePart(socket: RawSocket, configuration: RoundConfiguration): P
   pending++;
   const round = stats; // the round this upload belongs to, even if the driver asks for the report meanwhile
   try {
-    const result = (await socket.timeout(Math.max(0, configuration.deadlineAt - Date.now()) + ACK_GRACE_AFTER_DEADLINE_MS).emitWithAck(ClientEvent.update, upload)) as UpdateResult;
+    const result = (await socket
+      .timeout(Math.max(0, configuration.deadlineAt - Date.now()) + ACK_GRACE_AFTER_DEADLINE_MS)
+      .emitWithAck(ClientEvent.update, upload)) as UpdateResult;
     round.lastAckAt = Date.now();
     if (result.accepted) round.accepted++;
     else {

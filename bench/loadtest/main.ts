@@ -133,7 +133,18 @@ interface RunResult {
 }
 
 function sumStats(all: RoundStats[]): RoundStats {
-  const total: RoundStats = { configured: 0, paced: 0, uploadsSent: 0, accepted: 0, rejected: 0, lostAcks: 0, firstSendAt: null, lastAckAt: null, disconnects: 0, rejections: {} };
+  const total: RoundStats = {
+    configured: 0,
+    paced: 0,
+    uploadsSent: 0,
+    accepted: 0,
+    rejected: 0,
+    lostAcks: 0,
+    firstSendAt: null,
+    lastAckAt: null,
+    disconnects: 0,
+    rejections: {},
+  };
   for (const s of all) {
     total.configured += s.configured;
     total.paced += s.paced;
@@ -180,7 +191,9 @@ async function waitForRoundEnd(url: string, roundId: string, timeoutMs: number):
 }
 
 async function run(pace: boolean, initialModel: string | null): Promise<RunResult> {
-  say(`\n## pace steering ${pace ? 'on' : 'off'}: ${devices} devices, ${processes} coordinator process(es), model ${args.model}, upload fraction ${uploadFraction}`);
+  say(
+    `\n## pace steering ${pace ? 'on' : 'off'}: ${devices} devices, ${processes} coordinator process(es), model ${args.model}, upload fraction ${uploadFraction}`,
+  );
   const coordinators = await startCoordinators({
     processes,
     initialModel,
@@ -197,14 +210,19 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
     counts.forEach(() => generators.push(new Generator()));
     const connected = await Promise.all(
       generators.map((generator, g) =>
-        generator.ask({ type: 'connect', urls, first: g * perGenerator, count: counts[g]!, generator: g, concurrency: Math.ceil(concurrency / counts.length) }, 'connected'),
+        generator.ask(
+          { type: 'connect', urls, first: g * perGenerator, count: counts[g]!, generator: g, concurrency: Math.ceil(concurrency / counts.length) },
+          'connected',
+        ),
       ),
     );
     const held = connected.reduce((sum, c) => sum + c.connected, 0);
     const failed = connected.reduce((sum, c) => sum + c.failed, 0);
     const handshakeSeconds = Math.max(...connected.map((c) => c.seconds));
     const firstError = connected.find((c) => c.firstError)?.firstError;
-    say(`held connections: ${held} (${failed} failed${firstError ? `, first: ${firstError}` : ''}); handshakes: ${(held / handshakeSeconds).toFixed(0)}/s over ${handshakeSeconds.toFixed(1)} s`);
+    say(
+      `held connections: ${held} (${failed} failed${firstError ? `, first: ${firstError}` : ''}); handshakes: ${(held / handshakeSeconds).toFixed(0)}/s over ${handshakeSeconds.toFixed(1)} s`,
+    );
     // The coordinators' own count (summed: each counts the sockets it holds), and memory once they hold them.
     const counted = (await Promise.all(urls.map((url) => connectedCount(url)))).reduce((a, b) => a + b, 0);
     const rssPerConnectionKB = (coordinators.reduce((sum, c) => sum + c.rssBytes(), 0) - rssBefore) / Math.max(1, held) / 1024;
@@ -267,7 +285,7 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
       pace,
       devices,
       processes,
-      model: args.model!,
+      model: args.model,
       uploadFraction,
       connected: held,
       connectFailed: failed,

@@ -8,8 +8,7 @@ export type DriverMessage =
   | { type: 'close' };
 
 export type GeneratorMessage =
-  | { type: 'connected'; connected: number; failed: number; firstError: string | null; seconds: number }
-  | { type: 'round'; stats: RoundStats };
+  { type: 'connected'; connected: number; failed: number; firstError: string | null; seconds: number } | { type: 'round'; stats: RoundStats };
 
 /** One generator's view of one round. */
 export interface RoundStats {

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { eventLimitsFromEnv, type EventLimits } from '../boundary/event-rate-limit.js';
 import { MAX_UPDATE_EXAMPLES } from '@flock/client-sdk/protocol';
+import type { BusyConfig } from '../boundary/busy.js';
 import type { PaceConfig } from '../rounds/pace.js';
 import { UPDATE_BOUND_MODES, type UpdateBoundConfig, type UpdateBoundMode } from '../rounds/update-bound.js';
 
@@ -53,6 +54,8 @@ export interface FlockConfig {
   maxModelChange: number;
   /** Pace steering: report windows in `round:configure` (rounds/pace.ts); null when off (`FLOCK_PACE_STEERING=off`). */
   pace: PaceConfig | null;
+  /** Backpressure on arrivals: refuse new sessions with `coordinator_busy` while the event loop is slow (boundary/busy.ts); null when off (the default). */
+  busy: BusyConfig | null;
 }
 
 /**
@@ -85,6 +88,7 @@ const MODEL_CHANGE_PER_UPDATE_NORM = 10;
 const DEFAULT_MAX_UPLOADS_PER_SECOND = 500;
 const DEFAULT_MAX_UPLOAD_BYTES_PER_SECOND = 40 * 1024 * 1024;
 const DEFAULT_PACE_WINDOW_MS = 1000;
+const DEFAULT_BUSY_RETRY_AFTER_MS = 30_000;
 
 export const TEST_SET_NAMES = ['mnist', 'none'] as const;
 export type TestSetName = (typeof TEST_SET_NAMES)[number];
@@ -192,6 +196,13 @@ function paceFromEnv(env: NodeJS.ProcessEnv): PaceConfig | null {
   };
 }
 
+/** On when FLOCK_BUSY_EVENT_LOOP_DELAY_MS is set (0 or unset: off). */
+function busyFromEnv(env: NodeJS.ProcessEnv): BusyConfig | null {
+  const eventLoopDelayMs = intFromEnv(env, 'FLOCK_BUSY_EVENT_LOOP_DELAY_MS', 0);
+  if (eventLoopDelayMs === 0) return null;
+  return { eventLoopDelayMs, retryAfterMs: intFromEnv(env, 'FLOCK_BUSY_RETRY_AFTER_MS', DEFAULT_BUSY_RETRY_AFTER_MS) };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<FlockConfig> = {}): FlockConfig {
   const dataDir = resolve(overrides.dataDir ?? env.FLOCK_DATA_DIR ?? './data');
   mkdirSync(dataDir, { recursive: true });
@@ -228,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     maxSelectedPerAddress: intFromEnv(env, 'FLOCK_MAX_SELECTED_PER_ADDRESS', DEFAULT_MAX_SELECTED_PER_ADDRESS),
     maxModelChange: 0,
     pace: paceFromEnv(env),
+    busy: busyFromEnv(env),
   };
   config.maxModelChange = floatFromEnv(env, 'FLOCK_MAX_MODEL_CHANGE', MODEL_CHANGE_PER_UPDATE_NORM * config.updateBound.ceiling);
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };

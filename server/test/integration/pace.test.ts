@@ -7,11 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { uploadDelayMs, type RoundConfiguration, type UpdateResult } from '@flock/client-sdk/protocol';
+import { io } from 'socket.io-client';
+import { ArrayDataSource, FederatedClient, manualConditions, MemoryModelStore, type FlockClientError } from '@flock/client-sdk';
+import { busyRefusalSchema, PROTOCOL_VERSION, uploadDelayMs, type RoundConfiguration, type UpdateResult } from '@flock/client-sdk/protocol';
 import type { FlockConfig } from '../../src/config/config.js';
 import type { RoundRecord } from '../../src/contract/index.js';
-import { EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
+import { CLIENT_TOKEN, EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { makeDelta, newDeviceKey, ProtocolClient } from '../support/protocol-client.js';
 import { writeTinyModel } from '../support/tiny-model.js';
 
 let coordinator: TestCoordinator | null = null;
@@ -102,5 +104,63 @@ describe('pace steering', () => {
       expect(result).toEqual({ accepted: true });
     }
     expect((await started.roundEnded(round.id)).status).toBe('committed');
+  });
+
+  it('refuses arrivals with coordinator_busy and a time to come back while the event loop is slow (here: always)', async () => {
+    modelDir = mkdtempSync(join(tmpdir(), 'flock-pace-model-'));
+    // A threshold below any delay: every arrival is refused, whatever this machine's load.
+    const started = await startTestCoordinator({ initialModelPath: writeTinyModel(modelDir), busy: { eventLoopDelayMs: -1, retryAfterMs: 1000 } });
+    coordinator = started;
+    const refusal = await new Promise<{ message: string; data: unknown }>((resolve, reject) => {
+      const socket = io(started.url, {
+        auth: { token: CLIENT_TOKEN, publicKey: newDeviceKey().publicKey, protocolVersion: PROTOCOL_VERSION },
+        transports: ['websocket'],
+        reconnection: false,
+        forceNew: true,
+      });
+      socket.on('connect', () => reject(new Error('an overloaded coordinator admitted a device')));
+      socket.on('connect_error', (error: Error & { data?: unknown }) => {
+        socket.close();
+        resolve({ message: error.message, data: error.data });
+      });
+    });
+    expect(refusal.message).toBe('coordinator_busy');
+    const { retryAfterMs } = busyRefusalSchema.parse(refusal.data);
+    expect(retryAfterMs).toBeGreaterThanOrEqual(1000);
+    expect(retryAfterMs).toBeLessThanOrEqual(2000);
+    const { body: metrics } = await started.api<string>('/metrics');
+    expect(metrics).toMatch(/^flock_connections_refused_total\{reason="coordinator_busy"\} 1$/m);
+  });
+
+  it('the SDK comes back after the retryAfterMs of a busy refusal (not its credential retry delay) and connects once the coordinator is not busy', async () => {
+    modelDir = mkdtempSync(join(tmpdir(), 'flock-pace-model-'));
+    const started = await startTestCoordinator({ initialModelPath: writeTinyModel(modelDir), busy: { eventLoopDelayMs: -1, retryAfterMs: 200 } });
+    coordinator = started;
+    const client = new FederatedClient({
+      serverUrl: started.url,
+      clientToken: CLIENT_TOKEN,
+      credentialRetryMs: 600_000, // far longer than the test: only retryAfterMs can bring it back in time
+      dataSource: ArrayDataSource.fromExamples([new Array(16).fill(0)], [0]),
+      conditions: Object.values(manualConditions('yes')),
+      store: new MemoryModelStore(),
+      socketOptions: { transports: ['websocket'] },
+    });
+    const errors: FlockClientError[] = [];
+    client.on('error', (error) => errors.push(error));
+    try {
+      const welcomed = new Promise((resolve) => client.once('connected', resolve));
+      await client.start();
+      await waitFor(
+        () => errors.length,
+        (count) => count > 0,
+        5_000,
+        'the busy refusal',
+      );
+      expect(errors[0]?.code).toBe('coordinator_busy');
+      started.config.busy = null; // the load is gone
+      expect(await welcomed).toMatchObject({ clientId: client.clientId });
+    } finally {
+      await client.dispose();
+    }
   });
 });
