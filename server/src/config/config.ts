@@ -85,8 +85,8 @@ const UPDATE_BOUND_LEARNING_RATE = 0.2;
 const DEFAULT_MAX_SELECTED_PER_ADDRESS = 2;
 const MODEL_CHANGE_PER_UPDATE_NORM = 10;
 // Pace steering (bench/results/scale.md): what one coordinator process folds on this project's 2-core machine with room to spare.
-const DEFAULT_MAX_UPLOADS_PER_SECOND = 500;
-const DEFAULT_MAX_UPLOAD_BYTES_PER_SECOND = 40 * 1024 * 1024;
+const DEFAULT_MAX_UPLOADS_PER_SECOND = 200;
+const DEFAULT_MAX_UPLOAD_BYTES_PER_SECOND = 16 * 1024 * 1024;
 const DEFAULT_PACE_WINDOW_MS = 1000;
 const DEFAULT_BUSY_RETRY_AFTER_MS = 30_000;
 
