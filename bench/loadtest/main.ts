@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeTinyModel } from '../../server/test/support/tiny-model.js';
 import type { CoordinatorProcess } from '../lib/coordinator-process.js';
-import { connectedCount, eventLoopDelayP99Ms, roundDetails, startCoordinators, startRound } from './coordinators.js';
+import { connectedCount, eventLoopDelayP99Ms, gcTotals, roundDetails, startCoordinators, startRound } from './coordinators.js';
 import type { DriverMessage, GeneratorMessage, RoundStats } from './messages.js';
 
 const { values: args } = parseArgs({
@@ -106,6 +106,8 @@ interface RoundResult {
   eventLoopDelayP99Ms: number;
   /** The coordinators' CPU over the round (user + system, from /proc), per accepted upload. */
   cpuMsPerUpload: number;
+  /** Garbage collections in the first coordinator during the round (major: mark-compact; minor: scavenges). */
+  gc: { major: { count: number; seconds: number }; minor: { count: number; seconds: number } };
   /** The machine's 1-minute load average at the round's end: other work shares the cores. */
   loadAverage: number;
   lostAcks: number;
@@ -244,10 +246,16 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
         selectionTimeoutSeconds: 120,
       });
       const cpuBefore = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0);
+      const gcBefore = await gcTotals(urls[0]!);
       const ended = waitForRoundEnd(urls[0]!, round.id, (deadlineSeconds + 180) * 1000);
       const p99 = await watchEventLoop(coordinators, ended);
       const details = await ended;
       const cpuSeconds = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0) - cpuBefore;
+      const gcAfter = await gcTotals(urls[0]!);
+      const gc = (kind: string) => {
+        const [before, after] = [gcBefore.get(kind) ?? { count: 0, seconds: 0 }, gcAfter.get(kind) ?? { count: 0, seconds: 0 }];
+        return { count: after.count - before.count, seconds: after.seconds - before.seconds };
+      };
       const reports = await Promise.all(generators.map((generator) => generator.ask({ type: 'report', graceMs: 30_000 }, 'round')));
       const stats = sumStats(reports.map((report) => report.stats));
       const at = (status: string) => details.transitions.find((t) => t.to === status)?.at;
@@ -263,6 +271,7 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
         uploadsPerSecond: stats.accepted / spanSeconds,
         eventLoopDelayP99Ms: p99,
         cpuMsPerUpload: (cpuSeconds * 1000) / Math.max(1, details.metrics.accepted),
+        gc: { major: gc('major'), minor: gc('minor') },
         loadAverage: loadavg()[0]!,
         lostAcks: stats.lostAcks,
         rejected: stats.rejections,
@@ -273,7 +282,8 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
         `round ${r + 1}: ${result.status}, ${result.selected} selected (${result.paced} with a report window), ${result.uploadsAccepted} accepted ` +
           `(devices heard ${stats.accepted} acks, ${stats.rejected} refusals ${JSON.stringify(stats.rejections)}), start to end ${result.commitSeconds.toFixed(1)} s ` +
           `(configuring ${result.configureSeconds?.toFixed(2) ?? '?'} s), ${result.uploadsPerSecond.toFixed(0)} uploads/s, event-loop delay p99 ${p99.toFixed(1)} ms, ` +
-          `coordinator CPU ${result.cpuMsPerUpload.toFixed(2)} ms per upload, lost acks ${stats.lostAcks}, load average ${result.loadAverage.toFixed(1)}`,
+          `coordinator CPU ${result.cpuMsPerUpload.toFixed(2)} ms per upload, ` +
+          `GC ${result.gc.major.count} major (${result.gc.major.seconds.toFixed(2)} s) ${result.gc.minor.count} minor (${result.gc.minor.seconds.toFixed(2)} s), lost acks ${stats.lostAcks}, load average ${result.loadAverage.toFixed(1)}`,
       );
     }
     const disconnects = (await Promise.all(generators.map((generator) => generator.ask({ type: 'report', graceMs: 0 }, 'round')))).reduce(
