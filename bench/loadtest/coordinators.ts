@@ -14,6 +14,8 @@ export interface CoordinatorOptions {
   pace: boolean;
   /** FLOCK_MAX_UPLOADS_PER_SECOND (null: the coordinator's default). */
   maxUploadsPerSecond: string | null;
+  /** NODE_OPTIONS of the coordinator processes (e.g. --max-semi-space-size=64), null: none. */
+  nodeOptions: string | null;
   /** Shared state for several processes (FLOCK_DATABASE_URL, FLOCK_REDIS_URL); required when processes > 1. */
   postgresUrl: string | null;
   redisUrl: string | null;
@@ -31,6 +33,7 @@ export async function startCoordinators(options: CoordinatorOptions): Promise<Co
     FLOCK_INITIAL_MODEL: options.initialModel ?? undefined,
     FLOCK_PACE_STEERING: options.pace ? 'true' : 'false',
     FLOCK_MAX_UPLOADS_PER_SECOND: options.maxUploadsPerSecond ?? undefined,
+    NODE_OPTIONS: options.nodeOptions ?? undefined,
     FLOCK_DATABASE_URL: options.postgresUrl ?? undefined,
     FLOCK_REDIS_URL: options.redisUrl ?? undefined,
   };
@@ -52,10 +55,15 @@ async function operatorJson<T>(url: string, path: string, init: RequestInit = {}
   return { status: response.status, body: (await response.json()) as T };
 }
 
+/** Starts a round; while the previous one is still closing (telling its devices), the coordinator answers 409: retried for a while. */
 export async function startRound(url: string, body: Record<string, unknown>): Promise<RoundRecord> {
-  const { status, body: round } = await operatorJson<RoundRecord>(url, '/api/rounds', { method: 'POST', body: JSON.stringify(body) });
-  if (status !== 201) throw new Error(`POST /api/rounds answered ${status}: ${JSON.stringify(round)}`);
-  return round;
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const { status, body: round } = await operatorJson<RoundRecord>(url, '/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+    if (status === 201) return round;
+    if (status !== 409 || Date.now() > until) throw new Error(`POST /api/rounds answered ${status}: ${JSON.stringify(round)}`);
+    await new Promise((wait) => setTimeout(wait, 250));
+  }
 }
 
 export async function roundDetails(url: string, roundId: string): Promise<RoundDetails> {

@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     'connect-concurrency': { type: 'string', default: '64' },
     'settle-seconds': { type: 'string', default: '21' },
     'max-uploads-per-second': { type: 'string' },
+    'coordinator-node-options': { type: 'string' },
     postgres: { type: 'string' },
     redis: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -201,6 +202,7 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
     initialModel,
     pace,
     maxUploadsPerSecond: args['max-uploads-per-second'] ?? null,
+    nodeOptions: args['coordinator-node-options'] ?? null,
     postgresUrl: args.postgres ?? null,
     redisUrl: args.redis ?? null,
   });
