@@ -30,7 +30,7 @@ import { clientAddress, ConnectionsPerAddress } from '../boundary/client-address
 import { limitSocketEvents, SocketEventLimiter } from '../boundary/event-rate-limit.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_PRESENCE, type DevicePresence } from '../devices/device-directory.js';
-import { clientRoom, DEVICES_ROOM, type FlockServer } from '../devices/device-sockets.js';
+import { clientRoom, DEVICES_ROOM, LOCAL_DEVICES_ROOM, type FlockServer } from '../devices/device-sockets.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
@@ -183,7 +183,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     const { clientId, userKey } = socket.data.device;
     const replaced = this.presence.connect(clientId, socket.id, { address: socket.data.address, userKey });
     if (replaced) this.presence.disconnectSocket(replaced);
-    await socket.join([clientRoom(clientId), DEVICES_ROOM]);
+    await socket.join([clientRoom(clientId), DEVICES_ROOM, LOCAL_DEVICES_ROOM]);
     const current = await this.models.current();
     socket.data.offers = new OfferedVersions(current?.version ?? null);
     socket.emit(ServerEvent.welcome, {
