@@ -163,7 +163,7 @@ function sumStats(all: RoundStats[]): RoundStats {
   return total;
 }
 
-/** The worst event-loop delay p99 any coordinator reports, sampled every second until `done` settles. */
+/** The worst event-loop delay p99 any coordinator reports (of its last complete window), read every second until `done` settles and once after. */
 async function watchEventLoop(coordinators: CoordinatorProcess[], done: Promise<unknown>): Promise<number> {
   let finished = false;
   done.then(
@@ -178,7 +178,8 @@ async function watchEventLoop(coordinators: CoordinatorProcess[], done: Promise<
     if (process.env.LOADTEST_TRACE) say(`  ${((Date.now() - started) / 1000).toFixed(1)} s: p99 ${readings.map((r) => r.toFixed(0)).join(' ')} ms`);
     await new Promise((wait) => setTimeout(wait, 1_000));
   }
-  // One more: the sliding window still holds the round's last seconds.
+  // The metric covers the last complete 10 s window: one more reading once the window holding the round's end is complete.
+  await new Promise((wait) => setTimeout(wait, 11_000));
   for (const c of coordinators) worst = Math.max(worst, await eventLoopDelayP99Ms(c.url).catch(() => 0));
   return worst;
 }
@@ -232,7 +233,7 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
     const rssPerConnectionKB = (coordinators.reduce((sum, c) => sum + c.rssBytes(), 0) - rssBefore) / Math.max(1, held) / 1024;
     say(`coordinators count ${counted} connected; RSS per connection: ${rssPerConnectionKB.toFixed(1)} KB`);
 
-    // The delay metric slides over 10 to 20 s: let the handshakes' load leave it before a round is measured.
+    // The delay metric covers the last complete 10 s window: let the handshakes' load leave it before a round is measured.
     await new Promise((wait) => setTimeout(wait, settleSeconds * 1000));
     const idle = Math.max(...(await Promise.all(urls.map((url) => eventLoopDelayP99Ms(url)))));
     say(`event-loop delay p99 holding the connections, no round: ${idle.toFixed(1)} ms`);

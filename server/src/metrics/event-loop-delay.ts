@@ -12,47 +12,42 @@ export interface EventLoopDelaySnapshot {
 const NO_DELAY: EventLoopDelaySnapshot = { p50Ms: 0, p99Ms: 0, maxMs: 0 };
 
 /**
- * Event-loop delay (`perf_hooks.monitorEventLoopDelay`) over a sliding window: each quantile is
- * the worse of the last complete window's and the current window's, so a reading covers one to
- * two windows and two scrapers (a Prometheus server, the load test) do not reset each other's
- * view, as prom-client's reset-on-scrape `nodejs_eventloop_lag_*` gauges would.
+ * Event-loop delay (`perf_hooks.monitorEventLoopDelay`) over the last complete window (10 s by
+ * default): a reading is exact for that window, whoever reads it and however often, where
+ * prom-client's `nodejs_eventloop_lag_*` gauges reset at every scrape (two scrapers see each
+ * other's leftovers) and a window just begun would weigh its few samples as much as a full one.
  */
 export class EventLoopDelay {
   private readonly histogram: IntervalHistogram;
-  private previous = NO_DELAY;
+  private last = NO_DELAY;
   private readonly rotation: NodeJS.Timeout;
 
   constructor(
-    windowMs = 10_000,
+    readonly windowMs = 10_000,
     private readonly resolutionMs = 10,
   ) {
     this.histogram = monitorEventLoopDelay({ resolution: resolutionMs });
     this.histogram.enable();
     this.rotation = setInterval(() => {
-      this.previous = this.current();
+      this.last = this.read();
       this.histogram.reset();
     }, windowMs);
     this.rotation.unref(); // never keeps the process alive
   }
 
   /**
-   * The current window's delays in milliseconds. The monitor records the time between its timer's
-   * ticks; the tick interval itself is not delay.
+   * The window's delays in milliseconds. The monitor records the time between its timer's ticks;
+   * the tick interval itself is not delay.
    */
-  private current(): EventLoopDelaySnapshot {
+  private read(): EventLoopDelaySnapshot {
     if (this.histogram.count === 0) return NO_DELAY;
     const delayMs = (ns: number) => Math.max(0, ns / 1e6 - this.resolutionMs);
     return { p50Ms: delayMs(this.histogram.percentile(50)), p99Ms: delayMs(this.histogram.percentile(99)), maxMs: delayMs(this.histogram.max) };
   }
 
-  /** Delays over the last one to two windows, in milliseconds (0 before any sample). */
+  /** Delays of the last complete window, in milliseconds (0 until the first window completes). */
   snapshot(): EventLoopDelaySnapshot {
-    const now = this.current();
-    return {
-      p50Ms: Math.max(now.p50Ms, this.previous.p50Ms),
-      p99Ms: Math.max(now.p99Ms, this.previous.p99Ms),
-      maxMs: Math.max(now.maxMs, this.previous.maxMs),
-    };
+    return this.last;
   }
 
   stop(): void {

@@ -130,7 +130,7 @@ export class MetricsService implements OnApplicationShutdown {
 
   readonly eventLoopDelaySeconds = new Gauge({
     name: 'flock_event_loop_delay_seconds',
-    help: 'Event-loop delay over the last 10 to 20 s (perf_hooks.monitorEventLoopDelay, 10 ms resolution), by quantile (1: the max); unlike flock_process_nodejs_eventloop_lag_*, not reset by a scrape',
+    help: 'Event-loop delay over the last complete 10 s window (perf_hooks.monitorEventLoopDelay, 10 ms resolution), by quantile (1: the max); unlike flock_process_nodejs_eventloop_lag_*, not reset by a scrape',
     labelNames: ['quantile'] as const,
     registers: [this.registry],
     collect: () => {
