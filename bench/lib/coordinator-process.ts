@@ -17,9 +17,13 @@ const MAIN = resolve(import.meta.dirname, '../../server/dist/main.js');
 
 export interface CoordinatorProcess {
   child: ChildProcess;
+  /** The data directory it was started with (deleted by close). */
+  dataDir: string;
   url: string;
   /** User + system CPU seconds the process has used so far (from /proc: 10 ms resolution). */
   cpuSeconds(): number;
+  /** Resident memory of the process now (VmRSS from /proc). */
+  rssBytes(): number;
   close(): void;
 }
 
@@ -60,13 +64,21 @@ export async function startCoordinator(env: Record<string, string | undefined>, 
   });
   return {
     child,
+    dataDir,
     url,
     cpuSeconds: () => processCpuSeconds(child.pid!),
+    rssBytes: () => processRssBytes(child.pid!),
     close: () => {
       child.kill('SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** VmRSS of a process, from /proc/<pid>/status (in kB there). */
+export function processRssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) * 1024 : NaN;
 }
 
 /** utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s). */
@@ -88,8 +100,12 @@ export interface RawSocket {
 type Io = (url: string, options: Record<string, unknown>) => RawSocket;
 const { io } = createRequire(resolve(import.meta.dirname, '../../server/package.json'))('socket.io-client') as { io: Io };
 
-/** A device with a fresh key that proved it (handshake, challenge, signature) and was welcomed. */
-export async function connectDevice(url: string): Promise<RawSocket> {
+/**
+ * A device with a fresh key that proved it (handshake, challenge, signature) and was welcomed.
+ * `localAddress`: the loopback source address (127.x.y.z) to connect from, so that many devices
+ * do not share the coordinator's per-address caps.
+ */
+export async function connectDevice(url: string, options: { localAddress?: string } = {}): Promise<RawSocket> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const { x, y } = publicKey.export({ format: 'jwk' });
   const jwk = { kty: 'EC', crv: 'P-256', x: x!, y: y! } as const;
@@ -99,6 +115,7 @@ export async function connectDevice(url: string): Promise<RawSocket> {
     transports: ['websocket'],
     reconnection: false,
     forceNew: true,
+    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
   });
   await new Promise<void>((welcomed, refused) => {
     socket.once(ServerEvent.welcome, () => welcomed());

@@ -13,6 +13,7 @@ import { ClientEvent, ServerEvent } from '../protocol/events.js';
 import {
   challengeSchema,
   PROTOCOL_VERSION,
+  busyRefusalSchema,
   proofResultSchema,
   welcomeSchema,
   type Challenge,
@@ -197,12 +198,12 @@ export class Connection {
     this.retryLater();
   }
 
-  private retryLater(): void {
+  private retryLater(afterMs = this.options.credentialRetryMs): void {
     this.cancelRetry?.();
     this.cancelRetry = schedule(() => {
       this.cancelRetry = null;
       if (!this.socket.connected) this.socket.connect();
-    }, this.options.credentialRetryMs);
+    }, afterMs);
   }
 
   private listenToSession(): void {
@@ -287,8 +288,13 @@ export class Connection {
   private reportConnectFailure(error: Error): void {
     if (REFUSALS.includes(error.message)) {
       this.listener.error(new FlockClientError(error.message as ConnectError, `the coordinator refused the connection: ${error.message}`, { cause: error }));
-      // Two refusals pass: an expired token when a fresh one can be asked for, and a full address (others may leave).
+      // Three refusals pass: an expired token when a fresh one can be asked for, a full address (others may leave),
+      // and a busy coordinator, which says when to come back.
       if ((error.message === 'token_expired' && this.options.credentialRefreshes) || error.message === 'too_many_connections') this.retryLater();
+      if (error.message === 'coordinator_busy') {
+        const busy = busyRefusalSchema.safeParse((error as Error & { data?: unknown }).data);
+        this.retryLater(busy.success ? busy.data.retryAfterMs : this.options.credentialRetryMs);
+      }
     } else if (!this.unreachableReported) {
       this.unreachableReported = true;
       this.listener.error(new FlockClientError('connection', `cannot reach the coordinator (retrying): ${error.message}`, { cause: error }));

@@ -12,6 +12,8 @@ import { allFinite, computeDelta, encodedBytes } from './delta.js';
 import { FlockClientError } from './errors.js';
 import { readExamples, type CancelReason, type Job } from './job.js';
 import type { LossSpec } from './losses.js';
+import { uploadDelayMs } from '../protocol/pace.js';
+import { waitUnlessStopped } from './pace.js';
 import { instantiateModel, readWeights, splitStoredWeights, type StoredModel } from './model.js';
 import { monotonicNow } from './runtime.js';
 import { trainModel } from './training.js';
@@ -56,6 +58,10 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   const encodeStarted = monotonicNow();
   const prepared = prepareUpload(configuration, global, update, context);
   if ('abandoned' in prepared) return prepared;
+  if (job.cancelled) return { abandoned: job.cancelReason! };
+  // Pace steering: the coordinator said when it wants this upload.
+  const waitMs = uploadDelayMs(configuration.reportWindow, Date.now(), Math.random());
+  if (waitMs > 0) await waitUnlessStopped(waitMs, () => job.cancelled || !connection.connected);
   if (job.cancelled) return { abandoned: job.cancelReason! };
   if (!connection.connected) return { abandoned: 'disconnected' };
 

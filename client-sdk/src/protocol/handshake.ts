@@ -16,6 +16,19 @@ import { binarySchema } from './weights.js';
 /** 2: device keys and proof of possession (1: self-chosen client ids). */
 export const PROTOCOL_VERSION = 2;
 
+/** The longest wait a `coordinator_busy` refusal may ask for. */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/**
+ * The `data` of a `connect_error` refusing a session because the coordinator is overloaded: when
+ * to come back (pace steering for arrivals; Bonawitz et al. 2019).
+ */
+export const busyRefusalSchema = z.object({
+  code: z.literal('coordinator_busy'),
+  retryAfterMs: z.number().int().min(0).max(MAX_RETRY_AFTER_MS),
+});
+export type BusyRefusal = z.infer<typeof busyRefusalSchema>;
+
 /** A client id is the RFC 7638 thumbprint of the device's key: SHA-256, base64url (device-key.ts). */
 export const clientIdSchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a client id is a key thumbprint: 43 base64url characters');
 

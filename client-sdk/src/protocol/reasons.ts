@@ -65,6 +65,7 @@ export const CONNECT_ERRORS = [
   'token_claims_invalid', // the device token's issuer, audience, subject or not-before time is wrong
   'token_key_mismatch', // the device token is not bound to this device's key (cnf.jkt)
   'too_many_connections', // the client's address holds as many connections as the coordinator allows (FLOCK_MAX_CONNECTIONS_PER_ADDRESS)
+  'coordinator_busy', // the coordinator is overloaded (event-loop delay above FLOCK_BUSY_EVENT_LOOP_DELAY_MS): come back after the refusal's retryAfterMs
 ] as const;
 export type ConnectError = (typeof CONNECT_ERRORS)[number];
 

@@ -37,6 +37,20 @@ export const trainingPlanSchema = z.object({
 });
 export type TrainingPlan = z.infer<typeof trainingPlanSchema>;
 
+/**
+ * Pace steering (Bonawitz et al. 2019): when the coordinator wants this device's upload, in epoch
+ * milliseconds. A device that finished training before `notBefore` waits, then uploads at a random
+ * moment of the window, so a large round's uploads arrive at the rate the coordinator can fold;
+ * one that finishes later uploads at once.
+ */
+export const reportWindowSchema = z
+  .object({
+    notBefore: z.number(),
+    notAfter: z.number(),
+  })
+  .refine((window) => window.notAfter >= window.notBefore, { message: 'notAfter must not precede notBefore' });
+export type ReportWindow = z.infer<typeof reportWindowSchema>;
+
 export const roundConfigurationSchema = z.object({
   roundId: roundIdSchema,
   /** The global version to train from; fetch it with `model:fetch` if not cached. */
@@ -44,6 +58,8 @@ export const roundConfigurationSchema = z.object({
   plan: trainingPlanSchema,
   /** Epoch milliseconds after which uploads are refused. */
   deadlineAt: z.number(),
+  /** When to upload; absent: as soon as trained (pace steering off, or an older coordinator). */
+  reportWindow: reportWindowSchema.optional(),
 });
 export type RoundConfiguration = z.infer<typeof roundConfigurationSchema>;
 

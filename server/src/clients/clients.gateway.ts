@@ -25,11 +25,12 @@ import {
   type ServerToClientEvents,
   type UpdateResult,
 } from '@flock/client-sdk/protocol';
+import { busyRetryAfterMs } from '../boundary/busy.js';
 import { clientAddress, ConnectionsPerAddress } from '../boundary/client-address.js';
 import { limitSocketEvents, SocketEventLimiter } from '../boundary/event-rate-limit.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_PRESENCE, type DevicePresence } from '../devices/device-directory.js';
-import { clientRoom, DEVICES_ROOM, type FlockServer } from '../devices/device-sockets.js';
+import { clientRoom, DEVICES_ROOM, LOCAL_DEVICES_ROOM, type FlockServer } from '../devices/device-sockets.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
@@ -89,7 +90,14 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     // Handshake check: a refused socket never connects and sees `connect_error` with the reason.
     server.use((socket: DeviceSocket, next) => {
       const address = clientAddress(socket.handshake.address, socket.handshake.headers['x-forwarded-for'], this.config.trustProxyHops);
-      // The cheap check first: a full address costs no signature or token verification.
+      // Backpressure first: an overloaded coordinator tells arrivals when to come back.
+      const retryAfterMs = this.config.busy ? busyRetryAfterMs(this.metrics.eventLoopDelay.snapshot().p99Ms, this.config.busy, Math.random()) : null;
+      if (retryAfterMs !== null) {
+        this.refused('coordinator_busy', { address });
+        next(new HandshakeError('coordinator_busy', 'the coordinator is overloaded: come back after retryAfterMs', retryAfterMs));
+        return;
+      }
+      // The cheap check next: a full address costs no signature or token verification.
       const release = this.connections.acquire(address);
       if (!release) {
         this.refused('too_many_connections', { address });
@@ -186,7 +194,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     const { clientId, userKey } = socket.data.device;
     const replaced = await this.presence.connect(clientId, socket.id, { address: socket.data.address, userKey });
     if (replaced) this.presence.disconnectSocket(replaced);
-    await socket.join([clientRoom(clientId), DEVICES_ROOM]);
+    await socket.join([clientRoom(clientId), DEVICES_ROOM, LOCAL_DEVICES_ROOM]);
     const current = await this.models.current();
     socket.data.offers = new OfferedVersions(current?.version ?? null);
     socket.emit(ServerEvent.welcome, {

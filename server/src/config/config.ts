@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { EventLimits } from '../boundary/event-rate-limit.js';
+import type { BusyConfig } from '../boundary/busy.js';
+import type { PaceConfig } from '../rounds/pace.js';
 import type { UpdateBoundConfig } from '../rounds/update-bound.js';
 import { ConfigError, parseEnvironment, type Environment, type LogLevel, type TestSetName } from './environment.js';
 
@@ -58,6 +60,10 @@ export interface FlockConfig {
   maxSelectedPerAddress: number;
   /** The most L2 norm of the change a round may commit (new - old weights); larger aggregates fail the round. */
   maxModelChange: number;
+  /** Pace steering: report windows in `round:configure` (rounds/pace.ts); null when off (`FLOCK_PACE_STEERING=off`). */
+  pace: PaceConfig | null;
+  /** Backpressure on arrivals: refuse new sessions with `coordinator_busy` while the event loop is slow (boundary/busy.ts); null when off (the default). */
+  busy: BusyConfig | null;
 }
 
 /**
@@ -168,6 +174,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     updateBound,
     maxSelectedPerAddress: parsed.FLOCK_MAX_SELECTED_PER_ADDRESS,
     maxModelChange: parsed.FLOCK_MAX_MODEL_CHANGE ?? MODEL_CHANGE_PER_UPDATE_NORM * updateBound.ceiling,
+    pace: parsed.FLOCK_PACE_STEERING
+      ? {
+          uploadsPerSecond: parsed.FLOCK_MAX_UPLOADS_PER_SECOND,
+          uploadBytesPerSecond: parsed.FLOCK_MAX_UPLOAD_BYTES_PER_SECOND,
+          windowMs: parsed.FLOCK_PACE_WINDOW_MS,
+        }
+      : null,
+    // On when FLOCK_BUSY_EVENT_LOOP_DELAY_MS is set above 0.
+    busy:
+      parsed.FLOCK_BUSY_EVENT_LOOP_DELAY_MS > 0
+        ? { eventLoopDelayMs: parsed.FLOCK_BUSY_EVENT_LOOP_DELAY_MS, retryAfterMs: parsed.FLOCK_BUSY_RETRY_AFTER_MS }
+        : null,
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }

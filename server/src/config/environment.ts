@@ -89,6 +89,14 @@ const variables = z.object({
   FLOCK_MAX_SELECTED_PER_ADDRESS: variable(integer(0).default(2)),
   /** Default: 10 x FLOCK_MAX_UPDATE_NORM (config.ts). */
   FLOCK_MAX_MODEL_CHANGE: variable(positive().optional()),
+  // Pace steering (bench/results/scale.md): what one coordinator process folds on this project's 2-core machine with room to spare.
+  FLOCK_PACE_STEERING: variable(flag().default(true)),
+  FLOCK_MAX_UPLOADS_PER_SECOND: variable(positive().default(200)),
+  FLOCK_MAX_UPLOAD_BYTES_PER_SECOND: variable(positive().default(16 * 1024 * 1024)),
+  FLOCK_PACE_WINDOW_MS: variable(integer(1).default(1000)),
+  // Refusing new devices while the event loop lags (0: off).
+  FLOCK_BUSY_EVENT_LOOP_DELAY_MS: variable(integer(0).default(0)),
+  FLOCK_BUSY_RETRY_AFTER_MS: variable(integer(1).default(30_000)),
 });
 
 /** Every variable the coordinator reads (README.md documents each one). */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@flock/client-sdk/protocol';
 
@@ -10,3 +11,9 @@ export function clientRoom(clientId: string): string {
 
 /** Every device that proved its key joins this room: broadcasts reach no socket before its proof. */
 export const DEVICES_ROOM = 'devices';
+
+/**
+ * This process's devices (also in DEVICES_ROOM): a broadcast reaches them in batches from here and
+ * the other processes' devices through the adapter, except these.
+ */
+export const LOCAL_DEVICES_ROOM = `devices:${randomUUID()}`;

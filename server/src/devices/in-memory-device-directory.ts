@@ -2,7 +2,10 @@ import type { ConditionsReport } from '@flock/client-sdk/protocol';
 import { FlockEventBus } from '../events/event-bus.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { AvailableDevice, DeviceCounts, DeviceDirectory, DeviceInfo, DeviceMessage, DeviceMessageArgs, DevicePresence } from './device-directory.js';
-import { clientRoom, DEVICES_ROOM, type FlockServer } from './device-sockets.js';
+import { clientRoom, DEVICES_ROOM, LOCAL_DEVICES_ROOM, type FlockServer } from './device-sockets.js';
+
+/** Devices a broadcast writes to per turn of the event loop (one write per socket: 10,000 at once held it for seconds). */
+const BROADCAST_BATCH = 100;
 
 /**
  * What the coordinator knows about a connected device: its id (a key thumbprint), where it connects
@@ -125,7 +128,18 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
   }
 
   async broadcast<E extends DeviceMessage>(event: E, ...args: DeviceMessageArgs<E>): Promise<void> {
-    this.server?.to(DEVICES_ROOM).emit(event, ...args);
+    const server = this.server;
+    if (!server) return;
+    // Other processes' devices (socket.io Redis adapter): their own processes write to them.
+    server
+      .to(DEVICES_ROOM)
+      .except(LOCAL_DEVICES_ROOM)
+      .emit(event, ...args);
+    const rooms = Array.from(this.devices.keys(), clientRoom);
+    for (let start = 0; start < rooms.length; start += BROADCAST_BATCH) {
+      if (start > 0) await new Promise((next) => setImmediate(next));
+      server.local.to(rooms.slice(start, start + BROADCAST_BATCH)).emit(event, ...args);
+    }
   }
 
   /** Adds (sign 1) or removes (sign -1) a device's share of the counters, around each change of it. */

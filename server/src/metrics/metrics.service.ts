@@ -1,13 +1,34 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { EVENT_LOOP_DELAY_QUANTILES, EventLoopDelay } from './event-loop-delay.js';
+
+/** prom-client's own names already start with process_ / nodejs_. */
+const DEFAULT_METRICS_PREFIX = 'flock_';
+/**
+ * prom-client default metrics whose collection costs O(sockets) on every scrape: with 10,000
+ * devices connected, listing the active handles and resources and reading /proc/self/fd held
+ * the event loop for about 200 ms per scrape (a CPU profile of `pnpm loadtest`).
+ * `flock_connected_clients` counts the devices' sockets instead.
+ */
+const COSTLY_DEFAULT_METRICS = [
+  'nodejs_active_handles',
+  'nodejs_active_handles_total',
+  'nodejs_active_requests',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources',
+  'nodejs_active_resources_total',
+  'process_open_fds',
+];
 
 /**
  * Prometheus metrics of one coordinator. Each instance has its own registry (not prom-client's
  * global one) so several coordinators can run in one process, as the integration tests do.
  */
 @Injectable()
-export class MetricsService {
+export class MetricsService implements OnApplicationShutdown {
   readonly registry = new Registry();
+  /** Read by the round engine's pace and by `/metrics`. */
+  readonly eventLoopDelay = new EventLoopDelay();
 
   readonly roundsTotal = new Counter({
     name: 'flock_rounds_total',
@@ -108,7 +129,24 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly eventLoopDelaySeconds = new Gauge({
+    name: 'flock_event_loop_delay_seconds',
+    help: 'Event-loop delay over the last complete 10 s window (perf_hooks.monitorEventLoopDelay, 10 ms resolution), by quantile (1: the max); unlike flock_nodejs_eventloop_lag_*, not reset by a scrape',
+    labelNames: ['quantile'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const { p50Ms, p99Ms, maxMs } = this.eventLoopDelay.snapshot();
+      const byQuantile = { 0.5: p50Ms, 0.99: p99Ms, 1: maxMs };
+      for (const quantile of EVENT_LOOP_DELAY_QUANTILES) this.eventLoopDelaySeconds.set({ quantile: String(quantile) }, byQuantile[quantile] / 1000);
+    },
+  });
+
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'flock_' }); // prom-client's names already start with process_ / nodejs_
+    collectDefaultMetrics({ register: this.registry, prefix: DEFAULT_METRICS_PREFIX });
+    for (const name of COSTLY_DEFAULT_METRICS) this.registry.removeSingleMetric(DEFAULT_METRICS_PREFIX + name);
+  }
+
+  onApplicationShutdown(): void {
+    this.eventLoopDelay.stop();
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * The coordinators under load: P processes of the built coordinator, with the environment the
+ * load test wants (model, pace steering, and for P > 1 the shared PostgreSQL and Redis), and what
+ * the load test reads from them (/metrics, rounds, RSS).
+ */
+import type { RoundDetails, RoundRecord } from '../../server/src/contract/index.js';
+import { noKeepAliveFetch } from '../../server/src/simulation/http-fetch.js';
+import { OPERATOR_TOKEN, startCoordinator, type CoordinatorProcess } from '../lib/coordinator-process.js';
+
+export interface CoordinatorOptions {
+  processes: number;
+  /** model.json to register as version 1 (null: the default 2NN, trained on 600 MNIST examples at start). */
+  initialModel: string | null;
+  pace: boolean;
+  /** FLOCK_MAX_UPLOADS_PER_SECOND (null: the coordinator's default). */
+  maxUploadsPerSecond: string | null;
+  /** NODE_OPTIONS of the coordinator processes (e.g. --max-semi-space-size=64), null: none. */
+  nodeOptions: string | null;
+  /** Shared state for several processes (FLOCK_DATABASE_URL, FLOCK_REDIS_URL); required when processes > 1. */
+  postgresUrl: string | null;
+  redisUrl: string | null;
+}
+
+/**
+ * Starts the processes one after the other (the first creates version 1; the others find it in
+ * the shared database). Devices are spread over all of their URLs; the first runs the rounds.
+ */
+export async function startCoordinators(options: CoordinatorOptions): Promise<CoordinatorProcess[]> {
+  if (options.processes > 1 && (!options.postgresUrl || !options.redisUrl)) {
+    throw new Error('--processes > 1 needs --postgres URL and --redis URL: the processes share the database and the socket.io rooms');
+  }
+  const env: Record<string, string | undefined> = {
+    FLOCK_INITIAL_MODEL: options.initialModel ?? undefined,
+    FLOCK_PACE_STEERING: options.pace ? 'true' : 'false',
+    FLOCK_MAX_UPLOADS_PER_SECOND: options.maxUploadsPerSecond ?? undefined,
+    NODE_OPTIONS: options.nodeOptions ?? undefined,
+    FLOCK_DATABASE_URL: options.postgresUrl ?? undefined,
+    FLOCK_REDIS_URL: options.redisUrl ?? undefined,
+  };
+  const started: CoordinatorProcess[] = [];
+  try {
+    for (let i = 0; i < options.processes; i++) started.push(await startCoordinator(env, `loadtest-${i}`));
+  } catch (error) {
+    started.forEach((coordinator) => coordinator.close());
+    throw error;
+  }
+  return started;
+}
+
+async function operatorJson<T>(url: string, path: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
+  const response = await noKeepAliveFetch(`${url}${path}`, {
+    ...init,
+    headers: { Authorization: `Bearer ${OPERATOR_TOKEN}`, 'Content-Type': 'application/json' },
+  });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+/** Starts a round; while the previous one is still closing (telling its devices), the coordinator answers 409: retried for a while. */
+export async function startRound(url: string, body: Record<string, unknown>): Promise<RoundRecord> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const { status, body: round } = await operatorJson<RoundRecord>(url, '/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+    if (status === 201) return round;
+    if (status !== 409 || Date.now() > until) throw new Error(`POST /api/rounds answered ${status}: ${JSON.stringify(round)}`);
+    await new Promise((wait) => setTimeout(wait, 250));
+  }
+}
+
+export async function roundDetails(url: string, roundId: string): Promise<RoundDetails> {
+  return (await operatorJson<RoundDetails>(url, `/api/rounds/${roundId}`)).body;
+}
+
+/** Connected devices as the coordinator counts them. */
+export async function connectedCount(url: string): Promise<number> {
+  return (await operatorJson<{ connected: number }>(url, '/api/clients')).body.connected;
+}
+
+/** The event-loop delay p99 the coordinator exports (flock_event_loop_delay_seconds{quantile="0.99"}), in ms. */
+export async function eventLoopDelayP99Ms(url: string): Promise<number> {
+  const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+  const match = /^flock_event_loop_delay_seconds\{quantile="0\.99"\} (\S+)$/m.exec(await response.text());
+  if (!match) throw new Error('the coordinator exports no flock_event_loop_delay_seconds{quantile="0.99"}');
+  return Number(match[1]) * 1000;
+}
+
+/** Garbage collections so far, from prom-client's flock_process_nodejs_gc_duration_seconds: count and seconds by kind (major, minor, incremental, weakcb). */
+export async function gcTotals(url: string): Promise<Map<string, { count: number; seconds: number }>> {
+  const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+  const totals = new Map<string, { count: number; seconds: number }>();
+  for (const match of (await response.text()).matchAll(/^flock_process_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+    const entry = totals.get(match[2]!) ?? { count: 0, seconds: 0 };
+    if (match[1] === 'sum') entry.seconds = Number(match[3]);
+    else entry.count = Number(match[3]);
+    totals.set(match[2]!, entry);
+  }
+  return totals;
+}
