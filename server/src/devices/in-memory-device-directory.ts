@@ -133,7 +133,10 @@ export class InMemoryDeviceDirectory implements DeviceDirectory, DevicePresence 
     const server = this.server;
     if (!server) return;
     // Other processes' devices (socket.io Redis adapter): their own processes write to them.
-    server.to(DEVICES_ROOM).except(LOCAL_DEVICES_ROOM).emit(event, ...args);
+    server
+      .to(DEVICES_ROOM)
+      .except(LOCAL_DEVICES_ROOM)
+      .emit(event, ...args);
     const rooms = Array.from(this.devices.keys(), clientRoom);
     for (let start = 0; start < rooms.length; start += BROADCAST_BATCH) {
       if (start > 0) await new Promise((next) => setImmediate(next));
