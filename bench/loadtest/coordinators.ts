@@ -83,11 +83,11 @@ export async function eventLoopDelayP99Ms(url: string): Promise<number> {
   return Number(match[1]) * 1000;
 }
 
-/** Garbage collections so far, from prom-client's flock_process_nodejs_gc_duration_seconds: count and seconds by kind (major, minor, incremental, weakcb). */
+/** Garbage collections so far, from prom-client's flock_nodejs_gc_duration_seconds: count and seconds by kind (major, minor, incremental, weakcb). */
 export async function gcTotals(url: string): Promise<Map<string, { count: number; seconds: number }>> {
   const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
   const totals = new Map<string, { count: number; seconds: number }>();
-  for (const match of (await response.text()).matchAll(/^flock_process_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+  for (const match of (await response.text()).matchAll(/^flock_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
     const entry = totals.get(match[2]!) ?? { count: 0, seconds: 0 };
     if (match[1] === 'sum') entry.seconds = Number(match[3]);
     else entry.count = Number(match[3]);

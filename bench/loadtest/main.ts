@@ -6,6 +6,7 @@
  *
  *   pnpm build && pnpm loadtest --devices 10000 --model tiny --upload-fraction 1 --pace both
  *   pnpm loadtest --devices 30000 --processes 3 --postgres postgres://... --redis redis://... --json
+ *   pnpm loadtest ... --processes 3 --kill non-leader|leader   (kill -9 mid-round after the measured rounds, kill.ts)
  *
  * Devices live in generator child processes (generator.ts), at most --devices-per-generator each
  * (one process may hold 20,000 file descriptors here), each from its own loopback address
@@ -20,6 +21,7 @@ import { writeTinyModel } from '../../server/test/support/tiny-model.js';
 import type { CoordinatorProcess } from '../lib/coordinator-process.js';
 import { connectedCount, eventLoopDelayP99Ms, gcTotals, roundDetails, startCoordinators, startRound } from './coordinators.js';
 import { Generator, sumStats } from './generators.js';
+import { killMidRound, type KillResult, type KillTarget } from './kill.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,6 +39,7 @@ const { values: args } = parseArgs({
     'coordinator-node-options': { type: 'string' },
     postgres: { type: 'string' },
     redis: { type: 'string' },
+    kill: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -51,6 +54,9 @@ const settleSeconds = Number(args['settle-seconds']);
 const uploadFraction = Number(args['upload-fraction']);
 if (!(uploadFraction > 0 && uploadFraction <= 1)) throw new Error('--upload-fraction must be in (0, 1]');
 if (args.model !== 'tiny' && args.model !== '2nn') throw new Error('--model must be tiny or 2nn');
+const killTarget = args.kill as KillTarget | undefined;
+if (killTarget !== undefined && killTarget !== 'leader' && killTarget !== 'non-leader') throw new Error('--kill must be leader or non-leader');
+if (killTarget && processes < 2) throw new Error('--kill needs --processes 2 or more');
 const paceModes = { on: [true], off: [false], both: [true, false] }[args.pace as 'on' | 'off' | 'both'];
 if (!paceModes) throw new Error('--pace must be on, off or both');
 
@@ -102,6 +108,8 @@ interface RunResult {
   eventLoopDelayP99Ms: number;
   disconnects: number;
   lostAcks: number;
+  /** --kill: what a kill -9 mid-round did, after the measured rounds. */
+  kill: KillResult | null;
 }
 
 /** The worst event-loop delay p99 any coordinator reports (of its last complete window), read every second until `done` settles and once after. */
@@ -170,7 +178,9 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
       `held connections: ${held} (${failed} failed${firstError ? `, first: ${firstError}` : ''}); handshakes: ${(held / handshakeSeconds).toFixed(0)}/s over ${handshakeSeconds.toFixed(1)} s`,
     );
     // The coordinators' own count (summed: each counts the sockets it holds), and memory once they hold them.
-    const counted = (await Promise.all(urls.map((url) => connectedCount(url)))).reduce((a, b) => a + b, 0);
+    // One process counts the sockets it holds; a cluster's processes each count them all (the directory is in Redis).
+    const countedBy = await Promise.all(urls.map((url) => connectedCount(url)));
+    const counted = processes > 1 ? countedBy[0]! : countedBy.reduce((a, b) => a + b, 0);
     const rssPerConnectionKB = (coordinators.reduce((sum, c) => sum + c.rssBytes(), 0) - rssBefore) / Math.max(1, held) / 1024;
     say(`coordinators count ${counted} connected; RSS per connection: ${rssPerConnectionKB.toFixed(1)} KB`);
 
@@ -235,6 +245,7 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
       0,
     );
     say(`disconnects: ${disconnects}`);
+    const kill = killTarget ? await killMidRound(killTarget, coordinators, generators, { uploads: target, deadlineSeconds, say }) : null;
     return {
       pace,
       devices,
@@ -252,6 +263,7 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
       eventLoopDelayP99Ms: Math.max(...results.map((r) => r.eventLoopDelayP99Ms)),
       disconnects,
       lostAcks: results.reduce((sum, r) => sum + r.lostAcks, 0),
+      kill,
     };
   } finally {
     generators.forEach((generator) => generator.close());
