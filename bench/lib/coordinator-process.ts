@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ClientEvent, PROTOCOL_VERSION, ServerEvent, proofMessage, thumbprintInput } from '../../client-sdk/src/protocol/index.js';
+import { coordinatorStarted } from '../../server/test/support/coordinator-child.js';
 
 export const CLIENT_TOKEN = 'bench-client-token-0123456789';
 export const OPERATOR_TOKEN = 'bench-operator-token-0123456789';
@@ -49,19 +50,7 @@ export async function startCoordinator(env: Record<string, string | undefined>, 
     else merged[key] = value;
   }
   const child = spawn(process.execPath, [...nodeArgs, MAIN], { env: merged, stdio: ['ignore', 'ignore', 'pipe'] });
-  let output = '';
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 120_000);
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /Flock coordinator on (http:\/\/\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolveUrl(match[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`coordinator exited (${code}):\n${output}`)));
-  });
+  const { url } = await coordinatorStarted(child, name, 120_000);
   return {
     child,
     dataDir,

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { createClient } from 'redis';
+import { coordinatorStarted } from '../support/coordinator-child.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN } from '../support/coordinator.js';
 
 const MAIN = resolve(import.meta.dirname, '../../dist/main.js');
@@ -69,22 +70,8 @@ export class TestCluster {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let output = '';
-    const url = await new Promise<string>((resolveUrl, reject) => {
-      const timer = setTimeout(() => reject(new Error(`coordinator ${name} did not start:\n${output}`)), 90_000);
-      const onData = (chunk: Buffer): void => {
-        output += chunk.toString();
-        const match = /Flock coordinator on (http:\/\/\S+)/.exec(output);
-        if (match) {
-          clearTimeout(timer);
-          resolveUrl(match[1]!);
-        }
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`coordinator ${name} exited with ${code}:\n${output}`)));
-    });
-    const started: CoordinatorProcess = { name, url, child, output: () => output };
+    const { url, output } = await coordinatorStarted(child, name);
+    const started: CoordinatorProcess = { name, url, child, output };
     this.processes.push(started);
     return started;
   }

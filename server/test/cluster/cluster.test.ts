@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { concatWeights } from '@flock/client-sdk';
 import { asFloat32, type ModelPayload } from '@flock/client-sdk/protocol';
 import type { RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
@@ -22,15 +23,7 @@ let p2: CoordinatorProcess;
 let p3: CoordinatorProcess;
 const devices = new Map<CoordinatorProcess, ProtocolClient[]>();
 
-function flatten(tensors: Float32Array[]): Float32Array {
-  const flat = new Float32Array(tensors.reduce((n, t) => n + t.length, 0));
-  let offset = 0;
-  for (const t of tensors) {
-    flat.set(t, offset);
-    offset += t.length;
-  }
-  return flat;
-}
+const flatten = (tensors: Float32Array[]): Float32Array => new Float32Array(concatWeights(tensors));
 
 async function weightsOf(coordinator: CoordinatorProcess, version: number): Promise<Float32Array> {
   const response = await noKeepAliveFetch(`${coordinator.url}/api/models/${version}/weights.bin`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelVersionMeta, RoundDetails } from '../../src/contract/index.js';
+import { coordinatorStarted } from '../support/coordinator-child.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, operatorFetch, waitFor } from '../support/coordinator.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
@@ -28,21 +29,7 @@ async function startProcess(): Promise<{ child: ChildProcess; url: string }> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
-  let output = '';
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 90_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /Flock coordinator on (http:\/\/\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolveUrl(match[1]!);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`coordinator exited with ${code}:\n${output}`)));
-  });
+  const { url } = await coordinatorStarted(child, 'under test');
   return { child, url };
 }
 

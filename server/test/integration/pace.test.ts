@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
-import { ArrayDataSource, FederatedClient, manualConditions, MemoryModelStore, type FlockClientError } from '@flock/client-sdk';
 import { busyRefusalSchema, PROTOCOL_VERSION, uploadDelayMs, type RoundConfiguration, type UpdateResult } from '@flock/client-sdk/protocol';
 import type { FlockConfig } from '../../src/config/config.js';
 import type { RoundRecord } from '../../src/contract/index.js';
 import { CLIENT_TOKEN, EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { watchedClient } from '../support/watched-client.js';
 import { makeDelta, newDeviceKey, ProtocolClient } from '../support/protocol-client.js';
 import { writeTinyModel } from '../support/tiny-model.js';
 
@@ -136,19 +136,15 @@ describe('pace steering', () => {
     modelDir = mkdtempSync(join(tmpdir(), 'flock-pace-model-'));
     const started = await startTestCoordinator({ initialModelPath: writeTinyModel(modelDir), busy: { eventLoopDelayMs: -1, retryAfterMs: 200 } });
     coordinator = started;
-    const client = new FederatedClient({
-      serverUrl: started.url,
-      clientToken: CLIENT_TOKEN,
-      credentialRetryMs: 600_000, // far longer than the test: only retryAfterMs can bring it back in time
-      dataSource: ArrayDataSource.fromExamples([new Array(16).fill(0)], [0]),
-      conditions: Object.values(manualConditions('yes')),
-      store: new MemoryModelStore(),
-      socketOptions: { transports: ['websocket'] },
-    });
-    const errors: FlockClientError[] = [];
-    client.on('error', (error) => errors.push(error));
+    const { client, errors, welcomed } = watchedClient(
+      {
+        serverUrl: started.url,
+        clientToken: CLIENT_TOKEN,
+        credentialRetryMs: 600_000, // far longer than the test: only retryAfterMs can bring it back in time
+      },
+      16,
+    );
     try {
-      const welcomed = new Promise((resolve) => client.once('connected', resolve));
       await client.start();
       await waitFor(
         () => errors.length,

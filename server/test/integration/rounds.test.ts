@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { concatWeights } from '@flock/client-sdk';
 import { asFloat32, PROTOCOL_VERSION, type ModelPayload, type RejectionReason } from '@flock/client-sdk/protocol';
 import type { ModelVersionMeta, RoundRecord } from '../../src/contract/index.js';
 import { EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
@@ -40,15 +41,7 @@ async function weightsOf(version: number | 'current'): Promise<Float32Array> {
   return asFloat32(new Uint8Array(await response.arrayBuffer()));
 }
 
-function flatten(tensors: Float32Array[]): Float32Array {
-  const flat = new Float32Array(tensors.reduce((n, t) => n + t.length, 0));
-  let offset = 0;
-  for (const t of tensors) {
-    flat.set(t, offset);
-    offset += t.length;
-  }
-  return flat;
-}
+const flatten = (tensors: Float32Array[]): Float32Array => new Float32Array(concatWeights(tensors));
 
 beforeAll(async () => {
   // These tests check FedAvg's exact arithmetic across rounds: without the adaptive bound and cap.

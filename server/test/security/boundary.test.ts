@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
-import { ArrayDataSource, FederatedClient, manualConditions, MemoryModelStore, type FlockClientError } from '@flock/client-sdk';
 import { ClientEvent, PROTOCOL_VERSION } from '@flock/client-sdk/protocol';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../../src/devices/device-directory.js';
 import { CLIENT_TOKEN, operatorFetch, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { watchedClient } from '../support/watched-client.js';
 import { metrics, metricValue } from '../support/metrics.js';
 import { newDeviceKey, ProtocolClient } from '../support/protocol-client.js';
 
@@ -157,19 +157,12 @@ describe('connections per address', () => {
   it('the SDK retries a full address later and connects once a slot is free', async () => {
     coordinator = await startTestCoordinator({ maxConnectionsPerAddress: 1 });
     expect(await open()).toBe('connected');
-    const client = new FederatedClient({
+    const { client, errors, welcomed } = watchedClient({
       serverUrl: coordinator.url,
       clientToken: CLIENT_TOKEN,
       credentialRetryMs: 100,
-      dataSource: ArrayDataSource.fromExamples([new Array(784).fill(0)], [0]),
-      conditions: Object.values(manualConditions('yes')),
-      store: new MemoryModelStore(),
-      socketOptions: { transports: ['websocket'] },
     });
-    const errors: FlockClientError[] = [];
-    client.on('error', (error) => errors.push(error));
     try {
-      const welcomed = new Promise((resolve) => client.once('connected', resolve));
       await client.start();
       await waitFor(
         () => errors.length,

@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ArrayDataSource, FederatedClient, manualConditions, MemoryModelStore, type FlockClientError } from '@flock/client-sdk';
+import { ArrayDataSource } from '@flock/client-sdk';
 import { parseKeySet } from '../../src/clients/device-tokens.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { RoundDetails, RoundRecord } from '../../src/contract/index.js';
 import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { watchedClient } from '../support/watched-client.js';
 import { makeDelta, newDeviceKey, ProtocolClient, type DeviceKey } from '../support/protocol-client.js';
 
 const ISSUER = 'https://app.example.com';
@@ -163,7 +164,7 @@ describe('enrolment', () => {
 
   it('the SDK gets its token from the app at each connection, bound to the key it reports, and retries an expired one', async () => {
     const issuedFor: string[] = [];
-    const client = new FederatedClient({
+    const { client, errors, welcomed } = watchedClient({
       serverUrl: coordinator.url,
       deviceToken: async ({ clientId, publicKey }) => {
         expect(publicKey.crv).toBe('P-256');
@@ -173,14 +174,8 @@ describe('enrolment', () => {
       },
       credentialRetryMs: 100,
       dataSource: ArrayDataSource.fromExamples([new Array(784).fill(0), new Array(784).fill(1)], [0, 1]),
-      conditions: Object.values(manualConditions('yes')),
-      store: new MemoryModelStore(),
-      socketOptions: { transports: ['websocket'] },
     });
-    const errors: FlockClientError[] = [];
-    client.on('error', (error) => errors.push(error));
     try {
-      const welcomed = new Promise((resolve) => client.once('connected', resolve));
       await client.start();
       expect(await welcomed).toMatchObject({ clientId: client.clientId });
       expect(issuedFor).toEqual([client.clientId, client.clientId]);
