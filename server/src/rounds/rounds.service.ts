@@ -24,8 +24,8 @@ import { LocalAggregationSink, SplitAggregationSink } from './aggregation-sink.j
 import type { LeaderMessage, RoundDescriptor } from './cluster-messages.js';
 import { ClusterRounds } from './cluster-rounds.js';
 import { RoundCommitter } from './round-commit.js';
+import { RoundMessenger } from './round-messenger.js';
 import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
-import { planReportWindows } from './pace.js';
 import { canSelect, type ReportingEnd } from './round-policy.js';
 import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.js';
 import { emptyRoundMetrics } from './round-types.js';
@@ -34,8 +34,6 @@ import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpda
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
 const log = moduleLogger('rounds');
-/** Devices sent to per turn of the event loop: about 0.12 ms each on this project's machine, so a turn stays near 12 ms. */
-const SEND_BATCH = 100;
 
 function nowIso(): string {
   return new Date().toISOString();
@@ -55,6 +53,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** The adaptive update bound's estimate and example cap (update-bound.ts): from the newest committed round, null before any. */
   private boundEstimate: number | null = null;
   private exampleCap: number | null = null;
+  /** Plans and ends, to many participants at a time. */
+  private readonly messenger: RoundMessenger;
 
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
@@ -67,7 +67,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
     /** Cluster mode (FLOCK_REDIS_URL): uploads are folded per process and combined by the leader. */
     @Inject(ClusterRounds.TOKEN) private readonly cluster: ClusterRounds | null = null,
-  ) {}
+  ) {
+    this.messenger = new RoundMessenger(devices, config.pace);
+  }
 
   private readonly onDeviceAvailable = (): void => {
     if (this.active) runDetached(log, 'selection', this.trySelect(this.active));
@@ -396,7 +398,13 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           await round.stored(); // devices hear of reporting once it is stored, as of the round's end
           // Cluster mode: every process may admit the round's uploads from now on.
           await this.cluster?.open(this.describe(round), effect.deadlineAt - Date.now() + 60_000);
-          await this.sendConfigure(round, effect.deadlineAt);
+          await this.messenger.configure(Array.from(round.roster.members()), {
+            roundId: round.record.id,
+            baseVersion: round.record.baseVersion,
+            plan: round.plan!,
+            weightSpecs: round.weightSpecs,
+            deadlineAt: effect.deadlineAt,
+          });
           break;
         case 'commit':
           runDetached(log, 'commit', this.commit(round, effect.note));
@@ -491,7 +499,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private async closeRound(round: ActiveRound, outcome: RoundOutcome, message: string | null, version: number | null): Promise<void> {
     await round.stored();
     const closed = { roundId: round.record.id, outcome, modelVersion: version, ...(message ? { message } : {}) };
-    await this.sendToEach(Array.from(round.roster.members()), (clientId) => this.devices.sendTo(clientId, ServerEvent.roundClosed, closed));
+    await this.messenger.closed(Array.from(round.roster.members()), closed);
     await this.devices.release(round.record.id);
     this.metrics.roundsTotal.inc({ outcome });
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
@@ -521,37 +529,6 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       strategy: record.params.strategy,
       strategyOptions: record.params.strategyOptions,
     };
-  }
-
-  /** Each participant's plan, with its report window when pace steering is on (pace.ts). */
-  private async sendConfigure(round: ActiveRound, deadlineAt: number): Promise<void> {
-    const members = Array.from(round.roster.members());
-    const updateBytes = round.weightSpecs.reduce((bytes, spec) => bytes + 4 * spec.shape.reduce((a, b) => a * b, 1), 0);
-    const pace = this.config.pace ? planReportWindows(members.length, updateBytes, Date.now(), deadlineAt, this.config.pace) : null;
-    if (pace) log.info({ roundId: round.record.id, windows: pace.windows, uploadsPerSecond: pace.uploadsPerSecond }, 'report windows planned');
-    const configuration = { roundId: round.record.id, modelVersion: round.record.baseVersion, plan: round.plan!, deadlineAt };
-    await this.sendToEach(members, (clientId, index) =>
-      this.devices.sendTo(clientId, ServerEvent.configure, pace ? { ...configuration, reportWindow: pace.windowOf(index) } : configuration),
-    );
-  }
-
-  /**
-   * Sends to many devices, a batch per turn of the event loop (10,000 sends at once would hold it
-   * for seconds); a failed send is logged and does not stop the round.
-   */
-  private async sendToEach(clientIds: readonly string[], send: (clientId: string, index: number) => Promise<void>): Promise<void> {
-    let failed = 0;
-    let firstError: unknown = null;
-    for (let start = 0; start < clientIds.length; start += SEND_BATCH) {
-      if (start > 0) await new Promise((next) => setImmediate(next));
-      const batch = clientIds.slice(start, start + SEND_BATCH);
-      for (const result of await Promise.allSettled(batch.map((clientId, i) => send(clientId, start + i)))) {
-        if (result.status === 'fulfilled') continue;
-        failed++;
-        firstError ??= result.reason;
-      }
-    }
-    if (failed > 0) log.error({ failed, err: firstError }, 'sending to devices failed');
   }
 
   private changed(round: ActiveRound): void {
