@@ -172,6 +172,14 @@ export class ClusterRounds {
   // ---- the leader ----
 
   /** Reporting begins: processes may admit uploads. The descriptor expires on its own should the leader die. */
+  /** Processes whose heartbeat is current, this one included: what a round's upload rate scales with. */
+  async liveProcesses(): Promise<number> {
+    const { redis, keys } = this.link;
+    let live = 0;
+    for (const processId of await redis.sMembers(keys.processes)) if (processId === this.processId || (await this.link.isAlive(processId))) live++;
+    return Math.max(1, live);
+  }
+
   async open(descriptor: RoundDescriptor, ttlMs: number): Promise<void> {
     await this.link.redis.set(this.link.keys.roundOpen(descriptor.roundId), JSON.stringify(descriptor), { PX: ttlMs });
   }

@@ -14,6 +14,8 @@ export interface RoundOpening {
   plan: TrainingPlan;
   weightSpecs: readonly WeightSpec[];
   deadlineAt: number;
+  /** Coordinator processes folding the uploads (cluster mode; 1 otherwise): the paced rate is per process. */
+  processes: number;
 }
 
 /**
@@ -29,9 +31,15 @@ export class RoundMessenger {
   ) {}
 
   async configure(participants: readonly string[], round: RoundOpening): Promise<void> {
-    const { roundId, baseVersion, plan, weightSpecs, deadlineAt } = round;
+    const { roundId, baseVersion, plan, weightSpecs, deadlineAt, processes } = round;
     const updateBytes = weightSpecs.reduce((bytes, spec) => bytes + 4 * spec.shape.reduce((a, b) => a * b, 1), 0);
-    const windows = this.pace ? planReportWindows(participants.length, updateBytes, Date.now(), deadlineAt, this.pace) : null;
+    // Devices spread evenly over the processes (any load balancer does): each folds its share at the configured rate.
+    const pace = this.pace && {
+      ...this.pace,
+      uploadsPerSecond: this.pace.uploadsPerSecond * processes,
+      uploadBytesPerSecond: this.pace.uploadBytesPerSecond * processes,
+    };
+    const windows = pace ? planReportWindows(participants.length, updateBytes, Date.now(), deadlineAt, pace) : null;
     if (windows) log.info({ roundId, windows: windows.windows, uploadsPerSecond: windows.uploadsPerSecond }, 'report windows planned');
     const configuration = { roundId, modelVersion: baseVersion, plan, deadlineAt };
     await this.sendToEach(participants, (clientId, index) =>

@@ -404,6 +404,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
             plan: round.plan!,
             weightSpecs: round.weightSpecs,
             deadlineAt: effect.deadlineAt,
+            processes: this.cluster ? await this.cluster.liveProcesses() : 1,
           });
           break;
         case 'commit':
