@@ -30,6 +30,7 @@ import { canSelect, type ReportingEnd } from './round-policy.js';
 import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.js';
 import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
+import { StaleRounds } from './stale-rounds.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
@@ -55,6 +56,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private exampleCap: number | null = null;
   /** Plans and ends, to many participants at a time. */
   private readonly messenger: RoundMessenger;
+  private readonly staleRounds: StaleRounds;
 
   constructor(
     @Inject(STORAGE) private readonly storage: Storage,
@@ -69,6 +71,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(ClusterRounds.TOKEN) private readonly cluster: ClusterRounds | null = null,
   ) {
     this.messenger = new RoundMessenger(devices, config.pace);
+    this.staleRounds = new StaleRounds(storage, devices, leases, cluster);
   }
 
   private readonly onDeviceAvailable = (): void => {
@@ -81,14 +84,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
    * With several processes, only when none drives it (this process can take the round lease).
    */
   async onApplicationBootstrap(): Promise<void> {
-    const lease = await this.leases.tryAcquire();
-    if (lease) {
-      try {
-        await this.abortStaleRounds('coordinator restarted while the round was in flight');
-      } finally {
-        await lease.release();
-      }
-    } else log.info('another coordinator process drives a round: its round in flight is left to it');
+    if (!(await this.staleRounds.abortIfUndriven('coordinator restarted while the round was in flight')))
+      log.info('another coordinator process drives a round: its round in flight is left to it');
     await this.restoreBoundEstimate();
     this.cluster?.onLeaderMessage(this.onClusterMessage);
     this.cluster?.onProcessLost(() => this.reapStaleRounds());
@@ -99,25 +96,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** A coordinator process died: if it drove a round, nobody drives it now; whoever takes the lease first aborts it. */
   private async reapStaleRounds(): Promise<void> {
     if (this.active || this.starting) return;
-    const lease = await this.leases.tryAcquire();
-    if (!lease) return;
-    try {
-      await this.abortStaleRounds('the coordinator process driving the round stopped');
-    } finally {
-      await lease.release();
-    }
-  }
-
-  /** Marks rounds left in flight aborted and frees their devices. Only with the round lease held: then nobody drives them. */
-  private async abortStaleRounds(error: string): Promise<void> {
-    const stale = await this.storage.findRoundsByStatus(['selecting', 'configuring', 'reporting', 'committing']);
-    for (const round of stale) {
-      await this.storage.updateRound(round.id, { status: 'aborted', error, endedAt: nowIso() });
-      await this.storage.appendTransition({ roundId: round.id, from: round.status, to: 'aborted', at: nowIso(), note: error });
-      await this.devices.release(round.id);
-      await this.cluster?.close(round.id);
-      log.warn({ roundId: round.id, from: round.status }, 'aborted a round left in flight by a coordinator process that stopped');
-    }
+    await this.staleRounds.abortIfUndriven('the coordinator process driving the round stopped');
   }
 
   /** The estimates survive restarts in the round records: the newest committed round's nextUpdateBound and nextExampleCap. */
@@ -157,7 +136,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         );
       }
       // Holding the lease, nobody drives a round still marked in flight: its process died (kill -9).
-      await this.abortStaleRounds('the coordinator process driving the round stopped');
+      await this.staleRounds.abort('the coordinator process driving the round stopped');
       if (lease.fence !== null) await this.restoreBoundEstimate(); // several processes: another may have committed since
       const record = await this.open(params, lease);
       lease = null; // the round holds it now, until it closes
