@@ -4,13 +4,14 @@
  * fold, called as RoundsService.handleUpload calls them, on 2NN uploads that arrive as fresh
  * Buffers (a pool of 64 distinct ones, 51 MB: more than the L3 cache, like uploads off the wire).
  */
+import { totalValues } from '../../client-sdk/src/protocol/index.js';
 import { WeightedMeanAccumulator } from '../../server/src/aggregation/fedavg.js';
 import type { KernelChoice } from '../../server/src/aggregation/kernels/float64-accumulator.js';
 import { boundInfluence, parseUpload, validateUpdate, type UpdateExpectation } from '../../server/src/rounds/upload-intake.js';
 import { fillRandom, median, repeat } from './measure.js';
 
 const SHAPES = [[784, 200], [200], [200, 200], [200], [200, 10], [10]];
-const VALUES = SHAPES.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
+const VALUES = totalValues(SHAPES);
 const POOL = 64;
 /** Bytes of one 2NN upload's weights. */
 export const UPLOAD_BYTES = 4 * VALUES;

@@ -8,6 +8,7 @@ import {
   ClientEvent,
   ServerEvent,
   encodeWeights,
+  shapeSize,
   uploadDelayMs,
   type ModelFetchResult,
   type RoundConfiguration,
@@ -48,7 +49,7 @@ function deltaFor(socket: RawSocket, version: number): Promise<ReturnType<typeof
       if (!fetched.ok) throw new Error(`model:fetch failed: ${fetched.error}`);
       const shapes = fetched.model.weightSpecs.map((spec) => spec.shape);
       // A small, finite, deterministic delta: within every bound, so each upload is accepted.
-      const tensors = shapes.map((shape, t) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => 1e-4 * Math.sin(i + t)));
+      const tensors = shapes.map((shape, t) => Float32Array.from({ length: shapeSize(shape) }, (_, i) => 1e-4 * Math.sin(i + t)));
       return encodeWeights(tensors, shapes);
     })();
     delta.catch(() => deltas.delete(version));

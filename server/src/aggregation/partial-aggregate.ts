@@ -1,4 +1,4 @@
-import { addScaledInto } from './vector-math.js';
+import { createFloat64Accumulator, type Float64Accumulator } from './kernels/float64-accumulator.js';
 
 /** "FLPA": Flock partial aggregate. */
 const MAGIC = 0x41504c46;
@@ -11,24 +11,35 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Float64Array([1]).buffer)[7] === 0
  * float64 sum of n_k · delta_k over the updates it accepted, their total weight, their count and
  * their weighted train loss. Partials of several processes add up exactly like one accumulator fed
  * every update (up to the float64 order of additions), so the round's leader (the Master
- * Aggregator) combines them and divides once. Pure: no I/O.
+ * Aggregator) combines them and divides once. The sum lives in a Float64Accumulator, the same
+ * kernel (wasm SIMD where available) as one process's FedAvg. Pure: no I/O.
  */
 export class PartialAggregate {
-  readonly sum: Float64Array;
+  private readonly accumulator: Float64Accumulator;
   totalWeight = 0;
   count = 0;
   /** Σ trainLoss_k · n_k, for the round's mean train loss. */
   lossSum = 0;
 
-  constructor(length: number, sum?: Float64Array) {
-    this.sum = sum ?? new Float64Array(length);
-    if (this.sum.length !== length) throw new RangeError(`partial of ${this.sum.length} values, expected ${length}`);
+  constructor(length: number) {
+    this.accumulator = createFloat64Accumulator(length);
+  }
+
+  /** Σ n_k · scale_k · delta_k so far (a view, valid while the partial lives). */
+  get sum(): Float64Array {
+    return this.accumulator.sum;
+  }
+
+  /** The upload intake measures an update here, so that add() folds it from the same copy (as WeightedMeanAccumulator does). */
+  sumOfSquares(delta: Float32Array): number {
+    return this.accumulator.sumOfSquares(delta);
   }
 
   /** Folds one (already bounded) update, `scale` · delta (its clip factor), weighted by its example count. */
   add(delta: Float32Array, numExamples: number, trainLoss: number, scale = 1): void {
     if (!(numExamples > 0)) throw new RangeError(`numExamples must be positive, got ${numExamples}`);
-    addScaledInto(this.sum, delta, numExamples * scale);
+    if (delta.length !== this.accumulator.length) throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${delta.length}`);
+    this.accumulator.addScaled(delta, numExamples * scale);
     this.totalWeight += numExamples;
     this.count++;
     this.lossSum += trainLoss * numExamples;
@@ -74,12 +85,10 @@ export class PartialAggregate {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== FORMAT_VERSION) throw new RangeError('not a partial aggregate (magic or format)');
     if (view.getUint32(12, true) !== length) throw new RangeError(`partial aggregate of ${view.getUint32(12, true)} values; ${length} expected`);
-    // A copy into a buffer of its own: 8-byte aligned whatever the offset of the bytes received (a
-    // Node Buffer's slice() would be a view into its shared pool, not a copy).
-    const body = new Uint8Array(length * 8);
-    body.set(bytes.subarray(HEADER_BYTES));
-    const sum = new Float64Array(body.buffer);
-    const partial = new PartialAggregate(length, sum);
+    // Copied into the partial's own (8-byte aligned) sum, whatever the offset of the bytes received
+    // (a Node Buffer may be a view into a shared pool).
+    const partial = new PartialAggregate(length);
+    new Uint8Array(partial.sum.buffer, partial.sum.byteOffset, length * 8).set(bytes.subarray(HEADER_BYTES));
     partial.count = view.getUint32(8, true);
     partial.totalWeight = view.getFloat64(16, true);
     partial.lossSum = view.getFloat64(24, true);

@@ -31,7 +31,7 @@ import { limitSocketEvents, SocketEventLimiter } from '../boundary/event-rate-li
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_PRESENCE, type DevicePresence } from '../devices/device-directory.js';
 import { clientRoom, DEVICES_ROOM, LOCAL_DEVICES_ROOM, type FlockServer } from '../devices/device-sockets.js';
-import { moduleLogger } from '../logging/logger.js';
+import { moduleLogger, runDetached } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { EvaluationsService } from '../rounds/evaluations.service.js';
@@ -151,9 +151,10 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     if (socket.data.proofTimer) clearTimeout(socket.data.proofTimer);
     const { clientId } = socket.data;
     if (!clientId) return;
-    this.presence.disconnect(clientId, socket.id).then(
-      (forgotten) => forgotten && log.info({ clientId }, 'client disconnected'),
-      (error: unknown) => log.error({ clientId, err: error }, 'could not record a disconnection'),
+    runDetached(
+      log,
+      `recording the disconnection of ${clientId}`,
+      this.presence.disconnect(clientId, socket.id).then((forgotten) => forgotten && log.info({ clientId }, 'client disconnected')),
     );
   }
 
@@ -221,8 +222,7 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
   @SubscribeMessage(ClientEvent.conditions)
   onConditions(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): void {
     const report = conditionsReportSchema.safeParse(body);
-    if (report.success)
-      this.presence.setConditions(socket.data.clientId, report.data).catch((error: unknown) => log.error({ err: error }, 'could not record conditions'));
+    if (report.success) runDetached(log, 'recording conditions', this.presence.setConditions(socket.data.clientId, report.data));
     else log.warn({ clientId: socket.data.clientId }, 'ignored a malformed conditions report');
   }
 

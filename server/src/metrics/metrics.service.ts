@@ -146,6 +146,14 @@ export class MetricsService implements OnApplicationShutdown {
     for (const name of COSTLY_DEFAULT_METRICS) this.registry.removeSingleMetric(DEFAULT_METRICS_PREFIX + name);
   }
 
+  /** An upload folded into an aggregate (in one process, or into a cluster process's partial). */
+  countFoldedUpload(foldSeconds: number, bounded: { clipped: boolean; clamped: boolean }): void {
+    this.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
+    this.uploadsTotal.inc({ result: 'accepted', reason: '' });
+    if (bounded.clipped) this.updatesClampedTotal.inc({ what: 'norm' });
+    if (bounded.clamped) this.updatesClampedTotal.inc({ what: 'examples' });
+  }
+
   onApplicationShutdown(): void {
     this.eventLoopDelay.stop();
   }

@@ -1,4 +1,4 @@
-import { abandonSchema, uploadRoundSchema, type UpdateResult } from '@flock/client-sdk/protocol';
+import { abandonSchema, totalValues, uploadRoundSchema, type UpdateResult } from '@flock/client-sdk/protocol';
 import { PartialAggregate } from '../aggregation/partial-aggregate.js';
 import { createStrategy } from '../aggregation/strategies.js';
 import type { SplitAggregation } from '../aggregation/strategy.js';
@@ -97,7 +97,8 @@ export class ClusterRounds {
       const share = await this.admit(upload.roundId, clientId);
       answer.admitted = true;
       const { descriptor } = share;
-      const { delta, norm } = validateUpdate(upload, descriptor);
+      // Measured where it will be folded (one copy, as in one process).
+      const { delta, norm } = validateUpdate(upload, descriptor, (values) => share.partial.sumOfSquares(values));
       answer.norm = norm;
       const bounded = boundInfluence(delta, norm, upload.numExamples, {
         maxExamples: descriptor.exampleCap,
@@ -110,10 +111,7 @@ export class ClusterRounds {
       const prepared = share.split.prepare({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
       share.partial.add(prepared.delta, prepared.numExamples, upload.trainLoss, prepared.scale);
       const foldMs = performance.now() - started;
-      this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldMs / 1000);
-      this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
-      if (bounded.clipped) this.metrics.updatesClampedTotal.inc({ what: 'norm' });
-      if (bounded.clamped) this.metrics.updatesClampedTotal.inc({ what: 'examples' });
+      this.metrics.countFoldedUpload(foldMs / 1000, bounded);
       // Told before the device gets its answer: the leader hears of the upload before anything the device does next.
       await this.tell({
         type: 'accepted',
@@ -127,7 +125,7 @@ export class ClusterRounds {
         clipped: bounded.clipped,
         clamped: bounded.clamped,
       });
-      log.info({ roundId, clientId, numExamples: bounded.numExamples }, 'update accepted into this process partial');
+      log.debug({ roundId, clientId, numExamples: bounded.numExamples }, 'update accepted into this process partial');
       return { accepted: true };
     } catch (error) {
       if (!(error instanceof UploadRejection)) throw error;
@@ -163,7 +161,7 @@ export class ClusterRounds {
     const descriptor = roundDescriptorSchema.parse(JSON.parse(answer));
     const split = createStrategy(descriptor.strategy, descriptor.strategyOptions).split?.();
     if (!split) throw new Error(`strategy ${descriptor.strategy} cannot be split over processes`);
-    const length = descriptor.weightSpecs.reduce((n, spec) => n + spec.shape.reduce((a, b) => a * b, 1), 0);
+    const length = totalValues(descriptor.weightSpecs.map((spec) => spec.shape));
     // One round at a time in the cluster: a new round's share replaces any older one.
     this.share = { descriptor, split, partial: new PartialAggregate(length), sealed: false };
     return this.share;
@@ -171,15 +169,19 @@ export class ClusterRounds {
 
   // ---- the leader ----
 
-  /** Reporting begins: processes may admit uploads. The descriptor expires on its own should the leader die. */
-  /** Processes whose heartbeat is current, this one included: what a round's upload rate scales with. */
+  /** How many processes' heartbeats are current, this one included: what a round's upload rate scales with. */
   async liveProcesses(): Promise<number> {
-    const { redis, keys } = this.link;
-    let live = 0;
-    for (const processId of await redis.sMembers(keys.processes)) if (processId === this.processId || (await this.link.isAlive(processId))) live++;
-    return Math.max(1, live);
+    return (await this.liveProcessIds()).size;
   }
 
+  /** The processes whose heartbeat is current, this one always among them. */
+  private async liveProcessIds(): Promise<Set<string>> {
+    const live = new Set<string>([this.processId]);
+    for (const processId of await this.link.redis.sMembers(this.link.keys.processes)) if (await this.link.isAlive(processId)) live.add(processId);
+    return live;
+  }
+
+  /** Reporting begins: processes may admit uploads. The descriptor expires on its own should the leader die. */
   async open(descriptor: RoundDescriptor, ttlMs: number): Promise<void> {
     await this.link.redis.set(this.link.keys.roundOpen(descriptor.roundId), JSON.stringify(descriptor), { PX: ttlMs });
   }
@@ -191,9 +193,7 @@ export class ClusterRounds {
   async collect(roundId: string, length: number): Promise<CollectedPartials> {
     const { redis, keys } = this.link;
     await redis.del(keys.roundOpen(roundId));
-    const expected = new Set<string>();
-    for (const processId of await redis.sMembers(keys.processes)) if (await this.link.isAlive(processId)) expected.add(processId);
-    expected.add(this.processId);
+    const expected = await this.liveProcessIds();
     const delivered = new Map<string, number>();
     const deadline = Date.now() + this.config.partialTimeoutMs;
     this.partialWaiters.set(roundId, (from, count) => delivered.set(from, count));

@@ -1,4 +1,4 @@
-import { ServerEvent, type RoundClosed, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
+import { ServerEvent, totalValues, type RoundClosed, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
 import { moduleLogger } from '../logging/logger.js';
 import { planReportWindows, type PaceConfig } from './pace.js';
@@ -32,7 +32,7 @@ export class RoundMessenger {
 
   async configure(participants: readonly string[], round: RoundOpening): Promise<void> {
     const { roundId, baseVersion, plan, weightSpecs, deadlineAt, processes } = round;
-    const updateBytes = weightSpecs.reduce((bytes, spec) => bytes + 4 * spec.shape.reduce((a, b) => a * b, 1), 0);
+    const updateBytes = 4 * totalValues(weightSpecs.map((spec) => spec.shape));
     // Devices spread evenly over the processes (any load balancer does): each folds its share at the configured rate.
     const pace = this.pace && {
       ...this.pace,

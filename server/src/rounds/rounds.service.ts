@@ -270,10 +270,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     const started = performance.now();
     round.aggregator!.add(scale === 1 ? { delta, numExamples } : { delta, numExamples, scale });
     const foldSeconds = (performance.now() - started) / 1000;
-    this.metrics.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
-    this.metrics.uploadsTotal.inc({ result: 'accepted', reason: '' });
-    if (clipped) this.metrics.updatesClampedTotal.inc({ what: 'norm' });
-    if (clamped) this.metrics.updatesClampedTotal.inc({ what: 'examples' });
+    this.metrics.countFoldedUpload(foldSeconds, { clipped, clamped });
     const timing = { decodeMs: Math.max(0, at.received - at.arrivedAt), validationMs: started - at.received, foldMs: foldSeconds * 1000 };
     round.countAccepted(numExamples, trainLoss, timing, { clipped, clamped });
   }
