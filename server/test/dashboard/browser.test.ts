@@ -80,8 +80,8 @@ async function text(page: Page, selector: string): Promise<string> {
   return (await page.textContent(selector))?.trim() ?? '';
 }
 
-/** A signed-in dashboard page at `viewport`, collecting the page's errors; waits for the first snapshot. */
-async function openDashboard(viewport: { width: number; height: number }): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
+/** The dashboard's login page at `viewport` in a fresh context, with the page's errors (uncaught or console) collected. */
+async function dashboardPage(viewport: { width: number; height: number }): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1, acceptDownloads: true });
   const page = await context.newPage();
   const errors: string[] = [];
@@ -90,11 +90,18 @@ async function openDashboard(viewport: { width: number; height: number }): Promi
     if (message.type() === 'error') errors.push(message.text());
   });
   await page.goto(`${coordinator.url}/dashboard`);
+  return { page, errors, close: () => context.close() };
+}
+
+/** A signed-in dashboard page at `viewport`, collecting the page's errors; waits for the first snapshot. */
+async function openDashboard(viewport: { width: number; height: number }): Promise<{ page: Page; errors: string[]; close: () => Promise<void> }> {
+  const opened = await dashboardPage(viewport);
+  const { page } = opened;
   await page.fill('#token', OPERATOR_TOKEN);
   await page.click('#login-form button[type=submit]');
   await page.waitForSelector('#app:not([hidden])');
   await page.waitForFunction(() => document.getElementById('s-connected')?.textContent !== '–');
-  return { page, errors, close: () => context.close() };
+  return opened;
 }
 
 /** Elements whose right edge passes the viewport's (tag#id.class: right edge), to say what overflows. */
@@ -130,14 +137,7 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     );
     for (let r = 1; r <= 7; r++) await runRound(r);
 
-    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (error) => errors.push(String(error)));
-    page.on('console', (message) => {
-      if (message.type() === 'error') errors.push(message.text());
-    });
-    await page.goto(`${coordinator.url}/dashboard`);
+    const { page, errors, close } = await dashboardPage({ width: 1440, height: 900 });
 
     // A wrong token is refused and no data is shown.
     await page.fill('#token', 'wrong-token');
@@ -217,7 +217,7 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     const rolledBack = await text(page, '#s-version');
     expect(await text(page, '#c-rollbacks')).toBe(`↺ Rollbacks (dashed lines): ${rolledBack} = v1's weights, after #8`);
     expect(errors).toEqual([]);
-    await context.close();
+    await close();
   });
 
   it('fits a phone (390 px wide) with no horizontal overflow, shows no step as current when idle, and starts the form from the newest round settings', async () => {
