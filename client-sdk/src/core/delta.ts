@@ -2,6 +2,7 @@
  * Weight deltas: what a client uploads after a round (trained minus received weights), never the
  * weights themselves and never examples.
  */
+import { l2Norm } from '../protocol/vector-math.js';
 import { encodeWeights, type EncodedWeights } from '../protocol/weights.js';
 
 /** trained[i] - base[i], element-wise, into new arrays. */
@@ -39,7 +40,24 @@ export function allFinite(tensors: readonly Float32Array[]): boolean {
 }
 
 /** L2 norm over all tensors (for diagnostics and norm bounds): the protocol's, shared with the coordinator. */
-export { l2Norm } from '../protocol/vector-math.js';
+export { l2Norm };
+
+/**
+ * The delta scaled down to L2 norm `clipNorm` over all tensors, when it is longer (DP rounds' plan
+ * `clipNorm`); the same arrays otherwise. Scaled by clipNorm / norm in float32 and, should rounding
+ * leave the norm a hair above the bound, by one more ulp-sized step, so the result never exceeds it.
+ */
+export function clipDelta(delta: readonly Float32Array[], clipNorm: number): Float32Array[] {
+  const norm = l2Norm(delta);
+  // Non-finite deltas are refused before upload (allFinite), not clipped.
+  if (norm <= clipNorm || !Number.isFinite(norm)) return [...delta];
+  let factor = clipNorm / norm;
+  for (;;) {
+    const scaled = delta.map((tensor) => tensor.map((value) => value * factor));
+    if (l2Norm(scaled) <= clipNorm) return scaled;
+    factor *= 1 - 1e-6;
+  }
+}
 
 /** Computes and encodes the delta for upload; shapes in the weight specs' order. */
 export function encodeDelta(

@@ -8,7 +8,7 @@ import { encodeWeights } from '../protocol/weights.js';
 import type { FederatedClientOptions, TrainingProgress, UploadedEvent } from './client-types.js';
 import type { Connection } from './connection.js';
 import type { DataSource, ExampleTensors } from './data.js';
-import { allFinite, computeDelta, encodedBytes } from './delta.js';
+import { allFinite, clipDelta, computeDelta, encodedBytes } from './delta.js';
 import { FlockClientError } from './errors.js';
 import { readExamples, type CancelReason, type Job } from './job.js';
 import type { LossSpec } from './losses.js';
@@ -117,6 +117,8 @@ function prepareUpload(
   const numExamples = Math.min(update.numExamples, plan.maxExamplesPerUpdate ?? update.numExamples);
   let delta = computeDelta(update.trained, splitStoredWeights(global));
   if (context.transformDelta) delta = context.transformDelta(delta, { roundId, modelVersion, numExamples });
+  // DP rounds: the update leaves the device already within C (the coordinator clips again).
+  if (plan.clipNorm !== undefined) delta = clipDelta(delta, plan.clipNorm);
   const encoded = encodeWeights(
     delta,
     global.weightSpecs.map((spec) => spec.shape),

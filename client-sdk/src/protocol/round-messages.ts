@@ -34,6 +34,11 @@ export const trainingPlanSchema = z.object({
    * it and the SDK reports no more. Absent only in rounds stored by an older coordinator.
    */
   maxExamplesPerUpdate: z.number().int().min(1).max(MAX_UPDATE_EXAMPLES).optional(),
+  /**
+   * Differentially private rounds: the SDK scales its delta down to this L2 norm before upload (the
+   * coordinator clips again, so the guarantee does not rest on the device). Absent: no clipping.
+   */
+  clipNorm: z.number().positive().max(10_000).optional(),
 });
 export type TrainingPlan = z.infer<typeof trainingPlanSchema>;
 

@@ -15,6 +15,8 @@ export interface ClientUpdate {
    * copy. Streaming aggregators fold it into the weight; buffered ones materialize it (scaledDelta).
    */
   scale?: number;
+  /** ‖delta‖ (before `scale`), when the caller has measured it already: spares a wrapper that clips a second pass. */
+  norm?: number;
 }
 
 /** The delta an update stands for: `delta` itself, or a scaled float32 copy when it carries a scale. */

@@ -64,6 +64,8 @@ export interface FlockConfig {
   pace: PaceConfig | null;
   /** Backpressure on arrivals: refuse new sessions with `coordinator_busy` while the event loop is slow (boundary/busy.ts); null when off (the default). */
   busy: BusyConfig | null;
+  /** Differential privacy: the δ of every reported ε, and the budget rounds may not exceed (null: none). */
+  privacy: { delta: number; budget: { epsilon: number; delta: number } | null };
 }
 
 /**
@@ -174,6 +176,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     updateBound,
     maxSelectedPerAddress: parsed.FLOCK_MAX_SELECTED_PER_ADDRESS,
     maxModelChange: parsed.FLOCK_MAX_MODEL_CHANGE ?? MODEL_CHANGE_PER_UPDATE_NORM * updateBound.ceiling,
+    privacy: {
+      delta: parsed.FLOCK_DP_DELTA,
+      budget: parsed.FLOCK_DP_EPSILON_BUDGET === undefined ? null : { epsilon: parsed.FLOCK_DP_EPSILON_BUDGET, delta: parsed.FLOCK_DP_DELTA },
+    },
     pace: parsed.FLOCK_PACE_STEERING
       ? {
           uploadsPerSecond: parsed.FLOCK_MAX_UPLOADS_PER_SECOND,

@@ -97,6 +97,9 @@ const variables = z.object({
   // Refusing new devices while the event loop lags (0: off).
   FLOCK_BUSY_EVENT_LOOP_DELAY_MS: variable(integer(0).default(0)),
   FLOCK_BUSY_RETRY_AFTER_MS: variable(integer(1).default(30_000)),
+  // Differential privacy (docs/PRIVACY.md): the δ ε is reported at, and the operator's budget (none by default).
+  FLOCK_DP_DELTA: variable(positive().lt(1).default(1e-5)),
+  FLOCK_DP_EPSILON_BUDGET: variable(positive().optional()),
 });
 
 /** Every variable the coordinator reads (README.md documents each one). */

@@ -6,5 +6,6 @@
 export * from './errors.js';
 export * from './models.js';
 export * from './operators.js';
+export * from './privacy.js';
 export * from './rounds.js';
 export * from './strategies.js';

@@ -1,5 +1,6 @@
 /** `/api/models`: global model versions, their download in the TensorFlow.js format, registration and rollback. */
 import { z } from 'zod';
+import { privacyAccountSchema } from './privacy.js';
 
 export const MODEL_VERSION_SOURCES = ['initial', 'registered', 'round', 'rollback'] as const;
 /** How a model version came to be. */
@@ -29,6 +30,10 @@ export const modelVersionMetaSchema = z.object({
   createdAt: z.iso.datetime(),
   numParameters: z.number().int().min(0),
   metrics: modelMetricsSchema,
+  privacy: privacyAccountSchema
+    .nullable()
+    .default(null)
+    .describe('Differential privacy: the ledger as of this version and whether its lineage is covered (docs/PRIVACY.md); null for versions stored before accounts existed'),
 });
 export type ModelVersionMeta = z.infer<typeof modelVersionMetaSchema>;
 

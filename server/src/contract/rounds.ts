@@ -1,6 +1,7 @@
 /** `/api/rounds`: starting, listing, inspecting and cancelling federated rounds. */
 import { z } from 'zod';
 import { REJECTION_REASONS, ROUND_STATUSES, trainingPlanSchema } from '@flock/client-sdk/protocol';
+import { differentialPrivacySchema } from './privacy.js';
 import { DEFAULT_STRATEGY, isStrategyName, STRATEGY_NAMES, strategyOptionsSchema } from './strategies.js';
 
 const count = z.number().int().min(0);
@@ -32,6 +33,7 @@ export const startRoundRequestSchema = z
     maxExamplesPerUpdate: trainingPlanSchema.shape.maxExamplesPerUpdate.describe(
       "The most examples one update counts for in this round (default: the coordinator's FLOCK_MAX_EXAMPLES_PER_UPDATE)",
     ),
+    differentialPrivacy: differentialPrivacySchema.optional().describe('Run the round as DP-FedAvg (docs/PRIVACY.md); absent: no differential privacy'),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -56,6 +58,7 @@ export const roundParamsSchema = z.object({
   strategy: z.string().describe('Aggregation strategy name'),
   strategyOptions: strategyOptionsSchema.describe('Options of the strategy, as the operator gave them (defaults are documented per strategy)'),
   maxUpdateNorm: z.number().positive().nullable().describe('Optional L2 bound on each update; uploads above it are rejected with norm_exceeded'),
+  differentialPrivacy: differentialPrivacySchema.nullable().default(null).describe('DP-FedAvg parameters; null: not a DP round (and rounds stored before DP existed)'),
 });
 export type RoundParams = z.infer<typeof roundParamsSchema>;
 
@@ -157,6 +160,12 @@ export const roundMetricsSchema = z.object({
     .describe(
       "The adapted cap after this round (the median count its updates claimed, under FLOCK_MAX_EXAMPLES_PER_UPDATE): the next round's, unless its plan states less",
     ),
+  expectedUpdates: z
+    .number()
+    .min(0)
+    .nullable()
+    .default(null)
+    .describe('DP rounds: the sampling rate times the devices sampled from, the fixed denominator of the noisy mean; null otherwise'),
   clippedUpdates: count.default(0).describe('Accepted updates scaled down to the bound (refused ones count as rejected norm_exceeded)'),
   clampedExamples: count.default(0).describe("Accepted updates whose numExamples was above the plan's maxExamplesPerUpdate and counted as that"),
 });
@@ -227,9 +236,11 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
       learningRate: request.learningRate,
       ...(request.proximalMu !== undefined ? { proximalMu: request.proximalMu } : {}),
       ...(request.maxExamplesPerUpdate !== undefined ? { maxExamplesPerUpdate: request.maxExamplesPerUpdate } : {}),
+      ...(request.differentialPrivacy ? { clipNorm: request.differentialPrivacy.clipNorm } : {}),
     },
     strategy: request.strategy,
     strategyOptions: request.strategyOptions,
     maxUpdateNorm: request.maxUpdateNorm ?? null,
+    differentialPrivacy: request.differentialPrivacy ?? null,
   };
 }

@@ -1,5 +1,7 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PrivacyAccount } from '../contract/index.js';
+import { epsilonAt } from '../privacy/ledger.js';
 import { EVENT_LOOP_DELAY_QUANTILES, EventLoopDelay } from './event-loop-delay.js';
 
 /** prom-client's own names already start with process_ / nodejs_. */
@@ -109,6 +111,21 @@ export class MetricsService implements OnApplicationShutdown {
     help: 'Current global model version',
     registers: [this.registry],
   });
+  readonly dpEpsilonSpent = new Gauge({
+    name: 'flock_dp_epsilon_spent',
+    help: "ε (at FLOCK_DP_DELTA) of every differentially private round committed so far: the privacy ledger (docs/PRIVACY.md)",
+    registers: [this.registry],
+  });
+  readonly dpRounds = new Gauge({
+    name: 'flock_dp_rounds',
+    help: 'Differentially private rounds committed so far (the privacy ledger)',
+    registers: [this.registry],
+  });
+  readonly dpEpsilonBudget = new Gauge({
+    name: 'flock_dp_epsilon_budget',
+    help: 'FLOCK_DP_EPSILON_BUDGET: the most ε all DP rounds together may spend (absent: no budget)',
+    registers: [this.registry],
+  });
   readonly modelTestAccuracy = new Gauge({
     name: 'flock_model_test_accuracy',
     help: "Test-set accuracy of the newest global version whose accuracy on the coordinator's test set (FLOCK_TEST_SET) is known",
@@ -147,6 +164,12 @@ export class MetricsService implements OnApplicationShutdown {
   }
 
   /** An upload folded into an aggregate (in one process, or into a cluster process's partial). */
+  /** The privacy ledger as of the newest version. */
+  recordPrivacy(account: PrivacyAccount, delta: number): void {
+    this.dpEpsilonSpent.set(epsilonAt(account, delta));
+    this.dpRounds.set(account.dpRounds);
+  }
+
   countFoldedUpload(foldSeconds: number, bounded: { clipped: boolean; clamped: boolean }): void {
     this.aggregationSeconds.observe({ phase: 'fold' }, foldSeconds);
     this.uploadsTotal.inc({ result: 'accepted', reason: '' });

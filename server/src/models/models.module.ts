@@ -3,6 +3,7 @@ import { MulterModule } from '@nestjs/platform-express';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { EventsModule } from '../events/events.module.js';
 import { ModelsController } from './models.controller.js';
+import { PrivacyController } from './privacy.controller.js';
 import { ModelsService } from './models.service.js';
 import { TestSetEvaluationService } from './test-set-evaluation.service.js';
 
@@ -22,7 +23,7 @@ import { TestSetEvaluationService } from './test-set-evaluation.service.js';
       }),
     }),
   ],
-  controllers: [ModelsController],
+  controllers: [ModelsController, PrivacyController],
   providers: [ModelsService, TestSetEvaluationService],
   exports: [ModelsService, TestSetEvaluationService],
 })

@@ -2,6 +2,7 @@ import { BadRequestException, ConflictException, Inject, Injectable, NotFoundExc
 import { asFloat32, type ModelPayload } from '@flock/client-sdk/protocol';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
+import { accountCarried } from '../privacy/ledger.js';
 import type { ModelMetrics, ModelVersionMeta, ModelVersionSource } from '../contract/index.js';
 import { STORAGE, type ModelVersionRecord, type Storage } from '../storage/storage.js';
 import { ensureTfBackend, trainDefaultModel } from './default-model.js';
@@ -155,6 +156,8 @@ export class ModelsService implements OnModuleInit {
         topology: target.topology,
         weightSpecs: target.weightSpecs,
         strategyState: target.strategyState,
+        // The ledger carries on (what the rounds after `version` revealed stays revealed); the lineage is the copied version's.
+        privacy: accountCarried(current?.privacy ?? null, target.privacy?.protected ?? false, this.config.privacy.delta),
       },
       bytes,
     );
@@ -209,6 +212,7 @@ export class ModelsService implements OnModuleInit {
   }
 
   private async insert(parts: ModelArtifactsParts, metrics: ModelMetrics, source: ModelVersionSource, parentVersion: number | null): Promise<ModelVersionMeta> {
+    const ledger = (await this.current())?.privacy ?? null;
     const meta = await this.storage.insertModelVersion(
       {
         parentVersion,
@@ -219,6 +223,8 @@ export class ModelsService implements OnModuleInit {
         topology: parts.topology,
         weightSpecs: parts.weightSpecs,
         strategyState: null,
+        // No device data in it; the ledger of earlier rounds carries on.
+        privacy: accountCarried(ledger, true, this.config.privacy.delta),
       },
       parts.weights,
     );

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ABANDON_REASONS, REJECTION_REASONS, weightSpecSchema } from '@flock/client-sdk/protocol';
-import { strategyOptionsSchema } from '../contract/index.js';
+import { differentialPrivacySchema, strategyOptionsSchema } from '../contract/index.js';
 
 /*
  * What coordinator processes tell each other about the round in flight (cluster mode), one schema
@@ -23,6 +23,9 @@ export const roundDescriptorSchema = z.object({
   updateBound: z.number().positive().nullable(),
   strategy: z.string(),
   strategyOptions: strategyOptionsSchema,
+  /** DP rounds: the parameters and the expected number of updates (the noisy mean's denominator). */
+  differentialPrivacy: differentialPrivacySchema.nullable(),
+  expectedUpdates: z.number().positive().nullable(),
 });
 export type RoundDescriptor = z.infer<typeof roundDescriptorSchema>;
 

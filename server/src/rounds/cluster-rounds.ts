@@ -1,6 +1,5 @@
 import { abandonSchema, totalValues, uploadRoundSchema, type UpdateResult } from '@flock/client-sdk/protocol';
 import { PartialAggregate } from '../aggregation/partial-aggregate.js';
-import { createStrategy } from '../aggregation/strategies.js';
 import type { SplitAggregation } from '../aggregation/strategy.js';
 import type { ClusterLink } from '../cluster/cluster-link.js';
 import type { FlockConfig } from '../config/config.js';
@@ -10,6 +9,7 @@ import type { Storage } from '../storage/storage.js';
 import type { CollectedPartials } from './aggregation-sink.js';
 import { clusterMessageSchema, roundDescriptorSchema, type ClusterMessage, type LeaderMessage, type RoundDescriptor } from './cluster-messages.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate } from './upload-intake.js';
+import { roundStrategy } from './round-strategy.js';
 
 const log = moduleLogger('rounds');
 
@@ -104,11 +104,12 @@ export class ClusterRounds {
         maxExamples: descriptor.exampleCap,
         bound: descriptor.updateBound,
         config: this.config.updateBound,
+        dpClipNorm: descriptor.differentialPrivacy?.clipNorm ?? null,
       });
       // Still this round's, still open: the await above may have let the leader collect it.
       if (this.share !== share || share.sealed) throw new UploadRejection('round_closed', `round ${descriptor.roundId} stopped collecting updates`);
       const started = performance.now();
-      const prepared = share.split.prepare({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
+      const prepared = share.split.prepare({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale, norm: bounded.norm });
       share.partial.add(prepared.delta, prepared.numExamples, upload.trainLoss, prepared.scale);
       const foldMs = performance.now() - started;
       this.metrics.countFoldedUpload(foldMs / 1000, bounded);
@@ -159,7 +160,7 @@ export class ClusterRounds {
       return this.share;
     }
     const descriptor = roundDescriptorSchema.parse(JSON.parse(answer));
-    const split = createStrategy(descriptor.strategy, descriptor.strategyOptions).split?.();
+    const split = roundStrategy(descriptor, descriptor.expectedUpdates ?? 1).split?.();
     if (!split) throw new Error(`strategy ${descriptor.strategy} cannot be split over processes`);
     const length = totalValues(descriptor.weightSpecs.map((spec) => spec.shape));
     // One round at a time in the cluster: a new round's share replaces any older one.

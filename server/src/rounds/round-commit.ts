@@ -3,6 +3,7 @@ import type { AggregationResult } from '../aggregation/strategy.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { accountAfterRound } from '../privacy/ledger.js';
 import { ModelsService } from '../models/models.service.js';
 import { STORAGE, type ModelVersionRecord, type Storage } from '../storage/storage.js';
 import type { ActiveRound } from './active-round.js';
@@ -99,6 +100,8 @@ export class RoundCommitter {
         topology: base.topology,
         weightSpecs: base.weightSpecs,
         strategyState: result.serverState,
+        // The base is the newest version (prepare checked), so its account is the ledger this round adds to.
+        privacy: accountAfterRound(base.privacy, base.privacy?.protected ?? false, record.params.differentialPrivacy, this.config.privacy.delta),
       },
       weights,
       { status: 'committed', metrics, endedAt: at },
@@ -107,6 +110,7 @@ export class RoundCommitter {
     );
     this.models.onVersionCommitted(model, { topology: base.topology, weightSpecs: base.weightSpecs, weights });
     this.metrics.modelVersion.set(model.version);
+    if (model.privacy) this.metrics.recordPrivacy(model.privacy, this.config.privacy.delta);
     log.info({ roundId: record.id, version: model.version, accepted: metrics.accepted, updateNorm: metrics.updateNorm }, 'round committed');
     return { version: model.version, parentVersion: base.version, at };
   }

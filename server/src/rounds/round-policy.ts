@@ -13,6 +13,11 @@ export interface RoundPolicy {
   overSelection: number;
   selectionTimeoutMs: number;
   deadlineMs: number;
+  /**
+   * DP rounds: Poisson sampling at this rate replaces the target and over-selection (selection.ts),
+   * and reporting runs until every participant has answered or the deadline.
+   */
+  differentialPrivacy?: { samplingRate: number } | null;
 }
 
 /** Why reporting ended; the note of the reporting -> committing transition. */
@@ -26,9 +31,9 @@ export interface ReportingTally {
   pending: number;
 }
 
-/** Selection starts as soon as minClients devices are available. */
+/** Selection starts as soon as minClients devices are available (for DP rounds: expected to be sampled). */
 export function canSelect(policy: RoundPolicy, available: number): boolean {
-  return available >= policy.minClients;
+  return available * (policy.differentialPrivacy?.samplingRate ?? 1) >= policy.minClients;
 }
 
 /** Devices to select out of `available`: the target times the over-selection factor, rounded up, if there are that many. */
@@ -38,7 +43,7 @@ export function selectionSize(policy: RoundPolicy, available: number): number {
 
 /** Reporting ends early when the target is reached or every participant has answered; null while it goes on. */
 export function reportingEnd(policy: RoundPolicy, tally: ReportingTally): ReportingEnd | null {
-  if (tally.accepted >= policy.targetClients) return 'target reached';
+  if (!policy.differentialPrivacy && tally.accepted >= policy.targetClients) return 'target reached';
   if (tally.pending === 0) return 'all participants answered';
   return null;
 }

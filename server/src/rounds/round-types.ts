@@ -23,6 +23,7 @@ export function emptyRoundMetrics(): RoundMetrics {
     nextUpdateBound: null,
     exampleCap: null,
     nextExampleCap: null,
+    expectedUpdates: null,
     clippedUpdates: 0,
     clampedExamples: 0,
   };

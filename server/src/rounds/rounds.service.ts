@@ -9,13 +9,13 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { ServerEvent, abandonSchema, isRoundFinished, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
-import { createStrategy, isSplittable } from '../aggregation/strategies.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
 import type { FlockEvents } from '../events/flock-events.js';
 import { moduleLogger, runDetached } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { budgetRefusal } from '../privacy/ledger.js';
 import { ModelsService } from '../models/models.service.js';
 import { ROUND_LEASES, type RoundLease, type RoundLeases } from '../storage/round-lease.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
@@ -31,6 +31,7 @@ import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.j
 import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
 import { StaleRounds } from './stale-rounds.js';
+import { roundStrategy } from './round-strategy.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
@@ -87,6 +88,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (!(await this.staleRounds.abortIfUndriven('coordinator restarted while the round was in flight')))
       log.info('another coordinator process drives a round: its round in flight is left to it');
     await this.restoreBoundEstimate();
+    const ledger = (await this.models.current())?.privacy;
+    if (ledger) this.metrics.recordPrivacy(ledger, this.config.privacy.delta);
+    if (this.config.privacy.budget) this.metrics.dpEpsilonBudget.set(this.config.privacy.budget.epsilon);
     this.cluster?.onLeaderMessage(this.onClusterMessage);
     this.cluster?.onProcessLost(() => this.reapStaleRounds());
     this.bus.on('device.available', this.onDeviceAvailable);
@@ -151,14 +155,17 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     // The plan states the hard cap (devices report no more); the weight cap below it adapts.
     const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate;
     const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
-    createStrategy(params.strategy, params.strategyOptions);
-    if (this.cluster && !isSplittable(params.strategy, params.strategyOptions)) {
+    const strategy = roundStrategy(params);
+    if (this.cluster && !strategy.split?.()) {
       throw new BadRequestException(
         `strategy "${params.strategy}" needs every update in one process and cannot run over several coordinator processes (cluster mode); use one of the weighted-mean family: fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi`,
       );
     }
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
+    const dp = params.differentialPrivacy;
+    const refusal = budgetRefusal(current.privacy, dp, this.config.privacy.budget);
+    if (refusal) throw dp ? new ConflictException(refusal) : new BadRequestException(refusal);
     const base = await this.models.get(current.version);
     const at = nowIso();
     const record: RoundRecord = {
@@ -168,7 +175,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       params,
       metrics: {
         ...emptyRoundMetrics(),
-        updateBound: roundBound(this.config.updateBound, this.boundEstimate),
+        // A DP round clips every update to its own C instead.
+        updateBound: dp ? null : roundBound(this.config.updateBound, this.boundEstimate),
         exampleCap: roundExampleCap(maxExamplesPerUpdate, this.exampleCap),
       },
       committedVersion: null,
@@ -239,6 +247,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         maxExamples: inFlight.record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
         bound: inFlight.record.metrics.updateBound,
         config: this.config.updateBound,
+        dpClipNorm: inFlight.record.params.differentialPrivacy?.clipNorm ?? null,
       });
       this.fold(inFlight, bounded, upload.trainLoss, { arrivedAt: arrivedAt ?? received, received });
       inFlight.claims.push(upload.numExamples);
@@ -266,9 +275,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Folds an accepted (bounded) update into the running aggregate, timed. */
   private fold(round: ActiveRound, update: BoundedUpdate, trainLoss: number, at: { arrivedAt: number; received: number }): void {
-    const { delta, numExamples, scale, clipped, clamped } = update;
+    const { delta, numExamples, scale, norm, clipped, clamped } = update;
     const started = performance.now();
-    round.aggregator!.add(scale === 1 ? { delta, numExamples } : { delta, numExamples, scale });
+    round.aggregator!.add(scale === 1 ? { delta, numExamples, norm } : { delta, numExamples, scale, norm });
     const foldSeconds = (performance.now() - started) / 1000;
     this.metrics.countFoldedUpload(foldSeconds, { clipped, clamped });
     const timing = { decodeMs: Math.max(0, at.received - at.arrivedAt), validationMs: started - at.received, foldMs: foldSeconds * 1000 };
@@ -416,7 +425,10 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private async prepareConfiguration(round: ActiveRound): Promise<void> {
     const { record } = round;
     try {
-      const strategy = createStrategy(record.params.strategy, record.params.strategyOptions);
+      const dp = record.params.differentialPrivacy;
+      // DP rounds divide by the expected number of updates: q times the devices sampled from.
+      if (dp) record.metrics.expectedUpdates = dp.samplingRate * record.metrics.eligibleAtSelection;
+      const strategy = roundStrategy(record.params, record.metrics.expectedUpdates ?? 1);
       const base = await this.models.get(record.baseVersion);
       const context = { globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState };
       const { cluster } = this;
@@ -455,8 +467,10 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       round.commitInFlight = new Promise((resolve) => (settle = resolve));
       try {
         // Stored with the commit, so that a restarted coordinator resumes from it.
-        const next = nextEstimate(this.config.updateBound, this.boundEstimate, round.norms);
-        const nextCap = this.config.adaptiveExampleCap ? nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims) : null;
+        // A DP round's norms and claims stay out of later rounds' bounds: only its noisy model is released.
+        const dp = round.record.params.differentialPrivacy !== null;
+        const next = dp ? this.boundEstimate : nextEstimate(this.config.updateBound, this.boundEstimate, round.norms);
+        const nextCap = dp ? this.exampleCap : this.config.adaptiveExampleCap ? nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims) : null;
         Object.assign(round.record.metrics, { nextUpdateBound: next, nextExampleCap: nextCap });
         const stored = await this.committer.write(round, prepared, why);
         this.boundEstimate = next;
@@ -505,6 +519,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       updateBound: record.metrics.updateBound,
       strategy: record.params.strategy,
       strategyOptions: record.params.strategyOptions,
+      differentialPrivacy: record.params.differentialPrivacy,
+      expectedUpdates: record.metrics.expectedUpdates,
     };
   }
 

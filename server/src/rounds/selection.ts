@@ -28,7 +28,26 @@ export interface Selection {
 export function selectParticipants(candidates: readonly Candidate[], policy: RoundPolicy, rules: SelectionRules, random: RandomIndex = randomInt): Selection {
   // Shuffled first, so which device of a user or an address is kept is random too.
   const selectable = spreadOverAddresses(onePerUser(shuffled(candidates, random)), rules.maxPerAddress, random);
-  return { participants: selectable.slice(0, selectionSize(policy, selectable.length)).map((candidate) => candidate.clientId), selectable: selectable.length };
+  const rate = policy.differentialPrivacy?.samplingRate;
+  const chosen = rate === undefined ? selectable.slice(0, selectionSize(policy, selectable.length)) : poissonSample(selectable, rate, random);
+  return { participants: chosen.map((candidate) => candidate.clientId), selectable: selectable.length };
+}
+
+/** Resolution of a Poisson draw: probabilities are rounded down to a multiple of 2^-32. */
+const POISSON_RESOLUTION = 2 ** 32;
+
+/**
+ * Poisson sampling, what DP rounds' accounting assumes (docs/PRIVACY.md): each candidate is taken
+ * independently with probability `rate` (at most `rate`: it is rounded down to 32 bits), so how many
+ * are taken is itself random. The candidates are those left by the per-user and per-address rules,
+ * which look only at who is connected, never at data.
+ */
+export function poissonSample<T>(candidates: readonly T[], rate: number, random: RandomIndex = randomInt): T[] {
+  if (!(rate > 0 && rate <= 1)) throw new RangeError(`sampling rate must be in (0, 1], got ${rate}`);
+  const threshold = Math.floor(rate * POISSON_RESOLUTION);
+  // randomInt's range is below 2^48: two 16-bit halves make the 32-bit draw.
+  const draw = () => random(65_536) * 65_536 + random(65_536);
+  return rate === 1 ? [...candidates] : candidates.filter(() => draw() < threshold);
 }
 
 /**

@@ -23,7 +23,8 @@ import { decide, type UpdateBoundConfig } from './update-bound.js';
  *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch),
  *                   8. finite values (non_finite), 9. the round's fixed L2 bound (norm_exceeded)
  *   boundInfluence  10. what the update counts for: numExamples clamped to the plan's cap, the delta
- *                   clipped to the adaptive L2 bound (a scale, no copy; or refused: norm_exceeded)
+ *                   clipped to the adaptive L2 bound (a scale, no copy; or refused: norm_exceeded),
+ *                   or in a DP round always clipped to the round's C
  * The norm (with finiteness) is one pass of the round aggregator's kernel where it has one (the wasm
  * SIMD kernel copies the upload in once and folds it from that copy).
  */
@@ -155,6 +156,8 @@ export interface InfluenceLimits {
   /** The round's adaptive L2 bound; null when off. */
   bound: number | null;
   config: UpdateBoundConfig;
+  /** DP rounds: C, which every update is clipped to whatever the bound's mode (the adaptive bound is off). */
+  dpClipNorm?: number | null;
 }
 
 export interface BoundedUpdate {
@@ -163,6 +166,8 @@ export interface BoundedUpdate {
   numExamples: number;
   /** The update counts as scale · delta: bound / norm when clipped, else 1. */
   scale: number;
+  /** ‖delta‖, before the scale. */
+  norm: number;
   clamped: boolean;
   clipped: boolean;
 }
@@ -173,16 +178,16 @@ export interface BoundedUpdate {
  * in float64 while folding; or refused with norm_exceeded in `refuse` mode). The delta is untouched.
  */
 export function boundInfluence(delta: Float32Array, norm: number, numExamples: number, limits: InfluenceLimits): BoundedUpdate {
+  const counted = { numExamples: Math.min(numExamples, limits.maxExamples), clamped: numExamples > limits.maxExamples };
+  const { dpClipNorm } = limits;
+  if (dpClipNorm) {
+    const clipped = norm > dpClipNorm;
+    return { delta, norm, scale: clipped ? dpClipNorm / norm : 1, clipped, ...counted };
+  }
   const decision = decide(limits.config, limits.bound, norm);
   if (decision.action === 'refuse') {
     throw new UploadRejection('norm_exceeded', `delta L2 norm ${norm.toPrecision(4)} exceeds the adaptive bound ${limits.bound!.toPrecision(4)}`);
   }
   const clipped = decision.action === 'clip';
-  return {
-    delta,
-    scale: clipped ? decision.scale : 1,
-    numExamples: Math.min(numExamples, limits.maxExamples),
-    clamped: numExamples > limits.maxExamples,
-    clipped,
-  };
+  return { delta, norm, scale: clipped ? decision.scale : 1, clipped, ...counted };
 }

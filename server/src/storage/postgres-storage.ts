@@ -69,6 +69,17 @@ CREATE TRIGGER model_versions_immutable
                    topology, weight_specs, strategy_state, weights OR DELETE ON model_versions
   FOR EACH ROW EXECUTE FUNCTION flock_model_versions_immutable();
 
+-- One privacy account per version (privacy/ledger.ts), written with it; immutable like it.
+CREATE TABLE IF NOT EXISTS privacy_accounts (
+  version INTEGER PRIMARY KEY REFERENCES model_versions (version),
+  account JSONB NOT NULL
+);
+CREATE OR REPLACE FUNCTION flock_privacy_accounts_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN RAISE EXCEPTION 'privacy accounts are immutable'; END $$;
+DROP TRIGGER IF EXISTS privacy_accounts_immutable ON privacy_accounts;
+CREATE TRIGGER privacy_accounts_immutable BEFORE UPDATE OR DELETE ON privacy_accounts
+  FOR EACH ROW EXECUTE FUNCTION flock_privacy_accounts_immutable();
+
 CREATE TABLE IF NOT EXISTS rounds (
   seq               BIGSERIAL PRIMARY KEY,
   id                TEXT NOT NULL UNIQUE,
@@ -202,11 +213,12 @@ export class PostgresStorage implements Storage {
     await client.query('LOCK TABLE model_versions IN SHARE ROW EXCLUSIVE MODE');
     const { rows } = await client.query<{ next: number }>('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_versions');
     const next = rows[0]!.next;
-    const inserted = await client.query<ModelMetaRow>(
-      `INSERT INTO model_versions (${MODEL_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-       RETURNING ${MODEL_META_COLUMNS}`,
+    await client.query(
+      `INSERT INTO model_versions (${MODEL_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       modelInsertValues(next, record, weights, nowIso()),
     );
+    if (record.privacy) await client.query('INSERT INTO privacy_accounts (version, account) VALUES ($1, $2)', [next, JSON.stringify(record.privacy)]);
+    const inserted = await client.query<ModelMetaRow>(`SELECT ${MODEL_META_COLUMNS} FROM model_versions WHERE version = $1`, [next]);
     return rowToModelMeta(inserted.rows[0]!, alreadyParsed);
   }
 

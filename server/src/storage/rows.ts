@@ -9,6 +9,7 @@ import {
   type LocalEvaluationSummary,
   type ModelVersionMeta,
   type ModelVersionSource,
+  privacyAccountSchema,
   type RoundRecord,
   type RoundTransition,
 } from '../contract/index.js';
@@ -22,8 +23,10 @@ export function sqlList(values: readonly string[]): string {
 export const STATUS_LIST = sqlList(ROUND_STATUSES);
 export const SOURCE_LIST = sqlList(MODEL_VERSION_SOURCES);
 
-/** Meta columns of model_versions (everything except the weight bytes and the large JSON). */
-export const MODEL_META_COLUMNS = 'version, parent_version, round_id, source, created_at, num_parameters, metrics';
+/** Meta columns of model_versions (everything except the weight bytes and the large JSON), with the version's privacy account. */
+export const MODEL_META_COLUMNS =
+  'version, parent_version, round_id, source, created_at, num_parameters, metrics, ' +
+  '(SELECT account FROM privacy_accounts WHERE privacy_accounts.version = model_versions.version) AS privacy';
 export const MODEL_RECORD_COLUMNS = `${MODEL_META_COLUMNS}, topology, weight_specs, strategy_state`;
 export const ROUND_COLUMNS = 'id, base_version, status, params, metrics, committed_version, error, created_at, updated_at, ended_at';
 
@@ -48,6 +51,8 @@ export interface ModelMetaRow {
   created_at: string;
   num_parameters: number;
   metrics: unknown;
+  /** privacy_accounts.account, null for versions stored before accounts existed. */
+  privacy: unknown;
 }
 export interface ModelRecordRow extends ModelMetaRow {
   topology: unknown;
@@ -92,6 +97,7 @@ export function rowToModelMeta(row: ModelMetaRow, decode: JsonDecoder): ModelVer
     createdAt: row.created_at,
     numParameters: row.num_parameters,
     metrics: decode(row.metrics) as ModelVersionMeta['metrics'],
+    privacy: row.privacy === null ? null : privacyAccountSchema.parse(decode(row.privacy)),
   };
 }
 

@@ -61,6 +61,15 @@ CREATE TRIGGER IF NOT EXISTS model_versions_no_delete
   BEFORE DELETE ON model_versions
   BEGIN SELECT RAISE(ABORT, 'model versions are never deleted'); END;
 
+-- One privacy account per version (privacy/ledger.ts), written with it; immutable like it.
+CREATE TABLE IF NOT EXISTS privacy_accounts (
+  version INTEGER PRIMARY KEY REFERENCES model_versions (version),
+  account TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS privacy_accounts_immutable
+  BEFORE UPDATE ON privacy_accounts
+  BEGIN SELECT RAISE(ABORT, 'privacy accounts are immutable'); END;
+
 CREATE TABLE IF NOT EXISTS rounds (
   seq               INTEGER PRIMARY KEY AUTOINCREMENT,
   id                TEXT NOT NULL UNIQUE,
@@ -151,6 +160,7 @@ export class SqliteStorage implements Storage {
     this.conn
       .prepare(`INSERT INTO model_versions (${MODEL_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(...modelInsertValues(next, record, weights, nowIso()));
+    if (record.privacy) this.conn.prepare('INSERT INTO privacy_accounts (version, account) VALUES (?, ?)').run(next, JSON.stringify(record.privacy));
     return this.metaOf(next)!;
   }
 

@@ -59,6 +59,7 @@ export const MODELS: ModelVersionMeta[] = [
     createdAt: '2026-05-04T10:12:41.512Z',
     numParameters: 199_210,
     metrics: { testAccuracy: 0.9712, testLoss: 0.0934, trainExamples: 6000 },
+    privacy: null,
   },
   {
     version: 2,
@@ -68,6 +69,7 @@ export const MODELS: ModelVersionMeta[] = [
     createdAt: '2026-05-04T09:58:03.001Z',
     numParameters: 199_210,
     metrics: { testAccuracy: 0.9581, testLoss: 0.1402 },
+    privacy: null,
   },
   {
     version: 1,
@@ -77,6 +79,7 @@ export const MODELS: ModelVersionMeta[] = [
     createdAt: '2026-05-04T09:40:00.000Z',
     numParameters: 199_210,
     metrics: { testAccuracy: 0.9123, testLoss: 0.3011, note: 'trained on 2,000 MNIST examples' },
+    privacy: null,
   },
 ];
 
@@ -186,7 +189,8 @@ export function committedRound(): RoundRecord {
       nextUpdateBound: 2.31,
       exampleCap: 600,
       nextExampleCap: 600,
-      clippedUpdates: 4,
+      expectedUpdates: null,
+    clippedUpdates: 4,
       clampedExamples: 0,
     },
     createdAt: '2026-05-04T09:59:47.000Z',

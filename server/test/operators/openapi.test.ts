@@ -87,6 +87,7 @@ describe('the OpenAPI document (/api/docs/openapi.json)', () => {
       'GET /api/models/{version}/model.json': 'getModelJson',
       'GET /api/models/{version}/weights.bin': 'getModelWeights',
       'POST /api/models/{version}/rollback': 'rollbackModel',
+      'GET /api/privacy': 'getPrivacy',
       'POST /api/rounds': 'startRound',
       'GET /api/rounds': 'listRounds',
       'GET /api/rounds/{id}': 'getRound',

@@ -28,6 +28,8 @@ const descriptor: RoundDescriptor = {
   baseVersion: 1,
   weightSpecs: SHAPES.map((shape, i) => ({ name: `w${i}`, shape, dtype: 'float32' as const })),
   maxUpdateNorm: null,
+  differentialPrivacy: null,
+  expectedUpdates: null,
   exampleCap: 100,
   updateBound: null,
   strategy: 'fedavg',

@@ -35,6 +35,7 @@ const PARAMS: RoundParams = {
   strategy: 'fedavg',
   strategyOptions: {},
   maxUpdateNorm: null,
+  differentialPrivacy: null,
 };
 
 /** Holds one storage call until released, and says when it started. */
