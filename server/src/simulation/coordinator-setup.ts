@@ -75,6 +75,7 @@ async function startInProcess(
         maxConnectionsPerAddress: 0,
       },
     );
+    config.privacy = { delta: options.dpDelta, budget: null };
     if (!options.defenses) {
       config.maxExamplesPerUpdate = MAX_UPDATE_EXAMPLES;
       config.adaptiveExampleCap = false;

@@ -9,7 +9,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS } from '../config/environment.js';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
-import type { StrategyOptions } from '../contract/index.js';
+import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
+import { noiseForEpsilon } from '../privacy/rdp.js';
 import { INITIAL_MODEL_KINDS, planSimulation, type ExistingServer, type InitialModelKind, type SimulationOptions } from './options.js';
 import type { RoundRow, SimulationSummary } from './report.js';
 
@@ -51,6 +52,11 @@ interface CliOptions {
   overSelection: number;
   minClients?: number;
   deadline: number;
+  dpNoiseMultiplier?: number;
+  dpEpsilon?: number;
+  dpClipNorm: number;
+  dpSamplingRate?: number;
+  dpDelta: number;
   server?: string;
   clientToken?: string;
   operatorToken?: string;
@@ -136,6 +142,20 @@ const program: Command = new Command()
   )
   .option('--min-clients <n>', 'updates needed to commit (default m, or 1 with --dropout)', positiveInt('--min-clients'))
   .option('--deadline <seconds>', 'round reporting deadline', positive('--deadline'), 600)
+  .option('--dp-noise-multiplier <z>', 'run DP-FedAvg rounds with this noise multiplier (docs/PRIVACY.md)', positive('--dp-noise-multiplier'))
+  .option('--dp-epsilon <e>', 'run DP-FedAvg rounds with the noise multiplier that spends this ε over --rounds rounds at --dp-delta', positive('--dp-epsilon'))
+  .option('--dp-clip-norm <C>', 'DP rounds: the L2 norm every update is clipped to', positive('--dp-clip-norm'), 1)
+  .option(
+    '--dp-sampling-rate <q>',
+    'DP rounds: the probability each client is sampled (Poisson; default --fraction)',
+    number('--dp-sampling-rate', (v) => v > 0 && v <= 1, 'in (0, 1]'),
+  )
+  .option(
+    '--dp-delta <d>',
+    'DP rounds: the δ ε is reported at (the in-process coordinator\'s FLOCK_DP_DELTA)',
+    number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'),
+    1e-5,
+  )
   .option('--server <url>', 'use this coordinator instead of an in-process one')
   .option('--client-token <token>', 'client token of --server (or FLOCK_CLIENT_TOKEN)')
   .option('--operator-token <token>', 'operator token of --server (or FLOCK_OPERATOR_TOKEN)')
@@ -144,7 +164,7 @@ const program: Command = new Command()
   .option('--no-progress', 'print one line per round instead of a progress bar');
 
 /** The strategy options, the coordinator to use and the target, from the command line (a usage error exits). */
-function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; server: ExistingServer | null; target: number | null } {
+function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; server: ExistingServer | null; target: number | null; differentialPrivacy: DifferentialPrivacyRequest | null } {
   let strategyOptions: StrategyOptions = {};
   try {
     const parsed: unknown = JSON.parse(cli.strategyOptions);
@@ -161,7 +181,21 @@ function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; 
     server = { url: cli.server.replace(/\/+$/, ''), clientToken, operatorToken };
   }
   const target = cli.targetAccuracy === undefined ? null : cli.targetAccuracy > 1 ? cli.targetAccuracy / 100 : cli.targetAccuracy;
-  return { strategyOptions, server, target };
+  return { strategyOptions, server, target, differentialPrivacy: differentialPrivacyOf(cli) };
+}
+
+/** DP rounds from --dp-noise-multiplier, or from --dp-epsilon through the accountant (the noise that spends ε over --rounds). */
+function differentialPrivacyOf(cli: CliOptions): DifferentialPrivacyRequest | null {
+  if (cli.dpNoiseMultiplier !== undefined && cli.dpEpsilon !== undefined) program.error('give --dp-noise-multiplier or --dp-epsilon, not both');
+  const samplingRate = cli.dpSamplingRate ?? cli.fraction;
+  if (cli.dpNoiseMultiplier === undefined && cli.dpEpsilon === undefined) {
+    if (cli.dpSamplingRate !== undefined) program.error('--dp-sampling-rate needs --dp-noise-multiplier or --dp-epsilon');
+    return null;
+  }
+  if (!(samplingRate > 0)) program.error('DP rounds need a positive sampling rate (--dp-sampling-rate or --fraction)');
+  const noiseMultiplier =
+    cli.dpNoiseMultiplier ?? noiseForEpsilon({ epsilon: cli.dpEpsilon!, delta: cli.dpDelta, samplingRate, rounds: cli.rounds }, { tolerance: 1e-4 });
+  return { noiseMultiplier, clipNorm: cli.dpClipNorm, samplingRate };
 }
 
 interface Progress {
@@ -250,6 +284,8 @@ function simulationOptions(
     minClients: cli.minClients ?? null,
     deadlineSeconds: cli.deadline,
     server: resolved.server,
+    differentialPrivacy: resolved.differentialPrivacy,
+    dpDelta: cli.dpDelta,
     onRound: (row) => progress.onRound(row),
     onLog: (message) => progress.log(message),
     signal,

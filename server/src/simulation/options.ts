@@ -1,5 +1,5 @@
 /** The simulator's options, their defaults, and what they imply (clients per round, quorum, Byzantine clients). */
-import type { StrategyOptions } from '../contract/index.js';
+import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
 import { assignAttacks, type Attack, type AttackChoice } from './byzantine.js';
 import type { PartitionKind } from './partition.js';
 import type { RoundRow } from './report.js';
@@ -69,6 +69,12 @@ export interface SimulationOptions {
   deadlineSeconds: number;
   /** Run against this coordinator instead of an in-process one. */
   server: ExistingServer | null;
+  /**
+   * DP-FedAvg rounds (docs/PRIVACY.md): Poisson sampling at `samplingRate` replaces `fraction`; null: no DP.
+   * The in-process coordinator reports ε at `dpDelta`.
+   */
+  differentialPrivacy: DifferentialPrivacyRequest | null;
+  dpDelta: number;
   onRound?: (row: RoundRow) => void;
   onLog?: (message: string) => void;
   /** Stops after the round in flight is cancelled; the rounds so far are returned (`stopped: true`). */
@@ -103,6 +109,8 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   minClients: null,
   deadlineSeconds: 600,
   server: null,
+  differentialPrivacy: null,
+  dpDelta: 1e-5,
 };
 
 /** The options with `init` decided. */
@@ -152,13 +160,15 @@ export function planSimulation(partial: Partial<SimulationOptions>): SimulationP
     throw new RangeError(`localEvaluation must be in [0, 1], got ${options.localEvaluation}`);
   if (!(options.dropout >= 0 && options.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${options.dropout}`);
   const attacks = assignAttacks(K, options.byzantine, options.attack, options.seed);
-  const clientsPerRound = Math.max(Math.round(options.fraction * K), 1);
+  const dp = options.differentialPrivacy;
+  // DP rounds sample each client with probability q: q·K expected, their number random.
+  const clientsPerRound = Math.max(Math.round((dp ? dp.samplingRate : options.fraction) * K), 1);
   return {
     options,
     workers: Math.max(1, Math.min(options.workers, K)),
     examplesPerClient: options.examplesPerClient ?? Math.floor(60_000 / K),
     clientsPerRound,
-    minClients: options.minClients ?? (options.dropout > 0 ? 1 : clientsPerRound),
+    minClients: options.minClients ?? (options.dropout > 0 || dp ? 1 : clientsPerRound),
     attacks,
   };
 }
