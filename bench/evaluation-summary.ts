@@ -126,7 +126,17 @@ async function postgresBackend(): Promise<Backend | null> {
 async function newVersion(storage: Storage): Promise<number> {
   const spec = { name: 'w', shape: [2], dtype: 'float32' as const };
   const meta = await storage.insertModelVersion(
-    { parentVersion: null, roundId: null, source: 'initial', numParameters: 2, metrics: {}, topology: {}, weightSpecs: [spec], strategyState: null },
+    {
+      parentVersion: null,
+      roundId: null,
+      source: 'initial',
+      numParameters: 2,
+      metrics: {},
+      topology: {},
+      weightSpecs: [spec],
+      strategyState: null,
+      privacy: null,
+    },
     new Uint8Array(8),
   );
   return meta.version;
