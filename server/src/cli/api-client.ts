@@ -13,6 +13,8 @@ import {
   modelJsonSchema,
   modelVersionDetailSchema,
   modelVersionListSchema,
+  privacyStatusSchema,
+  type PrivacyStatus,
   modelVersionMetaSchema,
   REGISTER_PARTS,
   roundDetailsSchema,
@@ -151,6 +153,11 @@ export class FlockApiClient {
   /** The current version, client counts, the round in flight and the uptime. */
   status(): Promise<StatusResponse> {
     return this.json(statusSchema, 'GET', '/api/status');
+  }
+
+  /** The privacy ledger: ε spent by the DP rounds so far, the budget, whether the current version is covered. */
+  privacy(): Promise<PrivacyStatus> {
+    return this.json(privacyStatusSchema, 'GET', '/api/privacy');
   }
 
   clientCounts(): Promise<ClientCountsResponse> {

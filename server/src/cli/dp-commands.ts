@@ -31,7 +31,30 @@ function addScheduleOptions(command: Command): Command {
 }
 
 export function addDpCommands(program: Command, session: CliSession): void {
-  const dp = program.command('dp').description('plan differential privacy for DP rounds (offline: needs no coordinator)');
+  const dp = program.command('dp').description("differential privacy: plan DP rounds offline (epsilon, noise), or read a coordinator's ledger (status)");
+
+  dp.command('status')
+    .description("the coordinator's privacy ledger: ε spent by its DP rounds, the budget, and whether the current version is covered")
+    .action(async (_options: unknown, command: Command) => {
+      const ctx = session.connect(command);
+      const status = await ctx.client.privacy();
+      session.print(ctx, status, () => {
+        const budget = status.budget
+          ? `budget ε = ${status.budget.epsilon} (remaining ${status.remaining!.toPrecision(4)})`
+          : 'no budget (FLOCK_DP_EPSILON_BUDGET unset)';
+        const covered =
+          status.currentProtected === null
+            ? 'unknown (stored before privacy accounts)'
+            : status.currentProtected
+              ? 'yes: only DP rounds in its lineage'
+              : 'no: its lineage has rounds without DP';
+        return [
+          `spent: ε = ${status.spent.epsilon.toPrecision(6)} at δ = ${status.delta} over ${status.spent.dpRounds} DP round(s)`,
+          budget,
+          `current version ${status.currentVersion ?? '-'} covered: ${covered}`,
+        ].join('\n');
+      });
+    });
 
   addScheduleOptions(
     dp

@@ -4,7 +4,7 @@ import { isRoundFinished } from '@flock/client-sdk/protocol';
 import type { RoundDetails, RoundRecord, StartRoundRequest } from '../contract/index.js';
 import { renderRound, renderRoundList } from './format.js';
 import { parseIntOption, parseJsonObjectOption, parseNumberOption } from './option-parsers.js';
-import { EXIT_FAILED, type CliSession, type CommandContext } from './session.js';
+import { EXIT_FAILED, UsageError, type CliSession, type CommandContext } from './session.js';
 
 /** The options of `round start`, each mapped onto a field of the POST /api/rounds body (left out: the coordinator's default). */
 const START_OPTIONS: { flags: string; description: string; parse?: (value: string) => unknown; field: keyof StartRoundRequest }[] = [
@@ -47,6 +47,13 @@ const START_OPTIONS: { flags: string; description: string; parse?: (value: strin
   },
 ];
 
+/** `round start`'s DP-FedAvg options, all three or none: the round's `differentialPrivacy`. */
+const DP_OPTIONS = [
+  { flags: '--dp-noise-multiplier <z>', description: 'DP round: noise multiplier z (noise z·C on the sum; see pnpm flock dp)', key: 'noiseMultiplier' },
+  { flags: '--dp-clip-norm <C>', description: 'DP round: the L2 norm every update is clipped to', key: 'clipNorm' },
+  { flags: '--dp-sampling-rate <q>', description: 'DP round: the probability each eligible device is sampled (Poisson)', key: 'samplingRate' },
+] as const;
+
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 
 function addStartCommand(round: Command, session: CliSession): void {
@@ -58,12 +65,17 @@ function addStartCommand(round: Command, session: CliSession): void {
     start.addOption(option);
     fields.push([option.attributeName(), spec.field]);
   }
+  for (const spec of DP_OPTIONS) start.addOption(new Option(spec.flags, spec.description).argParser(parseNumberOption({ positive: true })));
   start
     .option('--wait', 'poll the round every second until it ends; exit 1 if it failed or was aborted')
     .action(async (options: Record<string, unknown>, command: Command) => {
       const ctx = session.connect(command);
       const body: Record<string, unknown> = {};
       for (const [attribute, field] of fields) if (options[attribute] !== undefined) body[field] = options[attribute];
+      const dp = DP_OPTIONS.filter((spec) => options[new Option(spec.flags).attributeName()] !== undefined);
+      if (dp.length > 0 && dp.length < DP_OPTIONS.length)
+        throw new UsageError(`a DP round needs all of ${DP_OPTIONS.map((spec) => spec.flags.split(' ')[0]).join(', ')}`);
+      if (dp.length > 0) body.differentialPrivacy = Object.fromEntries(dp.map((spec) => [spec.key, options[new Option(spec.flags).attributeName()]]));
       const started = await ctx.client.startRound(body);
       if (options.wait !== true) {
         session.print(

@@ -56,4 +56,41 @@ describe('the flock CLI against the real coordinator', () => {
     expect(failed.stdout + failed.stderr).toMatch(/selection timed out/);
     devices.forEach((d) => d.disconnect());
   });
+
+  it('runs a DP round (round start --dp-*) and reads the ledger (dp status)', async () => {
+    const env = { FLOCK_URL: coordinator.url, FLOCK_OPERATOR_TOKEN: coordinator.config.operatorToken };
+    const partial = await runFlock(['round', 'start', '--dp-noise-multiplier', '1'], { env });
+    expect(partial.code).toBe(2);
+    expect(partial.stderr).toMatch(/a DP round needs all of --dp-noise-multiplier, --dp-clip-norm, --dp-sampling-rate/);
+
+    const device = await ProtocolClient.connect(coordinator.url);
+    await waitFor(
+      () => coordinator.api<{ eligible: number }>('/api/clients'),
+      (r) => r.body.eligible === 1,
+      5000,
+    );
+    const upload = (async () => {
+      const configuration = await device.configurations.next();
+      expect(configuration.plan.clipNorm).toBe(0.5);
+      const model = await device.fetchModel(configuration.modelVersion);
+      await device.upload(configuration, model, makeDelta(model, 3), 40);
+    })();
+    const args = ['round', 'start', '--min-clients', '1', '--dp-noise-multiplier', '1.5', '--dp-clip-norm', '0.5', '--dp-sampling-rate', '1', '--wait'];
+    const round = await runFlock(args, { env });
+    await upload;
+    expect(round.code, round.stderr).toBe(0);
+    expect(round.stdout).toMatch(/committed/);
+
+    const ledger = await runFlock(['dp', 'status', '--json'], { env });
+    expect(ledger.code, ledger.stderr).toBe(0);
+    const expected = await runFlock(['dp', 'epsilon', '--noise-multiplier', '1.5', '--sampling-rate', '1', '--rounds', '1', '--delta', '1e-5', '--json']);
+    const status = JSON.parse(ledger.stdout) as { spent: { epsilon: number; dpRounds: number }; currentProtected: boolean };
+    expect(status.spent.dpRounds).toBe(1);
+    expect(status.spent.epsilon).toBeCloseTo((JSON.parse(expected.stdout) as { epsilon: number }).epsilon, 10);
+    // The first test rolled back to version 1 (no device data), which took its plain round out of the lineage.
+    expect(status.currentProtected).toBe(true);
+    const text = await runFlock(['dp', 'status'], { env });
+    expect(text.stdout).toMatch(/spent: ε = [\d.]+ at δ = 0\.00001 over 1 DP round\(s\)\nno budget/);
+    device.disconnect();
+  });
 });
