@@ -79,6 +79,8 @@ export interface DashboardRound {
     plan: { epochs: number; batchSize: number; learningRate: number };
     strategy: string;
     strategyOptions: Partial<Record<string, number>>;
+    /** DP-FedAvg parameters; null for a round without DP. */
+    differentialPrivacy: { noiseMultiplier: number; clipNorm: number; samplingRate: number } | null;
   };
   metrics: DashboardRoundMetrics;
   committedVersion: number | null;
@@ -103,6 +105,8 @@ export interface DashboardModelVersion {
   createdAt: string;
   numParameters: number;
   metrics: Record<string, number | string | null>;
+  /** The privacy ledger as of this version (docs/PRIVACY.md), without its RDP curve; null before accounts existed. */
+  privacy: { protected: boolean; dpRounds: number; epsilon: number; delta: number } | null;
 }
 
 /** Everything the dashboard shows, pushed on connect and after every change (throttled). */
@@ -116,6 +120,8 @@ export interface DashboardState {
   rounds: DashboardRound[];
   /** Recent global model versions, newest first: the first is the current one. */
   models: DashboardModelVersion[];
+  /** The δ ε is reported at, and the operator's ε budget (FLOCK_DP_EPSILON_BUDGET; null: none). */
+  privacy: { delta: number; budgetEpsilon: number | null };
   /** Aggregation strategies the start-round form offers. */
   strategies: readonly DashboardStrategy[];
   defaultStrategy: string;

@@ -4,6 +4,7 @@ import { DEFAULT_STRATEGY, describeStrategy, STRATEGY_NAMES } from '../aggregati
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { ModelsService } from '../models/models.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
+import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import type { DashboardActiveRound, DashboardState, DashboardStrategy } from './dashboard-state.js';
 
 /** How many recent rounds and model versions a snapshot carries. */
@@ -27,6 +28,7 @@ export class DashboardService {
     @Inject(DEVICE_DIRECTORY) private readonly devices: DeviceDirectory,
     private readonly rounds: RoundsService,
     private readonly models: ModelsService,
+    @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
   ) {}
 
   async snapshot(): Promise<DashboardState> {
@@ -44,7 +46,12 @@ export class DashboardService {
       clients,
       activeRound,
       rounds,
-      models: models.slice(0, DASHBOARD_HISTORY),
+      // The ledger's RDP curve (a few KB per version) stays on the server.
+      models: models.slice(0, DASHBOARD_HISTORY).map(({ privacy, ...model }) => ({
+        ...model,
+        privacy: privacy && { protected: privacy.protected, dpRounds: privacy.dpRounds, epsilon: privacy.epsilon, delta: privacy.delta },
+      })),
+      privacy: { delta: this.config.privacy.delta, budgetEpsilon: this.config.privacy.budget?.epsilon ?? null },
       strategies: STRATEGIES,
       defaultStrategy: DEFAULT_STRATEGY,
     };

@@ -5,6 +5,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { ClientEvent, type ModelPayload, type RoundConfiguration } from '@flock/client-sdk/protocol';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../support/chromium.js';
 import { OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { epsilonOfRounds } from '../../src/privacy/rdp.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
 
 /**
@@ -259,6 +260,33 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await text(page, '#rounds-msg')).toBe(`${rounds.length} rounds exported`);
     if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT.replace(/(\.png)?$/, '-phone.png'), fullPage: true });
     expect(errors).toEqual([]);
+    await close();
+  });
+
+  it('starts a DP round from the form, shows the ε it spent, and fills the form with its settings again', async () => {
+    const { page, errors, close } = await openDashboard({ width: 1280, height: 900 });
+    expect(await text(page, '#s-privacy')).toBe('ε 0.00');
+    expect(await page.isVisible('#start-form input[name=dpNoiseMultiplier]')).toBe(false);
+    await page.check('#dp');
+    await page.fill('#start-form input[name=dpNoiseMultiplier]', '2');
+    await page.fill('#start-form input[name=dpClipNorm]', '0.5');
+    await page.fill('#start-form input[name=dpSamplingRate]', '1');
+    await page.fill('#start-form input[name=minClients]', '3');
+    await page.click('#start-btn');
+    await page.waitForFunction(() => document.getElementById('start-msg')?.textContent?.startsWith('Round'));
+    // Every device is sampled (q = 1) and told to clip to C; the round runs until all have answered.
+    const configurations = await Promise.all(devices.map(nextConfiguration));
+    for (const configuration of configurations) expect(configuration.plan.clipNorm).toBe(0.5);
+    await Promise.all(devices.map((device, i) => upload(device, configurations[i]!, 90 + i, 0.2)));
+    const epsilon = epsilonOfRounds([{ samplingRate: 1, noiseMultiplier: 2, rounds: 1 }], 1e-5).epsilon;
+    await page.waitForFunction((expected) => document.getElementById('s-privacy')?.textContent === expected, `ε ${epsilon.toFixed(2)}`);
+    expect(await text(page, '#s-privacy-sub')).toMatch(/^1 DP round · δ 0\.00001 · v\d+ covered$/);
+    // A new page's form repeats the DP round's settings.
+    const second = await openDashboard({ width: 1280, height: 900 });
+    expect(await second.page.isChecked('#dp')).toBe(true);
+    expect(await second.page.inputValue('#start-form input[name=dpClipNorm]')).toBe('0.5');
+    expect([...errors, ...second.errors]).toEqual([]);
+    await second.close();
     await close();
   });
 });

@@ -66,6 +66,9 @@ function fillFrom(round) {
     overSelection: String(params.overSelection),
     strategyOptions: Object.keys(params.strategyOptions).length > 0 ? JSON.stringify(params.strategyOptions) : '',
   };
+  const dp = params.differentialPrivacy;
+  if (dp) Object.assign(values, { dpNoiseMultiplier: String(dp.noiseMultiplier), dpClipNorm: String(dp.clipNorm), dpSamplingRate: String(dp.samplingRate) });
+  /** @type {HTMLInputElement} */ (byId('dp')).checked = dp !== null;
   for (const [name, value] of Object.entries(values)) {
     const input = form.elements.namedItem(name);
     if (input instanceof HTMLInputElement) input.value = value;
@@ -114,6 +117,19 @@ async function startRound(event) {
       return;
     }
     Object.assign(body, { strategyOptions: options });
+  }
+  if (data.get('dp') !== null) {
+    const differentialPrivacy = { noiseMultiplier: num('dpNoiseMultiplier'), clipNorm: num('dpClipNorm'), samplingRate: num('dpSamplingRate') };
+    if (!(
+      differentialPrivacy.noiseMultiplier > 0 &&
+      differentialPrivacy.clipNorm > 0 &&
+      differentialPrivacy.samplingRate > 0 &&
+      differentialPrivacy.samplingRate <= 1
+    )) {
+      flash(message, 'Differential privacy needs a positive noise multiplier and clip norm, and a sampling rate in (0, 1].', 'error');
+      return;
+    }
+    Object.assign(body, { differentialPrivacy });
   }
   if (body.targetClients < body.minClients) {
     flash(message, 'Target clients must be at least min clients.', 'error');

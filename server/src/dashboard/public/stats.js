@@ -21,4 +21,18 @@ export function renderStats(state) {
   const committed = rounds.filter((r) => r.status === 'committed').length;
   byId('s-rounds').textContent = String(rounds.length);
   byId('s-rounds-sub').textContent = rounds.length ? `${committed} committed · ${rounds.length - committed} not` : '';
+  renderPrivacy(state);
+}
+
+/**
+ * ε spent by the DP rounds so far (the ledger of the newest version), against the budget if one is set.
+ * @param {DashboardState} state
+ */
+function renderPrivacy(state) {
+  const ledger = state.models[0]?.privacy ?? null;
+  const budget = state.privacy.budgetEpsilon;
+  byId('s-privacy').textContent = ledger ? `ε ${ledger.epsilon.toFixed(2)}${budget === null ? '' : ` / ${budget}`}` : '–';
+  byId('s-privacy-sub').textContent = ledger
+    ? `${ledger.dpRounds} DP round${ledger.dpRounds === 1 ? '' : 's'} · δ ${ledger.delta} · v${state.models[0]?.version} ${ledger.protected ? 'covered' : 'not covered'}`
+    : 'no privacy account';
 }
