@@ -55,7 +55,13 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
     });
     cleanups.push(() => pool.stop());
     await waitUntil('the workers to start their clients', 300_000, failure, async () => pool.ready);
-    await waitUntil(`${options.clients} eligible clients`, 120_000, failure, async () => (await api.status()).eligibleClients >= options.clients);
+    // Thousands of clients handshake slowly on a loaded machine (the proof times out, the SDK retries): 0.3 s each at worst.
+    await waitUntil(
+      `${options.clients} eligible clients`,
+      Math.max(120_000, 300 * options.clients),
+      failure,
+      async () => (await api.status()).eligibleClients >= options.clients,
+    );
 
     const evaluator = new EvaluationThread({ serverUrl: server.url, operatorToken: server.operatorToken }, failure);
     cleanups.push(() => evaluator.terminate());
