@@ -38,10 +38,12 @@ export class DifferentiallyPrivate implements Strategy {
     private readonly uniform: () => UniformSource = cryptoUniform,
   ) {
     const split = inner.split?.() ?? null;
-    if (!split) throw new RangeError(`differential privacy needs a weighted-mean strategy (fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi), not ${inner.name}`);
+    if (!split)
+      throw new RangeError(`differential privacy needs a weighted-mean strategy (fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi), not ${inner.name}`);
     const { clipNorm, noiseMultiplier, expectedUpdates } = settings;
     if (!(clipNorm > 0 && Number.isFinite(clipNorm))) throw new RangeError(`clipNorm must be positive and finite, got ${clipNorm}`);
-    if (!(noiseMultiplier >= 0 && Number.isFinite(noiseMultiplier))) throw new RangeError(`noiseMultiplier must be finite and non-negative, got ${noiseMultiplier}`);
+    if (!(noiseMultiplier >= 0 && Number.isFinite(noiseMultiplier)))
+      throw new RangeError(`noiseMultiplier must be finite and non-negative, got ${noiseMultiplier}`);
     if (!(expectedUpdates > 0 && Number.isFinite(expectedUpdates))) throw new RangeError(`expectedUpdates must be positive, got ${expectedUpdates}`);
     this.name = inner.name;
     this.inner = split;

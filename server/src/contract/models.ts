@@ -33,7 +33,9 @@ export const modelVersionMetaSchema = z.object({
   privacy: privacyAccountSchema
     .nullable()
     .default(null)
-    .describe('Differential privacy: the ledger as of this version and whether its lineage is covered (docs/PRIVACY.md); null for versions stored before accounts existed'),
+    .describe(
+      'Differential privacy: the ledger as of this version and whether its lineage is covered (docs/PRIVACY.md); null for versions stored before accounts existed',
+    ),
 });
 export type ModelVersionMeta = z.infer<typeof modelVersionMetaSchema>;
 

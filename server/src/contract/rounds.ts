@@ -58,7 +58,10 @@ export const roundParamsSchema = z.object({
   strategy: z.string().describe('Aggregation strategy name'),
   strategyOptions: strategyOptionsSchema.describe('Options of the strategy, as the operator gave them (defaults are documented per strategy)'),
   maxUpdateNorm: z.number().positive().nullable().describe('Optional L2 bound on each update; uploads above it are rejected with norm_exceeded'),
-  differentialPrivacy: differentialPrivacySchema.nullable().default(null).describe('DP-FedAvg parameters; null: not a DP round (and rounds stored before DP existed)'),
+  differentialPrivacy: differentialPrivacySchema
+    .nullable()
+    .default(null)
+    .describe('DP-FedAvg parameters; null: not a DP round (and rounds stored before DP existed)'),
 });
 export type RoundParams = z.infer<typeof roundParamsSchema>;
 

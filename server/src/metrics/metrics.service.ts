@@ -113,7 +113,7 @@ export class MetricsService implements OnApplicationShutdown {
   });
   readonly dpEpsilonSpent = new Gauge({
     name: 'flock_dp_epsilon_spent',
-    help: "ε (at FLOCK_DP_DELTA) of every differentially private round committed so far: the privacy ledger (docs/PRIVACY.md)",
+    help: 'ε (at FLOCK_DP_DELTA) of every differentially private round committed so far: the privacy ledger (docs/PRIVACY.md)',
     registers: [this.registry],
   });
   readonly dpRounds = new Gauge({

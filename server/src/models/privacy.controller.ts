@@ -19,7 +19,10 @@ export class PrivacyController {
   @Get()
   @UseGuards(OperatorGuard)
   @ApiBearerAuth()
-  @ApiOperation({ operationId: 'getPrivacy', summary: 'ε spent by the differentially private rounds so far, the budget, and whether the current version is covered' })
+  @ApiOperation({
+    operationId: 'getPrivacy',
+    summary: 'ε spent by the differentially private rounds so far, the budget, and whether the current version is covered',
+  })
   @ApiResponse({ status: 200, description: 'The privacy ledger (docs/PRIVACY.md)', schema: zodToOpenApi(privacyStatusSchema, 'output') })
   @ApiResponse({ status: 401, description: 'Missing or wrong operator token', schema: zodToOpenApi(errorBodySchema, 'output') })
   async status(): Promise<PrivacyStatus> {

@@ -470,7 +470,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         // A DP round's norms and claims stay out of later rounds' bounds: only its noisy model is released.
         const dp = round.record.params.differentialPrivacy !== null;
         const next = dp ? this.boundEstimate : nextEstimate(this.config.updateBound, this.boundEstimate, round.norms);
-        const nextCap = dp ? this.exampleCap : this.config.adaptiveExampleCap ? nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims) : null;
+        const nextCap = dp
+          ? this.exampleCap
+          : this.config.adaptiveExampleCap
+            ? nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims)
+            : null;
         Object.assign(round.record.metrics, { nextUpdateBound: next, nextExampleCap: nextCap });
         const stored = await this.committer.write(round, prepared, why);
         this.boundEstimate = next;

@@ -152,7 +152,7 @@ const program: Command = new Command()
   )
   .option(
     '--dp-delta <d>',
-    'DP rounds: the δ ε is reported at (the in-process coordinator\'s FLOCK_DP_DELTA)',
+    "DP rounds: the δ ε is reported at (the in-process coordinator's FLOCK_DP_DELTA)",
     number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'),
     1e-5,
   )
@@ -164,7 +164,12 @@ const program: Command = new Command()
   .option('--no-progress', 'print one line per round instead of a progress bar');
 
 /** The strategy options, the coordinator to use and the target, from the command line (a usage error exits). */
-function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; server: ExistingServer | null; target: number | null; differentialPrivacy: DifferentialPrivacyRequest | null } {
+function resolveArguments(cli: CliOptions): {
+  strategyOptions: StrategyOptions;
+  server: ExistingServer | null;
+  target: number | null;
+  differentialPrivacy: DifferentialPrivacyRequest | null;
+} {
   let strategyOptions: StrategyOptions = {};
   try {
     const parsed: unknown = JSON.parse(cli.strategyOptions);

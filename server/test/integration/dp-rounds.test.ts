@@ -107,6 +107,15 @@ describe('differentially private rounds', () => {
     expect(refused.body.message).toMatch(/every round must be differentially private/);
   });
 
+  it('refuses DP with a strategy that needs individual updates, and DP beside strategyOptions.clipNorm', async () => {
+    const median = await startRound({ minClients: 1, strategy: 'median', differentialPrivacy: DP });
+    expect(median.status).toBe(400);
+    expect(JSON.stringify(median.body)).toMatch(/differential privacy needs a weighted-mean strategy/);
+    const clipped = await startRound({ minClients: 1, strategyOptions: { clipNorm: 1 }, differentialPrivacy: DP });
+    expect(clipped.status).toBe(400);
+    expect(JSON.stringify(clipped.body)).toMatch(/leave strategyOptions.clipNorm out/);
+  });
+
   it('SDK devices clip to C before upload; the round commits with the noise and the ledger records it', async () => {
     const devices = [1, 2, 3].map(device);
     await Promise.all(devices.map((d) => d.client.start()));
