@@ -80,7 +80,13 @@ describe('bounding one update at intake', () => {
 
   it('leaves an update within both limits as it is', () => {
     const delta = Float32Array.from([0.3, 0.4]);
-    expect(boundInfluence(delta, 0.5, 600, limits)).toEqual({ delta, numExamples: 600, scale: 1, clamped: false, clipped: false });
+    expect(boundInfluence(delta, 0.5, 600, limits)).toEqual({ delta, norm: 0.5, numExamples: 600, scale: 1, clamped: false, clipped: false });
+  });
+
+  it("in a DP round, always clips to the round's C (whatever the bound's mode) and leaves the adaptive bound out", () => {
+    const dp = { ...limits, config: { ...config, mode: 'off' as const }, dpClipNorm: 0.25 };
+    expect(boundInfluence(Float32Array.from([0.3, 0.4]), 0.5, 600, dp)).toMatchObject({ scale: 0.5, clipped: true, norm: 0.5 });
+    expect(boundInfluence(Float32Array.from([0.06, 0.08]), 0.1, 600, dp)).toMatchObject({ scale: 1, clipped: false });
   });
 
   it('refuses with norm_exceeded in refuse mode', () => {
