@@ -12,6 +12,32 @@ export interface DpAggregationSettings {
   noiseMultiplier: number;
   /** q · N: the expected number of updates, the fixed denominator of the noisy mean (> 0). */
   expectedUpdates: number;
+  /** Adaptive clipping: estimate where C should be next round (noiseMultiplier is then the sum's share, see adaptiveNoise). */
+  adaptive?: AdaptiveClipping;
+}
+
+/** Andrew et al. 2021, "Differentially Private Learning with Adaptive Clipping". */
+export interface AdaptiveClipping {
+  /** γ: the share of updates that should be within C. */
+  targetQuantile: number;
+  /** η: the geometric step of C. */
+  learningRate: number;
+  /** σ_b: standard deviation of the noise on the count of updates within C. */
+  countNoiseStd: number;
+}
+
+/** Updates with a norm within C by this relative margin were not clipped (a clipped one has norm C up to rounding). */
+const UNCLIPPED_MARGIN = 1e-6;
+
+/**
+ * Splits a round's noise multiplier z between the sum and the count of unclipped updates so that
+ * both together are as private as the Gaussian mechanism with z alone (Andrew et al. 2021,
+ * Theorem 1): z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2). Needs σ_b > z / 2.
+ */
+export function sumNoiseMultiplier(noiseMultiplier: number, countNoiseStd: number): number {
+  const rest = noiseMultiplier ** -2 - (2 * countNoiseStd) ** -2;
+  if (!(rest > 0)) throw new RangeError(`the count's noise σ_b = ${countNoiseStd} must exceed z / 2 = ${noiseMultiplier / 2}`);
+  return rest ** -0.5;
 }
 
 /**
@@ -57,12 +83,32 @@ export class DifferentiallyPrivate implements Strategy {
     return this.configurePlanOf(plan);
   }
 
-  /** The scale that brings scale · delta within C (1 when it already is), and whether it clipped. */
-  private clipScale(update: ClientUpdate): { scale: number; clipped: boolean } {
+  /**
+   * The scale that brings scale · delta within C (1 when it already is), whether this clipped it,
+   * and whether the update was within C as it arrived (`update.norm`, before the intake's scale):
+   * what adaptive clipping counts. An SDK clips to C before upload, so an update that arrives with
+   * norm C was clipped on the device.
+   */
+  private clipScale(update: ClientUpdate): { scale: number; clipped: boolean; unclipped: boolean } {
+    const { clipNorm } = this.settings;
     const given = update.scale ?? 1;
-    const norm = given * (update.norm ?? l2Norm(update.delta));
-    if (norm <= this.settings.clipNorm) return { scale: given, clipped: false };
-    return { scale: given * (this.settings.clipNorm / norm), clipped: true };
+    const raw = update.norm ?? l2Norm(update.delta);
+    const norm = given * raw;
+    const unclipped = raw < clipNorm * (1 - UNCLIPPED_MARGIN);
+    if (norm <= clipNorm) return { scale: given, clipped: false, unclipped };
+    return { scale: given * (clipNorm / norm), clipped: true, unclipped };
+  }
+
+  /**
+   * The next C: C · exp(−η (b̃ − γ)) with b̃ = (unclipped + N(0, σ_b²)) / expected updates, the
+   * noisy share of updates that were within C. Undefined without adaptive clipping.
+   */
+  private nextClipNorm(unclipped: number): number | undefined {
+    const { adaptive, clipNorm, expectedUpdates } = this.settings;
+    if (!adaptive) return undefined;
+    const noise = fillGaussian(new Float64Array(1), adaptive.countNoiseStd, this.uniform())[0]!;
+    const share = (unclipped + noise) / expectedUpdates;
+    return clipNorm * Math.exp(-adaptive.learningRate * (share - adaptive.targetQuantile));
   }
 
   /** (sum + noise) / expected updates, in place. */
@@ -78,6 +124,7 @@ export class DifferentiallyPrivate implements Strategy {
     const accumulator = createFloat64Accumulator(context.globalWeights.length);
     let count = 0;
     let clipped = 0;
+    let unclipped = 0;
     return {
       sumOfSquares: (delta) => accumulator.sumOfSquares(delta),
       add: (update) => {
@@ -86,6 +133,7 @@ export class DifferentiallyPrivate implements Strategy {
         accumulator.addScaled(update.delta, clip.scale);
         count++;
         if (clip.clipped) clipped++;
+        if (clip.unclipped) unclipped++;
       },
       get count() {
         return count;
@@ -95,12 +143,16 @@ export class DifferentiallyPrivate implements Strategy {
       },
       finish: () => {
         if (count === 0) throw new Error('no updates to aggregate');
-        return this.inner.finish(context, this.noisyMean(accumulator.sum), count);
+        const result = this.inner.finish(context, this.noisyMean(accumulator.sum), count);
+        const nextClipNorm = this.nextClipNorm(unclipped);
+        return nextClipNorm === undefined ? result : { ...result, nextClipNorm };
       },
     };
   }
 
-  split(): SplitAggregation {
+  /** Null with adaptive clipping: the partials do not carry the count of unclipped updates. */
+  split(): SplitAggregation | null {
+    if (this.settings.adaptive) return null;
     return {
       prepare: (update) => {
         const prepared = this.inner.prepare(update);

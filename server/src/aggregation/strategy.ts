@@ -54,6 +54,8 @@ export interface AggregationResult {
    * or multi-krum selecting fewer updates than configured. Log them. Absent or empty when none.
    */
   warnings?: readonly string[];
+  /** DP rounds with adaptive clipping: the clip norm the next such round uses (differentially-private.ts). */
+  nextClipNorm?: number;
 }
 
 /** Folds a round's updates as they arrive; created per round by a Strategy. */

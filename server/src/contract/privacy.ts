@@ -17,6 +17,17 @@ export const differentialPrivacySchema = z
       .gt(0)
       .max(1)
       .describe('q: each eligible device (after the per-user and per-address rules) is selected independently with this probability'),
+    adaptiveClipping: z
+      .object({
+        targetQuantile: z.number().gt(0).lt(1).default(0.5).describe('γ: the share of updates C should leave unclipped'),
+        learningRate: z.number().positive().max(10).default(0.2).describe('η: C ← C · exp(−η (b̃ − γ)) after each DP round'),
+        countNoiseStd: z.number().positive().optional().describe('σ_b, the noise on the count of unclipped updates (default: max(expected updates / 20, z))'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Adaptive clipping (Andrew et al. 2021): clipNorm is the first C; each DP round then moves C towards the target quantile of update norms, estimated with its own noise, within the same noise multiplier',
+      ),
     noise: z
       .enum(['central'])
       .default('central')

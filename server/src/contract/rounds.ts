@@ -163,6 +163,18 @@ export const roundMetricsSchema = z.object({
     .describe(
       "The adapted cap after this round (the median count its updates claimed, under FLOCK_MAX_EXAMPLES_PER_UPDATE): the next round's, unless its plan states less",
     ),
+  dpClipNorm: z
+    .number()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe('DP rounds: the C this round clipped to (with adaptive clipping, where the last DP round moved it)'),
+  nextDpClipNorm: z
+    .number()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe('DP rounds with adaptive clipping: the C the next such round starts from (Andrew et al. 2021)'),
   expectedUpdates: z
     .number()
     .min(0)

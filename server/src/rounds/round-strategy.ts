@@ -1,4 +1,4 @@
-import { DifferentiallyPrivate } from '../aggregation/differentially-private.js';
+import { DifferentiallyPrivate, sumNoiseMultiplier } from '../aggregation/differentially-private.js';
 import { createStrategy, StrategyConfigError } from '../aggregation/strategies.js';
 import type { Strategy } from '../aggregation/strategy.js';
 import type { RoundParams } from '../contract/index.js';
@@ -9,9 +9,11 @@ export type StrategyParams = Pick<RoundParams, 'strategy' | 'strategyOptions' | 
 /**
  * The strategy a round aggregates with: the named one with its options, wrapped in DP-FedAvg for DP
  * rounds. `expectedUpdates` (q · eligible devices) is known once the round has selected; before
- * that, validation builds it with 1. Throws StrategyConfigError for combinations that cannot run.
+ * that, validation builds it with 1. `clipNorm`: the round's C (with adaptive clipping, where the
+ * previous round moved it; else the request's). Throws StrategyConfigError for combinations that
+ * cannot run.
  */
-export function roundStrategy(params: StrategyParams, expectedUpdates = 1): Strategy {
+export function roundStrategy(params: StrategyParams, expectedUpdates = 1, clipNorm = params.differentialPrivacy?.clipNorm): Strategy {
   const strategy = createStrategy(params.strategy, params.strategyOptions);
   const dp = params.differentialPrivacy;
   if (!dp) return strategy;
@@ -19,7 +21,16 @@ export function roundStrategy(params: StrategyParams, expectedUpdates = 1): Stra
     throw new StrategyConfigError('differentialPrivacy.clipNorm bounds every update of a DP round: leave strategyOptions.clipNorm out');
   }
   try {
-    return new DifferentiallyPrivate(strategy, { clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, expectedUpdates });
+    const adaptive = dp.adaptiveClipping;
+    if (!adaptive) return new DifferentiallyPrivate(strategy, { clipNorm: clipNorm!, noiseMultiplier: dp.noiseMultiplier, expectedUpdates });
+    // Andrew et al.'s default σ_b = m / 20, at least z so that the sum keeps most of the noise budget.
+    const countNoiseStd = adaptive.countNoiseStd ?? Math.max(expectedUpdates / 20, dp.noiseMultiplier);
+    return new DifferentiallyPrivate(strategy, {
+      clipNorm: clipNorm!,
+      noiseMultiplier: sumNoiseMultiplier(dp.noiseMultiplier, countNoiseStd),
+      expectedUpdates,
+      adaptive: { targetQuantile: adaptive.targetQuantile, learningRate: adaptive.learningRate, countNoiseStd },
+    });
   } catch (error) {
     throw new StrategyConfigError((error as Error).message);
   }

@@ -23,6 +23,8 @@ export function emptyRoundMetrics(): RoundMetrics {
     nextUpdateBound: null,
     exampleCap: null,
     nextExampleCap: null,
+    dpClipNorm: null,
+    nextDpClipNorm: null,
     expectedUpdates: null,
     clippedUpdates: 0,
     clampedExamples: 0,

@@ -55,6 +55,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** The adaptive update bound's estimate and example cap (update-bound.ts): from the newest committed round, null before any. */
   private boundEstimate: number | null = null;
   private exampleCap: number | null = null;
+  /** Adaptive DP clipping: the C the next such round starts from (the newest committed one's nextDpClipNorm), null before any. */
+  private adaptiveClipNorm: number | null = null;
   /** Plans and ends, to many participants at a time. */
   private readonly messenger: RoundMessenger;
   private readonly staleRounds: StaleRounds;
@@ -103,12 +105,16 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     await this.staleRounds.abortIfUndriven('the coordinator process driving the round stopped');
   }
 
-  /** The estimates survive restarts in the round records: the newest committed round's nextUpdateBound and nextExampleCap. */
+  /**
+   * The estimates survive restarts in the round records: the newest committed round's
+   * nextUpdateBound and nextExampleCap, and the newest adaptive DP round's nextDpClipNorm.
+   */
   private async restoreBoundEstimate(): Promise<void> {
-    // Newest first; a hundred rounds without a commit start the estimate afresh.
-    const latest = (await this.storage.listRounds({ limit: 100 })).find((round) => round.status === 'committed');
-    this.boundEstimate = latest?.metrics.nextUpdateBound ?? null;
-    this.exampleCap = latest?.metrics.nextExampleCap ?? null;
+    // Newest first; a hundred rounds without a commit start the estimates afresh.
+    const committed = (await this.storage.listRounds({ limit: 100 })).filter((round) => round.status === 'committed');
+    this.boundEstimate = committed[0]?.metrics.nextUpdateBound ?? null;
+    this.exampleCap = committed[0]?.metrics.nextExampleCap ?? null;
+    this.adaptiveClipNorm = committed.find((round) => round.metrics.nextDpClipNorm !== null)?.metrics.nextDpClipNorm ?? null;
     this.metrics.updateBound.set(roundBound(this.config.updateBound, this.boundEstimate) ?? 0);
   }
 
@@ -156,6 +162,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     const maxExamplesPerUpdate = requested.plan.maxExamplesPerUpdate ?? this.config.maxExamplesPerUpdate;
     const params = { ...requested, plan: { ...requested.plan, maxExamplesPerUpdate } };
     const strategy = roundStrategy(params);
+    if (this.cluster && params.differentialPrivacy?.adaptiveClipping) {
+      throw new BadRequestException('adaptive DP clipping runs on one coordinator process; in cluster mode give differentialPrivacy a fixed clipNorm');
+    }
     if (this.cluster && !strategy.split?.()) {
       throw new BadRequestException(
         `strategy "${params.strategy}" needs every update in one process and cannot run over several coordinator processes (cluster mode); use one of the weighted-mean family: fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi`,
@@ -175,8 +184,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       params,
       metrics: {
         ...emptyRoundMetrics(),
-        // A DP round clips every update to its own C instead.
+        // A DP round clips every update to its own C instead: the request's, or where adaptive clipping moved it.
         updateBound: dp ? null : roundBound(this.config.updateBound, this.boundEstimate),
+        dpClipNorm: dp ? (dp.adaptiveClipping ? (this.adaptiveClipNorm ?? dp.clipNorm) : dp.clipNorm) : null,
         exampleCap: roundExampleCap(maxExamplesPerUpdate, this.exampleCap),
       },
       committedVersion: null,
@@ -247,7 +257,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         maxExamples: inFlight.record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
         bound: inFlight.record.metrics.updateBound,
         config: this.config.updateBound,
-        dpClipNorm: inFlight.record.params.differentialPrivacy?.clipNorm ?? null,
+        dpClipNorm: inFlight.record.metrics.dpClipNorm,
       });
       this.fold(inFlight, bounded, upload.trainLoss, { arrivedAt: arrivedAt ?? received, received });
       inFlight.claims.push(upload.numExamples);
@@ -428,7 +438,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       const dp = record.params.differentialPrivacy;
       // DP rounds divide by the expected number of updates: q times the devices sampled from.
       if (dp) record.metrics.expectedUpdates = dp.samplingRate * record.metrics.eligibleAtSelection;
-      const strategy = roundStrategy(record.params, record.metrics.expectedUpdates ?? 1);
+      const strategy = roundStrategy(record.params, record.metrics.expectedUpdates ?? 1, record.metrics.dpClipNorm ?? undefined);
       const base = await this.models.get(record.baseVersion);
       const context = { globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState };
       const { cluster } = this;
@@ -475,10 +485,12 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           : this.config.adaptiveExampleCap
             ? nextExampleCap(this.config.maxExamplesPerUpdate, this.exampleCap, round.claims)
             : null;
-        Object.assign(round.record.metrics, { nextUpdateBound: next, nextExampleCap: nextCap });
+        const nextDpClipNorm = prepared.result.nextClipNorm ?? null;
+        Object.assign(round.record.metrics, { nextUpdateBound: next, nextExampleCap: nextCap, nextDpClipNorm });
         const stored = await this.committer.write(round, prepared, why);
         this.boundEstimate = next;
         this.exampleCap = nextCap;
+        if (nextDpClipNorm !== null) this.adaptiveClipNorm = nextDpClipNorm;
         this.metrics.updateBound.set(roundBound(this.config.updateBound, next) ?? 0);
         await this.dispatch(round, { type: 'commitSucceeded', ...stored });
       } finally {
@@ -523,7 +535,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       updateBound: record.metrics.updateBound,
       strategy: record.params.strategy,
       strategyOptions: record.params.strategyOptions,
-      differentialPrivacy: record.params.differentialPrivacy,
+      differentialPrivacy: record.params.differentialPrivacy && { ...record.params.differentialPrivacy, clipNorm: record.metrics.dpClipNorm! },
       expectedUpdates: record.metrics.expectedUpdates,
     };
   }

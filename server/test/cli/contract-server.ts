@@ -189,6 +189,8 @@ export function committedRound(): RoundRecord {
       nextUpdateBound: 2.31,
       exampleCap: 600,
       nextExampleCap: 600,
+      dpClipNorm: null,
+      nextDpClipNorm: null,
       expectedUpdates: null,
     clippedUpdates: 4,
       clampedExamples: 0,

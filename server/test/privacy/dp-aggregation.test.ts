@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DifferentiallyPrivate, type DpAggregationSettings } from '../../src/aggregation/differentially-private.js';
+import { DifferentiallyPrivate, sumNoiseMultiplier, type DpAggregationSettings } from '../../src/aggregation/differentially-private.js';
 import { PartialAggregate } from '../../src/aggregation/partial-aggregate.js';
 import { createStrategy } from '../../src/aggregation/strategies.js';
 import type { ClientUpdate } from '../../src/aggregation/strategy.js';
@@ -99,7 +99,7 @@ describe('DP-FedAvg aggregation (the DifferentiallyPrivate wrapper)', () => {
     updates.forEach((update) => single.add(update));
     const expected = single.finish();
 
-    const split = dp(settings, 9, inner).split();
+    const split = dp(settings, 9, inner).split()!;
     const parts = [new PartialAggregate(5), new PartialAggregate(5)];
     updates.forEach((update, k) => {
       const prepared = split.prepare(update);
@@ -121,5 +121,27 @@ describe('DP-FedAvg aggregation (the DifferentiallyPrivate wrapper)', () => {
     });
     expect(() => dp({ clipNorm: 1, noiseMultiplier: 1, expectedUpdates: 1 }, 1, 'median')).toThrow(/needs a weighted-mean strategy/);
     expect(() => dp({ clipNorm: 1, noiseMultiplier: 1, expectedUpdates: 0 })).toThrow(/expectedUpdates must be positive/);
+  });
+});
+
+describe('adaptive clipping (Andrew et al. 2021)', () => {
+  it('splits the noise multiplier so that the sum and the count together are as private as z alone', () => {
+    const z = 1.2;
+    const zSum = sumNoiseMultiplier(z, 5);
+    expect(zSum ** -2 + (2 * 5) ** -2).toBeCloseTo(z ** -2, 12);
+    expect(zSum).toBeGreaterThan(z);
+    expect(() => sumNoiseMultiplier(z, 0.5)).toThrow(/must exceed z \/ 2/);
+  });
+
+  it('moves C down when most updates are within it and up when most are clipped', () => {
+    const adaptive = { targetQuantile: 0.5, learningRate: 0.2, countNoiseStd: 1e-9 };
+    const nextClip = (norm: number) => {
+      const aggregator = dp({ clipNorm: 2, noiseMultiplier: 0, expectedUpdates: 4, adaptive }).begin({ globalWeights: new Float32Array(2), serverState: null });
+      for (let k = 0; k < 4; k++) aggregator.add({ delta: Float32Array.from([norm, 0]), numExamples: 1 });
+      return aggregator.finish().nextClipNorm!;
+    };
+    expect(nextClip(0.5)).toBeCloseTo(2 * Math.exp(-0.2 * (1 - 0.5)), 9); // all within C
+    expect(nextClip(5)).toBeCloseTo(2 * Math.exp(-0.2 * (0 - 0.5)), 9); // all clipped
+    expect(dp({ clipNorm: 2, noiseMultiplier: 1, expectedUpdates: 4, adaptive: { ...adaptive, countNoiseStd: 1 } }).split()).toBeNull();
   });
 });
