@@ -66,6 +66,11 @@ function addStartCommand(round: Command, session: CliSession): void {
     fields.push([option.attributeName(), spec.field]);
   }
   for (const spec of DP_OPTIONS) start.addOption(new Option(spec.flags, spec.description).argParser(parseNumberOption({ positive: true })));
+  start.addOption(
+    new Option('--dp-adaptive-quantile <γ>', 'DP round: adaptive clipping towards this quantile of update norms (--dp-clip-norm is the first C)').argParser(
+      parseNumberOption({ positive: true }),
+    ),
+  );
   start
     .option('--wait', 'poll the round every second until it ends; exit 1 if it failed or was aborted')
     .action(async (options: Record<string, unknown>, command: Command) => {
@@ -76,6 +81,10 @@ function addStartCommand(round: Command, session: CliSession): void {
       if (dp.length > 0 && dp.length < DP_OPTIONS.length)
         throw new UsageError(`a DP round needs all of ${DP_OPTIONS.map((spec) => spec.flags.split(' ')[0]).join(', ')}`);
       if (dp.length > 0) body.differentialPrivacy = Object.fromEntries(dp.map((spec) => [spec.key, options[new Option(spec.flags).attributeName()]]));
+      if (options.dpAdaptiveQuantile !== undefined) {
+        if (dp.length === 0) throw new UsageError('--dp-adaptive-quantile needs a DP round (--dp-noise-multiplier, --dp-clip-norm, --dp-sampling-rate)');
+        Object.assign(body.differentialPrivacy as object, { adaptiveClipping: { targetQuantile: options.dpAdaptiveQuantile } });
+      }
       const started = await ctx.client.startRound(body);
       if (options.wait !== true) {
         session.print(

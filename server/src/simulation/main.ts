@@ -57,6 +57,7 @@ interface CliOptions {
   dpClipNorm: number;
   dpSamplingRate?: number;
   dpDelta: number;
+  dpAdaptiveQuantile?: number;
   server?: string;
   clientToken?: string;
   operatorToken?: string;
@@ -156,6 +157,11 @@ const program: Command = new Command()
     number('--dp-delta', (v) => v > 0 && v < 1, 'in (0, 1)'),
     1e-5,
   )
+  .option(
+    '--dp-adaptive-quantile <γ>',
+    'DP rounds: adaptive clipping (Andrew et al. 2021) towards this quantile of update norms; --dp-clip-norm is the first C',
+    number('--dp-adaptive-quantile', (v) => v > 0 && v < 1, 'in (0, 1)'),
+  )
   .option('--server <url>', 'use this coordinator instead of an in-process one')
   .option('--client-token <token>', 'client token of --server (or FLOCK_CLIENT_TOKEN)')
   .option('--operator-token <token>', 'operator token of --server (or FLOCK_OPERATOR_TOKEN)')
@@ -200,7 +206,8 @@ function differentialPrivacyOf(cli: CliOptions): DifferentialPrivacyRequest | nu
   if (!(samplingRate > 0)) program.error('DP rounds need a positive sampling rate (--dp-sampling-rate or --fraction)');
   const noiseMultiplier =
     cli.dpNoiseMultiplier ?? noiseForEpsilon({ epsilon: cli.dpEpsilon!, delta: cli.dpDelta, samplingRate, rounds: cli.rounds }, { tolerance: 1e-4 });
-  return { noiseMultiplier, clipNorm: cli.dpClipNorm, samplingRate };
+  const adaptive = cli.dpAdaptiveQuantile === undefined ? {} : { adaptiveClipping: { targetQuantile: cli.dpAdaptiveQuantile } };
+  return { noiseMultiplier, clipNorm: cli.dpClipNorm, samplingRate, ...adaptive };
 }
 
 interface Progress {
