@@ -8,3 +8,4 @@ export * from './models.js';
 export * from './operators.js';
 export * from './rounds.js';
 export * from './strategies.js';
+export * from './serving.js';
