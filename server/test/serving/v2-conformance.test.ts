@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceLogPage, V2InferResponse, V2ModelMetadata } from '../../src/contract/index.js';
-import { OPERATOR_TOKEN, type TestCoordinator } from '../support/coordinator.js';
+import { OPERATOR_TOKEN, operatorFetch, type TestCoordinator } from '../support/coordinator.js';
 import { INFERENCE_KEY, startServingCoordinator, tinyRows, v2 } from './serving-helpers.js';
 
 describe('V2 inference protocol', () => {
@@ -36,8 +36,8 @@ describe('V2 inference protocol', () => {
     expect(body.versions).toEqual(['1']);
     expect(body.platform).toBe('tensorflowjs_layers');
     expect(body.inputs).toHaveLength(1);
-    expect(body.inputs[0]).toMatchObject({ datatype: 'FP32', shape: [-1, 16] });
-    expect(body.outputs).toEqual([expect.objectContaining({ datatype: 'FP32', shape: [-1, 10] })]);
+    expect(body.inputs).toEqual([{ name: 'input', datatype: 'FP32', shape: [-1, 16] }]);
+    expect(body.outputs).toEqual([{ name: 'output', datatype: 'FP32', shape: [-1, 10] }]);
     inputName = body.inputs[0]!.name;
     expect(await v2(coordinator.url, '/v2/models/global/versions/1')).toEqual({ status: 200, body });
     const server = await v2<{ name: string; extensions: string[] }>(coordinator.url, '/v2');
@@ -166,6 +166,6 @@ describe('V2 inference protocol', () => {
     expect(answered.inputDigest).toMatch(/^[0-9a-f]{32}$/);
     expect(answered.topClass).toBeGreaterThanOrEqual(0);
     expect(answered.confidence).toBeGreaterThan(0);
-    expect((await coordinator.api('/api/inference-log', { headers: { Authorization: `Bearer ${INFERENCE_KEY}` } })).status).toBe(401);
+    expect((await operatorFetch(coordinator.url, '/api/inference-log', {}, INFERENCE_KEY)).status).toBe(401);
   });
 });
