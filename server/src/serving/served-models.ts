@@ -36,6 +36,8 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
   /** Loaded versions, least recently used first. */
   private readonly recent: number[] = [];
   private readonly listeners: VersionSwitchListener[] = [];
+  /** Signatures of the versions loaded in the workers. */
+  private readonly signatures = new Map<number, Promise<ModelSignature>>();
   private batcherInstance: DynamicBatcher | null = null;
   private closed = false;
 
@@ -100,8 +102,20 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
     return this.load(version);
   }
 
-  /** Loads a version into the started pool. */
-  private async load(version: number): Promise<ModelSignature> {
+  /** Loads a version into the started pool (the signature of a loaded one is answered from memory). */
+  private load(version: number): Promise<ModelSignature> {
+    const known = this.signatures.get(version);
+    if (known) {
+      this.touch(version);
+      return known;
+    }
+    const loading = this.loadFromStorage(version);
+    this.signatures.set(version, loading);
+    loading.catch(() => this.signatures.delete(version));
+    return loading;
+  }
+
+  private async loadFromStorage(version: number): Promise<ModelSignature> {
     const record = await this.models.get(version).catch((error: unknown) => {
       if (error instanceof NotFoundException) throw error;
       throw new NotFoundException(`model version ${version} does not exist`);
@@ -162,6 +176,7 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
         continue;
       }
       this.recent.splice(i, 1);
+      this.signatures.delete(version);
       this.pool?.unload(version);
     }
   }
