@@ -101,7 +101,7 @@ const variables = z.object({
   FLOCK_INFERENCE_KEYS: variable(z.string().optional()),
   FLOCK_INFERENCE_WORKERS: variable(integer(1, 64).default(1)),
   FLOCK_INFERENCE_MAX_BATCH_SIZE: variable(integer(1, 4096).default(64)),
-  FLOCK_INFERENCE_MAX_QUEUE_DELAY_MS: variable(z.coerce.number().min(0).max(1000).default(2)),
+  FLOCK_INFERENCE_MAX_QUEUE_DELAY_MS: variable(z.coerce.number().min(0).max(1000).default(0)),
   FLOCK_INFERENCE_MAX_QUEUE: variable(integer(1).default(4096)),
   FLOCK_INFERENCE_MAX_BODY_BYTES: variable(integer(1024).default(8 * 1024 * 1024)),
   FLOCK_INFERENCE_LOG: variable(flag().default(true)),

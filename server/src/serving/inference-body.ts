@@ -1,6 +1,7 @@
 import express from 'express';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { FlockConfig } from '../config/config.js';
+import { INFERENCE_HEADER_LENGTH } from '../contract/index.js';
 import { v2BodyErrorHandler } from './v2-error.filter.js';
 
 /**
@@ -10,5 +11,9 @@ import { v2BodyErrorHandler } from './v2-error.filter.js';
  */
 export function applyInferenceBodyParsers(app: NestExpressApplication, config: FlockConfig): void {
   const limit = config.serving.maxBodyBytes;
-  app.use('/v2', express.json({ limit }), express.raw({ type: 'application/octet-stream', limit }), v2BodyErrorHandler);
+  // Binary requests are recognised by their Inference-Header-Content-Length (clients such as
+  // tritonclient send it with no or a generic Content-Type), or as application/octet-stream.
+  const binary = (req: { headers: Record<string, unknown> }): boolean =>
+    req.headers[INFERENCE_HEADER_LENGTH] !== undefined || String(req.headers['content-type'] ?? '').startsWith('application/octet-stream');
+  app.use('/v2', express.raw({ type: binary, limit }), express.json({ limit }), v2BodyErrorHandler);
 }
