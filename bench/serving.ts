@@ -79,7 +79,9 @@ function jsonBody(values: Float32Array): string {
 }
 
 function binaryBody(values: Float32Array): { body: Buffer; headerLength: number } {
-  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, FEATURES], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }] }));
+  const header = Buffer.from(
+    JSON.stringify({ inputs: [{ name: 'input', shape: [1, FEATURES], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }] }),
+  );
   return { body: Buffer.concat([header, Buffer.from(values.buffer)]), headerLength: header.byteLength };
 }
 
@@ -173,7 +175,9 @@ async function main(): Promise<void> {
           const cell = await load(url, connections, variant.binary ?? false, SECONDS);
           const key = `${variant.name}|${connections}`;
           samples.set(key, [...(samples.get(key) ?? []), cell]);
-          console.error(`rep ${rep} ${variant.name} c=${connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}`);
+          console.error(
+            `rep ${rep} ${variant.name} c=${connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}`,
+          );
         }
       }
     }

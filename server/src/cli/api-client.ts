@@ -218,7 +218,7 @@ export class FlockApiClient {
   /** A page of the inference log, newest first (`nextBefore` continues it). */
   inferenceLog(query: InferenceLogQueryInput = {}): Promise<InferenceLogPage> {
     const params = new URLSearchParams();
-    for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+    for (const [key, value] of Object.entries(query) as [string, string | number | undefined][]) if (value !== undefined) params.set(key, String(value));
     const suffix = params.size > 0 ? `?${params.toString()}` : '';
     return this.json(inferenceLogPageSchema, 'GET', `/api/inference-log${suffix}`);
   }

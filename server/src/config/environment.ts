@@ -18,7 +18,16 @@ export const TEST_SET_NAMES = ['mnist', 'none'] as const;
 export type TestSetName = (typeof TEST_SET_NAMES)[number];
 
 /** Variables whose values are never echoed in an error (tokens, keys, URLs that may carry a password). */
-const SECRET = new Set(['FLOCK_INFERENCE_KEYS', 'FLOCK_SERVING_WEBHOOK_URL', 'FLOCK_CLIENT_TOKEN', 'FLOCK_OPERATOR_TOKEN', 'FLOCK_USER_KEY_SECRET', 'FLOCK_ENROLMENT_KEY', 'FLOCK_DATABASE_URL', 'FLOCK_REDIS_URL']);
+const SECRET = new Set([
+  'FLOCK_INFERENCE_KEYS',
+  'FLOCK_SERVING_WEBHOOK_URL',
+  'FLOCK_CLIENT_TOKEN',
+  'FLOCK_OPERATOR_TOKEN',
+  'FLOCK_USER_KEY_SECRET',
+  'FLOCK_ENROLMENT_KEY',
+  'FLOCK_DATABASE_URL',
+  'FLOCK_REDIS_URL',
+]);
 
 /** An empty or blank variable counts as unset (`FOO= node ...`). */
 const blankAsUnset = (value: unknown): unknown => (typeof value === 'string' && value.trim() === '' ? undefined : value);
@@ -113,7 +122,12 @@ const variables = z.object({
   FLOCK_SERVING_JS_THRESHOLD: variable(positive().optional()),
   FLOCK_SERVING_DISAGREEMENT_THRESHOLD: variable(positive().max(1).optional()),
   FLOCK_SERVING_MIN_ACCURACY: variable(positive().max(1).optional()),
-  FLOCK_SERVING_ACTIONS: variable(z.string().regex(/^(alert|rollback|retrain)(,(alert|rollback|retrain))*$/, 'must be a comma-separated list of alert, rollback, retrain').default('alert')),
+  FLOCK_SERVING_ACTIONS: variable(
+    z
+      .string()
+      .regex(/^(alert|rollback|retrain)(,(alert|rollback|retrain))*$/, 'must be a comma-separated list of alert, rollback, retrain')
+      .default('alert'),
+  ),
   FLOCK_SERVING_WEBHOOK_URL: variable(urlOf(/^https?$/, 'https://hooks.example/flock')),
   FLOCK_SERVING_SHADOW_FRACTION: variable(z.coerce.number().min(0).max(1).default(0)),
 });

@@ -99,7 +99,8 @@ export interface PreparedInput {
 /** Checks the request's one input against the signature and returns its rows as float32. */
 export function prepareInput({ request, binary }: DecodedRequest, signature: ModelSignature): PreparedInput {
   const [expected, ...others] = signature.inputs;
-  if (!expected || others.length > 0) throw new InferRequestError(`the served model has ${signature.inputs.length} inputs; only single-input models are served`);
+  if (!expected || others.length > 0)
+    throw new InferRequestError(`the served model has ${signature.inputs.length} inputs; only single-input models are served`);
   if (request.inputs.length !== 1) throw new InferRequestError(`the model has one input (${expected.name}); the request has ${request.inputs.length}`);
   const given = request.inputs[0]!;
   if (given.name !== expected.name) throw new InferRequestError(`unknown input "${given.name}"; the model's input is "${expected.name}"`);
@@ -114,7 +115,8 @@ export function prepareInput({ request, binary }: DecodedRequest, signature: Mod
   const bytes = binary[0];
   let input: Float32Array;
   if (bytes !== undefined) {
-    if (bytes.byteLength !== values * 4) throw new InferRequestError(`input ${given.name}: ${bytes.byteLength} bytes for ${values} FP32 values (${values * 4} bytes)`);
+    if (bytes.byteLength !== values * 4)
+      throw new InferRequestError(`input ${given.name}: ${bytes.byteLength} bytes for ${values} FP32 values (${values * 4} bytes)`);
     // Copied: aligned, and owned so it can be transferred to a worker.
     input = new Float32Array(values);
     new Uint8Array(input.buffer).set(bytes);
@@ -122,7 +124,8 @@ export function prepareInput({ request, binary }: DecodedRequest, signature: Mod
     if (!given.data) throw new InferRequestError(`input ${given.name}: no data`);
     input = new Float32Array(values);
     const written = flattenInto(given.name, given.data, input, shape.length);
-    if (written !== values) throw new InferRequestError(`input ${given.name}: ${written > values ? 'more' : `${written}`} values for shape [${shape.join(', ')}] (${values})`);
+    if (written !== values)
+      throw new InferRequestError(`input ${given.name}: ${written > values ? 'more' : `${written}`} values for shape [${shape.join(', ')}] (${values})`);
   }
   for (let i = 0; i < input.length; i++) {
     if (!Number.isFinite(input[i]!)) throw new InferRequestError(`input ${given.name}: value ${i} is not a finite number`);

@@ -13,7 +13,9 @@ export function applyInferenceBodyParsers(app: NestExpressApplication, config: F
   const limit = config.serving.maxBodyBytes;
   // Binary requests are recognised by their Inference-Header-Content-Length (clients such as
   // tritonclient send it with no or a generic Content-Type), or as application/octet-stream.
-  const binary = (req: { headers: Record<string, unknown> }): boolean =>
-    req.headers[INFERENCE_HEADER_LENGTH] !== undefined || String(req.headers['content-type'] ?? '').startsWith('application/octet-stream');
+  const binary = (req: { headers: Record<string, string | string[] | undefined> }): boolean => {
+    const type = req.headers['content-type'];
+    return req.headers[INFERENCE_HEADER_LENGTH] !== undefined || (typeof type === 'string' && type.startsWith('application/octet-stream'));
+  };
   app.use('/v2', express.raw({ type: binary, limit }), express.json({ limit }), v2BodyErrorHandler);
 }

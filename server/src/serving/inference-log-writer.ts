@@ -41,13 +41,18 @@ export class InferenceLogWriter {
       return;
     }
     this.buffer.push(entry);
-    if (this.buffer.length >= MAX_RECORDS_PER_FLUSH) void this.flush();
+    if (this.buffer.length >= MAX_RECORDS_PER_FLUSH) this.flushSoon();
     else if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = null;
-        void this.flush();
+        this.flushSoon();
       }, this.flushMs);
     }
+  }
+
+  /** A flush in the background (flush() never rejects: a failed write is logged and retried). */
+  private flushSoon(): void {
+    this.flush().catch(() => undefined);
   }
 
   /** Writes everything buffered (waits for a flush in progress first). */
@@ -72,7 +77,7 @@ export class InferenceLogWriter {
         if (this.buffer.length > 0 && !this.timer && !this.closed) {
           this.timer = setTimeout(() => {
             this.timer = null;
-            void this.flush();
+            this.flushSoon();
           }, this.flushMs);
         }
       });

@@ -61,7 +61,10 @@ export class InferenceLogController {
 
   @Get('serving')
   @UseGuards(OperatorGuard)
-  @ApiOperation({ operationId: 'getServingStatus', summary: "Serving: the version served, batching, each version's live statistics, the deviation and the actions taken" })
+  @ApiOperation({
+    operationId: 'getServingStatus',
+    summary: "Serving: the version served, batching, each version's live statistics, the deviation and the actions taken",
+  })
   @ApiResponse({ status: 200, schema: zodToOpenApi(servingStatusSchema, 'output') })
   status(): ServingStatus {
     return this.serving.status();

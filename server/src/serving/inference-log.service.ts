@@ -42,8 +42,11 @@ export class InferenceLogService implements OnModuleInit, OnApplicationShutdown 
       written: (count) => this.metrics.logRecords.inc({ result: 'written', reason: '' }, count),
       dropped: (count, reason) => this.metrics.logRecords.inc({ result: 'dropped', reason }, count),
     });
-    void this.sweep();
-    this.sweeper = setInterval(() => void this.sweep(), RETENTION_SWEEP_MS);
+    // sweep() never rejects: failures are logged there.
+    this.sweep().catch(() => undefined);
+    this.sweeper = setInterval(() => {
+      this.sweep().catch(() => undefined);
+    }, RETENTION_SWEEP_MS);
     this.sweeper.unref();
   }
 

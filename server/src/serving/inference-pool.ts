@@ -155,6 +155,6 @@ export class InferencePool implements BatchRunner {
     const replacement = this.spawn();
     this.slots[index] = replacement;
     for (const [version, { parts }] of this.loaded) this.loadInto(replacement, version, parts).catch(() => undefined);
-    void replacement.ready.then(() => this.idleListener());
+    replacement.ready.then(() => this.idleListener()).catch(() => undefined);
   }
 }

@@ -56,7 +56,10 @@ function predict(request: Extract<WorkerRequest, { type: 'predict' }>): void {
     const outputs = tensors.map((tensor) => tensor.dataSync() as Float32Array);
     input.dispose();
     for (const tensor of tensors) tensor.dispose();
-    post({ type: 'predicted', id: request.id, outputs }, outputs.map((o) => o.buffer as ArrayBuffer));
+    post(
+      { type: 'predicted', id: request.id, outputs },
+      outputs.map((o) => o.buffer as ArrayBuffer),
+    );
   } catch (error) {
     post({ type: 'predict-failed', id: request.id, message: error instanceof Error ? error.message : String(error) });
   }
@@ -73,7 +76,10 @@ async function main(): Promise<void> {
         models.get(request.version)?.dispose();
         models.delete(request.version);
       });
-    } else void loading.then(() => predict(request));
+    } else {
+      // load() and predict() answer their own failures; the chain never rejects.
+      loading.then(() => predict(request)).catch(() => undefined);
+    }
   });
   post({ type: 'ready', backend });
 }

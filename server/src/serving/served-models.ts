@@ -92,7 +92,10 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
     const { maxBatchSize, maxQueueDelayMs, maxQueue } = this.config.serving;
     this.batcherInstance = new DynamicBatcher(pool, { maxBatchSize, maxQueueDelayMs, maxQueue });
     await this.refresh();
-    this.poller = setInterval(() => void this.refresh(), POLL_MS);
+    // refresh() never rejects: a failed switch is logged and the previous version served.
+    this.poller = setInterval(() => {
+      this.refresh().catch(() => undefined);
+    }, POLL_MS);
     this.poller.unref();
   }
 
@@ -120,7 +123,11 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
       if (error instanceof NotFoundException) throw error;
       throw new NotFoundException(`model version ${version} does not exist`);
     });
-    const signature = this.pool!.load(version, { topology: record.topology, weightSpecs: record.weightSpecs, weights: await this.models.getWeightBytes(version) });
+    const signature = this.pool!.load(version, {
+      topology: record.topology,
+      weightSpecs: record.weightSpecs,
+      weights: await this.models.getWeightBytes(version),
+    });
     this.touch(version);
     return signature;
   }
@@ -169,7 +176,7 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
 
   /** Unloads the least recently used versions beyond MAX_LOADED that are neither current nor busy. */
   private evict(): void {
-    for (let i = 0; this.recent.length > MAX_LOADED && i < this.recent.length; ) {
+    for (let i = 0; this.recent.length > MAX_LOADED && i < this.recent.length;) {
       const version = this.recent[i]!;
       if (version === this.current || this.inFlight.has(version)) {
         i++;

@@ -16,7 +16,12 @@ export class ServingMetrics {
 
   constructor(metrics: MetricsService) {
     const registers = [metrics.registry];
-    this.requests = new Counter({ name: 'flock_inference_requests_total', help: 'Inference requests (/v2 infer), by status', labelNames: ['status'], registers });
+    this.requests = new Counter({
+      name: 'flock_inference_requests_total',
+      help: 'Inference requests (/v2 infer), by status',
+      labelNames: ['status'],
+      registers,
+    });
     this.latency = new Histogram({
       name: 'flock_inference_latency_seconds',
       help: 'Time from an inference request arriving to its answer, by status',

@@ -129,7 +129,8 @@ export class ServingMonitor {
       null;
     if (crossed) {
       this.settled.add(current);
-      void this.act(current, previous, crossed);
+      // act() records each action's failure itself.
+      this.act(current, previous, crossed).catch(() => undefined);
     }
     return deviation;
   }

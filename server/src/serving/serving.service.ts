@@ -4,7 +4,16 @@ import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { SERVED_DATATYPE, SERVED_MODEL_NAME, type InferenceStatus, type V2ModelMetadata, type ServingStatus } from '../contract/index.js';
 import { ModelsService } from '../models/models.service.js';
 import { QueueFullError, type BatchResult } from './dynamic-batcher.js';
-import { decodeInferBody, encodeInferResponse, InferRequestError, prepareInput, selectOutputs, wantsBinaryOutput, type EncodedResponse, type PreparedInput } from './infer-codec.js';
+import {
+  decodeInferBody,
+  encodeInferResponse,
+  InferRequestError,
+  prepareInput,
+  selectOutputs,
+  wantsBinaryOutput,
+  type EncodedResponse,
+  type PreparedInput,
+} from './infer-codec.js';
 import { InferenceLogService } from './inference-log.service.js';
 import { ServedModels } from './served-models.js';
 import { ServingMetrics } from './serving-metrics.js';
@@ -70,7 +79,17 @@ export class ServingService {
   }
 
   async infer(name: string, pinned: number | null, body: unknown, headerLength: number | undefined): Promise<InferOutcome> {
-    const trace: Trace = { requestId: randomUUID(), modelName: name.slice(0, 64), started: performance.now(), version: null, rows: 0, shape: [], digest: null, input: null, result: null };
+    const trace: Trace = {
+      requestId: randomUUID(),
+      modelName: name.slice(0, 64),
+      started: performance.now(),
+      version: null,
+      rows: 0,
+      shape: [],
+      digest: null,
+      input: null,
+      result: null,
+    };
     this.requests++;
     try {
       assertModelName(name);
@@ -93,7 +112,12 @@ export class ServingService {
       trace.result = result;
       if (shadow !== null && shadowInput !== null) this.runShadow(shadow, version, prepared.rows, shadowInput, result.outputs[0]!);
       const response = encodeInferResponse(
-        { model_name: SERVED_MODEL_NAME, model_version: String(version), id: decoded.request.id ?? trace.requestId, parameters: { request_id: trace.requestId } },
+        {
+          model_name: SERVED_MODEL_NAME,
+          model_version: String(version),
+          id: decoded.request.id ?? trace.requestId,
+          parameters: { request_id: trace.requestId },
+        },
         signature,
         selected,
         prepared.rows,
@@ -111,7 +135,12 @@ export class ServingService {
 
   status(): ServingStatus {
     const { maxBatchSize, maxQueueDelayMs, workers } = this.config.serving;
-    return { currentVersion: this.served.currentVersion, requests: this.requests, batching: { maxBatchSize, maxQueueDelayMs, workers }, ...this.monitor.status() };
+    return {
+      currentVersion: this.served.currentVersion,
+      requests: this.requests,
+      batching: { maxBatchSize, maxQueueDelayMs, workers },
+      ...this.monitor.status(),
+    };
   }
 
   private async currentVersion(): Promise<number> {

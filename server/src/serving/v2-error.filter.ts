@@ -28,12 +28,22 @@ export class V2ErrorFilter implements ExceptionFilter {
  * Body-parser failures under /v2 (malformed JSON, a body over FLOCK_INFERENCE_MAX_BODY_BYTES) in the
  * same format: they happen before any controller, in express middleware.
  */
-export function v2BodyErrorHandler(error: { status?: number; statusCode?: number; type?: string; message?: string }, _req: unknown, res: Response, next: (error?: unknown) => void): void {
+export function v2BodyErrorHandler(
+  error: { status?: number; statusCode?: number; type?: string; message?: string },
+  _req: unknown,
+  res: Response,
+  next: (error?: unknown) => void,
+): void {
   const status = error.status ?? error.statusCode;
   if (typeof status !== 'number' || status < 400 || status >= 500) {
     next(error);
     return;
   }
-  const message = error.type === 'entity.too.large' ? 'request body too large' : error.type === 'entity.parse.failed' ? 'request body is not valid JSON' : (error.message ?? 'bad request');
+  const message =
+    error.type === 'entity.too.large'
+      ? 'request body too large'
+      : error.type === 'entity.parse.failed'
+        ? 'request body is not valid JSON'
+        : (error.message ?? 'bad request');
   res.status(status).json({ error: message } satisfies V2Error);
 }

@@ -28,7 +28,7 @@ const versionPipe = () => new ZodParamPipe(v2VersionParamSchema);
 /** The answer as JSON, or (binary tensor extension) JSON header + output bytes. */
 function send(outcome: InferOutcome, res: Response): V2InferResponse | StreamableFile {
   const { body, headerLength } = outcome.response;
-  if (!Buffer.isBuffer(body)) return body as V2InferResponse;
+  if (!Buffer.isBuffer(body)) return body;
   res.setHeader('Inference-Header-Content-Length', String(headerLength));
   return new StreamableFile(body, { type: 'application/octet-stream', length: body.byteLength });
 }
@@ -55,7 +55,10 @@ export class V2Controller {
   }
 
   @Get('health/ready')
-  @ApiOperation({ operationId: 'v2ServerReady', summary: 'Readiness: the inference workers run and the current version is loaded (no credential; the first call starts them)' })
+  @ApiOperation({
+    operationId: 'v2ServerReady',
+    summary: 'Readiness: the inference workers run and the current version is loaded (no credential; the first call starts them)',
+  })
   @ApiResponse({ status: 200, schema: zodToOpenApi(v2ReadySchema, 'output') })
   ready(@Res({ passthrough: true }) res: Response): { ready: boolean } {
     const ready = this.serving.ready();
@@ -101,7 +104,7 @@ export class V2Controller {
   @Get('models/:name/versions/:version')
   @UseGuards(InferenceKeyGuard)
   @ApiBearerAuth()
-  @ApiOperation({ operationId: 'v2ModelVersionMetadata', summary: "Model metadata of one version" })
+  @ApiOperation({ operationId: 'v2ModelVersionMetadata', summary: 'Model metadata of one version' })
   @ApiParam(NAME_PARAM)
   @ApiParam(VERSION_PARAM)
   @ApiResponse({ status: 200, schema: zodToOpenApi(v2ModelMetadataSchema, 'output') })

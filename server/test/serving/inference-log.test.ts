@@ -38,7 +38,11 @@ function newSchema(): string {
 
 const databases = [
   { name: 'SQLite', store: (): InferenceLogStore => new SqliteInferenceLog(join(tmpRoot, `${randomBytes(4).toString('hex')}.db`)), databaseUrl: () => null },
-  { name: 'PostgreSQL', store: (): InferenceLogStore => new PostgresInferenceLog(POSTGRES_URL, newSchema()), databaseUrl: () => `${POSTGRES_URL}?schema=${newSchema()}` },
+  {
+    name: 'PostgreSQL',
+    store: (): InferenceLogStore => new PostgresInferenceLog(POSTGRES_URL, newSchema()),
+    databaseUrl: () => `${POSTGRES_URL}?schema=${newSchema()}`,
+  },
 ];
 
 function entry(at: string, version: number, status: InferenceLogEntry['status'] = 'ok'): InferenceLogEntry {
@@ -118,12 +122,21 @@ describe.each(databases)('inference log on $name', (database) => {
         }),
       );
       // Feedback right away: a record still buffered is flushed first.
-      const feedback = await operatorFetch<InferenceFeedbackResult>(coordinator.url, `/api/inference-log/${ids[0]}/feedback`, { method: 'POST', body: JSON.stringify({ label: 4 }) }, INFERENCE_KEY);
+      const feedback = await operatorFetch<InferenceFeedbackResult>(
+        coordinator.url,
+        `/api/inference-log/${ids[0]}/feedback`,
+        { method: 'POST', body: JSON.stringify({ label: 4 }) },
+        INFERENCE_KEY,
+      );
       expect(feedback.status).toBe(200);
       expect(feedback.body).toMatchObject({ requestId: ids[0], modelVersion: 1 });
       expect(feedback.body.correct).toBe(feedback.body.topClass === 4);
-      expect((await operatorFetch(coordinator.url, `/api/inference-log/${randomUUID()}/feedback`, { method: 'POST', body: JSON.stringify({ label: 4 }) })).status).toBe(404);
-      expect((await operatorFetch(coordinator.url, `/api/inference-log/${ids[0]}/feedback`, { method: 'POST', body: JSON.stringify({ label: -1 }) })).status).toBe(400);
+      expect(
+        (await operatorFetch(coordinator.url, `/api/inference-log/${randomUUID()}/feedback`, { method: 'POST', body: JSON.stringify({ label: 4 }) })).status,
+      ).toBe(404);
+      expect(
+        (await operatorFetch(coordinator.url, `/api/inference-log/${ids[0]}/feedback`, { method: 'POST', body: JSON.stringify({ label: -1 }) })).status,
+      ).toBe(400);
 
       await new Promise((resolve) => setTimeout(resolve, 500));
       const records = await allLogRecords(coordinator);
@@ -131,7 +144,7 @@ describe.each(databases)('inference log on $name', (database) => {
       expect(new Set(records.map((record) => record.requestId))).toEqual(new Set(ids));
       expect(records.every((record) => record.status === 'ok' && record.modelVersion === 1 && record.hasInput === (databaseUrl === null))).toBe(true);
       expect(records.find((record) => record.requestId === ids[0])!.label).toBe(4);
-      expect((await allLogRecords(coordinator, '&version=2'))).toHaveLength(0);
+      expect(await allLogRecords(coordinator, '&version=2')).toHaveLength(0);
     } finally {
       await coordinator.dispose();
     }

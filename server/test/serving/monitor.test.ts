@@ -41,7 +41,13 @@ describe('serving monitor', () => {
       });
     });
     await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
-    const monitor = { ...servingConfig().monitor, minSamples: 100, psiThreshold: 0.5, actions: ['alert', 'rollback'] as const, webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook` };
+    const monitor = {
+      ...servingConfig().monitor,
+      minSamples: 100,
+      psiThreshold: 0.5,
+      actions: ['alert', 'rollback'] as const,
+      webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`,
+    };
     coordinator = await startServingCoordinator({ monitor: { ...monitor, actions: [...monitor.actions] } });
     await servingReady(coordinator.url);
   }, 60_000);
@@ -68,10 +74,18 @@ describe('serving monitor', () => {
       weights[CLASS_3_BIAS] = 50;
     });
     expect(degraded).toBe(2);
-    await until(() => coordinator.api<ServingStatus>('/api/serving'), (r) => r.body.currentVersion === 2, 'version 2 to be served');
+    await until(
+      () => coordinator.api<ServingStatus>('/api/serving'),
+      (r) => r.body.currentVersion === 2,
+      'version 2 to be served',
+    );
     expect(await traffic(1)).toEqual(['2', '2']);
 
-    const status = await until(() => coordinator.api<ServingStatus>('/api/serving'), (r) => r.body.actions.length === 2 && r.body.currentVersion === 3, 'the actions');
+    const status = await until(
+      () => coordinator.api<ServingStatus>('/api/serving'),
+      (r) => r.body.actions.length === 2 && r.body.currentVersion === 3,
+      'the actions',
+    );
     // The deviation shown is now the restored version's (not measured yet); the actions carry version 2's.
     expect(status.body.deviation).toBeNull();
     for (const action of status.body.actions) expect(action.value).toBeGreaterThan(0.5);
@@ -93,7 +107,9 @@ describe('serving monitor', () => {
     expect(await traffic(1)).toEqual(['3', '3']);
     const after = await coordinator.api<ServingStatus>('/api/serving');
     expect(after.body.actions).toHaveLength(2);
-    expect(after.body.versions.find((stats) => stats.version === 3)!.classCounts).toEqual(status.body.versions.find((stats) => stats.version === 1)!.classCounts);
+    expect(after.body.versions.find((stats) => stats.version === 3)!.classCounts).toEqual(
+      status.body.versions.find((stats) => stats.version === 1)!.classCounts,
+    );
 
     const metrics = await coordinator.api<string>('/metrics');
     expect(metrics.body).toMatch(/flock_serving_actions_total\{action="rollback",signal="psi",result="ok"\} 1/);

@@ -23,11 +23,20 @@ export async function startServingCoordinator(serving: Partial<ServingConfig> = 
 }
 
 /** fetch with the inference key (or `token`), JSON in and out. */
-export async function v2<T = unknown>(baseUrl: string, path: string, body?: unknown, token: string | null = INFERENCE_KEY): Promise<{ status: number; body: T }> {
+export async function v2<T = unknown>(
+  baseUrl: string,
+  path: string,
+  body?: unknown,
+  token: string | null = INFERENCE_KEY,
+): Promise<{ status: number; body: T }> {
   const headers: Record<string, string> = {};
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const response = await fetch(`${baseUrl}${path}`, { method: body === undefined ? 'GET' : 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(`${baseUrl}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await response.text();
   let parsed: unknown = text;
   try {
@@ -88,8 +97,8 @@ export async function allLogRecords(coordinator: TestCoordinator, query = ''): P
   const records: InferenceLogRecord[] = [];
   let before: number | null = null;
   do {
-    const path = `/api/inference-log?limit=1000${query}${before === null ? '' : `&before=${before}`}`;
-    const { status, body } = await coordinator.api<InferenceLogPage>(path);
+    const path: string = `/api/inference-log?limit=1000${query}${before === null ? '' : `&before=${before}`}`;
+    const { status, body }: { status: number; body: InferenceLogPage } = await coordinator.api<InferenceLogPage>(path);
     if (status !== 200) throw new Error(`GET ${path}: ${status}`);
     records.push(...body.records);
     before = body.nextBefore;

@@ -110,7 +110,25 @@ describe('V2 codec', () => {
   const signature = { inputs: [{ name: 'input', shape: [-1, 2] }], outputs: [{ name: 'output', shape: [-1, 3] }] };
 
   it('reads nested and flat JSON data, and the binary extension', () => {
-    const nested = prepareInput(decodeInferBody({ inputs: [{ name: 'input', shape: [2, 2], datatype: 'FP32', data: [[1, 2], [3, 4]] }] }, undefined), signature);
+    const nested = prepareInput(
+      decodeInferBody(
+        {
+          inputs: [
+            {
+              name: 'input',
+              shape: [2, 2],
+              datatype: 'FP32',
+              data: [
+                [1, 2],
+                [3, 4],
+              ],
+            },
+          ],
+        },
+        undefined,
+      ),
+      signature,
+    );
     expect(nested).toEqual({ rows: 2, shape: [2, 2], input: Float32Array.from([1, 2, 3, 4]) });
     const values = Float32Array.from([1, 2, 3, 4]);
     const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [2, 2], datatype: 'FP32', parameters: { binary_data_size: 16 } }] }));

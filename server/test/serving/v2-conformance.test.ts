@@ -83,7 +83,11 @@ describe('V2 inference protocol', () => {
     );
     const response = await fetch(`${coordinator.url}/v2/models/global/infer`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${INFERENCE_KEY}`, 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(header.byteLength) },
+      headers: {
+        Authorization: `Bearer ${INFERENCE_KEY}`,
+        'Content-Type': 'application/octet-stream',
+        'Inference-Header-Content-Length': String(header.byteLength),
+      },
       body: Buffer.concat([header, Buffer.from(values.buffer)]),
     });
     expect(response.status).toBe(200);
@@ -92,13 +96,17 @@ describe('V2 inference protocol', () => {
     const json = JSON.parse(bytes.subarray(0, headerLength).toString('utf8')) as V2InferResponse;
     expect(json.outputs[0]).toMatchObject({ datatype: 'FP32', shape: [2, 10], parameters: { binary_data_size: 80 } });
     const probabilities = new Float32Array(bytes.buffer.slice(bytes.byteOffset + headerLength, bytes.byteOffset + headerLength + 80));
-    const asJson = await v2<V2InferResponse>(coordinator.url, '/v2/models/global/infer', { inputs: [{ name: inputName, shape: [2, 16], datatype: 'FP32', data: rows }] });
+    const asJson = await v2<V2InferResponse>(coordinator.url, '/v2/models/global/infer', {
+      inputs: [{ name: inputName, shape: [2, 16], datatype: 'FP32', data: rows }],
+    });
     expect(Array.from(probabilities)).toEqual(asJson.body.outputs[0]!.data);
   });
 
   it('refuses bad requests with 400 and { error } naming the problem', async () => {
     const infer = (input: Record<string, unknown>) =>
-      v2<{ error: string }>(coordinator.url, '/v2/models/global/infer', { inputs: [{ name: inputName, shape: [1, 16], datatype: 'FP32', data: tinyRows(1)[0], ...input }] });
+      v2<{ error: string }>(coordinator.url, '/v2/models/global/infer', {
+        inputs: [{ name: inputName, shape: [1, 16], datatype: 'FP32', data: tinyRows(1)[0], ...input }],
+      });
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ shape: [1, 15] }, /shape \[1, 15\] does not match \[-1, 16\]/],
       [{ shape: [1, 4, 4] }, /does not match/],
