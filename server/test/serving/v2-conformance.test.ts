@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceLogPage, V2InferResponse, V2ModelMetadata } from '../../src/contract/index.js';
 import { OPERATOR_TOKEN, operatorFetch, type TestCoordinator } from '../support/coordinator.js';
+import { runFlock } from '../cli/harness.js';
 import { INFERENCE_KEY, startServingCoordinator, tinyRows, v2 } from './serving-helpers.js';
 
 describe('V2 inference protocol', () => {
@@ -175,5 +176,20 @@ describe('V2 inference protocol', () => {
     expect(answered.topClass).toBeGreaterThanOrEqual(0);
     expect(answered.confidence).toBeGreaterThan(0);
     expect((await operatorFetch(coordinator.url, '/api/inference-log', {}, INFERENCE_KEY)).status).toBe(401);
+  });
+
+  it('`flock log` lists the records, filtered, with a JSON form checked against the contract', async () => {
+    const args = ['--url', coordinator.url, '--token', OPERATOR_TOKEN];
+    const table = await runFlock([...args, 'log', '--status', 'ok', '--limit', '2']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/Request.*Version.*Status/);
+    expect(table.stdout).toMatch(/v1 *│ *ok/);
+    expect(table.stdout).toMatch(/More: --before \d+/);
+    const json = await runFlock([...args, '--json', 'log', '--status', 'not_found']);
+    expect(json.code).toBe(0);
+    const page = JSON.parse(json.stdout) as InferenceLogPage;
+    expect(page.records.length).toBeGreaterThan(0);
+    expect(page.records.every((record) => record.status === 'not_found')).toBe(true);
+    expect((await runFlock([...args, 'log', '--status', 'fine'])).code).toBe(2);
   });
 });
