@@ -183,7 +183,11 @@ export type ServingActionRecord = z.infer<typeof servingActionRecordSchema>;
 /** `GET /api/serving`: what the dashboard's Serving panel shows. */
 export const servingStatusSchema = z.object({
   currentVersion: z.number().int().min(1).nullable(),
-  requests: z.number().int().min(0),
+  requests: z.number().int().min(0).describe('Inference requests since the coordinator started'),
+  latency: z
+    .object({ p50Ms: z.number().min(0), p99Ms: z.number().min(0), samples: z.number().int().min(1) })
+    .nullable()
+    .describe('Latency of the last answered requests (up to 1024)'),
   batching: z.object({ maxBatchSize: z.number().int().min(1), maxQueueDelayMs: z.number().min(0), workers: z.number().int().min(1) }),
   deviation: z
     .object({

@@ -20,6 +20,9 @@ import { ServingMetrics } from './serving-metrics.js';
 import { ServingMonitor } from './serving-monitor.js';
 import { argmaxRows } from './version-stats.js';
 
+/** Answered requests whose latency the status's percentiles are taken over. */
+const LATENCY_WINDOW = 1024;
+
 /** The platform string of model metadata. */
 const PLATFORM = 'tensorflowjs_layers';
 
@@ -53,6 +56,9 @@ interface Trace {
 @Injectable()
 export class ServingService {
   private requests = 0;
+  /** Latencies (ms) of the last LATENCY_WINDOW answered requests, a ring. */
+  private readonly latencies = new Float64Array(LATENCY_WINDOW);
+  private answered = 0;
 
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
@@ -135,9 +141,13 @@ export class ServingService {
 
   status(): ServingStatus {
     const { maxBatchSize, maxQueueDelayMs, workers } = this.config.serving;
+    const samples = Math.min(this.answered, LATENCY_WINDOW);
+    const sorted = this.latencies.slice(0, samples).sort();
+    const at = (q: number): number => sorted[Math.min(samples - 1, Math.floor(q * samples))]!;
     return {
       currentVersion: this.served.currentVersion,
       requests: this.requests,
+      latency: samples === 0 ? null : { p50Ms: at(0.5), p99Ms: at(0.99), samples },
       batching: { maxBatchSize, maxQueueDelayMs, workers },
       ...this.monitor.status(),
     };
@@ -182,6 +192,7 @@ export class ServingService {
     const latencyMs = performance.now() - trace.started;
     this.metrics.requests.inc({ status });
     this.metrics.latency.observe({ status }, latencyMs / 1000);
+    if (status === 'ok') this.latencies[this.answered++ % LATENCY_WINDOW] = latencyMs;
     const { result } = trace;
     let topClass: number | null = null;
     let confidence: number | null = null;
