@@ -129,6 +129,7 @@ function servingFrom(env: Environment, dataDir: string): ServingConfig {
     logFlushMs: env.FLOCK_INFERENCE_LOG_FLUSH_MS,
     logRetentionDays: env.FLOCK_INFERENCE_LOG_RETENTION_DAYS,
     logInputs: env.FLOCK_INFERENCE_LOG_INPUTS,
+    logDurable: env.FLOCK_INFERENCE_LOG_DURABLE,
     monitor: {
       minSamples: env.FLOCK_SERVING_MIN_SAMPLES,
       psiThreshold: env.FLOCK_SERVING_PSI_THRESHOLD ?? null,

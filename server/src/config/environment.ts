@@ -117,6 +117,7 @@ const variables = z.object({
   FLOCK_INFERENCE_LOG_FLUSH_MS: variable(integer(1, 60_000).default(200)),
   FLOCK_INFERENCE_LOG_RETENTION_DAYS: variable(positive().default(30)),
   FLOCK_INFERENCE_LOG_INPUTS: variable(flag().default(false)),
+  FLOCK_INFERENCE_LOG_DURABLE: variable(flag().default(false)),
   FLOCK_SERVING_MIN_SAMPLES: variable(integer(1).default(200)),
   FLOCK_SERVING_PSI_THRESHOLD: variable(positive().optional()),
   FLOCK_SERVING_JS_THRESHOLD: variable(positive().optional()),

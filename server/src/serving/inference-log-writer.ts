@@ -17,10 +17,14 @@ export interface LogWriterCounters {
  * Writes the inference log in batches, off the request path: `add` only buffers; every `flushMs`
  * (or as soon as a batch is full) the buffer goes to the store in one transaction. The loss window
  * of a kill -9 is what is buffered: at most `flushMs` of answered requests (docs/SECURITY.md).
- * A failed write is retried with the next flush; the buffer is bounded.
+ * A failed write is retried with the next flush; the buffer is bounded. In durable mode
+ * (FLOCK_INFERENCE_LOG_DURABLE) each answer waits for the commit of the batch holding its record:
+ * no answered request without its record, at the price of up to `flushMs` of latency.
  */
 export class InferenceLogWriter {
   private buffer: InferenceLogEntry[] = [];
+  /** Callers waiting for their record to be committed (durable mode), parallel to `buffer`. */
+  private waiters: (((written: boolean) => void) | null)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private closed = false;
@@ -35,12 +39,19 @@ export class InferenceLogWriter {
     return this.buffer.length;
   }
 
-  add(entry: InferenceLogEntry): void {
+  /**
+   * Buffers a record. With `durable`, resolves once the transaction holding it has committed (true),
+   * or the record was dropped (false): group commit, so the answer can wait for its record.
+   */
+  add(entry: InferenceLogEntry, durable = false): Promise<boolean> | null {
     if (this.buffer.length >= MAX_BUFFERED) {
       this.counters.dropped(1, 'buffer_full');
-      return;
+      return durable ? Promise.resolve(false) : null;
     }
     this.buffer.push(entry);
+    let committed: Promise<boolean> | null = null;
+    if (durable) committed = new Promise<boolean>((resolve) => this.waiters.push(resolve));
+    else this.waiters.push(null);
     if (this.buffer.length >= MAX_RECORDS_PER_FLUSH) this.flushSoon();
     else if (!this.timer) {
       this.timer = setTimeout(() => {
@@ -48,6 +59,7 @@ export class InferenceLogWriter {
         this.flushSoon();
       }, this.flushMs);
     }
+    return committed;
   }
 
   /** A flush in the background (flush() never rejects: a failed write is logged and retried). */
@@ -60,16 +72,28 @@ export class InferenceLogWriter {
     while (this.flushing) await this.flushing;
     if (this.buffer.length === 0) return;
     const batch = this.buffer.length > MAX_RECORDS_PER_FLUSH ? this.buffer.splice(0, MAX_RECORDS_PER_FLUSH) : this.buffer;
-    if (batch === this.buffer) this.buffer = [];
+    const waiters = batch === this.buffer ? this.waiters : this.waiters.splice(0, batch.length);
+    if (batch === this.buffer) {
+      this.buffer = [];
+      this.waiters = [];
+    }
     this.flushing = this.store
       .append(batch)
       .then(
-        () => this.counters.written(batch.length),
+        () => {
+          this.counters.written(batch.length);
+          for (const waiter of waiters) waiter?.(true);
+        },
         (error: unknown) => {
           log.warn({ err: error, records: batch.length }, 'writing the inference log failed; retrying with the next flush');
           const merged = batch.concat(this.buffer);
-          if (merged.length > MAX_BUFFERED) this.counters.dropped(merged.length - MAX_BUFFERED, 'buffer_full');
+          const mergedWaiters = waiters.concat(this.waiters);
+          if (merged.length > MAX_BUFFERED) {
+            this.counters.dropped(merged.length - MAX_BUFFERED, 'buffer_full');
+            for (const waiter of mergedWaiters.slice(MAX_BUFFERED)) waiter?.(false);
+          }
           this.buffer = merged.slice(0, MAX_BUFFERED);
+          this.waiters = mergedWaiters.slice(0, MAX_BUFFERED);
         },
       )
       .finally(() => {
@@ -95,5 +119,6 @@ export class InferenceLogWriter {
       await this.flush();
       if (this.buffer.length >= before) break;
     }
+    for (const waiter of this.waiters.splice(0)) waiter?.(false);
   }
 }

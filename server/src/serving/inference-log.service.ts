@@ -50,9 +50,12 @@ export class InferenceLogService implements OnModuleInit, OnApplicationShutdown 
     this.sweeper.unref();
   }
 
-  /** Buffers a record (written within FLOCK_INFERENCE_LOG_FLUSH_MS). */
-  record(entry: InferenceLogEntry): void {
-    this.writer?.add(entry);
+  /**
+   * Buffers a record (written within FLOCK_INFERENCE_LOG_FLUSH_MS). Durable mode
+   * (FLOCK_INFERENCE_LOG_DURABLE): resolves once it is committed; else null at once.
+   */
+  record(entry: InferenceLogEntry): Promise<boolean> | null {
+    return this.writer?.add(entry, this.config.serving.logDurable) ?? null;
   }
 
   /** Writes what is buffered now (tests, shutdown). */

@@ -35,5 +35,7 @@ export interface ServingConfig {
   logFlushMs: number;
   logRetentionDays: number;
   logInputs: boolean;
+  /** Answers wait for the commit of their log record (group commit every logFlushMs). */
+  logDurable: boolean;
   monitor: ServingMonitorConfig;
 }

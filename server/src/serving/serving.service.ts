@@ -45,6 +45,8 @@ interface Trace {
   digest: string | null;
   input: Uint8Array | null;
   result: BatchResult | null;
+  /** Its record was made (a failure after that must not make a second). */
+  finished: boolean;
 }
 
 /**
@@ -95,6 +97,7 @@ export class ServingService {
       digest: null,
       input: null,
       result: null,
+      finished: false,
     };
     this.requests++;
     try {
@@ -130,9 +133,12 @@ export class ServingService {
         result.outputs,
         wantsBinaryOutput(decoded.request),
       );
-      this.finish(trace, 'ok', null);
+      const committed = this.finish(trace, 'ok', null);
+      // Durable log: the answer leaves only once its record is committed.
+      if (committed && !(await committed)) throw new ServiceUnavailableException('the inference log could not record this request');
       return { requestId: trace.requestId, version, response };
     } catch (error) {
+      if (trace.finished) throw error;
       const [status, httpError] = classify(error);
       this.finish(trace, status, httpError.message);
       throw httpError;
@@ -187,8 +193,9 @@ export class ServingService {
       .catch(() => undefined);
   }
 
-  /** Metrics, monitor and the one log record of a request. */
-  private finish(trace: Trace, status: InferenceStatus, error: string | null): void {
+  /** Metrics, monitor and the one log record of a request; in durable mode, the promise of its commit. */
+  private finish(trace: Trace, status: InferenceStatus, error: string | null): Promise<boolean> | null {
+    trace.finished = true;
     const latencyMs = performance.now() - trace.started;
     this.metrics.requests.inc({ status });
     this.metrics.latency.observe({ status }, latencyMs / 1000);
@@ -203,8 +210,8 @@ export class ServingService {
       const top = confidences[0]!;
       confidence = top >= 0 && top <= 1 ? top : null;
     }
-    if (!this.log.enabled) return;
-    this.log.record({
+    if (!this.log.enabled) return null;
+    return this.log.record({
       requestId: trace.requestId,
       at: new Date().toISOString(),
       modelName: trace.modelName,
