@@ -140,7 +140,8 @@ export class ServingService {
     } catch (error) {
       if (trace.finished) throw error;
       const [status, httpError] = classify(error);
-      this.finish(trace, status, httpError.message);
+      // Refusals are logged as durably as answers.
+      await this.finish(trace, status, httpError.message);
       throw httpError;
     }
   }
