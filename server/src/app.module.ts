@@ -9,6 +9,7 @@ import { MetricsModule } from './metrics/metrics.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { OperatorsModule } from './operators/operators.module.js';
 import { RoundsModule } from './rounds/rounds.module.js';
+import { ServingModule } from './serving/serving.module.js';
 import { StorageModule } from './storage/storage.module.js';
 
 @Module({})
@@ -27,6 +28,7 @@ export class AppModule {
         ClientsModule,
         OperatorsModule,
         DashboardModule,
+        ServingModule,
       ],
     };
   }

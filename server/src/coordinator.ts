@@ -10,6 +10,7 @@ import { connectRedisFanOut, FlockIoAdapter } from './clients/io-adapter.js';
 import type { FlockConfig } from './config/config.js';
 import { PinoNestLogger } from './logging/logger.js';
 import { ModelsService } from './models/models.service.js';
+import { applyInferenceBodyParsers } from './serving/inference-body.js';
 
 export interface Coordinator {
   app: INestApplication;
@@ -29,6 +30,8 @@ export async function createCoordinator(config: FlockConfig): Promise<Coordinato
   const redis = config.redisUrl ? await connectRedisFanOut(config.redisUrl, config.redisPrefix) : null;
   // Body parsing is set up by applyWebHygiene: JSON only, bounded.
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: false });
+  // Before the app-wide 64 KiB JSON parser: /v2 takes tensors, bounded by FLOCK_INFERENCE_MAX_BODY_BYTES.
+  applyInferenceBodyParsers(app, config);
   applyWebHygiene(app, config);
   app.useWebSocketAdapter(new FlockIoAdapter(app, config, redis));
   const document = SwaggerModule.createDocument(

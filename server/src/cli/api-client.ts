@@ -9,6 +9,7 @@ import {
   clientCountsSchema,
   errorBodySchema,
   healthSchema,
+  inferenceLogPageSchema,
   statusSchema,
   modelJsonSchema,
   modelVersionDetailSchema,
@@ -23,6 +24,8 @@ import {
   validationMessages,
   type ClientCountsResponse,
   type HealthResponse,
+  type InferenceLogPage,
+  type InferenceLogQueryInput,
   type StatusResponse,
   type ModelJson,
   type ModelVersionDetail,
@@ -217,6 +220,14 @@ export class FlockApiClient {
     if (options.offset !== undefined) query.set('offset', String(options.offset));
     const suffix = query.size > 0 ? `?${query.toString()}` : '';
     return this.json(roundListSchema, 'GET', `/api/rounds${suffix}`);
+  }
+
+  /** A page of the inference log, newest first (`nextBefore` continues it). */
+  inferenceLog(query: InferenceLogQueryInput = {}): Promise<InferenceLogPage> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query) as [string, string | number | undefined][]) if (value !== undefined) params.set(key, String(value));
+    const suffix = params.size > 0 ? `?${params.toString()}` : '';
+    return this.json(inferenceLogPageSchema, 'GET', `/api/inference-log${suffix}`);
   }
 
   getRound(id: string): Promise<RoundDetails> {

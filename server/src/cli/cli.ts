@@ -10,6 +10,7 @@
 import { Command, CommanderError } from 'commander';
 import { ApiError, ConnectionError } from './api-client.js';
 import { addDpCommands } from './dp-commands.js';
+import { addLogCommand } from './log-command.js';
 import { addModelCommands } from './model-commands.js';
 import { addRoundCommands } from './round-commands.js';
 import { CliSession, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, UsageError, type CliIO } from './session.js';
@@ -34,6 +35,7 @@ function buildProgram(session: CliSession, io: CliIO): Command {
   addRoundCommands(program, session);
   addModelCommands(program, session);
   addDpCommands(program, session);
+  addLogCommand(program, session);
   return program;
 }
 

@@ -5,6 +5,8 @@ import type { EventLimits } from '../boundary/event-rate-limit.js';
 import type { BusyConfig } from '../boundary/busy.js';
 import type { PaceConfig } from '../rounds/pace.js';
 import type { UpdateBoundConfig } from '../rounds/update-bound.js';
+import type { ServingAction } from '../contract/index.js';
+import type { ServingConfig } from '../serving/serving-config.js';
 import { ConfigError, parseEnvironment, type Environment, type LogLevel, type TestSetName } from './environment.js';
 
 export { ConfigError, TEST_SET_NAMES, type TestSetName } from './environment.js';
@@ -66,6 +68,8 @@ export interface FlockConfig {
   busy: BusyConfig | null;
   /** Differential privacy: the δ of every reported ε, and the budget rounds may not exceed (null: none). */
   privacy: { delta: number; budget: { epsilon: number; delta: number } | null };
+  /** Model serving: the V2 inference API (serving/). */
+  serving: ServingConfig;
 }
 
 /**
@@ -97,6 +101,48 @@ function resolveToken(fromEnv: string | undefined, name: string, dataDir: string
   // 0600: the token file is a credential.
   writeFileSync(path, `${token}\n`, { mode: 0o600 });
   return { token, source: `${path} (generated)` };
+}
+
+/** Inference keys: FLOCK_INFERENCE_KEYS (comma-separated, each at least 16 characters), else one kept in the data dir. */
+function resolveInferenceKeys(fromEnv: string | undefined, dataDir: string): { keys: string[]; source: string } {
+  if (fromEnv !== undefined) {
+    const keys = fromEnv
+      .split(',')
+      .map((key) => key.trim())
+      .filter((key) => key.length > 0);
+    if (keys.length === 0 || keys.some((key) => key.length < 16)) throw new ConfigError(['FLOCK_INFERENCE_KEYS: every key must be at least 16 characters']);
+    return { keys, source: 'environment variable FLOCK_INFERENCE_KEYS' };
+  }
+  const { token, source } = resolveToken(undefined, 'FLOCK_INFERENCE_KEYS', dataDir, 'inference-key');
+  return { keys: [token], source };
+}
+
+function servingFrom(env: Environment, dataDir: string): ServingConfig {
+  const inference = resolveInferenceKeys(env.FLOCK_INFERENCE_KEYS, dataDir);
+  return {
+    inferenceKeys: inference.keys,
+    inferenceKeySource: inference.source,
+    workers: env.FLOCK_INFERENCE_WORKERS,
+    maxBatchSize: env.FLOCK_INFERENCE_MAX_BATCH_SIZE,
+    maxQueueDelayMs: env.FLOCK_INFERENCE_MAX_QUEUE_DELAY_MS,
+    maxQueue: env.FLOCK_INFERENCE_MAX_QUEUE,
+    maxBodyBytes: env.FLOCK_INFERENCE_MAX_BODY_BYTES,
+    log: env.FLOCK_INFERENCE_LOG,
+    logFlushMs: env.FLOCK_INFERENCE_LOG_FLUSH_MS,
+    logRetentionDays: env.FLOCK_INFERENCE_LOG_RETENTION_DAYS,
+    logInputs: env.FLOCK_INFERENCE_LOG_INPUTS,
+    logDurable: env.FLOCK_INFERENCE_LOG_DURABLE,
+    monitor: {
+      minSamples: env.FLOCK_SERVING_MIN_SAMPLES,
+      psiThreshold: env.FLOCK_SERVING_PSI_THRESHOLD ?? null,
+      jsThreshold: env.FLOCK_SERVING_JS_THRESHOLD ?? null,
+      disagreementThreshold: env.FLOCK_SERVING_DISAGREEMENT_THRESHOLD ?? null,
+      minAccuracy: env.FLOCK_SERVING_MIN_ACCURACY ?? null,
+      actions: [...new Set(env.FLOCK_SERVING_ACTIONS.split(','))] as ServingAction[],
+      webhookUrl: env.FLOCK_SERVING_WEBHOOK_URL ?? null,
+      shadowFraction: env.FLOCK_SERVING_SHADOW_FRACTION,
+    },
+  };
 }
 
 /** Enrolment is on when one source of verification keys is configured (the schema checked the rest). */
@@ -192,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       parsed.FLOCK_BUSY_EVENT_LOOP_DELAY_MS > 0
         ? { eventLoopDelayMs: parsed.FLOCK_BUSY_EVENT_LOOP_DELAY_MS, retryAfterMs: parsed.FLOCK_BUSY_RETRY_AFTER_MS }
         : null,
+    serving: servingFrom(parsed, dataDir),
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }

@@ -18,7 +18,16 @@ export const TEST_SET_NAMES = ['mnist', 'none'] as const;
 export type TestSetName = (typeof TEST_SET_NAMES)[number];
 
 /** Variables whose values are never echoed in an error (tokens, keys, URLs that may carry a password). */
-const SECRET = new Set(['FLOCK_CLIENT_TOKEN', 'FLOCK_OPERATOR_TOKEN', 'FLOCK_USER_KEY_SECRET', 'FLOCK_ENROLMENT_KEY', 'FLOCK_DATABASE_URL', 'FLOCK_REDIS_URL']);
+const SECRET = new Set([
+  'FLOCK_INFERENCE_KEYS',
+  'FLOCK_SERVING_WEBHOOK_URL',
+  'FLOCK_CLIENT_TOKEN',
+  'FLOCK_OPERATOR_TOKEN',
+  'FLOCK_USER_KEY_SECRET',
+  'FLOCK_ENROLMENT_KEY',
+  'FLOCK_DATABASE_URL',
+  'FLOCK_REDIS_URL',
+]);
 
 /** An empty or blank variable counts as unset (`FOO= node ...`). */
 const blankAsUnset = (value: unknown): unknown => (typeof value === 'string' && value.trim() === '' ? undefined : value);
@@ -100,6 +109,31 @@ const variables = z.object({
   // Differential privacy (docs/PRIVACY.md): the δ ε is reported at, and the operator's budget (none by default).
   FLOCK_DP_DELTA: variable(positive().lt(1).default(1e-5)),
   FLOCK_DP_EPSILON_BUDGET: variable(positive().optional()),
+  // Model serving (server/src/serving/): the V2 inference API, its worker threads, batching, log and monitor.
+  FLOCK_INFERENCE_KEYS: variable(z.string().optional()),
+  FLOCK_INFERENCE_WORKERS: variable(integer(1, 64).default(1)),
+  FLOCK_INFERENCE_MAX_BATCH_SIZE: variable(integer(1, 4096).default(64)),
+  FLOCK_INFERENCE_MAX_QUEUE_DELAY_MS: variable(z.coerce.number().min(0).max(1000).default(0)),
+  FLOCK_INFERENCE_MAX_QUEUE: variable(integer(1).default(4096)),
+  FLOCK_INFERENCE_MAX_BODY_BYTES: variable(integer(1024).default(8 * 1024 * 1024)),
+  FLOCK_INFERENCE_LOG: variable(flag().default(true)),
+  FLOCK_INFERENCE_LOG_FLUSH_MS: variable(integer(1, 60_000).default(200)),
+  FLOCK_INFERENCE_LOG_RETENTION_DAYS: variable(positive().default(30)),
+  FLOCK_INFERENCE_LOG_INPUTS: variable(flag().default(false)),
+  FLOCK_INFERENCE_LOG_DURABLE: variable(flag().default(false)),
+  FLOCK_SERVING_MIN_SAMPLES: variable(integer(1).default(200)),
+  FLOCK_SERVING_PSI_THRESHOLD: variable(positive().optional()),
+  FLOCK_SERVING_JS_THRESHOLD: variable(positive().optional()),
+  FLOCK_SERVING_DISAGREEMENT_THRESHOLD: variable(positive().max(1).optional()),
+  FLOCK_SERVING_MIN_ACCURACY: variable(positive().max(1).optional()),
+  FLOCK_SERVING_ACTIONS: variable(
+    z
+      .string()
+      .regex(/^(alert|rollback|retrain)(,(alert|rollback|retrain))*$/, 'must be a comma-separated list of alert, rollback, retrain')
+      .default('alert'),
+  ),
+  FLOCK_SERVING_WEBHOOK_URL: variable(urlOf(/^https?$/, 'https://hooks.example/flock')),
+  FLOCK_SERVING_SHADOW_FRACTION: variable(z.coerce.number().min(0).max(1).default(0)),
 });
 
 /** Every variable the coordinator reads (README.md documents each one). */

@@ -9,3 +9,4 @@ export * from './operators.js';
 export * from './privacy.js';
 export * from './rounds.js';
 export * from './strategies.js';
+export * from './serving.js';

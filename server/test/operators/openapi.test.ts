@@ -95,6 +95,17 @@ describe('the OpenAPI document (/api/docs/openapi.json)', () => {
       'GET /api/health': 'getHealth',
       'GET /api/status': 'getStatus',
       'GET /api/clients': 'getClientCounts',
+      'GET /v2/health/live': 'v2ServerLive',
+      'GET /v2/health/ready': 'v2ServerReady',
+      'GET /v2': 'v2ServerMetadata',
+      'GET /v2/models/{name}/ready': 'v2ModelReady',
+      'GET /v2/models/{name}': 'v2ModelMetadata',
+      'GET /v2/models/{name}/versions/{version}': 'v2ModelVersionMetadata',
+      'POST /v2/models/{name}/infer': 'v2ModelInfer',
+      'POST /v2/models/{name}/versions/{version}/infer': 'v2ModelVersionInfer',
+      'GET /api/inference-log': 'listInferenceLog',
+      'POST /api/inference-log/{requestId}/feedback': 'postInferenceFeedback',
+      'GET /api/serving': 'getServingStatus',
     });
     expect(document.components.securitySchemes).toEqual({
       bearer: { type: 'http', scheme: 'bearer', description: expect.stringContaining('operator token') as unknown },

@@ -12,6 +12,7 @@ import { renderModels } from './models-table.js';
 import { initRoundPanel, renderRound } from './round-panel.js';
 import { initRoundsExport } from './rounds-csv.js';
 import { renderRounds } from './rounds-table.js';
+import { initServingPanel } from './serving-panel.js';
 import { startSession } from './session.js';
 import { initStartForm, renderForm } from './start-form.js';
 import { renderStats } from './stats.js';
@@ -33,6 +34,7 @@ initStartForm();
 initRoundPanel();
 initRoundsExport();
 observeChartSizes();
+initServingPanel();
 // Relative times ("2 min ago") age between snapshots.
 setInterval(() => {
   const state = latestState();

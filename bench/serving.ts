@@ -1,0 +1,231 @@
+/**
+ * The global model as a service, measured from outside: the coordinator runs as its own process
+ * (the default 2NN, 784 -> 200 -> 200 -> 10) and autocannon sends `POST /v2/models/global/infer`
+ * requests of one MNIST-sized row (784 FP32 values, JSON) at concurrency 1, 16 and 64, with dynamic
+ * batching on (FLOCK_INFERENCE_MAX_BATCH_SIZE=64) and off (=1), with the inference log on and off;
+ * plus the binary tensor extension at the highest concurrency. Beside it, in the same run, the limit:
+ * the same model's `model.predict` on batches of 64 rows (and of 1) back to back in the same kind
+ * of worker thread, no HTTP (InferencePool, in this process).
+ *
+ *   pnpm build && pnpm bench:serving [--seconds 4] [--repeat 2] [--connections 1,16,64] [--out bench/results/serving.md]
+ *
+ * Prints Markdown (bench/results/serving.md holds a run). Both processes share this machine's cores.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { InferencePool } from '../server/src/serving/inference-pool.js';
+import type { WeightSpec } from '../client-sdk/src/protocol/index.js';
+import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
+import { OPERATOR_TOKEN, startCoordinator } from './lib/coordinator-process.js';
+import { fillRandom, machineInfo } from './lib/measure.js';
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '1,16,64' },
+    out: { type: 'string' },
+    /** Variant indices to run (quick checks); the summary needs 0, 1 and 2. */
+    only: { type: 'string' },
+    repeat: { type: 'string', default: '2' },
+  },
+});
+const SECONDS = Number(args.seconds);
+const REPEAT = Number(args.repeat);
+const CONNECTIONS = args.connections.split(',').map(Number);
+const INFERENCE_KEY = 'bench-inference-key-0123456789';
+const FEATURES = 784;
+const RAW_BATCH = 64;
+
+interface Variant {
+  name: string;
+  env: Record<string, string>;
+  binary?: boolean;
+  /** Only at these concurrencies (default: all). */
+  connections?: number[];
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'batching on, log on (default)', env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'true' } },
+  { name: 'batching on, log off', env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'false' } },
+  { name: 'batching off, log on', env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '1', FLOCK_INFERENCE_LOG: 'true' } },
+  { name: 'batching off, log off', env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '1', FLOCK_INFERENCE_LOG: 'false' } },
+  {
+    name: 'batching on, log on, binary tensors',
+    env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'true' },
+    binary: true,
+    connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
+  },
+];
+
+interface Cell {
+  variant: string;
+  connections: number;
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function row(seed: number): Float32Array {
+  const values = new Float32Array(FEATURES);
+  fillRandom(values, seed, 1);
+  for (let i = 0; i < values.length; i++) values[i] = Math.abs(values[i]!);
+  return values;
+}
+
+function jsonBody(values: Float32Array): string {
+  return JSON.stringify({ inputs: [{ name: 'input', shape: [1, FEATURES], datatype: 'FP32', data: Array.from(values) }] });
+}
+
+function binaryBody(values: Float32Array): { body: Buffer; headerLength: number } {
+  const header = Buffer.from(
+    JSON.stringify({ inputs: [{ name: 'input', shape: [1, FEATURES], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }] }),
+  );
+  return { body: Buffer.concat([header, Buffer.from(values.buffer)]), headerLength: header.byteLength };
+}
+
+async function waitReady(url: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const response = await noKeepAliveFetch(`${url}/v2/health/ready`);
+    if (response.status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('serving did not become ready');
+}
+
+async function load(url: string, connections: number, binary: boolean, seconds: number): Promise<Omit<Cell, 'variant'>> {
+  const values = row(connections);
+  const headers: Record<string, string> = { Authorization: `Bearer ${INFERENCE_KEY}` };
+  let body: string | Buffer;
+  if (binary) {
+    const encoded = binaryBody(values);
+    body = encoded.body;
+    headers['Content-Type'] = 'application/octet-stream';
+    headers['Inference-Header-Content-Length'] = String(encoded.headerLength);
+  } else {
+    body = jsonBody(values);
+    headers['Content-Type'] = 'application/json';
+  }
+  const result = await autocannon({ url: `${url}/v2/models/global/infer`, method: 'POST', headers, body, connections, duration: seconds });
+  return {
+    connections,
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+/** Rows per second of back-to-back `model.predict` on batches of `batch` rows in one worker thread. */
+async function rawRowsPerSecond(pool: InferencePool, version: number, batch: number, seconds: number): Promise<number> {
+  const input = new Float32Array(batch * FEATURES);
+  for (let r = 0; r < batch; r++) input.set(row(r + 1), r * FEATURES);
+  for (let i = 0; i < 5; i++) await pool.run(version, batch, input.slice());
+  const started = performance.now();
+  let rows = 0;
+  while (performance.now() - started < seconds * 1000) {
+    await pool.run(version, batch, input.slice());
+    rows += batch;
+  }
+  return rows / ((performance.now() - started) / 1000);
+}
+
+async function rawBaseline(url: string): Promise<{ batched: number; single: number }> {
+  const headers = { Authorization: `Bearer ${OPERATOR_TOKEN}` };
+  const modelJson = (await (await noKeepAliveFetch(`${url}/api/models/1/model.json`, { headers })).json()) as {
+    modelTopology: unknown;
+    weightsManifest: { weights: WeightSpec[] }[];
+  };
+  const weights = new Uint8Array(await (await noKeepAliveFetch(`${url}/api/models/1/weights.bin`, { headers })).arrayBuffer());
+  const pool = new InferencePool(1);
+  await pool.start();
+  try {
+    await pool.load(1, { topology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest.flatMap((group) => group.weights), weights });
+    return { batched: await rawRowsPerSecond(pool, 1, RAW_BATCH, SECONDS), single: await rawRowsPerSecond(pool, 1, 1, SECONDS) };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const chosen = args.only ? args.only.split(',').map((i) => VARIANTS[Number(i)]!) : VARIANTS;
+  // Every variant's coordinator runs from the start (idle ones cost nothing but memory), and the
+  // cells are interleaved and repeated, so that the machine's other load falls on all alike.
+  const coordinators = new Map<string, Awaited<ReturnType<typeof startCoordinator>>>();
+  const samples = new Map<string, Omit<Cell, 'variant'>[]>();
+  let raw: { batched: number; single: number } | null = null;
+  try {
+    for (const variant of chosen) {
+      const key = JSON.stringify(variant.env);
+      if (coordinators.has(key)) continue;
+      const coordinator = await startCoordinator({ FLOCK_INFERENCE_KEYS: INFERENCE_KEY, ...variant.env }, 'serving');
+      coordinators.set(key, coordinator);
+      await waitReady(coordinator.url);
+      await load(coordinator.url, 4, false, 1); // warm-up
+    }
+    for (let rep = 0; rep < REPEAT; rep++) {
+      // The limit, measured beside the cells in each repetition.
+      const limit = await rawBaseline([...coordinators.values()][0]!.url);
+      raw = raw === null ? limit : { batched: Math.max(raw.batched, limit.batched), single: Math.max(raw.single, limit.single) };
+      for (const connections of CONNECTIONS) {
+        for (const variant of chosen) {
+          if (variant.connections && !variant.connections.includes(connections)) continue;
+          const { url } = coordinators.get(JSON.stringify(variant.env))!;
+          const cell = await load(url, connections, variant.binary ?? false, SECONDS);
+          const key = `${variant.name}|${connections}`;
+          samples.set(key, [...(samples.get(key) ?? []), cell]);
+          console.error(
+            `rep ${rep} ${variant.name} c=${connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}`,
+          );
+        }
+      }
+    }
+  } finally {
+    for (const coordinator of coordinators.values()) coordinator.close();
+  }
+  // Each cell: the repetition with the best throughput (the least disturbed by other load).
+  const cells: Cell[] = [];
+  for (const variant of chosen) {
+    for (const connections of variant.connections ?? CONNECTIONS) {
+      const best = (samples.get(`${variant.name}|${connections}`) ?? []).sort((a, b) => b.requestsPerSecond - a.requestsPerSecond)[0];
+      if (best) cells.push({ variant: variant.name, ...best });
+    }
+  }
+  const limit = raw!;
+  const at = (variant: string, connections: number) => cells.find((cell) => cell.variant === variant && cell.connections === connections);
+  const top = CONNECTIONS[CONNECTIONS.length - 1]!;
+  const batched = at(VARIANTS[0]!.name, top);
+  const unbatched = at(VARIANTS[2]!.name, top);
+  const logOff = at(VARIANTS[1]!.name, top);
+  const machine = machineInfo();
+  const lines = [
+    '# Serving: the global model over the Open Inference Protocol',
+    '',
+    `\`pnpm bench:serving --seconds ${SECONDS}\`: the default 2NN (784 -> 200 -> 200 -> 10, 199,210 parameters) served by a coordinator process`,
+    '(`server/dist/main.js`, one inference worker thread), loaded by autocannon 8 from the bench process with one-row requests',
+    `(784 FP32 values; JSON unless noted). ${SECONDS} s per cell after a 1 s warm-up; cells interleaved, ${REPEAT} repetitions, the best of each shown (and the best raw limit). Machine: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node};`,
+    'the coordinator, its worker thread and autocannon share them.',
+    '',
+    '| variant | connections | requests/s | p50 ms | p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...cells.map((c) => `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} |`),
+    '',
+    `The limit, same run: \`model.predict\` in one worker thread (the serving pool's, no HTTP), back to back: **${limit.batched.toFixed(0)} rows/s** on batches of ${RAW_BATCH},`,
+    `${limit.single.toFixed(0)} rows/s on batches of 1.`,
+    '',
+    ...(batched && unbatched && logOff
+      ? [
+          `- At ${top} connections, batching on, log on: ${batched.requestsPerSecond.toFixed(0)} requests/s = **${((100 * batched.requestsPerSecond) / limit.batched).toFixed(0)}% of the raw batched throughput** (goal: at least 50%).`,
+          `- Batching on / off at ${top} connections (log on): **${(batched.requestsPerSecond / unbatched.requestsPerSecond).toFixed(1)}x** (goal: at least 5x).`,
+          `- The log's cost at ${top} connections (batching on): ${logOff.requestsPerSecond.toFixed(0)} requests/s without it, ${batched.requestsPerSecond.toFixed(0)} with it (${((100 * batched.requestsPerSecond) / logOff.requestsPerSecond).toFixed(0)}%; goal: not halved).`,
+        ]
+      : []),
+    '',
+  ];
+  const markdown = lines.join('\n');
+  console.log(markdown);
+  if (args.out) writeFileSync(args.out, markdown);
+}
+
+await main();

@@ -1,0 +1,99 @@
+import Database from 'better-sqlite3';
+import type { InferenceLogPage, InferenceLogQuery, InferenceLogRecord } from '../contract/index.js';
+import {
+  INFERENCE_LOG_COLUMNS,
+  INFERENCE_LOG_INSERT_COLUMNS,
+  INFERENCE_STATUS_LIST,
+  inferenceLogFilter,
+  inferenceLogValues,
+  pageOf,
+  rowToInferenceLogRecord,
+  type InferenceLogEntry,
+  type InferenceLogRow,
+  type InferenceLogStore,
+} from './inference-log.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS inference_log (
+  seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id    TEXT NOT NULL UNIQUE,
+  at            TEXT NOT NULL,
+  model_name    TEXT NOT NULL,
+  model_version INTEGER,
+  status        TEXT NOT NULL CHECK (status IN (${INFERENCE_STATUS_LIST})),
+  latency_ms    REAL NOT NULL,
+  batch_size    INTEGER NOT NULL,
+  rows          INTEGER NOT NULL,
+  input_shape   TEXT NOT NULL,
+  input_digest  TEXT,
+  top_class     INTEGER,
+  confidence    REAL,
+  error         TEXT,
+  label         INTEGER,
+  input         BLOB
+);
+CREATE INDEX IF NOT EXISTS inference_log_at ON inference_log (at);
+CREATE INDEX IF NOT EXISTS inference_log_version ON inference_log (model_version, seq);
+`;
+
+/**
+ * The inference log in the embedded SQLite file, on its own connection (WAL: readers never wait;
+ * writers take turns with the coordinator's other connection under busy_timeout).
+ */
+export class SqliteInferenceLog implements InferenceLogStore {
+  private db: Database.Database | null = null;
+
+  constructor(private readonly path: string) {}
+
+  async init(): Promise<void> {
+    if (this.db) return;
+    const db = new Database(this.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    this.db = db;
+  }
+
+  async close(): Promise<void> {
+    this.db?.close();
+    this.db = null;
+  }
+
+  private get conn(): Database.Database {
+    if (!this.db) throw new Error('SqliteInferenceLog is not initialised');
+    return this.db;
+  }
+
+  async append(entries: readonly InferenceLogEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const insert = this.conn.prepare(`INSERT INTO inference_log (${INFERENCE_LOG_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.conn
+      .transaction(() => {
+        for (const entry of entries) insert.run(...inferenceLogValues(entry));
+      })
+      .immediate();
+  }
+
+  async query(query: InferenceLogQuery): Promise<InferenceLogPage> {
+    const { where, values } = inferenceLogFilter(query, () => '?');
+    const rows = this.conn
+      .prepare(`SELECT ${INFERENCE_LOG_COLUMNS} FROM inference_log ${where} ORDER BY seq DESC LIMIT ?`)
+      .all(...values, query.limit + 1) as InferenceLogRow[];
+    return pageOf(rows, query.limit);
+  }
+
+  async get(requestId: string): Promise<InferenceLogRecord | null> {
+    const row = this.conn.prepare(`SELECT ${INFERENCE_LOG_COLUMNS} FROM inference_log WHERE request_id = ?`).get(requestId) as InferenceLogRow | undefined;
+    return row ? rowToInferenceLogRecord(row) : null;
+  }
+
+  async setLabel(requestId: string, label: number): Promise<InferenceLogRecord | null> {
+    const { changes } = this.conn.prepare('UPDATE inference_log SET label = ? WHERE request_id = ?').run(label, requestId);
+    return changes === 0 ? null : this.get(requestId);
+  }
+
+  async deleteBefore(beforeIso: string): Promise<number> {
+    return this.conn.prepare('DELETE FROM inference_log WHERE at < ?').run(beforeIso).changes;
+  }
+}
