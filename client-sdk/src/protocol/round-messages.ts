@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { modelVersionSchema } from './model-messages.js';
+import { personalizationPlanSchema } from './personalization.js';
 import { ABANDON_REASONS, INELIGIBILITY_REASONS, REJECTION_REASONS } from './reasons.js';
 import { ROUND_OUTCOMES } from './round-status.js';
 import { encodedWeightsSchema } from './weights.js';
@@ -34,6 +35,11 @@ export const trainingPlanSchema = z.object({
    * it and the SDK reports no more. Absent only in rounds stored by an older coordinator.
    */
   maxExamplesPerUpdate: z.number().int().min(1).max(MAX_UPDATE_EXAMPLES).optional(),
+  /**
+   * The operator's choice of personalization method for this round's devices (overrides the app's).
+   * With `personal-layers`, uploads carry the shared tensors only (personalization.ts).
+   */
+  personalization: personalizationPlanSchema.optional(),
 });
 export type TrainingPlan = z.infer<typeof trainingPlanSchema>;
 

@@ -32,6 +32,9 @@ export const startRoundRequestSchema = z
     maxExamplesPerUpdate: trainingPlanSchema.shape.maxExamplesPerUpdate.describe(
       "The most examples one update counts for in this round (default: the coordinator's FLOCK_MAX_EXAMPLES_PER_UPDATE)",
     ),
+    personalization: trainingPlanSchema.shape.personalization.describe(
+      "Devices' personalization method for this round (fine-tune, ditto, personal-layers); with personal-layers, the named layers are left out of uploads and aggregation",
+    ),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -227,6 +230,7 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
       learningRate: request.learningRate,
       ...(request.proximalMu !== undefined ? { proximalMu: request.proximalMu } : {}),
       ...(request.maxExamplesPerUpdate !== undefined ? { maxExamplesPerUpdate: request.maxExamplesPerUpdate } : {}),
+      ...(request.personalization !== undefined ? { personalization: request.personalization } : {}),
     },
     strategy: request.strategy,
     strategyOptions: request.strategyOptions,
