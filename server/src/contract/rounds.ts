@@ -67,6 +67,7 @@ export const quartilesSchema = z.object({
   q1: z.number(),
   median: z.number(),
   q3: z.number().describe('The interquartile range is q3 - q1'),
+  p10: z.number().optional().describe('10th percentile: the devices served worst (absent in summaries stored by an older coordinator)'),
 });
 export type Quartiles = z.infer<typeof quartilesSchema>;
 
