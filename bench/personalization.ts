@@ -62,7 +62,10 @@ const { values } = parseArgs({
     'report-only': { type: 'boolean', default: false },
   },
 });
-const checkpoints = values.rounds.split(',').map(Number).sort((a, b) => a - b);
+const checkpoints = values.rounds
+  .split(',')
+  .map(Number)
+  .sort((a, b) => a - b);
 const clients = Number(values.clients);
 const perRound = Math.max(1, Math.round(Number(values.fraction) * clients));
 const seed = Number(values.seed);
@@ -166,7 +169,17 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
   const wants = (method: Method) => methods.includes(method);
   const result: HeterogeneityResult = {
     heterogeneity,
-    settings: { clients, examplesPerClient: Number(values['examples-per-client'] ?? Math.floor(60_000 / clients)), perRound, epochs: 1, batchSize: plan.batchSize, learningRate: plan.learningRate, personalEpochs: personalPlan.epochs, dittoLambda: lambda, seed },
+    settings: {
+      clients,
+      examplesPerClient: Number(values['examples-per-client'] ?? Math.floor(60_000 / clients)),
+      perRound,
+      epochs: 1,
+      batchSize: plan.batchSize,
+      learningRate: plan.learningRate,
+      personalEpochs: personalPlan.epochs,
+      dittoLambda: lambda,
+      seed,
+    },
     checkpoints: [],
     central: null,
   };
@@ -225,7 +238,13 @@ interface FederationState {
 }
 
 /** Every device tests the global model and derives its personal model as the SDK does on testing a new version. */
-async function checkpoint(round: number, devices: BenchDevice[], trainer: Trainer, state: FederationState, started: number): Promise<HeterogeneityResult['checkpoints'][number]> {
+async function checkpoint(
+  round: number,
+  devices: BenchDevice[],
+  trainer: Trainer,
+  state: FederationState,
+  started: number,
+): Promise<HeterogeneityResult['checkpoints'][number]> {
   const { global, fedper, dittoModels, heads, methods } = state;
   const globalAcc: number[] = [];
   const personal: Partial<Record<Method, number[]>> = Object.fromEntries(methods.map((m) => [m, [] as number[]]));
@@ -311,7 +330,10 @@ function report(): void {
         `Global = the FedAvg model on each device's local test.`,
       '',
     );
-    lines.push('| round | method | mean | median | p10 | beats global on | mean gain (points) | global mean | global p10 |', '|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push(
+      '| round | method | mean | median | p10 | beats global on | mean gain (points) | global mean | global p10 |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
     for (const cp of result.checkpoints) {
       const g = distribution(cp.global, cp.global);
       for (const [method, st] of Object.entries(cp.stats)) {
@@ -341,8 +363,18 @@ function report(): void {
 function centralLines(result: HeterogeneityResult): string[] {
   const last = result.checkpoints.at(-1);
   if (!last || !result.central) return [];
-  const out = [`Round ${last.round}, per cluster: mean personal accuracy against a 2NN trained centrally on the cluster's pooled data (${values['central-epochs']} epochs, B = 50).`, ''];
-  out.push('| cluster | central | ' + Object.keys(last.personal).join(' | ') + ' |', '|---:|---:|' + Object.keys(last.personal).map(() => '---:').join('|') + '|');
+  const out = [
+    `Round ${last.round}, per cluster: mean personal accuracy against a 2NN trained centrally on the cluster's pooled data (${values['central-epochs']} epochs, B = 50).`,
+    '',
+  ];
+  out.push(
+    '| cluster | central | ' + Object.keys(last.personal).join(' | ') + ' |',
+    '|---:|---:|' +
+      Object.keys(last.personal)
+        .map(() => '---:')
+        .join('|') +
+      '|',
+  );
   for (const c of result.central) {
     const members = Array.from({ length: last.global.length }, (_, k) => k).filter((k) => k % 4 === c.cluster);
     const cells = Object.values(last.personal).map((v) => {

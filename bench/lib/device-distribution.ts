@@ -33,7 +33,14 @@ export function distribution(personal: readonly number[], global: readonly numbe
     if (value > global[i]!) better++;
     gain += value - global[i]!;
   });
-  return { devices: personal.length, mean, median: quantile(sorted, 0.5), p10: quantile(sorted, 0.1), betterShare: better / personal.length, meanGain: gain / personal.length };
+  return {
+    devices: personal.length,
+    mean,
+    median: quantile(sorted, 0.5),
+    p10: quantile(sorted, 0.1),
+    betterShare: better / personal.length,
+    meanGain: gain / personal.length,
+  };
 }
 
 export interface DistributionSeries {
@@ -52,7 +59,10 @@ export function distributionSvg(title: string, series: readonly DistributionSeri
   const x = (i: number, n: number) => left + (n <= 1 ? 0 : (i / (n - 1)) * plotW);
   const y = (accuracy: number) => top + (1 - accuracy) * plotH;
   const grid = [0, 0.25, 0.5, 0.75, 1]
-    .map((a) => `<line x1="${left}" x2="${left + plotW}" y1="${y(a)}" y2="${y(a)}" stroke="#ddd"/><text x="${left - 6}" y="${y(a) + 4}" text-anchor="end" font-size="11">${Math.round(a * 100)}%</text>`)
+    .map(
+      (a) =>
+        `<line x1="${left}" x2="${left + plotW}" y1="${y(a)}" y2="${y(a)}" stroke="#ddd"/><text x="${left - 6}" y="${y(a) + 4}" text-anchor="end" font-size="11">${Math.round(a * 100)}%</text>`,
+    )
     .join('');
   const lines = series
     .map((s, j) => {

@@ -40,9 +40,19 @@ describe('personal layers on the wire (protocol)', () => {
     expect(mask).toEqual([false, false, true, true]);
     expect(sharedTensors(['a', 'b', 'c', 'd'], mask)).toEqual(['a', 'b']);
     const shared = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const full = widenSharedDelta(shared, specs.map((s) => s.shape), mask);
+    const full = widenSharedDelta(
+      shared,
+      specs.map((s) => s.shape),
+      mask,
+    );
     expect(Array.from(full)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0, 0, 0]);
-    expect(() => widenSharedDelta(shared.subarray(1), specs.map((s) => s.shape), mask)).toThrow(RangeError);
+    expect(() =>
+      widenSharedDelta(
+        shared.subarray(1),
+        specs.map((s) => s.shape),
+        mask,
+      ),
+    ).toThrow(RangeError);
   });
 
   it('refuses layer names the model lacks, and a split that shares nothing', () => {
@@ -85,7 +95,7 @@ describe('Ditto and personal layers (local training)', () => {
     return { distance, globalLoss };
   }
 
-  it("keeps the personal model within the proximal bound sqrt(2 F(w) / lambda), closer as lambda grows", async () => {
+  it('keeps the personal model within the proximal bound sqrt(2 F(w) / lambda), closer as lambda grows', async () => {
     const free = await dittoDistance(0);
     const loose = await dittoDistance(0.5);
     const tight = await dittoDistance(5);
@@ -110,7 +120,14 @@ describe('Ditto and personal layers (local training)', () => {
     expect(model.layers.every((layer) => layer.trainable)).toBe(true); // restored
     // Models built from one topology share layer names (as every device's do); here: a model with the same names.
     const other = tf.sequential({
-      layers: model.layers.map((layer, i) => tf.layers.dense({ name: layer.name, units: (layer as unknown as { units: number }).units, activation: i === 0 ? 'relu' : 'softmax', ...(i === 0 ? { inputShape: [8] } : {}) })),
+      layers: model.layers.map((layer, i) =>
+        tf.layers.dense({
+          name: layer.name,
+          units: (layer as unknown as { units: number }).units,
+          activation: i === 0 ? 'relu' : 'softmax',
+          ...(i === 0 ? { inputShape: [8] } : {}),
+        }),
+      ),
     });
     expect(copyLayerWeights(model, other, [head])).toBe(true);
     const copied = readWeights(other, storedModelFromLayersModel(other, 1).weightSpecs);

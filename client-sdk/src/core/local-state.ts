@@ -182,7 +182,10 @@ export class LocalState {
       lastEvaluatedVersion: saved?.lastEvaluatedVersion ?? null,
       lastEvaluation: saved?.lastEvaluation ?? null,
       // Read back from the device's own storage: checked like a plan from the wire, else forgotten.
-      planPersonalization: personalizationPlanSchema.nullable().catch(null).parse(saved?.planPersonalization ?? null),
+      planPersonalization: personalizationPlanSchema
+        .nullable()
+        .catch(null)
+        .parse(saved?.planPersonalization ?? null),
     };
     this.globalCache = await store.loadModel('global');
     let personal = await store.loadModel('personal');

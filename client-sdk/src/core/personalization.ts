@@ -17,7 +17,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { type PersonalizationMethod, type PersonalizationPlan } from '../protocol/personalization.js';
 import type { PersonalizationOptions } from './client-types.js';
-import { DEFAULT_DITTO_LAMBDA, DEFAULT_FINE_TUNE_BATCH_SIZE, DEFAULT_FINE_TUNE_EPOCHS, DEFAULT_FINE_TUNE_LEARNING_RATE, DEFAULT_PERSONALIZATION_METHOD } from './defaults.js';
+import {
+  DEFAULT_DITTO_LAMBDA,
+  DEFAULT_FINE_TUNE_BATCH_SIZE,
+  DEFAULT_FINE_TUNE_EPOCHS,
+  DEFAULT_FINE_TUNE_LEARNING_RATE,
+  DEFAULT_PERSONALIZATION_METHOD,
+} from './defaults.js';
 import { trainModel, type LocalTrainingPlan, type TrainOptions, type TrainResult } from './training.js';
 
 /** The method in force, with every parameter resolved. */
@@ -55,7 +61,9 @@ export function personalizationSettings(options: PersonalizationOptions | undefi
 export function sameWeightShapes(a: tf.LayersModel, b: tf.LayersModel): boolean {
   const aw = a.weights;
   const bw = b.weights;
-  return aw.length === bw.length && aw.every((weight, i) => weight.shape.length === bw[i]!.shape.length && weight.shape.every((dim, j) => dim === bw[i]!.shape[j]));
+  return (
+    aw.length === bw.length && aw.every((weight, i) => weight.shape.length === bw[i]!.shape.length && weight.shape.every((dim, j) => dim === bw[i]!.shape[j]))
+  );
 }
 
 /**

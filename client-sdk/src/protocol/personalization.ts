@@ -26,10 +26,7 @@ export const personalizationPlanSchema = z
     /** Ditto's proximal weight lambda (default: the device's, DEFAULT_DITTO_LAMBDA). */
     dittoLambda: z.number().min(0).max(PERSONALIZATION_LIMITS.maxDittoLambda).optional(),
     /** Layer names (tfjs layer `name`s) whose weights stay on the device; required with `personal-layers`. */
-    personalLayers: z
-      .array(z.string().min(1).max(PERSONALIZATION_LIMITS.maxLayerNameLength))
-      .max(PERSONALIZATION_LIMITS.maxPersonalLayers)
-      .optional(),
+    personalLayers: z.array(z.string().min(1).max(PERSONALIZATION_LIMITS.maxLayerNameLength)).max(PERSONALIZATION_LIMITS.maxPersonalLayers).optional(),
   })
   .refine((plan) => plan.method !== 'personal-layers' || (plan.personalLayers?.length ?? 0) > 0, {
     message: 'personal-layers needs at least one layer name in personalLayers',

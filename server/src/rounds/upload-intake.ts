@@ -139,7 +139,12 @@ export function validateUpdate(
   try {
     delta = asFloat32(upload.data);
     // Widened to the model with zeros at the personal tensors: no upload of the round moves them.
-    if (personal) delta = widenSharedDelta(delta, weightSpecs.map((spec) => spec.shape), personal);
+    if (personal)
+      delta = widenSharedDelta(
+        delta,
+        weightSpecs.map((spec) => spec.shape),
+        personal,
+      );
   } catch (error) {
     throw new UploadRejection('shape_mismatch', (error as Error).message);
   }

@@ -44,7 +44,8 @@ export function rotateImages(images: Float32Array, quarterTurns: number, size: n
  */
 export function quantitySkewSizes(clients: number, total: number, sigma: number, seed: number, minExamples = 10): Int32Array {
   if (!(sigma >= 0)) throw new RangeError(`quantity skew sigma must be >= 0, got ${sigma}`);
-  if (clients * minExamples > total) throw new RangeError(`${clients} clients of at least ${minExamples} examples need ${clients * minExamples}, have ${total}`);
+  if (clients * minExamples > total)
+    throw new RangeError(`${clients} clients of at least ${minExamples} examples need ${clients * minExamples}, have ${total}`);
   const random = mulberry32(seed);
   const weights = Float64Array.from({ length: clients }, () => {
     // Box-Muller standard normal.
@@ -65,7 +66,10 @@ export function partitionIidSizes(count: number, sizes: ArrayLike<number>, seed:
   let total = 0;
   for (let k = 0; k < sizes.length; k++) total += sizes[k]!;
   if (total > count) throw new RangeError(`the sizes need ${total} examples, there are ${count}`);
-  const order = shuffleInPlace(Int32Array.from({ length: count }, (_, i) => i), mulberry32(seed));
+  const order = shuffleInPlace(
+    Int32Array.from({ length: count }, (_, i) => i),
+    mulberry32(seed),
+  );
   const parts: Int32Array[] = [];
   let offset = 0;
   for (let k = 0; k < sizes.length; k++) {

@@ -89,11 +89,28 @@ const program: Command = new Command()
   .option('--strategy-options <json>', 'strategy options as a JSON object', '{}')
   .addOption(new Option('--partition <kind>', 'client data partition').choices(['iid', 'shards', 'dirichlet']).default('iid'))
   .option('--alpha <a>', 'Dirichlet concentration (--partition dirichlet)', positive('--alpha'), 0.5)
-  .option('--rotation-clusters <n>', "concept shift: client k's images rotated by 90 * (k mod n) degrees (IFCA's rotated MNIST: 4; 0 = off)", nonNegativeInt('--rotation-clusters'), 0)
-  .option('--quantity-skew <sigma>', 'quantity skew of the iid partition: log-normal spread of client sizes (0 = equal)', number('--quantity-skew', (v) => v >= 0, '>= 0'), 0)
-  .addOption(new Option('--personalization <method>', "the devices' personalization method, stated in every round's plan").choices([...PERSONALIZATION_METHODS]))
+  .option(
+    '--rotation-clusters <n>',
+    "concept shift: client k's images rotated by 90 * (k mod n) degrees (IFCA's rotated MNIST: 4; 0 = off)",
+    nonNegativeInt('--rotation-clusters'),
+    0,
+  )
+  .option(
+    '--quantity-skew <sigma>',
+    'quantity skew of the iid partition: log-normal spread of client sizes (0 = equal)',
+    number('--quantity-skew', (v) => v >= 0, '>= 0'),
+    0,
+  )
+  .addOption(
+    new Option('--personalization <method>', "the devices' personalization method, stated in every round's plan").choices([...PERSONALIZATION_METHODS]),
+  )
   .option('--personal-layers <names>', 'comma-separated layer names that stay on the devices (--personalization personal-layers)', 'output')
-  .option('--ditto-lambda <x>', "Ditto's proximal weight (--personalization ditto)", number('--ditto-lambda', (v) => v >= 0, '>= 0'), 0.1)
+  .option(
+    '--ditto-lambda <x>',
+    "Ditto's proximal weight (--personalization ditto)",
+    number('--ditto-lambda', (v) => v >= 0, '>= 0'),
+    0.1,
+  )
   .option('--examples-per-client <n>', 'training examples per client (default 60000 / K)', positiveInt('--examples-per-client'))
   .option('--seed <n>', 'seed of the partition, the initial model, local test sets, dropouts and Byzantine clients', nonNegativeInt('--seed'), 1)
   .option(
@@ -276,7 +293,13 @@ function personalizationOf(cli: CliOptions): PersonalizationPlan | null {
     case undefined:
       return null;
     case 'personal-layers':
-      return { method: 'personal-layers', personalLayers: cli.personalLayers.split(',').map((name) => name.trim()).filter(Boolean) };
+      return {
+        method: 'personal-layers',
+        personalLayers: cli.personalLayers
+          .split(',')
+          .map((name) => name.trim())
+          .filter(Boolean),
+      };
     case 'ditto':
       return { method: 'ditto', dittoLambda: cli.dittoLambda };
     default:

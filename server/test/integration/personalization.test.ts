@@ -23,7 +23,7 @@ import {
 } from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
 import { splitTensors } from '@flock/client-sdk/protocol';
-import type { ModelDetails } from '../../src/contract/index.js';
+import type { ModelVersionDetail } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { WEIGHTS_FILE } from '../../src/models/tfjs-format.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
@@ -96,15 +96,21 @@ async function eligibleCount(n: number): Promise<void> {
 
 /** The global model of a version as the coordinator serves it, one array per tensor. */
 async function globalTensors(version: number): Promise<Float32Array[]> {
-  const details = await coordinator.api<ModelDetails>(`/api/models/${version}`);
+  const details = await coordinator.api<ModelVersionDetail>(`/api/models/${version}`);
   const weights = await fetch(`${coordinator.url}/api/models/${version}/${WEIGHTS_FILE}`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
   expect(weights.status).toBe(200);
   const flat = new Float32Array(await weights.arrayBuffer());
-  return splitTensors(flat, details.body.weightSpecs.map((spec) => spec.shape));
+  return splitTensors(
+    flat,
+    details.body.weightSpecs.map((spec) => spec.shape),
+  );
 }
 
 function tensorsOf(stored: StoredModel): Float32Array[] {
-  return splitTensors(new Float32Array(stored.weights), stored.weightSpecs.map((spec) => spec.shape));
+  return splitTensors(
+    new Float32Array(stored.weights),
+    stored.weightSpecs.map((spec) => spec.shape),
+  );
 }
 
 function distance(a: readonly Float32Array[], b: readonly Float32Array[]): number {
@@ -211,7 +217,7 @@ describe('personalization against the real coordinator', () => {
     expect(keeper.sent.some((m) => m.event === 'round:update')).toBe(false);
   });
 
-  it("Ditto keeps its own model within the proximal bound of each new global version, across versions and restarts", async () => {
+  it('Ditto keeps its own model within the proximal bound of each new global version, across versions and restarts', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'flock-ditto-'));
     tempDirs.push(dir);
     const lambda = 0.5;

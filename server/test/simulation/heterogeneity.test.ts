@@ -10,7 +10,7 @@ describe('rotation clusters (concept shift)', () => {
     expect(Array.from(rotateImages(images, 2, 2))).toEqual([4, 3, 2, 1, 8, 7, 6, 5]);
     expect(Array.from(rotateImages(rotateImages(images, 1, 2), 3, 2))).toEqual(Array.from(images));
     const mnistLike = Float32Array.from({ length: 2 * 784 }, (_, i) => i);
-    let turned = mnistLike;
+    let turned: Float32Array = mnistLike;
     for (let t = 0; t < 4; t++) turned = rotateImages(turned, 1);
     expect(turned).toEqual(mnistLike);
     expect(() => rotateImages(Float32Array.of(1, 2, 3), 1, 2)).toThrow(RangeError);
