@@ -184,6 +184,11 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
     central: null,
   };
   const train = (device: BenchDevice) => trainModel(trainer.work, device.train.xs, device.train.ys, plan, { loss });
+  // The reference first (independent of the federation), so that a run stopped early still has it.
+  if (heterogeneity === 'rotated') {
+    result.central = await centralBaseline(devices, trainer);
+    save(result);
+  }
 
   for (let round = 1; round <= checkpoints.at(-1)!; round++) {
     const selected = selectDevices(round).map((k) => devices[k]!);
@@ -218,10 +223,6 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
       result.checkpoints.push(await checkpoint(round, devices, trainer, { global, fedper, dittoModels, heads, methods }, started));
       save(result);
     }
-  }
-  if (heterogeneity === 'rotated') {
-    result.central = await centralBaseline(devices, trainer);
-    save(result);
   }
   tf.dispose(devices.flatMap((d) => [d.train.xs, d.train.ys, d.test.xs, d.test.ys]));
   trainer.work.dispose();
