@@ -53,7 +53,15 @@ export {
   type LocalExamples,
 } from './core/data.js';
 export { allFinite, applyDelta, computeDelta, encodeDelta, encodedBytes, l2Norm } from './core/delta.js';
-export { DEFAULT_ADOPTION_TOLERANCE, DEFAULT_UNKNOWN_POLICY } from './core/defaults.js';
+export { DEFAULT_ADOPTION_TOLERANCE, DEFAULT_DITTO_LAMBDA, DEFAULT_PERSONALIZATION_METHOD, DEFAULT_UNKNOWN_POLICY } from './core/defaults.js';
+export {
+  copyLayerWeights,
+  dittoUpdate,
+  personalizationSettings,
+  sameWeightShapes,
+  trainOnlyLayers,
+  type PersonalizationSettings,
+} from './core/personalization.js';
 export { toleranceAdoption, type AdoptionDecision, type AdoptionInput, type AdoptionPolicy, type ToleranceAdoptionOptions } from './core/adoption.js';
 export { TypedEmitter, type Listener } from './core/emitter.js';
 export { errorMessage, FlockClientError, type ClientErrorCode } from './core/errors.js';

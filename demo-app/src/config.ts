@@ -1,8 +1,14 @@
 /** The page's settings, from its URL parameters (documented in main.ts and the README). */
-import type { UnknownConditionPolicy } from '@flock/client-sdk';
+import { PERSONALIZATION_METHODS, type PersonalizationMethod, type UnknownConditionPolicy } from '@flock/client-sdk';
 
 /** Examples the device needs before it joins federated training (some are held out for tests). */
 export const MIN_EXAMPLES = 10;
+
+/** Where the user's choice of personalization method is remembered (the SDK takes it at construction). */
+export const PERSONALIZATION_KEY = 'flock-demo-personalization';
+
+/** The 2NN's output layer: what stays on the device with personal layers. */
+export const DEMO_PERSONAL_LAYERS = ['output'];
 
 export interface DemoConfig {
   serverUrl: string;
@@ -11,6 +17,12 @@ export interface DemoConfig {
   seed: number;
   idleAfterMs: number;
   unknownConditions: UnknownConditionPolicy;
+  /** How this device keeps its own model: the `personalization` URL parameter, else the user's last choice, else fine-tune. */
+  personalization: PersonalizationMethod;
+}
+
+function isMethod(value: string | null): value is PersonalizationMethod {
+  return (PERSONALIZATION_METHODS as readonly (string | null)[]).includes(value);
 }
 
 export function readConfig(): DemoConfig {
@@ -23,5 +35,6 @@ export function readConfig(): DemoConfig {
     seed: Math.max(0, Math.floor(Number(params.get('seed') ?? 0)) || 0),
     idleAfterMs: Number.isFinite(idleAfterMs) && idleAfterMs >= 0 ? idleAfterMs : 60_000,
     unknownConditions: unknown === 'eligible' || unknown === 'ineligible' ? unknown : { unmetered: 'eligible' },
+    personalization: [params.get('personalization'), localStorage.getItem(PERSONALIZATION_KEY)].find(isMethod) ?? 'fine-tune',
   };
 }

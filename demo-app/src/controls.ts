@@ -2,7 +2,8 @@
  * The page's controls: the digit pad with its live prediction, the label buttons that store a
  * drawing as an example, and the buttons that seed MNIST examples or forget them all.
  */
-import { MIN_EXAMPLES } from './config.js';
+import type { PersonalizationMethod } from '@flock/client-sdk';
+import { MIN_EXAMPLES, PERSONALIZATION_KEY } from './config.js';
 import type { DemoState } from './demo-state.js';
 import { DigitPad, paintDigit, PIXEL_COUNT } from './digit-pad.js';
 import { byId } from './dom.js';
@@ -21,9 +22,32 @@ export interface ControlsOptions {
   client: DemoClient;
   /** Which MNIST window "Seed with MNIST" loads. */
   seed: number;
+  personalization: PersonalizationMethod;
 }
 
-export function wireControls({ state, examples, client, seed }: ControlsOptions): void {
+/** What each method means for this device, under the chooser. */
+const METHOD_NOTES: Record<PersonalizationMethod, string> = {
+  'fine-tune': 'Adopts each new global model that tests well on your held-out drawings, then fine-tunes it on the others.',
+  ditto: 'Keeps a model of your own, trained on your drawings and pulled towards each new global model.',
+  'personal-layers':
+    "The output layer stays on this device and learns your drawings; only the other layers' updates are uploaded (rounds must declare it personal).",
+};
+
+/** The method chooser: the SDK takes its method at construction, so a new choice is remembered and the page reloads. */
+function wireMethodChooser(current: PersonalizationMethod): void {
+  const select = byId<HTMLSelectElement>('personalization-method');
+  select.value = current;
+  byId('personalization-note').textContent = METHOD_NOTES[current];
+  select.addEventListener('change', () => {
+    localStorage.setItem(PERSONALIZATION_KEY, select.value);
+    const url = new URL(location.href);
+    url.searchParams.delete('personalization');
+    location.replace(url);
+  });
+}
+
+export function wireControls({ state, examples, client, seed, personalization }: ControlsOptions): void {
+  wireMethodChooser(personalization);
   const predictor = new PadPrediction(client);
   const pad: DigitPad = new DigitPad(byId<HTMLCanvasElement>('pad'), () => predictor.schedule(pad));
 

@@ -33,7 +33,7 @@ const state = initialState();
 const examples = await LocalExamples.open();
 state.backend = await initBackend();
 const client = new DemoClient(config, state, examples);
-wireControls({ state, examples, client, seed: config.seed });
+wireControls({ state, examples, client, seed: config.seed, personalization: config.personalization });
 
 window.flockDemo = {
   state,

@@ -99,7 +99,11 @@ function renderEvaluation(report: EvaluationReport | null): void {
     el('p', 'eval-head', `Global v${report.modelVersion} on ${report.numExamples} held-out local examples`),
     evaluationRow(`Global v${report.modelVersion}`, report.globalAccuracy, !personalBetter),
     evaluationRow('Personal', report.personalAccuracy, personalBetter),
-    el('p', `eval-verdict ${report.adopted ? 'adopted' : 'kept'}`, report.adopted ? 'Adopted and fine-tuned on this device' : 'Kept the personal model'),
+    el(
+      'p',
+      `eval-verdict ${report.adopted ? 'adopted' : 'kept'}`,
+      report.adopted ? 'Adopted (its shared part) and trained on this device' : 'Kept the personal model',
+    ),
   );
 }
 

@@ -9,7 +9,7 @@ import wasmSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-si
 import wasmPlainUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 // Never loaded (threads are off), but tfjs's setWasmPaths refuses a map that lacks any of the three.
 import wasmThreadedSimdUrl from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { MIN_EXAMPLES, type DemoConfig } from './config.js';
+import { DEMO_PERSONAL_LAYERS, MIN_EXAMPLES, type DemoConfig } from './config.js';
 import type { DemoState } from './demo-state.js';
 import type { LocalExamples } from './local-examples.js';
 import { formatBytes, log, render, renderTrainingProgress, showClientId } from './render.js';
@@ -43,7 +43,14 @@ export class DemoClient {
       conditions: browserConditions({ idleAfterMs: config.idleAfterMs }),
       unknownConditions: config.unknownConditions,
       store: new IndexedDbModelStore(),
-      personalization: { fineTuneEpochs: 1, learningRate: 0.05, batchSize: 16 },
+      // The user's choice (controls.ts): fine-tune the adopted model, Ditto, or keep the output layer on the device.
+      personalization: {
+        method: config.personalization,
+        ...(config.personalization === 'personal-layers' ? { personalLayers: DEMO_PERSONAL_LAYERS } : {}),
+        fineTuneEpochs: 1,
+        learningRate: 0.05,
+        batchSize: 16,
+      },
       adoption: { tolerance: 0.02 },
     });
     this.follow();

@@ -6,6 +6,7 @@ import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
 import type { ClientToServerEvents, ServerToClientEvents } from '../protocol/events.js';
 import type { Welcome } from '../protocol/handshake.js';
 import type { EvaluationReport, ModelPublished } from '../protocol/model-messages.js';
+import type { PersonalizationMethod } from '../protocol/personalization.js';
 import type { AbandonReason, IneligibilityReason } from '../protocol/reasons.js';
 import type { RoundClosed, RoundConfiguration, UpdateResult } from '../protocol/round-messages.js';
 import type { AdoptionDecision, AdoptionPolicy } from './adoption.js';
@@ -24,7 +25,21 @@ export type FlockSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 export type SocketFactory = (url: string, options: Partial<ManagerOptions & SocketOptions>) => FlockSocket;
 
 export interface PersonalizationOptions {
-  /** Epochs of local fine-tuning applied to an adopted global model (0 = use it as is). Default DEFAULT_FINE_TUNE_EPOCHS (1). */
+  /**
+   * How the device keeps its own model (core/personalization.ts): 'fine-tune' the adopted global
+   * model (default, DEFAULT_PERSONALIZATION_METHOD), 'ditto' (a personal model pulled towards each
+   * global version), or 'personal-layers' (`personalLayers` never leave the device). A round's plan
+   * may override it.
+   */
+  method?: PersonalizationMethod;
+  /** Ditto's proximal weight lambda. Default DEFAULT_DITTO_LAMBDA (0.1). */
+  dittoLambda?: number;
+  /** personal-layers: the names of the layers (tfjs layer `name`) that stay on the device. */
+  personalLayers?: readonly string[];
+  /**
+   * Epochs of local training per new global version: fine-tuning an adopted model, Ditto's
+   * personal update, or the personal layers' training (0 = none). Default DEFAULT_FINE_TUNE_EPOCHS (1).
+   */
   fineTuneEpochs?: number;
   /** Default DEFAULT_FINE_TUNE_BATCH_SIZE (32). */
   batchSize?: number;

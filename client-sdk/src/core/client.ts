@@ -25,6 +25,7 @@ import { EligibilityReporter } from './eligibility-reporter.js';
 import { TypedEmitter } from './emitter.js';
 import { errorMessage, FlockClientError, type ClientErrorCode } from './errors.js';
 import { evaluationSettings, runEvaluation, type EvaluationSettings } from './evaluation-job.js';
+import { personalizationSettings } from './personalization.js';
 import { Job, type CancelReason } from './job.js';
 import { LocalState } from './local-state.js';
 import { resolveLoss, type LossSpec } from './losses.js';
@@ -45,6 +46,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
   private readonly eligibility: EligibilityReporter;
   private readonly evaluateOnlyWhenEligible: boolean;
   private readonly evaluationSettings: EvaluationSettings;
+  /** Layers the app keeps on the device: a round whose plan would share one of them is not joined. */
+  private readonly appPersonalLayers: readonly string[];
 
   private currentStatus: ClientStatus = 'idle';
   private started = false;
@@ -77,6 +80,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       reportError: (error) => this.emit('error', error),
     });
     this.evaluationSettings = evaluationSettings(options);
+    personalizationSettings(options.personalization, null); // throws on invalid options, before any start
+    this.appPersonalLayers = options.personalization?.method === 'personal-layers' ? [...(options.personalization.personalLayers ?? [])] : [];
     this.monitor = new ConditionMonitor(options.conditions ?? [], options.unknownConditions ?? defaults.DEFAULT_UNKNOWN_POLICY);
     this.eligibility = new EligibilityReporter(this.monitor, options.dataSource, {
       changed: (eligibility) => this.emit('eligibilityChange', eligibility),
@@ -320,6 +325,14 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
     const { roundId } = configuration;
     if (!this.monitor.eligibility.eligible) return this.abandon(roundId, 'conditions_changed');
     if (Date.now() >= configuration.deadlineAt) return this.abandon(roundId, 'deadline');
+    const planned = configuration.plan.personalization ?? null;
+    const personalLayers = planned?.method === 'personal-layers' ? (planned.personalLayers ?? []) : [];
+    const shared = this.appPersonalLayers.filter((layer) => !personalLayers.includes(layer));
+    if (shared.length > 0) {
+      this.reportError('training_failed', `round ${roundId} would upload the personal layers ${shared.join(', ')}: not joining`, { roundId });
+      return this.abandon(roundId, 'training_failed');
+    }
+    await this.local.rememberPlanPersonalization(planned);
     this.emit('roundJoined', configuration);
     const outcome = await runRound(configuration, {
       job,
@@ -327,6 +340,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       dataSource: this.options.dataSource,
       loss: this.loss,
       transformDelta: this.options.transformDelta,
+      personalLayers,
+      state: this.local,
       globalModel: (version) => this.globalModel(connection, version),
       progress: (progress) => this.emit('trainingProgress', progress),
     });
@@ -395,6 +410,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
   private async evaluate(job: Job, version: number, connection: Connection): Promise<void> {
     const outcome = await runEvaluation(version, {
       ...this.evaluationSettings,
+      personalization: personalizationSettings(this.options.personalization, this.local.planPersonalization),
       job,
       state: this.local,
       dataSource: this.options.dataSource,

@@ -6,6 +6,7 @@
 import type { AdoptionOptions } from './client-types.js';
 import type { ConditionValue, UnknownConditionPolicy } from './conditions.js';
 import type { LossName } from './losses.js';
+import type { PersonalizationMethod } from '../protocol/personalization.js';
 
 // ---------------------------------------------------------------- connection
 
@@ -58,6 +59,12 @@ export const DEFAULT_ADOPTION_METRIC: NonNullable<AdoptionOptions['metric']> = '
 export const DEFAULT_ON_REJECTED: NonNullable<AdoptionOptions['onRejected']> = 'keep';
 
 // ---------------------------------------------------------------- personalization (fine-tuning an adopted model)
+
+/** How a device personalizes when neither the app nor the round's plan says: fine-tuning the adopted global model. */
+export const DEFAULT_PERSONALIZATION_METHOD: PersonalizationMethod = 'fine-tune';
+
+/** Ditto's proximal weight lambda (Li et al. 2021 tune it in 0.05-2): the personal model may drift from the global one by about sqrt(2 * loss / lambda). */
+export const DEFAULT_DITTO_LAMBDA = 0.1;
 
 /** Epochs of local fine-tuning applied to an adopted global model (0 = use it as is). */
 export const DEFAULT_FINE_TUNE_EPOCHS = 1;

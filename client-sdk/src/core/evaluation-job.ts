@@ -21,7 +21,8 @@ import { readExamples, type Job } from './job.js';
 import type { LocalState } from './local-state.js';
 import type { LossSpec } from './losses.js';
 import { instantiateModel, type StoredModel } from './model.js';
-import { evaluateModel, trainModel, type EvaluationResult, type LocalTrainingPlan } from './training.js';
+import { copyLayerWeights, dittoUpdate, sameWeightShapes, trainOnlyLayers, type PersonalizationSettings } from './personalization.js';
+import { evaluateModel, trainModel, type BatchProgress, type EvaluationResult, type LocalTrainingPlan } from './training.js';
 
 /** How the client tests and adopts models: the app's options with their defaults filled in. */
 export interface EvaluationSettings {
@@ -48,6 +49,8 @@ export function evaluationSettings(options: Pick<FederatedClientOptions, 'adopti
 
 export interface EvaluationJobContext extends EvaluationSettings {
   job: Job;
+  /** The method in force (the app's options, or the latest plan's). */
+  personalization: PersonalizationSettings;
   state: Pick<LocalState, 'personalModel' | 'adopt' | 'recordEvaluation'>;
   dataSource: DataSource;
   loss: LossSpec;
@@ -79,6 +82,7 @@ interface Verdict {
 export async function runEvaluation(version: number, context: EvaluationJobContext): Promise<EvaluationOutcome | null> {
   const global = await context.globalModel(version);
   if (context.job.cancelled) return null;
+  if (context.personalization.method !== 'fine-tune') return runPersonalUpdate(version, global, context);
   const candidate = await instantiateModel(global);
   let test: ExampleTensors | null = null;
   let adopted = false;
@@ -151,6 +155,70 @@ async function fineTune(model: tf.LayersModel, version: number, context: Evaluat
       shouldStop: () => context.job.cancelled,
       onBatchEnd: (progress) => context.progress({ ...progress, purpose: 'personalization', roundId: null, modelVersion: version }),
     });
+    return result.epochsCompleted;
+  } finally {
+    examples.dispose();
+  }
+}
+
+/**
+ * Ditto and personal-layers: the device always keeps a model of its own. Test the new global model
+ * and the personal model in use, then derive the next personal model from both: Ditto trains the
+ * personal model towards the new global one; personal-layers takes the new shared layers, keeps its
+ * own personal layers and trains them. The adoption policy does not apply (nothing is replaced).
+ */
+async function runPersonalUpdate(version: number, global: StoredModel, context: EvaluationJobContext): Promise<EvaluationOutcome | null> {
+  const { job, personalization } = context;
+  const candidate = await instantiateModel(global);
+  const next = await instantiateModel(global);
+  let test: ExampleTensors | null = null;
+  let kept = false;
+  try {
+    test = await readExamples(context.dataSource, 'test', candidate);
+    const globalEval = test ? await evaluate(candidate, test, context) : null;
+    const personalEval = test ? await evaluatePersonal(test, context) : null;
+    if (job.cancelled) return null;
+    const previous = context.state.personalModel?.model ?? null;
+    const ditto = personalization.method === 'ditto';
+    // Ditto continues from its own model; personal-layers from the new global body with its own head.
+    if (previous && ditto && sameWeightShapes(previous, next)) next.setWeights(previous.getWeights());
+    if (previous && !ditto) copyLayerWeights(previous, next, personalization.personalLayers);
+    const epochs = await trainPersonal(next, candidate, version, context);
+    if (job.cancelled) return null;
+    const adoptedEval = test ? await evaluate(next, test, context) : null;
+    await context.state.adopt(next, global, epochs);
+    kept = true;
+    const decision: AdoptionDecision = ditto
+      ? { adopt: false, reason: `ditto: the personal model trained towards global version ${version} (lambda ${personalization.dittoLambda})` }
+      : { adopt: true, reason: `personal-layers: shared layers of global version ${version}, own ${personalization.personalLayers.join(', ')}` };
+    const report = evaluationReport(version, test, { decision, globalEval, personalEval, adoptedEval, fineTunedEpochs: epochs });
+    await context.state.recordEvaluation(version, report);
+    // personal-layers adopts the new shared layers; Ditto keeps its model (moved, not replaced).
+    return { report, decision, adopted: ditto ? null : { version, fineTunedEpochs: epochs, evaluation: adoptedEval } };
+  } finally {
+    test?.dispose();
+    candidate.dispose();
+    if (!kept) next.dispose();
+  }
+}
+
+/** The method's local training of the next personal model; returns the epochs completed. */
+async function trainPersonal(next: tf.LayersModel, global: tf.LayersModel, version: number, context: EvaluationJobContext): Promise<number> {
+  const { personalization } = context;
+  const plan = personalization.training;
+  if (plan.epochs <= 0) return 0;
+  const examples = await readExamples(context.dataSource, 'training', next);
+  if (!examples) return 0;
+  const options = {
+    loss: context.loss,
+    shouldStop: () => context.job.cancelled,
+    onBatchEnd: (progress: BatchProgress) => context.progress({ ...progress, purpose: 'personalization' as const, roundId: null, modelVersion: version }),
+  };
+  try {
+    const result =
+      personalization.method === 'ditto'
+        ? await dittoUpdate(next, global, personalization.dittoLambda, examples.xs, examples.ys, plan, options)
+        : await trainOnlyLayers(next, personalization.personalLayers, examples.xs, examples.ys, plan, options);
     return result.epochsCompleted;
   } finally {
     examples.dispose();

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { EvaluationReport, ModelPayload } from '../protocol/model-messages.js';
+import { personalizationPlanSchema, type PersonalizationPlan } from '../protocol/personalization.js';
 import type { ModelInfo } from './client-types.js';
 import { toFeatureTensor, type ExampleValues } from './data.js';
 import { errorMessage, FlockClientError } from './errors.js';
@@ -19,6 +20,7 @@ import {
   type InitialModel,
   type StoredModel,
 } from './model.js';
+import { copyLayerWeights } from './personalization.js';
 import type { ClientState, ModelStore } from './store.js';
 
 /** A live model with the global version it is based on. */
@@ -44,6 +46,8 @@ export class LocalState {
   private state: ClientState | null = null;
   private device: DeviceIdentity | null = null;
   private personal: PersonalModel | null = null;
+  /** The stored form the personal model was built from (its topology and weight names, for snapshots). */
+  private personalBase: StoredModel | null = null;
   /** predict()'s model before any personalized one exists: the cached global model, live. */
   private fallbackModel: PersonalModel | null = null;
   private globalCache: StoredModel | null = null;
@@ -79,6 +83,19 @@ export class LocalState {
     return this.personal;
   }
 
+  /** The personalization of the latest round's plan (null: none stated; the app's options apply). */
+  get planPersonalization(): PersonalizationPlan | null {
+    return this.state?.planPersonalization ?? null;
+  }
+
+  /** Remembers (and persists) a round plan's personalization, when it changed. */
+  async rememberPlanPersonalization(plan: PersonalizationPlan | null): Promise<void> {
+    const state = this.loadedState();
+    if (JSON.stringify(state.planPersonalization ?? null) === JSON.stringify(plan)) return;
+    this.state = { ...state, planPersonalization: plan };
+    await this.options.store.saveState(this.state);
+  }
+
   get info(): ModelInfo {
     return {
       personalVersion: this.personal?.version ?? null,
@@ -109,8 +126,21 @@ export class LocalState {
   /** Makes `model` (built from `global`, then fine-tuned) the personalized model; takes ownership once persisted. */
   async adopt(model: tf.LayersModel, global: StoredModel, fineTunedEpochs: number): Promise<void> {
     await this.options.store.saveModel('personal', snapshotModel(model, global, fineTunedEpochs));
-    this.personal?.model.dispose();
+    if (this.personal?.model !== model) this.personal?.model.dispose();
     this.personal = { model, version: global.version, fineTunedEpochs };
+    this.personalBase = global;
+  }
+
+  /**
+   * personal-layers after a round: the device's personal layers as trained in it (`trained` has
+   * the personal model's topology), copied into the personal model and persisted.
+   */
+  async keepPersonalLayers(trained: tf.LayersModel, layers: readonly string[]): Promise<boolean> {
+    const personal = this.personal;
+    const base = this.personalBase;
+    if (!personal || !base || !copyLayerWeights(trained, personal.model, layers)) return false;
+    await this.options.store.saveModel('personal', snapshotModel(personal.model, base, personal.fineTunedEpochs));
+    return true;
   }
 
   /** Remembers that `version` was tested (and what was reported, when something was). */
@@ -133,6 +163,7 @@ export class LocalState {
     this.personal?.model.dispose();
     this.fallbackModel?.model.dispose();
     this.personal = null;
+    this.personalBase = null;
     this.fallbackModel = null;
     await this.options.store.close?.();
   }
@@ -147,7 +178,15 @@ export class LocalState {
     const { store, initialModel, initialModelVersion } = this.options;
     this.device = await DeviceIdentity.load(store);
     const saved = await store.loadState();
-    this.state = { lastEvaluatedVersion: saved?.lastEvaluatedVersion ?? null, lastEvaluation: saved?.lastEvaluation ?? null };
+    this.state = {
+      lastEvaluatedVersion: saved?.lastEvaluatedVersion ?? null,
+      lastEvaluation: saved?.lastEvaluation ?? null,
+      // Read back from the device's own storage: checked like a plan from the wire, else forgotten.
+      planPersonalization: personalizationPlanSchema
+        .nullable()
+        .catch(null)
+        .parse(saved?.planPersonalization ?? null),
+    };
     this.globalCache = await store.loadModel('global');
     let personal = await store.loadModel('personal');
     if (!personal && initialModel !== undefined) {
@@ -156,6 +195,7 @@ export class LocalState {
     }
     if (personal) {
       this.personal = { model: await instantiateModel(personal), version: personal.version, fineTunedEpochs: personal.fineTunedEpochs };
+      this.personalBase = personal;
     }
   }
 

@@ -14,6 +14,9 @@ import { readExamples, type CancelReason, type Job } from './job.js';
 import type { LossSpec } from './losses.js';
 import { uploadDelayMs } from '../protocol/pace.js';
 import { waitUnlessStopped } from './pace.js';
+import type { LocalState } from './local-state.js';
+import { copyLayerWeights } from './personalization.js';
+import { personalTensorMask, sharedTensors } from '../protocol/personalization.js';
 import { instantiateModel, readWeights, splitStoredWeights, type StoredModel } from './model.js';
 import { monotonicNow } from './runtime.js';
 import { trainModel } from './training.js';
@@ -25,6 +28,13 @@ export interface RoundJobContext {
   dataSource: DataSource;
   loss: LossSpec;
   transformDelta: FederatedClientOptions['transformDelta'];
+  /**
+   * Layers that stay on the device in this round: the plan's personal layers (the coordinator
+   * expects the other tensors only). Empty: every tensor is shared.
+   */
+  personalLayers: readonly string[];
+  /** The personal model (its personal layers are trained on, and kept after, a personal-layers round). */
+  state: Pick<LocalState, 'personalModel' | 'keepPersonalLayers'>;
   /** The global model of a version, from the local cache or fetched. */
   globalModel(version: number): Promise<StoredModel>;
   progress(progress: TrainingProgress): void;
@@ -40,6 +50,7 @@ interface Abandoned {
 }
 
 interface LocalUpdate {
+  /** Every tensor, personal ones included (they are left out of the upload). */
   trained: Float32Array[];
   trainLoss: number;
   numExamples: number;
@@ -83,6 +94,10 @@ async function trainLocally(configuration: RoundConfiguration, global: StoredMod
   const { roundId, modelVersion, plan, deadlineAt } = configuration;
   const { job } = context;
   const model = await instantiateModel(global);
+  const { personalLayers, state } = context;
+  const personal = state.personalModel?.model;
+  // FedPer: the shared body as received, on top of the device's own personal layers.
+  if (personalLayers.length > 0 && personal) copyLayerWeights(personal, model, personalLayers);
   let examples: ExampleTensors | null = null;
   try {
     examples = await readExamples(context.dataSource, 'training', model);
@@ -97,6 +112,7 @@ async function trainLocally(configuration: RoundConfiguration, global: StoredMod
       onBatchEnd: (progress) => context.progress({ ...progress, purpose: 'round', roundId, modelVersion }),
     });
     if (!result.completed) return { abandoned: job.cancelReason ?? 'training_failed' };
+    if (personalLayers.length > 0) await state.keepPersonalLayers(model, personalLayers);
     return { trained: readWeights(model, global.weightSpecs), trainLoss: result.lastEpochLoss ?? NaN, numExamples: examples.count };
   } finally {
     examples?.dispose();
@@ -115,13 +131,15 @@ function prepareUpload(
   const { trainLoss } = update;
   // The update counts for at most the plan's cap (the coordinator clamps too): report no more.
   const numExamples = Math.min(update.numExamples, plan.maxExamplesPerUpdate ?? update.numExamples);
-  let delta = computeDelta(update.trained, splitStoredWeights(global));
+  // Personal layers never enter a delta: the upload carries the shared tensors only.
+  const personal = personalTensorMask(global.weightSpecs, context.personalLayers);
+  let delta = computeDelta(sharedTensors(update.trained, personal), sharedTensors(splitStoredWeights(global), personal));
   if (context.transformDelta) delta = context.transformDelta(delta, { roundId, modelVersion, numExamples });
   // DP rounds: the update leaves the device already within C (the coordinator clips again).
   if (plan.clipNorm !== undefined) delta = clipDelta(delta, plan.clipNorm);
   const encoded = encodeWeights(
     delta,
-    global.weightSpecs.map((spec) => spec.shape),
+    sharedTensors(global.weightSpecs, personal).map((spec) => spec.shape),
   );
   const failed = (message: string): Abandoned => ({ abandoned: 'training_failed', error: new FlockClientError('training_failed', message, { roundId }) });
   if (!Number.isFinite(trainLoss) || !allFinite(delta)) return failed(`training diverged (loss ${trainLoss}): not uploading`);

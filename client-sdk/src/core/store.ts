@@ -5,6 +5,7 @@
  * MemoryModelStore (here), FileModelStore (Node), IndexedDbModelStore (browsers).
  */
 import type { EvaluationReport } from '../protocol/model-messages.js';
+import type { PersonalizationPlan } from '../protocol/personalization.js';
 import type { StoredModel } from './model.js';
 import type { CryptoKeyPairLike } from './runtime.js';
 
@@ -17,6 +18,8 @@ export interface ClientState {
   lastEvaluatedVersion: number | null;
   /** What the last local test reported. */
   lastEvaluation: EvaluationReport | null;
+  /** The personalization the latest round's plan stated (it overrides the app's until the next plan); absent: none yet. */
+  planPersonalization?: PersonalizationPlan | null;
 }
 
 /** Where the device's key pair lives: the same pair after a restart is the same device. */

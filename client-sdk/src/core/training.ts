@@ -39,6 +39,11 @@ export interface TrainOptions {
   shouldStop?: () => boolean;
   /** Called after every batch. */
   onBatchEnd?: (progress: BatchProgress) => void;
+  /**
+   * Where the proximal term pulls (one tensor per trainable weight, in `model.trainableWeights`
+   * order; read only): Ditto's global model. Default: the weights training starts from (FedProx).
+   */
+  proximalAnchors?: readonly tf.Tensor[];
   /** Shuffle order source, for reproducible tests (default: tf's shuffled indices). */
   shuffle?: (count: number) => Uint32Array;
 }
@@ -67,8 +72,11 @@ export async function trainModel(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Te
 
   const variables = model.trainableWeights.map((weight) => weight.read() as tf.Variable);
   const optimizer = tf.train.sgd(plan.learningRate);
-  // FedProx anchors: the weights training started from (the received global model).
-  const anchors = mu > 0 ? variables.map((variable) => tf.keep(variable.clone())) : [];
+  // FedProx anchors: the weights training started from (the received global model); Ditto's: given.
+  const given = options.proximalAnchors;
+  if (given && given.length !== variables.length) throw new Error(`trainModel: ${given.length} proximal anchors for ${variables.length} trainable weights`);
+  const anchors: tf.Tensor[] = mu > 0 && !given ? variables.map((variable) => tf.keep(variable.clone())) : [];
+  const pullTowards: readonly tf.Tensor[] = given ?? anchors;
   const muScalar = mu > 0 ? tf.keep(tf.scalar(mu)) : null;
   const shouldStop = options.shouldStop ?? (() => false);
   const shuffle = options.shuffle ?? ((n: number) => tf.util.createShuffledIndices(n));
@@ -94,7 +102,7 @@ export async function trainModel(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Te
             // Gradient of mu/2 * ||w - w0||^2 is mu * (w - w0): added to the data-loss gradient.
             const { value, grads } = tf.variableGrads(() => objective(xBatch, yBatch), variables);
             variables.forEach((variable, i) => {
-              grads[variable.name] = tf.add(grads[variable.name]!, tf.mul(muScalar, tf.sub(variable, anchors[i]!)));
+              grads[variable.name] = tf.add(grads[variable.name]!, tf.mul(muScalar, tf.sub(variable, pullTowards[i]!)));
             });
             optimizer.applyGradients(grads);
             batchLoss = value;

@@ -4,6 +4,7 @@ export * from './events.js';
 export * from './handshake.js';
 export * from './model-messages.js';
 export * from './pace.js';
+export * from './personalization.js';
 export * from './reasons.js';
 export * from './round-messages.js';
 export * from './round-status.js';

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { modelVersionSchema } from './model-messages.js';
+import { personalizationPlanSchema } from './personalization.js';
 import { ABANDON_REASONS, INELIGIBILITY_REASONS, REJECTION_REASONS } from './reasons.js';
 import { ROUND_OUTCOMES } from './round-status.js';
 import { encodedWeightsSchema } from './weights.js';
@@ -39,6 +40,11 @@ export const trainingPlanSchema = z.object({
    * coordinator clips again, so the guarantee does not rest on the device). Absent: no clipping.
    */
   clipNorm: z.number().positive().max(10_000).optional(),
+  /**
+   * The operator's choice of personalization method for this round's devices (overrides the app's).
+   * With `personal-layers`, uploads carry the shared tensors only (personalization.ts).
+   */
+  personalization: personalizationPlanSchema.optional(),
 });
 export type TrainingPlan = z.infer<typeof trainingPlanSchema>;
 

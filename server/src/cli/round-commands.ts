@@ -40,6 +40,13 @@ const START_OPTIONS: { flags: string; description: string; parse?: (value: strin
     field: 'strategyOptions',
   },
   {
+    flags: '--personalization <json>',
+    description:
+      'the devices\' personalization for this round, e.g. \'{"method":"personal-layers","personalLayers":["output"]}\' or \'{"method":"ditto","dittoLambda":0.1}\'',
+    parse: parseJsonObjectOption,
+    field: 'personalization',
+  },
+  {
     flags: '--max-update-norm <x>',
     description: 'reject updates whose L2 norm is above this',
     parse: parseNumberOption({ positive: true }),

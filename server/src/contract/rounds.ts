@@ -34,6 +34,9 @@ export const startRoundRequestSchema = z
       "The most examples one update counts for in this round (default: the coordinator's FLOCK_MAX_EXAMPLES_PER_UPDATE)",
     ),
     differentialPrivacy: differentialPrivacySchema.optional().describe('Run the round as DP-FedAvg (docs/PRIVACY.md); absent: no differential privacy'),
+    personalization: trainingPlanSchema.shape.personalization.describe(
+      "Devices' personalization method for this round (fine-tune, ditto, personal-layers); with personal-layers, the named layers are left out of uploads and aggregation",
+    ),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -70,6 +73,7 @@ export const quartilesSchema = z.object({
   q1: z.number(),
   median: z.number(),
   q3: z.number().describe('The interquartile range is q3 - q1'),
+  p10: z.number().optional().describe('10th percentile: the devices served worst (absent in summaries stored by an older coordinator)'),
 });
 export type Quartiles = z.infer<typeof quartilesSchema>;
 
@@ -252,6 +256,7 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
       ...(request.proximalMu !== undefined ? { proximalMu: request.proximalMu } : {}),
       ...(request.maxExamplesPerUpdate !== undefined ? { maxExamplesPerUpdate: request.maxExamplesPerUpdate } : {}),
       ...(request.differentialPrivacy ? { clipNorm: request.differentialPrivacy.clipNorm } : {}),
+      ...(request.personalization !== undefined ? { personalization: request.personalization } : {}),
     },
     strategy: request.strategy,
     strategyOptions: request.strategyOptions,

@@ -22,6 +22,8 @@ export interface DashboardQuartiles {
   q1: number;
   median: number;
   q3: number;
+  /** 10th percentile (absent in summaries stored by an older coordinator). */
+  p10?: number;
 }
 
 /** Devices' local tests of the version a round committed (one report per device). */

@@ -17,6 +17,8 @@ export const roundDescriptorSchema = z.object({
   baseVersion: z.number().int().positive(),
   weightSpecs: z.array(weightSpecSchema),
   maxUpdateNorm: z.number().positive().nullable(),
+  /** The plan's personal layers (left out of uploads); empty when every tensor is shared. */
+  personalLayers: z.array(z.string()).optional(),
   /** The most examples an update counts for (the round's cap). */
   exampleCap: z.number().positive(),
   /** The round's adaptive L2 bound, null when off. */

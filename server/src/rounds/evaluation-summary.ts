@@ -23,10 +23,10 @@ function quantileOfSorted(sorted: Float64Array, p: number): number {
   return sorted[below]! + (sorted[above]! - sorted[below]!) * (position - below);
 }
 
-/** Quartiles of at least one value. */
+/** Quartiles (and the 10th percentile) of at least one value. */
 export function quartiles(values: ArrayLike<number>): Quartiles {
   const sorted = Float64Array.from(values).sort();
-  return { q1: quantileOfSorted(sorted, 0.25), median: quantileOfSorted(sorted, 0.5), q3: quantileOfSorted(sorted, 0.75) };
+  return { q1: quantileOfSorted(sorted, 0.25), median: quantileOfSorted(sorted, 0.5), q3: quantileOfSorted(sorted, 0.75), p10: quantileOfSorted(sorted, 0.1) };
 }
 
 /** sum(values[i] * weights[i]) / sum(weights). */

@@ -33,6 +33,7 @@ import { selectParticipants } from './selection.js';
 import { StaleRounds } from './stale-rounds.js';
 import { roundStrategy } from './round-strategy.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
+import { personalLayersProblemOf, planPersonalLayers } from './personal-layers.js';
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
 const log = moduleLogger('rounds');
@@ -176,6 +177,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     const refusal = budgetRefusal(current.privacy, dp, this.config.privacy.budget);
     if (refusal) throw dp ? new ConflictException(refusal) : new BadRequestException(refusal);
     const base = await this.models.get(current.version);
+    const personalProblem = personalLayersProblemOf(params.plan, base.weightSpecs);
+    if (personalProblem) throw new BadRequestException(`personalization: ${personalProblem}`);
     const at = nowIso();
     const record: RoundRecord = {
       id: randomUUID(),
@@ -248,6 +251,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           baseVersion: inFlight.record.baseVersion,
           weightSpecs: inFlight.weightSpecs,
           maxUpdateNorm: inFlight.record.params.maxUpdateNorm,
+          personalLayers: planPersonalLayers(inFlight.record.params.plan),
         },
         // The aggregator's kernel measures the upload where it will fold it (one copy, wasm SIMD).
         aggregator.sumOfSquares ? (values) => aggregator.sumOfSquares!(values) : undefined,
@@ -531,6 +535,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       baseVersion: record.baseVersion,
       weightSpecs: [...round.weightSpecs],
       maxUpdateNorm: record.params.maxUpdateNorm,
+      personalLayers: planPersonalLayers(record.params.plan),
       exampleCap: record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
       updateBound: record.metrics.updateBound,
       strategy: record.params.strategy,

@@ -2,12 +2,15 @@ import { z } from 'zod';
 import {
   asFloat32,
   isRoundFinished,
+  personalTensorMask,
   sameShapes,
+  sharedTensors,
   totalValues,
   updateUploadSchema,
   type RejectionReason,
   type RoundStatus,
   type WeightSpec,
+  widenSharedDelta,
 } from '@flock/client-sdk/protocol';
 import { jsSumOfSquares } from '../aggregation/kernels/js-kernels.js';
 import type { RoundRoster } from './round-roster.js';
@@ -20,7 +23,8 @@ import { decide, type UpdateBoundConfig } from './update-bound.js';
  *   parseUpload     1. size (payload_too_large), 2. schema (malformed)
  *   admitUpload     3. round open (round_not_open / round_closed), 4. one upload per client
  *                   (duplicate_upload), 5. participant (not_selected)
- *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch),
+ *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch;
+ *                   the shared tensors only in a personal-layers round, widened with zeros),
  *                   8. finite values (non_finite), 9. the round's fixed L2 bound (norm_exceeded)
  *   boundInfluence  10. what the update counts for: numExamples clamped to the plan's cap, the delta
  *                   clipped to the adaptive L2 bound (a scale, no copy; or refused: norm_exceeded),
@@ -106,6 +110,8 @@ export interface UpdateExpectation {
   baseVersion: number;
   weightSpecs: readonly WeightSpec[];
   maxUpdateNorm: number | null;
+  /** The plan's personal layers: uploads carry the other tensors only (absent or empty: all of them). */
+  personalLayers?: readonly string[];
 }
 
 /**
@@ -115,13 +121,15 @@ export interface UpdateExpectation {
  */
 export function validateUpdate(
   upload: ParsedUpload,
-  { roundId, baseVersion, weightSpecs, maxUpdateNorm }: UpdateExpectation,
+  { roundId, baseVersion, weightSpecs, maxUpdateNorm, personalLayers = [] }: UpdateExpectation,
   sumOfSquares: (delta: Float32Array) => number = jsSumOfSquares,
 ): { delta: Float32Array; norm: number } {
   if (upload.modelVersion !== baseVersion) {
     throw new UploadRejection('version_mismatch', `delta is against version ${upload.modelVersion}; round ${roundId} trains version ${baseVersion}`);
   }
-  const expected = weightSpecs.map((spec) => spec.shape);
+  // personal-layers rounds: the personal tensors stay on the devices, so the upload lists the shared ones.
+  const personal = personalLayers.length > 0 ? personalTensorMask(weightSpecs, personalLayers) : null;
+  const expected = (personal ? sharedTensors(weightSpecs, personal) : weightSpecs).map((spec) => spec.shape);
   if (!sameShapes(upload.shapes, expected)) {
     throw new UploadRejection(
       'shape_mismatch',
@@ -131,10 +139,17 @@ export function validateUpdate(
   let delta: Float32Array;
   try {
     delta = asFloat32(upload.data);
+    // Widened to the model with zeros at the personal tensors: no upload of the round moves them.
+    if (personal)
+      delta = widenSharedDelta(
+        delta,
+        weightSpecs.map((spec) => spec.shape),
+        personal,
+      );
   } catch (error) {
     throw new UploadRejection('shape_mismatch', (error as Error).message);
   }
-  const values = totalValues(expected);
+  const values = totalValues(weightSpecs.map((spec) => spec.shape));
   if (delta.length !== values) {
     throw new UploadRejection('shape_mismatch', `delta has ${delta.length} values; the shapes need ${values}`);
   }

@@ -2,6 +2,7 @@
 import { MNIST_PIXELS, type MnistData } from '../datasets/mnist.js';
 import { flipLabels } from './byzantine.js';
 import type { SimulationPlan } from './options.js';
+import { partitionIidSizes, quantitySkewSizes, rotateImages, rotationCluster } from './heterogeneity.js';
 import { hashInts, localTestIndices, partitionData } from './partition.js';
 import type { SimulatedClientData } from './worker-protocol.js';
 
@@ -19,6 +20,10 @@ function gather(data: MnistData, indices: ArrayLike<number>): { images: Float32A
 /** Training example indices of each client (the plan's partition of the MNIST training set). */
 export function partitionClients(plan: SimulationPlan, train: MnistData): Int32Array[] {
   const { options } = plan;
+  if (options.quantitySkew > 0) {
+    const sizes = quantitySkewSizes(options.clients, options.clients * plan.examplesPerClient, options.quantitySkew, options.seed);
+    return partitionIidSizes(train.labels.length, sizes, options.seed);
+  }
   return partitionData(options.partition, train.labels, {
     clients: options.clients,
     examplesPerClient: plan.examplesPerClient,
@@ -39,6 +44,12 @@ export function clientsOfWorker(w: number, plan: SimulationPlan, parts: readonly
         ? localTestIndices(train.labels, parts[k]!, test.labels, options.localTestExamples, hashInts(options.seed, k, 7))
         : new Int32Array(0);
     const local = gather(test, testIdx);
+    // Concept shift: the client's cluster sees every image (training and local test) rotated.
+    const turns = rotationCluster(k, options.rotationClusters);
+    if (turns > 0) {
+      own.images = rotateImages(own.images, turns);
+      local.images = rotateImages(local.images, turns);
+    }
     clients.push({ index: k, trainImages: own.images, trainLabels: own.labels, testImages: local.images, testLabels: local.labels, attack: attacks[k]! });
   }
   return clients;

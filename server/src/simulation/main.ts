@@ -7,6 +7,7 @@
  * parses arguments and then imports the simulator dynamically.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { PERSONALIZATION_METHODS, type PersonalizationMethod, type PersonalizationPlan } from '@flock/client-sdk/protocol';
 import { LOG_LEVELS } from '../config/environment.js';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
 import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
@@ -37,6 +38,11 @@ interface CliOptions {
   strategyOptions: string;
   partition: 'iid' | 'shards' | 'dirichlet';
   alpha: number;
+  rotationClusters: number;
+  quantitySkew: number;
+  personalization?: PersonalizationMethod;
+  personalLayers: string;
+  dittoLambda: number;
   examplesPerClient?: number;
   seed: number;
   dropout: number;
@@ -90,6 +96,28 @@ const program: Command = new Command()
   .option('--strategy-options <json>', 'strategy options as a JSON object', '{}')
   .addOption(new Option('--partition <kind>', 'client data partition').choices(['iid', 'shards', 'dirichlet']).default('iid'))
   .option('--alpha <a>', 'Dirichlet concentration (--partition dirichlet)', positive('--alpha'), 0.5)
+  .option(
+    '--rotation-clusters <n>',
+    "concept shift: client k's images rotated by 90 * (k mod n) degrees (IFCA's rotated MNIST: 4; 0 = off)",
+    nonNegativeInt('--rotation-clusters'),
+    0,
+  )
+  .option(
+    '--quantity-skew <sigma>',
+    'quantity skew of the iid partition: log-normal spread of client sizes (0 = equal)',
+    number('--quantity-skew', (v) => v >= 0, '>= 0'),
+    0,
+  )
+  .addOption(
+    new Option('--personalization <method>', "the devices' personalization method, stated in every round's plan").choices([...PERSONALIZATION_METHODS]),
+  )
+  .option('--personal-layers <names>', 'comma-separated layer names that stay on the devices (--personalization personal-layers)', 'output')
+  .option(
+    '--ditto-lambda <x>',
+    "Ditto's proximal weight (--personalization ditto)",
+    number('--ditto-lambda', (v) => v >= 0, '>= 0'),
+    0.1,
+  )
   .option('--examples-per-client <n>', 'training examples per client (default 60000 / K)', positiveInt('--examples-per-client'))
   .option('--seed <n>', 'seed of the partition, the initial model, local test sets, dropouts and Byzantine clients', nonNegativeInt('--seed'), 1)
   .option(
@@ -280,6 +308,9 @@ function simulationOptions(
     strategyOptions: resolved.strategyOptions,
     partition: cli.partition,
     alpha: cli.alpha,
+    rotationClusters: cli.rotationClusters,
+    quantitySkew: cli.quantitySkew,
+    personalization: personalizationOf(cli),
     examplesPerClient: cli.examplesPerClient ?? null,
     seed: cli.seed,
     dropout: cli.dropout,
@@ -302,6 +333,26 @@ function simulationOptions(
     onLog: (message) => progress.log(message),
     signal,
   };
+}
+
+/** The plan's personalization from the flags; null without --personalization. */
+function personalizationOf(cli: CliOptions): PersonalizationPlan | null {
+  switch (cli.personalization) {
+    case undefined:
+      return null;
+    case 'personal-layers':
+      return {
+        method: 'personal-layers',
+        personalLayers: cli.personalLayers
+          .split(',')
+          .map((name) => name.trim())
+          .filter(Boolean),
+      };
+    case 'ditto':
+      return { method: 'ditto', dittoLambda: cli.dittoLambda };
+    default:
+      return { method: cli.personalization };
+  }
 }
 
 function printSummary(summary: SimulationSummary, target: number | null, files: string[]): void {

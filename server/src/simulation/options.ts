@@ -1,4 +1,5 @@
 /** The simulator's options, their defaults, and what they imply (clients per round, quorum, Byzantine clients). */
+import type { PersonalizationPlan } from '@flock/client-sdk/protocol';
 import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
 import { assignAttacks, type Attack, type AttackChoice } from './byzantine.js';
 import type { PartitionKind } from './partition.js';
@@ -35,6 +36,12 @@ export interface SimulationOptions {
   partition: PartitionKind;
   /** Dirichlet concentration. */
   alpha: number;
+  /** Concept shift: clusters of clients whose images are rotated by 90 degrees per cluster (IFCA's rotated MNIST: 4); 0 = off. */
+  rotationClusters: number;
+  /** Quantity skew (iid partition): log-normal spread sigma of client sizes; 0 = equal sizes. */
+  quantitySkew: number;
+  /** The devices' personalization method, stated in every round's plan; null: the SDK's default (fine-tune, no epochs). */
+  personalization: PersonalizationPlan | null;
   /** Training examples per client (default floor(60000 / K), 600 for K = 100). */
   examplesPerClient: number | null;
   seed: number;
@@ -93,6 +100,9 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   strategyOptions: {},
   partition: 'iid',
   alpha: 0.5,
+  rotationClusters: 0,
+  quantitySkew: 0,
+  personalization: null,
   examplesPerClient: null,
   seed: 1,
   dropout: 0,
@@ -159,6 +169,11 @@ export function planSimulation(partial: Partial<SimulationOptions>): SimulationP
   if (!(options.localEvaluation >= 0 && options.localEvaluation <= 1))
     throw new RangeError(`localEvaluation must be in [0, 1], got ${options.localEvaluation}`);
   if (!(options.dropout >= 0 && options.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${options.dropout}`);
+  if (!(Number.isInteger(options.rotationClusters) && options.rotationClusters >= 0 && options.rotationClusters <= 4))
+    throw new RangeError(`rotationClusters must be an integer in [0, 4], got ${options.rotationClusters}`);
+  if (!(options.quantitySkew >= 0)) throw new RangeError(`quantitySkew must be >= 0, got ${options.quantitySkew}`);
+  if (options.quantitySkew > 0 && options.partition !== 'iid')
+    throw new RangeError('quantitySkew applies to the iid partition (shards have equal sizes by definition; dirichlet sizes already vary)');
   const attacks = assignAttacks(K, options.byzantine, options.attack, options.seed);
   const dp = options.differentialPrivacy;
   // DP rounds sample each client with probability q: q·K expected, their number random.

@@ -77,6 +77,7 @@ export class RoundLoop {
       strategy: options.strategy,
       strategyOptions: options.strategyOptions,
       ...(options.differentialPrivacy ? { differentialPrivacy: options.differentialPrivacy } : {}),
+      ...(options.personalization ? { personalization: options.personalization } : {}),
     };
   }
 

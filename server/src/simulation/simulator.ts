@@ -46,6 +46,9 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
         seed: options.seed,
         dropout: options.dropout,
         localEvaluation: options.localEvaluation,
+        personalization: options.personalization
+          ? { ...options.personalization, fineTuneEpochs: 1, batchSize: options.batchSize, learningRate: options.learningRate }
+          : null,
         sourceAddresses: options.server === null,
       },
       clientsOf: (w) => clientsOfWorker(w, plan, parts, train, test),

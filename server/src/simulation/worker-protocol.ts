@@ -1,5 +1,5 @@
 /** Messages between the simulator's main thread and its client-hosting worker threads. */
-import type { RoundTimings } from '@flock/client-sdk';
+import type { PersonalizationOptions, RoundTimings } from '@flock/client-sdk';
 import type { Attack } from './byzantine.js';
 
 export interface SimulatedClientData {
@@ -26,6 +26,8 @@ export interface WorkerInit {
    * adoption of that version (chosen per version by a seeded hash); 0 = none, 1 = all.
    */
   localEvaluation: number;
+  /** Personalization of the clients' own models (the plan names the method; this gives the local epochs). */
+  personalization: PersonalizationOptions | null;
   /** Connect each device from its own loopback source address (the coordinator runs in-process on loopback). */
   sourceAddresses: boolean;
   clients: SimulatedClientData[];

@@ -140,7 +140,8 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
     store: new MemoryModelStore(),
     // Test each published model on the held-out split and adopt it as is: the SDK's adoption flow at
     // the cost of one small evaluation (no fine-tuning epochs).
-    personalization: { fineTuneEpochs: 0 },
+    // With --personalization: the method's local epoch on each tested version.
+    personalization: init.personalization ?? { fineTuneEpochs: 0 },
     requestTimeoutMs: 300_000,
     socketOptions: { transports: ['websocket'] },
     // Byzantine clients: a valid upload carrying a poisoned delta (noise drawn per round and client).

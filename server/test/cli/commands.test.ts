@@ -169,6 +169,8 @@ describe('flock round start', () => {
       '{"proximalMu": 0.5, "clipNorm": 4}',
       '--max-update-norm',
       '12.5',
+      '--personalization',
+      '{"method": "personal-layers", "personalLayers": ["output"]}',
     );
     expect(code).toBe(0);
     expect(server.requests).toHaveLength(1);
@@ -185,6 +187,7 @@ describe('flock round start', () => {
       strategy: 'fedprox',
       strategyOptions: { proximalMu: 0.5, clipNorm: 4 },
       maxUpdateNorm: 12.5,
+      personalization: { method: 'personal-layers', personalLayers: ['output'] },
     });
     expect(stdout).toContain(`Started round ${NEW_ROUND_ID} (selecting).`);
     expect(stdout).toContain('5 epoch(s), batch 50, learning rate 0.1, proximal mu 0.01');

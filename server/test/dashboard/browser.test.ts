@@ -160,10 +160,10 @@ describe.skipIf(!requireChromium())('the dashboard in Chromium', () => {
     expect(await page.locator('#models tr').count()).toBeGreaterThanOrEqual(8);
     // Per version, the models table says how many devices tested it and the median; the tooltip gives quartiles and the personal models.
     const tested = page.locator('#models tr', { hasText: '#7 ·' }).locator('td.local-eval');
-    expect(await tested.textContent()).toBe('94.5% · n=5');
+    expect(await tested.textContent()).toBe('94.5% · n=5 · personal better on 100% of 5');
     expect(await tested.getAttribute('title')).toBe(
-      'Tested on 5 devices (500 examples). Global: median 94.5% (IQR 92.0%–97.0%). ' +
-        'Personal, on the 5 devices with a personal model: median 98.0% (IQR 96.0%–99.0%), better than global on 100% of them. Adopted by 5.',
+      'Tested on 5 devices (500 examples). Global: median 94.5% (IQR 92.0%–97.0%, 10th percentile 90.5%). ' +
+        'Personal, on the 5 devices with a personal model: median 98.0% (IQR 96.0%–99.0%, 10th percentile 94.8%), better than global on 100% of them. Adopted by 5.',
     );
     const versionBefore = await text(page, '#s-version');
 

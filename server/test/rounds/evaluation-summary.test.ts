@@ -22,9 +22,9 @@ describe('summarizeReports', () => {
   });
 
   it('takes quartiles across devices by linear interpolation between ranks (R type 7), whatever the order', () => {
-    expect(quartiles([4, 1, 3, 2])).toEqual({ q1: 1.75, median: 2.5, q3: 3.25 });
-    expect(quartiles([7])).toEqual({ q1: 7, median: 7, q3: 7 });
-    expect(quartiles([5, 1, 9, 3, 7])).toEqual({ q1: 3, median: 5, q3: 7 });
+    expect(quartiles([4, 1, 3, 2])).toEqual({ q1: 1.75, median: 2.5, q3: 3.25, p10: 1.3 });
+    expect(quartiles([7])).toEqual({ q1: 7, median: 7, q3: 7, p10: 7 });
+    expect(quartiles([5, 1, 9, 3, 7])).toEqual({ q1: 3, median: 5, q3: 7, p10: 1.8 });
   });
 
   it("caps each device's weight at twice the median counted examples, and counts at most the per-report cap", () => {
@@ -34,7 +34,7 @@ describe('summarizeReports', () => {
     expect(summary.numExamples).toBe(300 + COUNTED_EXAMPLES_CAP);
     // The big report weighs 200, not a million: (80 + 90 + 70 + 0) / 500.
     expect(summary.globalAccuracy).toBeCloseTo((100 * 0.8 + 100 * 0.9 + 100 * 0.7 + 200 * 0) / 500, 12);
-    expect(summary.spread!.globalAccuracy).toEqual({ q1: closeTo(0.525), median: closeTo(0.75), q3: closeTo(0.825) });
+    expect(summary.spread!.globalAccuracy).toEqual({ q1: closeTo(0.525), median: closeTo(0.75), q3: closeTo(0.825), p10: closeTo(0.21) });
   });
 
   it('keeps the median where the honest majority puts it when a third of the devices lie', () => {

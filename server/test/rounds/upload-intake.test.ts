@@ -111,3 +111,27 @@ describe('RoundRoster', () => {
     expect([...r.members()].sort()).toEqual(['a', 'c']);
   });
 });
+
+describe('validateUpdate in a personal-layers round', () => {
+  const upload = (overrides: Record<string, unknown> = {}, values?: number[]): ParsedUpload => parseUpload(payload(overrides, values), 1000);
+  const personalRound: UpdateExpectation = { ...expectation, personalLayers: ['b'] };
+  // Weight names are `<layer>/<weight>`; here the layers are `w` and `b` (one tensor each).
+  const named: UpdateExpectation = {
+    ...personalRound,
+    weightSpecs: [
+      { name: 'w/kernel', shape: [2, 2], dtype: 'float32' },
+      { name: 'b/bias', shape: [2], dtype: 'float32' },
+    ],
+  };
+
+  it('takes the shared tensors only and widens them with zeros at the personal ones', () => {
+    const { delta, norm } = validateUpdate(upload({ delta: { shapes: [[2, 2]], data: new Float32Array([1, 2, 3, 4]).buffer } }), named);
+    expect(Array.from(delta)).toEqual([1, 2, 3, 4, 0, 0]);
+    expect(norm).toBeCloseTo(Math.sqrt(30));
+  });
+
+  it('refuses an upload that carries the personal tensors too', () => {
+    expect(reasonOf(() => validateUpdate(upload(), named))).toBe('shape_mismatch');
+    expect(reasonOf(() => validateUpdate(upload({ delta: { shapes: [[2, 2]], data: new Float32Array(5).buffer } }), named))).toBe('shape_mismatch');
+  });
+});

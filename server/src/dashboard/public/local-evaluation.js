@@ -11,7 +11,8 @@ import { pct } from './format.js';
 
 /** @param {DashboardQuartiles} q */
 function medianWithRange(q) {
-  return `median ${pct(q.median)} (IQR ${pct(q.q1)}–${pct(q.q3)})`;
+  const worst = q.p10 === undefined ? '' : `, 10th percentile ${pct(q.p10)}`;
+  return `median ${pct(q.median)} (IQR ${pct(q.q1)}–${pct(q.q3)}${worst})`;
 }
 
 /** @param {number} n */
@@ -36,8 +37,10 @@ export function describeLocalEvaluation(e) {
   const personal = spread.personalAccuracy
     ? `Personal, on the ${devices(spread.personalReports)} with a personal model: ${medianWithRange(spread.personalAccuracy)}, better than global on ${pct(spread.personalBetterShare, 0)} of them.`
     : 'No device had a personal model.';
+  // The share of devices whose own model beats the global one, with its count, in the cell itself.
+  const better = spread.personalBetterShare === null ? '' : ` · personal better on ${pct(spread.personalBetterShare, 0)} of ${spread.personalReports}`;
   return {
-    cell: `${pct(spread.globalAccuracy.median)} · n=${e.reports}`,
+    cell: `${pct(spread.globalAccuracy.median)} · n=${e.reports}${better}`,
     title: `Tested on ${devices(e.reports)} (${e.numExamples} examples). Global: ${medianWithRange(spread.globalAccuracy)}. ${personal} Adopted by ${e.adopted}.`,
   };
 }

@@ -50,6 +50,9 @@ const COLUMNS = [
   ['local_eval_global_accuracy_median', (r) => r.metrics.localEvaluation?.spread?.globalAccuracy.median],
   ['local_eval_personal_reports', (r) => r.metrics.localEvaluation?.spread?.personalReports],
   ['local_eval_personal_accuracy_median', (r) => r.metrics.localEvaluation?.spread?.personalAccuracy?.median],
+  ['local_eval_personal_accuracy_p10', (r) => r.metrics.localEvaluation?.spread?.personalAccuracy?.p10],
+  ['local_eval_global_accuracy_p10', (r) => r.metrics.localEvaluation?.spread?.globalAccuracy.p10],
+  ['local_eval_personal_better_share', (r) => r.metrics.localEvaluation?.spread?.personalBetterShare],
   ['error', (r) => r.error],
 ];
 

@@ -1,0 +1,402 @@
+// Does personalization serve users better than the global model, by how much, for how many, and
+// under which heterogeneity? (Issue 18; Wang et al. 2019, Ditto, FedPer/FedRep, IFCA.)
+// MNIST 2NN, K devices, FedAvg with C = 0.1, under Dirichlet label skew, shards, and rotation
+// clusters. For each method (none = the global model, fine-tune, Ditto, personal layers) and each
+// checkpoint round, every device tests on its held-out local split (never trained on): the mean,
+// median and 10th percentile of personal accuracy across devices, the share of devices where it
+// beats the global model, and the mean gain. Under rotation clusters, a model trained centrally on
+// each cluster's pooled data is the reference.
+//
+// In process, with the SDK's own training code (trainModel, dittoUpdate, trainOnlyLayers,
+// evaluateModel) and the simulator's partitions: the federation is a plain weighted mean of
+// updates here, so that 100 devices x 200 rounds x 3 heterogeneities fit on a workstation; the
+// real socket path of each method is tested in server/test/integration/personalization.test.ts.
+//
+// Usage: pnpm bench:personalization [--heterogeneity dirichlet,shards,rotated] [--rounds 10,50,200]
+//   [--clients 100] [--batch-size 10] [--learning-rate 0.1] [--ditto-lambda 0.1] [--central-epochs 5] [--seed 1]
+// The full grid (the defaults) takes hours on 2 cores; bench/results/personalization.md says what ran.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import {
+  dittoUpdate,
+  evaluateModel,
+  readWeights,
+  resolveLoss,
+  storedModelFromLayersModel,
+  trainModel,
+  trainOnlyLayers,
+  type LocalTrainingPlan,
+  type WeightSpec,
+} from '../client-sdk/src/index.js';
+import { initNodeBackend } from '../client-sdk/src/node/backend.js';
+import { build2NN } from '../server/src/models/default-model.js';
+import { hashInts, mulberry32 } from '../server/src/simulation/partition.js';
+import { distribution, distributionSvg, type DistributionStats } from './lib/device-distribution.js';
+import { benchDevices, HETEROGENEITIES, type BenchDevice, type Heterogeneity } from './lib/personal-devices.js';
+import { root } from './lib/simulate.js';
+
+const METHODS = ['none', 'fine-tune', 'ditto', 'personal-layers'] as const;
+type Method = (typeof METHODS)[number];
+const PERSONAL_LAYERS = ['output'];
+/** Tensors of the 2NN in weight order: hidden1 kernel/bias, hidden2 kernel/bias, output kernel/bias. */
+const SHARED_TENSORS = 4;
+
+const { values } = parseArgs({
+  options: {
+    heterogeneity: { type: 'string', default: HETEROGENEITIES.join(',') },
+    rounds: { type: 'string', default: '10,50,200' },
+    clients: { type: 'string', default: '100' },
+    fraction: { type: 'string', default: '0.1' },
+    'batch-size': { type: 'string', default: '10' },
+    'learning-rate': { type: 'string', default: '0.1' },
+    'personal-epochs': { type: 'string', default: '1' },
+    'ditto-lambda': { type: 'string', default: '0.1' },
+    alpha: { type: 'string', default: '0.1' },
+    'local-test': { type: 'string', default: '50' },
+    /** Default 60,000 / K (the paper's 600 for K = 100); fewer for quick trials. */
+    'examples-per-client': { type: 'string' },
+    'central-epochs': { type: 'string', default: '5' },
+    seed: { type: 'string', default: '1' },
+    'report-only': { type: 'boolean', default: false },
+  },
+});
+const checkpoints = values.rounds
+  .split(',')
+  .map(Number)
+  .sort((a, b) => a - b);
+const clients = Number(values.clients);
+const perRound = Math.max(1, Math.round(Number(values.fraction) * clients));
+const seed = Number(values.seed);
+const plan: LocalTrainingPlan = { epochs: 1, batchSize: Number(values['batch-size']), learningRate: Number(values['learning-rate']) };
+const personalPlan: LocalTrainingPlan = { ...plan, epochs: Number(values['personal-epochs']) };
+const lambda = Number(values['ditto-lambda']);
+const loss = resolveLoss('categoricalCrossentropy');
+const resultsDir = join(root, 'bench', 'results', 'personalization');
+
+type Weights = Float32Array[];
+
+/** What one heterogeneity's run records: per checkpoint, per method, every device's accuracy. */
+interface HeterogeneityResult {
+  heterogeneity: Heterogeneity;
+  settings: Record<string, number | string>;
+  checkpoints: {
+    round: number;
+    seconds: number;
+    global: number[];
+    personal: Partial<Record<Method, number[]>>;
+    stats: Partial<Record<Method, DistributionStats>>;
+  }[];
+  /** Rotation clusters: per cluster, the centrally trained model's mean local accuracy over its devices. */
+  central: { cluster: number; devices: number; accuracy: number }[] | null;
+}
+
+function log(message: string): void {
+  process.stdout.write(`[personalization] ${message}\n`);
+}
+
+class Trainer {
+  readonly work = build2NN(seed);
+  readonly anchor = build2NN(seed);
+  readonly specs: WeightSpec[] = storedModelFromLayersModel(this.work, null).weightSpecs;
+
+  initial(): Weights {
+    return readWeights(this.work, this.specs);
+  }
+
+  load(model: tf.LayersModel, weights: Weights): void {
+    const tensors = weights.map((w, i) => tf.tensor(w, this.specs[i]!.shape));
+    model.setWeights(tensors);
+    tf.dispose(tensors);
+  }
+
+  read(): Weights {
+    return readWeights(this.work, this.specs);
+  }
+
+  async accuracy(model: tf.LayersModel, device: BenchDevice): Promise<number> {
+    return (await evaluateModel(model, device.test.xs, device.test.ys, loss)).accuracy;
+  }
+}
+
+/** A device's head (personal layers) on a shared body. */
+function withHead(body: Weights, head: Weights | undefined): Weights {
+  return head ? [...body.slice(0, SHARED_TENSORS), ...head] : body;
+}
+
+/** m distinct devices for round r (seeded). */
+function selectDevices(round: number): number[] {
+  const random = mulberry32(hashInts(seed, round, 101));
+  const order = Array.from({ length: clients }, (_, i) => i);
+  for (let i = 0; i < perRound; i++) {
+    const j = i + Math.floor(random() * (clients - i));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order.slice(0, perRound);
+}
+
+/** global + sum_k n_k (w_k - global) / sum_k n_k over the first `tensors` tensors. */
+function fold(global: Weights, updates: { weights: Weights; n: number }[], tensors = global.length): Weights {
+  const total = updates.reduce((s, u) => s + u.n, 0);
+  return global.map((g, t) => {
+    if (t >= tensors) return g;
+    const next = new Float32Array(g.length);
+    const sum = new Float64Array(g.length);
+    for (const { weights, n } of updates) for (let j = 0; j < g.length; j++) sum[j]! += n * (weights[t]![j]! - g[j]!);
+    for (let j = 0; j < g.length; j++) next[j] = g[j]! + sum[j]! / total;
+    return next;
+  });
+}
+
+async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly Method[]): Promise<HeterogeneityResult> {
+  const started = performance.now();
+  const devices = await benchDevices({
+    heterogeneity,
+    clients,
+    examplesPerClient: Number(values['examples-per-client'] ?? Math.floor(60_000 / clients)),
+    alpha: Number(values.alpha),
+    clusters: 4,
+    localTest: Number(values['local-test']),
+    seed,
+  });
+  log(`${heterogeneity}: ${devices.length} devices, ${devices.reduce((n, d) => n + d.train.count, 0)} training examples`);
+  const trainer = new Trainer();
+  let global = trainer.initial();
+  let fedper = trainer.initial();
+  const dittoModels = new Map<number, Weights>();
+  const heads = new Map<number, Weights>();
+  const wants = (method: Method) => methods.includes(method);
+  const result: HeterogeneityResult = {
+    heterogeneity,
+    settings: {
+      clients,
+      examplesPerClient: Number(values['examples-per-client'] ?? Math.floor(60_000 / clients)),
+      perRound,
+      epochs: 1,
+      batchSize: plan.batchSize,
+      learningRate: plan.learningRate,
+      personalEpochs: personalPlan.epochs,
+      dittoLambda: lambda,
+      seed,
+    },
+    checkpoints: [],
+    central: null,
+  };
+  const train = (device: BenchDevice) => trainModel(trainer.work, device.train.xs, device.train.ys, plan, { loss });
+  // The reference first (independent of the federation), so that a run stopped early still has it.
+  if (heterogeneity === 'rotated') {
+    result.central = await centralBaseline(devices, trainer);
+    save(result);
+  }
+
+  for (let round = 1; round <= checkpoints.at(-1)!; round++) {
+    const selected = selectDevices(round).map((k) => devices[k]!);
+    // FedAvg (the global model of none, fine-tune and Ditto); Ditto's personal step on the selected devices (its Algorithm 1).
+    const updates: { weights: Weights; n: number }[] = [];
+    trainer.load(trainer.anchor, global);
+    for (const device of selected) {
+      trainer.load(trainer.work, global);
+      await train(device);
+      updates.push({ weights: trainer.read(), n: device.train.count });
+      if (wants('ditto')) {
+        trainer.load(trainer.work, dittoModels.get(device.index) ?? global);
+        await dittoUpdate(trainer.work, trainer.anchor, lambda, device.train.xs, device.train.ys, plan, { loss });
+        dittoModels.set(device.index, trainer.read());
+      }
+    }
+    global = fold(global, updates);
+    // FedPer: a separate federation whose output layer stays on the devices.
+    if (wants('personal-layers')) {
+      const shared: { weights: Weights; n: number }[] = [];
+      for (const device of selected) {
+        trainer.load(trainer.work, withHead(fedper, heads.get(device.index)));
+        await train(device);
+        const trained = trainer.read();
+        heads.set(device.index, trained.slice(SHARED_TENSORS));
+        shared.push({ weights: trained, n: device.train.count });
+      }
+      fedper = fold(fedper, shared, SHARED_TENSORS);
+    }
+    if (round % 10 === 0) log(`${heterogeneity}: round ${round} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    if (checkpoints.includes(round)) {
+      result.checkpoints.push(await checkpoint(round, devices, trainer, { global, fedper, dittoModels, heads, methods }, started));
+      save(result);
+    }
+  }
+  tf.dispose(devices.flatMap((d) => [d.train.xs, d.train.ys, d.test.xs, d.test.ys]));
+  trainer.work.dispose();
+  trainer.anchor.dispose();
+  return result;
+}
+
+interface FederationState {
+  global: Weights;
+  fedper: Weights;
+  dittoModels: Map<number, Weights>;
+  heads: Map<number, Weights>;
+  methods: readonly Method[];
+}
+
+/** Every device tests the global model and derives its personal model as the SDK does on testing a new version. */
+async function checkpoint(
+  round: number,
+  devices: BenchDevice[],
+  trainer: Trainer,
+  state: FederationState,
+  started: number,
+): Promise<HeterogeneityResult['checkpoints'][number]> {
+  const { global, fedper, dittoModels, heads, methods } = state;
+  const globalAcc: number[] = [];
+  const personal: Partial<Record<Method, number[]>> = Object.fromEntries(methods.map((m) => [m, [] as number[]]));
+  trainer.load(trainer.anchor, global);
+  for (const device of devices) {
+    const g = await trainer.accuracy(trainer.anchor, device);
+    globalAcc.push(g);
+    for (const method of methods) {
+      let accuracy = g;
+      if (method === 'fine-tune') {
+        trainer.load(trainer.work, global);
+        await trainModel(trainer.work, device.train.xs, device.train.ys, personalPlan, { loss });
+        accuracy = await trainer.accuracy(trainer.work, device);
+      } else if (method === 'ditto') {
+        trainer.load(trainer.work, dittoModels.get(device.index) ?? global);
+        await dittoUpdate(trainer.work, trainer.anchor, lambda, device.train.xs, device.train.ys, personalPlan, { loss });
+        dittoModels.set(device.index, trainer.read());
+        accuracy = await trainer.accuracy(trainer.work, device);
+      } else if (method === 'personal-layers') {
+        trainer.load(trainer.work, withHead(fedper, heads.get(device.index)));
+        await trainOnlyLayers(trainer.work, PERSONAL_LAYERS, device.train.xs, device.train.ys, personalPlan, { loss });
+        heads.set(device.index, trainer.read().slice(SHARED_TENSORS));
+        accuracy = await trainer.accuracy(trainer.work, device);
+      }
+      personal[method]!.push(accuracy);
+    }
+  }
+  const stats = Object.fromEntries(methods.map((m) => [m, distribution(personal[m]!, globalAcc)]));
+  const seconds = (performance.now() - started) / 1000;
+  log(`round ${round}: ${methods.map((m) => `${m} mean ${pct(stats[m]!.mean)} p10 ${pct(stats[m]!.p10)} better ${pct(stats[m]!.betterShare)}`).join('; ')}`);
+  return { round, seconds, global: globalAcc, personal, stats };
+}
+
+/** Per rotation cluster: a 2NN trained on the cluster's pooled training data, tested on each of its devices' local tests. */
+async function centralBaseline(devices: BenchDevice[], trainer: Trainer): Promise<NonNullable<HeterogeneityResult['central']>> {
+  const out: NonNullable<HeterogeneityResult['central']> = [];
+  const clusters = [...new Set(devices.map((d) => d.cluster))].sort();
+  for (const cluster of clusters) {
+    const members = devices.filter((d) => d.cluster === cluster);
+    const xs = tf.concat(members.map((d) => d.train.xs));
+    const ys = tf.concat(members.map((d) => d.train.ys));
+    const fresh = build2NN(seed); // the federation's starting point, trained on the pooled data instead
+    await trainModel(fresh, xs, ys, { epochs: Number(values['central-epochs']), batchSize: 50, learningRate: 0.1 }, { loss });
+    let sum = 0;
+    for (const device of members) sum += await trainer.accuracy(fresh, device);
+    out.push({ cluster, devices: members.length, accuracy: sum / members.length });
+    log(`central model of cluster ${cluster}: mean local accuracy ${pct(sum / members.length)}`);
+    tf.dispose([xs, ys]);
+    fresh.dispose();
+  }
+  return out;
+}
+
+function pct(value: number): string {
+  return `${(100 * value).toFixed(1)}%`;
+}
+
+function save(result: HeterogeneityResult): void {
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `${result.heterogeneity}.json`), JSON.stringify(result) + '\n');
+}
+
+// ---------------------------------------------------------------- report
+
+const LABELS: Record<Heterogeneity, string> = {
+  dirichlet: `Dirichlet label skew (alpha = ${values.alpha})`,
+  shards: 'shards (2 label shards per device)',
+  rotated: '4 rotation clusters (0/90/180/270 degrees, IID labels)',
+};
+
+function report(): void {
+  const results = readdirSync(resultsDir)
+    .filter((file) => file.endsWith('.json'))
+    .map((file) => JSON.parse(readFileSync(join(resultsDir, file), 'utf8')) as HeterogeneityResult)
+    .sort((a, b) => HETEROGENEITIES.indexOf(a.heterogeneity) - HETEROGENEITIES.indexOf(b.heterogeneity));
+  const lines: string[] = [];
+  for (const result of results) {
+    const s = result.settings;
+    lines.push(`## ${LABELS[result.heterogeneity]}`, '');
+    lines.push(
+      `K = ${s.clients} devices (${s.examplesPerClient} training examples each on average), ${s.perRound} per round, E = ${s.epochs}, B = ${s.batchSize}, lr = ${s.learningRate}; ` +
+        `personal training ${s.personalEpochs} epoch(s) per tested version, Ditto lambda = ${s.dittoLambda}, seed ${s.seed}. ` +
+        `Global = the FedAvg model on each device's local test.`,
+      '',
+    );
+    lines.push(
+      '| round | method | mean | median | p10 | beats global on | mean gain (points) | global mean | global p10 |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const cp of result.checkpoints) {
+      const g = distribution(cp.global, cp.global);
+      for (const [method, st] of Object.entries(cp.stats)) {
+        lines.push(
+          `| ${cp.round} | ${method} | ${pct(st.mean)} | ${pct(st.median)} | ${pct(st.p10)} | ${pct(st.betterShare)} of ${st.devices} | ${(100 * st.meanGain).toFixed(1)} | ${pct(g.mean)} | ${pct(g.p10)} |`,
+        );
+      }
+      const file = `${result.heterogeneity}-r${cp.round}.svg`;
+      writeFileSync(
+        join(resultsDir, file),
+        distributionSvg(`${LABELS[result.heterogeneity]}, round ${cp.round}: local test accuracy per device`, [
+          { label: 'global', values: cp.global },
+          ...Object.entries(cp.personal).map(([label, v]) => ({ label, values: v })),
+        ]),
+      );
+    }
+    lines.push('');
+    for (const cp of result.checkpoints) lines.push(`![round ${cp.round}](personalization/${result.heterogeneity}-r${cp.round}.svg)`);
+    lines.push('');
+    if (result.central) lines.push(...centralLines(result), '');
+  }
+  writeFileSync(join(root, 'bench', 'results', 'personalization-tables.md'), lines.join('\n') + '\n');
+  log(`wrote bench/results/personalization-tables.md from ${results.length} result file(s)`);
+}
+
+/** Under rotation clusters: each method's mean personal accuracy per cluster against the central model of that cluster. */
+function centralLines(result: HeterogeneityResult): string[] {
+  const last = result.checkpoints.at(-1);
+  if (!last || !result.central) return [];
+  const out = [
+    `Round ${last.round}, per cluster: mean personal accuracy against a 2NN trained centrally on the cluster's pooled data (${values['central-epochs']} epochs, B = 50).`,
+    '',
+  ];
+  out.push(
+    '| cluster | central | ' + Object.keys(last.personal).join(' | ') + ' |',
+    '|---:|---:|' +
+      Object.keys(last.personal)
+        .map(() => '---:')
+        .join('|') +
+      '|',
+  );
+  for (const c of result.central) {
+    const members = Array.from({ length: last.global.length }, (_, k) => k).filter((k) => k % 4 === c.cluster);
+    const cells = Object.values(last.personal).map((v) => {
+      const mean = members.reduce((sum, k) => sum + v[k]!, 0) / members.length;
+      return `${pct(mean)} (${((mean - c.accuracy) * 100).toFixed(1)})`;
+    });
+    out.push(`| ${c.cluster * 90} deg | ${pct(c.accuracy)} | ${cells.join(' | ')} |`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  if (!values['report-only']) {
+    await initNodeBackend();
+    for (const name of values.heterogeneity.split(',')) {
+      if (!(HETEROGENEITIES as readonly string[]).includes(name)) throw new Error(`unknown heterogeneity ${name}`);
+      await runHeterogeneity(name as Heterogeneity, METHODS);
+      report();
+    }
+  }
+  report();
+}
+
+await main();
