@@ -329,6 +329,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       transformDelta: this.options.transformDelta,
       globalModel: (version) => this.globalModel(connection, version),
       progress: (progress) => this.emit('trainingProgress', progress),
+      residual: this.local,
+      reportError: (error) => this.emit('error', error),
     });
     if ('abandoned' in outcome) {
       if (outcome.error) this.emit('error', outcome.error);

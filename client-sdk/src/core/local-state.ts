@@ -20,6 +20,8 @@ import {
   type StoredModel,
 } from './model.js';
 import type { ClientState, ModelStore } from './store.js';
+import { storedResidual, usableResidual } from './compress-delta.js';
+import type { WeightSpec } from '../protocol/weights.js';
 
 /** A live model with the global version it is based on. */
 export interface PersonalModel {
@@ -104,6 +106,16 @@ export class LocalState {
       }
     }
     return stored;
+  }
+
+  /** Top-k error feedback's residual for a round on `baseVersion` with these specs; null when there is none or it was reset (compress-delta.ts). */
+  async residual(specs: readonly WeightSpec[], baseVersion: number): Promise<Float32Array[] | null> {
+    return usableResidual(await this.options.store.loadModel('residual'), specs, baseVersion);
+  }
+
+  /** Keeps the residual left after an accepted top-k upload; durable when the promise resolves. */
+  async saveResidual(residual: readonly Float32Array[], specs: readonly WeightSpec[], baseVersion: number): Promise<void> {
+    await this.options.store.saveModel('residual', storedResidual(residual, specs, baseVersion));
   }
 
   /** Makes `model` (built from `global`, then fine-tuned) the personalized model; takes ownership once persisted. */

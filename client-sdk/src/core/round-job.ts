@@ -4,16 +4,17 @@
  * and upload it. Only the delta leaves the device. Returns what happened; the client reports it.
  */
 import type { RoundConfiguration, UpdateUpload } from '../protocol/round-messages.js';
-import { encodeWeights } from '../protocol/weights.js';
 import type { FederatedClientOptions, TrainingProgress, UploadedEvent } from './client-types.js';
 import type { Connection } from './connection.js';
 import type { DataSource, ExampleTensors } from './data.js';
+import { compressDelta } from './compress-delta.js';
 import { allFinite, computeDelta, encodedBytes } from './delta.js';
 import { FlockClientError } from './errors.js';
 import { readExamples, type CancelReason, type Job } from './job.js';
 import type { LossSpec } from './losses.js';
 import { uploadDelayMs } from '../protocol/pace.js';
 import { waitUnlessStopped } from './pace.js';
+import type { LocalState } from './local-state.js';
 import { instantiateModel, readWeights, splitStoredWeights, type StoredModel } from './model.js';
 import { monotonicNow } from './runtime.js';
 import { trainModel } from './training.js';
@@ -28,6 +29,10 @@ export interface RoundJobContext {
   /** The global model of a version, from the local cache or fetched. */
   globalModel(version: number): Promise<StoredModel>;
   progress(progress: TrainingProgress): void;
+  /** Where top-k error feedback's residual persists. */
+  residual: Pick<LocalState, 'residual' | 'saveResidual'>;
+  /** Failures that do not stop the round (persisting the residual). */
+  reportError(error: FlockClientError): void;
 }
 
 /** Uploaded (accepted or rejected by the coordinator), or abandoned before sending anything. */
@@ -56,7 +61,8 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   const update = await trainLocally(configuration, global, context);
   if ('abandoned' in update) return update;
   const encodeStarted = monotonicNow();
-  const prepared = prepareUpload(configuration, global, update, context);
+  const residual = configuration.plan.compression?.kind === 'topk' ? await context.residual.residual(global.weightSpecs, configuration.modelVersion) : null;
+  const prepared = prepareUpload(configuration, global, update, context, residual);
   if ('abandoned' in prepared) return prepared;
   if (job.cancelled) return { abandoned: job.cancelReason! };
   // Pace steering: the coordinator said when it wants this upload.
@@ -68,6 +74,8 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   job.enter('uploading');
   const uploadStarted = monotonicNow();
   const result = await connection.upload(prepared.upload);
+  // Top-k: what the accepted upload left out waits for the next one (a refused upload changes nothing).
+  if (result.accepted && prepared.residual) await keepResidual(prepared.residual, global, configuration, context);
   const { roundId, modelVersion, numExamples, trainLoss } = prepared.upload;
   const timings = {
     downloadMs,
@@ -104,27 +112,39 @@ async function trainLocally(configuration: RoundConfiguration, global: StoredMod
   }
 }
 
-/** The upload for `update`: its delta (transformed when the app asks), checked and encoded as binary. */
+async function keepResidual(residual: Float32Array[], global: StoredModel, configuration: RoundConfiguration, context: RoundJobContext): Promise<void> {
+  try {
+    await context.residual.saveResidual(residual, global.weightSpecs, configuration.modelVersion);
+  } catch (error) {
+    const message = `keeping the top-k residual failed: ${error instanceof Error ? error.message : String(error)}`;
+    context.reportError(new FlockClientError('store_failed', message, { cause: error, roundId: configuration.roundId }));
+  }
+}
+
+/**
+ * The upload for `update`: its delta (transformed when the app asks), checked, then encoded as
+ * binary in the plan's compression (top-k adds `residual` first and returns the new one).
+ */
 function prepareUpload(
   configuration: RoundConfiguration,
   global: StoredModel,
   update: LocalUpdate,
   context: RoundJobContext,
-): { upload: UpdateUpload; bytes: number } | Abandoned {
+  residual: Float32Array[] | null,
+): { upload: UpdateUpload; bytes: number; residual: Float32Array[] | null } | Abandoned {
   const { roundId, modelVersion, plan } = configuration;
   const { trainLoss } = update;
   // The update counts for at most the plan's cap (the coordinator clamps too): report no more.
   const numExamples = Math.min(update.numExamples, plan.maxExamplesPerUpdate ?? update.numExamples);
   let delta = computeDelta(update.trained, splitStoredWeights(global));
   if (context.transformDelta) delta = context.transformDelta(delta, { roundId, modelVersion, numExamples });
-  const encoded = encodeWeights(
-    delta,
-    global.weightSpecs.map((spec) => spec.shape),
-  );
   const failed = (message: string): Abandoned => ({ abandoned: 'training_failed', error: new FlockClientError('training_failed', message, { roundId }) });
   if (!Number.isFinite(trainLoss) || !allFinite(delta)) return failed(`training diverged (loss ${trainLoss}): not uploading`);
+  const shapes = global.weightSpecs.map((spec) => spec.shape);
+  const compressed = compressDelta(delta, shapes, plan.compression, residual);
+  const encoded = compressed.encoded;
   const bytes = encodedBytes(encoded);
   const limit = context.connection.welcome?.maxUploadBytes;
   if (limit !== undefined && bytes > limit) return failed(`the delta has ${bytes} bytes, the coordinator accepts ${limit}`);
-  return { upload: { roundId, modelVersion, numExamples, trainLoss, delta: encoded }, bytes };
+  return { upload: { roundId, modelVersion, numExamples, trainLoss, delta: encoded }, bytes, residual: compressed.residual };
 }

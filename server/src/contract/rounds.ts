@@ -32,6 +32,9 @@ export const startRoundRequestSchema = z
     maxExamplesPerUpdate: trainingPlanSchema.shape.maxExamplesPerUpdate.describe(
       "The most examples one update counts for in this round (default: the coordinator's FLOCK_MAX_EXAMPLES_PER_UPDATE)",
     ),
+    compression: trainingPlanSchema.shape.compression.describe(
+      'How devices compress their uploads in this round: {kind: none | int8 | topk, topkFraction?} (default none: float32)',
+    ),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -227,6 +230,7 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
       learningRate: request.learningRate,
       ...(request.proximalMu !== undefined ? { proximalMu: request.proximalMu } : {}),
       ...(request.maxExamplesPerUpdate !== undefined ? { maxExamplesPerUpdate: request.maxExamplesPerUpdate } : {}),
+      ...(request.compression !== undefined && request.compression.kind !== 'none' ? { compression: request.compression } : {}),
     },
     strategy: request.strategy,
     strategyOptions: request.strategyOptions,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ABANDON_REASONS, REJECTION_REASONS, weightSpecSchema } from '@flock/client-sdk/protocol';
+import { ABANDON_REASONS, compressionSchema, REJECTION_REASONS, weightSpecSchema } from '@flock/client-sdk/protocol';
 import { strategyOptionsSchema } from '../contract/index.js';
 
 /*
@@ -17,6 +17,8 @@ export const roundDescriptorSchema = z.object({
   baseVersion: z.number().int().positive(),
   weightSpecs: z.array(weightSpecSchema),
   maxUpdateNorm: z.number().positive().nullable(),
+  /** The plan's compression of uploads; absent: float32. */
+  compression: compressionSchema.optional(),
   /** The most examples an update counts for (the round's cap). */
   exampleCap: z.number().positive(),
   /** The round's adaptive L2 bound, null when off. */

@@ -230,6 +230,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           baseVersion: inFlight.record.baseVersion,
           weightSpecs: inFlight.weightSpecs,
           maxUpdateNorm: inFlight.record.params.maxUpdateNorm,
+          compression: inFlight.record.params.plan.compression,
         },
         // The aggregator's kernel measures the upload where it will fold it (one copy, wasm SIMD).
         aggregator.sumOfSquares ? (values) => aggregator.sumOfSquares!(values) : undefined,
@@ -501,6 +502,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       baseVersion: record.baseVersion,
       weightSpecs: [...round.weightSpecs],
       maxUpdateNorm: record.params.maxUpdateNorm,
+      ...(record.params.plan.compression ? { compression: record.params.plan.compression } : {}),
       exampleCap: record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
       updateBound: record.metrics.updateBound,
       strategy: record.params.strategy,
