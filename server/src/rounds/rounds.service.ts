@@ -242,6 +242,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         config: this.config.updateBound,
       });
       this.fold(inFlight, bounded, upload.trainLoss, { arrivedAt: arrivedAt ?? received, received });
+      inFlight.countBytesUp(upload.byteLength);
       inFlight.claims.push(upload.numExamples);
       log.debug({ roundId: inFlight.record.id, clientId, numExamples: bounded.numExamples, clipped: bounded.clipped }, 'update accepted');
       // Not awaited: the device gets its answer before any round:closed its upload may cause.
@@ -257,6 +258,12 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     } finally {
       if (round) this.changed(round);
     }
+  }
+
+  /** A device was sent `bytes` of weight data of `version` (model:fetch): the round in flight counts those of its base version. */
+  countModelServed(version: number, bytes: number): void {
+    const round = this.active;
+    if (round && round.record.baseVersion === version && !isRoundFinished(round.state.status)) round.countBytesDown(bytes);
   }
 
   /** An upload naming a round other than the one in flight: finished, or unknown. */
@@ -298,6 +305,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (message.admitted) round.roster.answer(message.clientId);
     if (message.type === 'accepted') {
       round.claims.push(message.claim);
+      if (message.bytes !== null) round.countBytesUp(message.bytes);
       round.countAccepted(message.numExamples, message.trainLoss, message, message);
       runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadAccepted' }));
     } else {
