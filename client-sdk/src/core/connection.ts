@@ -102,10 +102,11 @@ export class Connection {
   }
 
   /** Fetches global model `version`; throws a FlockClientError when it cannot. */
-  async fetchModel(version: number): Promise<ModelPayload> {
+  async fetchModel(version: number, deltaFrom?: number): Promise<ModelPayload> {
     if (!this.connected) throw new FlockClientError('model_fetch_failed', `cannot fetch model version ${version}: not connected`);
+    const request = deltaFrom === undefined ? { version } : { version, deltaFrom };
     const result = await this.request(
-      () => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, { version }),
+      () => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, request),
       modelFetchResultSchema,
       {
         unanswered: (error) =>
@@ -120,6 +121,11 @@ export class Connection {
       throw new FlockClientError('model_fetch_failed', `the coordinator has no model version ${version}: ${result.error}`, { modelVersion: version });
     if (result.model.version !== version) {
       throw new FlockClientError('protocol', `asked for model version ${version}, received ${result.model.version}`, { modelVersion: version });
+    }
+    if (result.model.deltaFrom !== undefined && result.model.deltaFrom !== deltaFrom) {
+      throw new FlockClientError('protocol', `received a delta from version ${result.model.deltaFrom}, asked for one from ${deltaFrom ?? 'none'}`, {
+        modelVersion: version,
+      });
     }
     return result.model;
   }

@@ -129,6 +129,42 @@ export function decodeInt8(data: ArrayBuffer | ArrayBufferView, shapes: readonly
   return out;
 }
 
+// ---------------------------------------------------------------- download deltas
+
+/**
+ * The furthest a download delta reaches back: a device holding an older version gets the whole
+ * model. The int8 error grows with the distance (it is half the largest change per tensor / 127).
+ */
+export const MAX_DOWNLOAD_DELTA_VERSIONS = 20;
+
+/** The coordinator's download delta: int8 (rounded to nearest) of current − base, per tensor. */
+export function encodeDownloadDelta(current: Float32Array, base: Float32Array, shapes: readonly (readonly number[])[]): Uint8Array {
+  if (current.length !== base.length || current.length !== totalValues(shapes)) {
+    throw new RangeError(`download delta: ${current.length} and ${base.length} values for shapes of ${totalValues(shapes)}`);
+  }
+  const difference = new Float32Array(current.length);
+  for (let i = 0; i < difference.length; i++) difference[i] = current[i]! - base[i]!;
+  const tensors: Float32Array[] = [];
+  let offset = 0;
+  for (const shape of shapes) {
+    const size = shapeSize(shape);
+    tensors.push(difference.subarray(offset, offset + size));
+    offset += size;
+  }
+  return encodeInt8(tensors, null);
+}
+
+/**
+ * The device's side: base + the decoded delta, as new float32 weights. Each value is within half
+ * its tensor's scale (plus float32 rounding) of the version's exact weights.
+ */
+export function applyDownloadDelta(base: Float32Array, data: ArrayBuffer | ArrayBufferView, shapes: readonly (readonly number[])[]): Float32Array {
+  const delta = decodeInt8(data, shapes);
+  if (delta.length !== base.length) throw new DeltaDecodeError(`download delta has ${delta.length} values; the base has ${base.length}`);
+  for (let i = 0; i < delta.length; i++) delta[i] = base[i]! + delta[i]!;
+  return delta;
+}
+
 // ---------------------------------------------------------------- top-k
 
 /** The kept values of a top-k selection, and the dense vector they stand for (the rest zero). */
