@@ -83,6 +83,9 @@ function viewOf(bytes: Uint8Array): DataView {
 
 // ---------------------------------------------------------------- int8
 
+/** The smallest positive float32 (subnormal). */
+const MIN_FLOAT32 = 2 ** -149;
+
 /**
  * Quantizes tensors to int8 with a per-tensor scale (max |value| / 127). `random` draws the
  * stochastic rounding (unbiased); pass null to round to nearest (error at most scale / 2 per value).
@@ -96,7 +99,8 @@ export function encodeInt8(tensors: readonly Float32Array[], random: (() => numb
   tensors.forEach((tensor, t) => {
     let maxAbs = 0;
     for (let i = 0; i < tensor.length; i++) maxAbs = Math.max(maxAbs, Math.abs(tensor[i]!));
-    const scale = Math.fround(maxAbs / 127);
+    // Values below float32's normal range would underflow the scale to 0: keep the smallest one.
+    const scale = maxAbs > 0 ? Math.max(Math.fround(maxAbs / 127), MIN_FLOAT32) : 0;
     view.setFloat32(4 * t, scale, true);
     if (scale > 0) {
       for (let i = 0; i < tensor.length; i++) {
