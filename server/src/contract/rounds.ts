@@ -128,7 +128,7 @@ export const roundMetricsSchema = z.object({
   bytesUp: count.default(0).describe("Bytes of weight data of the accepted uploads, as sent (compressed in rounds whose plan says so; 0 in rounds stored by an older coordinator)"),
   bytesDown: count
     .default(0)
-    .describe("Bytes of weight data sent to devices fetching the round's base version while it ran (whole models or deltas; this process's fetches only in cluster mode)"),
+    .describe("Bytes of weight data sent to devices fetching the round's base version, from its publication to the round's end (whole models or deltas; this process's fetches only in cluster mode)"),
   decodeMs: z
     .number()
     .min(0)

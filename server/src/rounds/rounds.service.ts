@@ -35,6 +35,8 @@ import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpda
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
 const log = moduleLogger('rounds');
+/** Versions whose download bytes are kept for the round that will train them. */
+const SERVED_VERSIONS = 4;
 
 function nowIso(): string {
   return new Date().toISOString();
@@ -54,6 +56,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   /** The adaptive update bound's estimate and example cap (update-bound.ts): from the newest committed round, null before any. */
   private boundEstimate: number | null = null;
   private exampleCap: number | null = null;
+  /** Weight bytes sent per version (model:fetch), for the newest few versions: a round's bytesDown starts from its base's. */
+  private readonly servedBytes = new Map<number, number>();
   /** Plans and ends, to many participants at a time. */
   private readonly messenger: RoundMessenger;
   private readonly staleRounds: StaleRounds;
@@ -168,6 +172,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       params,
       metrics: {
         ...emptyRoundMetrics(),
+        // Devices fetch a new version when it is published (to test it), before any round trains it.
+        bytesDown: this.servedBytes.get(current.version) ?? 0,
         updateBound: roundBound(this.config.updateBound, this.boundEstimate),
         exampleCap: roundExampleCap(maxExamplesPerUpdate, this.exampleCap),
       },
@@ -260,8 +266,13 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  /** A device was sent `bytes` of weight data of `version` (model:fetch): the round in flight counts those of its base version. */
+  /**
+   * A device was sent `bytes` of weight data of `version` (model:fetch). A round counts those of
+   * its base version: sent before it opened (kept per version here) and while it runs.
+   */
   countModelServed(version: number, bytes: number): void {
+    this.servedBytes.set(version, (this.servedBytes.get(version) ?? 0) + bytes);
+    while (this.servedBytes.size > SERVED_VERSIONS) this.servedBytes.delete(this.servedBytes.keys().next().value!);
     const round = this.active;
     if (round && round.record.baseVersion === version && !isRoundFinished(round.state.status)) round.countBytesDown(bytes);
   }
