@@ -8,6 +8,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS } from '../config/environment.js';
+import { COMPRESSION_KINDS, DEFAULT_TOPK_FRACTION, type Compression, type CompressionKind } from '@flock/client-sdk/protocol';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
 import type { StrategyOptions } from '../contract/index.js';
 import { INITIAL_MODEL_KINDS, planSimulation, type ExistingServer, type InitialModelKind, type SimulationOptions } from './options.js';
@@ -51,6 +52,8 @@ interface CliOptions {
   overSelection: number;
   minClients?: number;
   deadline: number;
+  compression: CompressionKind;
+  topkFraction?: number;
   server?: string;
   clientToken?: string;
   operatorToken?: string;
@@ -136,6 +139,16 @@ const program: Command = new Command()
   )
   .option('--min-clients <n>', 'updates needed to commit (default m, or 1 with --dropout)', positiveInt('--min-clients'))
   .option('--deadline <seconds>', 'round reporting deadline', positive('--deadline'), 600)
+  .addOption(
+    new Option('--compression <kind>', 'how devices compress uploads (int8, or top-k with error feedback); with one, downloads are int8 deltas')
+      .choices(COMPRESSION_KINDS)
+      .default('none'),
+  )
+  .option(
+    '--topk-fraction <F>',
+    `share of the delta's values a top-k upload carries (--compression topk; default ${DEFAULT_TOPK_FRACTION})`,
+    number('--topk-fraction', (v) => v > 0 && v <= 1, 'in (0, 1]'),
+  )
   .option('--server <url>', 'use this coordinator instead of an in-process one')
   .option('--client-token <token>', 'client token of --server (or FLOCK_CLIENT_TOKEN)')
   .option('--operator-token <token>', 'operator token of --server (or FLOCK_OPERATOR_TOKEN)')
@@ -144,7 +157,12 @@ const program: Command = new Command()
   .option('--no-progress', 'print one line per round instead of a progress bar');
 
 /** The strategy options, the coordinator to use and the target, from the command line (a usage error exits). */
-function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; server: ExistingServer | null; target: number | null } {
+function resolveArguments(cli: CliOptions): {
+  strategyOptions: StrategyOptions;
+  server: ExistingServer | null;
+  target: number | null;
+  compression: Compression;
+} {
   let strategyOptions: StrategyOptions = {};
   try {
     const parsed: unknown = JSON.parse(cli.strategyOptions);
@@ -161,7 +179,10 @@ function resolveArguments(cli: CliOptions): { strategyOptions: StrategyOptions; 
     server = { url: cli.server.replace(/\/+$/, ''), clientToken, operatorToken };
   }
   const target = cli.targetAccuracy === undefined ? null : cli.targetAccuracy > 1 ? cli.targetAccuracy / 100 : cli.targetAccuracy;
-  return { strategyOptions, server, target };
+  if (cli.topkFraction !== undefined && cli.compression !== 'topk') program.error('--topk-fraction applies to --compression topk only');
+  const compression: Compression =
+    cli.compression === 'topk' ? { kind: 'topk', topkFraction: cli.topkFraction ?? DEFAULT_TOPK_FRACTION } : { kind: cli.compression };
+  return { strategyOptions, server, target, compression };
 }
 
 interface Progress {
@@ -249,6 +270,7 @@ function simulationOptions(
     overSelection: cli.overSelection,
     minClients: cli.minClients ?? null,
     deadlineSeconds: cli.deadline,
+    compression: resolved.compression,
     server: resolved.server,
     onRound: (row) => progress.onRound(row),
     onLog: (message) => progress.log(message),

@@ -76,6 +76,7 @@ export class RoundLoop {
       learningRate: options.learningRate,
       strategy: options.strategy,
       strategyOptions: options.strategyOptions,
+      ...(options.compression.kind !== 'none' ? { compression: options.compression } : {}),
     };
   }
 

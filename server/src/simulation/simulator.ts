@@ -47,6 +47,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
         dropout: options.dropout,
         localEvaluation: options.localEvaluation,
         sourceAddresses: options.server === null,
+        downloadDeltas: options.compression.kind !== 'none',
       },
       clientsOf: (w) => clientsOfWorker(w, plan, parts, train, test),
       attacks: plan.attacks,
