@@ -91,7 +91,7 @@ describe('int8 codec', () => {
     const random = seeded(42);
     for (let d = 0; d < draws; d++) {
       const decoded = decodeInt8(encodeInt8([values], random), [[values.length]]);
-      for (let i = 0; i < values.length; i++) sum[i] += decoded[i]!;
+      for (let i = 0; i < values.length; i++) sum[i] = sum[i]! + decoded[i]!;
     }
     // One draw's error is at most `step` (standard deviation at most step / 2).
     for (let i = 0; i < values.length; i++) expect(Math.abs(sum[i]! / draws - values[i]!)).toBeLessThan((4 * step) / 2 / Math.sqrt(draws));
@@ -239,8 +239,8 @@ describe('top-k error feedback', () => {
       residual = result.residual;
       const sent = decodeTopk(result.encoded.data, shapes, 5);
       for (let i = 0; i < 50; i++) {
-        totalIn[i] += delta[0]![i]!;
-        totalSent[i] += sent[i]!;
+        totalIn[i] = totalIn[i]! + delta[0]![i]!;
+        totalSent[i] = totalSent[i]! + sent[i]!;
       }
     }
     for (let i = 0; i < 50; i++) expect(totalSent[i]! + residual![0]![i]!).toBeCloseTo(totalIn[i]!, 2);
