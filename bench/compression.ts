@@ -137,8 +137,8 @@ async function writeReport(): Promise<void> {
     '',
     '`pnpm bench:compression` (bench/compression.ts): the same FedAvg simulation (`pnpm simulate`: K = 100 virtual SDK clients over real socket.io, C = 0.1, E = 1, B = 10, learning rate 0.1, an untrained 2NN, seed ' +
       `${values.seed}) with float32, int8 and top-k (fraction ${fraction}, error feedback) uploads, to the same number of rounds; accuracy on the 10,000 MNIST test images.`,
-    'Bytes per update: the coordinator\'s `bytesUp` (accepted uploads, as sent) over accepted updates. Download bytes: `bytesDown` (the base version sent to devices: whole models in the float32 arm; in the compressed arms, `downloadDeltas` devices get int8 deltas from a version they hold, whole models the first time).',
-    'Shorter than the paper\'s runs so that each arm fits about 10 minutes on 2 shared cores; non-IID accuracy swings from round to round, so the mean of the last 5 rounds is given too.',
+    "Bytes per update: the coordinator's `bytesUp` (accepted uploads, as sent) over accepted updates. Download bytes: `bytesDown` (the base version sent to devices: whole models in the float32 arm; in the compressed arms, `downloadDeltas` devices get int8 deltas from a version they hold, whole models the first time).",
+    "Shorter than the paper's runs so that each arm fits about 10 minutes on 2 shared cores; non-IID accuracy swings from round to round, so the mean of the last 5 rounds is given too.",
     ...lines,
     '',
     ...notes.map((note) => `- ${note}`),

@@ -105,18 +105,14 @@ export class Connection {
   async fetchModel(version: number, deltaFrom?: number): Promise<ModelPayload> {
     if (!this.connected) throw new FlockClientError('model_fetch_failed', `cannot fetch model version ${version}: not connected`);
     const request = deltaFrom === undefined ? { version } : { version, deltaFrom };
-    const result = await this.request(
-      () => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, request),
-      modelFetchResultSchema,
-      {
-        unanswered: (error) =>
-          new FlockClientError('model_fetch_failed', `fetching model version ${version} failed: ${errorMessage(error)}`, {
-            cause: error,
-            modelVersion: version,
-          }),
-        malformed: (issues) => new FlockClientError('protocol', `malformed model: ${issues}`, { modelVersion: version }),
-      },
-    );
+    const result = await this.request(() => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, request), modelFetchResultSchema, {
+      unanswered: (error) =>
+        new FlockClientError('model_fetch_failed', `fetching model version ${version} failed: ${errorMessage(error)}`, {
+          cause: error,
+          modelVersion: version,
+        }),
+      malformed: (issues) => new FlockClientError('protocol', `malformed model: ${issues}`, { modelVersion: version }),
+    });
     if (!result.ok)
       throw new FlockClientError('model_fetch_failed', `the coordinator has no model version ${version}: ${result.error}`, { modelVersion: version });
     if (result.model.version !== version) {

@@ -206,7 +206,12 @@ export class LocalState {
 /** A global version rebuilt from a download delta and the exact base it was computed against. */
 function storedModelFromDelta(payload: ModelPayload, base: StoredModel): StoredModel {
   const shapes = payload.weightSpecs.map((spec) => spec.shape);
-  if (!sameShapes(shapes, base.weightSpecs.map((spec) => spec.shape))) {
+  if (
+    !sameShapes(
+      shapes,
+      base.weightSpecs.map((spec) => spec.shape),
+    )
+  ) {
     throw new FlockClientError('protocol', `download delta for version ${payload.version} has other shapes than version ${base.version}`, {
       modelVersion: payload.version,
     });
@@ -215,9 +220,16 @@ function storedModelFromDelta(payload: ModelPayload, base: StoredModel): StoredM
   try {
     weights = applyDownloadDelta(asFloat32(base.weights), payload.weights, shapes);
   } catch (error) {
-    throw new FlockClientError('protocol', `malformed download delta for version ${payload.version}: ${errorMessage(error)}`, { modelVersion: payload.version });
+    throw new FlockClientError('protocol', `malformed download delta for version ${payload.version}: ${errorMessage(error)}`, {
+      modelVersion: payload.version,
+    });
   }
-  return storedModelFromPayload({ version: payload.version, topology: payload.topology, weightSpecs: payload.weightSpecs, weights: weights.buffer as ArrayBuffer });
+  return storedModelFromPayload({
+    version: payload.version,
+    topology: payload.topology,
+    weightSpecs: payload.weightSpecs,
+    weights: weights.buffer as ArrayBuffer,
+  });
 }
 
 /** Turns predict() input into a batch shaped for the model (a single example gets a batch axis). */

@@ -125,10 +125,14 @@ export const roundMetricsSchema = z.object({
   meanTrainLoss: z.number().nullable().describe("Example-weighted mean of the accepted updates' training losses"),
   updateNorm: z.number().nullable().describe('L2 norm of the change the strategy applied (aggregate delta, or x_new - x_old for server optimizers)'),
   bytesReceived: count.describe('Bytes of weight data received in uploads, accepted or not'),
-  bytesUp: count.default(0).describe("Bytes of weight data of the accepted uploads, as sent (compressed in rounds whose plan says so; 0 in rounds stored by an older coordinator)"),
+  bytesUp: count
+    .default(0)
+    .describe('Bytes of weight data of the accepted uploads, as sent (compressed in rounds whose plan says so; 0 in rounds stored by an older coordinator)'),
   bytesDown: count
     .default(0)
-    .describe("Bytes of weight data sent to devices fetching the round's base version, from its publication to the round's end (whole models or deltas; this process's fetches only in cluster mode)"),
+    .describe(
+      "Bytes of weight data sent to devices fetching the round's base version, from its publication to the round's end (whole models or deltas; this process's fetches only in cluster mode)",
+    ),
   decodeMs: z
     .number()
     .min(0)

@@ -163,7 +163,13 @@ export class ModelsService implements OnModuleInit {
     const [record, baseBytes] = await Promise.all([this.storage.getModelVersion(deltaFrom), this.storage.getModelWeights(deltaFrom)]);
     if (!record || !baseBytes) return null;
     const shapes = current.weightSpecs.map((spec) => spec.shape);
-    if (!sameShapes(record.weightSpecs.map((spec) => spec.shape), shapes)) return null;
+    if (
+      !sameShapes(
+        record.weightSpecs.map((spec) => spec.shape),
+        shapes,
+      )
+    )
+      return null;
     const weights = encodeDownloadDelta(current.floats, asFloat32(baseBytes), shapes);
     return { version, topology: current.topology as ModelPayload['topology'], weightSpecs: current.weightSpecs, weights, deltaFrom };
   }

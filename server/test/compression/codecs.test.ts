@@ -180,16 +180,20 @@ describe('top-k codec', () => {
 
   it('decodes arbitrary bytes without throwing anything but a DeltaDecodeError (fuzz)', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), fc.array(fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 2 }), { maxLength: 4 }), (bytes, shapes) => {
-        for (const decode of [() => decodeTopk(bytes, shapes, 50), () => decodeInt8(bytes, shapes)]) {
-          try {
-            const out = decode();
-            expect(out.length).toBe(totalValues(shapes));
-          } catch (error) {
-            expect(error).toBeInstanceOf(DeltaDecodeError);
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.array(fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 2 }), { maxLength: 4 }),
+        (bytes, shapes) => {
+          for (const decode of [() => decodeTopk(bytes, shapes, 50), () => decodeInt8(bytes, shapes)]) {
+            try {
+              const out = decode();
+              expect(out.length).toBe(totalValues(shapes));
+            } catch (error) {
+              expect(error).toBeInstanceOf(DeltaDecodeError);
+            }
           }
-        }
-      }),
+        },
+      ),
     );
   });
 });
@@ -264,30 +268,25 @@ describe('top-k error feedback', () => {
 describe('download deltas', () => {
   it('rebuild the version within half an int8 step of each tensor change (plus float32 rounding)', () => {
     fc.assert(
-      fc.property(
-        tensorsArbitrary,
-        fc.integer(),
-        fc.double({ min: 1e-6, max: 10, noNaN: true }),
-        ([shapes, tensors], seed, size) => {
-          const random = seeded(seed);
-          const base = flat(tensors);
-          const current = Float32Array.from(base, (v) => v + (random() - 0.5) * size);
-          const data = encodeDownloadDelta(current, base, shapes);
-          expect(data.byteLength).toBe(encodedDeltaBytes('int8', shapes));
-          const rebuilt = applyDownloadDelta(base, data, shapes);
-          let offset = 0;
-          for (const shape of shapes) {
-            const n = shapeSize(shape);
-            let change = 0;
-            for (let i = offset; i < offset + n; i++) change = Math.max(change, Math.abs(Math.fround(current[i]! - base[i]!)));
-            for (let i = offset; i < offset + n; i++) {
-              const rounding = 2 ** -23 * (Math.abs(current[i]!) + Math.abs(base[i]!)) * 2;
-              expect(Math.abs(rebuilt[i]! - current[i]!)).toBeLessThanOrEqual(change / 254 + rounding + 1e-37);
-            }
-            offset += n;
+      fc.property(tensorsArbitrary, fc.integer(), fc.double({ min: 1e-6, max: 10, noNaN: true }), ([shapes, tensors], seed, size) => {
+        const random = seeded(seed);
+        const base = flat(tensors);
+        const current = Float32Array.from(base, (v) => v + (random() - 0.5) * size);
+        const data = encodeDownloadDelta(current, base, shapes);
+        expect(data.byteLength).toBe(encodedDeltaBytes('int8', shapes));
+        const rebuilt = applyDownloadDelta(base, data, shapes);
+        let offset = 0;
+        for (const shape of shapes) {
+          const n = shapeSize(shape);
+          let change = 0;
+          for (let i = offset; i < offset + n; i++) change = Math.max(change, Math.abs(Math.fround(current[i]! - base[i]!)));
+          for (let i = offset; i < offset + n; i++) {
+            const rounding = 2 ** -23 * (Math.abs(current[i]!) + Math.abs(base[i]!)) * 2;
+            expect(Math.abs(rebuilt[i]! - current[i]!)).toBeLessThanOrEqual(change / 254 + rounding + 1e-37);
           }
-        },
-      ),
+          offset += n;
+        }
+      }),
     );
   });
 

@@ -1,5 +1,4 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { concatWeights } from '@flock/client-sdk';
 import {
   applyDownloadDelta,
   asFloat32,
@@ -61,7 +60,6 @@ async function weightsOf(version: number): Promise<Float32Array> {
   return asFloat32(new Uint8Array(await response.arrayBuffer()));
 }
 
-const flatten = (tensors: Float32Array[]): Float32Array => new Float32Array(concatWeights(tensors));
 const shapesOf = (model: ModelPayload): number[][] => model.weightSpecs.map((spec) => spec.shape);
 
 function uploadOf(configuration: RoundConfiguration, delta: unknown, numExamples: number): unknown {
@@ -127,7 +125,7 @@ describe('compressed rounds over real socket.io', () => {
     const { sentBytes } = await compressedRound(
       { kind: 'int8' },
       (delta, model) => {
-        const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+        const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
         return { shapes: shapesOf(model), data: encodeInt8(delta, random), encoding: 'int8' };
       },
       (data, model) => decodeInt8(data, shapesOf(model)),
@@ -150,7 +148,14 @@ describe('compressed rounds over real socket.io', () => {
 
   it('refuses another encoding than the plan names, too many top-k values and broken encodings, and bounds the decoded norm', async () => {
     const devices = await connectClients(6);
-    const round = await startRound({ minClients: 1, targetClients: 6, overSelection: 1, deadlineSeconds: 30, maxUpdateNorm: 5, compression: { kind: 'topk', topkFraction: 0.001 } });
+    const round = await startRound({
+      minClients: 1,
+      targetClients: 6,
+      overSelection: 1,
+      deadlineSeconds: 30,
+      maxUpdateNorm: 5,
+      compression: { kind: 'topk', topkFraction: 0.001 },
+    });
     const configurations = await Promise.all(devices.map((d) => d.configurations.next()));
     const model = await devices[0]!.fetchModel(configurations[0]!.modelVersion);
     const shapes = shapesOf(model);
@@ -162,7 +167,12 @@ describe('compressed rounds over real socket.io', () => {
     };
     await expectRejected(0, encodeWeights(small, shapes), 'compression_mismatch', /float32; round .* takes topk/);
     await expectRejected(1, { shapes, data: encodeInt8(small, null), encoding: 'int8' }, 'compression_mismatch', /int8; round .* takes topk/);
-    await expectRejected(2, { shapes, data: encodeTopk(small, 0.01).data, encoding: 'topk' }, 'compression_mismatch', /carries 1993 values; the round allows 200/);
+    await expectRejected(
+      2,
+      { shapes, data: encodeTopk(small, 0.01).data, encoding: 'topk' },
+      'compression_mismatch',
+      /carries 1993 values; the round allows 200/,
+    );
     const broken = encodeTopk(small, 0.001).data.slice();
     new DataView(broken.buffer).setUint32(4 * TENSORS, 784 * 200, true); // first index outside the first tensor
     await expectRejected(3, { shapes, data: broken, encoding: 'topk' }, 'malformed', /outside its 156800 values/);
@@ -206,7 +216,10 @@ describe('compressed rounds over real socket.io', () => {
       offset += n;
     }
     // No delta from a version that is not older: the whole model.
-    const same = (await device!.socket.timeout(15_000).emitWithAck(ClientEvent.fetchModel, { version, deltaFrom: version })) as { ok: true; model: ModelPayload };
+    const same = (await device!.socket.timeout(15_000).emitWithAck(ClientEvent.fetchModel, { version, deltaFrom: version })) as {
+      ok: true;
+      model: ModelPayload;
+    };
     expect(same.model.deltaFrom).toBeUndefined();
     expect(same.model.weights.byteLength).toBe(MODEL_BYTES);
     const metrics = await coordinator.api<string>('/metrics');

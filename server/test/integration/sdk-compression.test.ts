@@ -37,7 +37,9 @@ interface Device {
 function device(k: number, store: ModelStore, downloadDeltas = false): Device {
   const sent: Device['sent'] = [];
   const deltas = new Map<string, Float32Array[]>();
-  const rows = Array.from({ length: TRAIN_PER_CLIENT }, (_, i) => mnist.images.subarray((k * TRAIN_PER_CLIENT + i) * 784, (k * TRAIN_PER_CLIENT + i + 1) * 784));
+  const rows = Array.from({ length: TRAIN_PER_CLIENT }, (_, i) =>
+    mnist.images.subarray((k * TRAIN_PER_CLIENT + i) * 784, (k * TRAIN_PER_CLIENT + i + 1) * 784),
+  );
   const client = new FederatedClient({
     serverUrl: coordinator.url,
     clientToken: CLIENT_TOKEN,
