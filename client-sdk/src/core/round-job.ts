@@ -61,7 +61,7 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   const update = await trainLocally(configuration, global, context);
   if ('abandoned' in update) return update;
   const encodeStarted = monotonicNow();
-  const residual = configuration.plan.compression?.kind === 'topk' ? await context.residual.residual(global.weightSpecs, configuration.modelVersion) : null;
+  const residual = configuration.plan.compression?.kind === 'topk' ? await loadResidual(global, configuration, context) : null;
   const prepared = prepareUpload(configuration, global, update, context, residual);
   if ('abandoned' in prepared) return prepared;
   if (job.cancelled) return { abandoned: job.cancelReason! };
@@ -74,6 +74,7 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   job.enter('uploading');
   const uploadStarted = monotonicNow();
   const result = await connection.upload(prepared.upload);
+  const uploadMs = monotonicNow() - uploadStarted;
   // Top-k: what the accepted upload left out waits for the next one (a refused upload changes nothing).
   if (result.accepted && prepared.residual) await keepResidual(prepared.residual, global, configuration, context);
   const { roundId, modelVersion, numExamples, trainLoss } = prepared.upload;
@@ -81,7 +82,7 @@ export async function runRound(configuration: RoundConfiguration, context: Round
     downloadMs,
     trainingMs: encodeStarted - trainingStarted,
     encodeMs: uploadStarted - encodeStarted,
-    uploadMs: monotonicNow() - uploadStarted,
+    uploadMs,
   };
   return { uploaded: { roundId, modelVersion, bytes: prepared.bytes, numExamples, trainLoss, result, timings } };
 }
@@ -109,6 +110,17 @@ async function trainLocally(configuration: RoundConfiguration, global: StoredMod
   } finally {
     examples?.dispose();
     model.dispose();
+  }
+}
+
+/** The stored residual when it still fits this round; a store that fails to read it is reported, and the round goes on without it. */
+async function loadResidual(global: StoredModel, configuration: RoundConfiguration, context: RoundJobContext): Promise<Float32Array[] | null> {
+  try {
+    return await context.residual.residual(global.weightSpecs, configuration.modelVersion);
+  } catch (error) {
+    const message = `reading the top-k residual failed: ${error instanceof Error ? error.message : String(error)}`;
+    context.reportError(new FlockClientError('store_failed', message, { cause: error, roundId: configuration.roundId }));
+    return null;
   }
 }
 
