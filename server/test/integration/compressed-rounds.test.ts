@@ -190,6 +190,16 @@ describe('compressed rounds over real socket.io', () => {
     expect(metrics.body).toMatch(/flock_uploads_total\{result="rejected",reason="compression_mismatch"\} 3/);
   });
 
+  it('refuses a start request whose compression is malformed (400), and records none when it is none', async () => {
+    for (const compression of [{ kind: 'int8', topkFraction: 0.1 }, { kind: 'topk', topkFraction: 0 }, { kind: 'topk', topkFraction: 1.5 }, { kind: 'gzip' }]) {
+      const response = await coordinator.api('/api/rounds', { method: 'POST', body: JSON.stringify({ minClients: 1, compression }) });
+      expect(response.status, JSON.stringify(compression)).toBe(400);
+    }
+    const round = await startRound({ minClients: 1, selectionTimeoutSeconds: 1, compression: { kind: 'none' } });
+    expect(round.params.plan.compression).toBeUndefined();
+    expect((await coordinator.roundEnded(round.id)).status).toBe('failed'); // no device to select
+  });
+
   it('answers a fetch with deltaFrom with an int8 delta that rebuilds the version within half a step per tensor', async () => {
     const [device] = await connectClients(1);
     const current = await coordinator.api<ModelVersionMeta>('/api/models/current');
