@@ -65,6 +65,7 @@ export {
 export { toleranceAdoption, type AdoptionDecision, type AdoptionInput, type AdoptionPolicy, type ToleranceAdoptionOptions } from './core/adoption.js';
 export { TypedEmitter, type Listener } from './core/emitter.js';
 export { errorMessage, FlockClientError, type ClientErrorCode } from './core/errors.js';
+export { compressDelta, RESIDUAL_MAX_AGE, storedResidual, usableResidual, type CompressedDelta } from './core/compress-delta.js';
 export { resolveLoss, type LossName, type LossSpec } from './core/losses.js';
 export {
   concatWeights,

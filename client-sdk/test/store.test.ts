@@ -6,7 +6,17 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IndexedDbModelStore } from '../src/browser/idb-store.js';
 import { DeviceIdentity } from '../src/core/identity.js';
-import { base64url, MemoryModelStore, proofMessage, type ClientState, type ModelStore, type StoredModel } from '../src/index.js';
+import {
+  base64url,
+  MemoryModelStore,
+  proofMessage,
+  RESIDUAL_MAX_AGE,
+  storedResidual,
+  usableResidual,
+  type ClientState,
+  type ModelStore,
+  type StoredModel,
+} from '../src/index.js';
 import { FileModelStore } from '../src/node/file-store.js';
 
 function model(version: number | null, values: number[]): StoredModel {
@@ -134,6 +144,20 @@ describe.each(kinds.filter((kind) => kind.persistent))('$name persistence', (kin
     const second = await kind.open(key('restart'));
     expect(await second.loadState()).toEqual(state);
     expect(Array.from(new Float32Array((await second.loadModel('personal'))!.weights))).toEqual([7, 8, 9]);
+    await second.close?.();
+  });
+
+  it("keeps top-k error feedback's residual across a restart, and it still fits only the same shapes and recent versions", async () => {
+    const specs = [{ name: 'dense/kernel', shape: [2, 2], dtype: 'float32' as const }];
+    const first = await kind.open(key('residual'));
+    await first.saveModel('residual', storedResidual([Float32Array.of(0.5, -0.25, 0, 1e-3)], specs, 12));
+    await first.close?.();
+    const second = await kind.open(key('residual'));
+    const stored = await second.loadModel('residual');
+    expect(stored?.version).toBe(12);
+    expect(usableResidual(stored, specs, 13)?.map((tensor) => Array.from(tensor))).toEqual([[0.5, -0.25, 0, Math.fround(1e-3)]]);
+    expect(usableResidual(stored, [{ name: 'dense/kernel', shape: [4, 1], dtype: 'float32' }], 13)).toBeNull();
+    expect(usableResidual(stored, specs, 12 + RESIDUAL_MAX_AGE + 1)).toBeNull();
     await second.close?.();
   });
 

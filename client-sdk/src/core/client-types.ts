@@ -121,6 +121,14 @@ export interface FederatedClientOptions {
    * checks as an untransformed delta.
    */
   transformDelta?: (delta: Float32Array[], context: DeltaContext) => Float32Array[];
+  /**
+   * Ask for download deltas (default false): a device holding global version v exactly (received
+   * whole) fetches a newer version as the int8 difference to v, about a quarter of the bytes. The
+   * model so rebuilt is within half a tensor's int8 step of the version's weights (not bit-exact);
+   * it is kept in memory only, and the exact v stays the base of later deltas until the
+   * coordinator sends a whole model again (more than 20 versions on). See the README.
+   */
+  downloadDeltas?: boolean;
 }
 
 export interface DeltaContext {

@@ -77,6 +77,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       store: options.store ?? new MemoryModelStore(),
       initialModel: options.initialModel,
       initialModelVersion: options.initialModelVersion ?? defaults.DEFAULT_INITIAL_MODEL_VERSION,
+      downloadDeltas: options.downloadDeltas ?? false,
       reportError: (error) => this.emit('error', error),
     });
     this.evaluationSettings = evaluationSettings(options);
@@ -281,7 +282,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
 
   /** The global model of `version` for a job: cached locally, else fetched over the current connection. */
   private globalModel(connection: Connection, version: number): Promise<StoredModel> {
-    return this.local.globalModel(version, (wanted) => connection.fetchModel(wanted));
+    return this.local.globalModel(version, (wanted, deltaFrom) => connection.fetchModel(wanted, deltaFrom));
   }
 
   // ---------------------------------------------------------------- rounds
@@ -344,6 +345,8 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       state: this.local,
       globalModel: (version) => this.globalModel(connection, version),
       progress: (progress) => this.emit('trainingProgress', progress),
+      residual: this.local,
+      reportError: (error) => this.emit('error', error),
     });
     if ('abandoned' in outcome) {
       if (outcome.error) this.emit('error', outcome.error);

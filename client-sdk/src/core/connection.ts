@@ -102,24 +102,26 @@ export class Connection {
   }
 
   /** Fetches global model `version`; throws a FlockClientError when it cannot. */
-  async fetchModel(version: number): Promise<ModelPayload> {
+  async fetchModel(version: number, deltaFrom?: number): Promise<ModelPayload> {
     if (!this.connected) throw new FlockClientError('model_fetch_failed', `cannot fetch model version ${version}: not connected`);
-    const result = await this.request(
-      () => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, { version }),
-      modelFetchResultSchema,
-      {
-        unanswered: (error) =>
-          new FlockClientError('model_fetch_failed', `fetching model version ${version} failed: ${errorMessage(error)}`, {
-            cause: error,
-            modelVersion: version,
-          }),
-        malformed: (issues) => new FlockClientError('protocol', `malformed model: ${issues}`, { modelVersion: version }),
-      },
-    );
+    const request = deltaFrom === undefined ? { version } : { version, deltaFrom };
+    const result = await this.request(() => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.fetchModel, request), modelFetchResultSchema, {
+      unanswered: (error) =>
+        new FlockClientError('model_fetch_failed', `fetching model version ${version} failed: ${errorMessage(error)}`, {
+          cause: error,
+          modelVersion: version,
+        }),
+      malformed: (issues) => new FlockClientError('protocol', `malformed model: ${issues}`, { modelVersion: version }),
+    });
     if (!result.ok)
       throw new FlockClientError('model_fetch_failed', `the coordinator has no model version ${version}: ${result.error}`, { modelVersion: version });
     if (result.model.version !== version) {
       throw new FlockClientError('protocol', `asked for model version ${version}, received ${result.model.version}`, { modelVersion: version });
+    }
+    if (result.model.deltaFrom !== undefined && result.model.deltaFrom !== deltaFrom) {
+      throw new FlockClientError('protocol', `received a delta from version ${result.model.deltaFrom}, asked for one from ${deltaFrom ?? 'none'}`, {
+        modelVersion: version,
+      });
     }
     return result.model;
   }

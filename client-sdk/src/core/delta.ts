@@ -69,7 +69,7 @@ export function encodeDelta(
   return { encoded: encodeWeights(delta, shapes), delta };
 }
 
-/** Bytes of weight data in an encoding (what `uploaded` reports). */
-export function encodedBytes(encoded: EncodedWeights): number {
+/** Bytes of weight data in an encoding, compressed or not (what `uploaded` reports). */
+export function encodedBytes(encoded: Pick<EncodedWeights, 'data'>): number {
   return encoded.data.byteLength;
 }

@@ -22,6 +22,9 @@ import {
 } from './model.js';
 import { copyLayerWeights } from './personalization.js';
 import type { ClientState, ModelStore } from './store.js';
+import { storedResidual, usableResidual } from './compress-delta.js';
+import { applyDownloadDelta } from '../protocol/compression.js';
+import { asFloat32, sameShapes, type WeightSpec } from '../protocol/weights.js';
 
 /** A live model with the global version it is based on. */
 export interface PersonalModel {
@@ -35,6 +38,8 @@ export interface LocalStateOptions {
   /** Used (and persisted as the personalized model) when the store has none. */
   initialModel: InitialModel | undefined;
   initialModelVersion: number | null;
+  /** Fetch newer versions as int8 deltas from the exact one held (FederatedClientOptions.downloadDeltas). */
+  downloadDeltas?: boolean;
   /** Failures that do not stop the caller (caching a global model). */
   reportError: (error: FlockClientError) => void;
 }
@@ -50,7 +55,10 @@ export class LocalState {
   private personalBase: StoredModel | null = null;
   /** predict()'s model before any personalized one exists: the cached global model, live. */
   private fallbackModel: PersonalModel | null = null;
+  /** The newest global model on hand: received whole, or rebuilt from a download delta (memory only). */
   private globalCache: StoredModel | null = null;
+  /** The newest global model received whole (the `global` slot): the base of download deltas. */
+  private exactGlobal: StoredModel | null = null;
 
   constructor(private readonly options: LocalStateOptions) {
     const { initialModel, initialModelVersion } = options;
@@ -107,13 +115,26 @@ export class LocalState {
     };
   }
 
-  /** The global model of `version`: from the cache when it is that version, else fetched and cached. */
-  async globalModel(version: number, fetch: (version: number) => Promise<ModelPayload>): Promise<StoredModel> {
+  /**
+   * The global model of `version`: from the cache when it is that version, else fetched (as a
+   * download delta from the exact version held, when enabled and the coordinator offers one) and cached.
+   */
+  async globalModel(version: number, fetch: (version: number, deltaFrom?: number) => Promise<ModelPayload>): Promise<StoredModel> {
     if (this.globalCache?.version === version) return this.globalCache;
-    const stored = storedModelFromPayload(await fetch(version));
+    const base = this.exactGlobal;
+    const deltaFrom = this.options.downloadDeltas && base?.version != null && base.version < version ? base.version : undefined;
+    const payload = await fetch(version, deltaFrom);
+    if (payload.deltaFrom !== undefined) {
+      // Rebuilt, so not exact: newest on hand, never persisted as the `global` slot (deltas stay against the exact base).
+      const rebuilt = storedModelFromDelta(payload, base!);
+      if ((this.globalCache?.version ?? 0) <= version) this.globalCache = rebuilt;
+      return rebuilt;
+    }
+    const stored = storedModelFromPayload(payload);
     // Keep only the newest global version.
     if (this.globalCache === null || (this.globalCache.version ?? 0) <= version) {
       this.globalCache = stored;
+      this.exactGlobal = stored;
       try {
         await this.options.store.saveModel('global', stored);
       } catch (error) {
@@ -121,6 +142,16 @@ export class LocalState {
       }
     }
     return stored;
+  }
+
+  /** Top-k error feedback's residual for a round on `baseVersion` with these specs; null when there is none or it was reset (compress-delta.ts). */
+  async residual(specs: readonly WeightSpec[], baseVersion: number): Promise<Float32Array[] | null> {
+    return usableResidual(await this.options.store.loadModel('residual'), specs, baseVersion);
+  }
+
+  /** Keeps the residual left after an accepted top-k upload; durable when the promise resolves. */
+  async saveResidual(residual: readonly Float32Array[], specs: readonly WeightSpec[], baseVersion: number): Promise<void> {
+    await this.options.store.saveModel('residual', storedResidual(residual, specs, baseVersion));
   }
 
   /** Makes `model` (built from `global`, then fine-tuned) the personalized model; takes ownership once persisted. */
@@ -188,6 +219,7 @@ export class LocalState {
         .parse(saved?.planPersonalization ?? null),
     };
     this.globalCache = await store.loadModel('global');
+    this.exactGlobal = this.globalCache;
     let personal = await store.loadModel('personal');
     if (!personal && initialModel !== undefined) {
       personal = this.initialCopy ?? (await storedModelFromInitial(initialModel, initialModelVersion));
@@ -209,6 +241,35 @@ export class LocalState {
     }
     return this.fallbackModel.model;
   }
+}
+
+/** A global version rebuilt from a download delta and the exact base it was computed against. */
+function storedModelFromDelta(payload: ModelPayload, base: StoredModel): StoredModel {
+  const shapes = payload.weightSpecs.map((spec) => spec.shape);
+  if (
+    !sameShapes(
+      shapes,
+      base.weightSpecs.map((spec) => spec.shape),
+    )
+  ) {
+    throw new FlockClientError('protocol', `download delta for version ${payload.version} has other shapes than version ${base.version}`, {
+      modelVersion: payload.version,
+    });
+  }
+  let weights: Float32Array;
+  try {
+    weights = applyDownloadDelta(asFloat32(base.weights), payload.weights, shapes);
+  } catch (error) {
+    throw new FlockClientError('protocol', `malformed download delta for version ${payload.version}: ${errorMessage(error)}`, {
+      modelVersion: payload.version,
+    });
+  }
+  return storedModelFromPayload({
+    version: payload.version,
+    topology: payload.topology,
+    weightSpecs: payload.weightSpecs,
+    weights: weights.buffer as ArrayBuffer,
+  });
 }
 
 /** Turns predict() input into a batch shaped for the model (a single example gets a batch axis). */

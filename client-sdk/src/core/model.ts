@@ -40,6 +40,7 @@ function checkSpecs(weightSpecs: readonly WeightSpec[], byteLength: number): voi
 
 /** Validates a fetched global model and copies it into a StoredModel. */
 export function storedModelFromPayload(payload: ModelPayload, now = Date.now()): StoredModel {
+  if (payload.deltaFrom !== undefined) throw new Error(`model version ${payload.version} came as a delta from ${payload.deltaFrom}, not whole`);
   const weights = toExactArrayBuffer(payload.weights);
   checkSpecs(payload.weightSpecs, weights.byteLength);
   return {

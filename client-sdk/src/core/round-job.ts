@@ -4,10 +4,10 @@
  * and upload it. Only the delta leaves the device. Returns what happened; the client reports it.
  */
 import type { RoundConfiguration, UpdateUpload } from '../protocol/round-messages.js';
-import { encodeWeights } from '../protocol/weights.js';
 import type { FederatedClientOptions, TrainingProgress, UploadedEvent } from './client-types.js';
 import type { Connection } from './connection.js';
 import type { DataSource, ExampleTensors } from './data.js';
+import { compressDelta } from './compress-delta.js';
 import { allFinite, clipDelta, computeDelta, encodedBytes } from './delta.js';
 import { FlockClientError } from './errors.js';
 import { readExamples, type CancelReason, type Job } from './job.js';
@@ -38,6 +38,10 @@ export interface RoundJobContext {
   /** The global model of a version, from the local cache or fetched. */
   globalModel(version: number): Promise<StoredModel>;
   progress(progress: TrainingProgress): void;
+  /** Where top-k error feedback's residual persists. */
+  residual: Pick<LocalState, 'residual' | 'saveResidual'>;
+  /** Failures that do not stop the round (persisting the residual). */
+  reportError(error: FlockClientError): void;
 }
 
 /** Uploaded (accepted or rejected by the coordinator), or abandoned before sending anything. */
@@ -67,7 +71,8 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   const update = await trainLocally(configuration, global, context);
   if ('abandoned' in update) return update;
   const encodeStarted = monotonicNow();
-  const prepared = prepareUpload(configuration, global, update, context);
+  const residual = configuration.plan.compression?.kind === 'topk' ? await loadResidual(global, configuration, context) : null;
+  const prepared = prepareUpload(configuration, global, update, context, residual);
   if ('abandoned' in prepared) return prepared;
   if (job.cancelled) return { abandoned: job.cancelReason! };
   // Pace steering: the coordinator said when it wants this upload.
@@ -79,12 +84,15 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   job.enter('uploading');
   const uploadStarted = monotonicNow();
   const result = await connection.upload(prepared.upload);
+  const uploadMs = monotonicNow() - uploadStarted;
+  // Top-k: what the accepted upload left out waits for the next one (a refused upload changes nothing).
+  if (result.accepted && prepared.residual) await keepResidual(prepared.residual, global, configuration, context);
   const { roundId, modelVersion, numExamples, trainLoss } = prepared.upload;
   const timings = {
     downloadMs,
     trainingMs: encodeStarted - trainingStarted,
     encodeMs: uploadStarted - encodeStarted,
-    uploadMs: monotonicNow() - uploadStarted,
+    uploadMs,
   };
   return { uploaded: { roundId, modelVersion, bytes: prepared.bytes, numExamples, trainLoss, result, timings } };
 }
@@ -120,13 +128,37 @@ async function trainLocally(configuration: RoundConfiguration, global: StoredMod
   }
 }
 
-/** The upload for `update`: its delta (transformed when the app asks), checked and encoded as binary. */
+/** The stored residual when it still fits this round; a store that fails to read it is reported, and the round goes on without it. */
+async function loadResidual(global: StoredModel, configuration: RoundConfiguration, context: RoundJobContext): Promise<Float32Array[] | null> {
+  try {
+    return await context.residual.residual(global.weightSpecs, configuration.modelVersion);
+  } catch (error) {
+    const message = `reading the top-k residual failed: ${error instanceof Error ? error.message : String(error)}`;
+    context.reportError(new FlockClientError('store_failed', message, { cause: error, roundId: configuration.roundId }));
+    return null;
+  }
+}
+
+async function keepResidual(residual: Float32Array[], global: StoredModel, configuration: RoundConfiguration, context: RoundJobContext): Promise<void> {
+  try {
+    await context.residual.saveResidual(residual, global.weightSpecs, configuration.modelVersion);
+  } catch (error) {
+    const message = `keeping the top-k residual failed: ${error instanceof Error ? error.message : String(error)}`;
+    context.reportError(new FlockClientError('store_failed', message, { cause: error, roundId: configuration.roundId }));
+  }
+}
+
+/**
+ * The upload for `update`: its delta (transformed when the app asks), checked, then encoded as
+ * binary in the plan's compression (top-k adds `residual` first and returns the new one).
+ */
 function prepareUpload(
   configuration: RoundConfiguration,
   global: StoredModel,
   update: LocalUpdate,
   context: RoundJobContext,
-): { upload: UpdateUpload; bytes: number } | Abandoned {
+  residual: Float32Array[] | null,
+): { upload: UpdateUpload; bytes: number; residual: Float32Array[] | null } | Abandoned {
   const { roundId, modelVersion, plan } = configuration;
   const { trainLoss } = update;
   // The update counts for at most the plan's cap (the coordinator clamps too): report no more.
@@ -137,14 +169,13 @@ function prepareUpload(
   if (context.transformDelta) delta = context.transformDelta(delta, { roundId, modelVersion, numExamples });
   // DP rounds: the update leaves the device already within C (the coordinator clips again).
   if (plan.clipNorm !== undefined) delta = clipDelta(delta, plan.clipNorm);
-  const encoded = encodeWeights(
-    delta,
-    sharedTensors(global.weightSpecs, personal).map((spec) => spec.shape),
-  );
   const failed = (message: string): Abandoned => ({ abandoned: 'training_failed', error: new FlockClientError('training_failed', message, { roundId }) });
   if (!Number.isFinite(trainLoss) || !allFinite(delta)) return failed(`training diverged (loss ${trainLoss}): not uploading`);
+  const shapes = sharedTensors(global.weightSpecs, personal).map((spec) => spec.shape);
+  const compressed = compressDelta(delta, shapes, plan.compression, residual);
+  const encoded = compressed.encoded;
   const bytes = encodedBytes(encoded);
   const limit = context.connection.welcome?.maxUploadBytes;
   if (limit !== undefined && bytes > limit) return failed(`the delta has ${bytes} bytes, the coordinator accepts ${limit}`);
-  return { upload: { roundId, modelVersion, numExamples, trainLoss, delta: encoded }, bytes };
+  return { upload: { roundId, modelVersion, numExamples, trainLoss, delta: encoded }, bytes, residual: compressed.residual };
 }

@@ -9,8 +9,12 @@ import type { PersonalizationPlan } from '../protocol/personalization.js';
 import type { StoredModel } from './model.js';
 import type { CryptoKeyPairLike } from './runtime.js';
 
-/** `personal`: the model predict() uses. `global`: the latest global model fetched, as received. */
-export const MODEL_SLOTS = ['personal', 'global'] as const;
+/**
+ * `personal`: the model predict() uses. `global`: the latest global model fetched, as received.
+ * `residual`: top-k error feedback's leftovers (weight-shaped values, `version` the base they were
+ * computed against, no topology; see compress-delta.ts).
+ */
+export const MODEL_SLOTS = ['personal', 'global', 'residual'] as const;
 export type ModelSlot = (typeof MODEL_SLOTS)[number];
 
 export interface ClientState {

@@ -1,4 +1,5 @@
 /** The Flock wire protocol: imported by both the coordinator and the client SDK. */
+export * from './compression.js';
 export * from './device-key.js';
 export * from './events.js';
 export * from './handshake.js';

@@ -12,6 +12,11 @@ export const modelVersionSchema = z.number().int().min(1);
 export const modelFetchRequestSchema = z.object({
   /** Omit for the current version. */
   version: modelVersionSchema.optional(),
+  /**
+   * A version the device holds exactly (as received whole): the coordinator may answer with the
+   * int8 difference to it instead of the whole model (see `deltaFrom` in the payload).
+   */
+  deltaFrom: modelVersionSchema.optional(),
 });
 export type ModelFetchRequest = z.input<typeof modelFetchRequestSchema>;
 
@@ -21,8 +26,14 @@ export const modelPayloadSchema = z.object({
   /** `modelTopology` of the TensorFlow.js layers format. */
   topology: z.record(z.string(), z.unknown()),
   weightSpecs: z.array(weightSpecSchema),
-  /** All weights, concatenated in weightSpecs order, float32 little-endian. */
+  /**
+   * All weights, concatenated in weightSpecs order, float32 little-endian. When `deltaFrom` is set:
+   * instead the int8 encoding (compression.ts) of `version − deltaFrom`, rounded to nearest, which
+   * the device adds to its copy of `deltaFrom` (error at most half a tensor's scale per value).
+   */
   weights: binarySchema,
+  /** Present when `weights` is a download delta against this version (the request's `deltaFrom`). */
+  deltaFrom: modelVersionSchema.optional(),
 });
 export type ModelPayload = z.infer<typeof modelPayloadSchema>;
 

@@ -15,6 +15,7 @@ export const REJECTION_REASONS = [
   'shape_mismatch', // tensor count or shapes differ from the model's
   'non_finite', // NaN or Infinity in the delta, loss or counts
   'norm_exceeded', // the delta's L2 norm is above the round's bound
+  'compression_mismatch', // the delta's encoding is not the one the round's plan names, or carries more values than it allows
 ] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 

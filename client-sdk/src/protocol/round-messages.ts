@@ -3,6 +3,7 @@
  * device's upload (or abandon) and the coordinator's answers, and the round's end.
  */
 import { z } from 'zod';
+import { compressionSchema, DELTA_ENCODINGS } from './compression.js';
 import { modelVersionSchema } from './model-messages.js';
 import { personalizationPlanSchema } from './personalization.js';
 import { ABANDON_REASONS, INELIGIBILITY_REASONS, REJECTION_REASONS } from './reasons.js';
@@ -45,6 +46,8 @@ export const trainingPlanSchema = z.object({
    * With `personal-layers`, uploads carry the shared tensors only (personalization.ts).
    */
   personalization: personalizationPlanSchema.optional(),
+  /** How uploads are compressed in this round (compression.ts); absent: float32. */
+  compression: compressionSchema.optional(),
 });
 export type TrainingPlan = z.infer<typeof trainingPlanSchema>;
 
@@ -74,6 +77,10 @@ export const roundConfigurationSchema = z.object({
 });
 export type RoundConfiguration = z.infer<typeof roundConfigurationSchema>;
 
+/** A delta on the wire: float32 (encoding absent), or compressed as the round's plan says (compression.ts). */
+export const encodedDeltaSchema = encodedWeightsSchema.extend({ encoding: z.enum(DELTA_ENCODINGS).optional() });
+export type EncodedDelta = z.infer<typeof encodedDeltaSchema>;
+
 export const updateUploadSchema = z.object({
   roundId: roundIdSchema,
   /** The global version the delta was computed against. */
@@ -82,8 +89,8 @@ export const updateUploadSchema = z.object({
   numExamples: z.number().int().min(1).max(MAX_UPDATE_EXAMPLES),
   /** Mean training loss of the last local epoch. */
   trainLoss: z.number(),
-  /** trained weights minus received weights */
-  delta: encodedWeightsSchema,
+  /** trained weights minus received weights, in the encoding the plan's compression names */
+  delta: encodedDeltaSchema,
 });
 export type UpdateUpload = z.infer<typeof updateUploadSchema>;
 

@@ -220,6 +220,7 @@ function roundMetricRows({ metrics }: RoundRecord): Rows {
     ['Mean train loss', formatNumber(metrics.meanTrainLoss)],
     ['Update norm', formatNumber(metrics.updateNorm)],
     ['Bytes received', formatBytes(metrics.bytesReceived)],
+    ['Bytes up (accepted) / down', `${formatBytes(metrics.bytesUp)} / ${formatBytes(metrics.bytesDown)}`],
     ['Upload decode time (socket.io)', formatDuration(metrics.decodeMs)],
     ['Upload validation time', formatDuration(metrics.validationMs)],
     ['Aggregation time', formatDuration(metrics.aggregationMs)],

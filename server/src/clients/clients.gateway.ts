@@ -233,8 +233,12 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
     try {
       const version = request.data.version ?? (await this.models.current())?.version;
       if (version === undefined) return { ok: false, error: 'no global model version exists yet' };
-      const model = await this.models.getModelPayload(version);
+      const { deltaFrom } = request.data;
+      const delta = deltaFrom !== undefined ? await this.models.getDeltaPayload(version, deltaFrom) : null;
+      const model = delta ?? (await this.models.getModelPayload(version));
       socket.data.offers?.recordFetch(version);
+      this.metrics.downloadBytesTotal.inc({ kind: delta ? 'delta' : 'full' }, model.weights.byteLength);
+      this.rounds.countModelServed(version, model.weights.byteLength);
       return { ok: true, model };
     } catch (error) {
       return { ok: false, error: (error as Error).message };

@@ -37,6 +37,9 @@ export const startRoundRequestSchema = z
     personalization: trainingPlanSchema.shape.personalization.describe(
       "Devices' personalization method for this round (fine-tune, ditto, personal-layers); with personal-layers, the named layers are left out of uploads and aggregation",
     ),
+    compression: trainingPlanSchema.shape.compression.describe(
+      'How devices compress their uploads in this round: {kind: none | int8 | topk, topkFraction?} (default none: float32)',
+    ),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -132,6 +135,14 @@ export const roundMetricsSchema = z.object({
   meanTrainLoss: z.number().nullable().describe("Example-weighted mean of the accepted updates' training losses"),
   updateNorm: z.number().nullable().describe('L2 norm of the change the strategy applied (aggregate delta, or x_new - x_old for server optimizers)'),
   bytesReceived: count.describe('Bytes of weight data received in uploads, accepted or not'),
+  bytesUp: count
+    .default(0)
+    .describe('Bytes of weight data of the accepted uploads, as sent (compressed in rounds whose plan says so; 0 in rounds stored by an older coordinator)'),
+  bytesDown: count
+    .default(0)
+    .describe(
+      "Bytes of weight data sent to devices fetching the round's base version, from its publication to the round's end (whole models or deltas; this process's fetches only in cluster mode)",
+    ),
   decodeMs: z
     .number()
     .min(0)
@@ -257,6 +268,7 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
       ...(request.maxExamplesPerUpdate !== undefined ? { maxExamplesPerUpdate: request.maxExamplesPerUpdate } : {}),
       ...(request.differentialPrivacy ? { clipNorm: request.differentialPrivacy.clipNorm } : {}),
       ...(request.personalization !== undefined ? { personalization: request.personalization } : {}),
+      ...(request.compression !== undefined && request.compression.kind !== 'none' ? { compression: request.compression } : {}),
     },
     strategy: request.strategy,
     strategyOptions: request.strategyOptions,

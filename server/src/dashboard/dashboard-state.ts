@@ -58,6 +58,9 @@ export interface DashboardRoundMetrics {
   meanTrainLoss: number | null;
   updateNorm: number | null;
   bytesReceived: number;
+  /** Weight bytes of the accepted uploads as sent (compressed when the plan says so), and of the base version sent to devices. */
+  bytesUp: number;
+  bytesDown: number;
   aggregationMs: number;
   /** Bounded influence: the round's L2 bound (null: off) and example cap, and the updates they held back. */
   updateBound: number | null;
@@ -78,7 +81,7 @@ export interface DashboardRound {
     overSelection: number;
     selectionTimeoutMs: number;
     deadlineMs: number;
-    plan: { epochs: number; batchSize: number; learningRate: number };
+    plan: { epochs: number; batchSize: number; learningRate: number; compression?: { kind: string; topkFraction?: number } };
     strategy: string;
     strategyOptions: Partial<Record<string, number>>;
     /** DP-FedAvg parameters; null for a round without DP. */

@@ -49,6 +49,12 @@ export class MetricsService implements OnApplicationShutdown {
     help: 'Bytes of weight data received in uploads',
     registers: [this.registry],
   });
+  readonly downloadBytesTotal = new Counter({
+    name: 'flock_download_bytes_total',
+    help: 'Bytes of weight data sent for model:fetch, whole models (full) or int8 deltas from a version the device holds (delta)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly updatesClampedTotal = new Counter({
     name: 'flock_updates_clamped_total',
     help: "Accepted updates whose influence was bounded: numExamples clamped to the plan's cap (what=examples), delta scaled down to the L2 bound (what=norm)",

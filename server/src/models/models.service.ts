@@ -1,5 +1,5 @@
 import { BadRequestException, ConflictException, Inject, Injectable, NotFoundException, type OnModuleInit } from '@nestjs/common';
-import { asFloat32, type ModelPayload } from '@flock/client-sdk/protocol';
+import { asFloat32, encodeDownloadDelta, MAX_DOWNLOAD_DELTA_VERSIONS, sameShapes, type ModelPayload } from '@flock/client-sdk/protocol';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { moduleLogger } from '../logging/logger.js';
 import { accountCarried } from '../privacy/ledger.js';
@@ -23,6 +23,8 @@ interface CachedVersion {
 
 /** How many versions' weights stay in memory: the current one and the base of a round in flight. */
 const CACHED_VERSIONS = 2;
+/** How many download deltas (base, version pairs) stay in memory: about one int8 model each. */
+const CACHED_DELTAS = 8;
 
 /**
  * The global model registry: immutable versions in Storage, the current one being the highest
@@ -34,6 +36,7 @@ const CACHED_VERSIONS = 2;
 @Injectable()
 export class ModelsService implements OnModuleInit {
   private readonly cache = new Map<number, Promise<CachedVersion>>();
+  private readonly deltas = new Map<string, Promise<ModelPayload | null>>();
   private initial: Promise<ModelVersionMeta> | null = null;
 
   constructor(
@@ -135,6 +138,41 @@ export class ModelsService implements OnModuleInit {
     const { topology, weightSpecs, bytes } = await this.load(version);
     // Every stored version loaded in TensorFlow.js before it was stored: its topology is a JSON object.
     return { version, topology: topology as ModelPayload['topology'], weightSpecs, weights: bytes };
+  }
+
+  /**
+   * What a device holding `deltaFrom` exactly gets for `version`: the int8 download delta
+   * (compression.ts), or null when none applies (no such or a newer base, too far back, other
+   * shapes). Deltas are cached per (base, version) pair, so many devices fetching the same pair
+   * cost one computation; bases are read from storage, not through the version cache.
+   */
+  async getDeltaPayload(version: number, deltaFrom: number): Promise<ModelPayload | null> {
+    if (!(deltaFrom < version && version - deltaFrom <= MAX_DOWNLOAD_DELTA_VERSIONS)) return null;
+    const key = `${deltaFrom}:${version}`;
+    let entry = this.deltas.get(key);
+    if (!entry) {
+      entry = this.computeDelta(version, deltaFrom);
+      this.deltas.set(key, entry);
+      entry.catch(() => this.deltas.delete(key));
+      while (this.deltas.size > CACHED_DELTAS) this.deltas.delete(this.deltas.keys().next().value!);
+    }
+    return entry;
+  }
+
+  private async computeDelta(version: number, deltaFrom: number): Promise<ModelPayload | null> {
+    const current = await this.load(version);
+    const [record, baseBytes] = await Promise.all([this.storage.getModelVersion(deltaFrom), this.storage.getModelWeights(deltaFrom)]);
+    if (!record || !baseBytes) return null;
+    const shapes = current.weightSpecs.map((spec) => spec.shape);
+    if (
+      !sameShapes(
+        record.weightSpecs.map((spec) => spec.shape),
+        shapes,
+      )
+    )
+      return null;
+    const weights = encodeDownloadDelta(current.floats, asFloat32(baseBytes), shapes);
+    return { version, topology: current.topology as ModelPayload['topology'], weightSpecs: current.weightSpecs, weights, deltaFrom };
   }
 
   /**

@@ -82,6 +82,16 @@ export class ActiveRound {
     this.record.metrics.bytesReceived += bytes;
   }
 
+  /** An accepted upload's weight bytes, as sent. */
+  countBytesUp(bytes: number): void {
+    this.record.metrics.bytesUp += bytes;
+  }
+
+  /** Weight bytes sent to a device fetching this round's base version. */
+  countBytesDown(bytes: number): void {
+    this.record.metrics.bytesDown += bytes;
+  }
+
   countAccepted(
     numExamples: number,
     trainLoss: number,

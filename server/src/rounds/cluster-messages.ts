@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ABANDON_REASONS, REJECTION_REASONS, weightSpecSchema } from '@flock/client-sdk/protocol';
+import { ABANDON_REASONS, compressionSchema, REJECTION_REASONS, weightSpecSchema } from '@flock/client-sdk/protocol';
 import { differentialPrivacySchema, strategyOptionsSchema } from '../contract/index.js';
 
 /*
@@ -19,6 +19,8 @@ export const roundDescriptorSchema = z.object({
   maxUpdateNorm: z.number().positive().nullable(),
   /** The plan's personal layers (left out of uploads); empty when every tensor is shared. */
   personalLayers: z.array(z.string()).optional(),
+  /** The plan's compression of uploads; absent: float32. */
+  compression: compressionSchema.optional(),
   /** The most examples an update counts for (the round's cap). */
   exampleCap: z.number().positive(),
   /** The round's adaptive L2 bound, null when off. */

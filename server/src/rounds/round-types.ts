@@ -14,6 +14,8 @@ export function emptyRoundMetrics(): RoundMetrics {
     meanTrainLoss: null,
     updateNorm: null,
     bytesReceived: 0,
+    bytesUp: 0,
+    bytesDown: 0,
     decodeMs: 0,
     validationMs: 0,
     aggregationMs: 0,

@@ -37,6 +37,8 @@ import { personalLayersProblemOf, planPersonalLayers } from './personal-layers.j
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
 const log = moduleLogger('rounds');
+/** Versions whose download bytes are kept for the round that will train them. */
+const SERVED_VERSIONS = 4;
 
 function nowIso(): string {
   return new Date().toISOString();
@@ -58,6 +60,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private exampleCap: number | null = null;
   /** Adaptive DP clipping: the C the next such round starts from (the newest committed one's nextDpClipNorm), null before any. */
   private adaptiveClipNorm: number | null = null;
+  /** Weight bytes sent per version (model:fetch), for the newest few versions: a round's bytesDown starts from its base's. */
+  private readonly servedBytes = new Map<number, number>();
   /** Plans and ends, to many participants at a time. */
   private readonly messenger: RoundMessenger;
   private readonly staleRounds: StaleRounds;
@@ -190,6 +194,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         // A DP round clips every update to its own C instead: the request's, or where adaptive clipping moved it.
         updateBound: dp ? null : roundBound(this.config.updateBound, this.boundEstimate),
         dpClipNorm: dp ? (dp.adaptiveClipping ? (this.adaptiveClipNorm ?? dp.clipNorm) : dp.clipNorm) : null,
+        // Devices fetch a new version when it is published (to test it), before any round trains it.
+        bytesDown: this.servedBytes.get(current.version) ?? 0,
         exampleCap: roundExampleCap(maxExamplesPerUpdate, this.exampleCap),
       },
       committedVersion: null,
@@ -252,6 +258,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           weightSpecs: inFlight.weightSpecs,
           maxUpdateNorm: inFlight.record.params.maxUpdateNorm,
           personalLayers: planPersonalLayers(inFlight.record.params.plan),
+          compression: inFlight.record.params.plan.compression,
         },
         // The aggregator's kernel measures the upload where it will fold it (one copy, wasm SIMD).
         aggregator.sumOfSquares ? (values) => aggregator.sumOfSquares!(values) : undefined,
@@ -264,6 +271,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         dpClipNorm: inFlight.record.metrics.dpClipNorm,
       });
       this.fold(inFlight, bounded, upload.trainLoss, { arrivedAt: arrivedAt ?? received, received });
+      inFlight.countBytesUp(upload.byteLength);
       inFlight.claims.push(upload.numExamples);
       log.debug({ roundId: inFlight.record.id, clientId, numExamples: bounded.numExamples, clipped: bounded.clipped }, 'update accepted');
       // Not awaited: the device gets its answer before any round:closed its upload may cause.
@@ -279,6 +287,17 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     } finally {
       if (round) this.changed(round);
     }
+  }
+
+  /**
+   * A device was sent `bytes` of weight data of `version` (model:fetch). A round counts those of
+   * its base version: sent before it opened (kept per version here) and while it runs.
+   */
+  countModelServed(version: number, bytes: number): void {
+    this.servedBytes.set(version, (this.servedBytes.get(version) ?? 0) + bytes);
+    while (this.servedBytes.size > SERVED_VERSIONS) this.servedBytes.delete(this.servedBytes.keys().next().value!);
+    const round = this.active;
+    if (round && round.record.baseVersion === version && !isRoundFinished(round.state.status)) round.countBytesDown(bytes);
   }
 
   /** An upload naming a round other than the one in flight: finished, or unknown. */
@@ -320,6 +339,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (message.admitted) round.roster.answer(message.clientId);
     if (message.type === 'accepted') {
       round.claims.push(message.claim);
+      if (message.bytes !== null) round.countBytesUp(message.bytes);
       round.countAccepted(message.numExamples, message.trainLoss, message, message);
       runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadAccepted' }));
     } else {
@@ -536,6 +556,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       weightSpecs: [...round.weightSpecs],
       maxUpdateNorm: record.params.maxUpdateNorm,
       personalLayers: planPersonalLayers(record.params.plan),
+      ...(record.params.plan.compression ? { compression: record.params.plan.compression } : {}),
       exampleCap: record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
       updateBound: record.metrics.updateBound,
       strategy: record.params.strategy,

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import {
   asFloat32,
+  decodeCompressedDelta,
+  DeltaDecodeError,
+  deltaEncodingFor,
+  type Compression,
+  type DeltaEncoding,
   isRoundFinished,
   personalTensorMask,
   sameShapes,
@@ -25,7 +30,11 @@ import { decide, type UpdateBoundConfig } from './update-bound.js';
  *                   (duplicate_upload), 5. participant (not_selected)
  *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch;
  *                   the shared tensors only in a personal-layers round, widened with zeros),
- *                   8. finite values (non_finite), 9. the round's fixed L2 bound (norm_exceeded)
+ *                   7b. the plan's encoding (compression_mismatch; a compressed delta is decoded
+ *                   here, checked against the shapes: malformed, or compression_mismatch when it
+ *                   carries more top-k values than the plan allows),
+ *                   8. finite values (non_finite), 9. the round's fixed L2 bound (norm_exceeded),
+ *                   both on the decoded values
  *   boundInfluence  10. what the update counts for: numExamples clamped to the plan's cap, the delta
  *                   clipped to the adaptive L2 bound (a scale, no copy; or refused: norm_exceeded),
  *                   or in a DP round always clipped to the round's C
@@ -49,6 +58,8 @@ export interface ParsedUpload {
   trainLoss: number;
   shapes: number[][];
   data: ArrayBuffer | Uint8Array;
+  /** How `data` is laid out (compression.ts). */
+  encoding: DeltaEncoding;
   byteLength: number;
 }
 
@@ -72,7 +83,7 @@ export function parseUpload(payload: unknown, maxUploadBytes: number): ParsedUpl
     throw new UploadRejection('malformed', `invalid upload: ${issue ? `${issue.path.join('.') || 'payload'}: ${issue.message}` : 'schema mismatch'}`);
   }
   const { delta, ...rest } = parsed.data;
-  return { ...rest, shapes: delta.shapes, data: delta.data, byteLength };
+  return { ...rest, shapes: delta.shapes, data: delta.data, encoding: delta.encoding ?? 'float32', byteLength };
 }
 
 /** The round an upload names, as admission sees it. */
@@ -112,6 +123,8 @@ export interface UpdateExpectation {
   maxUpdateNorm: number | null;
   /** The plan's personal layers: uploads carry the other tensors only (absent or empty: all of them). */
   personalLayers?: readonly string[];
+  /** The plan's compression of uploads; absent: float32. */
+  compression?: Compression | undefined;
 }
 
 /**
@@ -121,7 +134,7 @@ export interface UpdateExpectation {
  */
 export function validateUpdate(
   upload: ParsedUpload,
-  { roundId, baseVersion, weightSpecs, maxUpdateNorm, personalLayers = [] }: UpdateExpectation,
+  { roundId, baseVersion, weightSpecs, maxUpdateNorm, personalLayers = [], compression }: UpdateExpectation,
   sumOfSquares: (delta: Float32Array) => number = jsSumOfSquares,
 ): { delta: Float32Array; norm: number } {
   if (upload.modelVersion !== baseVersion) {
@@ -136,9 +149,14 @@ export function validateUpdate(
       `delta has ${upload.shapes.length} tensors [${upload.shapes.map((s) => s.join('x')).join(', ')}]; the model has ${expected.length} [${expected.map((s) => s.join('x')).join(', ')}]`,
     );
   }
+  const encoding = deltaEncodingFor(compression);
+  if (upload.encoding !== encoding) {
+    throw new UploadRejection('compression_mismatch', `delta is encoded as ${upload.encoding}; round ${roundId} takes ${encoding}`);
+  }
   let delta: Float32Array;
   try {
-    delta = asFloat32(upload.data);
+    // A compressed delta is decoded into a fresh vector of the uploaded tensors' size.
+    delta = encoding === 'float32' ? asFloat32(upload.data) : decodeCompressedDelta(encoding, upload.data, expected, compression);
     // Widened to the model with zeros at the personal tensors: no upload of the round moves them.
     if (personal)
       delta = widenSharedDelta(
@@ -147,6 +165,7 @@ export function validateUpdate(
         personal,
       );
   } catch (error) {
+    if (error instanceof DeltaDecodeError) throw new UploadRejection(error.reason, error.message);
     throw new UploadRejection('shape_mismatch', (error as Error).message);
   }
   const values = totalValues(weightSpecs.map((spec) => spec.shape));

@@ -9,6 +9,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PERSONALIZATION_METHODS, type PersonalizationMethod, type PersonalizationPlan } from '@flock/client-sdk/protocol';
 import { LOG_LEVELS } from '../config/environment.js';
+import { COMPRESSION_KINDS, DEFAULT_TOPK_FRACTION, type Compression, type CompressionKind } from '@flock/client-sdk/protocol';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
 import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
 import { noiseForEpsilon } from '../privacy/rdp.js';
@@ -64,6 +65,8 @@ interface CliOptions {
   dpSamplingRate?: number;
   dpDelta: number;
   dpAdaptiveQuantile?: number;
+  compression: CompressionKind;
+  topkFraction?: number;
   server?: string;
   clientToken?: string;
   operatorToken?: string;
@@ -190,6 +193,16 @@ const program: Command = new Command()
     'DP rounds: adaptive clipping (Andrew et al. 2021) towards this quantile of update norms; --dp-clip-norm is the first C',
     number('--dp-adaptive-quantile', (v) => v > 0 && v < 1, 'in (0, 1)'),
   )
+  .addOption(
+    new Option('--compression <kind>', 'how devices compress uploads (int8, or top-k with error feedback); with one, downloads are int8 deltas')
+      .choices(COMPRESSION_KINDS)
+      .default('none'),
+  )
+  .option(
+    '--topk-fraction <F>',
+    `share of the delta's values a top-k upload carries (--compression topk; default ${DEFAULT_TOPK_FRACTION})`,
+    number('--topk-fraction', (v) => v > 0 && v <= 1, 'in (0, 1]'),
+  )
   .option('--server <url>', 'use this coordinator instead of an in-process one')
   .option('--client-token <token>', 'client token of --server (or FLOCK_CLIENT_TOKEN)')
   .option('--operator-token <token>', 'operator token of --server (or FLOCK_OPERATOR_TOKEN)')
@@ -203,6 +216,7 @@ function resolveArguments(cli: CliOptions): {
   server: ExistingServer | null;
   target: number | null;
   differentialPrivacy: DifferentialPrivacyRequest | null;
+  compression: Compression;
 } {
   let strategyOptions: StrategyOptions = {};
   try {
@@ -220,7 +234,10 @@ function resolveArguments(cli: CliOptions): {
     server = { url: cli.server.replace(/\/+$/, ''), clientToken, operatorToken };
   }
   const target = cli.targetAccuracy === undefined ? null : cli.targetAccuracy > 1 ? cli.targetAccuracy / 100 : cli.targetAccuracy;
-  return { strategyOptions, server, target, differentialPrivacy: differentialPrivacyOf(cli) };
+  if (cli.topkFraction !== undefined && cli.compression !== 'topk') program.error('--topk-fraction applies to --compression topk only');
+  const compression: Compression =
+    cli.compression === 'topk' ? { kind: 'topk', topkFraction: cli.topkFraction ?? DEFAULT_TOPK_FRACTION } : { kind: cli.compression };
+  return { strategyOptions, server, target, compression, differentialPrivacy: differentialPrivacyOf(cli) };
 }
 
 /** DP rounds from --dp-noise-multiplier, or from --dp-epsilon through the accountant (the noise that spends ε over --rounds). */
@@ -326,6 +343,7 @@ function simulationOptions(
     overSelection: cli.overSelection,
     minClients: cli.minClients ?? null,
     deadlineSeconds: cli.deadline,
+    compression: resolved.compression,
     server: resolved.server,
     differentialPrivacy: resolved.differentialPrivacy,
     dpDelta: cli.dpDelta,

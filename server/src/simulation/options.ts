@@ -1,5 +1,5 @@
 /** The simulator's options, their defaults, and what they imply (clients per round, quorum, Byzantine clients). */
-import type { PersonalizationPlan } from '@flock/client-sdk/protocol';
+import type { Compression, PersonalizationPlan } from '@flock/client-sdk/protocol';
 import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
 import { assignAttacks, type Attack, type AttackChoice } from './byzantine.js';
 import type { PartitionKind } from './partition.js';
@@ -74,6 +74,8 @@ export interface SimulationOptions {
   /** Valid updates needed to commit; null: m without dropout, 1 with dropout. */
   minClients: number | null;
   deadlineSeconds: number;
+  /** How devices compress uploads (the rounds' plan); with compression, devices also fetch new versions as download deltas. */
+  compression: Compression;
   /** Run against this coordinator instead of an in-process one. */
   server: ExistingServer | null;
   /**
@@ -118,6 +120,7 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   overSelection: 1,
   minClients: null,
   deadlineSeconds: 600,
+  compression: { kind: 'none' },
   server: null,
   differentialPrivacy: null,
   dpDelta: 1e-5,

@@ -19,6 +19,8 @@ const CSV_COLUMNS: (keyof RoundRow)[] = [
   'updateNorm',
   'trainLoss',
   'bytes',
+  'bytesUp',
+  'bytesDown',
   'seconds',
   'evalSeconds',
   'elapsed',

@@ -25,6 +25,9 @@ export interface RoundRow {
   trainLoss: number | null;
   /** Bytes of weight data the coordinator received in uploads. */
   bytes: number;
+  /** Bytes of the accepted uploads as sent (compressed under --compression), and of the round's base version sent to devices (whole or as deltas). */
+  bytesUp: number;
+  bytesDown: number;
   /** Uploads that came from Byzantine clients (`--byzantine`). */
   poisoned: number;
   /** The round's adaptive L2 bound on updates (null: off), and the accepted updates it scaled down or whose example count was clamped. */

@@ -78,6 +78,7 @@ export class RoundLoop {
       strategyOptions: options.strategyOptions,
       ...(options.differentialPrivacy ? { differentialPrivacy: options.differentialPrivacy } : {}),
       ...(options.personalization ? { personalization: options.personalization } : {}),
+      ...(options.compression.kind !== 'none' ? { compression: options.compression } : {}),
     };
   }
 

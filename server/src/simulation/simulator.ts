@@ -50,6 +50,7 @@ export async function runSimulation(partial: Partial<SimulationOptions> = {}): P
           ? { ...options.personalization, fineTuneEpochs: 1, batchSize: options.batchSize, learningRate: options.learningRate }
           : null,
         sourceAddresses: options.server === null,
+        downloadDeltas: options.compression.kind !== 'none',
       },
       clientsOf: (w) => clientsOfWorker(w, plan, parts, train, test),
       attacks: plan.attacks,

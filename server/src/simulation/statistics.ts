@@ -66,6 +66,8 @@ export function roundRow({ round, ended, seconds, test, evalSeconds, elapsed }: 
     dropped: total(metrics.dropped),
     trainLoss: metrics.meanTrainLoss,
     bytes: metrics.bytesReceived,
+    bytesUp: metrics.bytesUp,
+    bytesDown: metrics.bytesDown,
     poisoned: tally.poisoned,
     updateBound: metrics.updateBound,
     clipped: metrics.clippedUpdates,

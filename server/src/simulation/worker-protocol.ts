@@ -30,6 +30,8 @@ export interface WorkerInit {
   personalization: PersonalizationOptions | null;
   /** Connect each device from its own loopback source address (the coordinator runs in-process on loopback). */
   sourceAddresses: boolean;
+  /** Devices fetch new versions as int8 deltas from the one they hold (on with --compression). */
+  downloadDeltas: boolean;
   clients: SimulatedClientData[];
 }
 

@@ -143,6 +143,7 @@ function createClient(init: WorkerInit, spec: SimulatedClientData): SimClient {
     // With --personalization: the method's local epoch on each tested version.
     personalization: init.personalization ?? { fineTuneEpochs: 0 },
     requestTimeoutMs: 300_000,
+    downloadDeltas: init.downloadDeltas,
     socketOptions: { transports: ['websocket'] },
     // Byzantine clients: a valid upload carrying a poisoned delta (noise drawn per round and client).
     ...(attack ? { transformDelta: (delta: Float32Array[]) => poisonDelta(attack, delta, mulberry32(hashInts(init.seed, currentRound, spec.index, 13))) } : {}),

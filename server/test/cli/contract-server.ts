@@ -141,6 +141,8 @@ export function activeRound(): RoundRecord {
       rejected: { norm_exceeded: 1 },
       totalExamples: 3600,
       bytesReceived: 5_577_880,
+      bytesUp: 5_577_880,
+      bytesDown: 7_968_400,
     },
   };
 }
@@ -162,6 +164,8 @@ export function committedRound(): RoundRecord {
       meanTrainLoss: 0.2134,
       updateNorm: 1.8731,
       bytesReceived: 10_359_480,
+      bytesUp: 10_359_480,
+      bytesDown: 7_968_400,
       decodeMs: 12,
       validationMs: 35,
       aggregationMs: 42,

@@ -170,6 +170,8 @@ describe('simulation output', () => {
     updateNorm: 1.25,
     trainLoss: null,
     bytes: 7_968_400,
+    bytesUp: 1_992_340,
+    bytesDown: 796_840,
     seconds: 2.5,
     evalSeconds: 0.25,
     elapsed: 3,
@@ -188,10 +190,12 @@ describe('simulation output', () => {
       .trim()
       .split('\n');
     expect(csv[0]).toBe(
-      'round,status,version,accuracy,loss,clients,accepted,rejected,dropped,poisoned,updateBound,clipped,clamped,updateNorm,trainLoss,bytes,seconds,evalSeconds,elapsed,' +
+      'round,status,version,accuracy,loss,clients,accepted,rejected,dropped,poisoned,updateBound,clipped,clamped,updateNorm,trainLoss,bytes,bytesUp,bytesDown,seconds,evalSeconds,elapsed,' +
         'selectionMs,reportingMs,commitMs,validationMs,aggregationMs,clientDownloadMs,clientTrainingMs,clientEncodeMs,clientUploadMs',
     );
-    expect(csv[1]).toBe('1,committed,2,0.900000,0.300000,10,10,0,0,0,3.500000,4,0,1.250000,,7968400,2.500000,0.250000,3,12,2300,15,4,2,3,2100,5,20');
+    expect(csv[1]).toBe(
+      '1,committed,2,0.900000,0.300000,10,10,0,0,0,3.500000,4,0,1.250000,,7968400,1992340,796840,2.500000,0.250000,3,12,2300,15,4,2,3,2100,5,20',
+    );
     expect(csv).toHaveLength(3);
   });
   it('quotes CSV fields that need it (RFC 4180)', () => {

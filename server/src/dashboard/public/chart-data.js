@@ -80,7 +80,7 @@ export function chartData(state) {
     'c-loss': [x, column((r) => r.metrics.meanTrainLoss)],
     'c-participants': [x, column((r) => r.metrics.accepted)],
     'c-norm': [x, column((r) => r.metrics.updateNorm)],
-    'c-bytes': [x, column((r) => r.metrics.bytesReceived)],
+    'c-bytes': [x, column((r) => r.metrics.bytesUp), column((r) => r.metrics.bytesDown)],
     'c-duration': [x, column((r) => (r.metrics.durationMs === null ? null : r.metrics.durationMs / 1000))],
   };
 }

@@ -34,7 +34,14 @@ const CHART_SPECS = [
   { id: 'c-loss', series: [{ label: 'mean train loss', color: COLORS.amber }], format: (v) => (v === 0 ? '0' : v.toFixed(3)) },
   { id: 'c-participants', series: [{ label: 'accepted', color: COLORS.green, bars: true }], format: (v) => String(Math.round(v)) },
   { id: 'c-norm', series: [{ label: 'update norm', color: COLORS.red }], format: (v) => (v === 0 ? '0' : v.toPrecision(3)) },
-  { id: 'c-bytes', series: [{ label: 'bytes received', color: COLORS.slate, bars: true }], format: formatBytes },
+  {
+    id: 'c-bytes',
+    series: [
+      { label: 'bytes up (accepted uploads)', color: COLORS.slate, bars: true },
+      { label: 'bytes down (base version)', color: COLORS.blue },
+    ],
+    format: formatBytes,
+  },
   {
     id: 'c-duration',
     series: [{ label: 'duration', color: COLORS.blue, bars: true }],

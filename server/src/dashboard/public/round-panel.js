@@ -80,7 +80,7 @@ export function renderRound(state) {
     el(
       'div',
       { className: 'round-note' },
-      `Trains v${round.baseVersion} · ${round.params.strategy} · E=${plan.epochs}, B=${plan.batchSize}, η=${plan.learningRate} · dropped ${dropped} · ${formatBytes(m.bytesReceived)} received · started ${ago(round.createdAt)}`,
+      `Trains v${round.baseVersion} · ${round.params.strategy} · E=${plan.epochs}, B=${plan.batchSize}, η=${plan.learningRate} · dropped ${dropped} · ${formatBytes(m.bytesUp)} up, ${formatBytes(m.bytesDown)} down${plan.compression ? ` (${plan.compression.kind})` : ''} · started ${ago(round.createdAt)}`,
     ),
     el('div', { className: 'round-note' }, influenceNote(m)),
   );

@@ -1,0 +1,299 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compressDelta, storedResidual, usableResidual, RESIDUAL_MAX_AGE } from '@flock/client-sdk';
+import {
+  applyDownloadDelta,
+  decodeInt8,
+  decodeTopk,
+  DeltaDecodeError,
+  encodeDownloadDelta,
+  encodedDeltaBytes,
+  encodeInt8,
+  encodeTopk,
+  shapeSize,
+  topkCount,
+  totalValues,
+} from '@flock/client-sdk/protocol';
+
+/** Shapes of 1-4 small tensors, and values for them. */
+const tensorsArbitrary = fc
+  .array(fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 0, maxLength: 3 }), { minLength: 1, maxLength: 4 })
+  .chain((shapes) =>
+    fc.tuple(
+      fc.constant(shapes),
+      fc.tuple(
+        ...shapes.map((shape) =>
+          fc.float32Array({ minLength: shapeSize(shape), maxLength: shapeSize(shape), noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }),
+        ),
+      ),
+    ),
+  );
+
+const flat = (tensors: readonly Float32Array[]): Float32Array => {
+  const out = new Float32Array(tensors.reduce((sum, t) => sum + t.length, 0));
+  let offset = 0;
+  for (const tensor of tensors) {
+    out.set(tensor, offset);
+    offset += tensor.length;
+  }
+  return out;
+};
+const maxAbs = (values: ArrayLike<number>): number => Array.from(values).reduce((max, v) => Math.max(max, Math.abs(v)), 0);
+
+/** A seeded uniform [0, 1) source, so that failures replay. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+describe('int8 codec', () => {
+  it('has exactly 4 bytes per tensor plus one per value, and round to nearest is within half a scale step', () => {
+    fc.assert(
+      fc.property(tensorsArbitrary, ([shapes, tensors]) => {
+        const bytes = encodeInt8(tensors, null);
+        expect(bytes.byteLength).toBe(encodedDeltaBytes('int8', shapes));
+        const decoded = decodeInt8(bytes, shapes);
+        let offset = 0;
+        tensors.forEach((tensor) => {
+          const step = maxAbs(tensor) / 127;
+          for (let i = 0; i < tensor.length; i++) {
+            expect(Math.abs(decoded[offset + i]! - tensor[i]!)).toBeLessThanOrEqual(step / 2 + 1e-6 * Math.abs(tensor[i]!) + 1e-37);
+          }
+          offset += tensor.length;
+        });
+      }),
+    );
+  });
+
+  it('rounds stochastically within one scale step, and without bias', () => {
+    fc.assert(
+      fc.property(tensorsArbitrary, fc.integer(), ([shapes, tensors], seed) => {
+        const decoded = decodeInt8(encodeInt8(tensors, seeded(seed)), shapes);
+        const original = flat(tensors);
+        let offset = 0;
+        tensors.forEach((tensor) => {
+          const step = maxAbs(tensor) / 127;
+          for (let i = 0; i < tensor.length; i++) expect(Math.abs(decoded[offset + i]! - original[offset + i]!)).toBeLessThanOrEqual(step * (1 + 1e-6) + 1e-37);
+          offset += tensor.length;
+        });
+      }),
+    );
+    // Unbiased: the mean of many encodings of the same values converges on them (4 standard errors).
+    const values = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * (i % 5));
+    const step = maxAbs(values) / 127;
+    const draws = 4000;
+    const sum = new Float64Array(values.length);
+    const random = seeded(42);
+    for (let d = 0; d < draws; d++) {
+      const decoded = decodeInt8(encodeInt8([values], random), [[values.length]]);
+      for (let i = 0; i < values.length; i++) sum[i] = sum[i]! + decoded[i]!;
+    }
+    // One draw's error is at most `step` (standard deviation at most step / 2).
+    for (let i = 0; i < values.length; i++) expect(Math.abs(sum[i]! / draws - values[i]!)).toBeLessThan((4 * step) / 2 / Math.sqrt(draws));
+  });
+
+  it('refuses a payload of the wrong length for the shapes', () => {
+    const shapes = [[3], [2, 2]];
+    const bytes = encodeInt8([Float32Array.of(1, 2, 3), Float32Array.of(1, 2, 3, 4)], null);
+    expect(() => decodeInt8(bytes.subarray(0, bytes.length - 1), shapes)).toThrow(DeltaDecodeError);
+    expect(() => decodeInt8(new Uint8Array(bytes.length + 1), shapes)).toThrow(DeltaDecodeError);
+  });
+
+  it('is decodable from a Node Buffer at any byte offset (socket.io pool slices)', () => {
+    const bytes = encodeInt8([Float32Array.of(0.5, -0.25, 1)], null);
+    const pooled = Buffer.alloc(bytes.length + 3);
+    pooled.set(bytes, 3);
+    expect(Array.from(decodeInt8(pooled.subarray(3), [[3]]))).toEqual(Array.from(decodeInt8(bytes, [[3]])));
+  });
+});
+
+describe('top-k codec', () => {
+  it('keeps exactly topkCount values, the largest in magnitude, and decodes to exactly what it says it sent', () => {
+    fc.assert(
+      fc.property(tensorsArbitrary, fc.double({ min: 0.001, max: 1, noNaN: true }), ([shapes, tensors], fraction) => {
+        const total = totalValues(shapes);
+        const selection = encodeTopk(tensors, fraction);
+        expect(selection.kept).toBe(topkCount(total, fraction));
+        expect(selection.data.byteLength).toBe(encodedDeltaBytes('topk', shapes, selection.kept));
+        const decoded = decodeTopk(selection.data, shapes, topkCount(total, fraction));
+        expect(Array.from(decoded)).toEqual(Array.from(flat(selection.sent)));
+        // Every kept value is at least as large as every dropped one.
+        const input = flat(tensors);
+        const kept = keptPositions(selection.data, shapes);
+        expect(kept.size).toBe(selection.kept);
+        let smallestKept = Infinity;
+        let largestDropped = 0;
+        for (let i = 0; i < input.length; i++) {
+          if (kept.has(i)) smallestKept = Math.min(smallestKept, Math.abs(input[i]!));
+          else largestDropped = Math.max(largestDropped, Math.abs(input[i]!));
+        }
+        expect(smallestKept).toBeGreaterThanOrEqual(largestDropped);
+      }),
+    );
+  });
+
+  it('refuses more values than the round allows, counts that disagree, and indices out of range or order', () => {
+    const shapes = [[4], [3]];
+    const good = encodeTopk([Float32Array.of(5, 0, -6, 1), Float32Array.of(0, 7, 2)], 3 / 7);
+    expect(good.kept).toBe(3);
+    expect(() => decodeTopk(good.data, shapes, 3)).not.toThrow();
+    const over = (() => {
+      try {
+        decodeTopk(good.data, shapes, 2);
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(over).toBeInstanceOf(DeltaDecodeError);
+    expect((over as DeltaDecodeError).reason).toBe('compression_mismatch');
+
+    const tamper = (edit: (view: DataView) => void): Uint8Array => {
+      const copy = good.data.slice();
+      edit(new DataView(copy.buffer));
+      return copy;
+    };
+    // layout: counts at 0, 4; indices at 8, 12, 16; values at 20, 24, 28
+    const malformed = [
+      tamper((v) => v.setUint32(0, 3, true)), // counts add up to 4, bytes hold 3
+      tamper((v) => v.setUint32(8, 4, true)), // tensor 0 index outside its 4 values
+      tamper((v) => v.setUint32(12, 0, true)), // tensor 0 indices 0, 0: not increasing
+      tamper((v) => v.setUint32(16, 3, true)), // tensor 1 index 3 of 3 values
+      good.data.subarray(0, good.data.length - 4), // not 8 bytes per value
+      new Uint8Array(4), // shorter than the counts
+    ];
+    for (const bytes of malformed) {
+      let caught: unknown = null;
+      try {
+        decodeTopk(bytes, shapes, 3);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(DeltaDecodeError);
+      expect((caught as DeltaDecodeError).reason).toBe('malformed');
+    }
+  });
+
+  it('decodes arbitrary bytes without throwing anything but a DeltaDecodeError (fuzz)', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.array(fc.array(fc.integer({ min: 0, max: 9 }), { maxLength: 2 }), { maxLength: 4 }),
+        (bytes, shapes) => {
+          for (const decode of [() => decodeTopk(bytes, shapes, 50), () => decodeInt8(bytes, shapes)]) {
+            try {
+              const out = decode();
+              expect(out.length).toBe(totalValues(shapes));
+            } catch (error) {
+              expect(error).toBeInstanceOf(DeltaDecodeError);
+            }
+          }
+        },
+      ),
+    );
+  });
+});
+
+/** The flat positions a top-k encoding carries. */
+function keptPositions(data: Uint8Array, shapes: number[][]): Set<number> {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const positions = new Set<number>();
+  let entry = 0;
+  let offset = 0;
+  for (let t = 0; t < shapes.length; t++) {
+    const count = view.getUint32(4 * t, true);
+    for (let c = 0; c < count; c++, entry++) positions.add(offset + view.getUint32(4 * shapes.length + 4 * entry, true));
+    offset += shapeSize(shapes[t]!);
+  }
+  return positions;
+}
+
+describe('top-k error feedback', () => {
+  it('sent + new residual = delta + old residual, exactly where sent, and the residual carries the rest', () => {
+    fc.assert(
+      fc.property(tensorsArbitrary, fc.integer(), ([shapes, tensors], seed) => {
+        const random = seeded(seed);
+        const old = tensors.map((t) => Float32Array.from(t, () => Math.fround((random() - 0.5) * 10)));
+        const { encoded, residual } = compressDelta(tensors, shapes, { kind: 'topk', topkFraction: 0.3 }, old);
+        expect(encoded.encoding).toBe('topk');
+        const sent = decodeTopk(encoded.data, shapes, topkCount(totalValues(shapes), 0.3));
+        const corrected = flat(tensors.map((t, i) => Float32Array.from(t, (v, j) => Math.fround(v + old[i]![j]!))));
+        const left = flat(residual!);
+        for (let i = 0; i < corrected.length; i++) {
+          if (sent[i] !== 0) expect(left[i]).toBe(0);
+          else expect(left[i]).toBe(corrected[i]);
+        }
+      }),
+    );
+  });
+
+  it('reaches every coordinate eventually: over rounds, sent values add up to the inputs minus what is still kept back', () => {
+    const shapes = [[50]];
+    const random = seeded(7);
+    let residual: Float32Array[] | null = null;
+    const totalIn = new Float64Array(50);
+    const totalSent = new Float64Array(50);
+    for (let round = 0; round < 200; round++) {
+      const delta = [Float32Array.from({ length: 50 }, (_, i) => (i < 5 ? 1 : 0.01) * (0.5 + random()))];
+      const result = compressDelta(delta, shapes, { kind: 'topk', topkFraction: 0.1 }, residual);
+      residual = result.residual;
+      const sent = decodeTopk(result.encoded.data, shapes, 5);
+      for (let i = 0; i < 50; i++) {
+        totalIn[i] = totalIn[i]! + delta[0]![i]!;
+        totalSent[i] = totalSent[i]! + sent[i]!;
+      }
+    }
+    for (let i = 0; i < 50; i++) expect(totalSent[i]! + residual![0]![i]!).toBeCloseTo(totalIn[i]!, 2);
+    // The small coordinates were sent too, not starved by the five large ones.
+    for (let i = 5; i < 50; i++) expect(totalSent[i]).toBeGreaterThan(0);
+  });
+
+  it('keeps a stored residual only for the same shapes and at most RESIDUAL_MAX_AGE versions back', () => {
+    const specs = [{ name: 'w', shape: [2, 2], dtype: 'float32' as const }];
+    const stored = storedResidual([Float32Array.of(1, 2, 3, 4)], specs, 10);
+    expect(usableResidual(stored, specs, 10)?.map((t) => Array.from(t))).toEqual([[1, 2, 3, 4]]);
+    expect(usableResidual(stored, specs, 10 + RESIDUAL_MAX_AGE)).not.toBeNull();
+    expect(usableResidual(stored, specs, 11 + RESIDUAL_MAX_AGE)).toBeNull();
+    expect(usableResidual(stored, specs, 9)).toBeNull(); // from the future: another history
+    expect(usableResidual(stored, [{ name: 'w', shape: [4], dtype: 'float32' }], 10)).toBeNull();
+    expect(usableResidual({ ...stored, weights: new ArrayBuffer(12) }, specs, 10)).toBeNull(); // damaged
+    expect(usableResidual(null, specs, 10)).toBeNull();
+  });
+});
+
+describe('download deltas', () => {
+  it('rebuild the version within half an int8 step of each tensor change (plus float32 rounding)', () => {
+    fc.assert(
+      fc.property(tensorsArbitrary, fc.integer(), fc.double({ min: 1e-6, max: 10, noNaN: true }), ([shapes, tensors], seed, size) => {
+        const random = seeded(seed);
+        const base = flat(tensors);
+        const current = Float32Array.from(base, (v) => v + (random() - 0.5) * size);
+        const data = encodeDownloadDelta(current, base, shapes);
+        expect(data.byteLength).toBe(encodedDeltaBytes('int8', shapes));
+        const rebuilt = applyDownloadDelta(base, data, shapes);
+        let offset = 0;
+        for (const shape of shapes) {
+          const n = shapeSize(shape);
+          let change = 0;
+          for (let i = offset; i < offset + n; i++) change = Math.max(change, Math.abs(Math.fround(current[i]! - base[i]!)));
+          for (let i = offset; i < offset + n; i++) {
+            const rounding = 2 ** -23 * (Math.abs(current[i]!) + Math.abs(base[i]!)) * 2;
+            expect(Math.abs(rebuilt[i]! - current[i]!)).toBeLessThanOrEqual(change / 254 + rounding + 1e-37);
+          }
+          offset += n;
+        }
+      }),
+    );
+  });
+
+  it('are exact where nothing changed', () => {
+    const base = Float32Array.of(1, 2, 3, 4, 5, 6);
+    const current = Float32Array.of(1, 2, 3, 4.5, 5, 6);
+    const rebuilt = applyDownloadDelta(base, encodeDownloadDelta(current, base, [[3], [3]]), [[3], [3]]);
+    expect(Array.from(rebuilt)).toEqual(Array.from(current));
+  });
+});

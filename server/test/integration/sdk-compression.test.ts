@@ -1,0 +1,176 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { io } from 'socket.io-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, splitStoredWeights, type FlockSocket, type ModelStore } from '@flock/client-sdk';
+import { FileModelStore } from '@flock/client-sdk/node';
+import { ClientEvent, decodeTopk, encodeTopk, topkCount, type EncodedDelta } from '@flock/client-sdk/protocol';
+import { readMnist } from '../../src/datasets/mnist.js';
+import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { nextLoopbackAddress } from '../support/protocol-client.js';
+
+/*
+ * The SDK's compressed uploads against the real coordinator: top-k with error feedback whose
+ * residual survives a restart (FileModelStore), int8, and download deltas.
+ */
+
+const VALUES = 199_210;
+const MODEL_BYTES = VALUES * 4;
+const INT8_BYTES = 6 * 4 + VALUES;
+const FRACTION = 0.01;
+const KEPT = topkCount(VALUES, FRACTION);
+const TRAIN_PER_CLIENT = 100;
+
+let coordinator: TestCoordinator;
+let mnist: Awaited<ReturnType<typeof readMnist>>;
+let running: FederatedClient[] = [];
+const tempDirs: string[] = [];
+
+interface Device {
+  client: FederatedClient;
+  sent: { event: string; args: unknown[] }[];
+  /** The deltas training produced, before compression (copies), per round. */
+  deltas: Map<string, Float32Array[]>;
+}
+
+function device(k: number, store: ModelStore, downloadDeltas = false): Device {
+  const sent: Device['sent'] = [];
+  const deltas = new Map<string, Float32Array[]>();
+  const rows = Array.from({ length: TRAIN_PER_CLIENT }, (_, i) =>
+    mnist.images.subarray((k * TRAIN_PER_CLIENT + i) * 784, (k * TRAIN_PER_CLIENT + i + 1) * 784),
+  );
+  const client = new FederatedClient({
+    serverUrl: coordinator.url,
+    clientToken: CLIENT_TOKEN,
+    dataSource: new ArrayDataSource({ train: { xs: rows, ys: Array.from(mnist.labels.subarray(k * TRAIN_PER_CLIENT, (k + 1) * TRAIN_PER_CLIENT)) } }),
+    conditions: [new ManualCondition('idle', 'yes'), new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
+    store,
+    downloadDeltas,
+    // Records the delta as training left it; passes it on unchanged.
+    transformDelta: (delta, { roundId }) => {
+      deltas.set(
+        roundId,
+        delta.map((tensor) => new Float32Array(tensor)),
+      );
+      return delta;
+    },
+    socketOptions: { transports: ['websocket'] },
+    socketFactory: (url, options) => {
+      const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
+      socket.onAnyOutgoing((event: string, ...args: unknown[]) => sent.push({ event, args }));
+      return socket;
+    },
+  });
+  running.push(client);
+  return { client, sent, deltas };
+}
+
+async function startRound(body: Record<string, unknown>): Promise<string> {
+  const response = await coordinator.api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+  expect(response.status, JSON.stringify(response.body)).toBe(201);
+  return response.body.id;
+}
+
+async function eligibleCount(n: number): Promise<void> {
+  await waitFor(
+    () => coordinator.api<{ eligible: number }>('/api/clients'),
+    (r) => r.body.eligible === n,
+    15_000,
+    `${n} eligible clients`,
+  );
+}
+
+/** Runs a round of both devices and returns it once committed. */
+async function round(devices: Device[], compression: Record<string, unknown>) {
+  const uploads = devices.map((d) => d.client.next('uploaded'));
+  const roundId = await startRound({ minClients: 2, targetClients: 2, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05, compression });
+  for (const uploaded of await Promise.all(uploads)) expect(uploaded).toMatchObject({ roundId, result: { accepted: true } });
+  const ended = await coordinator.roundEnded(roundId, 60_000);
+  expect(ended.status).toBe('committed');
+  return ended;
+}
+
+const sentUpload = (d: Device, roundId: string): EncodedDelta =>
+  (d.sent.find((m) => m.event === ClientEvent.update && (m.args[0] as { roundId: string }).roundId === roundId)!.args[0] as { delta: EncodedDelta }).delta;
+const bytesOf = (data: ArrayBuffer | Uint8Array): Uint8Array => (data instanceof ArrayBuffer ? new Uint8Array(data) : data);
+const flat = (tensors: Float32Array[]): Float32Array => Float32Array.from(tensors.flatMap((t) => Array.from(t)));
+
+beforeAll(async () => {
+  coordinator = await startTestCoordinator();
+  mnist = await readMnist('train', { start: 0, count: 2 * TRAIN_PER_CLIENT });
+});
+afterEach(async () => {
+  await Promise.all(running.map((client) => client.dispose()));
+  running = [];
+  await coordinator.devicesLeft(10_000);
+});
+afterAll(async () => {
+  await coordinator?.dispose();
+  tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+});
+
+describe('SDK compressed uploads against the real coordinator', () => {
+  it('top-k with error feedback (residual persisted across a restart), int8, and download deltas', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flock-sdk-residual-'));
+    tempDirs.push(dir);
+    const first = device(0, new FileModelStore(dir), true);
+    const helper = device(1, new MemoryModelStore());
+    await Promise.all([first.client.start(), helper.client.start()]);
+    await eligibleCount(2);
+
+    // Round 1, top-k: the upload is the top 1% of the delta; the rest is the stored residual.
+    const round1 = await round([first, helper], { kind: 'topk', topkFraction: FRACTION });
+    const upload1 = sentUpload(first, round1.id);
+    expect(upload1.encoding).toBe('topk');
+    expect(bytesOf(upload1.data).byteLength).toBe(6 * 4 + 8 * KEPT);
+    const delta1 = first.deltas.get(round1.id)!;
+    const sent1 = decodeTopk(bytesOf(upload1.data), upload1.shapes, KEPT);
+    expect(round1.metrics.bytesUp).toBe(2 * (6 * 4 + 8 * KEPT));
+    // Both fetched version 1 whole (they held no global model).
+    expect(round1.metrics.bytesDown).toBeGreaterThanOrEqual(2 * MODEL_BYTES);
+    expect(round1.metrics.bytesDown % MODEL_BYTES).toBe(0);
+    await first.client.dispose();
+    running = running.filter((c) => c !== first.client);
+
+    const stored1 = await new FileModelStore(dir).loadModel('residual');
+    expect(stored1?.version).toBe(round1.baseVersion);
+    const residual1 = flat(splitStoredWeights(stored1!));
+    const input1 = flat(delta1);
+    for (let i = 0; i < VALUES; i++) expect(residual1[i]).toBe(sent1[i] !== 0 ? 0 : input1[i]);
+
+    // Restarted (same store): round 2's upload is top-k of (delta + the persisted residual).
+    const restarted = device(0, new FileModelStore(dir), true);
+    await restarted.client.start();
+    await eligibleCount(2);
+    const round2 = await round([restarted, helper], { kind: 'topk', topkFraction: FRACTION });
+    const delta2 = restarted.deltas.get(round2.id)!;
+    const corrected = delta2.map((tensor, t) => {
+      const residual = splitStoredWeights(stored1!)[t]!;
+      return Float32Array.from(tensor, (v, i) => v + residual[i]!);
+    });
+    const upload2 = sentUpload(restarted, round2.id);
+    expect(Buffer.from(bytesOf(upload2.data)).equals(Buffer.from(encodeTopk(corrected, FRACTION).data))).toBe(true);
+    const stored2 = await new FileModelStore(dir).loadModel('residual');
+    expect(stored2?.version).toBe(round2.baseVersion);
+    const sent2 = decodeTopk(bytesOf(upload2.data), upload2.shapes, KEPT);
+    const residual2 = flat(splitStoredWeights(stored2!));
+    const input2 = flat(corrected);
+    for (let i = 0; i < VALUES; i += 7) expect(residual2[i]).toBe(sent2[i] !== 0 ? 0 : input2[i]);
+    // It held version 1 whole and asked for version 2 as a delta from it: int8, a quarter of the bytes.
+    const fetches = restarted.sent.filter((m) => m.event === ClientEvent.fetchModel).map((m) => m.args[0]);
+    expect(fetches).toContainEqual({ version: round2.baseVersion, deltaFrom: round1.baseVersion });
+    // The helper asks for whole models; the device (before and after its restart) for deltas.
+    expect(round2.metrics.bytesDown).toBeGreaterThanOrEqual(INT8_BYTES + MODEL_BYTES);
+    expect((round2.metrics.bytesDown - MODEL_BYTES) % INT8_BYTES).toBe(0);
+    expect(restarted.client.modelInfo.cachedGlobalVersion).toBeGreaterThanOrEqual(round2.baseVersion);
+
+    // Round 3, int8: 1 byte per value plus a scale per tensor; the residual is left as it was.
+    const round3 = await round([restarted, helper], { kind: 'int8' });
+    const upload3 = sentUpload(restarted, round3.id);
+    expect(upload3.encoding).toBe('int8');
+    expect(bytesOf(upload3.data).byteLength).toBe(INT8_BYTES);
+    expect(round3.metrics.bytesUp).toBe(2 * INT8_BYTES);
+    expect((await new FileModelStore(dir).loadModel('residual'))?.version).toBe(round2.baseVersion);
+  });
+});
