@@ -7,5 +7,6 @@ export * from './pace.js';
 export * from './reasons.js';
 export * from './round-messages.js';
 export * from './round-status.js';
+export * from './secagg-messages.js';
 export * from './vector-math.js';
 export * from './weights.js';
