@@ -327,6 +327,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       dataSource: this.options.dataSource,
       loss: this.loss,
       transformDelta: this.options.transformDelta,
+      secureAggregationNoise: this.options.secureAggregationNoise,
       globalModel: (version) => this.globalModel(connection, version),
       progress: (progress) => this.emit('trainingProgress', progress),
     });

@@ -10,13 +10,14 @@
  */
 import { z } from 'zod';
 import { modelVersionSchema } from './model-messages.js';
-import { MAX_UPDATE_EXAMPLES } from './round-messages.js';
 import { binarySchema } from './weights.js';
 
 /** The most neighbours a device may have (SecAgg+ gives O(log n); this bounds every list). */
 export const MAX_SECAGG_NEIGHBOURS = 1024;
 /** The most devices one secure round may sum (fixed-point headroom and Shamir indices). */
 export const MAX_SECAGG_DEVICES = 10_000;
+/** MAX_UPDATE_EXAMPLES of round-messages.ts (which imports this module, so it is not imported back). */
+const MAX_WEIGHT = 1_000_000;
 const PUBLIC_KEY_BYTES = 65;
 const SHARE_BYTES = 66;
 /** from (4) | to (4) | self-mask seed share | mask key share, sealed with AES-GCM (iv 12, tag 16). */
@@ -82,7 +83,7 @@ export const secAggRosterSchema = z.object({
   threshold: z.number().int().min(1).max(MAX_SECAGG_NEIGHBOURS + 1),
   /** The fixed-point encoding every device of the round uses (fixed-point.ts). */
   clipNorm: z.number().positive().max(1e6),
-  maxWeight: z.number().int().min(1).max(MAX_UPDATE_EXAMPLES),
+  maxWeight: z.number().int().min(1).max(MAX_WEIGHT),
   maxSummands: z.number().int().min(1).max(MAX_SECAGG_DEVICES),
   neighbours: z.array(secAggNeighbourSchema).min(1).max(MAX_SECAGG_NEIGHBOURS),
   /** Epoch ms by which the shares must arrive. */
