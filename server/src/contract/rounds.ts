@@ -11,6 +11,27 @@ const timestamp = z.iso.datetime();
 
 // ---------------------------------------------------------------- POST /api/rounds
 
+/** Settings of a secure round (docs/SECURITY.md, "Secure aggregation"), with their defaults. */
+export const secureAggregationRequestSchema = z
+  .object({
+    clipNorm: z.number().positive().max(1e6).default(10).describe('L2 bound every device clips its delta to (devices enforce it; the coordinator cannot see it)'),
+    thresholdFraction: z
+      .number()
+      .min(0.5)
+      .max(1)
+      .default(0.5)
+      .describe("Shamir threshold as a fraction of a device's neighbours plus itself (floor(f*(k+1))+1: a strict majority at 0.5)"),
+    neighbours: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe('Neighbours per device in the SecAgg+ graph (default 2*ceil(1.5*log2 n), all others below ~10 devices)'),
+    phaseSeconds: z.number().positive().max(3600).default(30).describe('Deadline of each phase after reporting (share keys, masked input, unmasking)'),
+  })
+  .strict();
+
 /** Body of POST /api/rounds. Every field is optional; defaults suit a small deployment. */
 export const startRoundRequestSchema = z
   .object({
@@ -32,6 +53,10 @@ export const startRoundRequestSchema = z
     maxExamplesPerUpdate: trainingPlanSchema.shape.maxExamplesPerUpdate.describe(
       "The most examples one update counts for in this round (default: the coordinator's FLOCK_MAX_EXAMPLES_PER_UPDATE)",
     ),
+    secureAggregation: z
+      .union([z.boolean(), secureAggregationRequestSchema])
+      .optional()
+      .describe('Secure aggregation: the coordinator learns only the sum of the updates (true for the defaults, or the settings)'),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -56,7 +81,18 @@ export const roundParamsSchema = z.object({
   strategy: z.string().describe('Aggregation strategy name'),
   strategyOptions: strategyOptionsSchema.describe('Options of the strategy, as the operator gave them (defaults are documented per strategy)'),
   maxUpdateNorm: z.number().positive().nullable().describe('Optional L2 bound on each update; uploads above it are rejected with norm_exceeded'),
+  secureAggregation: z
+    .object({
+      clipNorm: z.number().positive(),
+      thresholdFraction: z.number().min(0.5).max(1),
+      neighbours: z.number().int().min(1).nullable(),
+      phaseTimeoutMs: z.number().int().min(1),
+    })
+    .nullable()
+    .optional()
+    .describe('Secure aggregation settings; null or absent: a plain round'),
 });
+export type SecureAggregationParams = NonNullable<RoundParams['secureAggregation']>;
 export type RoundParams = z.infer<typeof roundParamsSchema>;
 
 /** Lower quartile, median and upper quartile of one number across devices (one value per device). */
@@ -231,5 +267,17 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
     strategy: request.strategy,
     strategyOptions: request.strategyOptions,
     maxUpdateNorm: request.maxUpdateNorm ?? null,
+    secureAggregation: secureAggregationParams(request.secureAggregation),
+  };
+}
+
+function secureAggregationParams(requested: StartRoundFields['secureAggregation']): SecureAggregationParams | null {
+  if (requested === undefined || requested === false) return null;
+  const settings = requested === true ? secureAggregationRequestSchema.parse({}) : requested;
+  return {
+    clipNorm: settings.clipNorm,
+    thresholdFraction: settings.thresholdFraction,
+    neighbours: settings.neighbours ?? null,
+    phaseTimeoutMs: Math.round(settings.phaseSeconds * 1000),
   };
 }
