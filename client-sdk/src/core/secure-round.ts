@@ -46,6 +46,11 @@ export async function runSecureAggregation(configuration: RoundConfiguration, up
   const outcome: SecureRoundOutcome = { bytesUp: 0, bytesDown: 0, refused: null, stopped: false };
   const stopped = (): boolean => job.cancelled || !connection.connected;
   const send = async (message: SecAggOutgoing, bytes: number): Promise<boolean> => {
+    // Disconnected: socket.io would buffer the message until a reconnection; the round has dropped this device by then.
+    if (stopped()) {
+      outcome.stopped = true;
+      return false;
+    }
     outcome.bytesUp += bytes;
     const ack = await connection.secAgg(message);
     if (!ack.accepted) outcome.refused = { event: message.event, ack };
