@@ -281,6 +281,12 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
    * later phases go to the round's protocol as the commit drives it.
    */
   async handleSecureMessage(clientId: string, event: typeof ClientEvent.secAggAdvertise | SecurePhaseEvent, payload: unknown): Promise<SecAggAck> {
+    const ack = await this.secureMessage(clientId, event, payload);
+    this.metrics.secAggMessagesTotal.inc({ event, result: ack.accepted ? 'accepted' : 'refused', reason: ack.accepted ? '' : ack.reason });
+    return ack;
+  }
+
+  private async secureMessage(clientId: string, event: typeof ClientEvent.secAggAdvertise | SecurePhaseEvent, payload: unknown): Promise<SecAggAck> {
     const round = this.active;
     const secure = round?.secure;
     if (!round || !secure) return { accepted: false, reason: 'round_not_open', message: 'no secure round is in flight' };
