@@ -22,6 +22,7 @@ import {
   type AgreementKeyPair,
 } from './primitives.js';
 import { SHARE_BYTES, splitSecret, type Share } from './shamir.js';
+import { utf8, type WebCryptoKey } from './webcrypto.js';
 
 export class SecAggDeviceError extends Error {}
 
@@ -53,8 +54,8 @@ export function toBytes(data: ArrayBuffer | Uint8Array): Uint8Array {
 
 interface Neighbour {
   index: number;
-  encryptionKey: CryptoKey;
-  maskingKey: CryptoKey;
+  encryptionKey: WebCryptoKey;
+  maskingKey: WebCryptoKey;
 }
 
 /** Adds (or subtracts) a freshly expanded mask. */
@@ -129,7 +130,7 @@ export class SecAggDeviceSession {
     const keyShares = splitSecret(await exportPrivateScalar(this.masking.privateKey), roster.threshold, holderIndices);
     this.heldSeedShares.set(roster.index, seedShares[0]!.y);
     this.heldKeyShares.set(roster.index, keyShares[0]!.y);
-    const associated = new TextEncoder().encode(this.roundId);
+    const associated = utf8(this.roundId);
     const shares = await Promise.all(
       indices.map(async (to, i) => {
         const key = await agreeKey(this.encryption.privateKey, this.neighbours.get(to)!.encryptionKey, this.roundId, KeyPurpose.shareEncryption);
@@ -154,7 +155,7 @@ export class SecAggDeviceSession {
     if (!roster) throw new SecAggDeviceError('shares arrived before the roster');
     if (this.masked) throw new SecAggDeviceError('the input was already masked');
     if (relay.roundId !== this.roundId) throw new SecAggDeviceError('the shares are for another round');
-    const associated = new TextEncoder().encode(this.roundId);
+    const associated = utf8(this.roundId);
     for (const { index, ciphertext } of relay.shares) {
       const neighbour = this.neighbours.get(index);
       if (!neighbour || this.sharing.has(index)) throw new SecAggDeviceError(`shares from ${index}, not a neighbour or twice`);

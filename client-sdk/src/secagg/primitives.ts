@@ -5,7 +5,10 @@
  * expands a 32-byte seed into a mask. Nothing here is home-made cryptography.
  */
 
-const subtle = (): SubtleCrypto => globalThis.crypto.subtle;
+import { base64url, fromBase64url, randomBytes, subtle, utf8, type WebCryptoJwk, type WebCryptoKey } from './webcrypto.js';
+
+export { randomBytes } from './webcrypto.js';
+
 const ECDH = { name: 'ECDH', namedCurve: 'P-256' } as const;
 /** An uncompressed P-256 public key: 0x04 | x (32) | y (32). */
 export const PUBLIC_KEY_BYTES = 65;
@@ -23,31 +26,9 @@ export const KeyPurpose = {
 export type KeyPurpose = (typeof KeyPurpose)[keyof typeof KeyPurpose];
 
 export interface AgreementKeyPair {
-  privateKey: CryptoKey;
+  privateKey: WebCryptoKey;
   /** Raw uncompressed public key. */
   publicKey: Uint8Array;
-}
-
-/** Copies into a fresh ArrayBuffer-backed array (WebCrypto's typings want exactly that). */
-function bytes(view: Uint8Array): Uint8Array<ArrayBuffer> {
-  const copy = new Uint8Array(view.byteLength);
-  copy.set(view);
-  return copy;
-}
-
-function base64url(data: Uint8Array): string {
-  let binary = '';
-  for (const byte of data) binary += String.fromCharCode(byte);
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-}
-
-function fromBase64url(text: string): Uint8Array {
-  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
-  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
-}
-
-export function randomBytes(length: number): Uint8Array {
-  return globalThis.crypto.getRandomValues(new Uint8Array(length));
 }
 
 /** A fresh P-256 key pair whose private scalar can be exported (to be secret-shared). */
@@ -57,7 +38,7 @@ export async function generateAgreementKeyPair(): Promise<AgreementKeyPair> {
 }
 
 /** The private scalar d (32 bytes) of an exportable key. */
-export async function exportPrivateScalar(privateKey: CryptoKey): Promise<Uint8Array> {
+export async function exportPrivateScalar(privateKey: WebCryptoKey): Promise<Uint8Array> {
   const jwk = await subtle().exportKey('jwk', privateKey);
   if (!jwk.d) throw new Error('the private key has no scalar');
   const scalar = fromBase64url(jwk.d);
@@ -66,9 +47,9 @@ export async function exportPrivateScalar(privateKey: CryptoKey): Promise<Uint8A
 }
 
 /** Rebuilds a private key from its scalar and its public key (unmasking a dropped device). */
-export async function importPrivateScalar(scalar: Uint8Array, publicKey: Uint8Array): Promise<CryptoKey> {
+export async function importPrivateScalar(scalar: Uint8Array, publicKey: Uint8Array): Promise<WebCryptoKey> {
   checkPublicKey(publicKey);
-  const jwk: JsonWebKey = {
+  const jwk: WebCryptoJwk = {
     kty: 'EC',
     crv: 'P-256',
     d: base64url(scalar),
@@ -84,21 +65,20 @@ function checkPublicKey(publicKey: Uint8Array): void {
 }
 
 /** Imports a peer's raw public key; throws on a point not on the curve. */
-export async function importPublicKey(publicKey: Uint8Array): Promise<CryptoKey> {
+export async function importPublicKey(publicKey: Uint8Array): Promise<WebCryptoKey> {
   checkPublicKey(publicKey);
-  return subtle().importKey('raw', bytes(publicKey), ECDH, false, []);
+  return subtle().importKey('raw', publicKey, ECDH, false, []);
 }
 
 /**
  * ECDH, then HKDF-SHA-256 bound to the round (salt) and the purpose (info): 32 bytes that both
  * ends compute alike.
  */
-export async function agreeKey(privateKey: CryptoKey, peerPublicKey: CryptoKey, roundId: string, purpose: KeyPurpose): Promise<Uint8Array> {
+export async function agreeKey(privateKey: WebCryptoKey, peerPublicKey: WebCryptoKey, roundId: string, purpose: KeyPurpose): Promise<Uint8Array> {
   const shared = await subtle().deriveBits({ name: 'ECDH', public: peerPublicKey }, privateKey, 256);
   const hkdfKey = await subtle().importKey('raw', shared, 'HKDF', false, ['deriveBits']);
-  const encoder = new TextEncoder();
   const derived = await subtle().deriveBits(
-    { name: 'HKDF', hash: 'SHA-256', salt: bytes(encoder.encode(roundId)), info: bytes(encoder.encode(purpose)) },
+    { name: 'HKDF', hash: 'SHA-256', salt: utf8(roundId), info: utf8(purpose) },
     hkdfKey,
     256,
   );
@@ -107,9 +87,9 @@ export async function agreeKey(privateKey: CryptoKey, peerPublicKey: CryptoKey, 
 
 /** AES-256-GCM with a random IV, authenticated with `associated` (the round): iv | ciphertext | tag. */
 export async function seal(key: Uint8Array, plaintext: Uint8Array, associated: Uint8Array): Promise<Uint8Array> {
-  const aesKey = await subtle().importKey('raw', bytes(key), 'AES-GCM', false, ['encrypt']);
+  const aesKey = await subtle().importKey('raw', key, 'AES-GCM', false, ['encrypt']);
   const iv = randomBytes(IV_BYTES);
-  const ciphertext = await subtle().encrypt({ name: 'AES-GCM', iv: bytes(iv), additionalData: bytes(associated) }, aesKey, bytes(plaintext));
+  const ciphertext = await subtle().encrypt({ name: 'AES-GCM', iv: iv, additionalData: associated }, aesKey, plaintext);
   const sealed = new Uint8Array(IV_BYTES + ciphertext.byteLength);
   sealed.set(iv);
   sealed.set(new Uint8Array(ciphertext), IV_BYTES);
@@ -119,11 +99,11 @@ export async function seal(key: Uint8Array, plaintext: Uint8Array, associated: U
 /** Opens what seal() produced; throws when it was altered or sealed under another key. */
 export async function open(key: Uint8Array, sealed: Uint8Array, associated: Uint8Array): Promise<Uint8Array> {
   if (sealed.length < SEALED_OVERHEAD) throw new RangeError('sealed data too short');
-  const aesKey = await subtle().importKey('raw', bytes(key), 'AES-GCM', false, ['decrypt']);
+  const aesKey = await subtle().importKey('raw', key, 'AES-GCM', false, ['decrypt']);
   const plaintext = await subtle().decrypt(
-    { name: 'AES-GCM', iv: bytes(sealed.subarray(0, IV_BYTES)), additionalData: bytes(associated) },
+    { name: 'AES-GCM', iv: sealed.subarray(0, IV_BYTES), additionalData: associated },
     aesKey,
-    bytes(sealed.subarray(IV_BYTES)),
+    sealed.subarray(IV_BYTES),
   );
   return new Uint8Array(plaintext);
 }
@@ -134,7 +114,7 @@ export async function open(key: Uint8Array, sealed: Uint8Array, associated: Uint
  */
 export async function expandMask(seed: Uint8Array, length: number): Promise<Uint32Array> {
   if (seed.length !== SEED_BYTES) throw new RangeError(`a seed has ${SEED_BYTES} bytes`);
-  const key = await subtle().importKey('raw', bytes(seed), 'AES-CTR', false, ['encrypt']);
+  const key = await subtle().importKey('raw', seed, 'AES-CTR', false, ['encrypt']);
   const stream = await subtle().encrypt({ name: 'AES-CTR', counter: new Uint8Array(16), length: 64 }, key, new Uint8Array(length * 4));
   return new Uint32Array(stream);
 }

@@ -28,6 +28,7 @@ import { neighbourGraph, defaultNeighbourCount, shareThreshold } from './neighbo
 import { agreeKey, expandMask, importPrivateScalar, importPublicKey, KeyPurpose } from './primitives.js';
 import { combineShares, type Share } from './shamir.js';
 import { toBytes } from './device-session.js';
+import type { WebCryptoKey } from './webcrypto.js';
 
 export type SecAggPhase = 'advertise' | 'shareKeys' | 'maskedInput' | 'unmasking' | 'finished' | 'failed';
 
@@ -314,7 +315,7 @@ export class SecAggServerSession {
       if (summedNeighbours.length === 0) continue;
       const shares = this.keyShares.get(index) ?? [];
       if (shares.length < this.threshold) return this.fail(`${shares.length} share(s) of dropped device ${index}'s mask key, threshold ${this.threshold}`);
-      let privateKey: CryptoKey;
+      let privateKey: WebCryptoKey;
       try {
         privateKey = await importPrivateScalar(combineShares(shares, this.threshold), member.maskingKey);
       } catch {

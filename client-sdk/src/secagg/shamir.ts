@@ -4,6 +4,7 @@
  * share is the polynomial's value at a holder's index (x = 1, 2, ...), 66 bytes big-endian.
  * Coefficients come from the platform's CSPRNG (`crypto.getRandomValues`).
  */
+import { randomBytes } from './webcrypto.js';
 
 /** 2^521 - 1 (a Mersenne prime): reduction is a shift and an add. */
 export const FIELD_PRIME = (1n << 521n) - 1n;
@@ -43,7 +44,7 @@ export function bigIntToBytes(value: bigint, length: number): Uint8Array {
 
 function randomFieldElement(): bigint {
   // 72 random bytes reduced modulo p: the bias is below 2^-50.
-  return mod(bytesToBigInt(globalThis.crypto.getRandomValues(new Uint8Array(72))));
+  return mod(bytesToBigInt(randomBytes(72)));
 }
 
 /** a^e mod p (square and multiply). */
