@@ -84,7 +84,9 @@ export async function runRound(configuration: RoundConfiguration, context: Round
     if (secure.refused) throw refusalError(roundId, secure.refused);
     if (secure.stopped) return { abandoned: job.cancelReason ?? 'disconnected' };
     const secureAggregation = { bytesUp: secure.bytesUp, bytesDown: secure.bytesDown };
-    return { uploaded: { roundId, modelVersion, bytes: secure.bytesUp, numExamples, trainLoss, result: { accepted: true }, timings: timings(), secureAggregation } };
+    return {
+      uploaded: { roundId, modelVersion, bytes: secure.bytesUp, numExamples, trainLoss, result: { accepted: true }, timings: timings(), secureAggregation },
+    };
   }
   const result = await connection.upload(prepared.upload);
   return { uploaded: { roundId, modelVersion, bytes: prepared.bytes, numExamples, trainLoss, result, timings: timings() } };

@@ -84,5 +84,7 @@ export async function runSecureAggregation(configuration: RoundConfiguration, up
 
 /** A refusal as the client's error. */
 export function refusalError(roundId: string, refused: NonNullable<SecureRoundOutcome['refused']>): FlockClientError {
-  return new FlockClientError('upload_rejected', `secure round ${roundId}: ${refused.event} refused (${refused.ack.reason}): ${refused.ack.message}`, { roundId });
+  return new FlockClientError('upload_rejected', `secure round ${roundId}: ${refused.event} refused (${refused.ack.reason}): ${refused.ack.message}`, {
+    roundId,
+  });
 }

@@ -146,11 +146,7 @@ export class SecAggDeviceSession {
    * encodes its update (fixed-point.ts; `noise` first, when given) and adds the self mask and the
    * pairwise masks: +PRG(s_uv) towards higher indices, -PRG(s_uv) towards lower ones.
    */
-  async maskInput(
-    relay: SecAggRelay,
-    update: { delta: Float32Array; numExamples: number; trainLoss: number },
-    noise?: SecAggNoiseHook,
-  ): Promise<Uint32Array> {
+  async maskInput(relay: SecAggRelay, update: { delta: Float32Array; numExamples: number; trainLoss: number }, noise?: SecAggNoiseHook): Promise<Uint32Array> {
     const roster = this.roster;
     if (!roster) throw new SecAggDeviceError('shares arrived before the roster');
     if (this.masked) throw new SecAggDeviceError('the input was already masked');

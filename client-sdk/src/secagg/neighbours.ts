@@ -42,7 +42,11 @@ export function neighbourGraph(devices: number, neighbours: number, seed: number
   const graph = new Map<number, number[]>();
   const complete = neighbours >= devices - 1;
   if (complete) {
-    for (let i = 1; i <= devices; i++) graph.set(i, Array.from({ length: devices - 1 }, (_, j) => (j + 1 < i ? j + 1 : j + 2)));
+    for (let i = 1; i <= devices; i++)
+      graph.set(
+        i,
+        Array.from({ length: devices - 1 }, (_, j) => (j + 1 < i ? j + 1 : j + 2)),
+      );
     return graph;
   }
   const half = Math.ceil(neighbours / 2);
@@ -57,7 +61,10 @@ export function neighbourGraph(devices: number, neighbours: number, seed: number
     for (let step = 1; step <= half; step++) {
       linked.push(order[(position + step) % devices]!, order[(position - step + devices) % devices]!);
     }
-    graph.set(order[position]!, [...new Set(linked)].sort((a, b) => a - b));
+    graph.set(
+      order[position]!,
+      [...new Set(linked)].sort((a, b) => a - b),
+    );
   }
   return graph;
 }

@@ -77,11 +77,7 @@ export async function importPublicKey(publicKey: Uint8Array): Promise<WebCryptoK
 export async function agreeKey(privateKey: WebCryptoKey, peerPublicKey: WebCryptoKey, roundId: string, purpose: KeyPurpose): Promise<Uint8Array> {
   const shared = await subtle().deriveBits({ name: 'ECDH', public: peerPublicKey }, privateKey, 256);
   const hkdfKey = await subtle().importKey('raw', shared, 'HKDF', false, ['deriveBits']);
-  const derived = await subtle().deriveBits(
-    { name: 'HKDF', hash: 'SHA-256', salt: utf8(roundId), info: utf8(purpose) },
-    hkdfKey,
-    256,
-  );
+  const derived = await subtle().deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: utf8(roundId), info: utf8(purpose) }, hkdfKey, 256);
   return new Uint8Array(derived);
 }
 

@@ -54,9 +54,9 @@ export function subtle(): WebSubtle {
 }
 
 export function randomBytes(length: number): Uint8Array {
-  const random = host.crypto?.getRandomValues;
-  if (!random) throw new Error('secure aggregation needs crypto.getRandomValues');
-  return random.call(host.crypto, new Uint8Array(length));
+  const crypto = host.crypto;
+  if (!crypto?.getRandomValues) throw new Error('secure aggregation needs crypto.getRandomValues');
+  return crypto.getRandomValues(new Uint8Array(length));
 }
 
 export function utf8(text: string): Uint8Array {

@@ -103,7 +103,16 @@ describe('fixed-point encoding in Z_2^32', () => {
 
 describe('the coordinator session refuses wrong, duplicate and malformed messages', () => {
   async function advertisedRound(devices: number) {
-    const server = new SecAggServerSession({ roundId: 'r', modelVersion: 3, deltaLength: 4, clipNorm: 1, maxWeight: 10, thresholdFraction: 0.5, graphSeed: 1, minDevices: 2 });
+    const server = new SecAggServerSession({
+      roundId: 'r',
+      modelVersion: 3,
+      deltaLength: 4,
+      clipNorm: 1,
+      maxWeight: 10,
+      thresholdFraction: 0.5,
+      graphSeed: 1,
+      minDevices: 2,
+    });
     const sessions = await Promise.all(Array.from({ length: devices }, () => SecAggDeviceSession.create('r')));
     for (const [i, session] of sessions.entries()) await server.receiveAdvertise(`d${i}`, { roundId: 'r', modelVersion: 3, ...session.publicKeys() });
     return { server, sessions };
@@ -112,10 +121,12 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
   it('advertisements: malformed keys, another round or version, duplicates, late ones', async () => {
     const { server, sessions } = await advertisedRound(3);
     const keys = sessions[0]!.publicKeys();
-    expect(await server.receiveAdvertise('x', { roundId: 'r', modelVersion: 3, encryptionKey: new Uint8Array(10), maskingKey: keys.maskingKey })).toMatchObject({
-      accepted: false,
-      reason: 'malformed',
-    });
+    expect(await server.receiveAdvertise('x', { roundId: 'r', modelVersion: 3, encryptionKey: new Uint8Array(10), maskingKey: keys.maskingKey })).toMatchObject(
+      {
+        accepted: false,
+        reason: 'malformed',
+      },
+    );
     const offCurve = new Uint8Array(65);
     offCurve[0] = 4;
     offCurve[64] = 1;
@@ -167,9 +178,9 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
       bytes[20]! ^= 1;
       return { ...share, ciphertext: bytes };
     });
-    await expect(SecAggDeviceSession.prototype.maskInput.call(sessions[1], { ...relay, shares: tampered }, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 })).rejects.toThrow(
-      /not a neighbour|do not open|addressed elsewhere/,
-    );
+    await expect(
+      SecAggDeviceSession.prototype.maskInput.call(sessions[1], { ...relay, shares: tampered }, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 }),
+    ).rejects.toThrow(/not a neighbour|do not open|addressed elsewhere/);
     await sessions[0]!.maskInput(relay, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 });
     const index = rosters[0]!.index;
     const other = rosters[0]!.neighbours[0]!.index;

@@ -102,7 +102,10 @@ export async function simulateSecureRound(options: SimulationOptions): Promise<S
     const relay = relayed.relays.get(ids[i]!);
     if (!active(i, 'maskedInput') || !relay) continue;
     const masked = await session.maskInput(relay, updates[i]!);
-    seen.push({ masked: masked.slice(), plain: encodeInput(updates[i]!.delta, updates[i]!.numExamples, updates[i]!.trainLoss, { clipNorm, maxWeight, maxSummands: roster.rosters.size }).encoded });
+    seen.push({
+      masked: masked.slice(),
+      plain: encodeInput(updates[i]!.delta, updates[i]!.numExamples, updates[i]!.trainLoss, { clipNorm, maxWeight, maxSummands: roster.rosters.size }).encoded,
+    });
     expectAccepted(server.receiveMasked(ids[i]!, { roundId, data: new Uint8Array(masked.buffer) }), 'masked input');
   }
   const asked = server.closeMaskedInput(Date.now() + 1000);

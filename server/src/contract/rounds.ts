@@ -14,7 +14,12 @@ const timestamp = z.iso.datetime();
 /** Settings of a secure round (docs/SECURITY.md, "Secure aggregation"), with their defaults. */
 export const secureAggregationRequestSchema = z
   .object({
-    clipNorm: z.number().positive().max(1e6).default(10).describe('L2 bound every device clips its delta to (devices enforce it; the coordinator cannot see it)'),
+    clipNorm: z
+      .number()
+      .positive()
+      .max(1e6)
+      .default(10)
+      .describe('L2 bound every device clips its delta to (devices enforce it; the coordinator cannot see it)'),
     thresholdFraction: z
       .number()
       .min(0.5)

@@ -43,7 +43,13 @@ export class RoundMessenger {
     };
     const windows = pace ? planReportWindows(participants.length, updateBytes, Date.now(), deadlineAt, pace) : null;
     if (windows) log.info({ roundId, windows: windows.windows, uploadsPerSecond: windows.uploadsPerSecond }, 'report windows planned');
-    const configuration = { roundId, modelVersion: baseVersion, plan, deadlineAt, ...(round.secureAggregation ? { secureAggregation: round.secureAggregation } : {}) };
+    const configuration = {
+      roundId,
+      modelVersion: baseVersion,
+      plan,
+      deadlineAt,
+      ...(round.secureAggregation ? { secureAggregation: round.secureAggregation } : {}),
+    };
     await this.sendToEach(participants, (clientId, index) =>
       this.devices.sendTo(clientId, ServerEvent.configure, windows ? { ...configuration, reportWindow: windows.windowOf(index) } : configuration),
     );

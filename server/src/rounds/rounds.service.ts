@@ -291,8 +291,10 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     const secure = round?.secure;
     if (!round || !secure) return { accepted: false, reason: 'round_not_open', message: 'no secure round is in flight' };
     if (event !== ClientEvent.secAggAdvertise) return secure.receive(event, clientId, payload);
-    if (round.state.status !== 'reporting') return { accepted: false, reason: 'wrong_phase', message: `round ${round.id} is ${round.state.status}, not taking keys` };
-    if (!round.roster.isParticipant(clientId)) return { accepted: false, reason: 'not_participant', message: `client is not a participant of round ${round.id}` };
+    if (round.state.status !== 'reporting')
+      return { accepted: false, reason: 'wrong_phase', message: `round ${round.id} is ${round.state.status}, not taking keys` };
+    if (!round.roster.isParticipant(clientId))
+      return { accepted: false, reason: 'not_participant', message: `client is not a participant of round ${round.id}` };
     if (round.roster.hasAnswered(clientId)) return { accepted: false, reason: 'duplicate', message: 'keys already advertised' };
     const ack = await secure.advertise(clientId, payload);
     if (ack.accepted && this.active === round && !round.roster.hasAnswered(clientId)) {
@@ -428,7 +430,12 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
             deadlineAt: effect.deadlineAt,
             processes: this.cluster ? await this.cluster.liveProcesses() : 1,
             ...(round.record.params.secureAggregation
-              ? { secureAggregation: { clipNorm: round.record.params.secureAggregation.clipNorm, thresholdFraction: round.record.params.secureAggregation.thresholdFraction } }
+              ? {
+                  secureAggregation: {
+                    clipNorm: round.record.params.secureAggregation.clipNorm,
+                    thresholdFraction: round.record.params.secureAggregation.thresholdFraction,
+                  },
+                }
               : {}),
           });
           break;

@@ -146,13 +146,8 @@ describe('secure rounds: real SDK clients, real coordinator', () => {
     await coordinator.devicesLeft(10_000);
 
     // Instrument what the coordinator's secure aggregation receives: the only per-device vectors it gets.
-    const received: Uint32Array[] = [];
-    const receiveMasked = SecAggServerSession.prototype.receiveMasked;
-    vi.spyOn(SecAggServerSession.prototype, 'receiveMasked').mockImplementation(function (this: SecAggServerSession, clientId, payload) {
-      const data = toBytes((payload as { data: Uint8Array }).data);
-      received.push(new Uint32Array(data.slice().buffer));
-      return receiveMasked.call(this, clientId, payload);
-    });
+    // It calls through; the calls keep the payloads (the session reads them and keeps only the running sum).
+    const receiveMasked = vi.spyOn(SecAggServerSession.prototype, 'receiveMasked');
     const secureBase = await currentVersion();
     const devices = ALL.map((k) => device(k));
     const secure = await runRound(devices, { ...SECURE, secureAggregation: true });
@@ -169,6 +164,10 @@ describe('secure rounds: real SDK clients, real coordinator', () => {
       expect(sent).not.toContain(ClientEvent.update);
       expect(sent).toEqual(expect.arrayContaining([ClientEvent.secAggAdvertise, ClientEvent.secAggShares, ClientEvent.secAggMasked, ClientEvent.secAggReveal]));
     }
+    const received = receiveMasked.mock.calls.map(([, payload]) => {
+      const data = toBytes((payload as { data: Uint8Array }).data);
+      return new Uint32Array(data.slice().buffer);
+    });
     expect(received).toHaveLength(DEVICES);
     for (const masked of received) {
       for (const k of ALL) {
@@ -224,7 +223,10 @@ describe('secure rounds: real SDK clients, real coordinator', () => {
       [{ strategyOptions: { clipNorm: 1 } }, /with clipNorm needs individual updates/],
       [{ maxUpdateNorm: 5 }, /maxUpdateNorm/],
     ] as const) {
-      const response = await coordinator.api<{ message: string }>('/api/rounds', { method: 'POST', body: JSON.stringify({ ...body, secureAggregation: true }) });
+      const response = await coordinator.api<{ message: string }>('/api/rounds', {
+        method: 'POST',
+        body: JSON.stringify({ ...body, secureAggregation: true }),
+      });
       expect(response.status).toBe(400);
       expect(JSON.stringify(response.body)).toMatch(message);
     }
