@@ -32,6 +32,8 @@ export interface SimulationOptions {
   strategy: string;
   /** Checked by the coordinator when a round starts. */
   strategyOptions: StrategyOptions;
+  /** Secure aggregation (docs/SECURITY.md): the coordinator learns only the sum of each round's updates. */
+  secureAggregation: boolean;
   partition: PartitionKind;
   /** Dirichlet concentration. */
   alpha: number;
@@ -85,6 +87,7 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   targetAccuracy: null,
   strategy: 'fedavg',
   strategyOptions: {},
+  secureAggregation: false,
   partition: 'iid',
   alpha: 0.5,
   examplesPerClient: null,

@@ -76,6 +76,8 @@ export class RoundLoop {
       learningRate: options.learningRate,
       strategy: options.strategy,
       strategyOptions: options.strategyOptions,
+      // Secure rounds encode weights in fixed point below maxExamplesPerUpdate: a tight cap keeps the sum precise.
+      ...(options.secureAggregation ? { secureAggregation: true, maxExamplesPerUpdate: plan.examplesPerClient } : {}),
     };
   }
 
