@@ -79,6 +79,8 @@ export interface DashboardRound {
     plan: { epochs: number; batchSize: number; learningRate: number };
     strategy: string;
     strategyOptions: Partial<Record<string, number>>;
+    /** Secure aggregation's settings; null or absent: a plain round. */
+    secureAggregation?: { clipNorm: number; thresholdFraction: number } | null;
   };
   metrics: DashboardRoundMetrics;
   committedVersion: number | null;
