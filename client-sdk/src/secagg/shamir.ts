@@ -47,21 +47,17 @@ function randomFieldElement(): bigint {
   return mod(bytesToBigInt(randomBytes(72)));
 }
 
-/** a^e mod p (square and multiply). */
-function power(base: bigint, exponent: bigint): bigint {
-  let result = 1n;
-  let b = mod(base);
-  let e = exponent;
-  while (e > 0n) {
-    if (e & 1n) result = (result * b) % FIELD_PRIME;
-    b = (b * b) % FIELD_PRIME;
-    e >>= 1n;
-  }
-  return result;
-}
-
+/** 1/value mod p by the extended Euclidean algorithm (far cheaper than a 521-bit exponentiation). */
 function inverse(value: bigint): bigint {
-  return power(value, FIELD_PRIME - 2n); // Fermat: p is prime
+  let [oldR, r] = [mod(value), FIELD_PRIME];
+  let [oldS, s] = [1n, 0n];
+  while (r !== 0n) {
+    const quotient = oldR / r;
+    [oldR, r] = [r, oldR - quotient * r];
+    [oldS, s] = [s, oldS - quotient * s];
+  }
+  if (oldR !== 1n) throw new RangeError('no inverse');
+  return mod(oldS);
 }
 
 function checkIndices(xs: readonly number[]): void {
@@ -103,20 +99,31 @@ export function combineShares(shares: readonly Share[], threshold: number): Uint
   if (shares.length < threshold) throw new RangeError(`${shares.length} share(s), ${threshold} needed`);
   const used = shares.slice(0, threshold);
   checkIndices(used.map((share) => share.x));
-  let secret = 0n;
-  for (const [i, share] of used.entries()) {
-    const xi = BigInt(share.x);
+  // secret = Σ y_i · num_i / den_i = (Σ y_i · num_i · Π_{j≠i} den_j) / Π den: one inversion in all.
+  const xs = used.map((share) => BigInt(share.x));
+  const numerators: bigint[] = [];
+  const denominators: bigint[] = [];
+  for (const [i, xi] of xs.entries()) {
     let numerator = 1n;
     let denominator = 1n;
-    for (const [j, other] of used.entries()) {
+    for (const [j, xj] of xs.entries()) {
       if (i === j) continue;
-      const xj = BigInt(other.x);
       numerator = (numerator * xj) % FIELD_PRIME;
       denominator = mod(denominator * (xj - xi));
     }
-    const yi = bytesToBigInt(share.y);
-    if (yi >= FIELD_PRIME) throw new RangeError('a share is not a field element');
-    secret = (secret + yi * numerator * inverse(denominator)) % FIELD_PRIME;
+    numerators.push(numerator);
+    denominators.push(denominator);
   }
-  return bigIntToBytes(secret, SECRET_BYTES);
+  // Products of the denominators before and after each i (no division needed).
+  const before = [1n];
+  for (const denominator of denominators) before.push((before[before.length - 1]! * denominator) % FIELD_PRIME);
+  let after = 1n;
+  let sum = 0n;
+  for (let i = used.length - 1; i >= 0; i--) {
+    const yi = bytesToBigInt(used[i]!.y);
+    if (yi >= FIELD_PRIME) throw new RangeError('a share is not a field element');
+    sum = (sum + ((yi * numerators[i]!) % FIELD_PRIME) * ((before[i]! * after) % FIELD_PRIME)) % FIELD_PRIME;
+    after = (after * denominators[i]!) % FIELD_PRIME;
+  }
+  return bigIntToBytes((sum * inverse(before[used.length]!)) % FIELD_PRIME, SECRET_BYTES);
 }
