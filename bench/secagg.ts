@@ -102,16 +102,16 @@ async function run(devices: number, dropout: number): Promise<Row> {
   const neighbours = rosters.rosters.get(ids[0]!)!.neighbours.length;
   for (let i = 0; i < devices; i++) {
     const roster = rosters.rosters.get(ids[i]!)!;
-    down[i]! += roster.neighbours.reduce((sum, n) => sum + 4 + bytesOf(n.encryptionKey) + bytesOf(n.maskingKey), 0);
+    down[i]! += 4 * roster.neighbours.length + bytesOf(roster.neighboursBytes);
     const shares = await onDevice(i, () => sessions[i]!.shareKeys(roster));
-    up[i]! += shares.shares.reduce((sum, share) => sum + 4 + bytesOf(share.ciphertext), 0);
+    up[i]! += 4 * shares.recipients.length + bytesOf(shares.recipientsBytes);
     await onCoordinator(() => server.receiveShares(ids[i]!, shares));
   }
   const relays = await onCoordinator(() => server.closeShareKeys(Date.now() + 60_000));
   if ('failed' in relays) throw new Error(relays.failed);
   for (let i = 0; i < devices; i++) {
     const relay = relays.relays.get(ids[i]!)!;
-    down[i]! += relay.shares.reduce((sum, share) => sum + 4 + bytesOf(share.ciphertext), 0);
+    down[i]! += 4 * relay.senders.length + bytesOf(relay.sendersBytes);
     if (dropped.has(i)) continue;
     const masked = await onDevice(i, () => sessions[i]!.maskInput(relay, { delta: deltas[i]!, numExamples: weights[i]!, trainLoss: 0.3 }));
     up[i]! += masked.byteLength;
@@ -134,7 +134,7 @@ async function run(devices: number, dropout: number): Promise<Row> {
       refusedToReveal++;
       continue;
     }
-    up[i]! += (reveal.selfMaskShares.length + reveal.maskKeyShares.length) * (4 + 66);
+    up[i]! += 4 * (reveal.selfMask.length + reveal.maskKey.length) + bytesOf(reveal.selfMaskBytes) + bytesOf(reveal.maskKeyBytes);
     await onCoordinator(() => server.receiveReveal(ids[i]!, reveal));
   }
   const unmaskStarted = performance.now();

@@ -61,14 +61,14 @@ export async function runSecureAggregation(configuration: RoundConfiguration, up
 
   const roster = await connection.secAggInbox.next('roster', roundId, configuration.deadlineAt - Date.now() + GRACE_MS, stopped);
   if (!roster) return { ...outcome, stopped: true };
-  outcome.bytesDown += roster.neighbours.length * 130;
+  outcome.bytesDown += byteLength(roster.neighboursBytes) + 4 * roster.neighbours.length;
   const shares = await session.shareKeys(roster);
-  const sharesBytes = shares.shares.reduce((sum, share) => sum + byteLength(share.ciphertext), 0);
+  const sharesBytes = byteLength(shares.recipientsBytes) + 4 * shares.recipients.length;
   if (!(await send({ event: ClientEvent.secAggShares, payload: shares }, sharesBytes))) return outcome;
 
   const relay = await connection.secAggInbox.next('relay', roundId, roster.deadlineAt - Date.now() + GRACE_MS, stopped);
   if (!relay) return { ...outcome, stopped: true };
-  outcome.bytesDown += relay.shares.reduce((sum, share) => sum + byteLength(share.ciphertext), 0);
+  outcome.bytesDown += byteLength(relay.sendersBytes) + 4 * relay.senders.length;
   const delta = asFloat32(upload.delta.data);
   const masked = await session.maskInput(relay, { delta, numExamples: upload.numExamples, trainLoss: upload.trainLoss }, context.noise);
   if (!(await send({ event: ClientEvent.secAggMasked, payload: { roundId, data: new Uint8Array(masked.buffer) } }, masked.byteLength))) return outcome;
@@ -77,7 +77,7 @@ export async function runSecureAggregation(configuration: RoundConfiguration, up
   if (!request) return { ...outcome, stopped: true };
   outcome.bytesDown += (request.survivors.length + request.dropped.length) * 4;
   const reveal = session.unmask(request);
-  const revealBytes = (reveal.selfMaskShares.length + reveal.maskKeyShares.length) * 66;
+  const revealBytes = byteLength(reveal.selfMaskBytes) + byteLength(reveal.maskKeyBytes) + 4 * (reveal.selfMask.length + reveal.maskKey.length);
   await send({ event: ClientEvent.secAggReveal, payload: reveal }, revealBytes);
   return outcome;
 }

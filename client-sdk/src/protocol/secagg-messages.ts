@@ -67,50 +67,62 @@ export const secAggAdvertiseSchema = z.object({
 });
 export type SecAggAdvertise = z.infer<typeof secAggAdvertiseSchema>;
 
-export const secAggNeighbourSchema = z.object({
-  index: indexSchema,
-  encryptionKey: exactBytes(PUBLIC_KEY_BYTES),
-  maskingKey: exactBytes(PUBLIC_KEY_BYTES),
-});
-export type SecAggNeighbour = z.infer<typeof secAggNeighbourSchema>;
+/** Bytes of one neighbour's keys in a roster: encryption key | masking key. */
+export const NEIGHBOUR_KEYS_BYTES = 2 * PUBLIC_KEY_BYTES;
+/** Bytes of one revealed share. */
+export const REVEALED_SHARE_BYTES = SHARE_BYTES;
+
+/*
+ * Lists of keys, ciphertexts and shares travel packed into one binary each (records of a fixed
+ * size, in the order of the matching index list): socket.io refuses packets with more than 10
+ * binary attachments, and one attachment per neighbour would pass that at 10 neighbours.
+ */
+function packed(records: string, bytesPerRecord: number) {
+  return (message: Record<string, unknown>): boolean =>
+    (message[`${records}Bytes`] as ArrayBuffer | Uint8Array).byteLength === (message[records] as unknown[]).length * bytesPerRecord;
+}
 
 /** Phase 1, coordinator -> device: who the device is in this round and whom it works with. */
-export const secAggRosterSchema = z.object({
-  roundId: roundIdSchema,
-  /** The device's index (its Shamir x-coordinate). */
-  index: indexSchema,
-  /** Shares needed to rebuild a secret of any device. */
-  threshold: z
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_SECAGG_NEIGHBOURS + 1),
-  /** The fixed-point encoding every device of the round uses (fixed-point.ts). */
-  clipNorm: z.number().positive().max(1e6),
-  maxWeight: z.number().int().min(1).max(MAX_WEIGHT),
-  maxSummands: z.number().int().min(1).max(MAX_SECAGG_DEVICES),
-  neighbours: z.array(secAggNeighbourSchema).min(1).max(MAX_SECAGG_NEIGHBOURS),
-  /** Epoch ms by which the shares must arrive. */
-  deadlineAt: z.number(),
-});
+export const secAggRosterSchema = z
+  .object({
+    roundId: roundIdSchema,
+    /** The device's index (its Shamir x-coordinate). */
+    index: indexSchema,
+    /** Shares needed to rebuild a secret of any device. */
+    threshold: z.number().int().min(1).max(MAX_SECAGG_NEIGHBOURS + 1),
+    /** The fixed-point encoding every device of the round uses (fixed-point.ts). */
+    clipNorm: z.number().positive().max(1e6),
+    maxWeight: z.number().int().min(1).max(MAX_WEIGHT),
+    maxSummands: z.number().int().min(1).max(MAX_SECAGG_DEVICES),
+    /** The neighbours' indices. */
+    neighbours: z.array(indexSchema).min(1).max(MAX_SECAGG_NEIGHBOURS),
+    /** Their keys, NEIGHBOUR_KEYS_BYTES each, in the order of `neighbours`. */
+    neighboursBytes: binarySchema,
+    /** Epoch ms by which the shares must arrive. */
+    deadlineAt: z.number(),
+  })
+  .refine(packed('neighbours', NEIGHBOUR_KEYS_BYTES), 'neighboursBytes must hold the keys of each neighbour');
 export type SecAggRoster = z.infer<typeof secAggRosterSchema>;
 
-export const secAggSealedShareSchema = z.object({ index: indexSchema, ciphertext: exactBytes(SEALED_SHARES_BYTES) });
-export type SecAggSealedShare = z.infer<typeof secAggSealedShareSchema>;
-
-/** Phase 2, device -> coordinator: one sealed pair of shares per neighbour (`index` = recipient). */
-export const secAggSharesSchema = z.object({
-  roundId: roundIdSchema,
-  shares: z.array(secAggSealedShareSchema).min(1).max(MAX_SECAGG_NEIGHBOURS),
-});
+/** Phase 2, device -> coordinator: one sealed pair of shares per neighbour, in the order of `recipients`. */
+export const secAggSharesSchema = z
+  .object({
+    roundId: roundIdSchema,
+    recipients: z.array(indexSchema).min(1).max(MAX_SECAGG_NEIGHBOURS),
+    recipientsBytes: binarySchema,
+  })
+  .refine(packed('recipients', SEALED_SHARES_BYTES), 'recipientsBytes must hold one sealed share per recipient');
 export type SecAggShares = z.infer<typeof secAggSharesSchema>;
 
-/** Phase 2, coordinator -> device: the shares its neighbours sealed for it (`index` = sender). */
-export const secAggRelaySchema = z.object({
-  roundId: roundIdSchema,
-  shares: z.array(secAggSealedShareSchema).max(MAX_SECAGG_NEIGHBOURS),
-  deadlineAt: z.number(),
-});
+/** Phase 2, coordinator -> device: the shares its neighbours sealed for it, in the order of `senders`. */
+export const secAggRelaySchema = z
+  .object({
+    roundId: roundIdSchema,
+    senders: z.array(indexSchema).max(MAX_SECAGG_NEIGHBOURS),
+    sendersBytes: binarySchema,
+    deadlineAt: z.number(),
+  })
+  .refine(packed('senders', SEALED_SHARES_BYTES), 'sendersBytes must hold one sealed share per sender');
 export type SecAggRelay = z.infer<typeof secAggRelaySchema>;
 
 /** Phase 3, device -> coordinator: its masked input, little-endian uint32 values. */
@@ -129,13 +141,33 @@ export const secAggUnmaskSchema = z.object({
 });
 export type SecAggUnmask = z.infer<typeof secAggUnmaskSchema>;
 
-export const secAggRevealedShareSchema = z.object({ index: indexSchema, share: exactBytes(SHARE_BYTES) });
-export type SecAggRevealedShare = z.infer<typeof secAggRevealedShareSchema>;
-
-/** Phase 4, device -> coordinator: `index` is the device whose secret the share belongs to. */
-export const secAggRevealSchema = z.object({
-  roundId: roundIdSchema,
-  selfMaskShares: z.array(secAggRevealedShareSchema).max(MAX_SECAGG_NEIGHBOURS + 1),
-  maskKeyShares: z.array(secAggRevealedShareSchema).max(MAX_SECAGG_NEIGHBOURS),
-});
+/** Phase 4, device -> coordinator: shares of the devices listed, REVEALED_SHARE_BYTES each, in list order. */
+export const secAggRevealSchema = z
+  .object({
+    roundId: roundIdSchema,
+    /** Devices whose self-mask seed share is revealed (the survivors). */
+    selfMask: z.array(indexSchema).max(MAX_SECAGG_NEIGHBOURS + 1),
+    selfMaskBytes: binarySchema,
+    /** Devices whose mask-key share is revealed (the dropped). */
+    maskKey: z.array(indexSchema).max(MAX_SECAGG_NEIGHBOURS),
+    maskKeyBytes: binarySchema,
+  })
+  .refine(packed('selfMask', REVEALED_SHARE_BYTES), 'selfMaskBytes must hold one share per device')
+  .refine(packed('maskKey', REVEALED_SHARE_BYTES), 'maskKeyBytes must hold one share per device');
 export type SecAggReveal = z.infer<typeof secAggRevealSchema>;
+
+/** Record `i` of a packed list. */
+export function packedRecord(bytes: ArrayBuffer | Uint8Array, bytesPerRecord: number, i: number): Uint8Array {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  return view.subarray(i * bytesPerRecord, (i + 1) * bytesPerRecord);
+}
+
+/** Packs equally sized records into one binary. */
+export function packRecords(records: readonly Uint8Array[], bytesPerRecord: number): Uint8Array {
+  const out = new Uint8Array(records.length * bytesPerRecord);
+  records.forEach((record, i) => {
+    if (record.byteLength !== bytesPerRecord) throw new RangeError(`a record has ${record.byteLength} bytes, not ${bytesPerRecord}`);
+    out.set(record, i * bytesPerRecord);
+  });
+  return out;
+}

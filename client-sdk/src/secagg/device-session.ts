@@ -6,7 +6,7 @@
  * self-mask share and the mask-key share of one device.
  */
 import type { SecAggRelay, SecAggReveal, SecAggRoster, SecAggShares, SecAggUnmask } from '../protocol/secagg-messages.js';
-import { SEALED_SHARES_BYTES } from '../protocol/secagg-messages.js';
+import { NEIGHBOUR_KEYS_BYTES, packedRecord, packRecords, REVEALED_SHARE_BYTES, SEALED_SHARES_BYTES } from '../protocol/secagg-messages.js';
 import { encodeInput, addInto, subtractFrom, type FixedPointParams } from './fixed-point.js';
 import {
   agreeKey,
@@ -21,7 +21,7 @@ import {
   SEED_BYTES,
   type AgreementKeyPair,
 } from './primitives.js';
-import { SHARE_BYTES, splitSecret, type Share } from './shamir.js';
+import { SHARE_BYTES, splitSecret } from './shamir.js';
 import { utf8, type WebCryptoKey } from './webcrypto.js';
 
 export class SecAggDeviceError extends Error {}
@@ -108,7 +108,7 @@ export class SecAggDeviceSession {
   async shareKeys(roster: SecAggRoster): Promise<SecAggShares> {
     if (this.roster) throw new SecAggDeviceError('the roster arrived twice');
     if (roster.roundId !== this.roundId) throw new SecAggDeviceError('the roster is for another round');
-    const indices = roster.neighbours.map((neighbour) => neighbour.index);
+    const indices = roster.neighbours;
     if (new Set(indices).size !== indices.length || indices.includes(roster.index)) {
       throw new SecAggDeviceError('the roster lists a neighbour twice, or the device itself');
     }
@@ -118,11 +118,12 @@ export class SecAggDeviceSession {
       throw new SecAggDeviceError(`threshold ${roster.threshold} is not a majority of the ${holders} share holders`);
     }
     this.roster = roster;
-    for (const neighbour of roster.neighbours) {
-      this.neighbours.set(neighbour.index, {
-        index: neighbour.index,
-        encryptionKey: await importPublicKey(toBytes(neighbour.encryptionKey)),
-        maskingKey: await importPublicKey(toBytes(neighbour.maskingKey)),
+    for (const [i, index] of indices.entries()) {
+      const keys = packedRecord(roster.neighboursBytes, NEIGHBOUR_KEYS_BYTES, i);
+      this.neighbours.set(index, {
+        index,
+        encryptionKey: await importPublicKey(keys.subarray(0, NEIGHBOUR_KEYS_BYTES / 2)),
+        maskingKey: await importPublicKey(keys.subarray(NEIGHBOUR_KEYS_BYTES / 2)),
       });
     }
     const holderIndices = [roster.index, ...indices];
@@ -131,14 +132,13 @@ export class SecAggDeviceSession {
     this.heldSeedShares.set(roster.index, seedShares[0]!.y);
     this.heldKeyShares.set(roster.index, keyShares[0]!.y);
     const associated = utf8(this.roundId);
-    const shares = await Promise.all(
+    const sealed = await Promise.all(
       indices.map(async (to, i) => {
         const key = await agreeKey(this.encryption.privateKey, this.neighbours.get(to)!.encryptionKey, this.roundId, KeyPurpose.shareEncryption);
-        const packed = packShares(roster.index, to, seedShares[i + 1]!.y, keyShares[i + 1]!.y);
-        return { index: to, ciphertext: await seal(key, packed, associated) };
+        return seal(key, packShares(roster.index, to, seedShares[i + 1]!.y, keyShares[i + 1]!.y), associated);
       }),
     );
-    return { roundId: this.roundId, shares };
+    return { roundId: this.roundId, recipients: [...indices], recipientsBytes: packRecords(sealed, SEALED_SHARES_BYTES) };
   }
 
   /**
@@ -152,11 +152,11 @@ export class SecAggDeviceSession {
     if (this.masked) throw new SecAggDeviceError('the input was already masked');
     if (relay.roundId !== this.roundId) throw new SecAggDeviceError('the shares are for another round');
     const associated = utf8(this.roundId);
-    for (const { index, ciphertext } of relay.shares) {
+    if (toBytes(relay.sendersBytes).byteLength !== relay.senders.length * SEALED_SHARES_BYTES) throw new SecAggDeviceError('the sealed shares have the wrong size');
+    for (const [i, index] of relay.senders.entries()) {
       const neighbour = this.neighbours.get(index);
       if (!neighbour || this.sharing.has(index)) throw new SecAggDeviceError(`shares from ${index}, not a neighbour or twice`);
-      const sealed = toBytes(ciphertext);
-      if (sealed.length !== SEALED_SHARES_BYTES) throw new SecAggDeviceError('a sealed share has the wrong size');
+      const sealed = packedRecord(relay.sendersBytes, SEALED_SHARES_BYTES, i);
       const key = await agreeKey(this.encryption.privateKey, neighbour.encryptionKey, this.roundId, KeyPurpose.shareEncryption);
       let opened: ReturnType<typeof unpackShares>;
       try {
@@ -221,11 +221,17 @@ export class SecAggDeviceSession {
     if (survivors.size + dropped.size !== this.sharing.size + 1) throw new SecAggDeviceError('the lists leave out a neighbour it masked with');
     if (survivors.size < roster.threshold) throw new SecAggDeviceError(`${survivors.size} survivor(s), fewer than the threshold ${roster.threshold}`);
     this.revealed = true;
-    const reveal = (held: Map<number, Uint8Array>, indices: Iterable<number>): Share[] => [...indices].map((index) => ({ x: index, y: held.get(index)! }));
+    const reveal = (held: Map<number, Uint8Array>, indices: readonly number[]): Uint8Array =>
+      packRecords(
+        indices.map((index) => held.get(index)!),
+        REVEALED_SHARE_BYTES,
+      );
     return {
       roundId: this.roundId,
-      selfMaskShares: reveal(this.heldSeedShares, survivors).map(({ x, y }) => ({ index: x, share: y })),
-      maskKeyShares: reveal(this.heldKeyShares, dropped).map(({ x, y }) => ({ index: x, share: y })),
+      selfMask: [...request.survivors],
+      selfMaskBytes: reveal(this.heldSeedShares, request.survivors),
+      maskKey: [...request.dropped],
+      maskKeyBytes: reveal(this.heldKeyShares, request.dropped),
     };
   }
 }

@@ -20,8 +20,12 @@ import {
   type SecAggRefusal,
   type SecAggRelay,
   type SecAggRoster,
-  type SecAggSealedShare,
   type SecAggUnmask,
+  NEIGHBOUR_KEYS_BYTES,
+  packedRecord,
+  packRecords,
+  REVEALED_SHARE_BYTES,
+  SEALED_SHARES_BYTES,
 } from '../protocol/secagg-messages.js';
 import { addInto, decodeSum, encodedLength, subtractFrom, type DecodedSum, type FixedPointParams, fixedPointScales } from './fixed-point.js';
 import { neighbourGraph, defaultNeighbourCount, shareThreshold } from './neighbours.js';
@@ -76,7 +80,7 @@ export class SecAggServerSession {
   private threshold = 0;
   private fixedPoint: FixedPointParams | null = null;
   /** Sealed shares by recipient index. */
-  private readonly inbox = new Map<number, SecAggSealedShare[]>();
+  private readonly inbox = new Map<number, { index: number; ciphertext: Uint8Array }[]>();
   private readonly sharedKeys = new Set<number>();
   private sum: Uint32Array | null = null;
   private readonly maskedInputs = new Set<number>();
@@ -173,10 +177,17 @@ export class SecAggServerSession {
         index: member.index,
         threshold: this.threshold,
         ...this.fixedPoint,
-        neighbours: member.neighbours.map((i) => {
-          const neighbour = this.byIndex.get(i)!;
-          return { index: i, encryptionKey: neighbour.encryptionKey, maskingKey: neighbour.maskingKey };
-        }),
+        neighbours: [...member.neighbours],
+        neighboursBytes: packRecords(
+          member.neighbours.map((i) => {
+            const neighbour = this.byIndex.get(i)!;
+            const keys = new Uint8Array(NEIGHBOUR_KEYS_BYTES);
+            keys.set(neighbour.encryptionKey);
+            keys.set(neighbour.maskingKey, NEIGHBOUR_KEYS_BYTES / 2);
+            return keys;
+          }),
+          NEIGHBOUR_KEYS_BYTES,
+        ),
         deadlineAt,
       });
     }
@@ -193,14 +204,14 @@ export class SecAggServerSession {
     const member = this.members.get(clientId);
     if (!member) return refuse('not_participant', 'the device advertised no keys in this round');
     if (this.sharedKeys.has(member.index)) return refuse('duplicate', 'shares already sent');
-    const recipients = parsed.data.shares.map((share) => share.index);
+    const { recipients, recipientsBytes } = parsed.data;
     const expected = new Set(member.neighbours);
     if (recipients.length !== expected.size || new Set(recipients).size !== recipients.length || !recipients.every((i) => expected.has(i))) {
       return refuse('unknown_neighbour', 'the shares must go to each neighbour exactly once');
     }
-    for (const { index, ciphertext } of parsed.data.shares) {
+    for (const [i, index] of recipients.entries()) {
       const box = this.inbox.get(index) ?? [];
-      box.push({ index: member.index, ciphertext: toBytes(ciphertext).slice() });
+      box.push({ index: member.index, ciphertext: packedRecord(recipientsBytes, SEALED_SHARES_BYTES, i).slice() });
       this.inbox.set(index, box);
     }
     this.sharedKeys.add(member.index);
@@ -216,7 +227,15 @@ export class SecAggServerSession {
     const relays = new Map<string, SecAggRelay>();
     for (const index of this.sharedKeys) {
       const shares = (this.inbox.get(index) ?? []).filter((share) => this.sharedKeys.has(share.index));
-      relays.set(this.byIndex.get(index)!.clientId, { roundId: this.options.roundId, shares, deadlineAt });
+      relays.set(this.byIndex.get(index)!.clientId, {
+        roundId: this.options.roundId,
+        senders: shares.map((share) => share.index),
+        sendersBytes: packRecords(
+          shares.map((share) => share.ciphertext),
+          SEALED_SHARES_BYTES,
+        ),
+        deadlineAt,
+      });
     }
     this.inbox.clear();
     this.sum = new Uint32Array(encodedLength(this.options.deltaLength));
@@ -275,22 +294,21 @@ export class SecAggServerSession {
     const request = member ? this.unmaskRequests.get(member.index) : undefined;
     if (!member || !request) return refuse('not_participant', 'the device sent no masked input in this round');
     if (this.revealed.has(member.index)) return refuse('duplicate', 'shares already revealed');
-    const same = (given: readonly { index: number }[], asked: readonly number[]): boolean => {
-      const indices = given.map((share) => share.index);
-      return indices.length === asked.length && new Set(indices).size === indices.length && indices.every((i) => asked.includes(i));
-    };
-    if (!same(parsed.data.selfMaskShares, request.survivors) || !same(parsed.data.maskKeyShares, request.dropped)) {
+    const same = (indices: readonly number[], asked: readonly number[]): boolean =>
+      indices.length === asked.length && new Set(indices).size === indices.length && indices.every((i) => asked.includes(i));
+    const { selfMask, selfMaskBytes, maskKey, maskKeyBytes } = parsed.data;
+    if (!same(selfMask, request.survivors) || !same(maskKey, request.dropped)) {
       return refuse('unknown_neighbour', 'the revealed shares must be exactly the ones asked for');
     }
-    const file = (into: Map<number, Share[]>, shares: readonly { index: number; share: ArrayBuffer | Uint8Array }[]): void => {
-      for (const { index, share } of shares) {
+    const file = (into: Map<number, Share[]>, indices: readonly number[], bytes: ArrayBuffer | Uint8Array): void => {
+      for (const [i, index] of indices.entries()) {
         const list = into.get(index) ?? [];
-        list.push({ x: member.index, y: toBytes(share).slice() });
+        list.push({ x: member.index, y: packedRecord(bytes, REVEALED_SHARE_BYTES, i).slice() });
         into.set(index, list);
       }
     };
-    file(this.seedShares, parsed.data.selfMaskShares);
-    file(this.keyShares, parsed.data.maskKeyShares);
+    file(this.seedShares, selfMask, selfMaskBytes);
+    file(this.keyShares, maskKey, maskKeyBytes);
     this.revealed.add(member.index);
     return { accepted: true };
   }

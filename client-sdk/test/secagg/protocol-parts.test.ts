@@ -148,8 +148,13 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
     if ('failed' in closed) throw new Error(closed.failed);
     const shares = await sessions[0]!.shareKeys(closed.rosters.get('d0')!);
     expect(server.receiveShares('stranger', shares)).toMatchObject({ reason: 'not_participant' });
-    expect(server.receiveShares('d0', { ...shares, shares: shares.shares.slice(1) })).toMatchObject({ reason: 'unknown_neighbour' });
-    expect(server.receiveShares('d0', { ...shares, shares: [shares.shares[0]!, shares.shares[0]!] })).toMatchObject({ reason: 'unknown_neighbour' });
+    const bytes = shares.recipientsBytes as Uint8Array;
+    const one = bytes.byteLength / shares.recipients.length;
+    expect(server.receiveShares('d0', { ...shares, recipients: shares.recipients.slice(1), recipientsBytes: bytes.subarray(one) })).toMatchObject({
+      reason: 'unknown_neighbour',
+    });
+    expect(server.receiveShares('d0', { ...shares, recipients: [shares.recipients[0], shares.recipients[0]] })).toMatchObject({ reason: 'unknown_neighbour' });
+    expect(server.receiveShares('d0', { ...shares, recipientsBytes: bytes.subarray(1) })).toMatchObject({ reason: 'malformed' });
     expect(server.receiveMasked('d0', { roundId: 'r', data: new Uint8Array(24) })).toMatchObject({ reason: 'wrong_phase' });
     expect(server.receiveShares('d0', shares)).toEqual({ accepted: true });
     expect(server.receiveShares('d0', shares)).toMatchObject({ reason: 'duplicate' });
@@ -173,17 +178,16 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
     const relayed = server.closeShareKeys(0);
     if ('failed' in relayed) throw new Error(relayed.failed);
     const relay = relayed.relays.get('d0')!;
-    const tampered = relay.shares.map((share) => {
-      const bytes = new Uint8Array(share.ciphertext as Uint8Array);
-      bytes[20]! ^= 1;
-      return { ...share, ciphertext: bytes };
-    });
-    await expect(
-      SecAggDeviceSession.prototype.maskInput.call(sessions[1], { ...relay, shares: tampered }, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 }),
-    ).rejects.toThrow(/not a neighbour|do not open|addressed elsewhere/);
+    const tampered = new Uint8Array(relay.sendersBytes as Uint8Array);
+    tampered[20]! ^= 1;
+    // Tampered bytes do not open; shares sealed for d1 do not open for d2 (another key).
+    await expect(sessions[0]!.maskInput({ ...relay, sendersBytes: tampered }, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 })).rejects.toThrow(/do not open/);
+    await expect(sessions[2]!.maskInput(relayed.relays.get('d1')!, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 })).rejects.toThrow(
+      /not a neighbour|do not open|addressed elsewhere/,
+    );
     await sessions[0]!.maskInput(relay, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 });
     const index = rosters[0]!.index;
-    const other = rosters[0]!.neighbours[0]!.index;
+    const other = rosters[0]!.neighbours[0]!;
     expect(() => sessions[0]!.unmask({ roundId: 'r', survivors: [index, other], dropped: [other], deadlineAt: 0 })).toThrow(/survivor and dropped/);
     expect(() => sessions[0]!.unmask({ roundId: 'r', survivors: [other], dropped: [], deadlineAt: 0 })).toThrow(/leave this device out/);
   });
