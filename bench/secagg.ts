@@ -17,7 +17,7 @@
  * Prints Markdown to stdout (bench/results/secagg.md holds a run).
  */
 import { parseArgs } from 'node:util';
-import { SecAggDeviceError, SecAggDeviceSession, SecAggServerSession, sumPrecision, type SecAggResult } from '../client-sdk/src/secagg/index.js';
+import { SecAggDeviceError, SecAggDeviceSession, SecAggServerSession, sumPrecision } from '../client-sdk/src/secagg/index.js';
 import { fillRandom, machineInfo } from './lib/measure.js';
 
 const PARAMETERS = 199_210;
@@ -138,7 +138,7 @@ async function run(devices: number, dropout: number): Promise<Row> {
     await onCoordinator(() => server.receiveReveal(ids[i]!, reveal));
   }
   const unmaskStarted = performance.now();
-  const result = (await onCoordinator(() => server.finish())) as SecAggResult | { failed: string };
+  const result = await onCoordinator(() => server.finish());
   const unmaskMs = performance.now() - unmaskStarted;
   if ('failed' in result) throw new Error(result.failed);
 

@@ -89,7 +89,11 @@ export const secAggRosterSchema = z
     /** The device's index (its Shamir x-coordinate). */
     index: indexSchema,
     /** Shares needed to rebuild a secret of any device. */
-    threshold: z.number().int().min(1).max(MAX_SECAGG_NEIGHBOURS + 1),
+    threshold: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_SECAGG_NEIGHBOURS + 1),
     /** The fixed-point encoding every device of the round uses (fixed-point.ts). */
     clipNorm: z.number().positive().max(1e6),
     maxWeight: z.number().int().min(1).max(MAX_WEIGHT),

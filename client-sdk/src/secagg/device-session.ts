@@ -152,7 +152,8 @@ export class SecAggDeviceSession {
     if (this.masked) throw new SecAggDeviceError('the input was already masked');
     if (relay.roundId !== this.roundId) throw new SecAggDeviceError('the shares are for another round');
     const associated = utf8(this.roundId);
-    if (toBytes(relay.sendersBytes).byteLength !== relay.senders.length * SEALED_SHARES_BYTES) throw new SecAggDeviceError('the sealed shares have the wrong size');
+    if (toBytes(relay.sendersBytes).byteLength !== relay.senders.length * SEALED_SHARES_BYTES)
+      throw new SecAggDeviceError('the sealed shares have the wrong size');
     for (const [i, index] of relay.senders.entries()) {
       const neighbour = this.neighbours.get(index);
       if (!neighbour || this.sharing.has(index)) throw new SecAggDeviceError(`shares from ${index}, not a neighbour or twice`);

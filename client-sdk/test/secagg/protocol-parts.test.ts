@@ -181,7 +181,9 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
     const tampered = new Uint8Array(relay.sendersBytes as Uint8Array);
     tampered[20]! ^= 1;
     // Tampered bytes do not open; shares sealed for d1 do not open for d2 (another key).
-    await expect(sessions[0]!.maskInput({ ...relay, sendersBytes: tampered }, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 })).rejects.toThrow(/do not open/);
+    await expect(sessions[0]!.maskInput({ ...relay, sendersBytes: tampered }, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 })).rejects.toThrow(
+      /do not open/,
+    );
     await expect(sessions[2]!.maskInput(relayed.relays.get('d1')!, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 })).rejects.toThrow(
       /not a neighbour|do not open|addressed elsewhere/,
     );
