@@ -194,3 +194,49 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
     expect(() => sessions[0]!.unmask({ roundId: 'r', survivors: [other], dropped: [], deadlineAt: 0 })).toThrow(/leave this device out/);
   });
 });
+
+describe('secure aggregation messages on socket.io', () => {
+  /** Binary values anywhere in a message: socket.io sends each as an attachment and refuses packets with more than 10. */
+  function attachments(value: unknown): number {
+    if (value instanceof Uint8Array || value instanceof ArrayBuffer) return 1;
+    if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + attachments(item), 0);
+    if (value && typeof value === 'object') return Object.values(value).reduce((sum: number, item) => sum + attachments(item), 0);
+    return 0;
+  }
+
+  it('carry at most two binary attachments whatever the number of neighbours (here 12)', async () => {
+    const server = new SecAggServerSession({
+      roundId: 'r',
+      modelVersion: 1,
+      deltaLength: 4,
+      clipNorm: 1,
+      maxWeight: 10,
+      thresholdFraction: 0.5,
+      graphSeed: 1,
+      minDevices: 2,
+    });
+    const sessions = await Promise.all(Array.from({ length: 16 }, () => SecAggDeviceSession.create('r')));
+    for (const [i, session] of sessions.entries()) await server.receiveAdvertise(`d${i}`, { roundId: 'r', modelVersion: 1, ...session.publicKeys() });
+    const rosters = server.closeAdvertise(0);
+    if ('failed' in rosters) throw new Error(rosters.failed);
+    const roster = rosters.rosters.get('d0')!;
+    expect(roster.neighbours).toHaveLength(12);
+    expect(attachments(roster)).toBe(1);
+    for (const [i, session] of sessions.entries()) {
+      const shares = await session.shareKeys(rosters.rosters.get(`d${i}`)!);
+      expect(attachments(shares)).toBe(1);
+      expect(server.receiveShares(`d${i}`, shares)).toEqual({ accepted: true });
+    }
+    const relays = server.closeShareKeys(0);
+    if ('failed' in relays) throw new Error(relays.failed);
+    expect(attachments(relays.relays.get('d0'))).toBe(1);
+    for (const [i, session] of sessions.entries()) {
+      const masked = await session.maskInput(relays.relays.get(`d${i}`)!, { delta: new Float32Array(4), numExamples: 1, trainLoss: 0 });
+      expect(server.receiveMasked(`d${i}`, { roundId: 'r', data: new Uint8Array(masked.buffer) })).toEqual({ accepted: true });
+    }
+    const requests = server.closeMaskedInput(0);
+    if ('failed' in requests) throw new Error(requests.failed);
+    const reveal = sessions[0]!.unmask(requests.requests.get('d0')!);
+    expect(attachments(reveal)).toBe(2);
+  });
+});
