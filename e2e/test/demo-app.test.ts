@@ -7,6 +7,7 @@ import { requireChromium } from '../../server/test/support/chromium.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../../server/test/support/coordinator.js';
 import { CHROMIUM, CHROMIUM_ARGS, openDemoPage, seedMnist, wrapDemoPage, type DemoPage, type DeviceConditions } from '../support/demo-page.js';
 import { serveDirectory, type StaticServer } from '../support/static-server.js';
+import { noKeepAliveFetch } from '../../server/src/simulation/http-fetch.js';
 
 /**
  * The demo app (demo-app/dist) in Debian's Chromium, several pages with their own storage and
@@ -213,6 +214,34 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     const shot = await screenshot(demo, 'demo-app-after-round.png');
     if (DOCS_SCREENSHOT) copyFileSync(shot, DOCS_SCREENSHOT);
     await dashboardContext.close();
+  });
+
+  it('three pages take part in a secure round: the coordinator gets masked inputs only and commits their sum', async () => {
+    const server = await startCoordinator();
+    const devices = await openDevices(
+      server,
+      [10, 11, 12].map((seed) => ({ seed, device: PLUGGED_IN_ON_WIFI })),
+    );
+    await Promise.all(devices.map((page) => settled(page, 1)));
+    await eligibleClients(server, 3);
+    const started = await server.api<{ id: string }>('/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 3, targetClients: 3, overSelection: 1, deadlineSeconds: 60, epochs: 1, secureAggregation: { phaseSeconds: 20 } }),
+    });
+    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    // Each page trains, runs the four secure phases in the browser (WebCrypto), and adopts the committed version.
+    await Promise.all(devices.map((page) => page.waitForState('s.roundsTrained === 1 && s.globalVersion === 2 && s.status === "waiting"', 90_000)));
+    const round = await server.roundEnded(started.body.id, 30_000);
+    expect(round.status, round.error ?? '').toBe('committed');
+    expect(round.params.secureAggregation).toMatchObject({ clipNorm: 10 });
+    expect(round.metrics.accepted).toBe(3);
+    expect(round.metrics.totalExamples).toBeGreaterThan(0);
+    const metrics = await noKeepAliveFetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } }).then((r) => r.text());
+    for (const event of ['secagg:advertise', 'secagg:shares', 'secagg:masked', 'secagg:reveal']) {
+      expect(metrics).toMatch(new RegExp(`flock_secagg_messages_total\\{event="${event}",result="accepted",reason=""\\} 3`));
+    }
+    // No page uploaded its delta in the clear.
+    expect(metrics).not.toMatch(/flock_uploads_total\{result="accepted"/);
   });
 
   it('says a page is not eligible until it holds enough examples, then eligible once seeded', async () => {

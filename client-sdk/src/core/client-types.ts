@@ -13,6 +13,7 @@ import type { AdoptionDecision, AdoptionPolicy } from './adoption.js';
 import type { ConditionDetector, ConditionValues, UnknownConditionPolicy } from './conditions.js';
 import type { DataSource } from './data.js';
 import type { FlockClientError } from './errors.js';
+import type { SecAggNoiseHook } from '../secagg/device-session.js';
 import type { DeviceIdentityInfo } from './identity.js';
 import type { LossName, LossSpec } from './losses.js';
 import type { InitialModel } from './model.js';
@@ -129,7 +130,14 @@ export interface FederatedClientOptions {
    * coordinator sends a whole model again (more than 20 versions on). See the README.
    */
   downloadDeltas?: boolean;
+  /**
+   * Secure rounds only: adds noise to the clipped, example-weighted update before it is masked
+   * (distributed differential privacy, the seam docs/PRIVACY.md describes). Changes its argument in place.
+   */
+  secureAggregationNoise?: SecAggNoiseHook;
 }
+
+export type { SecAggNoiseHook } from '../secagg/device-session.js';
 
 export interface DeltaContext {
   roundId: string;
@@ -159,6 +167,8 @@ export interface UploadedEvent {
   trainLoss: number;
   result: UpdateResult;
   timings: RoundTimings;
+  /** Secure rounds: bytes sent and received over the four phases (`bytes` is bytesUp). */
+  secureAggregation?: { bytesUp: number; bytesDown: number };
 }
 
 /** Where a round's time went on the device (wall-clock milliseconds). */

@@ -35,7 +35,19 @@ import {
   type UpdateResult,
   type UpdateUpload,
 } from '../protocol/round-messages.js';
+import {
+  secAggAckSchema,
+  secAggRelaySchema,
+  secAggRosterSchema,
+  secAggUnmaskSchema,
+  type SecAggAck,
+  type SecAggAdvertise,
+  type SecAggMasked,
+  type SecAggReveal,
+  type SecAggShares,
+} from '../protocol/secagg-messages.js';
 import type { FlockSocket, SocketFactory } from './client-types.js';
+import { SecAggInbox } from './secagg-inbox.js';
 import { DEFAULT_SOCKET_OPTIONS } from './defaults.js';
 import { errorMessage, FlockClientError } from './errors.js';
 import type { DeviceIdentity } from './identity.js';
@@ -73,6 +85,13 @@ export interface ConnectionListener {
 
 const REFUSALS: readonly string[] = CONNECT_ERRORS;
 
+/** The device's secure-aggregation messages, each with its event. */
+export type SecAggOutgoing =
+  | { event: typeof ClientEvent.secAggAdvertise; payload: SecAggAdvertise }
+  | { event: typeof ClientEvent.secAggShares; payload: SecAggShares }
+  | { event: typeof ClientEvent.secAggMasked; payload: SecAggMasked }
+  | { event: typeof ClientEvent.secAggReveal; payload: SecAggReveal };
+
 export class Connection {
   private readonly socket: FlockSocket;
   private readonly requestTimeoutMs: number;
@@ -80,6 +99,8 @@ export class Connection {
   private unreachableReported = false;
   private cancelRetry: (() => void) | null = null;
   private closed = false;
+  /** Secure rounds: the coordinator's messages to this device, until the round job takes them. */
+  readonly secAggInbox = new SecAggInbox();
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -133,6 +154,29 @@ export class Connection {
       unanswered: (error) =>
         new FlockClientError('upload_failed', `upload for round ${roundId} was not acknowledged: ${errorMessage(error)}`, { cause: error, roundId }),
       malformed: (issues) => new FlockClientError('protocol', `malformed upload acknowledgement: ${issues}`, { roundId }),
+    });
+  }
+
+  /** A secure round's message (secagg-messages.ts) and the coordinator's acknowledgement; throws when unacknowledged. */
+  secAgg(message: SecAggOutgoing): Promise<SecAggAck> {
+    const { roundId } = message.payload;
+    const send = (): Promise<unknown> => {
+      const socket = this.socket.timeout(this.requestTimeoutMs);
+      switch (message.event) {
+        case ClientEvent.secAggAdvertise:
+          return socket.emitWithAck(ClientEvent.secAggAdvertise, message.payload);
+        case ClientEvent.secAggShares:
+          return socket.emitWithAck(ClientEvent.secAggShares, message.payload);
+        case ClientEvent.secAggMasked:
+          return socket.emitWithAck(ClientEvent.secAggMasked, message.payload);
+        case ClientEvent.secAggReveal:
+          return socket.emitWithAck(ClientEvent.secAggReveal, message.payload);
+      }
+    };
+    return this.request(send, secAggAckSchema, {
+      unanswered: (error) =>
+        new FlockClientError('upload_failed', `${message.event} for round ${roundId} was not acknowledged: ${errorMessage(error)}`, { cause: error, roundId }),
+      malformed: (issues) => new FlockClientError('protocol', `malformed ${message.event} acknowledgement: ${issues}`, { roundId }),
     });
   }
 
@@ -252,6 +296,18 @@ export class Connection {
     this.socket.on(
       ServerEvent.modelPublished,
       this.validated(modelPublishedSchema, 'model:published', (message) => listener.modelPublished(message)),
+    );
+    this.socket.on(
+      ServerEvent.secAggRoster,
+      this.validated(secAggRosterSchema, 'secagg:roster', (message) => this.secAggInbox.deliver('roster', message)),
+    );
+    this.socket.on(
+      ServerEvent.secAggRelay,
+      this.validated(secAggRelaySchema, 'secagg:relay', (message) => this.secAggInbox.deliver('relay', message)),
+    );
+    this.socket.on(
+      ServerEvent.secAggUnmask,
+      this.validated(secAggUnmaskSchema, 'secagg:unmask', (message) => this.secAggInbox.deliver('unmask', message)),
     );
     this.socket.on(
       ServerEvent.updateRejected,

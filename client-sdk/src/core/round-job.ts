@@ -20,11 +20,15 @@ import { personalTensorMask, sharedTensors } from '../protocol/personalization.j
 import { instantiateModel, readWeights, splitStoredWeights, type StoredModel } from './model.js';
 import { monotonicNow } from './runtime.js';
 import { trainModel } from './training.js';
+import type { SecAggNoiseHook } from '../secagg/device-session.js';
+import { refusalError, runSecureAggregation } from './secure-round.js';
 
 export interface RoundJobContext {
   job: Job;
   /** The coordinator's upload limit comes with its welcome. */
-  connection: Pick<Connection, 'connected' | 'welcome' | 'upload'>;
+  connection: Pick<Connection, 'connected' | 'welcome' | 'upload' | 'secAgg' | 'secAggInbox'>;
+  /** Secure rounds: the app's noise before masking (distributed DP), if any. */
+  secureAggregationNoise?: SecAggNoiseHook | undefined;
   dataSource: DataSource;
   loss: LossSpec;
   transformDelta: FederatedClientOptions['transformDelta'];
@@ -83,18 +87,28 @@ export async function runRound(configuration: RoundConfiguration, context: Round
 
   job.enter('uploading');
   const uploadStarted = monotonicNow();
-  const result = await connection.upload(prepared.upload);
-  const uploadMs = monotonicNow() - uploadStarted;
-  // Top-k: what the accepted upload left out waits for the next one (a refused upload changes nothing).
-  if (result.accepted && prepared.residual) await keepResidual(prepared.residual, global, configuration, context);
   const { roundId, modelVersion, numExamples, trainLoss } = prepared.upload;
-  const timings = {
+  const timings = (): UploadedEvent['timings'] => ({
     downloadMs,
     trainingMs: encodeStarted - trainingStarted,
     encodeMs: uploadStarted - encodeStarted,
-    uploadMs,
-  };
-  return { uploaded: { roundId, modelVersion, bytes: prepared.bytes, numExamples, trainLoss, result, timings } };
+    uploadMs: monotonicNow() - uploadStarted,
+  });
+  if (configuration.secureAggregation) {
+    // A secure round: the delta leaves the device only masked (secure-round.ts).
+    const secure = await runSecureAggregation(configuration, prepared.upload, { job, connection, noise: context.secureAggregationNoise });
+    if (secure.refused) throw refusalError(roundId, secure.refused);
+    if (secure.stopped) return { abandoned: job.cancelReason ?? 'disconnected' };
+    const secureAggregation = { bytesUp: secure.bytesUp, bytesDown: secure.bytesDown };
+    return {
+      uploaded: { roundId, modelVersion, bytes: secure.bytesUp, numExamples, trainLoss, result: { accepted: true }, timings: timings(), secureAggregation },
+    };
+  }
+  const result = await connection.upload(prepared.upload);
+  const uploadTimings = timings();
+  // Top-k: what the accepted upload left out waits for the next one (a refused upload changes nothing).
+  if (result.accepted && prepared.residual) await keepResidual(prepared.residual, global, configuration, context);
+  return { uploaded: { roundId, modelVersion, bytes: prepared.bytes, numExamples, trainLoss, result, timings: uploadTimings } };
 }
 
 /** Trains a fresh copy of `global` on the local training examples and reads the trained weights back. */

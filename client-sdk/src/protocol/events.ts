@@ -15,6 +15,7 @@
  */
 import type { Challenge, Proof, ProofResult, Welcome } from './handshake.js';
 import type { EvaluationReport, EvaluationReportResult, ModelFetchRequest, ModelFetchResult, ModelPublished } from './model-messages.js';
+import type { SecAggAck, SecAggAdvertise, SecAggMasked, SecAggRelay, SecAggReveal, SecAggRoster, SecAggShares, SecAggUnmask } from './secagg-messages.js';
 import type { Abandon, ConditionsReport, RoundClosed, RoundConfiguration, UpdateRejected, UpdateResult, UpdateUpload } from './round-messages.js';
 
 /** Events a client emits. */
@@ -34,6 +35,14 @@ export const ClientEvent = {
    * coordinator acknowledges with an EvaluationReportResult when asked to.
    */
   evaluation: 'model:evaluation',
+  /** Secure rounds (secagg-messages.ts), each acknowledged with a SecAggAck: phase 1, the device's public keys (instead of `round:update`). */
+  secAggAdvertise: 'secagg:advertise',
+  /** Phase 2: sealed shares for its neighbours. */
+  secAggShares: 'secagg:shares',
+  /** Phase 3: the masked input. */
+  secAggMasked: 'secagg:masked',
+  /** Phase 4: the shares the unmasking needs. */
+  secAggReveal: 'secagg:reveal',
 } as const;
 
 /** Events the coordinator emits. */
@@ -50,6 +59,12 @@ export const ServerEvent = {
   roundClosed: 'round:closed',
   /** A new global model version was committed (broadcast to every client). */
   modelPublished: 'model:published',
+  /** Secure rounds: the device's index and its neighbours' keys (after advertising). */
+  secAggRoster: 'secagg:roster',
+  /** Secure rounds: the sealed shares its neighbours sent it. */
+  secAggRelay: 'secagg:relay',
+  /** Secure rounds: which neighbours' masks to unmask. */
+  secAggUnmask: 'secagg:unmask',
 } as const;
 
 /** Typed event maps for socket.io's generics: `Socket<ServerToClientEvents, ClientToServerEvents>`. */
@@ -60,6 +75,9 @@ export interface ServerToClientEvents {
   [ServerEvent.updateRejected]: (rejection: UpdateRejected) => void;
   [ServerEvent.roundClosed]: (closed: RoundClosed) => void;
   [ServerEvent.modelPublished]: (published: ModelPublished) => void;
+  [ServerEvent.secAggRoster]: (roster: SecAggRoster) => void;
+  [ServerEvent.secAggRelay]: (relay: SecAggRelay) => void;
+  [ServerEvent.secAggUnmask]: (request: SecAggUnmask) => void;
 }
 export interface ClientToServerEvents {
   [ClientEvent.proof]: (proof: Proof, ack: (result: ProofResult) => void) => void;
@@ -68,4 +86,8 @@ export interface ClientToServerEvents {
   [ClientEvent.update]: (upload: UpdateUpload, ack: (result: UpdateResult) => void) => void;
   [ClientEvent.abandon]: (abandon: Abandon) => void;
   [ClientEvent.evaluation]: (report: EvaluationReport, ack?: (result: EvaluationReportResult) => void) => void;
+  [ClientEvent.secAggAdvertise]: (advertise: SecAggAdvertise, ack: (result: SecAggAck) => void) => void;
+  [ClientEvent.secAggShares]: (shares: SecAggShares, ack: (result: SecAggAck) => void) => void;
+  [ClientEvent.secAggMasked]: (masked: SecAggMasked, ack: (result: SecAggAck) => void) => void;
+  [ClientEvent.secAggReveal]: (reveal: SecAggReveal, ack: (result: SecAggAck) => void) => void;
 }

@@ -9,5 +9,6 @@ export * from './personalization.js';
 export * from './reasons.js';
 export * from './round-messages.js';
 export * from './round-status.js';
+export * from './secagg-messages.js';
 export * from './vector-math.js';
 export * from './weights.js';

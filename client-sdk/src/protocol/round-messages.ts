@@ -8,6 +8,7 @@ import { modelVersionSchema } from './model-messages.js';
 import { personalizationPlanSchema } from './personalization.js';
 import { ABANDON_REASONS, INELIGIBILITY_REASONS, REJECTION_REASONS } from './reasons.js';
 import { ROUND_OUTCOMES } from './round-status.js';
+import { secureAggregationPlanSchema } from './secagg-messages.js';
 import { encodedWeightsSchema } from './weights.js';
 
 const roundIdSchema = z.string().min(1).max(64);
@@ -74,6 +75,11 @@ export const roundConfigurationSchema = z.object({
   deadlineAt: z.number(),
   /** When to upload; absent: as soon as trained (pace steering off, or an older coordinator). */
   reportWindow: reportWindowSchema.optional(),
+  /**
+   * Present in a secure round: the device does not upload its delta but takes part in secure
+   * aggregation (secagg-messages.ts), clipping its delta to `clipNorm` itself.
+   */
+  secureAggregation: secureAggregationPlanSchema.optional(),
 });
 export type RoundConfiguration = z.infer<typeof roundConfigurationSchema>;
 

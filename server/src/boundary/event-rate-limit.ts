@@ -13,7 +13,7 @@ export interface RateRule {
 }
 
 /** The device events, by the class whose bucket they spend. Bounded, so usable as a metrics label. */
-export const EVENT_CLASSES = ['proof', 'conditions', 'fetch', 'update', 'evaluation', 'abandon'] as const;
+export const EVENT_CLASSES = ['proof', 'conditions', 'fetch', 'update', 'evaluation', 'abandon', 'secagg'] as const;
 export type EventClass = (typeof EVENT_CLASSES)[number];
 
 const CLASS_OF_EVENT: ReadonlyMap<string, EventClass> = new Map<string, EventClass>([
@@ -23,6 +23,10 @@ const CLASS_OF_EVENT: ReadonlyMap<string, EventClass> = new Map<string, EventCla
   [ClientEvent.update, 'update'],
   [ClientEvent.evaluation, 'evaluation'],
   [ClientEvent.abandon, 'abandon'],
+  [ClientEvent.secAggAdvertise, 'secagg'],
+  [ClientEvent.secAggShares, 'secagg'],
+  [ClientEvent.secAggMasked, 'secagg'],
+  [ClientEvent.secAggReveal, 'secagg'],
 ]);
 
 export interface EventLimits {
@@ -47,6 +51,8 @@ export const DEFAULT_EVENT_LIMITS: EventLimits = {
     update: { perSecond: 1, burst: 10 },
     evaluation: { perSecond: 2, burst: 50 },
     abandon: { perSecond: 2, burst: 20 },
+    // A secure round sends four messages per round (advertise, shares, masked input, reveal).
+    secagg: { perSecond: 2, burst: 20 },
   },
   abuse: { perSecond: 10, burst: 200 },
 };

@@ -205,6 +205,12 @@ function roundParamRows({ params }: RoundRecord): Rows {
         (plan?.proximalMu ? `, proximal mu ${formatNumber(plan.proximalMu)}` : ''),
     ],
     ['Max update norm', params.maxUpdateNorm === null ? 'none' : formatNumber(params.maxUpdateNorm)],
+    [
+      'Secure aggregation',
+      params.secureAggregation
+        ? `on (clip norm ${formatNumber(params.secureAggregation.clipNorm)}, threshold ${formatNumber(params.secureAggregation.thresholdFraction)})`
+        : 'off',
+    ],
   ];
 }
 

@@ -52,6 +52,13 @@ const START_OPTIONS: { flags: string; description: string; parse?: (value: strin
     parse: parseNumberOption({ positive: true }),
     field: 'maxUpdateNorm',
   },
+  {
+    flags: '--secure-aggregation [json]',
+    description:
+      'secure aggregation: the coordinator learns only the sum (alone: the defaults; or settings as JSON, e.g. \'{"clipNorm":5,"thresholdFraction":0.6}\')',
+    parse: (value: string) => parseJsonObjectOption(value),
+    field: 'secureAggregation',
+  },
 ];
 
 /** `round start`'s DP-FedAvg options, all three or none: the round's `differentialPrivacy`. */

@@ -22,6 +22,7 @@ import {
   type EvaluationReportResult,
   type ModelFetchResult,
   type ProofResult,
+  type SecAggAck,
   type ServerToClientEvents,
   type UpdateResult,
 } from '@flock/client-sdk/protocol';
@@ -253,6 +254,27 @@ export class ClientsGateway implements OnGatewayInit<FlockServer>, OnGatewayConn
       socket.emit(ServerEvent.updateRejected, { roundId: named.success ? named.data.roundId : null, reason: result.reason, message: result.message });
     }
     return result;
+  }
+
+  // Secure rounds (docs/SECURITY.md, "Secure aggregation"): the four phases' device messages, each acknowledged.
+  @SubscribeMessage(ClientEvent.secAggAdvertise)
+  onSecAggAdvertise(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<SecAggAck> {
+    return this.rounds.handleSecureMessage(socket.data.clientId, ClientEvent.secAggAdvertise, body);
+  }
+
+  @SubscribeMessage(ClientEvent.secAggShares)
+  onSecAggShares(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<SecAggAck> {
+    return this.rounds.handleSecureMessage(socket.data.clientId, ClientEvent.secAggShares, body);
+  }
+
+  @SubscribeMessage(ClientEvent.secAggMasked)
+  onSecAggMasked(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<SecAggAck> {
+    return this.rounds.handleSecureMessage(socket.data.clientId, ClientEvent.secAggMasked, body);
+  }
+
+  @SubscribeMessage(ClientEvent.secAggReveal)
+  onSecAggReveal(@ConnectedSocket() socket: ProvenSocket, @MessageBody() body: unknown): Promise<SecAggAck> {
+    return this.rounds.handleSecureMessage(socket.data.clientId, ClientEvent.secAggReveal, body);
   }
 
   @SubscribeMessage(ClientEvent.abandon)

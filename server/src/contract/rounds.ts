@@ -12,6 +12,32 @@ const timestamp = z.iso.datetime();
 
 // ---------------------------------------------------------------- POST /api/rounds
 
+/** Settings of a secure round (docs/SECURITY.md, "Secure aggregation"), with their defaults. */
+export const secureAggregationRequestSchema = z
+  .object({
+    clipNorm: z
+      .number()
+      .positive()
+      .max(1e6)
+      .default(10)
+      .describe('L2 bound every device clips its delta to (devices enforce it; the coordinator cannot see it)'),
+    thresholdFraction: z
+      .number()
+      .min(0.5)
+      .max(1)
+      .default(0.5)
+      .describe("Shamir threshold as a fraction of a device's neighbours plus itself (floor(f*(k+1))+1: a strict majority at 0.5)"),
+    neighbours: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe('Neighbours per device in the SecAgg+ graph (default 2*ceil(1.5*log2 n), all others below ~10 devices)'),
+    phaseSeconds: z.number().positive().max(3600).default(30).describe('Deadline of each phase after reporting (share keys, masked input, unmasking)'),
+  })
+  .strict();
+
 /** Body of POST /api/rounds. Every field is optional; defaults suit a small deployment. */
 export const startRoundRequestSchema = z
   .object({
@@ -40,6 +66,10 @@ export const startRoundRequestSchema = z
     compression: trainingPlanSchema.shape.compression.describe(
       'How devices compress their uploads in this round: {kind: none | int8 | topk, topkFraction?} (default none: float32)',
     ),
+    secureAggregation: z
+      .union([z.boolean(), secureAggregationRequestSchema])
+      .optional()
+      .describe('Secure aggregation: the coordinator learns only the sum of the updates (true for the defaults, or the settings)'),
   })
   .strict()
   .refine((body) => body.targetClients === undefined || body.targetClients >= body.minClients, {
@@ -68,7 +98,18 @@ export const roundParamsSchema = z.object({
     .nullable()
     .default(null)
     .describe('DP-FedAvg parameters; null: not a DP round (and rounds stored before DP existed)'),
+  secureAggregation: z
+    .object({
+      clipNorm: z.number().positive(),
+      thresholdFraction: z.number().min(0.5).max(1),
+      neighbours: z.number().int().min(1).nullable(),
+      phaseTimeoutMs: z.number().int().min(1),
+    })
+    .nullable()
+    .optional()
+    .describe('Secure aggregation settings; null or absent: a plain round'),
 });
+export type SecureAggregationParams = NonNullable<RoundParams['secureAggregation']>;
 export type RoundParams = z.infer<typeof roundParamsSchema>;
 
 /** Lower quartile, median and upper quartile of one number across devices (one value per device). */
@@ -274,5 +315,17 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
     strategyOptions: request.strategyOptions,
     maxUpdateNorm: request.maxUpdateNorm ?? null,
     differentialPrivacy: request.differentialPrivacy ?? null,
+    secureAggregation: secureAggregationParams(request.secureAggregation),
+  };
+}
+
+function secureAggregationParams(requested: StartRoundFields['secureAggregation']): SecureAggregationParams | null {
+  if (requested === undefined || requested === false) return null;
+  const settings = requested === true ? secureAggregationRequestSchema.parse({}) : requested;
+  return {
+    clipNorm: settings.clipNorm,
+    thresholdFraction: settings.thresholdFraction,
+    neighbours: settings.neighbours ?? null,
+    phaseTimeoutMs: Math.round(settings.phaseSeconds * 1000),
   };
 }

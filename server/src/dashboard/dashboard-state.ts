@@ -86,6 +86,8 @@ export interface DashboardRound {
     strategyOptions: Partial<Record<string, number>>;
     /** DP-FedAvg parameters; null for a round without DP. */
     differentialPrivacy: { noiseMultiplier: number; clipNorm: number; samplingRate: number } | null;
+    /** Secure aggregation's settings; null or absent: a plain round. */
+    secureAggregation?: { clipNorm: number; thresholdFraction: number } | null;
   };
   metrics: DashboardRoundMetrics;
   committedVersion: number | null;

@@ -78,6 +78,12 @@ export class MetricsService implements OnApplicationShutdown {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly secAggMessagesTotal = new Counter({
+    name: 'flock_secagg_messages_total',
+    help: "Devices' secure-aggregation messages (secagg:*), by event, result and refusal reason",
+    labelNames: ['event', 'result', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly evaluationReportsTotal = new Counter({
     name: 'flock_evaluation_reports_total',
     help: "Devices' local evaluation reports (model:evaluation), by result and refusal reason",

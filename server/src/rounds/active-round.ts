@@ -6,6 +6,7 @@ import type { RoundLease } from '../storage/round-lease.js';
 import type { Storage } from '../storage/storage.js';
 import type { RoundState } from './round-machine.js';
 import { RoundRoster } from './round-roster.js';
+import type { SecureRound } from './secure/secure-round.js';
 import type { RoundRecord } from '../contract/index.js';
 
 const log = moduleLogger('rounds');
@@ -26,6 +27,8 @@ export class ActiveRound {
   /** Where the aggregate is finished at commit: this process's aggregator, or the processes' partials (cluster mode). */
   sink: AggregationSink | null = null;
   plan: TrainingPlan | null = null;
+  /** A secure round's protocol (secure/secure-round.ts); null in a plain round. */
+  secure: SecureRound | null = null;
   deadlineAt: number | null = null;
   /** The selection timer, then the deadline timer. */
   timer: NodeJS.Timeout | null = null;

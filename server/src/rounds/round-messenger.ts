@@ -1,4 +1,4 @@
-import { ServerEvent, totalValues, type RoundClosed, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
+import { ServerEvent, totalValues, type RoundClosed, type SecureAggregationPlan, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
 import { moduleLogger } from '../logging/logger.js';
 import { planReportWindows, type PaceConfig } from './pace.js';
@@ -16,6 +16,8 @@ export interface RoundOpening {
   deadlineAt: number;
   /** Coordinator processes folding the uploads (cluster mode; 1 otherwise): the paced rate is per process. */
   processes: number;
+  /** A secure round: what devices need to know before they train (clip bound, threshold). */
+  secureAggregation?: SecureAggregationPlan;
 }
 
 /**
@@ -41,7 +43,13 @@ export class RoundMessenger {
     };
     const windows = pace ? planReportWindows(participants.length, updateBytes, Date.now(), deadlineAt, pace) : null;
     if (windows) log.info({ roundId, windows: windows.windows, uploadsPerSecond: windows.uploadsPerSecond }, 'report windows planned');
-    const configuration = { roundId, modelVersion: baseVersion, plan, deadlineAt };
+    const configuration = {
+      roundId,
+      modelVersion: baseVersion,
+      plan,
+      deadlineAt,
+      ...(round.secureAggregation ? { secureAggregation: round.secureAggregation } : {}),
+    };
     await this.sendToEach(participants, (clientId, index) =>
       this.devices.sendTo(clientId, ServerEvent.configure, windows ? { ...configuration, reportWindow: windows.windowOf(index) } : configuration),
     );

@@ -8,7 +8,16 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { ServerEvent, abandonSchema, isRoundFinished, uploadRoundSchema, type RoundOutcome, type UpdateResult } from '@flock/client-sdk/protocol';
+import {
+  ClientEvent,
+  ServerEvent,
+  abandonSchema,
+  isRoundFinished,
+  uploadRoundSchema,
+  type RoundOutcome,
+  type SecAggAck,
+  type UpdateResult,
+} from '@flock/client-sdk/protocol';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { DEVICE_DIRECTORY, type DeviceDirectory } from '../devices/device-directory.js';
 import { FlockEventBus } from '../events/event-bus.js';
@@ -32,6 +41,9 @@ import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
 import { StaleRounds } from './stale-rounds.js';
 import { roundStrategy } from './round-strategy.js';
+import { SecureAggregationSink } from './secure/secure-aggregation-sink.js';
+import { secureRoundRefusal } from './secure/secure-round-check.js';
+import { SecureRound, type SecurePhaseEvent } from './secure/secure-round.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
 import { personalLayersProblemOf, planPersonalLayers } from './personal-layers.js';
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
@@ -85,7 +97,10 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private readonly onDeviceAvailable = (): void => {
     if (this.active) runDetached(log, 'selection', this.trySelect(this.active));
   };
-  private readonly onDeviceDisconnected = ({ clientId }: FlockEvents['device.disconnected']): void => this.dropParticipant(clientId, 'disconnected');
+  private readonly onDeviceDisconnected = ({ clientId }: FlockEvents['device.disconnected']): void => {
+    this.active?.secure?.deviceLeft(clientId);
+    this.dropParticipant(clientId, 'disconnected');
+  };
 
   /**
    * A round that was in flight when the coordinator died can't resume: its aggregate was in memory.
@@ -175,6 +190,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         `strategy "${params.strategy}" needs every update in one process and cannot run over several coordinator processes (cluster mode); use one of the weighted-mean family: fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi`,
       );
     }
+    const secureRefusal = secureRoundRefusal(params, this.cluster !== null);
+    if (secureRefusal) throw new BadRequestException(secureRefusal);
     const current = await this.models.current();
     if (!current) throw new ConflictException('no global model version exists yet');
     const dp = params.differentialPrivacy;
@@ -298,6 +315,37 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     while (this.servedBytes.size > SERVED_VERSIONS) this.servedBytes.delete(this.servedBytes.keys().next().value!);
     const round = this.active;
     if (round && round.record.baseVersion === version && !isRoundFinished(round.state.status)) round.countBytesDown(bytes);
+  }
+
+  /**
+   * A secure round's device message (secagg-messages.ts). Advertising keys is the device's answer
+   * while the round reports (counted like an accepted upload: it joins the sum's candidates); the
+   * later phases go to the round's protocol as the commit drives it.
+   */
+  async handleSecureMessage(clientId: string, event: typeof ClientEvent.secAggAdvertise | SecurePhaseEvent, payload: unknown): Promise<SecAggAck> {
+    const ack = await this.secureMessage(clientId, event, payload);
+    this.metrics.secAggMessagesTotal.inc({ event, result: ack.accepted ? 'accepted' : 'refused', reason: ack.accepted ? '' : ack.reason });
+    return ack;
+  }
+
+  private async secureMessage(clientId: string, event: typeof ClientEvent.secAggAdvertise | SecurePhaseEvent, payload: unknown): Promise<SecAggAck> {
+    const round = this.active;
+    const secure = round?.secure;
+    if (!round || !secure) return { accepted: false, reason: 'round_not_open', message: 'no secure round is in flight' };
+    if (event !== ClientEvent.secAggAdvertise) return secure.receive(event, clientId, payload);
+    if (round.state.status !== 'reporting')
+      return { accepted: false, reason: 'wrong_phase', message: `round ${round.id} is ${round.state.status}, not taking keys` };
+    if (!round.roster.isParticipant(clientId))
+      return { accepted: false, reason: 'not_participant', message: `client is not a participant of round ${round.id}` };
+    if (round.roster.hasAnswered(clientId)) return { accepted: false, reason: 'duplicate', message: 'keys already advertised' };
+    const ack = await secure.advertise(clientId, payload);
+    if (ack.accepted && this.active === round && !round.roster.hasAnswered(clientId)) {
+      round.roster.answer(clientId);
+      round.record.metrics.reported++;
+      runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadAccepted' }));
+    }
+    this.changed(round);
+    return ack;
   }
 
   /** An upload naming a round other than the one in flight: finished, or unknown. */
@@ -424,6 +472,14 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
             weightSpecs: round.weightSpecs,
             deadlineAt: effect.deadlineAt,
             processes: this.cluster ? await this.cluster.liveProcesses() : 1,
+            ...(round.record.params.secureAggregation
+              ? {
+                  secureAggregation: {
+                    clipNorm: round.record.params.secureAggregation.clipNorm,
+                    thresholdFraction: round.record.params.secureAggregation.thresholdFraction,
+                  },
+                }
+              : {}),
           });
           break;
         case 'commit':
@@ -466,7 +522,25 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       const base = await this.models.get(record.baseVersion);
       const context = { globalWeights: await this.models.getWeights(record.baseVersion), serverState: base.strategyState };
       const { cluster } = this;
-      if (cluster) {
+      const secure = record.params.secureAggregation;
+      if (secure) {
+        const split = strategy.split?.();
+        if (!split) throw new Error(`strategy ${strategy.name} needs individual updates: not with secure aggregation`);
+        round.secure = new SecureRound({
+          roundId: record.id,
+          baseVersion: record.baseVersion,
+          deltaLength: context.globalWeights.length,
+          maxWeight: record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
+          minClients: record.params.minClients,
+          params: secure,
+          send: {
+            roster: (clientId, roster) => this.devices.sendTo(clientId, ServerEvent.secAggRoster, roster),
+            relay: (clientId, relay) => this.devices.sendTo(clientId, ServerEvent.secAggRelay, relay),
+            unmask: (clientId, request) => this.devices.sendTo(clientId, ServerEvent.secAggUnmask, request),
+          },
+        });
+        round.sink = new SecureAggregationSink(round.secure, split, context);
+      } else if (cluster) {
         const split = strategy.split?.();
         if (!split) throw new Error(`strategy ${strategy.name} cannot be split over processes`);
         round.sink = new SplitAggregationSink(split, context, () => cluster.collect(record.id, context.globalWeights.length));
@@ -536,6 +610,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
     round.aggregator = null; // frees the running sum
     round.sink = null;
+    round.secure?.dispose();
+    round.secure = null;
     this.active = null;
     try {
       await this.cluster?.close(round.record.id);

@@ -37,6 +37,7 @@ interface CliOptions {
   targetAccuracy?: number;
   strategy: string;
   strategyOptions: string;
+  secureAggregation: boolean;
   partition: 'iid' | 'shards' | 'dirichlet';
   alpha: number;
   rotationClusters: number;
@@ -97,6 +98,7 @@ const program: Command = new Command()
   .option('--target-accuracy <acc>', 'stop once the global test accuracy reaches this (0-1, or a percentage > 1)', positive('--target-accuracy'))
   .option('--strategy <name>', 'aggregation strategy (see docs/STRATEGIES.md)', 'fedavg')
   .option('--strategy-options <json>', 'strategy options as a JSON object', '{}')
+  .option('--secure-aggregation', 'secure aggregation: the coordinator learns only the sum of each round (docs/SECURITY.md)', false)
   .addOption(new Option('--partition <kind>', 'client data partition').choices(['iid', 'shards', 'dirichlet']).default('iid'))
   .option('--alpha <a>', 'Dirichlet concentration (--partition dirichlet)', positive('--alpha'), 0.5)
   .option(
@@ -323,6 +325,7 @@ function simulationOptions(
     targetAccuracy: resolved.target,
     strategy: cli.strategy,
     strategyOptions: resolved.strategyOptions,
+    secureAggregation: cli.secureAggregation,
     partition: cli.partition,
     alpha: cli.alpha,
     rotationClusters: cli.rotationClusters,

@@ -33,6 +33,8 @@ export interface SimulationOptions {
   strategy: string;
   /** Checked by the coordinator when a round starts. */
   strategyOptions: StrategyOptions;
+  /** Secure aggregation (docs/SECURITY.md): the coordinator learns only the sum of each round's updates. */
+  secureAggregation: boolean;
   partition: PartitionKind;
   /** Dirichlet concentration. */
   alpha: number;
@@ -100,6 +102,7 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   targetAccuracy: null,
   strategy: 'fedavg',
   strategyOptions: {},
+  secureAggregation: false,
   partition: 'iid',
   alpha: 0.5,
   rotationClusters: 0,

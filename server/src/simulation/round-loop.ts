@@ -79,6 +79,8 @@ export class RoundLoop {
       ...(options.differentialPrivacy ? { differentialPrivacy: options.differentialPrivacy } : {}),
       ...(options.personalization ? { personalization: options.personalization } : {}),
       ...(options.compression.kind !== 'none' ? { compression: options.compression } : {}),
+      // Secure rounds encode weights in fixed point below maxExamplesPerUpdate: a tight cap keeps the sum precise.
+      ...(options.secureAggregation ? { secureAggregation: true, maxExamplesPerUpdate: plan.examplesPerClient } : {}),
     };
   }
 

@@ -194,6 +194,13 @@ describe('flock round start', () => {
     expect(stdout).toContain('selection 20.0 s, reporting deadline 1m 30s');
   });
 
+  it('--secure-aggregation alone asks for the defaults, with JSON for its settings', async () => {
+    server.state.activeRound = false;
+    expect((await flock('round', 'start', '--secure-aggregation')).code).toBe(0);
+    expect((await flock('round', 'start', '--secure-aggregation', '{"clipNorm": 5, "phaseSeconds": 20}')).code).toBe(0);
+    expect(server.requests.map((request) => request.body)).toEqual([{ secureAggregation: true }, { secureAggregation: { clipNorm: 5, phaseSeconds: 20 } }]);
+  });
+
   it('refuses --strategy-options that are not a JSON object before calling the coordinator', async () => {
     for (const bad of ['{"serverLearningRate": 0.1', '[1, 2]', '0.1']) {
       const { code, stderr } = await flock('round', 'start', '--strategy', 'fedyogi', '--strategy-options', bad);

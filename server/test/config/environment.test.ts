@@ -129,7 +129,7 @@ describe('loadConfig: the whole environment through one schema', () => {
       'FLOCK_OPERATOR_TOKEN: must be at least 16 characters',
     ]);
     expect(problemsOf({ FLOCK_EVENT_RATE_LIMITS: 'uploads=1/2', FLOCK_EVENT_ABUSE_LIMIT: '1/0' })).toEqual([
-      'FLOCK_EVENT_RATE_LIMITS: unknown event class "uploads" (one of proof, conditions, fetch, update, evaluation, abandon) (got uploads=1/2)',
+      'FLOCK_EVENT_RATE_LIMITS: unknown event class "uploads" (one of proof, conditions, fetch, update, evaluation, abandon, secagg) (got uploads=1/2)',
       'FLOCK_EVENT_ABUSE_LIMIT: expected perSecond/burst such as 2/20 (got 1/0)',
     ]);
   });

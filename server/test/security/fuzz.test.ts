@@ -18,7 +18,7 @@ const SEED = 20_261_203;
 /** Generous limits: the fuzzer's events must reach the handlers, not only the rate limiter. */
 const GENEROUS = { perSecond: 10_000, burst: 10_000 };
 const FUZZ_LIMITS: EventLimits = {
-  rules: { proof: GENEROUS, conditions: GENEROUS, fetch: GENEROUS, update: GENEROUS, evaluation: GENEROUS, abandon: GENEROUS },
+  rules: { proof: GENEROUS, conditions: GENEROUS, fetch: GENEROUS, update: GENEROUS, evaluation: GENEROUS, abandon: GENEROUS, secagg: GENEROUS },
   abuse: GENEROUS,
 };
 
@@ -183,9 +183,12 @@ describe('fuzz: the device handshake', () => {
 
 describe('fuzz: device events', () => {
   // The protocol's events twice as often as made-up names.
+  const SECURE_EVENTS: string[] = [ClientEvent.secAggAdvertise, ClientEvent.secAggShares, ClientEvent.secAggMasked, ClientEvent.secAggReveal];
+  const PLAIN_EVENTS = Object.values(ClientEvent).filter((event) => !SECURE_EVENTS.includes(event));
   const eventName = fc.oneof(
-    fc.constantFrom(...Object.values(ClientEvent)),
-    fc.constantFrom(...Object.values(ClientEvent)),
+    fc.constantFrom(...PLAIN_EVENTS),
+    fc.constantFrom(...PLAIN_EVENTS),
+    fc.constantFrom(...SECURE_EVENTS),
     fc.string({ maxLength: 20 }),
     fc.constantFrom('__proto__', 'constructor', 'connect', 'disconnect', 'error', 'newListener'),
   );
@@ -209,7 +212,16 @@ describe('fuzz: device events', () => {
   );
   const payload = fc.oneof(hostileValue, deepValue, lookalike);
   const RESERVED = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
-  const ACKNOWLEDGED = new Set<string>([ClientEvent.fetchModel, ClientEvent.update, ClientEvent.evaluation, ClientEvent.proof]);
+  const ACKNOWLEDGED = new Set<string>([
+    ClientEvent.fetchModel,
+    ClientEvent.update,
+    ClientEvent.evaluation,
+    ClientEvent.proof,
+    ClientEvent.secAggAdvertise,
+    ClientEvent.secAggShares,
+    ClientEvent.secAggMasked,
+    ClientEvent.secAggReveal,
+  ]);
 
   it('drops or refuses any hostile event payload without harm', async () => {
     await fc.assert(

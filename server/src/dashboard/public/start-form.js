@@ -73,6 +73,7 @@ function fillFrom(round) {
     const input = form.elements.namedItem(name);
     if (input instanceof HTMLInputElement) input.value = value;
   }
+  /** @type {HTMLInputElement} */ (byId('secure-aggregation')).checked = Boolean(params.secureAggregation);
   const select = /** @type {HTMLSelectElement} */ (byId('strategy'));
   if ([...select.options].some((option) => option.value === params.strategy)) select.value = params.strategy;
   renderStrategyHint();
@@ -131,6 +132,8 @@ async function startRound(event) {
     }
     Object.assign(body, { differentialPrivacy });
   }
+  // A checkbox: the round is secure (its settings at the coordinator's defaults) or plain.
+  if (data.get('secureAggregation') === 'on') Object.assign(body, { secureAggregation: true });
   if (body.targetClients < body.minClients) {
     flash(message, 'Target clients must be at least min clients.', 'error');
     return;
