@@ -196,7 +196,7 @@ export function committedRound(): RoundRecord {
       dpClipNorm: null,
       nextDpClipNorm: null,
       expectedUpdates: null,
-    clippedUpdates: 4,
+      clippedUpdates: 4,
       clampedExamples: 0,
     },
     createdAt: '2026-05-04T09:59:47.000Z',
