@@ -55,6 +55,8 @@ describe('shadow mode', () => {
     );
     const stats = status.body.versions.find((v) => v.version === 2)!;
     expect(stats.shadowCompared).toBeGreaterThanOrEqual(100);
+    // No device has tested it (no device is connected).
+    expect(stats).toMatchObject({ deviceEvaluations: 0, deviceAccuracy: null });
     expect(stats.shadowDisagreed / stats.shadowCompared).toBeGreaterThan(0.3);
     // Shadow rows are not counted as version 1's predictions.
     expect(status.body.versions.find((v) => v.version === 1)!.predictions).toBe(50);
