@@ -16,6 +16,7 @@ async function main(): Promise<void> {
       tfBackend: backend,
       operatorToken: config.tokenSources.operator,
       clientToken: config.tokenSources.client,
+      inferenceKey: config.serving.inferenceKeySource,
       enrolment: config.enrolment ? { issuer: config.enrolment.issuer, audience: config.enrolment.audience } : 'off',
     },
     'coordinator listening',
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
       `  dashboard      ${coordinator.url}/dashboard\n` +
       `  API docs       ${coordinator.url}/api/docs (OpenAPI document: ${coordinator.url}/api/docs/openapi.json)\n` +
       `  operator token ${config.tokenSources.operator}\n` +
+      `  inference     ${coordinator.url}/v2/models/global (inference key: ${config.serving.inferenceKeySource})\n` +
       (config.enrolment
         ? `  enrolment      on: device tokens from ${config.enrolment.issuer} (the client token is refused)\n\n`
         : `  client token   ${config.tokenSources.client}\n\n`),

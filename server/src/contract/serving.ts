@@ -163,6 +163,13 @@ export const servingVersionStatsSchema = z.object({
   feedbackCorrect: z.number().int().min(0),
   shadowCompared: z.number().int().min(0).describe('Rows also run on the previous version (shadow mode)'),
   shadowDisagreed: z.number().int().min(0),
+  deviceEvaluations: z.number().int().min(0).describe("Devices' local evaluations of the version (model:evaluation reports)"),
+  deviceAccuracy: z
+    .number()
+    .min(0)
+    .max(1)
+    .nullable()
+    .describe("Their mean global accuracy, weighted as in the rounds' local-evaluation summaries (examples, capped)"),
 });
 export type ServingVersionStats = z.infer<typeof servingVersionStatsSchema>;
 

@@ -66,7 +66,7 @@ export class InferenceLogController {
     summary: "Serving: the version served, batching, each version's live statistics, the deviation and the actions taken",
   })
   @ApiResponse({ status: 200, schema: zodToOpenApi(servingStatusSchema, 'output') })
-  status(): ServingStatus {
+  status(): Promise<ServingStatus> {
     return this.serving.status();
   }
 }

@@ -181,7 +181,7 @@ export class ServingMonitor {
     }
   }
 
-  status(): Pick<ServingStatus, 'deviation' | 'versions' | 'actions'> {
+  status(): Pick<ServingStatus, 'deviation' | 'actions'> & { versions: ReturnType<VersionStats['snapshot']>[] } {
     return {
       deviation: this.last,
       versions: [...this.stats.values()].sort((a, b) => b.version - a.version).map((stats) => stats.snapshot()),

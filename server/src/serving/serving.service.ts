@@ -3,6 +3,8 @@ import { HttpException, Inject, Injectable, NotFoundException, ServiceUnavailabl
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { SERVED_DATATYPE, SERVED_MODEL_NAME, type InferenceStatus, type V2ModelMetadata, type ServingStatus } from '../contract/index.js';
 import { ModelsService } from '../models/models.service.js';
+import { summarizeReports } from '../rounds/evaluation-summary.js';
+import { STORAGE, type Storage } from '../storage/storage.js';
 import { QueueFullError, type BatchResult } from './dynamic-batcher.js';
 import {
   decodeInferBody,
@@ -69,6 +71,7 @@ export class ServingService {
     private readonly log: InferenceLogService,
     private readonly monitor: ServingMonitor,
     private readonly metrics: ServingMetrics,
+    @Inject(STORAGE) private readonly storage: Storage,
   ) {}
 
   /** Readiness: starts the workers on the first call. */
@@ -146,8 +149,9 @@ export class ServingService {
     }
   }
 
-  status(): ServingStatus {
+  async status(): Promise<ServingStatus> {
     const { maxBatchSize, maxQueueDelayMs, workers } = this.config.serving;
+    const monitor = this.monitor.status();
     const samples = Math.min(this.answered, LATENCY_WINDOW);
     const sorted = this.latencies.slice(0, samples).sort();
     const at = (q: number): number => sorted[Math.min(samples - 1, Math.floor(q * samples))]!;
@@ -156,8 +160,15 @@ export class ServingService {
       requests: this.requests,
       latency: samples === 0 ? null : { p50Ms: at(0.5), p99Ms: at(0.99), samples },
       batching: { maxBatchSize, maxQueueDelayMs, workers },
-      ...this.monitor.status(),
+      ...monitor,
+      versions: await Promise.all(monitor.versions.map(async (stats) => ({ ...stats, ...(await this.deviceEvaluations(stats.version)) }))),
     };
+  }
+
+  /** Devices' local evaluations of a version (stored as they arrive), summarized as the rounds summarize them (capped weights). */
+  private async deviceEvaluations(version: number): Promise<{ deviceEvaluations: number; deviceAccuracy: number | null }> {
+    const summary = summarizeReports(await this.storage.listEvaluationReports(version));
+    return { deviceEvaluations: summary?.reports ?? 0, deviceAccuracy: summary?.globalAccuracy ?? null };
   }
 
   private async currentVersion(): Promise<number> {

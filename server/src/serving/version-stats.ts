@@ -45,7 +45,7 @@ export class VersionStats {
     return this.shadowCompared === 0 ? null : this.shadowDisagreed / this.shadowCompared;
   }
 
-  snapshot(): ServingVersionStats {
+  snapshot(): Omit<ServingVersionStats, 'deviceEvaluations' | 'deviceAccuracy'> {
     return {
       version: this.version,
       predictions: this.predictions,

@@ -59,10 +59,11 @@ describe('durable inference log', () => {
     // Killed mid-load, some 200 answers in (bounded in time on a slow machine).
     const deadline = Date.now() + 30_000;
     while (answered.length < 200 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     killed = true;
     await Promise.all(clients);
-    await new Promise((resolve) => child.once('exit', resolve));
+    await exited;
 
     const log = new SqliteInferenceLog(join(dataDir, 'flock.db'));
     await log.init();

@@ -38,8 +38,11 @@ function renderText(status) {
     ? `v${d.version} vs v${d.previousVersion}: PSI ${fixed(d.psi)}, JS ${fixed(d.js)}, shadow disagreement ${fixed(d.disagreement)}`
     : 'no new version measured yet';
   const current = status.versions.find((v) => v.version === status.currentVersion);
-  byId('sv-accuracy').textContent =
+  const feedback =
     current && current.feedback > 0 ? `${((100 * current.feedbackCorrect) / current.feedback).toFixed(1)}% of ${current.feedback} labelled` : '–';
+  const devices =
+    current && current.deviceAccuracy !== null ? `; devices' tests ${(100 * current.deviceAccuracy).toFixed(1)}% (${current.deviceEvaluations})` : '';
+  byId('sv-accuracy').textContent = feedback + devices;
   const actions = byId('sv-actions');
   actions.replaceChildren(
     ...(status.actions.length === 0
