@@ -224,16 +224,27 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     );
     await Promise.all(devices.map((page) => settled(page, 1)));
     await eligibleClients(server, 3);
-    const started = await server.api<{ id: string }>('/api/rounds', {
-      method: 'POST',
-      body: JSON.stringify({ minClients: 3, targetClients: 3, overSelection: 1, deadlineSeconds: 60, epochs: 1, secureAggregation: { phaseSeconds: 20 } }),
-    });
-    expect(started.status, JSON.stringify(started.body)).toBe(201);
+    // Started from the dashboard's form, its secure-aggregation box ticked.
+    const dashboardContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const dashboard = await dashboardContext.newPage();
+    await dashboard.goto(`${server.url}/dashboard`);
+    await dashboard.fill('#token', OPERATOR_TOKEN);
+    await dashboard.click('#login-form button[type=submit]');
+    await dashboard.waitForSelector('#app:not([hidden])');
+    await dashboard.fill('#start-form input[name=minClients]', '3');
+    await dashboard.fill('#start-form input[name=targetClients]', '3');
+    await dashboard.fill('#start-form input[name=overSelection]', '1');
+    await dashboard.fill('#start-form input[name=deadlineSeconds]', '60');
+    await dashboard.check('#secure-aggregation');
+    await dashboard.click('#start-btn');
+    await dashboard.waitForFunction(() => document.getElementById('start-msg')?.textContent?.startsWith('Round'));
+    await dashboardContext.close();
+    const started = { body: { id: (await server.api<{ id: string }[]>('/api/rounds?limit=1')).body[0]!.id } };
     // Each page trains, runs the four secure phases in the browser (WebCrypto), and adopts the committed version.
     await Promise.all(devices.map((page) => page.waitForState('s.roundsTrained === 1 && s.globalVersion === 2 && s.status === "waiting"', 90_000)));
     const round = await server.roundEnded(started.body.id, 30_000);
     expect(round.status, round.error ?? '').toBe('committed');
-    expect(round.params.secureAggregation).toMatchObject({ clipNorm: 10 });
+    expect(round.params.secureAggregation).toMatchObject({ clipNorm: 10, thresholdFraction: 0.5, phaseTimeoutMs: 30_000 });
     expect(round.metrics.accepted).toBe(3);
     expect(round.metrics.totalExamples).toBeGreaterThan(0);
     const metrics = await noKeepAliveFetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } }).then((r) => r.text());

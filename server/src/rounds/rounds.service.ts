@@ -332,7 +332,13 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     const round = this.active;
     const secure = round?.secure;
     if (!round || !secure) return { accepted: false, reason: 'round_not_open', message: 'no secure round is in flight' };
-    if (event !== ClientEvent.secAggAdvertise) return secure.receive(event, clientId, payload);
+    if (event !== ClientEvent.secAggAdvertise) {
+      const ack = secure.receive(event, clientId, payload);
+      // The masked input is this round's upload: its bytes count like a plain upload's.
+      if (ack.accepted && event === ClientEvent.secAggMasked)
+        round.record.metrics.bytesReceived += (payload as { data: ArrayBuffer | Uint8Array }).data.byteLength;
+      return ack;
+    }
     if (round.state.status !== 'reporting')
       return { accepted: false, reason: 'wrong_phase', message: `round ${round.id} is ${round.state.status}, not taking keys` };
     if (!round.roster.isParticipant(clientId))

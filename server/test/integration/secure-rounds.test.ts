@@ -153,7 +153,12 @@ describe('secure rounds: real SDK clients, real coordinator', () => {
     const secure = await runRound(devices, { ...SECURE, secureAggregation: true });
     expect(secure.status, secure.error ?? '').toBe('committed');
     expect(secure.params.secureAggregation).toMatchObject({ clipNorm: 10, thresholdFraction: 0.5 });
-    expect(secure.metrics).toMatchObject({ accepted: DEVICES, totalExamples: ALL.reduce((sum, k) => sum + trainCount(k), 0) });
+    expect(secure.metrics).toMatchObject({
+      accepted: DEVICES,
+      totalExamples: ALL.reduce((sum, k) => sum + trainCount(k), 0),
+      // Masked inputs: d values and the weight and loss, 4 bytes each.
+      bytesReceived: DEVICES * (PARAMETERS + 2) * 4,
+    });
     const secureChange = maxDifference(await weightsOf(secure.committedVersion!), await weightsOf(secureBase), expectedChange(ALL));
     // float32 weights of ~0.1 carry ~1e-8 rounding; the fixed-point sum adds < 1e-7 to the mean.
     expect(plainChange).toBeLessThan(1e-6);

@@ -62,6 +62,39 @@ describe('pnpm simulate (runSimulation)', () => {
     180_000, // ~17 s on an idle 2-core machine; generous for a loaded one
   );
 
+  it('--secure-aggregation: 12 clients (rosters of up to 11 neighbours) with dropouts commit secure rounds that train the 2NN', async () => {
+    const rows: RoundRow[] = [];
+    const summary = await runSimulation({
+      clients: 12,
+      examplesPerClient: 300,
+      fraction: 1,
+      rounds: 2,
+      epochs: 1,
+      batchSize: 10,
+      learningRate: 0.1,
+      partition: 'iid',
+      workers: 2,
+      seed: 3,
+      dropout: 0.2,
+      localTestExamples: 10,
+      localEvaluation: 0,
+      init: 'random',
+      secureAggregation: true,
+      onRound: (row) => rows.push(row),
+    });
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.status).toBe('committed');
+      expect(row.accepted + row.dropped).toBe(12);
+      expect(row.accepted).toBeGreaterThan(1);
+      // Masked inputs: the 2NN's values plus the weight and the loss, 4 bytes each, and nothing in the clear.
+      expect(row.bytes).toBe(row.accepted * 199_212 * 4);
+    }
+    expect(rows.reduce((n, row) => n + row.dropped, 0)).toBeGreaterThan(0);
+    expect(rows[0]!.accuracy).toBeGreaterThan(summary.initialAccuracy + 0.3);
+    expect(summary.clientErrors).toEqual({});
+  }, 180_000);
+
   it('Byzantine clients send poisoned but valid updates: FedAvg is thrown off, trimmed mean is not', async () => {
     // 10 clients, all selected; 2 of them send Gaussian noise of norm ~450 instead of their delta.
     const common = {
