@@ -17,7 +17,9 @@ import {
   computeDelta,
   trainOnlyLayers,
   widenSharedDelta,
+  MemoryModelStore,
 } from '../src/index.js';
+import { LocalState } from '../src/core/local-state.js';
 import { makeModel, oneHot, seededShuffle, syntheticRows } from './support/fixtures.js';
 
 const loss = resolveLoss('categoricalCrossentropy');
@@ -137,5 +139,23 @@ describe('Ditto and personal layers (local training)', () => {
     tf.dispose([x, y]);
     model.dispose();
     other.dispose();
+  });
+});
+
+describe("the round plan's personalization on the device", () => {
+  it('is remembered across restarts, and a malformed stored value is forgotten rather than trusted', async () => {
+    const store = new MemoryModelStore();
+    const state = new LocalState({ store, initialModel: undefined, initialModelVersion: null, reportError: () => undefined });
+    await state.load();
+    expect(state.planPersonalization).toBeNull();
+    await state.rememberPlanPersonalization({ method: 'personal-layers', personalLayers: ['output'] });
+    const restarted = new LocalState({ store, initialModel: undefined, initialModelVersion: null, reportError: () => undefined });
+    await restarted.load();
+    expect(restarted.planPersonalization).toEqual({ method: 'personal-layers', personalLayers: ['output'] });
+    await store.saveState({ lastEvaluatedVersion: null, lastEvaluation: null, planPersonalization: { method: 'steal-weights' } as never });
+    const tampered = new LocalState({ store, initialModel: undefined, initialModelVersion: null, reportError: () => undefined });
+    await tampered.load();
+    expect(tampered.planPersonalization).toBeNull();
+    await Promise.all([state.dispose(), restarted.dispose(), tampered.dispose()]);
   });
 });

@@ -326,6 +326,33 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     }
   });
 
+  it('lets the user choose Ditto: the choice survives the reload it needs, and the page shows global vs personal on its own held-out examples', async () => {
+    const server = await startCoordinator();
+    const [device] = await openDevices(server, [{ seed: 5, device: PLUGGED_IN_ON_WIFI }]);
+    await settled(device!, 1);
+    expect(await device!.page.inputValue('#personalization-method')).toBe('fine-tune');
+    // The SDK takes its method at construction: the page remembers the choice and reloads.
+    await Promise.all([device!.page.waitForEvent('load'), device!.page.selectOption('#personalization-method', 'ditto')]);
+    const reloaded = wrapDemoPage(device!.context, device!.page, device!.errors);
+    await reloaded.waitForState('s.ready && s.status === "waiting"');
+    expect(await reloaded.page.inputValue('#personalization-method')).toBe('ditto');
+    expect(await reloaded.page.textContent('#personalization-note')).toContain('pulled towards each new global model');
+    await eligibleClients(server, 1);
+    const { body } = await server.api<{ id: string }>('/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 1, targetClients: 1, deadlineSeconds: 60, epochs: 1, batchSize: 10, learningRate: 0.05 }),
+    });
+    expect((await server.roundEnded(body.id, 60_000)).status).toBe('committed');
+    const state = await reloaded.waitForState('s.lastEvaluation?.modelVersion === 2 && s.status === "waiting"');
+    // Ditto keeps its own model (moved towards version 2, not replaced by it), tested beside the global one.
+    expect(state.lastEvaluation).toMatchObject({ modelVersion: 2, adopted: false });
+    expect(state.lastEvaluation!.personalAccuracy).not.toBeNull();
+    const shown = await reloaded.page.textContent('#evaluation');
+    expect(shown).toContain('Global v2');
+    expect(shown).toContain('Personal');
+    expect(shown).toContain('Kept the personal model');
+  });
+
   it('keeps its identity and the personalized model across a reload, and predicts the same digits', async () => {
     const server = await startCoordinator();
     const [device] = await openDevices(server, [{ seed: 7, device: PLUGGED_IN_ON_WIFI }]);
