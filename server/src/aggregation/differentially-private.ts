@@ -59,28 +59,26 @@ export class DifferentiallyPrivate implements Strategy {
   private readonly inner: SplitAggregation;
 
   constructor(
-    inner: Strategy,
+    /** The weighted-mean strategy whose plan and server step the round uses. */
+    private readonly base: Strategy,
     readonly settings: DpAggregationSettings,
     private readonly uniform: () => UniformSource = cryptoUniform,
   ) {
-    const split = inner.split?.() ?? null;
+    const split = base.split?.() ?? null;
     if (!split)
-      throw new RangeError(`differential privacy needs a weighted-mean strategy (fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi), not ${inner.name}`);
+      throw new RangeError(`differential privacy needs a weighted-mean strategy (fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi), not ${base.name}`);
     const { clipNorm, noiseMultiplier, expectedUpdates } = settings;
     if (!(clipNorm > 0 && Number.isFinite(clipNorm))) throw new RangeError(`clipNorm must be positive and finite, got ${clipNorm}`);
     if (!(noiseMultiplier >= 0 && Number.isFinite(noiseMultiplier)))
       throw new RangeError(`noiseMultiplier must be finite and non-negative, got ${noiseMultiplier}`);
     if (!(expectedUpdates > 0 && Number.isFinite(expectedUpdates))) throw new RangeError(`expectedUpdates must be positive, got ${expectedUpdates}`);
-    this.name = inner.name;
+    this.name = base.name;
     this.inner = split;
-    this.configurePlanOf = (plan) => ({ ...inner.configurePlan(plan), clipNorm });
   }
-
-  private readonly configurePlanOf: (plan: TrainingPlan) => TrainingPlan;
 
   /** The inner strategy's plan, with the clip bound the SDK applies before upload. */
   configurePlan(plan: TrainingPlan): TrainingPlan {
-    return this.configurePlanOf(plan);
+    return { ...this.base.configurePlan(plan), clipNorm: this.settings.clipNorm };
   }
 
   /**
