@@ -31,7 +31,10 @@ const EXAMPLES = 60;
 const DELTA = 1e-5;
 const GOAL = { epsilon: 8, accuracy: 0.92 };
 /** Shared by every run: q, C, local work and the server step (FedAvgM, as McMahan et al. 2018 use for DP-FedAvg). */
-const SETTING = { samplingRate: 0.1, clipNorm: 1, epochs: 2, batchSize: 10, learningRate: 0.1, strategy: 'fedavgm' };
+const SETTING = { clipNorm: 1, epochs: 2, batchSize: 10, learningRate: 0.1, strategy: 'fedavgm' };
+/** q: the main grid samples 10% of the devices per round; more per round drowns the noise better (z·C / (q·K)) at more compute. */
+const SAMPLING_RATES = [0.1, 0.3];
+const MAIN_RATE = 0.1;
 const EPSILONS = [1, 2, 4, 8];
 const PARTITIONS = [
   { name: 'iid', label: 'IID', args: ['--partition', 'iid'] },
@@ -40,18 +43,24 @@ const PARTITIONS = [
 
 interface Run {
   name: string;
+  samplingRate: number;
   partition: (typeof PARTITIONS)[number];
   epsilon: number | null;
 }
 
-const RUNS: Run[] = PARTITIONS.flatMap((partition) => [
-  { name: `${partition.name}-nodp`, partition, epsilon: null },
-  ...EPSILONS.map((epsilon) => ({ name: `${partition.name}-eps${epsilon}`, partition, epsilon })),
-]);
+const RUNS: Run[] = SAMPLING_RATES.flatMap((samplingRate) => {
+  const q = samplingRate === MAIN_RATE ? '' : `-q${samplingRate}`;
+  return PARTITIONS.flatMap((partition) => [
+    { name: `${partition.name}${q}-nodp`, samplingRate, partition, epsilon: null },
+    ...EPSILONS.map((epsilon) => ({ name: `${partition.name}${q}-eps${epsilon}`, samplingRate, partition, epsilon })),
+  ]);
+});
+const baselineOf = (run: Run): string => run.name.replace(/-eps\d+$/, '-nodp');
 const resultsDir = join(root, 'bench', 'results', 'dp');
 
 function argsOf(run: Run): string[] {
-  const { samplingRate, clipNorm, epochs, batchSize, learningRate, strategy } = SETTING;
+  const { clipNorm, epochs, batchSize, learningRate, strategy } = SETTING;
+  const { samplingRate } = run;
   return [
     ...['--clients', String(CLIENTS), '--examples-per-client', String(EXAMPLES), ...run.partition.args],
     ...['--epochs', String(epochs), '--batch-size', String(batchSize), '--learning-rate', String(learningRate), '--strategy', strategy],
@@ -90,7 +99,7 @@ function simulate(run: Run): Promise<void> {
 async function runSimulations(): Promise<void> {
   const only = values.only ? new Set(values.only.split(',')) : null;
   // In the order --only names them (the goal's runs first when time is short).
-  const queue = only ? [...only].map((name) => RUNS.find((run) => run.name === name)!).filter(Boolean) : [...RUNS];
+  const queue = only ? [...only].map((name) => RUNS.find((run) => run.name === name)!).filter(Boolean) : RUNS.filter((run) => run.samplingRate === MAIN_RATE);
   const failures: string[] = [];
   const worker = async (): Promise<void> => {
     for (let run = queue.shift(); run; run = queue.shift()) await simulate(run).catch((error: Error) => failures.push(error.message));
@@ -110,7 +119,7 @@ function row(run: Run, result: SimulationSummary, baseline: SimulationSummary | 
   const goal = run.epsilon === GOAL.epsilon ? (last.accuracy >= GOAL.accuracy ? 'yes' : '**no**') : '';
   const perRound = result.rounds.reduce((n, r) => n + r.accepted, 0) / Math.max(1, result.rounds.length);
   return (
-    `| ${run.partition.label} | ${run.epsilon ?? 'no DP'} | ${dp ? dp.noiseMultiplier.toFixed(3) : '–'} | ${committed} | ${perRound.toFixed(0)} | ` +
+    `| ${run.partition.label} | ${run.samplingRate} | ${run.epsilon ?? 'no DP'} | ${dp ? dp.noiseMultiplier.toFixed(3) : '–'} | ${committed} | ${perRound.toFixed(0)} | ` +
     `${percent(last.accuracy)} | ${gap} | ${goal} | ${result.totalSeconds.toFixed(0)} s | [csv](dp/${run.name}.csv) |`
   );
 }
@@ -120,13 +129,14 @@ async function writeReport(): Promise<void> {
     const result = readResult(resultsDir, run.name);
     return result ? [{ run, result }] : [];
   });
-  const { samplingRate, clipNorm, epochs, batchSize, learningRate, strategy } = SETTING;
+  const { clipNorm, epochs, batchSize, learningRate, strategy } = SETTING;
+  const samplingRate = MAIN_RATE;
   const lines = [
     '# Differential privacy: DP-FedAvg on MNIST, accuracy against ε',
     '',
     `${CLIENTS.toLocaleString('en')} simulated devices (real SDK clients over socket.io) with ${EXAMPLES} MNIST examples each, an untrained 2NN, ` +
       `${values.rounds} rounds of ${strategy} (server momentum 0.9), E = ${epochs}, B = ${batchSize}, client lr ${learningRate}.`,
-    `DP runs: Poisson sampling at q = ${samplingRate} (${samplingRate * CLIENTS} devices expected per round), every update clipped to C = ${clipNorm} and weighted uniformly,`,
+    `DP runs: Poisson sampling at q = ${samplingRate} (${samplingRate * CLIENTS} devices expected per round; rows with q = 0.3: 300), every update clipped to C = ${clipNorm} and weighted uniformly,`,
     `Gaussian noise z·C on the sum, divided by q·K; z is the accountant's noise multiplier for ε over ${values.rounds} rounds at δ = ${DELTA} (user-level DP, docs/PRIVACY.md).`,
     `The run without DP selects q·K = ${samplingRate * CLIENTS} devices per round with the coordinator's default bounded influence, no noise.`,
     `Goal (Geyer et al. 2017): at least ${GOAL.accuracy * 100}% at ε = ${GOAL.epsilon}.`,
@@ -134,14 +144,14 @@ async function writeReport(): Promise<void> {
     `Command: \`pnpm build && pnpm bench:dp --rounds ${values.rounds} --seed ${values.seed}\` (\`--parallel N --workers W\` to use more cores).`,
     'Selection and noise are not seeded (crypto randomness): two runs of one command differ.',
     '',
-    '| data | ε (δ = 1e-5) | noise multiplier z | rounds committed | updates per round | final test accuracy | points below no DP | goal met | time | data |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-    ...loaded.map(({ run, result }) => row(run, result, readResult(resultsDir, `${run.partition.name}-nodp`))),
+    '| data | q | ε (δ = 1e-5) | noise multiplier z | rounds committed | updates per round | final test accuracy | points below no DP (same q) | goal met | time | data |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...loaded.map(({ run, result }) => row(run, result, readResult(resultsDir, baselineOf(run)))),
     '',
   ];
   for (const partition of PARTITIONS) {
     const series = loaded
-      .filter(({ run }) => run.partition === partition)
+      .filter(({ run }) => run.partition === partition && run.samplingRate === MAIN_RATE)
       .map(({ run, result }) => ({ label: run.epsilon === null ? 'no DP' : `ε = ${run.epsilon}`, points: curve(result) }));
     if (series.length === 0) continue;
     writeFileSync(
