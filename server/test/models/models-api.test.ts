@@ -303,6 +303,7 @@ describe('OpenAPI', () => {
       '/api/models/{version}/model.json',
       '/api/models/{version}/rollback',
       '/api/models/{version}/weights.bin',
+      '/api/privacy',
     ]);
     expect(Object.keys(document.paths['/api/models']!).sort()).toEqual(['get', 'post']);
     expect(document.paths['/api/models/{version}/weights.bin']!.get!.responses['200']).toHaveProperty('content.application/octet-stream');
