@@ -8,7 +8,7 @@ import { asFloat32, ClientEvent, l2Norm, type UpdateUpload } from '@flock/client
 import type { ModelVersionMeta, PrivacyStatus, RoundDetails } from '../../src/contract/index.js';
 import { mulberry32 } from '../../src/datasets/seeded-random.js';
 import { epsilonOfRounds } from '../../src/privacy/rdp.js';
-import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { CLIENT_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
 import { metrics, metricValue } from '../support/metrics.js';
 import { makeDelta, ProtocolClient, nextLoopbackAddress } from '../support/protocol-client.js';
 import { TINY_MODEL_PARAMETERS, writeTinyModel } from '../support/tiny-model.js';
@@ -61,15 +61,6 @@ async function startRound(body: Record<string, unknown>): Promise<{ status: numb
   return coordinator.api<{ id: string; message?: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
 }
 
-async function eligible(n: number): Promise<void> {
-  await waitFor(
-    () => coordinator.api<{ eligible: number }>('/api/clients'),
-    (r) => r.body.eligible === n,
-    15_000,
-    `${n} eligible devices`,
-  );
-}
-
 const privacy = async () => (await coordinator.api<PrivacyStatus>('/api/privacy')).body;
 const version = async (v: number) => (await coordinator.api<ModelVersionMeta>(`/api/models/${v}`)).body;
 const epsilonAfter = (rounds: number) => epsilonOfRounds([{ samplingRate: 1, noiseMultiplier: DP.noiseMultiplier, rounds }], DELTA).epsilon;
@@ -119,7 +110,7 @@ describe('differentially private rounds', () => {
   it('SDK devices clip to C before upload; the round commits with the noise and the ledger records it', async () => {
     const devices = [1, 2, 3].map(device);
     await Promise.all(devices.map((d) => d.client.start()));
-    await eligible(3);
+    await coordinator.eligible(3);
     const started = await startRound({ minClients: 3, epochs: 5, batchSize: 5, learningRate: 0.5, differentialPrivacy: DP });
     expect(started.status, JSON.stringify(started.body)).toBe(201);
     const round = await coordinator.roundEnded(started.body.id, 60_000);
@@ -145,7 +136,7 @@ describe('differentially private rounds', () => {
   it('clips a device that did not (the guarantee does not rest on the SDK): one update moves the model by at most C plus the noise', async () => {
     const client = await ProtocolClient.connect(coordinator.url);
     raw.push(client);
-    await eligible(1);
+    await coordinator.eligible(1);
     const started = await startRound({ minClients: 1, differentialPrivacy: DP });
     expect(started.status, JSON.stringify(started.body)).toBe(201);
     const configuration = await client.configurations.next();
@@ -166,7 +157,7 @@ describe('differentially private rounds', () => {
   it('refuses the round that would exceed the budget, with the reason, and starts nothing', async () => {
     const client = await ProtocolClient.connect(coordinator.url);
     raw.push(client);
-    await eligible(1);
+    await coordinator.eligible(1);
     const refused = await startRound({ minClients: 1, differentialPrivacy: DP });
     expect(refused.status).toBe(409);
     expect(refused.body.message).toMatch(/privacy budget exceeded: .* spent epsilon = 3\.18\d+ .* bring it to 4\.01\d+, above the budget of 3\.5/);

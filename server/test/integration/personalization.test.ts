@@ -85,15 +85,6 @@ async function startRound(body: Record<string, unknown>): Promise<{ status: numb
   return { status: response.status, id: response.body.id, body: response.body };
 }
 
-async function eligibleCount(n: number): Promise<void> {
-  await waitFor(
-    () => coordinator.api<{ eligible: number }>('/api/clients'),
-    (r) => r.body.eligible === n,
-    15_000,
-    `${n} eligible clients`,
-  );
-}
-
 /** The global model of a version as the coordinator serves it, one array per tensor. */
 async function globalTensors(version: number): Promise<Float32Array[]> {
   const details = await coordinator.api<ModelVersionDetail>(`/api/models/${version}`);
@@ -142,7 +133,7 @@ describe('personalization against the real coordinator', () => {
     const method: PersonalizationOptions = { method: 'personal-layers', personalLayers: ['output'], fineTuneEpochs: 1 };
     const devices = [device(0, method, new FileModelStore(dir)), device(1, method)];
     await Promise.all(devices.map((d) => d.client.start()));
-    await eligibleCount(2);
+    await coordinator.eligible(2);
     const evaluated = devices.map((d) => d.client.next('globalModelEvaluated', (e) => e.modelVersion === 2));
     const v1 = await globalTensors(1);
 
@@ -206,7 +197,7 @@ describe('personalization against the real coordinator', () => {
     const keeper = device(2, { method: 'personal-layers', personalLayers: ['output'] });
     const plain = [device(3, {}), device(4, {})];
     await Promise.all([keeper, ...plain].map((d) => d.client.start()));
-    await eligibleCount(3);
+    await coordinator.eligible(3);
     const abandoned = keeper.client.next('roundAbandoned');
     const failure = keeper.client.next('error');
     const round = await startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
@@ -224,7 +215,7 @@ describe('personalization against the real coordinator', () => {
     const method: PersonalizationOptions = { method: 'ditto', dittoLambda: lambda, fineTuneEpochs: 3, batchSize: 10, learningRate: 0.05 };
     const devices = [device(5, method, new FileModelStore(dir)), device(1, method)];
     await Promise.all(devices.map((d) => d.client.start()));
-    await eligibleCount(2);
+    await coordinator.eligible(2);
     const evaluations: GlobalModelEvaluatedEvent[] = [];
     devices[0]!.client.on('globalModelEvaluated', (e) => evaluations.push(e));
     const round = await startRound({ minClients: 2, targetClients: 2, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
@@ -257,7 +248,7 @@ describe('personalization against the real coordinator', () => {
     await restarted.client.load();
     expect(tensorsOf((await restarted.store.loadModel('personal'))!).every((tensor, i) => equal(tensor, v[i]!))).toBe(true);
     await restarted.client.start();
-    await eligibleCount(2);
+    await coordinator.eligible(2);
     const third = restarted.client.next('globalModelEvaluated', (e) => e.modelVersion === version + 1);
     const second = await startRound({ minClients: 2, targetClients: 2, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
     expect((await coordinator.roundEnded(second.id, 60_000)).status).toBe('committed');

@@ -74,21 +74,6 @@ function device(k: number, store: ModelStore = new MemoryModelStore(), transform
   return { client, idle, sent };
 }
 
-async function startRound(body: Record<string, unknown>): Promise<string> {
-  const response = await coordinator.api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
-  expect(response.status, JSON.stringify(response.body)).toBe(201);
-  return response.body.id;
-}
-
-async function eligibleCount(n: number): Promise<void> {
-  await waitFor(
-    () => coordinator.api<{ eligible: number }>('/api/clients'),
-    (r) => r.body.eligible === n,
-    15_000,
-    `${n} eligible clients`,
-  );
-}
-
 beforeAll(async () => {
   coordinator = await startTestCoordinator();
   mnist = await readMnist('train', { start: 0, count: 8 * (TRAIN_PER_CLIENT + TEST_PER_CLIENT) });
@@ -107,10 +92,10 @@ describe('SDK clients against the real coordinator', () => {
   it('three devices train, upload only deltas, commit a round, then test and report the new model', async () => {
     const devices = [0, 1, 2].map((k) => device(k));
     await Promise.all(devices.map((d) => d.client.start()));
-    await eligibleCount(3);
+    await coordinator.eligible(3);
     const uploads = devices.map((d) => d.client.next('uploaded'));
     const evaluations = devices.map((d) => d.client.next('globalModelEvaluated', (e) => e.modelVersion === 2));
-    const roundId = await startRound({ minClients: 3, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
+    const roundId = await coordinator.startRound({ minClients: 3, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
 
     for (const uploaded of await Promise.all(uploads)) {
       expect(uploaded).toMatchObject({ roundId, modelVersion: 1, bytes: MODEL_BYTES, numExamples: TRAIN_PER_CLIENT, result: { accepted: true } });
@@ -166,7 +151,7 @@ describe('SDK clients against the real coordinator', () => {
   it('a device whose conditions drop mid-training uploads nothing, and the round commits with the others', async () => {
     const devices = [3, 4, 5].map((k) => device(k));
     await Promise.all(devices.map((d) => d.client.start()));
-    await eligibleCount(3);
+    await coordinator.eligible(3);
     const quitter = devices[0]!;
     let uploadedByQuitter = false;
     quitter.client.on('uploaded', () => (uploadedByQuitter = true));
@@ -176,7 +161,7 @@ describe('SDK clients against the real coordinator', () => {
     });
     const abandoned = quitter.client.next('roundAbandoned');
     const others = devices.slice(1).map((d) => d.client.next('uploaded'));
-    const roundId = await startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 2, batchSize: 10, learningRate: 0.05 });
+    const roundId = await coordinator.startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 2, batchSize: 10, learningRate: 0.05 });
 
     expect(await abandoned).toEqual({ roundId, reason: 'conditions_changed' });
     await Promise.all(others);
@@ -195,11 +180,11 @@ describe('SDK clients against the real coordinator', () => {
     const broken = device(2, undefined, (delta) => delta.slice(1).map((tensor) => tensor.subarray(1)));
     const devices = [honest, zeroing, broken];
     await Promise.all(devices.map((d) => d.client.start()));
-    await eligibleCount(3);
+    await coordinator.eligible(3);
     const failure = broken.client.next('error');
     const abandoned = broken.client.next('roundAbandoned');
     const uploads = [honest, zeroing].map((d) => d.client.next('uploaded'));
-    const roundId = await startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
+    const roundId = await coordinator.startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
 
     expect((await failure).code).toBe('training_failed');
     expect(await abandoned).toEqual({ roundId, reason: 'training_failed' });
@@ -219,9 +204,9 @@ describe('SDK clients against the real coordinator', () => {
     const first = device(6, new FileModelStore(dir));
     const helper = device(7);
     await Promise.all([first.client.start(), helper.client.start()]);
-    await eligibleCount(2);
+    await coordinator.eligible(2);
     const adopted = first.client.next('modelAdopted', (e) => e.version > 1);
-    const roundId = await startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
+    const roundId = await coordinator.startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
     const round = await coordinator.roundEnded(roundId, 60_000);
     expect(round.status).toBe('committed');
     const adoption = await adopted;
@@ -241,9 +226,9 @@ describe('SDK clients against the real coordinator', () => {
     expect(after).toEqual(before);
     // and it rejoins the federation under the same id
     await restarted.client.start();
-    await eligibleCount(2);
+    await coordinator.eligible(2);
     const next = restarted.client.next('roundJoined');
-    const second = await startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
+    const second = await coordinator.startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
     expect((await next).roundId).toBe(second);
     expect((await coordinator.roundEnded(second, 60_000)).status).toBe('committed');
   });

@@ -7,7 +7,7 @@ import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, sp
 import { FileModelStore } from '@flock/client-sdk/node';
 import { ClientEvent, decodeTopk, encodeTopk, topkCount, type EncodedDelta } from '@flock/client-sdk/protocol';
 import { readMnist } from '../../src/datasets/mnist.js';
-import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
+import { CLIENT_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
 import { nextLoopbackAddress } from '../support/protocol-client.js';
 
 /*
@@ -66,25 +66,18 @@ function device(k: number, store: ModelStore, downloadDeltas = false): Device {
   return { client, sent, deltas };
 }
 
-async function startRound(body: Record<string, unknown>): Promise<string> {
-  const response = await coordinator.api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
-  expect(response.status, JSON.stringify(response.body)).toBe(201);
-  return response.body.id;
-}
-
-async function eligibleCount(n: number): Promise<void> {
-  await waitFor(
-    () => coordinator.api<{ eligible: number }>('/api/clients'),
-    (r) => r.body.eligible === n,
-    15_000,
-    `${n} eligible clients`,
-  );
-}
-
 /** Runs a round of both devices and returns it once committed. */
 async function round(devices: Device[], compression: Record<string, unknown>) {
   const uploads = devices.map((d) => d.client.next('uploaded'));
-  const roundId = await startRound({ minClients: 2, targetClients: 2, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05, compression });
+  const roundId = await coordinator.startRound({
+    minClients: 2,
+    targetClients: 2,
+    overSelection: 1,
+    epochs: 1,
+    batchSize: 10,
+    learningRate: 0.05,
+    compression,
+  });
   for (const uploaded of await Promise.all(uploads)) expect(uploaded).toMatchObject({ roundId, result: { accepted: true } });
   const ended = await coordinator.roundEnded(roundId, 60_000);
   expect(ended.status).toBe('committed');
@@ -117,7 +110,7 @@ describe('SDK compressed uploads against the real coordinator', () => {
     const first = device(0, new FileModelStore(dir), true);
     const helper = device(1, new MemoryModelStore());
     await Promise.all([first.client.start(), helper.client.start()]);
-    await eligibleCount(2);
+    await coordinator.eligible(2);
 
     // Round 1, top-k: the upload is the top 1% of the delta; the rest is the stored residual.
     const round1 = await round([first, helper], { kind: 'topk', topkFraction: FRACTION });
@@ -142,7 +135,7 @@ describe('SDK compressed uploads against the real coordinator', () => {
     // Restarted (same store): round 2's upload is top-k of (delta + the persisted residual).
     const restarted = device(0, new FileModelStore(dir), true);
     await restarted.client.start();
-    await eligibleCount(2);
+    await coordinator.eligible(2);
     const round2 = await round([restarted, helper], { kind: 'topk', topkFraction: FRACTION });
     const delta2 = restarted.deltas.get(round2.id)!;
     const corrected = delta2.map((tensor, t) => {

@@ -29,6 +29,10 @@ export interface TestCoordinator extends Coordinator {
   roundEnded(id: string, timeoutMs?: number): Promise<RoundDetails>;
   /** Polls until no device is connected any more (after a test disconnected its own). */
   devicesLeft(timeoutMs?: number): Promise<void>;
+  /** Polls until exactly `n` devices are eligible (conditions reports are fire-and-forget). */
+  eligible(n: number, timeoutMs?: number): Promise<void>;
+  /** POST /api/rounds, expecting 201; the new round's id. */
+  startRound(body: Record<string, unknown>): Promise<string>;
   /** Stops the coordinator and deletes its data directory. */
   dispose(): Promise<void>;
 }
@@ -76,6 +80,19 @@ export async function startTestCoordinator(overrides: Partial<FlockConfig> = {})
         timeoutMs,
         'devices to leave',
       );
+    },
+    eligible: async (n, timeoutMs = 15_000) => {
+      await waitFor(
+        () => api<{ eligible: number }>('/api/clients'),
+        (r) => r.body.eligible === n,
+        timeoutMs,
+        `${n} eligible devices`,
+      );
+    },
+    startRound: async (body) => {
+      const response = await api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+      if (response.status !== 201) throw new Error(`starting a round answered ${response.status}: ${JSON.stringify(response.body)}`);
+      return response.body.id;
     },
     dispose: async () => {
       await coordinator.close();
