@@ -1,16 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ArrayDataSource, FederatedClient, manualConditions, MemoryModelStore, type FlockSocket } from '@flock/client-sdk';
+import { ArrayDataSource, FederatedClient, manualConditions, MemoryModelStore } from '@flock/client-sdk';
 import { asFloat32, ClientEvent, l2Norm, type UpdateUpload } from '@flock/client-sdk/protocol';
 import type { ModelVersionMeta, PrivacyStatus, RoundDetails } from '../../src/contract/index.js';
 import { mulberry32 } from '../../src/datasets/seeded-random.js';
 import { epsilonOfRounds } from '../../src/privacy/rdp.js';
 import { CLIENT_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
 import { metrics, metricValue } from '../support/metrics.js';
-import { makeDelta, ProtocolClient, nextLoopbackAddress } from '../support/protocol-client.js';
+import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
+import { recordingSocketFactory } from '../support/sdk-device.js';
 import { TINY_MODEL_PARAMETERS, writeTinyModel } from '../support/tiny-model.js';
 
 /*
@@ -45,13 +45,9 @@ function device(seed: number): { client: FederatedClient; uploads: UpdateUpload[
     conditions: Object.values(manualConditions('yes')),
     store: new MemoryModelStore(),
     socketOptions: { transports: ['websocket'] },
-    socketFactory: (url, options) => {
-      const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
-      socket.onAnyOutgoing((event: string, ...args: unknown[]) => {
-        if (event === ClientEvent.update) uploads.push(args[0] as UpdateUpload);
-      });
-      return socket;
-    },
+    socketFactory: recordingSocketFactory((event, args) => {
+      if (event === ClientEvent.update) uploads.push(args[0] as UpdateUpload);
+    }),
   });
   running.push(client);
   return { client, uploads };

@@ -8,14 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ArrayDataSource,
   FederatedClient,
   ManualCondition,
   MemoryModelStore,
-  type FlockSocket,
   type GlobalModelEvaluatedEvent,
   type ModelStore,
   type PersonalizationOptions,
@@ -27,7 +24,7 @@ import type { ModelVersionDetail } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { WEIGHTS_FILE } from '../../src/models/tfjs-format.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { nextLoopbackAddress } from '../support/protocol-client.js';
+import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
 
 const TRAIN_PER_CLIENT = 120;
 const TEST_PER_CLIENT = 40;
@@ -48,33 +45,18 @@ interface Device {
   sent: { event: string; args: unknown[] }[];
 }
 
-function localData(k: number): ArrayDataSource {
-  const per = TRAIN_PER_CLIENT + TEST_PER_CLIENT;
-  const rows = (start: number, count: number) => Array.from({ length: count }, (_, i) => mnist.images.subarray((start + i) * 784, (start + i + 1) * 784));
-  const labels = (start: number, count: number) => Array.from(mnist.labels.subarray(start, start + count));
-  const start = k * per;
-  return new ArrayDataSource({
-    train: { xs: rows(start, TRAIN_PER_CLIENT), ys: labels(start, TRAIN_PER_CLIENT) },
-    test: { xs: rows(start + TRAIN_PER_CLIENT, TEST_PER_CLIENT), ys: labels(start + TRAIN_PER_CLIENT, TEST_PER_CLIENT) },
-  });
-}
-
 function device(k: number, personalization: PersonalizationOptions, store: ModelStore = new MemoryModelStore()): Device {
   const sent: Device['sent'] = [];
   const client = new FederatedClient({
     serverUrl: coordinator.url,
     clientToken: CLIENT_TOKEN,
-    dataSource: localData(k),
+    dataSource: mnistSlice(mnist, k, TRAIN_PER_CLIENT, TEST_PER_CLIENT),
     conditions: [new ManualCondition('idle', 'yes'), new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
     store,
     personalization,
     evaluateOnlyWhenEligible: false,
     socketOptions: { transports: ['websocket'] },
-    socketFactory: (url, options) => {
-      const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
-      socket.onAnyOutgoing((event: string, ...args: unknown[]) => sent.push({ event, args }));
-      return socket;
-    },
+    socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
   });
   running.push(client);
   return { client, store, sent };

@@ -2,22 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ArrayDataSource,
-  FederatedClient,
-  ManualCondition,
-  MemoryModelStore,
-  type FederatedClientOptions,
-  type FlockSocket,
-  type ModelStore,
-} from '@flock/client-sdk';
+import { FederatedClient, ManualCondition, MemoryModelStore, type FederatedClientOptions, type ModelStore } from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
 import type { RoundDetails } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { nextLoopbackAddress } from '../support/protocol-client.js';
+import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
 
 const MODEL_BYTES = 199_210 * 4;
 const TRAIN_PER_CLIENT = 120;
@@ -33,18 +24,6 @@ interface OutgoingMessage {
   args: unknown[];
 }
 
-/** Local data of device k: a disjoint slice of real MNIST (rows of 784 pixels, class ids). */
-function localData(k: number): ArrayDataSource {
-  const per = TRAIN_PER_CLIENT + TEST_PER_CLIENT;
-  const rows = (start: number, count: number) => Array.from({ length: count }, (_, i) => mnist.images.subarray((start + i) * 784, (start + i + 1) * 784));
-  const labels = (start: number, count: number) => Array.from(mnist.labels.subarray(start, start + count));
-  const start = k * per;
-  return new ArrayDataSource({
-    train: { xs: rows(start, TRAIN_PER_CLIENT), ys: labels(start, TRAIN_PER_CLIENT) },
-    test: { xs: rows(start + TRAIN_PER_CLIENT, TEST_PER_CLIENT), ys: labels(start + TRAIN_PER_CLIENT, TEST_PER_CLIENT) },
-  });
-}
-
 interface Device {
   client: FederatedClient;
   idle: ManualCondition;
@@ -58,17 +37,12 @@ function device(k: number, store: ModelStore = new MemoryModelStore(), transform
   const client = new FederatedClient({
     serverUrl: coordinator.url,
     clientToken: CLIENT_TOKEN,
-    dataSource: localData(k),
+    dataSource: mnistSlice(mnist, k, TRAIN_PER_CLIENT, TEST_PER_CLIENT),
     conditions: [idle, new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
     store,
     ...(transformDelta ? { transformDelta } : {}),
     socketOptions: { transports: ['websocket'] },
-    socketFactory: (url, options) => {
-      // Each device from its own loopback address, as phones would be (a few per address are selected per round).
-      const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
-      socket.onAnyOutgoing((event: string, ...args: unknown[]) => sent.push({ event, args }));
-      return socket;
-    },
+    socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
   });
   running.push(client);
   return { client, idle, sent };

@@ -1,14 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, splitStoredWeights, type FlockSocket, type ModelStore } from '@flock/client-sdk';
+import { FederatedClient, ManualCondition, MemoryModelStore, splitStoredWeights, type ModelStore } from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
 import { ClientEvent, decodeTopk, encodeTopk, topkCount, type EncodedDelta } from '@flock/client-sdk/protocol';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { CLIENT_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
-import { nextLoopbackAddress } from '../support/protocol-client.js';
+import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
 
 /*
  * The SDK's compressed uploads against the real coordinator: top-k with error feedback whose
@@ -37,13 +36,10 @@ interface Device {
 function device(k: number, store: ModelStore, downloadDeltas = false): Device {
   const sent: Device['sent'] = [];
   const deltas = new Map<string, Float32Array[]>();
-  const rows = Array.from({ length: TRAIN_PER_CLIENT }, (_, i) =>
-    mnist.images.subarray((k * TRAIN_PER_CLIENT + i) * 784, (k * TRAIN_PER_CLIENT + i + 1) * 784),
-  );
   const client = new FederatedClient({
     serverUrl: coordinator.url,
     clientToken: CLIENT_TOKEN,
-    dataSource: new ArrayDataSource({ train: { xs: rows, ys: Array.from(mnist.labels.subarray(k * TRAIN_PER_CLIENT, (k + 1) * TRAIN_PER_CLIENT)) } }),
+    dataSource: mnistSlice(mnist, k, TRAIN_PER_CLIENT),
     conditions: [new ManualCondition('idle', 'yes'), new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
     store,
     downloadDeltas,
@@ -56,11 +52,7 @@ function device(k: number, store: ModelStore, downloadDeltas = false): Device {
       return delta;
     },
     socketOptions: { transports: ['websocket'] },
-    socketFactory: (url, options) => {
-      const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
-      socket.onAnyOutgoing((event: string, ...args: unknown[]) => sent.push({ event, args }));
-      return socket;
-    },
+    socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
   });
   running.push(client);
   return { client, sent, deltas };
