@@ -6,18 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundDetails, ServingStatus, V2InferResponse } from '../../src/contract/index.js';
-import type { TestCoordinator } from '../support/coordinator.js';
+import { waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { registerTinyModel, servingConfig, servingReady, startServingCoordinator, tinyRows, v2 } from './serving-helpers.js';
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('shadow mode', () => {
   let coordinator: TestCoordinator;
@@ -41,16 +31,18 @@ describe('shadow mode', () => {
     expect(await infer(1)).toBe('1');
     // Another random initialisation: its predictions have nothing to do with version 1's.
     expect(await registerTinyModel(coordinator, 99)).toBe(2);
-    await until(
+    await waitFor(
       () => coordinator.api<ServingStatus>('/api/serving'),
       (r) => r.body.currentVersion === 2,
+      20_000,
       'version 2 to be served',
     );
     for (let i = 0; i < 6; i++) expect(await infer(10 + i)).toBe('2');
 
-    const status = await until(
+    const status = await waitFor(
       () => coordinator.api<ServingStatus>('/api/serving'),
       (r) => r.body.actions.length > 0,
+      20_000,
       'the retrain action',
     );
     const stats = status.body.versions.find((v) => v.version === 2)!;

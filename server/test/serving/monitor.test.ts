@@ -10,21 +10,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelVersionMeta, ServingStatus, V2InferResponse } from '../../src/contract/index.js';
-import type { TestCoordinator } from '../support/coordinator.js';
+import { waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { registerTinyModel, servingConfig, servingReady, startServingCoordinator, tinyRows, v2 } from './serving-helpers.js';
 
 /** Index of the tiny model's output bias for class 3 (after 16x16 + 16 + 16x10 values). */
 const CLASS_3_BIAS = 16 * 16 + 16 + 16 * 10 + 3;
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('serving monitor', () => {
   let coordinator: TestCoordinator;
@@ -74,16 +64,18 @@ describe('serving monitor', () => {
       weights[CLASS_3_BIAS] = 50;
     });
     expect(degraded).toBe(2);
-    await until(
+    await waitFor(
       () => coordinator.api<ServingStatus>('/api/serving'),
       (r) => r.body.currentVersion === 2,
+      20_000,
       'version 2 to be served',
     );
     expect(await traffic(1)).toEqual(['2', '2']);
 
-    const status = await until(
+    const status = await waitFor(
       () => coordinator.api<ServingStatus>('/api/serving'),
       (r) => r.body.actions.length === 2 && r.body.currentVersion === 3,
+      20_000,
       'the actions',
     );
     // The deviation shown is now the restored version's (not measured yet); the actions carry version 2's.
