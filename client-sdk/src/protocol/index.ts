@@ -10,5 +10,6 @@ export * from './reasons.js';
 export * from './round-messages.js';
 export * from './round-status.js';
 export * from './secagg-messages.js';
+export * from './seeded-random.js';
 export * from './vector-math.js';
 export * from './weights.js';

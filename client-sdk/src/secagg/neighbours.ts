@@ -5,6 +5,7 @@
  * devices drawn from a public seed: every node has degree k, the graph is k-connected, and which
  * devices are neighbours is random, so a coalition cannot choose to surround a victim.
  */
+import { mulberry32 } from '../protocol/seeded-random.js';
 
 /** The neighbour count for n devices: 2·ceil(1.5·log2 n), at most n - 1 (then the graph is complete). */
 export function defaultNeighbourCount(devices: number): number {
@@ -19,18 +20,6 @@ export function defaultNeighbourCount(devices: number): number {
 export function shareThreshold(neighbours: number, fraction: number): number {
   const holders = neighbours + 1;
   return Math.min(holders, Math.floor(fraction * holders) + 1);
-}
-
-/** mulberry32: a small seeded PRNG; the permutation is public, it only needs to be well spread. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -51,7 +40,8 @@ export function neighbourGraph(devices: number, neighbours: number, seed: number
   }
   const half = Math.ceil(neighbours / 2);
   const order = Array.from({ length: devices }, (_, i) => i + 1);
-  const random = seededRandom(seed);
+  // The permutation is public: it only needs to be well spread and the same on every side.
+  const random = mulberry32(seed);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j]!, order[i]!];

@@ -1,20 +1,12 @@
 /** Small models and synthetic, learnable data for the SDK's tests. */
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../src/protocol/seeded-random.js';
 
 export const FEATURES = 8;
 export const CLASSES = 3;
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG: the protocol's mulberry32. */
+export const prng = mulberry32;
 
 /** A shuffle for `trainModel` that is the same on every run (Fisher-Yates over the seeded PRNG). */
 export function seededShuffle(seed: number): (count: number) => Uint32Array {
