@@ -4,7 +4,7 @@
  * protocol's real messages (the bytes each would send, counted from the messages themselves) with
  * real WebCrypto; sockets are left out (the integration tests and e2e cover them).
  *
- *   pnpm bench:secagg [--devices 10,50,100] [--dropout 0,0.1]
+ *   pnpm bench:secagg [--devices 10,50,100] [--dropout 0,0.1] [--key-agreement P-256|X25519]
  *
  * For each n and dropout (the share of devices that drop after sharing keys, before their masked
  * input: the costliest case, their pairwise masks must be rebuilt and removed):
@@ -17,6 +17,7 @@
  * Prints Markdown to stdout (bench/results/secagg.md holds a run).
  */
 import { parseArgs } from 'node:util';
+import { KEY_AGREEMENTS, type KeyAgreement } from '../client-sdk/src/protocol/secagg-messages.js';
 import { SecAggDeviceError, SecAggDeviceSession, SecAggServerSession, sumPrecision } from '../client-sdk/src/secagg/index.js';
 import { fillRandom, machineInfo } from './lib/measure.js';
 
@@ -28,12 +29,15 @@ const { values: args } = parseArgs({
     devices: { type: 'string', default: '10,50,100' },
     dropout: { type: 'string', default: '0,0.1' },
     neighbours: { type: 'string' },
+    'key-agreement': { type: 'string', default: 'P-256' },
     'no-header': { type: 'boolean', default: false },
   },
 });
 const NEIGHBOURS = args.neighbours === undefined ? undefined : Number(args.neighbours);
 const SIZES = args.devices.split(',').map(Number);
 const DROPOUTS = args.dropout.split(',').map(Number);
+const KEY_AGREEMENT = args['key-agreement'] as KeyAgreement;
+if (!KEY_AGREEMENTS.includes(KEY_AGREEMENT)) throw new Error(`--key-agreement must be one of ${KEY_AGREEMENTS.join(', ')}`);
 
 interface Row {
   devices: number;
@@ -92,13 +96,14 @@ async function run(devices: number, dropout: number): Promise<Row> {
     clipNorm: 10,
     maxWeight: 700,
     thresholdFraction: 0.5,
+    keyAgreement: KEY_AGREEMENT,
     graphSeed: 1,
     minDevices: 2,
     ...(NEIGHBOURS !== undefined ? { neighbours: NEIGHBOURS } : {}),
   });
   const sessions: SecAggDeviceSession[] = [];
   for (let i = 0; i < devices; i++) {
-    const session = await onDevice(i, () => SecAggDeviceSession.create('bench'));
+    const session = await onDevice(i, () => SecAggDeviceSession.create('bench', KEY_AGREEMENT));
     sessions.push(session);
     const keys = session.publicKeys();
     up[i]! += keys.encryptionKey.byteLength + keys.maskingKey.byteLength;
@@ -197,7 +202,9 @@ for (const r of rows) {
 function printHeader(): void {
   console.log(`# Secure aggregation vs plain rounds (2NN, ${PARAMETERS.toLocaleString('en')} values)\n`);
   const machine = machineInfo();
-  console.log(`${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.platform}; one process, sequential (each device's work is its own).\n`);
+  console.log(
+    `${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${machine.platform}; one process, sequential (each device's work is its own); key agreement ${KEY_AGREEMENT}.\n`,
+  );
   console.log(
     '| devices | dropped before masked input | neighbours k | device CPU ms | bytes up / device | × plain upload | bytes down / device | coordinator CPU ms (all phases) | of which unmasking (CPU ms) | unmasking wall ms | plain FedAvg fold CPU ms | max error of the mean | stated bound | refused to reveal |',
   );

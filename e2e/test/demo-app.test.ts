@@ -216,7 +216,7 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     await dashboardContext.close();
   });
 
-  it('three pages take part in a secure round: the coordinator gets masked inputs only and commits their sum', async () => {
+  it('three pages take part in secure rounds (X25519, then P-256): the coordinator gets masked inputs only and commits their sum', async () => {
     const server = await startCoordinator();
     const devices = await openDevices(
       server,
@@ -224,7 +224,7 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     );
     await Promise.all(devices.map((page) => settled(page, 1)));
     await eligibleClients(server, 3);
-    // Started from the dashboard's form, its secure-aggregation box ticked.
+    // Started from the dashboard's form, its secure-aggregation box ticked, with X25519 keys.
     const dashboardContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const dashboard = await dashboardContext.newPage();
     await dashboard.goto(`${server.url}/dashboard`);
@@ -236,6 +236,7 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     await dashboard.fill('#start-form input[name=overSelection]', '1');
     await dashboard.fill('#start-form input[name=deadlineSeconds]', '60');
     await dashboard.check('#secure-aggregation');
+    await dashboard.selectOption('#secure-aggregation-key-agreement', 'X25519');
     await dashboard.click('#start-btn');
     await dashboard.waitForFunction(() => document.getElementById('start-msg')?.textContent?.startsWith('Round'));
     await dashboardContext.close();
@@ -244,16 +245,26 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
     await Promise.all(devices.map((page) => page.waitForState('s.roundsTrained === 1 && s.globalVersion === 2 && s.status === "waiting"', 90_000)));
     const round = await server.roundEnded(started.body.id, 30_000);
     expect(round.status, round.error ?? '').toBe('committed');
-    expect(round.params.secureAggregation).toMatchObject({ clipNorm: 10, thresholdFraction: 0.5, phaseTimeoutMs: 30_000 });
+    expect(round.params.secureAggregation).toMatchObject({ clipNorm: 10, thresholdFraction: 0.5, phaseTimeoutMs: 30_000, keyAgreement: 'X25519' });
     expect(round.metrics.accepted).toBe(3);
     expect(round.metrics.totalExamples).toBeGreaterThan(0);
+    // A second secure round with the default P-256 keys, started over the API.
+    const second = await server.api<{ id: string }>('/api/rounds', {
+      method: 'POST',
+      body: JSON.stringify({ minClients: 3, targetClients: 3, overSelection: 1, deadlineSeconds: 60, secureAggregation: true }),
+    });
+    expect(second.status).toBe(201);
+    const p256 = await server.roundEnded(second.body.id, 90_000);
+    expect(p256.status, p256.error ?? '').toBe('committed');
+    expect(p256.params.secureAggregation).toMatchObject({ keyAgreement: 'P-256' });
+    expect(p256.metrics.accepted).toBe(3);
     const metrics = await noKeepAliveFetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } }).then((r) => r.text());
     for (const event of ['secagg:advertise', 'secagg:shares', 'secagg:masked', 'secagg:reveal']) {
-      expect(metrics).toMatch(new RegExp(`flock_secagg_messages_total\\{event="${event}",result="accepted",reason=""\\} 3`));
+      expect(metrics).toMatch(new RegExp(`flock_secagg_messages_total\\{event="${event}",result="accepted",reason=""\\} 6`));
     }
     // No page uploaded its delta in the clear.
     expect(metrics).not.toMatch(/flock_uploads_total\{result="accepted"/);
-  });
+  }, 240_000);
 
   it('says a page is not eligible until it holds enough examples, then eligible once seeded', async () => {
     const server = await startCoordinator();

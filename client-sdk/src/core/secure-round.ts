@@ -41,8 +41,9 @@ function byteLength(data: ArrayBuffer | Uint8Array): number {
 
 export async function runSecureAggregation(configuration: RoundConfiguration, upload: UpdateUpload, context: SecureRoundContext): Promise<SecureRoundOutcome> {
   const { job, connection } = context;
-  const { roundId, modelVersion } = configuration;
-  const session = await SecAggDeviceSession.create(roundId);
+  const { roundId, modelVersion, secureAggregation } = configuration;
+  if (!secureAggregation) throw new FlockClientError('protocol', 'the round is not a secure round');
+  const session = await SecAggDeviceSession.create(roundId, secureAggregation.keyAgreement);
   const outcome: SecureRoundOutcome = { bytesUp: 0, bytesDown: 0, refused: null, stopped: false };
   const stopped = (): boolean => job.cancelled || !connection.connected;
   const send = async (message: SecAggOutgoing, bytes: number): Promise<boolean> => {

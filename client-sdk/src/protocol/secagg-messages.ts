@@ -18,17 +18,30 @@ export const MAX_SECAGG_NEIGHBOURS = 1024;
 export const MAX_SECAGG_DEVICES = 10_000;
 /** MAX_UPDATE_EXAMPLES of round-messages.ts (which imports this module, so it is not imported back). */
 const MAX_WEIGHT = 1_000_000;
-const PUBLIC_KEY_BYTES = 65;
 const SHARE_BYTES = 66;
+
+/**
+ * Key agreement of a secure round, chosen by the operator per round: ECDH on P-256 (every WebCrypto)
+ * or X25519 (WebCrypto in Node >= 20, Chrome >= 133, Firefox >= 130, Safari >= 17), shorter keys
+ * and faster agreement where every device of the round has it.
+ */
+export const KEY_AGREEMENTS = ['P-256', 'X25519'] as const;
+export type KeyAgreement = (typeof KEY_AGREEMENTS)[number];
+/** Raw public keys: P-256 uncompressed (0x04 | x | y), X25519 the u-coordinate. */
+export const PUBLIC_KEY_BYTES: Record<KeyAgreement, number> = { 'P-256': 65, X25519: 32 };
+/** Bytes of one neighbour's keys in a roster: encryption key | masking key. */
+export function neighbourKeysBytes(keyAgreement: KeyAgreement): number {
+  return 2 * PUBLIC_KEY_BYTES[keyAgreement];
+}
+const publicKeySchema = binarySchema.refine(
+  (data) => Object.values(PUBLIC_KEY_BYTES).includes(data.byteLength),
+  `expected a raw public key (${Object.values(PUBLIC_KEY_BYTES).join(' or ')} bytes)`,
+);
 /** from (4) | to (4) | self-mask seed share | mask key share, sealed with AES-GCM (iv 12, tag 16). */
 export const SEALED_SHARES_BYTES = 8 + 2 * SHARE_BYTES + 28;
 
 const roundIdSchema = z.string().min(1).max(64);
 const indexSchema = z.number().int().min(1).max(MAX_SECAGG_DEVICES);
-
-function exactBytes(length: number): z.ZodType<ArrayBuffer | Uint8Array> {
-  return binarySchema.refine((data) => data.byteLength === length, `expected ${length} bytes`);
-}
 
 /** Why the coordinator refused a secure-aggregation message (counted by reason). */
 export const SECAGG_REFUSALS = [
@@ -53,6 +66,8 @@ export const secureAggregationPlanSchema = z.object({
   clipNorm: z.number().positive().max(1e6),
   /** Share threshold as a fraction of a device's neighbours plus itself. */
   thresholdFraction: z.number().min(0.5).max(1),
+  /** Absent from coordinators that predate X25519: P-256. */
+  keyAgreement: z.enum(KEY_AGREEMENTS).default('P-256'),
 });
 export type SecureAggregationPlan = z.infer<typeof secureAggregationPlanSchema>;
 
@@ -60,15 +75,13 @@ export type SecureAggregationPlan = z.infer<typeof secureAggregationPlanSchema>;
 export const secAggAdvertiseSchema = z.object({
   roundId: roundIdSchema,
   modelVersion: modelVersionSchema,
-  /** Key agreement for encrypting shares to neighbours. */
-  encryptionKey: exactBytes(PUBLIC_KEY_BYTES),
+  /** Key agreement for encrypting shares to neighbours (the round's key agreement decides its length). */
+  encryptionKey: publicKeySchema,
   /** Key agreement for the pairwise masks (its private half is secret-shared). */
-  maskingKey: exactBytes(PUBLIC_KEY_BYTES),
+  maskingKey: publicKeySchema,
 });
 export type SecAggAdvertise = z.infer<typeof secAggAdvertiseSchema>;
 
-/** Bytes of one neighbour's keys in a roster: encryption key | masking key. */
-export const NEIGHBOUR_KEYS_BYTES = 2 * PUBLIC_KEY_BYTES;
 /** Bytes of one revealed share. */
 export const REVEALED_SHARE_BYTES = SHARE_BYTES;
 
@@ -98,14 +111,18 @@ export const secAggRosterSchema = z
     clipNorm: z.number().positive().max(1e6),
     maxWeight: z.number().int().min(1).max(MAX_WEIGHT),
     maxSummands: z.number().int().min(1).max(MAX_SECAGG_DEVICES),
+    keyAgreement: z.enum(KEY_AGREEMENTS),
     /** The neighbours' indices. */
     neighbours: z.array(indexSchema).min(1).max(MAX_SECAGG_NEIGHBOURS),
-    /** Their keys, NEIGHBOUR_KEYS_BYTES each, in the order of `neighbours`. */
+    /** Their keys, neighbourKeysBytes(keyAgreement) each, in the order of `neighbours`. */
     neighboursBytes: binarySchema,
     /** Epoch ms by which the shares must arrive. */
     deadlineAt: z.number(),
   })
-  .refine(packed('neighbours', NEIGHBOUR_KEYS_BYTES), 'neighboursBytes must hold the keys of each neighbour');
+  .refine(
+    (roster) => roster.neighboursBytes.byteLength === roster.neighbours.length * neighbourKeysBytes(roster.keyAgreement),
+    'neighboursBytes must hold the keys of each neighbour',
+  );
 export type SecAggRoster = z.infer<typeof secAggRosterSchema>;
 
 /** Phase 2, device -> coordinator: one sealed pair of shares per neighbour, in the order of `recipients`. */

@@ -5,8 +5,8 @@
  * refuses (throws SecAggDeviceError) what would leak its input: above all, revealing both the
  * self-mask share and the mask-key share of one device.
  */
-import type { SecAggRelay, SecAggReveal, SecAggRoster, SecAggShares, SecAggUnmask } from '../protocol/secagg-messages.js';
-import { NEIGHBOUR_KEYS_BYTES, packedRecord, packRecords, REVEALED_SHARE_BYTES, SEALED_SHARES_BYTES } from '../protocol/secagg-messages.js';
+import type { KeyAgreement, SecAggRelay, SecAggReveal, SecAggRoster, SecAggShares, SecAggUnmask } from '../protocol/secagg-messages.js';
+import { neighbourKeysBytes, packedRecord, packRecords, REVEALED_SHARE_BYTES, SEALED_SHARES_BYTES } from '../protocol/secagg-messages.js';
 import { encodeInput, addInto, subtractFrom, type FixedPointParams } from './fixed-point.js';
 import {
   agreeKey,
@@ -85,14 +85,15 @@ export class SecAggDeviceSession {
 
   private constructor(
     readonly roundId: string,
+    private readonly keyAgreement: KeyAgreement,
     private readonly encryption: AgreementKeyPair,
     private readonly masking: AgreementKeyPair,
     private readonly selfMaskSeed: Uint8Array,
   ) {}
 
-  static async create(roundId: string): Promise<SecAggDeviceSession> {
-    const [encryption, masking] = await Promise.all([generateAgreementKeyPair(), generateAgreementKeyPair()]);
-    return new SecAggDeviceSession(roundId, encryption, masking, randomBytes(SEED_BYTES));
+  static async create(roundId: string, keyAgreement: KeyAgreement): Promise<SecAggDeviceSession> {
+    const [encryption, masking] = await Promise.all([generateAgreementKeyPair(keyAgreement), generateAgreementKeyPair(keyAgreement)]);
+    return new SecAggDeviceSession(roundId, keyAgreement, encryption, masking, randomBytes(SEED_BYTES));
   }
 
   /** Phase 1: the two public keys to advertise. */
@@ -108,6 +109,8 @@ export class SecAggDeviceSession {
   async shareKeys(roster: SecAggRoster): Promise<SecAggShares> {
     if (this.roster) throw new SecAggDeviceError('the roster arrived twice');
     if (roster.roundId !== this.roundId) throw new SecAggDeviceError('the roster is for another round');
+    if (roster.keyAgreement !== this.keyAgreement)
+      throw new SecAggDeviceError(`the roster's keys are ${roster.keyAgreement}, the plan said ${this.keyAgreement}`);
     const indices = roster.neighbours;
     if (new Set(indices).size !== indices.length || indices.includes(roster.index)) {
       throw new SecAggDeviceError('the roster lists a neighbour twice, or the device itself');
@@ -118,12 +121,13 @@ export class SecAggDeviceSession {
       throw new SecAggDeviceError(`threshold ${roster.threshold} is not a majority of the ${holders} share holders`);
     }
     this.roster = roster;
+    const recordBytes = neighbourKeysBytes(this.keyAgreement);
     for (const [i, index] of indices.entries()) {
-      const keys = packedRecord(roster.neighboursBytes, NEIGHBOUR_KEYS_BYTES, i);
+      const keys = packedRecord(roster.neighboursBytes, recordBytes, i);
       this.neighbours.set(index, {
         index,
-        encryptionKey: await importPublicKey(keys.subarray(0, NEIGHBOUR_KEYS_BYTES / 2)),
-        maskingKey: await importPublicKey(keys.subarray(NEIGHBOUR_KEYS_BYTES / 2)),
+        encryptionKey: await importPublicKey(keys.subarray(0, recordBytes / 2), this.keyAgreement),
+        maskingKey: await importPublicKey(keys.subarray(recordBytes / 2), this.keyAgreement),
       });
     }
     const holderIndices = [roster.index, ...indices];

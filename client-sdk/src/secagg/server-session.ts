@@ -21,7 +21,9 @@ import {
   type SecAggRelay,
   type SecAggRoster,
   type SecAggUnmask,
-  NEIGHBOUR_KEYS_BYTES,
+  type KeyAgreement,
+  neighbourKeysBytes,
+  PUBLIC_KEY_BYTES,
   packedRecord,
   packRecords,
   REVEALED_SHARE_BYTES,
@@ -29,7 +31,7 @@ import {
 } from '../protocol/secagg-messages.js';
 import { addInto, decodeSum, encodedLength, subtractFrom, type DecodedSum, type FixedPointParams, fixedPointScales } from './fixed-point.js';
 import { neighbourGraph, defaultNeighbourCount, shareThreshold } from './neighbours.js';
-import { agreeKey, expandMask, importPrivateScalar, importPublicKey, KeyPurpose } from './primitives.js';
+import { agreeKey, checkPeerKey, expandMask, importPrivateScalar, importPublicKey, KeyPurpose } from './primitives.js';
 import { combineShares, type Share } from './shamir.js';
 import { toBytes } from './device-session.js';
 import type { WebCryptoKey } from './webcrypto.js';
@@ -44,6 +46,7 @@ export interface SecAggServerOptions {
   clipNorm: number;
   maxWeight: number;
   thresholdFraction: number;
+  keyAgreement: KeyAgreement;
   /** Neighbours per device; absent: 2·ceil(1.5·log2 n). */
   neighbours?: number;
   /** Public seed of the neighbour graph's permutation. */
@@ -134,7 +137,7 @@ export class SecAggServerSession {
     return null;
   }
 
-  /** Phase 1: a participant's public keys (checked to be points on P-256). */
+  /** Phase 1: a participant's public keys (checked to be usable keys of the round's key agreement). */
   async receiveAdvertise(clientId: string, payload: unknown): Promise<SecAggAck> {
     const parsed = secAggAdvertiseSchema.safeParse(payload);
     if (!parsed.success) return refuse('malformed', `invalid advertisement: ${firstIssue(parsed.error)}`);
@@ -144,10 +147,14 @@ export class SecAggServerSession {
     if (this.advertised.has(clientId)) return refuse('duplicate', 'keys already advertised');
     const encryptionKey = toBytes(parsed.data.encryptionKey).slice();
     const maskingKey = toBytes(parsed.data.maskingKey).slice();
+    const { keyAgreement } = this.options;
+    if (encryptionKey.length !== PUBLIC_KEY_BYTES[keyAgreement] || maskingKey.length !== PUBLIC_KEY_BYTES[keyAgreement]) {
+      return refuse('malformed', `the round's key agreement is ${keyAgreement} (${PUBLIC_KEY_BYTES[keyAgreement]}-byte public keys)`);
+    }
     try {
-      await Promise.all([importPublicKey(encryptionKey), importPublicKey(maskingKey)]);
+      await Promise.all([checkPeerKey(encryptionKey, keyAgreement), checkPeerKey(maskingKey, keyAgreement)]);
     } catch {
-      return refuse('malformed', 'a public key is not a P-256 point');
+      return refuse('malformed', `a public key is not a usable ${keyAgreement} key`);
     }
     if (this.phaseNow !== 'advertise' || this.advertised.has(clientId)) return refuse('wrong_phase', 'the advertise phase closed meanwhile');
     this.advertised.set(clientId, { encryptionKey, maskingKey });
@@ -171,22 +178,24 @@ export class SecAggServerSession {
     this.fixedPoint = { clipNorm: this.options.clipNorm, maxWeight: this.options.maxWeight, maxSummands: n };
     fixedPointScales(this.fixedPoint); // throws when the round cannot be encoded
     const rosters = new Map<string, SecAggRoster>();
+    const recordBytes = neighbourKeysBytes(this.options.keyAgreement);
     for (const member of this.members.values()) {
       rosters.set(member.clientId, {
         roundId: this.options.roundId,
         index: member.index,
         threshold: this.threshold,
         ...this.fixedPoint,
+        keyAgreement: this.options.keyAgreement,
         neighbours: [...member.neighbours],
         neighboursBytes: packRecords(
           member.neighbours.map((i) => {
             const neighbour = this.byIndex.get(i)!;
-            const keys = new Uint8Array(NEIGHBOUR_KEYS_BYTES);
+            const keys = new Uint8Array(recordBytes);
             keys.set(neighbour.encryptionKey);
-            keys.set(neighbour.maskingKey, NEIGHBOUR_KEYS_BYTES / 2);
+            keys.set(neighbour.maskingKey, recordBytes / 2);
             return keys;
           }),
-          NEIGHBOUR_KEYS_BYTES,
+          recordBytes,
         ),
         deadlineAt,
       });
@@ -335,13 +344,18 @@ export class SecAggServerSession {
       if (shares.length < this.threshold) return this.fail(`${shares.length} share(s) of dropped device ${index}'s mask key, threshold ${this.threshold}`);
       let privateKey: WebCryptoKey;
       try {
-        privateKey = await importPrivateScalar(combineShares(shares, this.threshold), member.maskingKey);
+        privateKey = await importPrivateScalar(combineShares(shares, this.threshold), member.maskingKey, this.options.keyAgreement);
       } catch {
         return this.fail(`the shares of device ${index}'s mask key do not rebuild a key`);
       }
       for (const neighbourIndex of summedNeighbours) {
         const neighbour = this.byIndex.get(neighbourIndex)!;
-        const seed = await agreeKey(privateKey, await importPublicKey(neighbour.maskingKey), this.options.roundId, KeyPurpose.pairwiseMask);
+        const seed = await agreeKey(
+          privateKey,
+          await importPublicKey(neighbour.maskingKey, this.options.keyAgreement),
+          this.options.roundId,
+          KeyPurpose.pairwiseMask,
+        );
         // The survivor added +mask towards a higher index, -mask towards a lower one: undo that.
         const mask = await expandMask(seed, sum.length);
         if (index > neighbourIndex) subtractFrom(sum, mask);

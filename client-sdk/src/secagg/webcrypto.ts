@@ -17,6 +17,7 @@ export interface WebCryptoJwk {
   x?: string;
   y?: string;
   ext?: boolean;
+  key_ops?: string[];
 }
 
 type Algorithm =
@@ -24,7 +25,8 @@ type Algorithm =
   | 'AES-GCM'
   | 'AES-CTR'
   | { name: 'ECDH'; namedCurve: 'P-256' }
-  | { name: 'ECDH'; public: WebCryptoKey }
+  | { name: 'X25519' }
+  | { name: 'ECDH' | 'X25519'; public: WebCryptoKey }
   | { name: 'HKDF'; hash: 'SHA-256'; salt: Uint8Array; info: Uint8Array }
   | { name: 'AES-GCM'; iv: Uint8Array; additionalData: Uint8Array }
   | { name: 'AES-CTR'; counter: Uint8Array; length: number };

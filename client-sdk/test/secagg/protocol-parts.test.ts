@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { KeyAgreement } from '../../src/protocol/secagg-messages.js';
 import {
   combineShares,
   decodeSum,
@@ -102,7 +103,7 @@ describe('fixed-point encoding in Z_2^32', () => {
 });
 
 describe('the coordinator session refuses wrong, duplicate and malformed messages', () => {
-  async function advertisedRound(devices: number) {
+  async function advertisedRound(devices: number, keyAgreement: KeyAgreement = 'P-256') {
     const server = new SecAggServerSession({
       roundId: 'r',
       modelVersion: 3,
@@ -110,10 +111,11 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
       clipNorm: 1,
       maxWeight: 10,
       thresholdFraction: 0.5,
+      keyAgreement,
       graphSeed: 1,
       minDevices: 2,
     });
-    const sessions = await Promise.all(Array.from({ length: devices }, () => SecAggDeviceSession.create('r')));
+    const sessions = await Promise.all(Array.from({ length: devices }, () => SecAggDeviceSession.create('r', keyAgreement)));
     for (const [i, session] of sessions.entries()) await server.receiveAdvertise(`d${i}`, { roundId: 'r', modelVersion: 3, ...session.publicKeys() });
     return { server, sessions };
   }
@@ -132,7 +134,7 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
     offCurve[64] = 1;
     expect(await server.receiveAdvertise('x', { roundId: 'r', modelVersion: 3, encryptionKey: offCurve, maskingKey: keys.maskingKey })).toMatchObject({
       reason: 'malformed',
-      message: 'a public key is not a P-256 point',
+      message: 'a public key is not a usable P-256 key',
     });
     expect(await server.receiveAdvertise('x', { roundId: 'other', modelVersion: 3, ...keys })).toMatchObject({ reason: 'round_not_open' });
     expect(await server.receiveAdvertise('x', { roundId: 'r', modelVersion: 2, ...keys })).toMatchObject({ reason: 'malformed' });
@@ -140,6 +142,33 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
     expect(await server.receiveAdvertise('x', 'not an object')).toMatchObject({ reason: 'malformed' });
     server.closeAdvertise(0);
     expect(await server.receiveAdvertise('late', { roundId: 'r', modelVersion: 3, ...keys })).toMatchObject({ reason: 'wrong_phase' });
+  });
+
+  it('X25519 rounds: small-order points and keys of the other curve are refused; each key is checked once at the coordinator', async () => {
+    const { server, sessions } = await advertisedRound(3, 'X25519');
+    const keys = sessions[0]!.publicKeys();
+    expect(keys.encryptionKey).toHaveLength(32);
+    // u = 0 and u = 1 are small-order points: every agreement with them is all zeros (RFC 7748 §6.1).
+    const one = new Uint8Array(32);
+    one[0] = 1;
+    for (const smallOrder of [new Uint8Array(32), one]) {
+      expect(await server.receiveAdvertise('x', { roundId: 'r', modelVersion: 3, encryptionKey: keys.encryptionKey, maskingKey: smallOrder })).toMatchObject({
+        reason: 'malformed',
+        message: 'a public key is not a usable X25519 key',
+      });
+    }
+    const p256 = (await SecAggDeviceSession.create('r', 'P-256')).publicKeys();
+    expect(await server.receiveAdvertise('x', { roundId: 'r', modelVersion: 3, ...p256 })).toMatchObject({
+      reason: 'malformed',
+      message: "the round's key agreement is X25519 (32-byte public keys)",
+    });
+    const closed = server.closeAdvertise(0);
+    if ('failed' in closed) throw new Error(closed.failed);
+    const roster = closed.rosters.get('d0')!;
+    expect(roster.keyAgreement).toBe('X25519');
+    expect((roster.neighboursBytes as Uint8Array).byteLength).toBe(roster.neighbours.length * 64);
+    // A device refuses a roster in another key agreement than its own keys.
+    await expect((await SecAggDeviceSession.create('r', 'P-256')).shareKeys(roster)).rejects.toThrow(/X25519/);
   });
 
   it('shares: from a non-participant, to a non-neighbour, twice; masked inputs of the wrong size or too early', async () => {
@@ -171,7 +200,7 @@ describe('the coordinator session refuses wrong, duplicate and malformed message
     const closed = server.closeAdvertise(0);
     if ('failed' in closed) throw new Error(closed.failed);
     const rosters = [0, 1, 2].map((i) => closed.rosters.get(`d${i}`)!);
-    const weak = await SecAggDeviceSession.create('r');
+    const weak = await SecAggDeviceSession.create('r', 'P-256');
     await expect(weak.shareKeys({ ...rosters[0]!, threshold: 1 })).rejects.toThrow(SecAggDeviceError);
     const dealt = await Promise.all(sessions.map((session, i) => session.shareKeys(rosters[i]!)));
     for (const [i, shares] of dealt.entries()) server.receiveShares(`d${i}`, shares);
@@ -212,10 +241,11 @@ describe('secure aggregation messages on socket.io', () => {
       clipNorm: 1,
       maxWeight: 10,
       thresholdFraction: 0.5,
+      keyAgreement: 'P-256',
       graphSeed: 1,
       minDevices: 2,
     });
-    const sessions = await Promise.all(Array.from({ length: 16 }, () => SecAggDeviceSession.create('r')));
+    const sessions = await Promise.all(Array.from({ length: 16 }, () => SecAggDeviceSession.create('r', 'P-256')));
     for (const [i, session] of sessions.entries()) await server.receiveAdvertise(`d${i}`, { roundId: 'r', modelVersion: 1, ...session.publicKeys() });
     const rosters = server.closeAdvertise(0);
     if ('failed' in rosters) throw new Error(rosters.failed);

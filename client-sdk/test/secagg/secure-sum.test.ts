@@ -58,6 +58,12 @@ describe('secure aggregation: the exact sum with dropouts at every phase', () =>
     }
   }
 
+  it("with X25519 keys: 30% dropping after sharing keys, so dropped devices' X25519 mask keys are rebuilt from shares", async () => {
+    const count = Math.round(DEVICES * 0.3);
+    const outcome = await simulateSecureRound({ devices: DEVICES, deltaLength: DELTA_LENGTH, keyAgreement: 'X25519', drop: { phase: 'maskedInput', count } });
+    expect(expectExactSum(outcome).summed).toBe(DEVICES - count);
+  });
+
   it('works on a sparse graph (SecAgg+): 40 devices with 8 neighbours each, 10% dropping after sharing keys', async () => {
     const outcome = await simulateSecureRound({ devices: 40, deltaLength: DELTA_LENGTH, neighbours: 8, drop: { phase: 'maskedInput', count: 4 } });
     expectExactSum(outcome);

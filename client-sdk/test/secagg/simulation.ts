@@ -3,6 +3,7 @@
  * passed between them as the coordinator would relay them, with chosen devices dropping out at a
  * chosen phase. What the server session receives is recorded, to check what it could see.
  */
+import type { KeyAgreement } from '../../src/protocol/secagg-messages.js';
 import { SecAggDeviceSession, SecAggServerSession, encodeInput, type SecAggResult } from '../../src/secagg/index.js';
 
 export type DropPhase = 'advertise' | 'shareKeys' | 'maskedInput' | 'unmasking';
@@ -24,6 +25,8 @@ export interface SimulationOptions {
   neighbours?: number;
   minDevices?: number;
   seed?: number;
+  /** Default P-256. */
+  keyAgreement?: KeyAgreement;
 }
 
 export interface SimulationOutcome {
@@ -57,6 +60,7 @@ export async function simulateSecureRound(options: SimulationOptions): Promise<S
   const clipNorm = options.clipNorm ?? 10;
   const maxWeight = options.maxWeight ?? 1000;
   const roundId = 'round-1';
+  const keyAgreement = options.keyAgreement ?? 'P-256';
   const server = new SecAggServerSession({
     roundId,
     modelVersion: 1,
@@ -65,6 +69,7 @@ export async function simulateSecureRound(options: SimulationOptions): Promise<S
     maxWeight,
     thresholdFraction: options.thresholdFraction ?? 0.5,
     ...(options.neighbours !== undefined ? { neighbours: options.neighbours } : {}),
+    keyAgreement,
     graphSeed: options.seed ?? 7,
     minDevices: options.minDevices ?? 2,
   });
@@ -81,7 +86,7 @@ export async function simulateSecureRound(options: SimulationOptions): Promise<S
   const dropsBefore = (i: number, phase: DropPhase): boolean =>
     options.drop !== undefined && dropped.has(i) && order.indexOf(options.drop.phase) < order.indexOf(phase);
 
-  const sessions = await Promise.all(updates.map(() => SecAggDeviceSession.create(roundId)));
+  const sessions = await Promise.all(updates.map(() => SecAggDeviceSession.create(roundId, keyAgreement)));
   const ids = sessions.map((_, i) => `device-${i}`);
   for (const [i, session] of sessions.entries()) {
     if (!active(i, 'advertise')) continue;

@@ -1,6 +1,6 @@
 /** `/api/rounds`: starting, listing, inspecting and cancelling federated rounds. */
 import { z } from 'zod';
-import { REJECTION_REASONS, ROUND_STATUSES, trainingPlanSchema } from '@flock/client-sdk/protocol';
+import { KEY_AGREEMENTS, REJECTION_REASONS, ROUND_STATUSES, trainingPlanSchema } from '@flock/client-sdk/protocol';
 import { differentialPrivacySchema } from './privacy.js';
 import { DEFAULT_STRATEGY, isStrategyName, STRATEGY_NAMES, strategyOptionsSchema } from './strategies.js';
 
@@ -35,6 +35,12 @@ export const secureAggregationRequestSchema = z
       .optional()
       .describe('Neighbours per device in the SecAgg+ graph (default 2*ceil(1.5*log2 n), all others below ~10 devices)'),
     phaseSeconds: z.number().positive().max(3600).default(30).describe('Deadline of each phase after reporting (share keys, masked input, unmasking)'),
+    keyAgreement: z
+      .enum(KEY_AGREEMENTS)
+      .default('P-256')
+      .describe(
+        "Key agreement of the devices' keys: P-256 (every WebCrypto) or X25519 (Node >= 20, Chrome >= 133, Firefox >= 130, Safari >= 17; a device without it drops out)",
+      ),
   })
   .strict();
 
@@ -104,6 +110,8 @@ export const roundParamsSchema = z.object({
       thresholdFraction: z.number().min(0.5).max(1),
       neighbours: z.number().int().min(1).nullable(),
       phaseTimeoutMs: z.number().int().min(1),
+      /** Rounds stored before X25519 existed: P-256. */
+      keyAgreement: z.enum(KEY_AGREEMENTS).default('P-256'),
     })
     .nullable()
     .optional()
@@ -327,5 +335,6 @@ function secureAggregationParams(requested: StartRoundFields['secureAggregation'
     thresholdFraction: settings.thresholdFraction,
     neighbours: settings.neighbours ?? null,
     phaseTimeoutMs: Math.round(settings.phaseSeconds * 1000),
+    keyAgreement: settings.keyAgreement,
   };
 }

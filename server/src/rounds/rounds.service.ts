@@ -483,6 +483,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
                   secureAggregation: {
                     clipNorm: round.record.params.secureAggregation.clipNorm,
                     thresholdFraction: round.record.params.secureAggregation.thresholdFraction,
+                    keyAgreement: round.record.params.secureAggregation.keyAgreement,
                   },
                 }
               : {}),

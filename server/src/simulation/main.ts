@@ -9,7 +9,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PERSONALIZATION_METHODS, type PersonalizationMethod, type PersonalizationPlan } from '@flock/client-sdk/protocol';
 import { LOG_LEVELS } from '../config/environment.js';
-import { COMPRESSION_KINDS, DEFAULT_TOPK_FRACTION, type Compression, type CompressionKind } from '@flock/client-sdk/protocol';
+import {
+  COMPRESSION_KINDS,
+  DEFAULT_TOPK_FRACTION,
+  KEY_AGREEMENTS,
+  type Compression,
+  type CompressionKind,
+  type KeyAgreement,
+} from '@flock/client-sdk/protocol';
 import { ATTACK_CHOICES, type AttackChoice } from './byzantine.js';
 import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
 import { noiseForEpsilon } from '../privacy/rdp.js';
@@ -38,6 +45,7 @@ interface CliOptions {
   strategy: string;
   strategyOptions: string;
   secureAggregation: boolean;
+  secaggKeyAgreement?: KeyAgreement;
   partition: 'iid' | 'shards' | 'dirichlet';
   alpha: number;
   rotationClusters: number;
@@ -99,6 +107,11 @@ const program: Command = new Command()
   .option('--strategy <name>', 'aggregation strategy (see docs/STRATEGIES.md)', 'fedavg')
   .option('--strategy-options <json>', 'strategy options as a JSON object', '{}')
   .option('--secure-aggregation', 'secure aggregation: the coordinator learns only the sum of each round (docs/SECURITY.md)', false)
+  .addOption(
+    new Option('--secagg-key-agreement <curve>', "the devices' key agreement in secure rounds (default P-256; X25519 where every device has it)").choices(
+      KEY_AGREEMENTS,
+    ),
+  )
   .addOption(new Option('--partition <kind>', 'client data partition').choices(['iid', 'shards', 'dirichlet']).default('iid'))
   .option('--alpha <a>', 'Dirichlet concentration (--partition dirichlet)', positive('--alpha'), 0.5)
   .option(
@@ -237,6 +250,7 @@ function resolveArguments(cli: CliOptions): {
   }
   const target = cli.targetAccuracy === undefined ? null : cli.targetAccuracy > 1 ? cli.targetAccuracy / 100 : cli.targetAccuracy;
   if (cli.topkFraction !== undefined && cli.compression !== 'topk') program.error('--topk-fraction applies to --compression topk only');
+  if (cli.secaggKeyAgreement !== undefined && !cli.secureAggregation) program.error('--secagg-key-agreement applies to --secure-aggregation only');
   const compression: Compression =
     cli.compression === 'topk' ? { kind: 'topk', topkFraction: cli.topkFraction ?? DEFAULT_TOPK_FRACTION } : { kind: cli.compression };
   return { strategyOptions, server, target, compression, differentialPrivacy: differentialPrivacyOf(cli) };
@@ -325,7 +339,7 @@ function simulationOptions(
     targetAccuracy: resolved.target,
     strategy: cli.strategy,
     strategyOptions: resolved.strategyOptions,
-    secureAggregation: cli.secureAggregation,
+    secureAggregation: cli.secureAggregation ? (cli.secaggKeyAgreement ?? 'P-256') : null,
     partition: cli.partition,
     alpha: cli.alpha,
     rotationClusters: cli.rotationClusters,

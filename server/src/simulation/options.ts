@@ -1,5 +1,5 @@
 /** The simulator's options, their defaults, and what they imply (clients per round, quorum, Byzantine clients). */
-import type { Compression, PersonalizationPlan } from '@flock/client-sdk/protocol';
+import type { Compression, KeyAgreement, PersonalizationPlan } from '@flock/client-sdk/protocol';
 import type { DifferentialPrivacyRequest, StrategyOptions } from '../contract/index.js';
 import { assignAttacks, type Attack, type AttackChoice } from './byzantine.js';
 import type { PartitionKind } from './partition.js';
@@ -33,8 +33,8 @@ export interface SimulationOptions {
   strategy: string;
   /** Checked by the coordinator when a round starts. */
   strategyOptions: StrategyOptions;
-  /** Secure aggregation (docs/SECURITY.md): the coordinator learns only the sum of each round's updates. */
-  secureAggregation: boolean;
+  /** Secure aggregation with this key agreement (docs/SECURITY.md): the coordinator learns only the sum of each round's updates; null: plain rounds. */
+  secureAggregation: KeyAgreement | null;
   partition: PartitionKind;
   /** Dirichlet concentration. */
   alpha: number;
@@ -102,7 +102,7 @@ export const DEFAULT_SIMULATION_OPTIONS: SimulationOptions = {
   targetAccuracy: null,
   strategy: 'fedavg',
   strategyOptions: {},
-  secureAggregation: false,
+  secureAggregation: null,
   partition: 'iid',
   alpha: 0.5,
   rotationClusters: 0,

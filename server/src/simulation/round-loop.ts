@@ -80,7 +80,7 @@ export class RoundLoop {
       ...(options.personalization ? { personalization: options.personalization } : {}),
       ...(options.compression.kind !== 'none' ? { compression: options.compression } : {}),
       // Secure rounds encode weights in fixed point below maxExamplesPerUpdate: a tight cap keeps the sum precise.
-      ...(options.secureAggregation ? { secureAggregation: true, maxExamplesPerUpdate: plan.examplesPerClient } : {}),
+      ...(options.secureAggregation ? { secureAggregation: { keyAgreement: options.secureAggregation }, maxExamplesPerUpdate: plan.examplesPerClient } : {}),
     };
   }
 

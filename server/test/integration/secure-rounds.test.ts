@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ArrayDataSource, FederatedClient, ManualCondition, MemoryModelStore, type FlockSocket } from '@flock/client-sdk';
-import { asFloat32, ClientEvent } from '@flock/client-sdk/protocol';
+import { asFloat32, ClientEvent, type KeyAgreement } from '@flock/client-sdk/protocol';
 import { encodeInput, SecAggServerSession, toBytes } from '@flock/client-sdk/secagg';
 import type { ModelVersionMeta, RoundDetails } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
@@ -184,22 +184,25 @@ describe('secure rounds: real SDK clients, real coordinator', () => {
     }
   }, 180_000);
 
-  const drops: [string, string, (dropped: number) => number[]][] = [
-    ['advertising keys', 'round:configure', (dropped) => ALL.filter((k) => k !== dropped)],
-    ['sharing keys', 'secagg:roster', (dropped) => ALL.filter((k) => k !== dropped)],
-    ['sending its masked input', 'secagg:relay', (dropped) => ALL.filter((k) => k !== dropped)],
+  const drops: [string, string, (dropped: number) => number[], KeyAgreement][] = [
+    ['advertising keys', 'round:configure', (dropped) => ALL.filter((k) => k !== dropped), 'P-256'],
+    ['sharing keys', 'secagg:roster', (dropped) => ALL.filter((k) => k !== dropped), 'P-256'],
+    ['sending its masked input', 'secagg:relay', (dropped) => ALL.filter((k) => k !== dropped), 'P-256'],
+    // The dropped device's X25519 mask key is rebuilt from its neighbours' shares.
+    ['sending its masked input', 'secagg:relay', (dropped) => ALL.filter((k) => k !== dropped), 'X25519'],
     // A device that leaves at unmasking sent its masked input: it is in the sum.
-    ['unmasking', 'secagg:unmask', () => ALL],
+    ['unmasking', 'secagg:unmask', () => ALL, 'P-256'],
   ];
-  for (const [phase, event, summed] of drops) {
-    it(`a device dropping before ${phase} is recovered: the round commits the sum of the inputs sent`, async () => {
+  for (const [phase, event, summed, keyAgreement] of drops) {
+    it(`a device dropping before ${phase} is recovered (${keyAgreement} keys): the round commits the sum of the inputs sent`, async () => {
       const dropped = 2;
       const base = await currentVersion();
       const round = await runRound(
         ALL.map((k) => device(k, k === dropped ? event : undefined)),
-        { ...SECURE, secureAggregation: { phaseSeconds: 10 } },
+        { ...SECURE, secureAggregation: { phaseSeconds: 10, keyAgreement } },
       );
       expect(round.status, round.error ?? '').toBe('committed');
+      expect(round.params.secureAggregation).toMatchObject({ keyAgreement });
       const ks = summed(dropped);
       expect(round.metrics.accepted).toBe(ks.length);
       expect(maxDifference(await weightsOf(round.committedVersion!), await weightsOf(base), expectedChange(ks))).toBeLessThan(1e-6);

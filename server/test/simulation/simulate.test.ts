@@ -62,7 +62,7 @@ describe('pnpm simulate (runSimulation)', () => {
     180_000, // ~17 s on an idle 2-core machine; generous for a loaded one
   );
 
-  it('--secure-aggregation: 12 clients (rosters of up to 11 neighbours) with dropouts commit secure rounds that train the 2NN', async () => {
+  it('--secure-aggregation --secagg-key-agreement X25519: 12 clients (rosters of up to 11 neighbours) with dropouts commit secure rounds that train the 2NN', async () => {
     const rows: RoundRow[] = [];
     const summary = await runSimulation({
       clients: 12,
@@ -79,7 +79,7 @@ describe('pnpm simulate (runSimulation)', () => {
       localTestExamples: 10,
       localEvaluation: 0,
       init: 'random',
-      secureAggregation: true,
+      secureAggregation: 'X25519',
       onRound: (row) => rows.push(row),
     });
     expect(rows).toHaveLength(2);

@@ -132,8 +132,11 @@ async function startRound(event) {
     }
     Object.assign(body, { differentialPrivacy });
   }
-  // A checkbox: the round is secure (its settings at the coordinator's defaults) or plain.
-  if (data.get('secureAggregation') === 'on') Object.assign(body, { secureAggregation: true });
+  // A checkbox: the round is secure (its settings at the coordinator's defaults, but the chosen key agreement) or plain.
+  if (data.get('secureAggregation') === 'on') {
+    const keyAgreement = data.get('secureAggregationKeyAgreement');
+    Object.assign(body, { secureAggregation: keyAgreement === 'X25519' ? { keyAgreement } : true });
+  }
   if (body.targetClients < body.minClients) {
     flash(message, 'Target clients must be at least min clients.', 'error');
     return;

@@ -57,6 +57,7 @@ export class SecureRound {
       clipNorm: params.clipNorm,
       maxWeight: options.maxWeight,
       thresholdFraction: params.thresholdFraction,
+      keyAgreement: params.keyAgreement,
       ...(params.neighbours !== null ? { neighbours: params.neighbours } : {}),
       // Public, and fresh per round: only spreads neighbourhoods (see docs/SECURITY.md for what a malicious coordinator could do with it).
       graphSeed: Math.floor(Math.random() * 2 ** 32),
