@@ -186,7 +186,9 @@ export const roundMetricsSchema = z.object({
   bytesReceived: count.describe('Bytes of weight data received in uploads, accepted or not'),
   bytesUp: count
     .default(0)
-    .describe('Bytes of weight data of the accepted uploads, as sent (compressed in rounds whose plan says so; 0 in rounds stored by an older coordinator)'),
+    .describe(
+      "Bytes of weight data of the accepted uploads, as sent (compressed in rounds whose plan says so; in secure rounds every phase's keys, shares, masked inputs and revealed shares; 0 in rounds stored by an older coordinator)",
+    ),
   bytesDown: count
     .default(0)
     .describe(

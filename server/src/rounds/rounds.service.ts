@@ -43,7 +43,7 @@ import { StaleRounds } from './stale-rounds.js';
 import { roundStrategy } from './round-strategy.js';
 import { SecureAggregationSink } from './secure/secure-aggregation-sink.js';
 import { secureRoundRefusal } from './secure/secure-round-check.js';
-import { SecureRound, type SecurePhaseEvent } from './secure/secure-round.js';
+import { binaryBytes, SecureRound, type SecurePhaseEvent } from './secure/secure-round.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
 import { personalLayersProblemOf, planPersonalLayers } from './personal-layers.js';
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
@@ -334,9 +334,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (!round || !secure) return { accepted: false, reason: 'round_not_open', message: 'no secure round is in flight' };
     if (event !== ClientEvent.secAggAdvertise) {
       const ack = secure.receive(event, clientId, payload);
-      // The masked input is this round's upload: its bytes count like a plain upload's.
-      if (ack.accepted && event === ClientEvent.secAggMasked)
-        round.record.metrics.bytesReceived += (payload as { data: ArrayBuffer | Uint8Array }).data.byteLength;
+      if (ack.accepted) {
+        // The masked input is this round's upload: its bytes count like a plain upload's. bytesUp counts every phase's.
+        if (event === ClientEvent.secAggMasked) round.record.metrics.bytesReceived += (payload as { data: ArrayBuffer | Uint8Array }).data.byteLength;
+        round.countBytesUp(binaryBytes(payload));
+      }
       return ack;
     }
     if (round.state.status !== 'reporting')
@@ -348,6 +350,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (ack.accepted && this.active === round && !round.roster.hasAnswered(clientId)) {
       round.roster.answer(clientId);
       round.record.metrics.reported++;
+      round.countBytesUp(binaryBytes(payload));
       runDetached(log, 'round transition', this.dispatch(round, { type: 'uploadAccepted' }));
     }
     this.changed(round);

@@ -159,6 +159,9 @@ describe('secure rounds: real SDK clients, real coordinator', () => {
       // Masked inputs: d values and the weight and loss, 4 bytes each.
       bytesReceived: DEVICES * (PARAMETERS + 2) * 4,
     });
+    // bytesUp adds each device's keys (2 x 65), sealed shares (5 x 168) and revealed shares (at most 2 x 6 x 66).
+    expect(secure.metrics.bytesUp).toBeGreaterThanOrEqual(secure.metrics.bytesReceived + DEVICES * (130 + 5 * 168));
+    expect(secure.metrics.bytesUp).toBeLessThanOrEqual(secure.metrics.bytesReceived + DEVICES * (130 + 5 * 168 + 12 * 66));
     const secureChange = maxDifference(await weightsOf(secure.committedVersion!), await weightsOf(secureBase), expectedChange(ALL));
     // float32 weights of ~0.1 carry ~1e-8 rounding; the fixed-point sum adds < 1e-7 to the mean.
     expect(plainChange).toBeLessThan(1e-6);

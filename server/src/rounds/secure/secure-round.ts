@@ -143,3 +143,11 @@ export class SecureRound {
     ended?.();
   }
 }
+
+/** Bytes of the binary fields of an accepted secure-aggregation message (keys, sealed shares, the masked input, revealed shares): what it cost the device to send. */
+export function binaryBytes(payload: unknown): number {
+  let bytes = 0;
+  for (const value of Object.values(payload as Record<string, unknown>))
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) bytes += value.byteLength;
+  return bytes;
+}
