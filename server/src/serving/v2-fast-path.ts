@@ -82,21 +82,22 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
   const json = [...helmet, 'Content-Type', 'application/json; charset=utf-8'];
   const binary = [...helmet, 'Content-Type', 'application/octet-stream'];
 
-  const answer = (res: ServerResponse, status: number, headers: string[], body: Buffer): void => {
+  // JSON goes out as a string: node then writes the head and the body in one piece.
+  const answer = (res: ServerResponse, status: number, headers: string[], body: Buffer | string): void => {
     if (res.headersSent || res.destroyed) return;
-    res.writeHead(status, [...headers, 'Content-Length', String(body.byteLength)]);
+    res.writeHead(status, [...headers, 'Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)]);
     res.end(body);
   };
   const answerOutcome = (res: ServerResponse, outcome: InferOutcome): void => {
     const { body, headerLength } = outcome.response;
     if (Buffer.isBuffer(body)) answer(res, 200, [...binary, 'Inference-Header-Content-Length', String(headerLength)], body);
-    else answer(res, 200, json, Buffer.from(JSON.stringify(body)));
+    else answer(res, 200, json, JSON.stringify(body));
   };
   const answerError = (res: ServerResponse, error: unknown): void => {
     if (error instanceof BodyAbortedError) return;
     const { status, body } = v2ErrorOf(error);
     // A body over the limit is not read to its end: close the connection behind the answer.
-    answer(res, status, status === 413 ? [...json, 'Connection', 'close'] : json, Buffer.from(JSON.stringify(body)));
+    answer(res, status, status === 413 ? [...json, 'Connection', 'close'] : json, JSON.stringify(body));
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, route: InferRoute): Promise<void> => {
