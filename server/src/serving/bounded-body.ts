@@ -40,7 +40,8 @@ export function readBoundedBody(req: IncomingMessage, limit: number): Promise<Bu
       settled = true;
       resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
     });
-    req.once('error', () => fail(() => new BodyAbortedError('the request was aborted')));
+    // on, not once: a second error with no listener left would throw.
+    req.on('error', () => fail(() => new BodyAbortedError('the request was aborted')));
     req.once('close', () => fail(() => new BodyAbortedError('the connection closed before the body ended')));
   });
 }
