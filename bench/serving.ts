@@ -3,7 +3,8 @@
  * (the default 2NN, 784 -> 200 -> 200 -> 10) and autocannon sends `POST /v2/models/global/infer`
  * requests of one MNIST-sized row (784 FP32 values, JSON) at concurrency 1, 16 and 64, with dynamic
  * batching on (FLOCK_INFERENCE_MAX_BATCH_SIZE=64) and off (=1), with the inference log on and off;
- * plus the binary tensor extension at the highest concurrency. Beside it, in the same run, the limit:
+ * plus the binary tensor extension and the express route (FLOCK_INFERENCE_FAST_PATH=false) at the highest
+ * concurrency, and each cell's coordinator CPU time per request. Beside it, in the same run, the limit:
  * the same model's `model.predict` on batches of 64 rows (and of 1) back to back in the same kind
  * of worker thread, no HTTP (InferencePool, in this process).
  *
@@ -56,6 +57,11 @@ const VARIANTS: Variant[] = [
     binary: true,
     connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
   },
+  {
+    name: 'batching on, log on, through express (fast path off)',
+    env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'true', FLOCK_INFERENCE_FAST_PATH: 'false' },
+    connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
+  },
 ];
 
 interface Cell {
@@ -65,6 +71,8 @@ interface Cell {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU time of the coordinator process (all its threads) per answered request, in ms: less sensitive to the machine's other load than requests/s. */
+  cpuMsPerRequest: number;
 }
 
 function row(seed: number): Float32Array {
@@ -94,7 +102,7 @@ async function waitReady(url: string): Promise<void> {
   throw new Error('serving did not become ready');
 }
 
-async function load(url: string, connections: number, binary: boolean, seconds: number): Promise<Omit<Cell, 'variant'>> {
+async function load(url: string, connections: number, binary: boolean, seconds: number, cpuSeconds: () => number = () => 0): Promise<Omit<Cell, 'variant'>> {
   const values = row(connections);
   const headers: Record<string, string> = { Authorization: `Bearer ${INFERENCE_KEY}` };
   let body: string | Buffer;
@@ -107,8 +115,11 @@ async function load(url: string, connections: number, binary: boolean, seconds: 
     body = jsonBody(values);
     headers['Content-Type'] = 'application/json';
   }
+  const cpuBefore = cpuSeconds();
   const result = await autocannon({ url: `${url}/v2/models/global/infer`, method: 'POST', headers, body, connections, duration: seconds });
+  const cpu = cpuSeconds() - cpuBefore;
   return {
+    cpuMsPerRequest: result.requests.total > 0 ? (1000 * cpu) / result.requests.total : NaN,
     connections,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
@@ -171,12 +182,12 @@ async function main(): Promise<void> {
       for (const connections of CONNECTIONS) {
         for (const variant of chosen) {
           if (variant.connections && !variant.connections.includes(connections)) continue;
-          const { url } = coordinators.get(JSON.stringify(variant.env))!;
-          const cell = await load(url, connections, variant.binary ?? false, SECONDS);
+          const coordinator = coordinators.get(JSON.stringify(variant.env))!;
+          const cell = await load(coordinator.url, connections, variant.binary ?? false, SECONDS, () => coordinator.cpuSeconds());
           const key = `${variant.name}|${connections}`;
           samples.set(key, [...(samples.get(key) ?? []), cell]);
           console.error(
-            `rep ${rep} ${variant.name} c=${connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}`,
+            `rep ${rep} ${variant.name} c=${connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}, ${cell.cpuMsPerRequest.toFixed(2)} CPU ms/request`,
           );
         }
       }
@@ -198,18 +209,21 @@ async function main(): Promise<void> {
   const batched = at(VARIANTS[0]!.name, top);
   const unbatched = at(VARIANTS[2]!.name, top);
   const logOff = at(VARIANTS[1]!.name, top);
+  const express = at(VARIANTS[5]!.name, top);
   const machine = machineInfo();
   const lines = [
     '# Serving: the global model over the Open Inference Protocol',
     '',
     `\`pnpm bench:serving --seconds ${SECONDS}\`: the default 2NN (784 -> 200 -> 200 -> 10, 199,210 parameters) served by a coordinator process`,
-    '(`server/dist/main.js`, one inference worker thread), loaded by autocannon 8 from the bench process with one-row requests',
+    '(`server/dist/main.js`, one inference worker thread, the infer route on its node:http fast path unless noted), loaded by autocannon 8 from the bench process with one-row requests',
     `(784 FP32 values; JSON unless noted). ${SECONDS} s per cell after a 1 s warm-up; cells interleaved, ${REPEAT} repetitions, the best of each shown (and the best raw limit). Machine: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node};`,
     'the coordinator, its worker thread and autocannon share them.',
     '',
-    '| variant | connections | requests/s | p50 ms | p99 ms | errors |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...cells.map((c) => `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} |`),
+    '| variant | connections | requests/s | p50 ms | p99 ms | errors | coordinator CPU ms/request |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...cells.map(
+      (c) => `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} | ${c.cpuMsPerRequest.toFixed(2)} |`,
+    ),
     '',
     `The limit, same run: \`model.predict\` in one worker thread (the serving pool's, no HTTP), back to back: **${limit.batched.toFixed(0)} rows/s** on batches of ${RAW_BATCH},`,
     `${limit.single.toFixed(0)} rows/s on batches of 1.`,
@@ -219,6 +233,11 @@ async function main(): Promise<void> {
           `- At ${top} connections, batching on, log on: ${batched.requestsPerSecond.toFixed(0)} requests/s = **${((100 * batched.requestsPerSecond) / limit.batched).toFixed(0)}% of the raw batched throughput** (goal: at least 50%).`,
           `- Batching on / off at ${top} connections (log on): **${(batched.requestsPerSecond / unbatched.requestsPerSecond).toFixed(1)}x** (goal: at least 5x).`,
           `- The log's cost at ${top} connections (batching on): ${logOff.requestsPerSecond.toFixed(0)} requests/s without it, ${batched.requestsPerSecond.toFixed(0)} with it (${((100 * batched.requestsPerSecond) / logOff.requestsPerSecond).toFixed(0)}%; goal: not halved).`,
+        ]
+      : []),
+    ...(batched && express
+      ? [
+          `- The fast path (node:http listener in front of express) at ${top} connections: ${batched.requestsPerSecond.toFixed(0)} requests/s, ${batched.cpuMsPerRequest.toFixed(2)} CPU ms/request; through express and Nest: ${express.requestsPerSecond.toFixed(0)} requests/s, ${express.cpuMsPerRequest.toFixed(2)} CPU ms/request (**${(batched.requestsPerSecond / express.requestsPerSecond).toFixed(1)}x**).`,
         ]
       : []),
     '',

@@ -11,6 +11,8 @@ import type { FlockConfig } from './config/config.js';
 import { PinoNestLogger } from './logging/logger.js';
 import { ModelsService } from './models/models.service.js';
 import { applyInferenceBodyParsers } from './serving/inference-body.js';
+import { ServingService } from './serving/serving.service.js';
+import { installV2FastPath } from './serving/v2-fast-path.js';
 
 export interface Coordinator {
   app: INestApplication;
@@ -31,9 +33,10 @@ export async function createCoordinator(config: FlockConfig): Promise<Coordinato
   // Body parsing is set up by applyWebHygiene: JSON only, bounded.
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), { logger: new PinoNestLogger(), bodyParser: false });
   // Before the app-wide 64 KiB JSON parser: /v2 takes tensors, bounded by FLOCK_INFERENCE_MAX_BODY_BYTES.
-  applyInferenceBodyParsers(app, config);
-  applyWebHygiene(app, config);
+  applyWebHygiene(app, config, () => applyInferenceBodyParsers(app, config));
   app.useWebSocketAdapter(new FlockIoAdapter(app, config, redis));
+  // The infer route before express (socket.io's engine later puts its own listener in front of both).
+  if (config.serving.fastPath) installV2FastPath(app.getHttpServer(), app.get(ServingService), config.serving);
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()

@@ -14,7 +14,7 @@ export function tokenMatches(given: unknown, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-export function bearerToken(request: Request): string | undefined {
+export function bearerToken(request: Pick<Request, 'headers'>): string | undefined {
   const header = request.headers.authorization;
   if (!header) return undefined;
   const match = /^Bearer\s+(.+)$/i.exec(header);

@@ -127,6 +127,7 @@ function servingFrom(env: Environment, dataDir: string): ServingConfig {
     maxQueueDelayMs: env.FLOCK_INFERENCE_MAX_QUEUE_DELAY_MS,
     maxQueue: env.FLOCK_INFERENCE_MAX_QUEUE,
     maxBodyBytes: env.FLOCK_INFERENCE_MAX_BODY_BYTES,
+    fastPath: env.FLOCK_INFERENCE_FAST_PATH,
     log: env.FLOCK_INFERENCE_LOG,
     logFlushMs: env.FLOCK_INFERENCE_LOG_FLUSH_MS,
     logRetentionDays: env.FLOCK_INFERENCE_LOG_RETENTION_DAYS,

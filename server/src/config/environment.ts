@@ -116,6 +116,7 @@ const variables = z.object({
   FLOCK_INFERENCE_MAX_QUEUE_DELAY_MS: variable(z.coerce.number().min(0).max(1000).default(0)),
   FLOCK_INFERENCE_MAX_QUEUE: variable(integer(1).default(4096)),
   FLOCK_INFERENCE_MAX_BODY_BYTES: variable(integer(1024).default(8 * 1024 * 1024)),
+  FLOCK_INFERENCE_FAST_PATH: variable(flag().default(true)),
   FLOCK_INFERENCE_LOG: variable(flag().default(true)),
   FLOCK_INFERENCE_LOG_FLUSH_MS: variable(integer(1, 60_000).default(200)),
   FLOCK_INFERENCE_LOG_RETENTION_DAYS: variable(positive().default(30)),

@@ -3,7 +3,12 @@
  * free, the queue's head is sent with the requests behind it for the same version, up to
  * `maxBatchSize` rows, once the batch is full or the head has waited `maxQueueDelayMs`. Under load
  * the workers are busy and batches fill while they wait; idle, a request waits at most the delay.
- * `maxBatchSize` 1 turns batching off.
+ * `maxBatchSize` 1 turns batching off: each request is its own `model.predict`.
+ *
+ * A batch that is not full also waits for the end of the event-loop turn it was queued in (a
+ * setImmediate: microseconds, not a timer): one turn reads many sockets, and their requests go
+ * together. Without it, a worker that is faster than the HTTP front is always free when a request
+ * is queued, so every batch had one row and batching saved nothing (bench/results/serving.md).
  */
 
 /** Where batches run: the worker pool. */
@@ -38,6 +43,8 @@ interface Job {
   rows: number;
   input: Float32Array;
   enqueuedAt: number;
+  /** The batcher's turn when it was queued (see endOfTurn). */
+  turn: number;
   resolve: (result: BatchResult) => void;
   reject: (error: Error) => void;
 }
@@ -45,6 +52,9 @@ interface Job {
 export class DynamicBatcher {
   private readonly queue: Job[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  /** Counts the event-loop turns the batcher saw end (its setImmediate and timer callbacks). */
+  private turn = 0;
 
   constructor(
     private readonly runner: BatchRunner,
@@ -61,7 +71,7 @@ export class DynamicBatcher {
   submit(version: number, rows: number, input: Float32Array): Promise<BatchResult> {
     if (this.queue.length >= this.options.maxQueue) return Promise.reject(new QueueFullError(`more than ${this.options.maxQueue} requests waiting`));
     return new Promise<BatchResult>((resolve, reject) => {
-      this.queue.push({ version, rows, input, enqueuedAt: performance.now(), resolve, reject });
+      this.queue.push({ version, rows, input, enqueuedAt: performance.now(), turn: this.turn, resolve, reject });
       this.schedule();
     });
   }
@@ -69,7 +79,9 @@ export class DynamicBatcher {
   /** Refuses everything still waiting (shutdown). */
   drain(error: Error): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
     this.timer = null;
+    this.immediate = null;
     for (const job of this.queue.splice(0)) job.reject(error);
   }
 
@@ -92,6 +104,10 @@ export class DynamicBatcher {
         this.wake(this.options.maxQueueDelayMs - waited);
         return;
       }
+      if (!full && head.turn === this.turn) {
+        this.endOfTurn();
+        return;
+      }
       this.dispatch(this.queue.splice(0, count), rows);
     }
   }
@@ -101,10 +117,21 @@ export class DynamicBatcher {
     this.timer = setTimeout(
       () => {
         this.timer = null;
+        this.turn++;
         this.schedule();
       },
       Math.max(0, afterMs),
     );
+  }
+
+  /** Looks again once this turn of the event loop has read what it had to read. */
+  private endOfTurn(): void {
+    if (this.immediate) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = null;
+      this.turn++;
+      this.schedule();
+    });
   }
 
   private dispatch(jobs: Job[], rows: number): void {

@@ -10,13 +10,21 @@ export function matchesAnyKey(given: string | undefined, keys: readonly string[]
   return matched;
 }
 
-/** The inference API (`/v2`): `Authorization: Bearer <inference key>`; operator and device tokens are not inference keys. */
+/**
+ * The inference API's credential: `Authorization: Bearer <inference key>`; operator and device
+ * tokens are not inference keys. Throws the 401 otherwise (the guard's and the fast path's).
+ */
+export function assertInferenceKey(request: Pick<Request, 'headers'>, keys: readonly string[]): void {
+  if (!matchesAnyKey(bearerToken(request), keys)) throw new UnauthorizedException('inference key required: send Authorization: Bearer <key>');
+}
+
+/** The inference API (`/v2`) behind express: see assertInferenceKey. */
 @Injectable()
 export class InferenceKeyGuard implements CanActivate {
   constructor(@Inject(FLOCK_CONFIG) private readonly config: FlockConfig) {}
   canActivate(context: ExecutionContext): boolean {
-    if (matchesAnyKey(bearerToken(context.switchToHttp().getRequest<Request>()), this.config.serving.inferenceKeys)) return true;
-    throw new UnauthorizedException('inference key required: send Authorization: Bearer <key>');
+    assertInferenceKey(context.switchToHttp().getRequest<Request>(), this.config.serving.inferenceKeys);
+    return true;
   }
 }
 

@@ -31,6 +31,8 @@ export interface ServingConfig {
   /** Requests waiting at most; more are answered 503. */
   maxQueue: number;
   maxBodyBytes: number;
+  /** The infer route is answered by a node:http listener in front of express (v2-fast-path.ts); false: by express. */
+  fastPath: boolean;
   log: boolean;
   logFlushMs: number;
   logRetentionDays: number;

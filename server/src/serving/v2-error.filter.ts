@@ -5,22 +5,27 @@ import { moduleLogger } from '../logging/logger.js';
 
 const log = moduleLogger('serving');
 
-/** Errors of the inference API in the protocol's format: `{ "error": "..." }` with the HTTP status. */
+/**
+ * An error of the inference API in the protocol's format: `{ "error": "..." }` with the HTTP status
+ * (the filter's and the fast path's). Anything but an HttpException is logged and answered 500.
+ */
+export function v2ErrorOf(exception: unknown): { status: number; body: V2Error } {
+  if (!(exception instanceof HttpException)) {
+    log.error({ err: exception }, 'inference request failed');
+    return { status: 500, body: { error: 'internal error' } };
+  }
+  const body = exception.getResponse();
+  const message = typeof body === 'string' ? body : (body as { message?: unknown }).message;
+  const error = Array.isArray(message) ? message.join('; ') : typeof message === 'string' ? message : exception.message;
+  return { status: exception.getStatus(), body: { error } };
+}
+
+/** Errors of the inference API behind express: see v2ErrorOf. */
 @Catch()
 export class V2ErrorFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
-    const response = host.switchToHttp().getResponse<Response>();
-    let status = 500;
-    let error = 'internal error';
-    if (exception instanceof HttpException) {
-      status = exception.getStatus();
-      const body = exception.getResponse();
-      const message = typeof body === 'string' ? body : (body as { message?: unknown }).message;
-      error = Array.isArray(message) ? message.join('; ') : typeof message === 'string' ? message : exception.message;
-    } else {
-      log.error({ err: exception }, 'inference request failed');
-    }
-    response.status(status).json({ error } satisfies V2Error);
+    const { status, body } = v2ErrorOf(exception);
+    host.switchToHttp().getResponse<Response>().status(status).json(body);
   }
 }
 

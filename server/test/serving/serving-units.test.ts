@@ -55,12 +55,17 @@ function manualRunner(workers: number) {
 }
 
 const rows = (...values: number[]) => Float32Array.from(values.flatMap((v) => [v, 0]));
+/** The end of this turn of the event loop (the batcher's setImmediate has run). */
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('dynamic batcher', () => {
   it('fills batches while the worker is busy, up to maxBatchSize rows, and hands each request its rows', async () => {
     const { runner, running } = manualRunner(1);
     const batcher = new DynamicBatcher(runner, { maxBatchSize: 4, maxQueueDelayMs: 0, maxQueue: 100 });
     const first = batcher.submit(1, 1, rows(1));
+    // Not full: it waits for the end of this turn, then goes alone.
+    expect(running).toHaveLength(0);
+    await nextTurn();
     expect(running).toHaveLength(1);
     const queued = [batcher.submit(1, 2, rows(2, 3)), batcher.submit(1, 1, rows(4)), batcher.submit(1, 2, rows(5, 6))];
     expect(batcher.queued).toBe(3);
@@ -71,6 +76,7 @@ describe('dynamic batcher', () => {
     running[0]!.finish();
     expect(await queued[0]).toEqual({ outputs: [Float32Array.from([20, 30])], batchSize: 3 });
     expect(await queued[1]).toEqual({ outputs: [Float32Array.from([40])], batchSize: 3 });
+    await nextTurn();
     running[0]!.finish();
     expect(await queued[2]).toEqual({ outputs: [Float32Array.from([50, 60])], batchSize: 2 });
   });
@@ -88,10 +94,31 @@ describe('dynamic batcher', () => {
     expect((await b).outputs).toEqual([Float32Array.from([20])]);
   });
 
+  it('sends the requests of one event-loop turn together while a worker is free; batching off sends each alone', async () => {
+    const { runner, running } = manualRunner(1);
+    const batcher = new DynamicBatcher(runner, { maxBatchSize: 8, maxQueueDelayMs: 0, maxQueue: 100 });
+    const same = [batcher.submit(1, 1, rows(1)), batcher.submit(1, 2, rows(2, 3))];
+    await nextTurn();
+    expect(running.map((batch) => batch.rows)).toEqual([3]);
+    running[0]!.finish();
+    expect((await Promise.all(same)).map((result) => result.outputs)).toEqual([[Float32Array.from([10])], [Float32Array.from([20, 30])]]);
+
+    const off = manualRunner(1);
+    const unbatched = new DynamicBatcher(off.runner, { maxBatchSize: 1, maxQueueDelayMs: 0, maxQueue: 100 });
+    const alone = [unbatched.submit(1, 1, rows(1)), unbatched.submit(1, 1, rows(2))];
+    // Full at one row: sent at once, the next waits for the worker.
+    expect(off.running.map((batch) => batch.rows)).toEqual([1]);
+    off.running[0]!.finish();
+    expect(off.running.map((batch) => batch.rows)).toEqual([1]);
+    off.running[0]!.finish();
+    expect((await Promise.all(alone)).map((result) => result.batchSize)).toEqual([1, 1]);
+  });
+
   it('never mixes versions in a batch, and refuses past maxQueue', async () => {
     const { runner, running } = manualRunner(1);
     const batcher = new DynamicBatcher(runner, { maxBatchSize: 8, maxQueueDelayMs: 0, maxQueue: 2 });
     const busy = batcher.submit(1, 1, rows(1));
+    await nextTurn();
     const old = batcher.submit(1, 1, rows(2));
     const next = batcher.submit(2, 1, rows(3));
     await expect(batcher.submit(2, 1, rows(4))).rejects.toBeInstanceOf(QueueFullError);
@@ -100,6 +127,7 @@ describe('dynamic batcher', () => {
     expect(running.map((batch) => [batch.version, batch.rows])).toEqual([[1, 1]]);
     running[0]!.finish();
     await old;
+    await nextTurn();
     expect(running.map((batch) => [batch.version, batch.rows])).toEqual([[2, 1]]);
     running[0]!.finish();
     expect((await next).outputs).toEqual([Float32Array.from([30])]);

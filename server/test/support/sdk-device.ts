@@ -6,10 +6,13 @@ import { nextLoopbackAddress } from './protocol-client.js';
 
 type Mnist = Awaited<ReturnType<typeof readMnist>>;
 
-/** Device k's disjoint slice of `mnist`: `train` rows of 784 pixels with their labels, then `test` held-out ones. */
-export function mnistSlice(mnist: Mnist, k: number, train: number, test = 0): ArrayDataSource {
+/**
+ * Device k's disjoint slice of `mnist`: `train` rows of 784 pixels with their labels, then `test`
+ * held-out ones; `relabel` changes every label the device sees (a label-flipping device).
+ */
+export function mnistSlice(mnist: Mnist, k: number, train: number, test = 0, relabel: (label: number) => number = (label) => label): ArrayDataSource {
   const rows = (start: number, count: number) => Array.from({ length: count }, (_, i) => mnist.images.subarray((start + i) * 784, (start + i + 1) * 784));
-  const labels = (start: number, count: number) => Array.from(mnist.labels.subarray(start, start + count));
+  const labels = (start: number, count: number) => Array.from(mnist.labels.subarray(start, start + count), relabel);
   const start = k * (train + test);
   return new ArrayDataSource({
     train: { xs: rows(start, train), ys: labels(start, train) },
