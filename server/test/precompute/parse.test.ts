@@ -109,8 +109,24 @@ describe('job progress', () => {
     const job = { rejected: {}, rejectionSamples: [], rowsStored: 0, rowsRejected: 0, activeMs: 0 } as unknown as PrecomputeJob;
     const rejections = Array.from({ length: 15 }, (_, i) => ({ line: i + 1, reason: 'wrong_length' as const, message: 'm' }));
     const once = advanceJob(job, { bytesDone: 100, linesDone: 500, stored: 485, rejections, activeMs: 250, at: 't1' });
-    const twice = advanceJob(once, { bytesDone: 200, linesDone: 1000, stored: 490, rejections: [...rejections.slice(0, 9), { line: 999, reason: 'duplicate_key', message: 'd' }], activeMs: 250, at: 't2' });
-    expect(twice).toMatchObject({ bytesDone: 200, linesDone: 1000, rowsStored: 975, rowsRejected: 25, rejected: { wrong_length: 24, duplicate_key: 1 }, activeMs: 500, rowsPerSecond: 2000, updatedAt: 't2' });
+    const twice = advanceJob(once, {
+      bytesDone: 200,
+      linesDone: 1000,
+      stored: 490,
+      rejections: [...rejections.slice(0, 9), { line: 999, reason: 'duplicate_key', message: 'd' }],
+      activeMs: 250,
+      at: 't2',
+    });
+    expect(twice).toMatchObject({
+      bytesDone: 200,
+      linesDone: 1000,
+      rowsStored: 975,
+      rowsRejected: 25,
+      rejected: { wrong_length: 24, duplicate_key: 1 },
+      activeMs: 500,
+      rowsPerSecond: 2000,
+      updatedAt: 't2',
+    });
     expect(twice.rejectionSamples).toHaveLength(MAX_REJECTION_SAMPLES);
   });
 });
