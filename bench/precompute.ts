@@ -97,10 +97,11 @@ async function main(): Promise<void> {
       results.push(result);
       console.error(`${database} batch ${batchRows}: ${result.jobRowsPerSecond.toFixed(0)} rows/s (job), ${result.wallSeconds.toFixed(2)} s wall`);
     }
+  const machine = machineInfo();
   const lines = [
     `# Precompute throughput`,
     '',
-    `${ROWS} MNIST test images (NDJSON, ${(Buffer.byteLength(body) / 1024 / 1024).toFixed(1)} MiB), the default 2NN, one inference worker; ${machineInfo()}.`,
+    `${ROWS} MNIST test images (NDJSON, ${(Buffer.byteLength(body) / 1024 / 1024).toFixed(1)} MiB), the default 2NN, one inference worker; ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}.`,
     '',
     '| database | batch rows | rows/s (job) | wall s (upload to done) | upload s | stored |',
     '|---|---:|---:|---:|---:|---:|',
