@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -61,7 +61,8 @@ export class PrecomputeService implements OnModuleInit, OnApplicationBootstrap, 
 
   /** Jobs a crash or a shutdown left unfinished continue from their checkpoints. */
   async onApplicationBootstrap(): Promise<void> {
-    const unfinished = await this.requireStore().unfinishedJobs();
+    // Only those whose input is here: another process's job (several processes on one database) is left to it.
+    const unfinished = (await this.requireStore().unfinishedJobs()).filter(({ sourcePath }) => existsSync(sourcePath));
     if (unfinished.length > 0) log.info({ jobs: unfinished.length }, 'resuming unfinished precompute jobs');
     for (const { job } of unfinished) this.enqueue(job.id);
   }
