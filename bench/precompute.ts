@@ -89,11 +89,13 @@ async function main(): Promise<void> {
   const body = await mnistNdjson(ROWS);
   const results: Result[] = [];
   const databases: [string, string | undefined][] = [['SQLite', undefined]];
-  if (args.postgres)
-    databases.push(['PostgreSQL', `${args.postgres}${args.postgres.includes('?') ? '&' : '?'}schema=flock_bench_${randomBytes(4).toString('hex')}`]);
-  for (const [database, url] of databases)
+  if (args.postgres) databases.push(['PostgreSQL', args.postgres]);
+  for (const [database, baseUrl] of databases)
     for (const batchRows of BATCH_ROWS) {
+      // A fresh schema per run: a second run on the same tables would find every key already stored.
+      const url = baseUrl && `${baseUrl}${baseUrl.includes('?') ? '&' : '?'}schema=flock_bench_${randomBytes(4).toString('hex')}`;
       const result = await measure(body, database, batchRows, url);
+      if (result.stored !== ROWS) throw new Error(`${database} batch ${batchRows}: stored ${result.stored} of ${ROWS} rows`);
       results.push(result);
       console.error(`${database} batch ${batchRows}: ${result.jobRowsPerSecond.toFixed(0)} rows/s (job), ${result.wallSeconds.toFixed(2)} s wall`);
     }
