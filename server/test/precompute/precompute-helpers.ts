@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { PrecomputeJob } from '../../src/contract/index.js';
 import { OPERATOR_TOKEN, waitFor } from '../support/coordinator.js';
 import { tinyRows } from '../serving/serving-helpers.js';
@@ -38,8 +37,4 @@ export async function jobFinished(baseUrl: string, id: string, timeoutMs = 60_00
     `precompute job ${id}`,
   );
   return body;
-}
-
-export function fileText(path: string): string {
-  return readFileSync(path, 'utf8');
 }
