@@ -8,6 +8,7 @@ import type { FlockConfig } from './config/config.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { OperatorsModule } from './operators/operators.module.js';
+import { PrecomputeModule } from './precompute/precompute.module.js';
 import { RoundsModule } from './rounds/rounds.module.js';
 import { ServingModule } from './serving/serving.module.js';
 import { StorageModule } from './storage/storage.module.js';
@@ -29,6 +30,7 @@ export class AppModule {
         OperatorsModule,
         DashboardModule,
         ServingModule,
+        PrecomputeModule,
       ],
     };
   }

@@ -15,6 +15,13 @@ import {
   modelVersionDetailSchema,
   modelVersionListSchema,
   privacyStatusSchema,
+  precomputeJobListSchema,
+  precomputeJobSchema,
+  predictionSchema,
+  type PrecomputeFormat,
+  type PrecomputeJob,
+  type PrecomputeJobListQuery,
+  type Prediction,
   type PrivacyStatus,
   modelVersionMetaSchema,
   REGISTER_PARTS,
@@ -230,6 +237,45 @@ export class FlockApiClient {
     return this.json(inferenceLogPageSchema, 'GET', `/api/inference-log${suffix}`);
   }
 
+  /**
+   * Uploads a precompute input (a Blob, e.g. `fs.openAsBlob(path)`, streamed from disk) and starts its
+   * job; the upload has `uploadTimeoutMs` (default 10 min) instead of the per-request timeout.
+   */
+  startPrecompute(
+    dataset: string,
+    input: Blob,
+    options: { format: PrecomputeFormat; keyField?: string; version?: number; follow?: boolean; uploadTimeoutMs?: number },
+  ): Promise<PrecomputeJob> {
+    const params = new URLSearchParams({ format: options.format });
+    if (options.keyField !== undefined) params.set('keyField', options.keyField);
+    if (options.version !== undefined) params.set('version', String(options.version));
+    if (options.follow) params.set('follow', 'true');
+    const contentType = options.format === 'csv' ? 'text/csv' : 'application/x-ndjson';
+    return this.json(precomputeJobSchema, 'POST', `/api/precompute/${encodeURIComponent(dataset)}?${params.toString()}`, input, {
+      contentType,
+      timeoutMs: options.uploadTimeoutMs ?? 10 * 60_000,
+    });
+  }
+
+  precomputeJob(id: string): Promise<PrecomputeJob> {
+    return this.json(precomputeJobSchema, 'GET', `/api/precompute/jobs/${encodeURIComponent(id)}`);
+  }
+
+  /** Precompute jobs, newest first. */
+  precomputeJobs(query: Partial<PrecomputeJobListQuery> = {}): Promise<PrecomputeJob[]> {
+    const params = new URLSearchParams();
+    if (query.dataset !== undefined) params.set('dataset', query.dataset);
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    const suffix = params.size > 0 ? `?${params.toString()}` : '';
+    return this.json(precomputeJobListSchema, 'GET', `/api/precompute/jobs${suffix}`);
+  }
+
+  /** A precomputed prediction: of `version`, else the newest version that has the key. */
+  prediction(dataset: string, key: string, version?: number): Promise<Prediction> {
+    const suffix = version === undefined ? '' : `?version=${version}`;
+    return this.json(predictionSchema, 'GET', `/api/predictions/${encodeURIComponent(dataset)}/${encodeURIComponent(key)}${suffix}`);
+  }
+
   getRound(id: string): Promise<RoundDetails> {
     return this.json(roundDetailsSchema, 'GET', `/api/rounds/${encodeURIComponent(id)}`);
   }
@@ -242,8 +288,14 @@ export class FlockApiClient {
    * A JSON response checked against its contract schema. The body is returned as the server sent it
    * (the schemas have no transforms), so `--json` prints exactly what the coordinator answered.
    */
-  private async json<S extends z.ZodType>(schema: S, method: Method, path: string, body?: string | FormData): Promise<z.output<S>> {
-    const response = await this.send(method, path, body);
+  private async json<S extends z.ZodType>(
+    schema: S,
+    method: Method,
+    path: string,
+    body?: string | FormData | Blob,
+    options: { contentType?: string; timeoutMs?: number } = {},
+  ): Promise<z.output<S>> {
+    const response = await this.send(method, path, body, 'application/json', options);
     if (!response.ok) return this.fail(response, method, path);
     const text = await this.read(response, (r) => r.text());
     const { value, isJson } = parseBody(text);
@@ -269,15 +321,23 @@ export class FlockApiClient {
     return value as z.output<S>;
   }
 
-  private async send(method: Method, path: string, body: string | FormData | undefined, accept = 'application/json'): Promise<Response> {
+  private async send(
+    method: Method,
+    path: string,
+    body: string | FormData | Blob | undefined,
+    accept = 'application/json',
+    options: { contentType?: string; timeoutMs?: number } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { accept };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     // A FormData body sets its own multipart content type (with the boundary).
-    if (typeof body === 'string') headers['content-type'] = 'application/json';
+    if (options.contentType) headers['content-type'] = options.contentType;
+    else if (typeof body === 'string') headers['content-type'] = 'application/json';
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     try {
-      return await this.fetchImpl(`${this.baseUrl}${path}`, { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+      return await this.fetchImpl(`${this.baseUrl}${path}`, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
     } catch (error) {
-      throw new ConnectionError(this.baseUrl, describeFetchFailure(error, this.timeoutMs), { cause: error });
+      throw new ConnectionError(this.baseUrl, describeFetchFailure(error, timeoutMs), { cause: error });
     }
   }
 

@@ -22,6 +22,8 @@ export interface CliIO {
   /** Per-request timeout. Default 30 s. */
   requestTimeoutMs?: number;
   fetch?: typeof fetch;
+  /** Whether stderr is a terminal (progress bars are drawn there). Default: false. */
+  interactive?: boolean;
 }
 
 /** Bad invocation detected by the CLI itself (exit 2). */
@@ -77,6 +79,8 @@ export interface CommandContext {
 export class CliSession {
   readonly env: NodeJS.ProcessEnv;
   readonly pollIntervalMs: number;
+  /** stderr is a terminal: progress bars may be drawn on it. */
+  readonly interactive: boolean;
   /** Set by a command whose operation ran but failed (a round that did not commit under --wait). */
   exitCode = EXIT_OK;
   /** Where the operator token came from, for the hint on a 401. */
@@ -87,6 +91,7 @@ export class CliSession {
     this.env = io.env ?? process.env;
     this.cwd = io.cwd ?? process.cwd();
     this.pollIntervalMs = io.pollIntervalMs ?? 1000;
+    this.interactive = io.interactive ?? false;
   }
 
   out(text: string): void {

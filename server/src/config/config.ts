@@ -70,6 +70,17 @@ export interface FlockConfig {
   privacy: { delta: number; budget: { epsilon: number; delta: number } | null };
   /** Model serving: the V2 inference API (serving/). */
   serving: ServingConfig;
+  /** Precompute jobs (precompute/): input bounds and batch size. */
+  precompute: PrecomputeConfig;
+}
+
+export interface PrecomputeConfig {
+  /** Largest uploaded input, in bytes. */
+  maxUploadBytes: number;
+  /** Longest input line, in bytes; longer ones are refused as `line_too_long`. */
+  maxLineBytes: number;
+  /** Rows per prediction batch, and per transaction with the job's checkpoint. */
+  batchRows: number;
 }
 
 /**
@@ -240,6 +251,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
         ? { eventLoopDelayMs: parsed.FLOCK_BUSY_EVENT_LOOP_DELAY_MS, retryAfterMs: parsed.FLOCK_BUSY_RETRY_AFTER_MS }
         : null,
     serving: servingFrom(parsed, dataDir),
+    precompute: {
+      maxUploadBytes: parsed.FLOCK_PRECOMPUTE_MAX_UPLOAD_BYTES,
+      maxLineBytes: parsed.FLOCK_PRECOMPUTE_MAX_LINE_BYTES,
+      batchRows: parsed.FLOCK_PRECOMPUTE_BATCH_ROWS,
+    },
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }

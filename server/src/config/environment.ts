@@ -135,6 +135,10 @@ const variables = z.object({
   ),
   FLOCK_SERVING_WEBHOOK_URL: variable(urlOf(/^https?$/, 'https://hooks.example/flock')),
   FLOCK_SERVING_SHADOW_FRACTION: variable(z.coerce.number().min(0).max(1).default(0)),
+  // Precompute (server/src/precompute/): uploaded inputs, predicted in batches on the inference workers.
+  FLOCK_PRECOMPUTE_MAX_UPLOAD_BYTES: variable(integer(1024).default(1024 * 1024 * 1024)),
+  FLOCK_PRECOMPUTE_MAX_LINE_BYTES: variable(integer(64, 64 * 1024 * 1024).default(1024 * 1024)),
+  FLOCK_PRECOMPUTE_BATCH_ROWS: variable(integer(1, 4096).default(256)),
 });
 
 /** Every variable the coordinator reads (README.md documents each one). */

@@ -14,11 +14,13 @@ import { V2Controller } from './v2.controller.js';
  * The global model as a service: the Open Inference Protocol under /v2 (inference keys), worker
  * threads with dynamic batching and hot swap (ServedModels), the inference log, and the monitor of
  * each new version's deviation with its actions (rollback through ModelsService, retraining
- * through RoundsService). An edge: it imports the modules below and nothing imports it.
+ * through RoundsService). It exports ServedModels (the workers and their batcher) to precompute/,
+ * the one module above it.
  */
 @Module({
   imports: [EventsModule, ModelsModule, RoundsModule],
   controllers: [V2Controller, InferenceLogController],
   providers: [ServedModels, ServingMetrics, ServingMonitor, InferenceLogService, ServingService],
+  exports: [ServedModels],
 })
 export class ServingModule {}

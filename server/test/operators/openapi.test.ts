@@ -106,6 +106,11 @@ describe('the OpenAPI document (/api/docs/openapi.json)', () => {
       'GET /api/inference-log': 'listInferenceLog',
       'POST /api/inference-log/{requestId}/feedback': 'postInferenceFeedback',
       'GET /api/serving': 'getServingStatus',
+      'POST /api/precompute/{dataset}': 'startPrecompute',
+      'GET /api/precompute/jobs': 'listPrecomputeJobs',
+      'GET /api/precompute/jobs/{id}': 'getPrecomputeJob',
+      'POST /api/precompute/jobs/{id}/resume': 'resumePrecomputeJob',
+      'GET /api/predictions/{dataset}/{key}': 'getPrediction',
     });
     expect(document.components.securitySchemes).toEqual({
       bearer: { type: 'http', scheme: 'bearer', description: expect.stringContaining('operator token') as unknown },
