@@ -7,6 +7,7 @@ import { DevicesModule } from './devices/devices.module.js';
 import type { FlockConfig } from './config/config.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { ModelsModule } from './models/models.module.js';
+import { OnDemandModule } from './on-demand/on-demand.module.js';
 import { OperatorsModule } from './operators/operators.module.js';
 import { RoundsModule } from './rounds/rounds.module.js';
 import { ServingModule } from './serving/serving.module.js';
@@ -29,6 +30,7 @@ export class AppModule {
         OperatorsModule,
         DashboardModule,
         ServingModule,
+        OnDemandModule,
       ],
     };
   }

@@ -12,6 +12,7 @@ import { ApiError, ConnectionError } from './api-client.js';
 import { addDpCommands } from './dp-commands.js';
 import { addLogCommand } from './log-command.js';
 import { addModelCommands } from './model-commands.js';
+import { addProcessorCommand } from './processor-command.js';
 import { addRoundCommands } from './round-commands.js';
 import { CliSession, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, UsageError, type CliIO } from './session.js';
 import { addStatusCommand } from './status-command.js';
@@ -36,6 +37,7 @@ function buildProgram(session: CliSession, io: CliIO): Command {
   addModelCommands(program, session);
   addDpCommands(program, session);
   addLogCommand(program, session);
+  addProcessorCommand(program, session);
   return program;
 }
 

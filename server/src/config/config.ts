@@ -70,6 +70,8 @@ export interface FlockConfig {
   privacy: { delta: number; budget: { epsilon: number; delta: number } | null };
   /** Model serving: the V2 inference API (serving/). */
   serving: ServingConfig;
+  /** Model-on-demand (on-demand/): new versions are announced on `versionsExchange` of this broker; null: off. */
+  onDemand: { amqpUrl: string; versionsExchange: string } | null;
 }
 
 /**
@@ -239,6 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
         ? { eventLoopDelayMs: parsed.FLOCK_BUSY_EVENT_LOOP_DELAY_MS, retryAfterMs: parsed.FLOCK_BUSY_RETRY_AFTER_MS }
         : null,
     serving: servingFrom(parsed, dataDir),
+    onDemand: parsed.FLOCK_AMQP_URL ? { amqpUrl: parsed.FLOCK_AMQP_URL, versionsExchange: parsed.FLOCK_AMQP_VERSIONS_EXCHANGE } : null,
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }
