@@ -7,7 +7,7 @@
  * id. Import it as `@flock/server/on-demand-client`.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import {
   ON_DEMAND_CONTENT_TYPE,
   ON_DEMAND_DEFAULT_QUEUE,
@@ -17,6 +17,7 @@ import {
   onDemandRequestIdSchema,
   type DeadLetterReason,
 } from '../contract/index.js';
+import { connectBroker } from './broker.js';
 import { checkShape, float32Bytes, readFloat32 } from './request-codec.js';
 import { declareTopology } from './topology.js';
 
@@ -95,7 +96,7 @@ export class OnDemandClient {
 
   static async connect(amqpUrl: string, options: OnDemandClientOptions = {}): Promise<OnDemandClient> {
     const queue = options.queue ?? ON_DEMAND_DEFAULT_QUEUE;
-    const connection = await connect(amqpUrl);
+    const connection = await connectBroker(amqpUrl);
     try {
       const channel = await connection.createConfirmChannel();
       await declareTopology(channel, queue);
@@ -172,7 +173,7 @@ export class OnDemandClient {
       return;
     }
     const requestId = message.properties.correlationId as unknown;
-    const headers = message.properties.headers ?? {};
+    const headers: Record<string, unknown> = (message.properties.headers as Record<string, unknown> | undefined) ?? {};
     const common = { requestId, processor: headers[ON_DEMAND_HEADERS.processor] };
     const ok = onDemandOkReplySchema.safeParse({
       ...common,

@@ -9,8 +9,9 @@
  * moved to the dead-letter queue with their reason.
  */
 import { hostname } from 'node:os';
-import { connect, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { ON_DEMAND_CONTENT_TYPE, ON_DEMAND_HEADERS, versionAnnouncementSchema } from '../contract/index.js';
+import { connectBroker } from './broker.js';
 import { moduleLogger } from '../logging/logger.js';
 import { DynamicBatcher, type BatchResult, type BatchRunner } from '../serving/dynamic-batcher.js';
 import { InferencePool } from '../serving/inference-pool.js';
@@ -86,7 +87,7 @@ export class OnDemandProcessor {
     // The model first: nothing is taken from the queue before it can be answered.
     await this.models.start();
 
-    this.connection = await connect(options.amqpUrl);
+    this.connection = await connectBroker(options.amqpUrl);
     this.connection.on('error', (error: Error) => log.error({ err: error }, 'broker connection error'));
     this.connection.on('close', () => this.fail(new Error('the broker connection closed')));
     const channel = await this.connection.createConfirmChannel();

@@ -18,6 +18,16 @@ export interface ProcessorIO {
 export async function runProcessor(options: ProcessorCommandOptions, io: ProcessorIO): Promise<number> {
   const { coordinatorUrl, token, ...rest } = options;
   const processor = new OnDemandProcessor({ ...rest, source: new ModelSource(coordinatorUrl, token) });
+  // The inference threads do not hold the process open (they are unref'd for the coordinator's sake); this does, until the end.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  try {
+    return await run(processor, io);
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function run(processor: OnDemandProcessor, io: ProcessorIO): Promise<number> {
   try {
     await processor.start();
   } catch (error) {

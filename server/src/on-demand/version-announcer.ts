@@ -1,10 +1,11 @@
 import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { connect, type Channel, type ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel } from 'amqplib';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import type { VersionAnnouncement } from '../contract/index.js';
 import { FlockEventBus } from '../events/event-bus.js';
 import { moduleLogger } from '../logging/logger.js';
 import { ModelsService } from '../models/models.service.js';
+import { connectBroker } from './broker.js';
 
 const log = moduleLogger('on-demand');
 
@@ -51,7 +52,7 @@ export class VersionAnnouncer implements OnModuleInit, OnApplicationShutdown {
   private connect(): void {
     const settings = this.config.onDemand!;
     this.reconnect = null;
-    connect(settings.amqpUrl)
+    connectBroker(settings.amqpUrl)
       .then(async (connection) => {
         this.connection = connection;
         connection.on('error', (error: Error) => log.warn({ err: error }, 'broker connection error'));
