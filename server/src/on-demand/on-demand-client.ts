@@ -173,7 +173,7 @@ export class OnDemandClient {
       return;
     }
     const requestId = message.properties.correlationId as unknown;
-    const headers: Record<string, unknown> = (message.properties.headers as Record<string, unknown> | undefined) ?? {};
+    const headers: Record<string, unknown> = message.properties.headers ?? {};
     const common = { requestId, processor: headers[ON_DEMAND_HEADERS.processor] };
     const ok = onDemandOkReplySchema.safeParse({
       ...common,
