@@ -48,7 +48,6 @@ export const DEAD_LETTER_REASONS = [
   'size_mismatch',
   'shape_mismatch',
   'non_finite',
-  'version_unavailable',
 ] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 
