@@ -54,7 +54,7 @@ export function addProcessorCommand(program: Command, session: CliSession): void
       if (!amqpUrl) throw new UsageError('no broker: pass --amqp-url or set FLOCK_AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672)');
       if (!/^amqps?:\/\//.test(amqpUrl)) throw new UsageError('the broker URL must start with amqp:// or amqps://');
       const coordinatorUrl = globals.url ?? session.env.FLOCK_COORDINATOR_URL ?? resolveBaseUrl(undefined, session.env);
-      const { token } = resolveOperatorToken(globals.token, session.env, process.cwd());
+      const { token } = resolveOperatorToken(globals.token, session.env, session.cwd);
       const { runProcessor } = await import('../on-demand/run-processor.js');
       session.exitCode = await runProcessor(
         {
