@@ -5,7 +5,7 @@
  * with a fixed number in flight. Requests/s and latency percentiles with 1 and with 2 processors
  * sharing the queue, in the same run.
  *
- *   pnpm build && pnpm bench:on-demand [--requests 5000] [--in-flight 64] [--processors 1,2] [--amqp-url amqp://...]
+ *   pnpm build && pnpm bench:on-demand [--requests 5000] [--in-flight 64] [--processors 1,2] [--amqp-url amqp://...] [--profile-dir DIR]
  *
  * Needs RabbitMQ (127.0.0.1:5672, guest/guest by default). Everything shares this machine's cores.
  * `measureOnDemand` is the measurement alone, for other benchmarks to reuse against their own setup.
@@ -77,11 +77,15 @@ export async function measureOnDemand(client: OnDemandClient, rows: readonly Flo
 
 const CLI = resolve(import.meta.dirname, '../server/dist/cli/main.js');
 
-function startProcessor(coordinatorUrl: string, amqpUrl: string, queue: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'processor', '--url', coordinatorUrl, '--token', OPERATOR_TOKEN, '--amqp-url', amqpUrl, '--queue', queue], {
-    env: { ...process.env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function startProcessor(coordinatorUrl: string, amqpUrl: string, queue: string, nodeArgs: string[]): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, CLI, 'processor', '--url', coordinatorUrl, '--token', OPERATOR_TOKEN, '--amqp-url', amqpUrl, '--queue', queue],
+    {
+      env: { ...process.env, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   return new Promise((resolveStart, reject) => {
     const onData = (chunk: Buffer): void => {
@@ -101,11 +105,14 @@ async function main(): Promise<void> {
       'in-flight': { type: 'string', default: '64' },
       processors: { type: 'string', default: '1,2' },
       'amqp-url': { type: 'string', default: process.env.FLOCK_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672' },
+      /** CPU profiles of the processors (node --cpu-prof) into this directory. */
+      'profile-dir': { type: 'string' },
     },
   });
   const requests = Number(args.requests);
   const inFlight = Number(args['in-flight']);
   const amqpUrl = args['amqp-url'];
+  const nodeArgs = args['profile-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${args['profile-dir']}`] : [];
   const mnist = await readMnist('test', { count: 1000 });
   const rows = Array.from({ length: mnist.count }, (_, i) => mnist.images.slice(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS));
   const coordinator = await startCoordinator({}, 'on-demand');
@@ -113,7 +120,7 @@ async function main(): Promise<void> {
   try {
     for (const count of args.processors.split(',').map(Number)) {
       const queue = `flock.bench.${randomUUID().slice(0, 8)}`;
-      const processors = await Promise.all(Array.from({ length: count }, () => startProcessor(coordinator.url, amqpUrl, queue)));
+      const processors = await Promise.all(Array.from({ length: count }, () => startProcessor(coordinator.url, amqpUrl, queue, nodeArgs)));
       const client = await OnDemandClient.connect(amqpUrl, { queue, timeoutMs: 60_000 });
       try {
         await measureOnDemand(client, rows, Math.min(500, requests), inFlight); // warm-up
