@@ -3,7 +3,8 @@
  * 784 -> 200 -> 200 -> 10), event processors as their own processes (`flock processor`), and an
  * OnDemandClient in this process sending one-row MNIST test images (binary float32, 3,136 bytes)
  * with a fixed number in flight. Requests/s and latency percentiles with 1 and with 2 processors
- * sharing the queue, in the same run.
+ * sharing the queue and, in the same run, the same load on the coordinator's V2 HTTP endpoint (JSON,
+ * inference log off), the synchronous path the broker stands in for.
  *
  *   pnpm build && pnpm bench:on-demand [--requests 5000] [--in-flight 64] [--processors 1,2] [--amqp-url amqp://...] [--profile-dir DIR]
  *
@@ -75,6 +76,47 @@ export async function measureOnDemand(client: OnDemandClient, rows: readonly Flo
   };
 }
 
+/** The same load on the coordinator's V2 HTTP endpoint (JSON, keep-alive fetch), for comparison in the same run. */
+export async function measureHttp(url: string, key: string, rows: readonly Float32Array[], requests: number, inFlight: number): Promise<OnDemandMeasurement> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  const lane = async (): Promise<void> => {
+    while (next < requests) {
+      const row = rows[next++ % rows.length]!;
+      const sent = performance.now();
+      const response = await fetch(`${url}/v2/models/global/infer`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, row.length], datatype: 'FP32', data: Array.from(row) }] }),
+      }).catch(() => null);
+      if (response?.ok) {
+        await response.arrayBuffer();
+        latencies.push(performance.now() - sent);
+      } else {
+        await response?.arrayBuffer();
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    requests,
+    inFlight,
+    seconds,
+    requestsPerSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+    duplicates: 0,
+    errors,
+    meanBatchSize: NaN,
+  };
+}
+
+const INFERENCE_KEY = 'bench-inference-key-0123456789';
 const CLI = resolve(import.meta.dirname, '../server/dist/cli/main.js');
 
 function startProcessor(coordinatorUrl: string, amqpUrl: string, queue: string, nodeArgs: string[]): Promise<ChildProcess> {
@@ -115,8 +157,8 @@ async function main(): Promise<void> {
   const nodeArgs = args['profile-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${args['profile-dir']}`] : [];
   const mnist = await readMnist('test', { count: 1000 });
   const rows = Array.from({ length: mnist.count }, (_, i) => mnist.images.slice(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS));
-  const coordinator = await startCoordinator({}, 'on-demand');
-  const results: { processors: number; m: OnDemandMeasurement }[] = [];
+  const coordinator = await startCoordinator({ FLOCK_INFERENCE_KEYS: INFERENCE_KEY, FLOCK_INFERENCE_LOG: 'false' }, 'on-demand');
+  const results: { path: string; m: OnDemandMeasurement }[] = [];
   try {
     for (const count of args.processors.split(',').map(Number)) {
       const queue = `flock.bench.${randomUUID().slice(0, 8)}`;
@@ -124,7 +166,7 @@ async function main(): Promise<void> {
       const client = await OnDemandClient.connect(amqpUrl, { queue, timeoutMs: 60_000 });
       try {
         await measureOnDemand(client, rows, Math.min(500, requests), inFlight); // warm-up
-        results.push({ processors: count, m: await measureOnDemand(client, rows, requests, inFlight) });
+        results.push({ path: `RabbitMQ, ${count} processor${count > 1 ? 's' : ''}`, m: await measureOnDemand(client, rows, requests, inFlight) });
       } finally {
         await client.close();
         for (const child of processors) child.kill('SIGTERM');
@@ -137,14 +179,16 @@ async function main(): Promise<void> {
         await broker.close();
       }
     }
+    await measureHttp(coordinator.url, INFERENCE_KEY, rows, Math.min(500, requests), inFlight); // warm-up
+    results.push({ path: 'HTTP V2 (JSON), the coordinator', m: await measureHttp(coordinator.url, INFERENCE_KEY, rows, requests, inFlight) });
   } finally {
     coordinator.close();
   }
-  console.log(`| processors | requests | in flight | requests/s | p50 ms | p99 ms | mean batch | duplicates | errors |`);
+  console.log(`| path | requests | in flight | requests/s | p50 ms | p99 ms | mean batch | duplicates | errors |`);
   console.log(`|---|---|---|---|---|---|---|---|---|`);
-  for (const { processors, m } of results) {
+  for (const { path, m } of results) {
     console.log(
-      `| ${processors} | ${m.requests} | ${m.inFlight} | ${m.requestsPerSecond.toFixed(0)} | ${m.p50Ms.toFixed(1)} | ${m.p99Ms.toFixed(1)} | ${m.meanBatchSize.toFixed(1)} | ${m.duplicates} | ${m.errors} |`,
+      `| ${path} | ${m.requests} | ${m.inFlight} | ${m.requestsPerSecond.toFixed(0)} | ${m.p50Ms.toFixed(1)} | ${m.p99Ms.toFixed(1)} | ${Number.isNaN(m.meanBatchSize) ? '-' : m.meanBatchSize.toFixed(1)} | ${m.duplicates} | ${m.errors} |`,
     );
   }
 }

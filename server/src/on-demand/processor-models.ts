@@ -49,9 +49,11 @@ export class ProcessorModels {
   consider(version: number | 'current'): Promise<void> {
     if (this.mode !== 'follow') return Promise.resolve();
     this.switching = this.switching.then(async () => {
-      if (version !== 'current' && this.served && version <= this.served.version) return;
       try {
-        await this.switchTo(version);
+        // Polling asks for the number first (model.json only); the weights are fetched only for a newer version.
+        const wanted = version === 'current' ? await this.source.currentVersion() : version;
+        if (this.served && wanted <= this.served.version) return;
+        await this.switchTo(wanted);
       } catch (error) {
         this.log.warn({ version, err: error }, 'could not switch to the new version; serving the previous one');
       }
@@ -72,7 +74,6 @@ export class ProcessorModels {
 
   private async switchTo(version: number | 'current'): Promise<void> {
     const fetched = await this.source.fetch(version);
-    if (this.served && fetched.version <= this.served.version && version === 'current') return;
     const signature = await this.pool.load(fetched.version, fetched.parts);
     const input = signature.inputs[0];
     const output = signature.outputs[0];
