@@ -43,7 +43,8 @@ export default tseslint.config(
   },
   {
     // One contract for every client: the CLI reaches the coordinator only through it (and the protocol), never its internals.
-    // `privacy` is pure math (the accountant `flock dp` plans with offline), no coordinator state.
+    // `privacy` is pure math (the accountant `flock dp` plans with offline), no coordinator state; the on-demand
+    // processor is a client of the REST API and the broker that `flock processor` runs (imported lazily).
     files: ['server/src/cli/**/*.ts'],
     rules: {
       'no-restricted-imports': [
@@ -51,8 +52,9 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../*', '!../contract', '!../contract/*', '!../privacy', '!../privacy/*'],
-              message: 'The CLI imports only ../contract (and the SDK protocol, and the pure privacy accountant), not coordinator internals.',
+              group: ['../*', '!../contract', '!../contract/*', '!../privacy', '!../privacy/*', '!../on-demand/run-processor.js'],
+              message:
+                'The CLI imports only ../contract (and the SDK protocol, the pure privacy accountant, and the on-demand event processor, loaded when `flock processor` runs), not coordinator internals.',
             },
           ],
         },

@@ -7,6 +7,7 @@ import { DevicesModule } from './devices/devices.module.js';
 import type { FlockConfig } from './config/config.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { ModelsModule } from './models/models.module.js';
+import { OnDemandModule } from './on-demand/on-demand.module.js';
 import { OperatorsModule } from './operators/operators.module.js';
 import { PrecomputeModule } from './precompute/precompute.module.js';
 import { RoundsModule } from './rounds/rounds.module.js';
@@ -31,6 +32,7 @@ export class AppModule {
         DashboardModule,
         ServingModule,
         PrecomputeModule,
+        OnDemandModule,
       ],
     };
   }

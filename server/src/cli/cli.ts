@@ -13,6 +13,7 @@ import { addDpCommands } from './dp-commands.js';
 import { addLogCommand } from './log-command.js';
 import { addModelCommands } from './model-commands.js';
 import { addPrecomputeCommands } from './precompute-commands.js';
+import { addProcessorCommand } from './processor-command.js';
 import { addRoundCommands } from './round-commands.js';
 import { CliSession, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, UsageError, type CliIO } from './session.js';
 import { addStatusCommand } from './status-command.js';
@@ -38,6 +39,7 @@ function buildProgram(session: CliSession, io: CliIO): Command {
   addDpCommands(program, session);
   addLogCommand(program, session);
   addPrecomputeCommands(program, session);
+  addProcessorCommand(program, session);
   return program;
 }
 

@@ -85,7 +85,7 @@ export class CliSession {
   exitCode = EXIT_OK;
   /** Where the operator token came from, for the hint on a 401. */
   tokenSource = '';
-  private readonly cwd: string;
+  readonly cwd: string;
 
   constructor(private readonly io: CliIO) {
     this.env = io.env ?? process.env;

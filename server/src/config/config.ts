@@ -70,6 +70,8 @@ export interface FlockConfig {
   privacy: { delta: number; budget: { epsilon: number; delta: number } | null };
   /** Model serving: the V2 inference API (serving/). */
   serving: ServingConfig;
+  /** Model-on-demand (on-demand/): new versions are announced on `versionsExchange` of this broker; null: off. */
+  onDemand: { amqpUrl: string; versionsExchange: string } | null;
   /** Precompute jobs (precompute/): input bounds and batch size. */
   precompute: PrecomputeConfig;
 }
@@ -256,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       maxLineBytes: parsed.FLOCK_PRECOMPUTE_MAX_LINE_BYTES,
       batchRows: parsed.FLOCK_PRECOMPUTE_BATCH_ROWS,
     },
+    onDemand: parsed.FLOCK_AMQP_URL ? { amqpUrl: parsed.FLOCK_AMQP_URL, versionsExchange: parsed.FLOCK_AMQP_VERSIONS_EXCHANGE } : null,
   };
   return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
 }

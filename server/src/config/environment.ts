@@ -27,6 +27,7 @@ const SECRET = new Set([
   'FLOCK_ENROLMENT_KEY',
   'FLOCK_DATABASE_URL',
   'FLOCK_REDIS_URL',
+  'FLOCK_AMQP_URL',
 ]);
 
 /** An empty or blank variable counts as unset (`FOO= node ...`). */
@@ -139,6 +140,14 @@ const variables = z.object({
   FLOCK_PRECOMPUTE_MAX_UPLOAD_BYTES: variable(integer(1024).default(1024 * 1024 * 1024)),
   FLOCK_PRECOMPUTE_MAX_LINE_BYTES: variable(integer(64, 64 * 1024 * 1024).default(1024 * 1024)),
   FLOCK_PRECOMPUTE_BATCH_ROWS: variable(integer(1, 4096).default(256)),
+  // Model-on-demand (server/src/on-demand/): the broker the coordinator announces new versions on.
+  FLOCK_AMQP_URL: variable(urlOf(/^amqps?$/, 'amqp://guest:guest@127.0.0.1:5672')),
+  FLOCK_AMQP_VERSIONS_EXCHANGE: variable(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,200}$/, 'must be 1-200 letters, digits and . _ : -')
+      .default('flock.versions'),
+  ),
 });
 
 /** Every variable the coordinator reads (README.md documents each one). */

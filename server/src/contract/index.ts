@@ -11,3 +11,4 @@ export * from './rounds.js';
 export * from './strategies.js';
 export * from './serving.js';
 export * from './precompute.js';
+export * from './on-demand.js';

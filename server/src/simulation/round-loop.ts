@@ -80,7 +80,13 @@ export class RoundLoop {
       ...(options.personalization ? { personalization: options.personalization } : {}),
       ...(options.compression.kind !== 'none' ? { compression: options.compression } : {}),
       // Secure rounds encode weights in fixed point below maxExamplesPerUpdate: a tight cap keeps the sum precise.
-      ...(options.secureAggregation ? { secureAggregation: { keyAgreement: options.secureAggregation }, maxExamplesPerUpdate: plan.examplesPerClient } : {}),
+      ...(options.secureAggregation
+        ? {
+            // Every simulated device shares this machine's cores, so a phase takes n devices' masking work in sequence: 1 s per device, at least the default 30.
+            secureAggregation: { keyAgreement: options.secureAggregation, phaseSeconds: Math.max(30, options.clients) },
+            maxExamplesPerUpdate: plan.examplesPerClient,
+          }
+        : {}),
     };
   }
 
