@@ -19,107 +19,50 @@ import { readMnist, MNIST_PIXELS } from '../server/src/datasets/mnist.js';
 import { OnDemandClient } from '../server/src/on-demand/on-demand-client.js';
 import { connectBroker } from '../server/src/on-demand/broker.js';
 import { queuesOf } from '../server/src/on-demand/topology.js';
+import { closedLoop, type ClosedLoopResult } from './lib/closed-loop.js';
 import { OPERATOR_TOKEN, startCoordinator } from './lib/coordinator-process.js';
 
-export interface OnDemandMeasurement {
-  requests: number;
-  inFlight: number;
-  seconds: number;
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
+export interface OnDemandMeasurement extends ClosedLoopResult {
   /** Replies dropped as repeats of an answered request (at-least-once delivery). */
   duplicates: number;
-  errors: number;
   /** Mean rows per batch the replies report. */
   meanBatchSize: number;
 }
 
-function percentile(sorted: readonly number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
 /** Sends `requests` one-row requests from `rows` (round robin) with `inFlight` outstanding, through `client`. */
 export async function measureOnDemand(client: OnDemandClient, rows: readonly Float32Array[], requests: number, inFlight: number): Promise<OnDemandMeasurement> {
-  const latencies: number[] = [];
   let batchRows = 0;
-  let errors = 0;
-  let next = 0;
+  let answered = 0;
   const duplicatesBefore = client.stats.duplicates;
-  const started = performance.now();
-  const lane = async (): Promise<void> => {
-    while (next < requests) {
-      const row = rows[next++ % rows.length]!;
-      const sent = performance.now();
-      try {
-        const reply = await client.request(row, [1, row.length]);
-        latencies.push(performance.now() - sent);
-        batchRows += reply.batchSize;
-      } catch {
-        errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, lane));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    requests,
-    inFlight,
-    seconds,
-    requestsPerSecond: latencies.length / seconds,
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-    duplicates: client.stats.duplicates - duplicatesBefore,
-    errors,
-    meanBatchSize: latencies.length === 0 ? 0 : batchRows / latencies.length,
-  };
+  const result = await closedLoop(requests, inFlight, async (i) => {
+    const row = rows[i % rows.length]!;
+    const reply = await client.request(row, [1, row.length]);
+    batchRows += reply.batchSize;
+    answered++;
+    return true;
+  });
+  return { ...result, duplicates: client.stats.duplicates - duplicatesBefore, meanBatchSize: answered === 0 ? 0 : batchRows / answered };
 }
 
 /** The same load on the coordinator's V2 HTTP endpoint (JSON, keep-alive fetch), for comparison in the same run. */
 export async function measureHttp(url: string, key: string, rows: readonly Float32Array[], requests: number, inFlight: number): Promise<OnDemandMeasurement> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let next = 0;
-  const started = performance.now();
-  const lane = async (): Promise<void> => {
-    while (next < requests) {
-      const row = rows[next++ % rows.length]!;
-      const sent = performance.now();
-      const response = await fetch(`${url}/v2/models/global/infer`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, row.length], datatype: 'FP32', data: Array.from(row) }] }),
-      }).catch(() => null);
-      if (response?.ok) {
-        await response.arrayBuffer();
-        latencies.push(performance.now() - sent);
-      } else {
-        await response?.arrayBuffer();
-        errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, lane));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return {
-    requests,
-    inFlight,
-    seconds,
-    requestsPerSecond: latencies.length / seconds,
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
-    duplicates: 0,
-    errors,
-    meanBatchSize: NaN,
-  };
+  const result = await closedLoop(requests, inFlight, async (i) => {
+    const row = rows[i % rows.length]!;
+    const response = await fetch(`${url}/v2/models/global/infer`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, row.length], datatype: 'FP32', data: Array.from(row) }] }),
+    });
+    await response.arrayBuffer();
+    return response.ok;
+  });
+  return { ...result, duplicates: 0, meanBatchSize: NaN };
 }
 
 const INFERENCE_KEY = 'bench-inference-key-0123456789';
 const CLI = resolve(import.meta.dirname, '../server/dist/cli/main.js');
 
-function startProcessor(coordinatorUrl: string, amqpUrl: string, queue: string, nodeArgs: string[]): Promise<ChildProcess> {
+export function startProcessor(coordinatorUrl: string, amqpUrl: string, queue: string, nodeArgs: string[]): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     [...nodeArgs, CLI, 'processor', '--url', coordinatorUrl, '--token', OPERATOR_TOKEN, '--amqp-url', amqpUrl, '--queue', queue],
@@ -138,6 +81,17 @@ function startProcessor(coordinatorUrl: string, amqpUrl: string, queue: string, 
     child.stderr.on('data', onData);
     child.once('exit', (code) => reject(new Error(`the processor exited (${code}):\n${output}`)));
   });
+}
+
+/** Removes a benchmark's request queue and its dead-letter queue and exchange. */
+export async function deleteQueue(amqpUrl: string, queue: string): Promise<void> {
+  const broker = await connectBroker(amqpUrl);
+  const channel = await broker.createChannel();
+  const names = queuesOf(queue);
+  await channel.deleteQueue(names.requests);
+  await channel.deleteQueue(names.deadLetters);
+  await channel.deleteExchange(names.deadLetterExchange);
+  await broker.close();
 }
 
 async function main(): Promise<void> {
@@ -170,13 +124,7 @@ async function main(): Promise<void> {
       } finally {
         await client.close();
         for (const child of processors) child.kill('SIGTERM');
-        const broker = await connectBroker(amqpUrl);
-        const channel = await broker.createChannel();
-        const names = queuesOf(queue);
-        await channel.deleteQueue(names.requests);
-        await channel.deleteQueue(names.deadLetters);
-        await channel.deleteExchange(names.deadLetterExchange);
-        await broker.close();
+        await deleteQueue(amqpUrl, queue);
       }
     }
     await measureHttp(coordinator.url, INFERENCE_KEY, rows, Math.min(500, requests), inFlight); // warm-up

@@ -10,10 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { PrecomputeJob } from '../server/src/contract/index.js';
-import { readMnist } from '../server/src/datasets/mnist.js';
-import { OPERATOR_TOKEN, startCoordinator } from './lib/coordinator-process.js';
+import { startCoordinator } from './lib/coordinator-process.js';
 import { machineInfo } from './lib/measure.js';
+import { mnistNdjson, precompute } from './lib/precompute-job.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,51 +34,14 @@ interface Result {
   stored: number;
 }
 
-/** The MNIST test images as NDJSON, pixels scaled to [0, 1] with 4 decimals. */
-async function mnistNdjson(rows: number): Promise<string> {
-  const { images, count } = await readMnist('test', { count: rows });
-  const lines: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const pixels = Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => Math.round((v / 255) * 10_000) / 10_000);
-    lines.push(JSON.stringify({ id: `t${i}`, input: pixels }));
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-async function api<T>(url: string, path: string, init: RequestInit = {}): Promise<T> {
-  const response = await fetch(`${url}${path}`, { ...init, headers: { Authorization: `Bearer ${OPERATOR_TOKEN}`, ...(init.headers ?? {}) } });
-  const body = (await response.json()) as T;
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(body)}`);
-  return body;
-}
-
 async function measure(body: string, database: string, batchRows: number, databaseUrl: string | undefined): Promise<Result> {
   const coordinator = await startCoordinator(
     { FLOCK_PRECOMPUTE_BATCH_ROWS: String(batchRows), FLOCK_PRECOMPUTE_MAX_UPLOAD_BYTES: String(512 * 1024 * 1024), FLOCK_DATABASE_URL: databaseUrl },
     'precompute',
   );
   try {
-    const started = performance.now();
-    const job = await api<PrecomputeJob>(coordinator.url, '/api/precompute/mnist-test', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/x-ndjson' },
-      body,
-    });
-    const uploaded = performance.now();
-    let done = job;
-    while (done.status === 'queued' || done.status === 'running') {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      done = await api<PrecomputeJob>(coordinator.url, `/api/precompute/jobs/${job.id}`);
-    }
-    if (done.status !== 'completed') throw new Error(`job ${job.id} ${done.status}: ${done.error}`);
-    return {
-      database,
-      batchRows,
-      jobRowsPerSecond: done.rowsPerSecond ?? 0,
-      wallSeconds: (performance.now() - started) / 1000,
-      uploadSeconds: (uploaded - started) / 1000,
-      stored: done.rowsStored,
-    };
+    const { job, wallSeconds, uploadSeconds } = await precompute(coordinator.url, 'mnist-test', body);
+    return { database, batchRows, jobRowsPerSecond: job.rowsPerSecond ?? 0, wallSeconds, uploadSeconds, stored: job.rowsStored };
   } finally {
     coordinator.close();
   }

@@ -15,11 +15,10 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { InferencePool } from '../server/src/serving/inference-pool.js';
-import type { WeightSpec } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
-import { OPERATOR_TOKEN, startCoordinator } from './lib/coordinator-process.js';
+import { startCoordinator } from './lib/coordinator-process.js';
 import { fillRandom, machineInfo } from './lib/measure.js';
+import { rawPredictRowsPerSecond } from './lib/raw-predict.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -128,37 +127,6 @@ async function load(url: string, connections: number, binary: boolean, seconds: 
   };
 }
 
-/** Rows per second of back-to-back `model.predict` on batches of `batch` rows in one worker thread. */
-async function rawRowsPerSecond(pool: InferencePool, version: number, batch: number, seconds: number): Promise<number> {
-  const input = new Float32Array(batch * FEATURES);
-  for (let r = 0; r < batch; r++) input.set(row(r + 1), r * FEATURES);
-  for (let i = 0; i < 5; i++) await pool.run(version, batch, input.slice());
-  const started = performance.now();
-  let rows = 0;
-  while (performance.now() - started < seconds * 1000) {
-    await pool.run(version, batch, input.slice());
-    rows += batch;
-  }
-  return rows / ((performance.now() - started) / 1000);
-}
-
-async function rawBaseline(url: string): Promise<{ batched: number; single: number }> {
-  const headers = { Authorization: `Bearer ${OPERATOR_TOKEN}` };
-  const modelJson = (await (await noKeepAliveFetch(`${url}/api/models/1/model.json`, { headers })).json()) as {
-    modelTopology: unknown;
-    weightsManifest: { weights: WeightSpec[] }[];
-  };
-  const weights = new Uint8Array(await (await noKeepAliveFetch(`${url}/api/models/1/weights.bin`, { headers })).arrayBuffer());
-  const pool = new InferencePool(1);
-  await pool.start();
-  try {
-    await pool.load(1, { topology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest.flatMap((group) => group.weights), weights });
-    return { batched: await rawRowsPerSecond(pool, 1, RAW_BATCH, SECONDS), single: await rawRowsPerSecond(pool, 1, 1, SECONDS) };
-  } finally {
-    await pool.close();
-  }
-}
-
 async function main(): Promise<void> {
   const chosen = args.only ? args.only.split(',').map((i) => VARIANTS[Number(i)]!) : VARIANTS;
   // Every variant's coordinator runs from the start (idle ones cost nothing but memory), and the
@@ -177,7 +145,7 @@ async function main(): Promise<void> {
     }
     for (let rep = 0; rep < REPEAT; rep++) {
       // The limit, measured beside the cells in each repetition.
-      const limit = await rawBaseline([...coordinators.values()][0]!.url);
+      const limit = await rawPredictRowsPerSecond([...coordinators.values()][0]!.url, row(1), RAW_BATCH, SECONDS);
       raw = raw === null ? limit : { batched: Math.max(raw.batched, limit.batched), single: Math.max(raw.single, limit.single) };
       for (const connections of CONNECTIONS) {
         for (const variant of chosen) {
