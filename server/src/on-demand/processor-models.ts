@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { InferencePool } from '../serving/inference-pool.js';
 import type { ModelSource } from './model-source.js';
+import { InFlightCounts } from '../serving/in-flight-counts.js';
 
 export interface ServedVersion {
   version: number;
@@ -18,7 +19,7 @@ export interface ServedVersion {
 export class ProcessorModels {
   private served: ServedVersion | null = null;
   private switching: Promise<void> = Promise.resolve();
-  private readonly inFlight = new Map<number, number>();
+  private readonly inFlight = new InFlightCounts();
   private readonly retired = new Set<number>();
 
   constructor(
@@ -62,13 +63,11 @@ export class ProcessorModels {
   }
 
   acquire(version: number): void {
-    this.inFlight.set(version, (this.inFlight.get(version) ?? 0) + 1);
+    this.inFlight.acquire(version);
   }
 
   release(version: number): void {
-    const left = (this.inFlight.get(version) ?? 1) - 1;
-    if (left > 0) this.inFlight.set(version, left);
-    else this.inFlight.delete(version);
+    this.inFlight.release(version);
     this.unloadIdle();
   }
 

@@ -25,6 +25,25 @@ import { saveUpload } from './upload.js';
 
 const log = moduleLogger('precompute');
 
+/** A job's state before it has run: queued at `at`, nothing read, stored or refused. */
+function queuedProgress(at: string) {
+  return {
+    status: 'queued',
+    bytesDone: 0,
+    linesDone: 0,
+    rowsStored: 0,
+    rowsRejected: 0,
+    rejected: {},
+    rejectionSamples: [],
+    activeMs: 0,
+    rowsPerSecond: null,
+    error: null,
+    createdAt: at,
+    updatedAt: at,
+    finishedAt: null,
+  } satisfies Partial<PrecomputeJob>;
+}
+
 /** How long a batch waits before trying again when the inference queue is full. */
 const QUEUE_FULL_RETRY_MS = 50;
 
@@ -76,7 +95,6 @@ export class PrecomputeService implements OnModuleInit, OnApplicationBootstrap, 
     const id = randomUUID();
     const sourcePath = join(this.dir, `${id}.${format}`);
     const sourceBytes = await saveUpload(body, sourcePath, this.config.precompute.maxUploadBytes, declaredBytes);
-    const at = new Date().toISOString();
     const job: PrecomputeJob = {
       id,
       dataset,
@@ -84,20 +102,8 @@ export class PrecomputeService implements OnModuleInit, OnApplicationBootstrap, 
       format,
       keyField: query.keyField,
       follow: query.follow ?? false,
-      status: 'queued',
       sourceBytes,
-      bytesDone: 0,
-      linesDone: 0,
-      rowsStored: 0,
-      rowsRejected: 0,
-      rejected: {},
-      rejectionSamples: [],
-      activeMs: 0,
-      rowsPerSecond: null,
-      error: null,
-      createdAt: at,
-      updatedAt: at,
-      finishedAt: null,
+      ...queuedProgress(new Date().toISOString()),
     };
     try {
       await store.createJob(job, sourcePath);
@@ -228,25 +234,7 @@ export class PrecomputeService implements OnModuleInit, OnApplicationBootstrap, 
     if (!store || this.stopping) return;
     for (const { job, sourcePath } of await store.followedJobs()) {
       if (job.modelVersion >= version) continue;
-      const at = new Date().toISOString();
-      const next: PrecomputeJob = {
-        ...job,
-        id: randomUUID(),
-        modelVersion: version,
-        status: 'queued',
-        bytesDone: 0,
-        linesDone: 0,
-        rowsStored: 0,
-        rowsRejected: 0,
-        rejected: {},
-        rejectionSamples: [],
-        activeMs: 0,
-        rowsPerSecond: null,
-        error: null,
-        createdAt: at,
-        updatedAt: at,
-        finishedAt: null,
-      };
+      const next: PrecomputeJob = { ...job, id: randomUUID(), modelVersion: version, ...queuedProgress(new Date().toISOString()) };
       await store.createJob(next, sourcePath);
       log.info({ job: next.id, dataset: job.dataset, version }, 'precomputing a followed dataset with the new version');
       this.enqueue(next.id);

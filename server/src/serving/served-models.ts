@@ -6,6 +6,7 @@ import { ModelsService } from '../models/models.service.js';
 import { DynamicBatcher } from './dynamic-batcher.js';
 import { InferencePool } from './inference-pool.js';
 import type { ModelSignature } from './worker-messages.js';
+import { InFlightCounts } from './in-flight-counts.js';
 
 const log = moduleLogger('serving');
 
@@ -32,7 +33,7 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
   private poller: NodeJS.Timeout | null = null;
   private refreshing: Promise<void> | null = null;
   /** Requests queued or running, by version: a version is unloaded only when it has none. */
-  private readonly inFlight = new Map<number, number>();
+  private readonly inFlight = new InFlightCounts();
   /** Loaded versions, least recently used first. */
   private readonly recent: number[] = [];
   private readonly listeners: VersionSwitchListener[] = [];
@@ -134,13 +135,11 @@ export class ServedModels implements OnModuleInit, OnApplicationShutdown {
 
   /** Marks a request for `version` as queued (release it when answered). */
   acquire(version: number): void {
-    this.inFlight.set(version, (this.inFlight.get(version) ?? 0) + 1);
+    this.inFlight.acquire(version);
   }
 
   release(version: number): void {
-    const left = (this.inFlight.get(version) ?? 1) - 1;
-    if (left > 0) this.inFlight.set(version, left);
-    else this.inFlight.delete(version);
+    this.inFlight.release(version);
   }
 
   /** Looks for a newer version and switches to it once every worker has loaded it. */
