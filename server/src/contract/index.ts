@@ -10,3 +10,4 @@ export * from './privacy.js';
 export * from './rounds.js';
 export * from './strategies.js';
 export * from './serving.js';
+export * from './serverless.js';
