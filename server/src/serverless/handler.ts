@@ -16,12 +16,10 @@ import { serverlessManifestSchema, validationMessages, type ApiGatewayResult } f
 import { isServerlessResponse, requestFromEvent, resultFromResponse } from './aws-proxy.js';
 import { fetchResponseOf, requestFromFetch } from './fetch-adapter.js';
 import { v2ErrorResponse, type ServerlessResponse } from './http.js';
+import { MANIFEST_FILE } from './package-layout.js';
 import { loadServedModel, type ServedModel } from './served-model.js';
 import { initServerlessBackend } from './tfjs-backend.js';
 import { createV2Router, type ServerlessHandler } from './v2-router.js';
-
-/** The manifest's file name at the package's root. */
-export const MANIFEST_FILE = 'flock-serverless.json';
 
 export interface HandlerOptions {
   /** Default: process.env. */

@@ -6,9 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-
-/** The binaries tfjs-backend-wasm chooses from (SIMD, threaded SIMD, plain); the packager copies them all. */
-export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'] as const;
+import { WASM_FILES } from './package-layout.js';
 
 export type ServerlessBackend = 'wasm' | 'cpu';
 
