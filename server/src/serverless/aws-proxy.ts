@@ -4,12 +4,7 @@
  * Bodies arrive as text or base64 (`isBase64Encoded`, binary media types); the size limit is
  * checked on the encoded length before anything is decoded.
  */
-import {
-  apiGatewayV1EventSchema,
-  apiGatewayV2EventSchema,
-  validationMessages,
-  type ApiGatewayResult,
-} from '../contract/index.js';
+import { apiGatewayV1EventSchema, apiGatewayV2EventSchema, validationMessages, type ApiGatewayResult } from '../contract/index.js';
 import { bodyTooLarge, lowerCaseHeaders, v2ErrorResponse, type ServerlessRequest, type ServerlessResponse } from './http.js';
 
 /** A ServerlessRequest, or the response that refuses the event (400 unreadable, 413 too large). */

@@ -39,11 +39,7 @@ export function v2PathOf(path: string): string | null {
   return route.length > 1 && route.endsWith('/') ? route.slice(0, -1) : route;
 }
 
-type Route =
-  | { kind: 'live' }
-  | { kind: 'ready' }
-  | { kind: 'server' }
-  | { kind: 'model' | 'model-ready' | 'infer'; name: string; version: string | null };
+type Route = { kind: 'live' } | { kind: 'ready' } | { kind: 'server' } | { kind: 'model' | 'model-ready' | 'infer'; name: string; version: string | null };
 
 /** Matches a `/v2` path and method to a route; a string is the error (404 or 405). */
 function route(method: string, path: string): Route | { status: number; error: string } {
@@ -86,7 +82,8 @@ async function resolveModel(options: V2RouterOptions, name: string, version: str
   if (version !== null) {
     const parsed = v2VersionParamSchema.safeParse(version);
     if (!parsed.success) return v2ErrorResponse(400, 'model version must be a positive integer');
-    if (parsed.data !== model.version) return v2ErrorResponse(404, `model version ${parsed.data} is not packaged here; this function serves version ${model.version}`);
+    if (parsed.data !== model.version)
+      return v2ErrorResponse(404, `model version ${parsed.data} is not packaged here; this function serves version ${model.version}`);
   }
   return model;
 }
@@ -154,7 +151,12 @@ export function createV2Router(options: V2RouterOptions): ServerlessHandler {
     if (found.kind === 'live') return jsonResponse(200, { live: true });
     if (found.kind === 'ready') {
       // The first call after a cold start waits for the model; later ones answer at once.
-      const ready = options.loaded() || (await options.model().then(() => true, () => false));
+      const ready =
+        options.loaded() ||
+        (await options.model().then(
+          () => true,
+          () => false,
+        ));
       return jsonResponse(ready ? 200 : 503, { ready });
     }
     if (!matchesAnyKey(bearerFromHeader(request.headers.authorization), options.inferenceKeys)) {

@@ -22,7 +22,9 @@ const mb = (bytes: number): string => `${(bytes / (1024 * 1024)).toFixed(2)} MiB
 export function limitProblems(sizes: PackageSizes, limits: PackageLimits): string[] {
   const problems: string[] = [];
   if (sizes.zippedBytes > limits.zippedBytes) {
-    problems.push(`the zip is ${sizes.zippedBytes} bytes (${mb(sizes.zippedBytes)}), over the limit of ${limits.zippedBytes} bytes (${mb(limits.zippedBytes)}) zipped`);
+    problems.push(
+      `the zip is ${sizes.zippedBytes} bytes (${mb(sizes.zippedBytes)}), over the limit of ${limits.zippedBytes} bytes (${mb(limits.zippedBytes)}) zipped`,
+    );
   }
   if (sizes.unzippedBytes > limits.unzippedBytes) {
     problems.push(

@@ -45,7 +45,7 @@ function program(): Command {
     .option('--data-dir <dir>', "take the model from a coordinator's data directory (its SQLite database), e.g. ./data after `pnpm start`")
     .option('--model <model.json>', 'take the model from a TensorFlow.js model.json on disk (float32 weights)')
     .option('--model-version <n>', 'with --model: the version number the function reports', parseIntOption(1), 1)
-    .option('--out <zip>', 'where the zip goes', 'serverless/flock-inference.zip')
+    .option('--out <zip>', 'where the zip goes', 'dist/flock-inference.zip')
     .option('--max-zipped-bytes <n>', 'refuse a zip larger than this', bytes, AWS_LAMBDA_LIMITS.zippedBytes)
     .option('--max-unzipped-bytes <n>', 'refuse contents larger than this unzipped', bytes, AWS_LAMBDA_LIMITS.unzippedBytes)
     .exitOverride()
