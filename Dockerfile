@@ -15,6 +15,8 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm libnode-dev python3 make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+# Behind a TLS-intercepting proxy: --build-arg NODE_EXTRA_CA_CERTS=<its CA, mounted into the build>.
+ARG NODE_EXTRA_CA_CERTS
 RUN npm install --global pnpm@10.34.9 && npm cache clean --force
 ENV npm_config_nodedir=/usr CI=true
 WORKDIR /app
