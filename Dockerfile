@@ -31,8 +31,11 @@ COPY tsconfig.base.json ./
 COPY client-sdk/ client-sdk/
 COPY server/ server/
 RUN pnpm --filter @flock/server... build
-# Production dependencies only, for the runtime stage.
+# Production dependencies only, for the runtime stage. The SDK's TensorFlow.js packages are peer
+# dependencies, met in the workspace by its devDependencies, which --prod drops: the SDK gets the
+# server's (the same 4.22.0 packages, so one copy in the process).
 RUN pnpm install --frozen-lockfile --prod --filter @flock/server... \
+ && for pkg in tfjs tfjs-backend-wasm; do ln -sfn ../../../server/node_modules/@tensorflow/$pkg client-sdk/node_modules/@tensorflow/$pkg; done \
  && rm -rf server/src server/test server/scripts client-sdk/src client-sdk/test
 
 FROM ${BASE} AS runtime
