@@ -1,24 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, UnauthorizedException, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
+import { bearerFromHeader, tokenMatches } from './tokens.js';
 
-/**
- * Constant-time token comparison (hashing first makes the lengths equal). `given` comes from the
- * network and may be anything: only a non-empty string can match.
- */
-export function tokenMatches(given: unknown, expected: string): boolean {
-  if (typeof given !== 'string' || given.length === 0) return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
+export { tokenMatches } from './tokens.js';
 
 export function bearerToken(request: Pick<Request, 'headers'>): string | undefined {
-  const header = request.headers.authorization;
-  if (!header) return undefined;
-  const match = /^Bearer\s+(.+)$/i.exec(header);
-  return match?.[1]?.trim();
+  return bearerFromHeader(request.headers.authorization);
 }
 
 /** Operator endpoints: `Authorization: Bearer <operator token>`. */

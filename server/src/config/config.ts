@@ -116,16 +116,19 @@ function resolveToken(fromEnv: string | undefined, name: string, dataDir: string
   return { token, source: `${path} (generated)` };
 }
 
-/** Inference keys: FLOCK_INFERENCE_KEYS (comma-separated, each at least 16 characters), else one kept in the data dir. */
+/** FLOCK_INFERENCE_KEYS: comma-separated keys, each at least 16 characters (the coordinator's and the serverless handler's). */
+export function parseInferenceKeys(text: string): string[] {
+  const keys = text
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key.length > 0);
+  if (keys.length === 0 || keys.some((key) => key.length < 16)) throw new ConfigError(['FLOCK_INFERENCE_KEYS: every key must be at least 16 characters']);
+  return keys;
+}
+
+/** Inference keys: FLOCK_INFERENCE_KEYS, else one kept in the data dir. */
 function resolveInferenceKeys(fromEnv: string | undefined, dataDir: string): { keys: string[]; source: string } {
-  if (fromEnv !== undefined) {
-    const keys = fromEnv
-      .split(',')
-      .map((key) => key.trim())
-      .filter((key) => key.length > 0);
-    if (keys.length === 0 || keys.some((key) => key.length < 16)) throw new ConfigError(['FLOCK_INFERENCE_KEYS: every key must be at least 16 characters']);
-    return { keys, source: 'environment variable FLOCK_INFERENCE_KEYS' };
-  }
+  if (fromEnv !== undefined) return { keys: parseInferenceKeys(fromEnv), source: 'environment variable FLOCK_INFERENCE_KEYS' };
   const { token, source } = resolveToken(undefined, 'FLOCK_INFERENCE_KEYS', dataDir, 'inference-key');
   return { keys: [token], source };
 }

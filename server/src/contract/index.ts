@@ -12,3 +12,4 @@ export * from './strategies.js';
 export * from './serving.js';
 export * from './precompute.js';
 export * from './on-demand.js';
+export * from './serverless.js';

@@ -7,6 +7,8 @@ import { z } from 'zod';
 
 /** The name the global model is served under. */
 export const SERVED_MODEL_NAME = 'global';
+/** The platform string of model metadata. */
+export const SERVED_PLATFORM = 'tensorflowjs_layers';
 /** The only tensor datatype served: the models' float32. */
 export const SERVED_DATATYPE = 'FP32';
 /** Largest number of values one request may carry (also bounded by the body size limit). */

@@ -1,14 +1,10 @@
 import { Inject, Injectable, UnauthorizedException, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
-import { bearerToken, tokenMatches } from '../auth/auth.js';
+import { bearerToken } from '../auth/auth.js';
+import { matchesAnyKey } from '../auth/tokens.js';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 
-/** Compares with every key (constant time each, no early exit), so timing tells nothing about which matched. */
-export function matchesAnyKey(given: string | undefined, keys: readonly string[]): boolean {
-  let matched = false;
-  for (const key of keys) matched = tokenMatches(given, key) || matched;
-  return matched;
-}
+export { matchesAnyKey } from '../auth/tokens.js';
 
 /**
  * The inference API's credential: `Authorization: Bearer <inference key>`; operator and device

@@ -6,26 +6,13 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initNodeBackend } from '@flock/client-sdk/node';
 import { loadLayersModelFromParts } from '../models/tfjs-format.js';
-import type { ModelSignature, WorkerReply, WorkerRequest } from './worker-messages.js';
+import { signatureOf } from './model-signature.js';
+import type { WorkerReply, WorkerRequest } from './worker-messages.js';
 
 const port = parentPort;
 if (!port) throw new Error('inference worker: must run in a worker thread');
 
 const models = new Map<number, tf.LayersModel>();
-
-/**
- * Tensor names are positional (`input`, `output`; `output_1`, ... when there are more), not tfjs's
- * layer names: tfjs renames a model's input layer when a second version with the same topology is
- * loaded in the same thread (`dense_input_1`), and clients must not see names change across versions.
- */
-function signatureOf(model: tf.LayersModel): ModelSignature {
-  const dims = (shape: (number | null)[]): number[] => shape.map((d) => (d === null ? -1 : d));
-  const name = (base: string, i: number, count: number): string => (count === 1 || i === 0 ? base : `${base}_${i}`);
-  return {
-    inputs: model.inputs.map((input, i) => ({ name: name('input', i, model.inputs.length), shape: dims(input.shape) })),
-    outputs: model.outputs.map((output, i) => ({ name: name('output', i, model.outputs.length), shape: dims(output.shape) })),
-  };
-}
 
 function post(reply: WorkerReply, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(reply, transfer);

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { HttpException, Inject, Injectable, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
-import { SERVED_DATATYPE, SERVED_MODEL_NAME, type InferenceStatus, type V2ModelMetadata, type ServingStatus } from '../contract/index.js';
+import { SERVED_DATATYPE, SERVED_MODEL_NAME, SERVED_PLATFORM, type InferenceStatus, type V2ModelMetadata, type ServingStatus } from '../contract/index.js';
 import { ModelsService } from '../models/models.service.js';
 import { summarizeReports } from '../rounds/evaluation-summary.js';
 import { STORAGE, type Storage } from '../storage/storage.js';
@@ -24,9 +24,6 @@ import { argmaxRows } from './version-stats.js';
 
 /** Answered requests whose latency the status's percentiles are taken over. */
 const LATENCY_WINDOW = 1024;
-
-/** The platform string of model metadata. */
-const PLATFORM = 'tensorflowjs_layers';
 
 export interface InferOutcome {
   requestId: string;
@@ -86,7 +83,7 @@ export class ServingService {
     const signature = await this.served.signature(resolved);
     const versions = (await this.models.list()).map((meta) => String(meta.version));
     const tensor = ({ name: tensorName, shape }: { name: string; shape: number[] }) => ({ name: tensorName, datatype: SERVED_DATATYPE, shape });
-    return { name: SERVED_MODEL_NAME, versions, platform: PLATFORM, inputs: signature.inputs.map(tensor), outputs: signature.outputs.map(tensor) };
+    return { name: SERVED_MODEL_NAME, versions, platform: SERVED_PLATFORM, inputs: signature.inputs.map(tensor), outputs: signature.outputs.map(tensor) };
   }
 
   async infer(name: string, pinned: number | null, body: unknown, headerLength: number | undefined): Promise<InferOutcome> {
