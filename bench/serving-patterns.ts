@@ -8,8 +8,9 @@
  *     binary row per request through OnDemandClient;
  *   - precompute: the MNIST rows uploaded as NDJSON and predicted into the database (rows/s of the
  *     job), then answered by key from the database (`GET /api/predictions/{dataset}/{key}`).
- * Every request path gets the same closed-loop load (lib/closed-loop.ts): `--requests` requests,
- * `--in-flight` outstanding, after a warm-up. Everything shares this machine's cores: the loader,
+ * Every request path gets the same closed-loop load, `--requests` requests with `--in-flight`
+ * outstanding after a warm-up: autocannon for the HTTP paths (lib/http-load.ts: bodies encoded once,
+ * raw sockets), OnDemandClient for the broker (lib/closed-loop.ts). Everything shares this machine's cores: the loader,
  * the coordinator, its worker thread, the processor and RabbitMQ.
  *
  *   pnpm build && pnpm bench:serving-patterns [--requests 3000] [--in-flight 64] [--rows 5000] [--seconds 3] [--amqp-url amqp://...]
@@ -22,12 +23,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MNIST_PIXELS, readMnist } from '../server/src/datasets/mnist.js';
 import { OnDemandClient } from '../server/src/on-demand/on-demand-client.js';
-import { closedLoop, type ClosedLoopResult } from './lib/closed-loop.js';
+import type { ClosedLoopResult } from './lib/closed-loop.js';
 import { startCoordinator } from './lib/coordinator-process.js';
+import { httpLoad, type HttpLoad } from './lib/http-load.js';
 import { machineInfo } from './lib/measure.js';
 import { mnistNdjson, precompute } from './lib/precompute-job.js';
 import { rawPredictRowsPerSecond } from './lib/raw-predict.js';
-import { deleteQueue, measureHttp, measureOnDemand, startProcessor } from './on-demand.js';
+import { deleteQueue, measureOnDemand, startProcessor } from './on-demand.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -72,8 +74,14 @@ async function main(): Promise<void> {
     lines.push({ pattern: 'the limit', path: `model.predict in a worker thread, batches of ${RAW_BATCH}`, perSecond: raw.batched, unit: 'rows/s', load: null });
     lines.push({ pattern: 'the limit', path: 'model.predict in a worker thread, one row at a time', perSecond: raw.single, unit: 'rows/s', load: null });
 
-    await measureHttp(coordinator.url, INFERENCE_KEY, rows, warmUp, IN_FLIGHT);
-    const service = await measureHttp(coordinator.url, INFERENCE_KEY, rows, REQUESTS, IN_FLIGHT);
+    const infer: HttpLoad = {
+      url: `${coordinator.url}/v2/models/global/infer`,
+      method: 'POST',
+      headers: { Authorization: `Bearer ${INFERENCE_KEY}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, MNIST_PIXELS], datatype: 'FP32', data: Array.from(rows[0]!) }] }),
+    };
+    await httpLoad(infer, warmUp, IN_FLIGHT);
+    const service = await httpLoad(infer, REQUESTS, IN_FLIGHT);
     lines.push({
       pattern: 'as a service',
       path: 'POST /v2/models/global/infer (JSON, one row)',
@@ -110,13 +118,14 @@ async function main(): Promise<void> {
       unit: 'rows/s',
       load: null,
     });
-    const lookup = (i: number): Promise<boolean> =>
-      fetch(`${coordinator.url}/api/predictions/${DATASET}/t${i % ROWS}`, { headers: { Authorization: `Bearer ${INFERENCE_KEY}` } }).then(async (response) => {
-        await response.arrayBuffer();
-        return response.ok;
-      });
-    await closedLoop(warmUp, IN_FLIGHT, lookup);
-    const answers = await closedLoop(REQUESTS, IN_FLIGHT, lookup);
+    const lookup: HttpLoad = {
+      url: coordinator.url,
+      method: 'GET',
+      headers: { Authorization: `Bearer ${INFERENCE_KEY}` },
+      paths: Array.from({ length: ROWS }, (_, i) => `/api/predictions/${DATASET}/t${i}`),
+    };
+    await httpLoad(lookup, warmUp, IN_FLIGHT);
+    const answers = await httpLoad(lookup, REQUESTS, IN_FLIGHT);
     lines.push({
       pattern: 'precompute',
       path: `GET /api/predictions/${DATASET}/{key} (from the database)`,
@@ -134,7 +143,7 @@ async function main(): Promise<void> {
   const report = [
     '# Serving patterns, one run',
     '',
-    `\`pnpm build && pnpm bench:serving-patterns --requests ${REQUESTS} --in-flight ${IN_FLIGHT} --rows ${ROWS}\`, ${new Date().toISOString().slice(0, 10)}: the default 2NN on one coordinator process (one inference worker, dynamic batching, inference log on), MNIST test images; each request path loaded by ${IN_FLIGHT} closed-loop lanes for ${REQUESTS} requests after a warm-up. ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}; the loader, the coordinator, the processor and RabbitMQ share them.`,
+    `\`pnpm build && pnpm bench:serving-patterns --requests ${REQUESTS} --in-flight ${IN_FLIGHT} --rows ${ROWS}\`, ${new Date().toISOString().slice(0, 10)}: the default 2NN on one coordinator process (one inference worker, dynamic batching, inference log on), MNIST test images; each request path loaded by ${IN_FLIGHT} closed-loop lanes for ${REQUESTS} requests after a warm-up (HTTP: autocannon, one body encoded once; broker: OnDemandClient). ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}; the loader, the coordinator, the processor and RabbitMQ share them.`,
     '',
     '| pattern | path | throughput | of the batched limit | p50 ms | p99 ms | errors |',
     '|---|---|---:|---:|---:|---:|---:|',
