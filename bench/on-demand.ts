@@ -3,7 +3,7 @@
  * 784 -> 200 -> 200 -> 10), event processors as their own processes (`flock processor`), and an
  * OnDemandClient in this process sending one-row MNIST test images (binary float32, 3,136 bytes)
  * with a fixed number in flight. Requests/s and latency percentiles with 1 and with 2 processors
- * sharing the queue and, in the same run, the same load on the coordinator's V2 HTTP endpoint (JSON,
+ * sharing the queue and, in the same run, the same load on the coordinator's V2 HTTP endpoint (JSON, from autocannon,
  * inference log off), the synchronous path the broker stands in for.
  *
  *   pnpm build && pnpm bench:on-demand [--requests 5000] [--in-flight 64] [--processors 1,2] [--amqp-url amqp://...] [--profile-dir DIR]
@@ -21,6 +21,7 @@ import { connectBroker } from '../server/src/on-demand/broker.js';
 import { queuesOf } from '../server/src/on-demand/topology.js';
 import { closedLoop, type ClosedLoopResult } from './lib/closed-loop.js';
 import { OPERATOR_TOKEN, startCoordinator } from './lib/coordinator-process.js';
+import { httpLoad, type HttpLoad } from './lib/http-load.js';
 
 export interface OnDemandMeasurement extends ClosedLoopResult {
   /** Replies dropped as repeats of an answered request (at-least-once delivery). */
@@ -42,21 +43,6 @@ export async function measureOnDemand(client: OnDemandClient, rows: readonly Flo
     return true;
   });
   return { ...result, duplicates: client.stats.duplicates - duplicatesBefore, meanBatchSize: answered === 0 ? 0 : batchRows / answered };
-}
-
-/** The same load on the coordinator's V2 HTTP endpoint (JSON, keep-alive fetch), for comparison in the same run. */
-export async function measureHttp(url: string, key: string, rows: readonly Float32Array[], requests: number, inFlight: number): Promise<OnDemandMeasurement> {
-  const result = await closedLoop(requests, inFlight, async (i) => {
-    const row = rows[i % rows.length]!;
-    const response = await fetch(`${url}/v2/models/global/infer`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, row.length], datatype: 'FP32', data: Array.from(row) }] }),
-    });
-    await response.arrayBuffer();
-    return response.ok;
-  });
-  return { ...result, duplicates: 0, meanBatchSize: NaN };
 }
 
 const INFERENCE_KEY = 'bench-inference-key-0123456789';
@@ -127,8 +113,15 @@ async function main(): Promise<void> {
         await deleteQueue(amqpUrl, queue);
       }
     }
-    await measureHttp(coordinator.url, INFERENCE_KEY, rows, Math.min(500, requests), inFlight); // warm-up
-    results.push({ path: 'HTTP V2 (JSON), the coordinator', m: await measureHttp(coordinator.url, INFERENCE_KEY, rows, requests, inFlight) });
+    const infer: HttpLoad = {
+      url: `${coordinator.url}/v2/models/global/infer`,
+      method: 'POST',
+      headers: { Authorization: `Bearer ${INFERENCE_KEY}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, MNIST_PIXELS], datatype: 'FP32', data: Array.from(rows[0]!) }] }),
+    };
+    await httpLoad(infer, Math.min(500, requests), inFlight); // warm-up
+    const http = await httpLoad(infer, requests, inFlight);
+    results.push({ path: 'HTTP V2 (JSON, autocannon), the coordinator', m: { ...http, duplicates: 0, meanBatchSize: NaN } });
   } finally {
     coordinator.close();
   }
