@@ -153,9 +153,11 @@ describe('enrolment', () => {
       }
       expect((await ended).body.metrics).toMatchObject({ selected: 2, eligibleAtSelection: 2, accepted: 2 });
     }
-    // Nothing the coordinator stored or answers holds the app user ids.
-    for (const file of readdirSync(coordinator.dataDir)) {
-      const content = readFileSync(join(coordinator.dataDir, file)).toString('latin1');
+    // Nothing the coordinator stored (in its data directory and below it) or answers holds the app user ids.
+    for (const entry of readdirSync(coordinator.dataDir, { recursive: true, encoding: 'utf8' })) {
+      const file = join(coordinator.dataDir, entry);
+      if (!statSync(file).isFile()) continue;
+      const content = readFileSync(file).toString('latin1');
       expect(content).not.toContain(ALICE);
       expect(content).not.toContain(BOB);
     }
