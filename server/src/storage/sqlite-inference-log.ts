@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { SqliteConnection } from './sqlite-connection.js';
 import type { InferenceLogPage, InferenceLogQuery, InferenceLogRecord } from '../contract/index.js';
 import {
   INFERENCE_LOG_COLUMNS,
@@ -40,29 +40,9 @@ CREATE INDEX IF NOT EXISTS inference_log_version ON inference_log (model_version
  * The inference log in the embedded SQLite file, on its own connection (WAL: readers never wait;
  * writers take turns with the coordinator's other connection under busy_timeout).
  */
-export class SqliteInferenceLog implements InferenceLogStore {
-  private db: Database.Database | null = null;
-
-  constructor(private readonly path: string) {}
-
-  async init(): Promise<void> {
-    if (this.db) return;
-    const db = new Database(this.path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
-    db.exec(SCHEMA);
-    this.db = db;
-  }
-
-  async close(): Promise<void> {
-    this.db?.close();
-    this.db = null;
-  }
-
-  private get conn(): Database.Database {
-    if (!this.db) throw new Error('SqliteInferenceLog is not initialised');
-    return this.db;
+export class SqliteInferenceLog extends SqliteConnection implements InferenceLogStore {
+  constructor(path: string) {
+    super(path, SCHEMA);
   }
 
   async append(entries: readonly InferenceLogEntry[]): Promise<void> {

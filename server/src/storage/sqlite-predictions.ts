@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { SqliteConnection } from './sqlite-connection.js';
 import type { PrecomputeJob, PrecomputeJobListQuery, Prediction } from '../contract/index.js';
 import {
   CheckpointMovedError,
@@ -59,29 +59,9 @@ CREATE TABLE IF NOT EXISTS predictions (
 const UPDATE_SET = JOB_UPDATE_COLUMNS.map((column) => `${column} = ?`).join(', ');
 
 /** Predictions and precompute jobs in the embedded SQLite file, on their own connection (WAL). */
-export class SqlitePredictions implements PredictionStore {
-  private db: Database.Database | null = null;
-
-  constructor(private readonly path: string) {}
-
-  async init(): Promise<void> {
-    if (this.db) return;
-    const db = new Database(this.path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
-    db.exec(SCHEMA);
-    this.db = db;
-  }
-
-  async close(): Promise<void> {
-    this.db?.close();
-    this.db = null;
-  }
-
-  private get conn(): Database.Database {
-    if (!this.db) throw new Error('SqlitePredictions is not initialised');
-    return this.db;
+export class SqlitePredictions extends SqliteConnection implements PredictionStore {
+  constructor(path: string) {
+    super(path, SCHEMA);
   }
 
   async createJob(job: PrecomputeJob, sourcePath: string): Promise<void> {
