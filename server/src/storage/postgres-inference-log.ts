@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { InferenceLogPage, InferenceLogQuery, InferenceLogRecord } from '../contract/index.js';
-import { moduleLogger } from '../logging/logger.js';
+import { sideStorePool } from './postgres-side-pool.js';
 import {
   INFERENCE_LOG_COLUMNS,
   INFERENCE_LOG_INSERT_COLUMNS,
@@ -14,8 +14,6 @@ import {
   type InferenceLogRow,
   type InferenceLogStore,
 } from './inference-log.js';
-
-const log = moduleLogger('storage');
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS inference_log (
@@ -51,9 +49,7 @@ export class PostgresInferenceLog implements InferenceLogStore {
     url: string,
     private readonly schema: string | undefined,
   ) {
-    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid PostgreSQL schema name "${schema}"`);
-    this.pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
-    this.pool.on('error', (error) => log.warn({ err: error.message }, 'idle PostgreSQL connection of the inference log failed'));
+    this.pool = sideStorePool(url, schema, 'inference log');
   }
 
   async init(): Promise<void> {

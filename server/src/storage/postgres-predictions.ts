@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { PrecomputeJob, PrecomputeJobListQuery, Prediction } from '../contract/index.js';
-import { moduleLogger } from '../logging/logger.js';
+import { sideStorePool } from './postgres-side-pool.js';
 import {
   CheckpointMovedError,
   JOB_COLUMNS,
@@ -19,8 +19,6 @@ import {
   type PredictionStore,
   type StoredJob,
 } from './predictions.js';
-
-const log = moduleLogger('storage');
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS precompute_jobs (
@@ -74,9 +72,7 @@ export class PostgresPredictions implements PredictionStore {
     url: string,
     private readonly schema: string | undefined,
   ) {
-    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid PostgreSQL schema name "${schema}"`);
-    this.pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
-    this.pool.on('error', (error) => log.warn({ err: error.message }, 'idle PostgreSQL connection of the prediction store failed'));
+    this.pool = sideStorePool(url, schema, 'prediction store');
   }
 
   async init(): Promise<void> {
