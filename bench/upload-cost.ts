@@ -39,6 +39,8 @@ const { values: args } = parseArgs({
 const CPU_PROF_DIR = args['cpu-prof'];
 const DEVICES = Number(args.devices);
 const REPEAT = Number(args.repeat);
+/** The coordinator's Node options: a CPU profile on request, nothing else that would cost it CPU. */
+const nodeOptions = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
 
 interface RoundCost {
   variant: string;
@@ -102,7 +104,7 @@ async function api<T>(url: string, path: string, init: RequestInit = {}): Promis
 
 /** One round of D uploads against a fresh coordinator. */
 async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Promise<RoundCost> {
-  const coordinator = await startCoordinator({ ...variant.env, FLOCK_EVENT_RATE_LIMITS: 'off', FLOCK_MAX_SELECTED_PER_ADDRESS: '0' }, 'upload', ['--trace-gc']);
+  const coordinator = await startCoordinator({ ...variant.env, FLOCK_EVENT_RATE_LIMITS: 'off', FLOCK_MAX_SELECTED_PER_ADDRESS: '0' }, 'upload', nodeOptions);
   const sockets: RawSocket[] = [];
   try {
     const configured: Promise<{ roundId: string; modelVersion: number }>[] = [];
