@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import {
   ConflictException,
   Inject,
@@ -21,7 +20,7 @@ import { QueueFullError } from '../serving/dynamic-batcher.js';
 import { ServedModels } from '../serving/served-models.js';
 import { createPredictionStore, type PredictionStore, type StoredJob } from '../storage/predictions.js';
 import { runJob, type JobRunnerDeps } from './job-runner.js';
-import { saveUpload } from './upload.js';
+import { saveUpload, type UploadBody } from './upload.js';
 
 const log = moduleLogger('precompute');
 
@@ -87,7 +86,7 @@ export class PrecomputeService implements OnModuleInit, OnApplicationBootstrap, 
   }
 
   /** Stores the uploaded input, creates the job (queued) and starts it when the jobs before it are done. */
-  async start(dataset: string, query: PrecomputeStartQuery, format: PrecomputeFormat, body: Readable, declaredBytes: number | null): Promise<PrecomputeJob> {
+  async start(dataset: string, query: PrecomputeStartQuery, format: PrecomputeFormat, body: UploadBody, declaredBytes: number | null): Promise<PrecomputeJob> {
     const store = this.requireStore();
     const version = query.version ?? (await this.models.current())?.version;
     if (version === undefined) throw new ServiceUnavailableException('there is no model version yet');

@@ -7,9 +7,22 @@ import { BadRequestException, PayloadTooLargeException } from '@nestjs/common';
 
 class TooLarge extends Error {}
 
+/** The request body; express links its response as `res`. */
+export type UploadBody = Readable & { res?: { setHeader(name: string, value: string): unknown } };
+
+/**
+ * Refuses an oversized upload with 413 without reading the rest of it: the response closes the
+ * connection (else Node would read and discard the remaining body to keep the connection alive),
+ * and the request stream is left open until then, so the client gets the answer, not a reset.
+ */
+function tooLarge(body: UploadBody, maxBytes: number): PayloadTooLargeException {
+  body.res?.setHeader('Connection', 'close');
+  return new PayloadTooLargeException(`the input is larger than ${maxBytes} bytes`);
+}
+
 /** Writes `body` to `path` (at most `maxBytes`), fsyncs it, and resolves its size; on any failure the file is removed. */
-export async function saveUpload(body: Readable, path: string, maxBytes: number, declaredBytes: number | null): Promise<number> {
-  if (declaredBytes !== null && declaredBytes > maxBytes) throw new PayloadTooLargeException(`the input is larger than ${maxBytes} bytes`);
+export async function saveUpload(body: UploadBody, path: string, maxBytes: number, declaredBytes: number | null): Promise<number> {
+  if (declaredBytes !== null && declaredBytes > maxBytes) throw tooLarge(body, maxBytes);
   let bytes = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -18,8 +31,14 @@ export async function saveUpload(body: Readable, path: string, maxBytes: number,
       else callback(null, chunk);
     },
   });
+  // The body is piped, not part of the pipeline: a pipeline would destroy the request (and with it
+  // the socket) on the size error, before the 413 could be sent.
+  const written = pipeline(counter, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+  const forwardError = (error: Error): void => void counter.destroy(error);
+  body.once('error', forwardError);
+  body.pipe(counter);
   try {
-    await pipeline(body, counter, createWriteStream(path, { flags: 'wx', mode: 0o600 }));
+    await written;
     const handle = await open(path, 'r+');
     try {
       await handle.sync();
@@ -27,9 +46,12 @@ export async function saveUpload(body: Readable, path: string, maxBytes: number,
       await handle.close();
     }
   } catch (error) {
+    body.unpipe(counter);
     rmSync(path, { force: true });
-    if (error instanceof TooLarge) throw new PayloadTooLargeException(`the input is larger than ${maxBytes} bytes`);
+    if (error instanceof TooLarge) throw tooLarge(body, maxBytes);
     throw new BadRequestException(`the upload did not complete (${error instanceof Error ? error.message : String(error)})`);
+  } finally {
+    body.off('error', forwardError);
   }
   if (bytes === 0) {
     rmSync(path, { force: true });

@@ -4,6 +4,7 @@
  * postgres://postgres@127.0.0.1:5432/test, a schema of its own, dropped afterwards).
  */
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PrecomputeJob, Prediction, V2InferResponse } from '../../src/contract/index.js';
@@ -141,6 +142,8 @@ describe.each(BACKENDS)('precompute REST API on %s', (backend) => {
     expect((await upload(coordinator.url, 'ok', line, '', 'application/json')).status).toBe(415);
     const big = await upload(coordinator.url, 'ok', Buffer.alloc(300 * 1024, 0x20));
     expect(big.status).toBe(413);
+    // Chunked, no Content-Length, and no end: the client still gets the 413, not a reset.
+    expect(await chunkedUntilAnswered(`${coordinator.url}/api/precompute/ok`)).toEqual({ status: 413, connection: 'close' });
     const unauthorized = await fetch(`${coordinator.url}/api/precompute/ok`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${INFERENCE_KEY}` },
@@ -152,3 +155,26 @@ describe.each(BACKENDS)('precompute REST API on %s', (backend) => {
     expect(await jobFinished(coordinator.url, noKey.body.id)).toMatchObject({ status: 'failed', error: 'the CSV header has no column "id" (the key field)' });
   });
 });
+
+/** Streams 16 KiB chunks of spaces (chunked encoding, never ending) until the coordinator answers. */
+function chunkedUntilAnswered(url: string): Promise<{ status: number; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', headers: { Authorization: `Bearer ${OPERATOR_TOKEN}`, 'Content-Type': 'application/x-ndjson' } });
+    const chunk = Buffer.alloc(16 * 1024, 0x20);
+    let answered = false;
+    const writeMore = (): void => {
+      while (!answered && req.write(chunk));
+      if (!answered) req.once('drain', writeMore);
+    };
+    req.on('response', (response) => {
+      answered = true;
+      response.resume();
+      resolve({ status: response.statusCode ?? 0, connection: response.headers.connection });
+      req.destroy();
+    });
+    req.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    writeMore();
+  });
+}
