@@ -74,11 +74,7 @@ export interface PredictionStore {
 
 export const PRECOMPUTE_STATUS_LIST = sqlList(PRECOMPUTE_JOB_STATUSES);
 
-export const JOB_COLUMNS =
-  'id, dataset, model_version, format, key_field, follow, status, source_path, source_bytes, bytes_done, lines_done, rows_stored, rows_rejected, rejected, samples, active_ms, error, created_at, updated_at, finished_at';
-export const JOB_INSERT_WIDTH = 20;
-
-/** The mutable part of a job, in the order of JOB_UPDATE_SET's placeholders. */
+/** The mutable part of a job, in the order of jobUpdateValues (and of the UPDATE's placeholders). */
 export const JOB_UPDATE_COLUMNS = [
   'status',
   'bytes_done',
@@ -92,6 +88,13 @@ export const JOB_UPDATE_COLUMNS = [
   'updated_at',
   'finished_at',
 ] as const;
+
+/** What a job is given when created and never changes, in the order of jobInsertValues' leading values. */
+const JOB_FIXED_COLUMNS = ['id', 'dataset', 'model_version', 'format', 'key_field', 'follow', 'source_path', 'source_bytes', 'created_at'] as const;
+
+/** Every column of a job, in the order of jobInsertValues. */
+export const JOB_COLUMNS = [...JOB_FIXED_COLUMNS, ...JOB_UPDATE_COLUMNS].join(', ');
+export const JOB_INSERT_WIDTH = JOB_FIXED_COLUMNS.length + JOB_UPDATE_COLUMNS.length;
 
 export interface JobRow {
   id: string;
@@ -124,20 +127,10 @@ export function jobInsertValues(job: PrecomputeJob, sourcePath: string, bool: (b
     job.format,
     job.keyField,
     bool(job.follow),
-    job.status,
     sourcePath,
     job.sourceBytes,
-    job.bytesDone,
-    job.linesDone,
-    job.rowsStored,
-    job.rowsRejected,
-    JSON.stringify(job.rejected),
-    JSON.stringify(job.rejectionSamples),
-    job.activeMs,
-    job.error,
     job.createdAt,
-    job.updatedAt,
-    job.finishedAt,
+    ...jobUpdateValues(job),
   ];
 }
 
