@@ -1,4 +1,4 @@
-/** Pure: a precompute job's record after one committed batch, and its throughput. */
+/** Pure: a precompute job's record before it runs and after each committed batch, and its throughput. */
 import type { PrecomputeJob, PrecomputeRejection } from '../contract/index.js';
 
 /** Rejected rows kept with their line and message in the job record (the rest are only counted). */
@@ -37,4 +37,23 @@ export function advanceJob(job: PrecomputeJob, step: BatchStep): PrecomputeJob {
     rowsPerSecond: rowsPerSecond(step.linesDone, activeMs),
     updatedAt: step.at,
   };
+}
+
+/** A job's state before it has run: queued at `at`, nothing read, stored or refused. */
+export function queuedProgress(at: string) {
+  return {
+    status: 'queued',
+    bytesDone: 0,
+    linesDone: 0,
+    rowsStored: 0,
+    rowsRejected: 0,
+    rejected: {},
+    rejectionSamples: [],
+    activeMs: 0,
+    rowsPerSecond: null,
+    error: null,
+    createdAt: at,
+    updatedAt: at,
+    finishedAt: null,
+  } satisfies Partial<PrecomputeJob>;
 }

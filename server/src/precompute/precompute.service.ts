@@ -19,29 +19,11 @@ import { ModelsService } from '../models/models.service.js';
 import { QueueFullError } from '../serving/dynamic-batcher.js';
 import { ServedModels } from '../serving/served-models.js';
 import { createPredictionStore, type PredictionStore, type StoredJob } from '../storage/predictions.js';
+import { queuedProgress } from './job-progress.js';
 import { runJob, type JobRunnerDeps } from './job-runner.js';
 import { saveUpload, type UploadBody } from './upload.js';
 
 const log = moduleLogger('precompute');
-
-/** A job's state before it has run: queued at `at`, nothing read, stored or refused. */
-function queuedProgress(at: string) {
-  return {
-    status: 'queued',
-    bytesDone: 0,
-    linesDone: 0,
-    rowsStored: 0,
-    rowsRejected: 0,
-    rejected: {},
-    rejectionSamples: [],
-    activeMs: 0,
-    rowsPerSecond: null,
-    error: null,
-    createdAt: at,
-    updatedAt: at,
-    finishedAt: null,
-  } satisfies Partial<PrecomputeJob>;
-}
 
 /** How long a batch waits before trying again when the inference queue is full. */
 const QUEUE_FULL_RETRY_MS = 50;

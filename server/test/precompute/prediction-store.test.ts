@@ -13,32 +13,12 @@ import { advanceJob } from '../../src/precompute/job-progress.js';
 import { PostgresPredictions } from '../../src/storage/postgres-predictions.js';
 import { CheckpointMovedError, type PredictionRow, type PredictionStore } from '../../src/storage/predictions.js';
 import { SqlitePredictions } from '../../src/storage/sqlite-predictions.js';
+import { queuedProgress } from '../../src/precompute/job-progress.js';
 import { POSTGRES_URL } from './precompute-helpers.js';
 
 function newJob(dataset = 'd', version = 1): PrecomputeJob {
-  const at = new Date().toISOString();
-  return {
-    id: randomUUID(),
-    dataset,
-    modelVersion: version,
-    format: 'ndjson',
-    keyField: 'id',
-    follow: false,
-    status: 'running',
-    sourceBytes: 1000,
-    bytesDone: 0,
-    linesDone: 0,
-    rowsStored: 0,
-    rowsRejected: 0,
-    rejected: {},
-    rejectionSamples: [],
-    activeMs: 0,
-    rowsPerSecond: null,
-    error: null,
-    createdAt: at,
-    updatedAt: at,
-    finishedAt: null,
-  };
+  const fixed = { id: randomUUID(), dataset, modelVersion: version, format: 'ndjson', keyField: 'id', follow: false, sourceBytes: 1000 } as const;
+  return { ...fixed, ...queuedProgress(new Date().toISOString()), status: 'running' };
 }
 
 function rows(keys: string[]): PredictionRow[] {
