@@ -1,10 +1,14 @@
 /** Commander argument parsers: a bad value is a usage error (exit 2) before any request is sent. */
 import { InvalidArgumentError } from 'commander';
 
-export function parseIntOption(min: number) {
+export function parseIntOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got "${value}"`);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        max === Number.MAX_SAFE_INTEGER ? `expected an integer >= ${min}, got "${value}"` : `expected an integer from ${min} to ${max}, got "${value}"`,
+      );
+    }
     return n;
   };
 }

@@ -21,6 +21,8 @@ interface ProcessorCliOptions {
   workers: number;
   pollMs: number;
   metricsMs: number;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 function parseName(value: string): string {
@@ -47,6 +49,12 @@ export function addProcessorCommand(program: Command, session: CliSession): void
     .option('--workers <n>', 'inference worker threads', parseIntOption(1), 1)
     .option('--poll-ms <ms>', 'following: how often the current version is polled besides the announcements', parseIntOption(100), 5000)
     .option('--metrics-ms <ms>', 'how often the metrics are logged', parseIntOption(100), 10_000)
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics at http://HOST:PORT/metrics, behind the operator token (0: any free port)',
+      parseIntOption(0, 65_535),
+    )
+    .option('--metrics-host <host>', 'the address --metrics-port listens on', '127.0.0.1')
     .action(async (options: ProcessorCliOptions, command: Command) => {
       if (options.version !== undefined && options.follow) throw new UsageError('--version and --follow exclude each other');
       const globals = command.optsWithGlobals<{ url?: string; token?: string }>();
@@ -70,6 +78,7 @@ export function addProcessorCommand(program: Command, session: CliSession): void
           workers: options.workers,
           pollMs: options.pollMs,
           metricsEveryMs: options.metricsMs,
+          ...(options.metricsPort === undefined ? {} : { metricsEndpoint: { host: options.metricsHost, port: options.metricsPort } }),
         },
         { stderr: (text) => session.err(text) },
       );

@@ -129,7 +129,7 @@ describe('model-on-demand over RabbitMQ', { timeout: 180_000 }, () => {
 
   it('moves malformed requests to the dead-letter queue with their reason, and tells the requester', async () => {
     const queue = newQueue('malformed');
-    const started = await processor(queue);
+    const started = await processor(queue, ['--metrics-port', '0']);
     const on = await client(queue);
     // Wrong width for the model: the client is told why.
     const refused = await on.request(new Float32Array(15), [1, 15]).catch((error: unknown) => error);
@@ -170,6 +170,19 @@ describe('model-on-demand over RabbitMQ', { timeout: 180_000 }, () => {
       10_000,
       'the processor to log five dead letters',
     );
+    // The same counts on its Prometheus endpoint, behind the operator token.
+    const metricsUrl = /metrics: (http:\/\/\S+)/.exec(started.output())?.[1];
+    expect(metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect((await fetch(metricsUrl!)).status).toBe(401);
+    const scraped = await fetch(metricsUrl!, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+    expect(scraped.status).toBe(200);
+    const text = await scraped.text();
+    for (const reason of ['bad_shape', 'missing_request_id', 'non_finite', 'shape_mismatch', 'size_mismatch']) {
+      expect(text).toContain(`flock_processor_dead_lettered_total{reason="${reason}"} 1`);
+    }
+    expect(text).toContain('flock_processor_requests_received_total 5');
+    expect(text).toContain('flock_processor_model_version 1');
+    expect(text).toContain('flock_processor_in_flight 0');
     await channel.close();
   });
 
