@@ -38,6 +38,9 @@ describe('flock processor', () => {
     const run = await runFlock(['processor', '--token', TOKEN, '--amqp-url', BROKER, '--prefetch', '0']);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('--prefetch');
+    const port = await runFlock(['processor', '--token', TOKEN, '--amqp-url', BROKER, '--metrics-port', '70000']);
+    expect(port.code).toBe(2);
+    expect(port.stderr).toContain('expected an integer from 0 to 65535, got "70000"');
   });
 
   it('exits 1 with the reason when the coordinator cannot be reached, taking no request', async () => {
