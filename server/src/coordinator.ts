@@ -12,6 +12,8 @@ import { PinoNestLogger } from './logging/logger.js';
 import { ModelsService } from './models/models.service.js';
 import { applyInferenceBodyParsers } from './serving/inference-body.js';
 import { ServingService } from './serving/serving.service.js';
+import { installPredictionFastPath } from './precompute/prediction-fast-path.js';
+import { PrecomputeService } from './precompute/precompute.service.js';
 import { installV2FastPath } from './serving/v2-fast-path.js';
 
 export interface Coordinator {
@@ -35,8 +37,11 @@ export async function createCoordinator(config: FlockConfig): Promise<Coordinato
   // Before the app-wide 64 KiB JSON parser: /v2 takes tensors, bounded by FLOCK_INFERENCE_MAX_BODY_BYTES.
   applyWebHygiene(app, config, () => applyInferenceBodyParsers(app, config));
   app.useWebSocketAdapter(new FlockIoAdapter(app, config, redis));
-  // The infer route before express (socket.io's engine later puts its own listener in front of both).
-  if (config.serving.fastPath) installV2FastPath(app.getHttpServer(), app.get(ServingService), config.serving);
+  // The infer route and prediction lookups before express (socket.io's engine later puts its own listener in front of all).
+  if (config.serving.fastPath) {
+    installV2FastPath(app.getHttpServer(), app.get(ServingService), config.serving);
+    installPredictionFastPath(app.getHttpServer(), app.get(PrecomputeService), [...config.serving.inferenceKeys, config.operatorToken]);
+  }
   const document = SwaggerModule.createDocument(
     app,
     new DocumentBuilder()

@@ -30,9 +30,12 @@ export const PRECOMPUTE_REJECT_REASONS = [
 export type PrecomputeRejectReason = (typeof PRECOMPUTE_REJECT_REASONS)[number];
 
 /** A dataset's name: letters, digits, `.`, `_`, `-` (it appears in URL paths). */
+/** A dataset's name (a URL segment as it is: no percent-encoding needed). */
+export const DATASET_NAME_PATTERN = '[A-Za-z0-9][A-Za-z0-9._-]{0,63}';
+
 export const datasetNameSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'dataset name must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+  .regex(new RegExp(`^${DATASET_NAME_PATTERN}$`), 'dataset name must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit');
 
 /** A row's key as stored and looked up: 1-256 characters, no control characters. */
 export const MAX_PREDICTION_KEY_LENGTH = 256;

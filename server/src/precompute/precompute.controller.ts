@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiQuery, 
 import type { Request } from 'express';
 import { OperatorGuard } from '../auth/auth.js';
 import {
+  DATASET_NAME_PATTERN,
   datasetNameSchema,
   errorBodySchema,
   PRECOMPUTE_FORMATS,
@@ -54,7 +55,7 @@ export class PrecomputeController {
     operationId: 'startPrecompute',
     summary: 'Predict a dataset ahead of time: the body is the input (NDJSON lines {"id": ..., "input": [...]}, or CSV with a header)',
   })
-  @ApiParam({ name: 'dataset', schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } })
+  @ApiParam({ name: 'dataset', schema: { type: 'string', pattern: `^${DATASET_NAME_PATTERN}$` } })
   @ApiQuery({ name: 'format', required: false, schema: { type: 'string', enum: [...PRECOMPUTE_FORMATS] } })
   @ApiQuery({ name: 'keyField', required: false, schema: { type: 'string', default: 'id' } })
   @ApiQuery({ name: 'version', required: false, schema: { type: 'integer', minimum: 1 } })

@@ -130,6 +130,11 @@ export class PrecomputeService implements OnModuleInit, OnApplicationBootstrap, 
     return found;
   }
 
+  /** The stored prediction, or null when there is none or the store is not open (the REST route says which). */
+  async findPrediction(dataset: string, key: string, version: number | null): Promise<Prediction | null> {
+    return this.store ? this.store.getPrediction(dataset, key, version) : null;
+  }
+
   private requireStore(): PredictionStore {
     if (!this.store) throw new ServiceUnavailableException('the prediction store is not open');
     return this.store;

@@ -15,6 +15,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { BadRequestException, PayloadTooLargeException } from '@nestjs/common';
+import { answer, interceptRequests } from '../boundary/fast-routes.js';
 import { helmetHeaders } from '../boundary/web-hygiene.js';
 import { INFERENCE_HEADER_LENGTH, v2VersionParamSchema } from '../contract/index.js';
 import { ZodParamPipe } from '../operators/zod-validation.js';
@@ -70,12 +71,8 @@ export function parseJsonBody(bytes: Buffer): unknown {
   }
 }
 
-type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
-
 /** Answers the inference route before express; every other request goes on to the listeners the server had. */
 export function installV2FastPath(server: Server, serving: ServingService, options: { inferenceKeys: readonly string[]; maxBodyBytes: number }): void {
-  const next = server.listeners('request') as RequestListener[];
-  server.removeAllListeners('request');
   const versionPipe = new ZodParamPipe(v2VersionParamSchema);
   // Flat [name, value, ...] lists: writeHead takes them without building an object per answer.
   const helmet = Object.entries(helmetHeaders()).flat();
@@ -83,11 +80,6 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
   const binary = [...helmet, 'Content-Type', 'application/octet-stream'];
 
   // JSON goes out as a string: node then writes the head and the body in one piece.
-  const answer = (res: ServerResponse, status: number, headers: string[], body: Buffer | string): void => {
-    if (res.headersSent || res.destroyed) return;
-    res.writeHead(status, [...headers, 'Content-Length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)]);
-    res.end(body);
-  };
   const answerOutcome = (res: ServerResponse, outcome: InferOutcome): void => {
     const { body, headerLength } = outcome.response;
     if (Buffer.isBuffer(body)) answer(res, 200, [...binary, 'Inference-Header-Content-Length', String(headerLength)], body);
@@ -118,13 +110,11 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
     }
   };
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  interceptRequests(server, (req, res) => {
     const route = matchInferRoute(req.method, req.url, req.headers);
-    if (route === null) {
-      for (const listener of next) listener.call(server, req, res);
-      return;
-    }
+    if (route === null) return false;
     // handle() answers its own failures; should answering fail too, the connection is dropped.
     handle(req, res, route).catch(() => res.destroy());
+    return true;
   });
 }

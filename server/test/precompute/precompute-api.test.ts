@@ -9,11 +9,32 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PrecomputeJob, Prediction, V2InferResponse } from '../../src/contract/index.js';
 import { FlockEventBus } from '../../src/events/event-bus.js';
+import { matchPredictionLookup } from '../../src/precompute/prediction-fast-path.js';
 import { OPERATOR_TOKEN, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { INFERENCE_KEY, registerTinyModel, startServingCoordinator, tinyRows, v2 } from '../serving/serving-helpers.js';
 import { jobFinished, ndjsonLines, POSTGRES_URL, upload } from './precompute-helpers.js';
 
 const BACKENDS = ['sqlite', 'postgres'] as const;
+
+describe('prediction lookup fast path routing (pure)', () => {
+  it('takes only the canonical GET lookup, with at most a version', () => {
+    expect(matchPredictionLookup('GET', '/api/predictions/digits/k-1.a_b~c')).toEqual({ dataset: 'digits', key: 'k-1.a_b~c', version: null });
+    expect(matchPredictionLookup('GET', '/api/predictions/digits/k1?version=12')).toEqual({ dataset: 'digits', key: 'k1', version: 12 });
+    for (const [method, url] of [
+      ['POST', '/api/predictions/digits/k1'],
+      ['GET', '/api/predictions/digits/k1/'],
+      ['GET', '/api/predictions/digits/k%201'],
+      ['GET', '/API/predictions/digits/k1'],
+      ['GET', '/api/predictions/-digits/k1'],
+      ['GET', '/api/predictions/digits/k1?version=0'],
+      ['GET', '/api/predictions/digits/k1?version=1234567890123456'],
+      ['GET', '/api/predictions/digits/k1?version=1&x=2'],
+      ['GET', '/api/predictions/digits/k1/extra'],
+    ] as const) {
+      expect(matchPredictionLookup(method, url), `${method} ${url}`).toBeNull();
+    }
+  });
+});
 
 describe.each(BACKENDS)('precompute REST API on %s', (backend) => {
   const schema = `flock_precompute_${randomBytes(4).toString('hex')}`;
@@ -90,6 +111,17 @@ describe.each(BACKENDS)('precompute REST API on %s', (backend) => {
     expect((await prediction('digits', 'k1', '', null)).status).toBe(401);
     expect((await prediction('digits', 'k1', '', 'not-a-valid-key-at-all')).status).toBe(401);
     expect((await prediction('bad name!', 'k1')).status).toBe(400);
+
+    // The canonical lookup is answered in front of express (no ETag); with a trailing slash it goes
+    // through express (ETag). The same answer, helmet's headers included.
+    const lookup = (path: string) => fetch(`${coordinator.url}${path}`, { headers: { Authorization: `Bearer ${INFERENCE_KEY}` } });
+    const [fast, routed] = [await lookup('/api/predictions/digits/k1'), await lookup('/api/predictions/digits/k1/')];
+    expect([fast.status, routed.status]).toEqual([200, 200]);
+    expect([fast.headers.get('etag'), typeof routed.headers.get('etag')]).toEqual([null, 'string']);
+    for (const header of ['content-type', 'x-content-type-options', 'content-security-policy', 'x-frame-options']) {
+      expect(fast.headers.get(header), header).toBe(routed.headers.get(header));
+    }
+    expect(await fast.json()).toEqual(await routed.json());
 
     const list = await coordinator.api<PrecomputeJob[]>('/api/precompute/jobs?dataset=digits');
     expect(list.body.map((j) => j.id)).toEqual([job.id]);
