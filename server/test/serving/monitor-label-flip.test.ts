@@ -11,15 +11,13 @@
  * uniform, so on perfectly balanced traffic a histogram-based signal (PSI, Jensen-Shannon) could
  * not see it; shadow mode's disagreement would.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FederatedClient, ManualCondition } from '@flock/client-sdk';
 import type { ModelVersionMeta, ServingStatus, V2InferResponse } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { CLIENT_TOKEN, EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
 import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
-import { servingConfig, servingReady, v2 } from './serving-helpers.js';
+import { servingConfig, servingReady, startWebhookRecorder, v2, type WebhookRecorder } from './serving-helpers.js';
 
 const DEVICES = 3;
 const TRAIN_PER_DEVICE = 200;
@@ -28,28 +26,19 @@ const flip = (label: number): number => 9 - label;
 
 describe('serving monitor against label-flipping devices', () => {
   let coordinator: TestCoordinator;
-  let webhook: Server;
-  const alerts: unknown[] = [];
+  let webhook: WebhookRecorder;
   const devices: FederatedClient[] = [];
   /** Live traffic: real test images of digits 0-4, with their labels. */
   const traffic = { rows: [] as number[][][], labels: [] as number[][] };
 
   beforeAll(async () => {
-    webhook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        alerts.push(JSON.parse(body));
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    webhook = await startWebhookRecorder();
     const monitor = {
       ...servingConfig().monitor,
       minSamples: 200,
       psiThreshold: 1,
       actions: ['alert' as const, 'rollback' as const],
-      webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`,
+      webhookUrl: webhook.url,
     };
     // Bounded influence off: on by default it clips this round's update to norm 1 (a trial: 5% of the
     // rows flipped), a defence with its own tests (security/influence.test.ts); here the attack must
@@ -73,7 +62,7 @@ describe('serving monitor against label-flipping devices', () => {
   afterAll(async () => {
     await Promise.all(devices.map((device) => device.dispose()));
     await coordinator?.dispose();
-    await new Promise((resolve) => webhook?.close(resolve));
+    await webhook?.close();
   });
 
   /** The live traffic once (two requests of 100 rows); the versions that answered and each row's predicted class. */
@@ -156,7 +145,9 @@ describe('serving monitor against label-flipping devices', () => {
     );
     for (const action of status.body.actions) expect(action.value).toBeGreaterThan(1);
     expect(status.body.actions.find((action) => action.action === 'rollback')!.outcome).toMatch(/rolled back: version 3 has version 1's weights/);
-    expect(alerts).toEqual([expect.objectContaining({ event: 'flock.serving.deviation', version: 2, previousVersion: 1, signal: 'psi', threshold: 1 })]);
+    expect(webhook.received).toEqual([
+      expect.objectContaining({ event: 'flock.serving.deviation', version: 2, previousVersion: 1, signal: 'psi', threshold: 1 }),
+    ]);
     const { body: models } = await coordinator.api<ModelVersionMeta[]>('/api/models');
     expect(models[0]).toMatchObject({ version: 3, source: 'rollback', metrics: expect.objectContaining({ rolledBackFrom: 1 }) as unknown });
 

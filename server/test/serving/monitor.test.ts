@@ -6,44 +6,42 @@
  * the configured actions happen once: the webhook is called, and the model is rolled back (a new
  * version with version 1's weights, served at once, not judged again).
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelVersionMeta, ServingStatus, V2InferResponse } from '../../src/contract/index.js';
 import { waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { registerTinyModel, servingConfig, servingReady, startServingCoordinator, tinyRows, v2 } from './serving-helpers.js';
+import {
+  registerTinyModel,
+  servingConfig,
+  servingReady,
+  startServingCoordinator,
+  startWebhookRecorder,
+  tinyRows,
+  v2,
+  type WebhookRecorder,
+} from './serving-helpers.js';
 
 /** Index of the tiny model's output bias for class 3 (after 16x16 + 16 + 16x10 values). */
 const CLASS_3_BIAS = 16 * 16 + 16 + 16 * 10 + 3;
 
 describe('serving monitor', () => {
   let coordinator: TestCoordinator;
-  let webhook: Server;
-  const alerts: unknown[] = [];
+  let webhook: WebhookRecorder;
 
   beforeAll(async () => {
-    webhook = createServer((req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      req.on('end', () => {
-        alerts.push(JSON.parse(body));
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    webhook = await startWebhookRecorder();
     const monitor = {
       ...servingConfig().monitor,
       minSamples: 100,
       psiThreshold: 0.5,
       actions: ['alert', 'rollback'] as const,
-      webhookUrl: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`,
+      webhookUrl: webhook.url,
     };
     coordinator = await startServingCoordinator({ monitor: { ...monitor, actions: [...monitor.actions] } });
     await servingReady(coordinator.url);
   }, 60_000);
   afterAll(async () => {
     await coordinator?.dispose();
-    await new Promise((resolve) => webhook?.close(resolve));
+    await webhook?.close();
   });
 
   const traffic = async (seed: number): Promise<string[]> => {
@@ -90,7 +88,9 @@ describe('serving monitor', () => {
     expect(status.body.actions.find((action) => action.action === 'rollback')!.outcome).toMatch(/rolled back: version 3 has version 1's weights/);
     const v2Stats = status.body.versions.find((stats) => stats.version === 2)!;
     expect(v2Stats.classCounts[3]).toBe(v2Stats.predictions);
-    expect(alerts).toEqual([expect.objectContaining({ event: 'flock.serving.deviation', version: 2, previousVersion: 1, signal: 'psi', threshold: 0.5 })]);
+    expect(webhook.received).toEqual([
+      expect.objectContaining({ event: 'flock.serving.deviation', version: 2, previousVersion: 1, signal: 'psi', threshold: 0.5 }),
+    ]);
 
     const { body: models } = await coordinator.api<ModelVersionMeta[]>('/api/models');
     expect(models[0]).toMatchObject({ version: 3, source: 'rollback', metrics: expect.objectContaining({ rolledBackFrom: 1 }) as unknown });

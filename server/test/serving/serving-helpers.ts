@@ -1,4 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type FlockConfig } from '../../src/config/config.js';
@@ -104,4 +106,29 @@ export async function allLogRecords(coordinator: TestCoordinator, query = ''): P
     before = body.nextBefore;
   } while (before !== null);
   return records;
+}
+
+/** A local HTTP endpoint standing for an operator's webhook: records each JSON body it is sent. */
+export interface WebhookRecorder {
+  url: string;
+  received: unknown[];
+  close(): Promise<void>;
+}
+
+export async function startWebhookRecorder(): Promise<WebhookRecorder> {
+  const received: unknown[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      received.push(JSON.parse(body));
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
