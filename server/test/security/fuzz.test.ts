@@ -358,6 +358,12 @@ describe('fuzz: the REST API with the operator token', () => {
     segment.map((version) => ({ method: 'POST', path: `/api/models/v${version}/rollback` })),
     fc.constant({ method: 'POST', path: '/api/models' }),
     segment.map((file) => ({ method: 'GET', path: `/dashboard/assets/${file}` })),
+    // Precompute: lookups (their fast path in front of express, then express) and uploads.
+    fc.tuple(segment, segment, fc.option(segment)).map(([dataset, key, version]) => ({
+      method: 'GET',
+      path: `/api/predictions/${dataset}/${key}${version === null ? '' : `?version=${version}`}`,
+    })),
+    fc.tuple(segment, segment).map(([dataset, format]) => ({ method: 'POST', path: `/api/precompute/${dataset}?format=${format}` })),
     fc.constantFrom(
       { method: 'GET', path: '/api/status' },
       { method: 'GET', path: '/api/clients' },
