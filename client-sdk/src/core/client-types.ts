@@ -13,7 +13,6 @@ import type { AdoptionDecision, AdoptionPolicy } from './adoption.js';
 import type { ConditionDetector, ConditionValues, UnknownConditionPolicy } from './conditions.js';
 import type { DataSource } from './data.js';
 import type { FlockClientError } from './errors.js';
-import type { SecAggNoiseHook } from '../secagg/device-session.js';
 import type { DeviceIdentityInfo } from './identity.js';
 import type { LossName, LossSpec } from './losses.js';
 import type { InitialModel } from './model.js';
@@ -130,14 +129,7 @@ export interface FederatedClientOptions {
    * coordinator sends a whole model again (more than 20 versions on). See the README.
    */
   downloadDeltas?: boolean;
-  /**
-   * Secure rounds only: adds noise to the clipped, example-weighted update before it is masked
-   * (distributed differential privacy, the seam docs/PRIVACY.md describes). Changes its argument in place.
-   */
-  secureAggregationNoise?: SecAggNoiseHook;
 }
-
-export type { SecAggNoiseHook } from '../secagg/device-session.js';
 
 export interface DeltaContext {
   roundId: string;

@@ -343,7 +343,6 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
       transformDelta: this.options.transformDelta,
       personalLayers,
       state: this.local,
-      secureAggregationNoise: this.options.secureAggregationNoise,
       globalModel: (version) => this.globalModel(connection, version),
       progress: (progress) => this.emit('trainingProgress', progress),
       residual: this.local,

@@ -20,15 +20,12 @@ import { personalTensorMask, sharedTensors } from '../protocol/personalization.j
 import { instantiateModel, readWeights, splitStoredWeights, type StoredModel } from './model.js';
 import { monotonicNow } from './runtime.js';
 import { trainModel } from './training.js';
-import type { SecAggNoiseHook } from '../secagg/device-session.js';
 import { refusalError, runSecureAggregation } from './secure-round.js';
 
 export interface RoundJobContext {
   job: Job;
   /** The coordinator's upload limit comes with its welcome. */
   connection: Pick<Connection, 'connected' | 'welcome' | 'upload' | 'secAgg' | 'secAggInbox'>;
-  /** Secure rounds: the app's noise before masking (distributed DP), if any. */
-  secureAggregationNoise?: SecAggNoiseHook | undefined;
   dataSource: DataSource;
   loss: LossSpec;
   transformDelta: FederatedClientOptions['transformDelta'];
@@ -96,7 +93,7 @@ export async function runRound(configuration: RoundConfiguration, context: Round
   });
   if (configuration.secureAggregation) {
     // A secure round: the delta leaves the device only masked (secure-round.ts).
-    const secure = await runSecureAggregation(configuration, prepared.upload, { job, connection, noise: context.secureAggregationNoise });
+    const secure = await runSecureAggregation(configuration, prepared.upload, { job, connection });
     if (secure.refused) throw refusalError(roundId, secure.refused);
     if (secure.stopped) return { abandoned: job.cancelReason ?? 'disconnected' };
     const secureAggregation = { bytesUp: secure.bytesUp, bytesDown: secure.bytesDown };

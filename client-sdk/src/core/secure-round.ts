@@ -9,7 +9,7 @@ import { ClientEvent } from '../protocol/events.js';
 import type { RoundConfiguration, UpdateUpload } from '../protocol/round-messages.js';
 import type { SecAggAck } from '../protocol/secagg-messages.js';
 import { asFloat32 } from '../protocol/weights.js';
-import { SecAggDeviceSession, type SecAggNoiseHook } from '../secagg/device-session.js';
+import { SecAggDeviceSession } from '../secagg/device-session.js';
 import type { Connection, SecAggOutgoing } from './connection.js';
 import { FlockClientError } from './errors.js';
 import type { Job } from './job.js';
@@ -20,7 +20,6 @@ const GRACE_MS = 60_000;
 export interface SecureRoundContext {
   job: Job;
   connection: Pick<Connection, 'connected' | 'secAgg' | 'secAggInbox'>;
-  noise?: SecAggNoiseHook | undefined;
 }
 
 /** What the device sent, for its `uploaded` event. */
@@ -71,7 +70,7 @@ export async function runSecureAggregation(configuration: RoundConfiguration, up
   if (!relay) return { ...outcome, stopped: true };
   outcome.bytesDown += byteLength(relay.sendersBytes) + 4 * relay.senders.length;
   const delta = asFloat32(upload.delta.data);
-  const masked = await session.maskInput(relay, { delta, numExamples: upload.numExamples, trainLoss: upload.trainLoss }, context.noise);
+  const masked = await session.maskInput(relay, { delta, numExamples: upload.numExamples, trainLoss: upload.trainLoss });
   if (!(await send({ event: ClientEvent.secAggMasked, payload: { roundId, data: new Uint8Array(masked.buffer) } }, masked.byteLength))) return outcome;
 
   const request = await connection.secAggInbox.next('unmask', roundId, relay.deadlineAt - Date.now() + GRACE_MS, stopped);

@@ -111,6 +111,8 @@ export const secAggRosterSchema = z
     clipNorm: z.number().positive().max(1e6),
     maxWeight: z.number().int().min(1).max(MAX_WEIGHT),
     maxSummands: z.number().int().min(1).max(MAX_SECAGG_DEVICES),
+    /** Distributed DP: the standard deviation of the noise the device adds per coordinate before masking (absent: none). */
+    noiseStd: z.number().min(0).max(1e9).optional(),
     keyAgreement: z.enum(KEY_AGREEMENTS),
     /** The neighbours' indices. */
     neighbours: z.array(indexSchema).min(1).max(MAX_SECAGG_NEIGHBOURS),

@@ -65,13 +65,6 @@ async function applyMask(target: Uint32Array, seed: Uint8Array, sign: 1 | -1): P
   else subtractFrom(target, mask);
 }
 
-/**
- * A hook that adds noise to the device's clipped, weighted update before it is encoded and masked
- * (distributed differential privacy: each device adds its part of the noise, so the sum carries
- * the whole). It receives the weighted delta (w · clip(delta)) in float64 and changes it in place.
- */
-export type SecAggNoiseHook = (weightedDelta: Float64Array, context: { roundId: string; weight: number; clipNorm: number }) => void;
-
 export class SecAggDeviceSession {
   private roster: SecAggRoster | null = null;
   private readonly neighbours = new Map<number, Neighbour>();
@@ -147,10 +140,10 @@ export class SecAggDeviceSession {
 
   /**
    * Phase 3: opens the shares its neighbours sent (they are the neighbours it masks with), then
-   * encodes its update (fixed-point.ts; `noise` first, when given) and adds the self mask and the
+   * encodes its update (fixed-point.ts, with its share of the round's noise under distributed DP) and adds the self mask and the
    * pairwise masks: +PRG(s_uv) towards higher indices, -PRG(s_uv) towards lower ones.
    */
-  async maskInput(relay: SecAggRelay, update: { delta: Float32Array; numExamples: number; trainLoss: number }, noise?: SecAggNoiseHook): Promise<Uint32Array> {
+  async maskInput(relay: SecAggRelay, update: { delta: Float32Array; numExamples: number; trainLoss: number }): Promise<Uint32Array> {
     const roster = this.roster;
     if (!roster) throw new SecAggDeviceError('shares arrived before the roster');
     if (this.masked) throw new SecAggDeviceError('the input was already masked');
@@ -178,9 +171,14 @@ export class SecAggDeviceSession {
     if (this.sharing.size + 1 < roster.threshold) {
       throw new SecAggDeviceError(`${this.sharing.size} neighbour(s) shared keys, ${roster.threshold - 1} needed`);
     }
-    const params: FixedPointParams = { clipNorm: roster.clipNorm, maxWeight: roster.maxWeight, maxSummands: roster.maxSummands };
-    const input = noise ? this.noisyInput(update, params, noise) : update.delta;
-    const { encoded } = encodeInput(input, update.numExamples, update.trainLoss, params);
+    const params: FixedPointParams = {
+      clipNorm: roster.clipNorm,
+      maxWeight: roster.maxWeight,
+      maxSummands: roster.maxSummands,
+      ...(roster.noiseStd === undefined ? {} : { noiseStd: roster.noiseStd }),
+    };
+    // With distributed DP, encoding adds this device's share of the round's noise (after clipping).
+    const { encoded } = encodeInput(update.delta, update.numExamples, update.trainLoss, params);
     this.masked = true;
     await applyMask(encoded, this.selfMaskSeed, 1);
     for (const index of this.sharing) {
@@ -188,19 +186,6 @@ export class SecAggDeviceSession {
       await applyMask(encoded, seed, index > roster.index ? 1 : -1);
     }
     return encoded;
-  }
-
-  /** The noise hook sees the clipped, weighted delta; what it returns is re-expressed per example for encoding. */
-  private noisyInput(update: { delta: Float32Array; numExamples: number }, params: FixedPointParams, noise: SecAggNoiseHook): Float32Array {
-    const weight = Math.min(Math.max(1, Math.floor(update.numExamples)), params.maxWeight);
-    let squares = 0;
-    for (const value of update.delta) squares += value * value;
-    const norm = Math.sqrt(squares);
-    const clip = norm > params.clipNorm ? params.clipNorm / norm : 1;
-    const weighted = Float64Array.from(update.delta, (value) => value * clip * weight);
-    noise(weighted, { roundId: this.roundId, weight, clipNorm: params.clipNorm });
-    // Encoding clips again by the L2 norm: noise may push it past clipNorm; the fixed-point bound then still holds.
-    return Float32Array.from(weighted, (value) => value / weight);
   }
 
   /**

@@ -5,7 +5,9 @@
  * the wire protocol (protocol/secagg-messages.ts).
  */
 export * from './device-session.js';
+export * from './distributed-noise.js';
 export * from './fixed-point.js';
+export * from './gaussian.js';
 export * from './neighbours.js';
 export * from './primitives.js';
 export * from './server-session.js';

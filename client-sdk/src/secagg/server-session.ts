@@ -30,6 +30,7 @@ import {
   SEALED_SHARES_BYTES,
 } from '../protocol/secagg-messages.js';
 import { addInto, decodeSum, encodedLength, subtractFrom, type DecodedSum, type FixedPointParams, fixedPointScales } from './fixed-point.js';
+import { deviceNoiseStd, noiseSummands } from './distributed-noise.js';
 import { neighbourGraph, defaultNeighbourCount, shareThreshold } from './neighbours.js';
 import { agreeKey, checkPeerKey, expandMask, importPrivateScalar, importPublicKey, KeyPurpose } from './primitives.js';
 import { combineShares, type Share } from './shamir.js';
@@ -53,6 +54,8 @@ export interface SecAggServerOptions {
   graphSeed: number;
   /** Fewer devices than this in any set (and the sum) fail the round. */
   minDevices: number;
+  /** Distributed DP: the round's noise multiplier z (devices add their share, distributed-noise.ts); absent: no noise. */
+  noiseMultiplier?: number;
 }
 
 interface Member {
@@ -82,6 +85,8 @@ export class SecAggServerSession {
   private readonly byIndex = new Map<number, Member>();
   private threshold = 0;
   private fixedPoint: FixedPointParams | null = null;
+  /** Distributed DP: the fewest masked inputs that carry the round's noise (0: no noise). */
+  private noiseSummands = 0;
   /** Sealed shares by recipient index. */
   private readonly inbox = new Map<number, { index: number; ciphertext: Uint8Array }[]>();
   private readonly sharedKeys = new Set<number>();
@@ -176,6 +181,11 @@ export class SecAggServerSession {
     }
     this.threshold = shareThreshold(graph.get(1)!.length, this.options.thresholdFraction);
     this.fixedPoint = { clipNorm: this.options.clipNorm, maxWeight: this.options.maxWeight, maxSummands: n };
+    const { noiseMultiplier } = this.options;
+    if (noiseMultiplier !== undefined) {
+      this.noiseSummands = noiseSummands(n, this.options.thresholdFraction, this.options.minDevices);
+      this.fixedPoint.noiseStd = deviceNoiseStd(noiseMultiplier, this.options.clipNorm, this.noiseSummands);
+    }
     fixedPointScales(this.fixedPoint); // throws when the round cannot be encoded
     const rosters = new Map<string, SecAggRoster>();
     const recordBytes = neighbourKeysBytes(this.options.keyAgreement);
@@ -275,6 +285,10 @@ export class SecAggServerSession {
     if (this.phaseNow !== 'maskedInput') return this.fail(`masked input closed in phase ${this.phaseNow}`);
     if (this.maskedInputs.size < Math.max(2, this.options.minDevices)) {
       return this.fail(`${this.maskedInputs.size} masked input(s), ${Math.max(2, this.options.minDevices)} needed`);
+    }
+    // Fewer inputs than the noise was calibrated to would carry less than the round's noise: unmask nothing.
+    if (this.maskedInputs.size < this.noiseSummands) {
+      return this.fail(`${this.maskedInputs.size} masked input(s); the round's distributed noise needs ${this.noiseSummands}`);
     }
     const requests = new Map<string, SecAggUnmask>();
     for (const index of this.maskedInputs) {

@@ -1,11 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { KeyAgreement } from '../../src/protocol/secagg-messages.js';
 import {
+  addGaussian,
   combineShares,
   decodeSum,
   defaultNeighbourCount,
+  deviceNoiseStd,
   encodeInput,
   addInto,
+  fixedPointScales,
+  NOISE_BOUND_SIGMAS,
+  noiseSummands,
   neighbourGraph,
   randomBytes,
   SecAggDeviceError,
@@ -91,6 +96,33 @@ describe('fixed-point encoding in Z_2^32', () => {
       expect(decoded.totalWeight).toBe(50_000);
       expect(decoded.weightedLossSum).toBeCloseTo(50 * 1000 * 100, -2);
     }
+  });
+
+  it('leaves room for the noise: six of its standard deviations per device; the noise is added after clipping, never clipped', () => {
+    const plain = { clipNorm: 1, maxWeight: 1, maxSummands: 10 };
+    const noisy = { ...plain, noiseStd: 0.5 };
+    expect(fixedPointScales(noisy).delta / fixedPointScales(plain).delta).toBeCloseTo(1 / (1 + NOISE_BOUND_SIGMAS * 0.5), 12);
+    // A seeded uniform source: the same draws twice give the same noise, and the decoded value is the clipped delta plus it.
+    const seeded = (): (() => number) => {
+      let state = 12345;
+      return () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) + 0.5) / 2 ** 32;
+    };
+    const delta = new Float32Array([3, 4]); // norm 5: clipped to (0.6, 0.8)
+    const first = encodeInput(delta, 1, 0, noisy, seeded);
+    expect(first.encoded).toEqual(encodeInput(delta, 1, 0, noisy, seeded).encoded);
+    const expectedNoise = addGaussian(new Float64Array(2), 0.5, seeded());
+    const decoded = decodeSum(first.encoded, noisy).weightedDeltaSum;
+    const precision = 1 / fixedPointScales(noisy).delta;
+    expect(Math.abs(decoded[0]! - (0.6 + expectedNoise[0]!))).toBeLessThan(precision);
+    expect(Math.abs(decoded[1]! - (0.8 + expectedNoise[1]!))).toBeLessThan(precision);
+  });
+
+  it('calibrates distributed noise to the fewest summands the round accepts', () => {
+    expect(noiseSummands(20, 0.5, 2)).toBe(10);
+    expect(noiseSummands(20, 0.5, 12)).toBe(12); // the round's minimum, when higher
+    expect(noiseSummands(3, 0.5, 5)).toBe(3); // never more than advertised
+    expect(deviceNoiseStd(2, 0.5, 4)).toBeCloseTo(0.5, 12); // z C / sqrt(m)
+    expect(() => deviceNoiseStd(1, 1, 0)).toThrow(/summands/);
   });
 
   it('clips the delta to clipNorm and the weight to maxWeight; refuses round sizes whose weights overflow', () => {

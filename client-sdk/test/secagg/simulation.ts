@@ -27,6 +27,8 @@ export interface SimulationOptions {
   seed?: number;
   /** Default P-256. */
   keyAgreement?: KeyAgreement;
+  /** Distributed DP: the round's noise multiplier (devices add their share of the noise). */
+  noiseMultiplier?: number;
 }
 
 export interface SimulationOutcome {
@@ -72,6 +74,7 @@ export async function simulateSecureRound(options: SimulationOptions): Promise<S
     keyAgreement,
     graphSeed: options.seed ?? 7,
     minDevices: options.minDevices ?? 2,
+    ...(options.noiseMultiplier !== undefined ? { noiseMultiplier: options.noiseMultiplier } : {}),
   });
   const updates = Array.from({ length: devices }, (_, i) => ({
     delta: pseudoRandomDelta(deltaLength, 1000 + i),

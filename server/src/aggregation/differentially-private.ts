@@ -1,5 +1,5 @@
 import type { TrainingPlan } from '@flock/client-sdk/protocol';
-import { cryptoUniform, fillGaussian, type UniformSource } from '../privacy/gaussian.js';
+import { cryptoUniform, fillGaussian, type UniformSource } from '@flock/client-sdk/secagg';
 import { createFloat64Accumulator } from './kernels/float64-accumulator.js';
 import type { ClientUpdate, RoundAggregator, RoundContext, SplitAggregation, Strategy } from './strategy.js';
 import { l2Norm } from './vector-math.js';
@@ -14,6 +14,12 @@ export interface DpAggregationSettings {
   expectedUpdates: number;
   /** Adaptive clipping: estimate where C should be next round (noiseMultiplier is then the sum's share, see adaptiveNoise). */
   adaptive?: AdaptiveClipping;
+  /**
+   * 'distributed': the devices added the noise before secure aggregation masked their inputs
+   * (secagg/distributed-noise.ts), so the sum arrives noised and only the fixed denominator is
+   * applied here. Default 'central': the noise is added here.
+   */
+  noise?: 'central' | 'distributed';
 }
 
 /** Andrew et al. 2021, "Differentially Private Learning with Adaptive Clipping". */
@@ -109,10 +115,10 @@ export class DifferentiallyPrivate implements Strategy {
     return clipNorm * Math.exp(-adaptive.learningRate * (share - adaptive.targetQuantile));
   }
 
-  /** (sum + noise) / expected updates, in place. */
+  /** (sum + noise) / expected updates; with distributed noise the sum already holds it. */
   private noisyMean(sum: Float64Array): Float64Array {
-    const { clipNorm, noiseMultiplier, expectedUpdates } = this.settings;
-    const noisy = fillGaussian(new Float64Array(sum.length), noiseMultiplier * clipNorm, this.uniform());
+    const { clipNorm, noiseMultiplier, expectedUpdates, noise = 'central' } = this.settings;
+    const noisy = noise === 'central' ? fillGaussian(new Float64Array(sum.length), noiseMultiplier * clipNorm, this.uniform()) : new Float64Array(sum.length);
     for (let i = 0; i < noisy.length; i++) noisy[i] = (sum[i]! + noisy[i]!) / expectedUpdates;
     return noisy;
   }

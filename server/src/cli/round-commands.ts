@@ -1,7 +1,7 @@
 /** `flock round start | list | show | cancel`. */
 import { Option, type Command } from 'commander';
 import { isRoundFinished } from '@flock/client-sdk/protocol';
-import type { RoundDetails, RoundRecord, StartRoundRequest } from '../contract/index.js';
+import { DP_NOISE_SOURCES, type RoundDetails, type RoundRecord, type StartRoundRequest } from '../contract/index.js';
 import { renderRound, renderRoundList } from './format.js';
 import { parseIntOption, parseJsonObjectOption, parseNumberOption } from './option-parsers.js';
 import { EXIT_FAILED, UsageError, type CliSession, type CommandContext } from './session.js';
@@ -85,6 +85,12 @@ function addStartCommand(round: Command, session: CliSession): void {
       parseNumberOption({ positive: true }),
     ),
   );
+  start.addOption(
+    new Option(
+      '--dp-noise <source>',
+      "DP round: who adds the noise: the coordinator ('central', the default) or the devices before masking ('distributed', with --secure-aggregation)",
+    ).choices(DP_NOISE_SOURCES),
+  );
   start
     .option('--wait', 'poll the round every second until it ends; exit 1 if it failed or was aborted')
     .action(async (options: Record<string, unknown>, command: Command) => {
@@ -95,6 +101,10 @@ function addStartCommand(round: Command, session: CliSession): void {
       if (dp.length > 0 && dp.length < DP_OPTIONS.length)
         throw new UsageError(`a DP round needs all of ${DP_OPTIONS.map((spec) => spec.flags.split(' ')[0]).join(', ')}`);
       if (dp.length > 0) body.differentialPrivacy = Object.fromEntries(dp.map((spec) => [spec.key, options[new Option(spec.flags).attributeName()]]));
+      if (options.dpNoise !== undefined) {
+        if (dp.length === 0) throw new UsageError('--dp-noise needs a DP round (--dp-noise-multiplier, --dp-clip-norm, --dp-sampling-rate)');
+        Object.assign(body.differentialPrivacy as object, { noise: options.dpNoise });
+      }
       if (options.dpAdaptiveQuantile !== undefined) {
         if (dp.length === 0) throw new UsageError('--dp-adaptive-quantile needs a DP round (--dp-noise-multiplier, --dp-clip-norm, --dp-sampling-rate)');
         Object.assign(body.differentialPrivacy as object, { adaptiveClipping: { targetQuantile: options.dpAdaptiveQuantile } });

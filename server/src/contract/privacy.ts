@@ -1,6 +1,10 @@
 /** Differential privacy in the REST contract: a round's DP parameters, a version's privacy account, `GET /api/privacy`. */
 import { z } from 'zod';
 
+/** Who adds a DP round's noise (docs/PRIVACY.md). */
+export const DP_NOISE_SOURCES = ['central', 'distributed'] as const;
+export type DpNoiseSource = (typeof DP_NOISE_SOURCES)[number];
+
 /**
  * DP-FedAvg parameters of one round (McMahan et al. 2018): each device is included independently
  * with probability `samplingRate` (Poisson sampling), its update clipped to L2 norm `clipNorm` and
@@ -29,9 +33,11 @@ export const differentialPrivacySchema = z
         'Adaptive clipping (Andrew et al. 2021): clipNorm is the first C; each DP round then moves C towards the target quantile of update norms, estimated with its own noise, within the same noise multiplier',
       ),
     noise: z
-      .enum(['central'])
+      .enum(DP_NOISE_SOURCES)
       .default('central')
-      .describe("Who adds the noise: 'central', the coordinator, to the sum (distributed noise comes with secure aggregation)"),
+      .describe(
+        "Who adds the noise: 'central', the coordinator, to the sum; 'distributed', the devices, each its share before masking (needs secureAggregation: the coordinator then never sees an update without noise, nor unmasked)",
+      ),
   })
   .strict();
 export type DifferentialPrivacy = z.output<typeof differentialPrivacySchema>;

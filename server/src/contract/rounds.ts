@@ -12,6 +12,9 @@ const timestamp = z.iso.datetime();
 
 // ---------------------------------------------------------------- POST /api/rounds
 
+/** A secure round's clip bound when none is given (and the round is not DP). */
+export const DEFAULT_SECURE_CLIP_NORM = 10;
+
 /** Settings of a secure round (docs/SECURITY.md, "Secure aggregation"), with their defaults. */
 export const secureAggregationRequestSchema = z
   .object({
@@ -19,8 +22,10 @@ export const secureAggregationRequestSchema = z
       .number()
       .positive()
       .max(1e6)
-      .default(10)
-      .describe('L2 bound every device clips its delta to (devices enforce it; the coordinator cannot see it)'),
+      .optional()
+      .describe(
+        `L2 bound every device clips its delta to (devices enforce it; the coordinator cannot see it). Default: differentialPrivacy.clipNorm in a DP round, else ${DEFAULT_SECURE_CLIP_NORM}`,
+      ),
     thresholdFraction: z
       .number()
       .min(0.5)
@@ -325,15 +330,15 @@ export function roundParamsFromRequest(request: StartRoundFields, defaultOverSel
     strategyOptions: request.strategyOptions,
     maxUpdateNorm: request.maxUpdateNorm ?? null,
     differentialPrivacy: request.differentialPrivacy ?? null,
-    secureAggregation: secureAggregationParams(request.secureAggregation),
+    secureAggregation: secureAggregationParams(request.secureAggregation, request.differentialPrivacy?.clipNorm),
   };
 }
 
-function secureAggregationParams(requested: StartRoundFields['secureAggregation']): SecureAggregationParams | null {
+function secureAggregationParams(requested: StartRoundFields['secureAggregation'], dpClipNorm: number | undefined): SecureAggregationParams | null {
   if (requested === undefined || requested === false) return null;
   const settings = requested === true ? secureAggregationRequestSchema.parse({}) : requested;
   return {
-    clipNorm: settings.clipNorm,
+    clipNorm: settings.clipNorm ?? dpClipNorm ?? DEFAULT_SECURE_CLIP_NORM,
     thresholdFraction: settings.thresholdFraction,
     neighbours: settings.neighbours ?? null,
     phaseTimeoutMs: Math.round(settings.phaseSeconds * 1000),

@@ -22,7 +22,11 @@ export function roundStrategy(params: StrategyParams, expectedUpdates = 1, clipN
   }
   try {
     const adaptive = dp.adaptiveClipping;
-    if (!adaptive) return new DifferentiallyPrivate(strategy, { clipNorm: clipNorm!, noiseMultiplier: dp.noiseMultiplier, expectedUpdates });
+    if (!adaptive) return new DifferentiallyPrivate(strategy, { clipNorm: clipNorm!, noiseMultiplier: dp.noiseMultiplier, expectedUpdates, noise: dp.noise });
+    if (dp.noise === 'distributed')
+      throw new StrategyConfigError(
+        'adaptive clipping needs the count of unclipped updates, which distributed noise (secure aggregation) hides: give a fixed clipNorm',
+      );
     // Andrew et al.'s default σ_b = m / 20, at least z so that the sum keeps most of the noise budget.
     const countNoiseStd = adaptive.countNoiseStd ?? Math.max(expectedUpdates / 20, dp.noiseMultiplier);
     return new DifferentiallyPrivate(strategy, {

@@ -42,7 +42,7 @@ import { selectParticipants } from './selection.js';
 import { StaleRounds } from './stale-rounds.js';
 import { roundStrategy } from './round-strategy.js';
 import { SecureAggregationSink } from './secure/secure-aggregation-sink.js';
-import { secureRoundRefusal } from './secure/secure-round-check.js';
+import { secureMaxWeight, secureRoundRefusal } from './secure/secure-round-check.js';
 import { binaryBytes, SecureRound, type SecurePhaseEvent } from './secure/secure-round.js';
 import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
 import { personalLayersProblemOf, planPersonalLayers } from './personal-layers.js';
@@ -540,9 +540,10 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
           roundId: record.id,
           baseVersion: record.baseVersion,
           deltaLength: context.globalWeights.length,
-          maxWeight: record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate,
+          maxWeight: secureMaxWeight(record.params, record.metrics.exampleCap ?? this.config.maxExamplesPerUpdate),
           minClients: record.params.minClients,
           params: secure,
+          ...(dp ? { noiseMultiplier: dp.noiseMultiplier } : {}),
           send: {
             roster: (clientId, roster) => this.devices.sendTo(clientId, ServerEvent.secAggRoster, roster),
             relay: (clientId, relay) => this.devices.sendTo(clientId, ServerEvent.secAggRelay, relay),

@@ -62,6 +62,14 @@ describe('the flock CLI against the real coordinator', () => {
     const partial = await runFlock(['round', 'start', '--dp-noise-multiplier', '1'], { env });
     expect(partial.code).toBe(2);
     expect(partial.stderr).toMatch(/a DP round needs all of --dp-noise-multiplier, --dp-clip-norm, --dp-sampling-rate/);
+    const noiseAlone = await runFlock(['round', 'start', '--dp-noise', 'distributed'], { env });
+    expect(noiseAlone.code).toBe(2);
+    expect(noiseAlone.stderr).toMatch(/--dp-noise needs a DP round/);
+    expect((await runFlock(['round', 'start', '--dp-noise', 'local'], { env })).stderr).toMatch(/Allowed choices are central, distributed/);
+    const dpFlags = ['--dp-noise-multiplier', '1', '--dp-clip-norm', '1', '--dp-sampling-rate', '1'];
+    const notSecure = await runFlock(['round', 'start', ...dpFlags, '--dp-noise', 'distributed'], { env });
+    expect(notSecure.code).toBe(1);
+    expect(notSecure.stderr).toMatch(/turn secureAggregation on/);
 
     const device = await ProtocolClient.connect(coordinator.url);
     await waitFor(

@@ -227,6 +227,60 @@ describe('secure rounds: real SDK clients, real coordinator', () => {
     expect(await weightsOf(base)).toEqual(before);
   }, 120_000);
 
+  it('distributed DP: devices add their share of the noise before masking; the round commits (sum of clipped deltas + noise) / (q N) and the ledger records it', async () => {
+    const dp = { noiseMultiplier: 0.5, clipNorm: 0.5, samplingRate: 1, noise: 'distributed' };
+    const base = await currentVersion();
+    const round = await runRound(
+      ALL.map((k) => device(k)),
+      { ...SECURE, differentialPrivacy: dp, secureAggregation: true },
+    );
+    expect(round.status, round.error ?? '').toBe('committed');
+    // The secure clip bound defaults to the DP one; every device counts once (weight 1).
+    expect(round.params.secureAggregation).toMatchObject({ clipNorm: dp.clipNorm });
+    expect(round.metrics).toMatchObject({ accepted: DEVICES, totalExamples: DEVICES, expectedUpdates: DEVICES });
+
+    // What the round must commit without noise: the mean of the clipped deltas over q N = 6.
+    const clippedMean = new Float64Array(PARAMETERS);
+    for (const k of ALL) {
+      const delta = fixedDelta(k);
+      const scale = Math.min(1, dp.clipNorm / Math.sqrt(delta.reduce((sum, v) => sum + v * v, 0)));
+      for (let i = 0; i < PARAMETERS; i++) clippedMean[i]! += (scale * delta[i]!) / DEVICES;
+    }
+    const [after, before] = [await weightsOf(round.committedVersion!), await weightsOf(base)];
+    let sum = 0;
+    let squares = 0;
+    for (let i = 0; i < PARAMETERS; i++) {
+      const residual = after[i]! - before[i]! - clippedMean[i]!;
+      sum += residual;
+      squares += residual * residual;
+    }
+    // Each device adds N(0, (z C)² / m) with m = max(minClients, ceil(0.5 · 6)) = 3 (any 3 summed
+    // inputs carry the central noise z C); all 6 summed: the mean carries z C · sqrt(6 / 3) / 6.
+    const expectedStd = (dp.noiseMultiplier * dp.clipNorm * Math.sqrt(DEVICES / 3)) / DEVICES;
+    const mean = sum / PARAMETERS;
+    const std = Math.sqrt(squares / PARAMETERS - mean * mean);
+    expect(Math.abs(std / expectedStd - 1)).toBeLessThan(0.02); // standard error 0.16% over 199,210 coordinates
+    expect(Math.abs(mean)).toBeLessThan((5 * expectedStd) / Math.sqrt(PARAMETERS));
+
+    const committed = await coordinator.api<ModelVersionMeta>(`/api/models/${round.committedVersion}`);
+    expect(committed.body.privacy).toMatchObject({ dpRounds: 1 });
+    expect(committed.body.privacy!.epsilon).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('refuses DP settings secure aggregation cannot carry (400)', async () => {
+    const dp = { noiseMultiplier: 1, clipNorm: 1, samplingRate: 1 };
+    for (const [body, message] of [
+      [{ differentialPrivacy: dp, secureAggregation: true }, /set differentialPrivacy.noise to 'distributed'/],
+      [{ differentialPrivacy: { ...dp, noise: 'distributed' } }, /turn secureAggregation on/],
+      [{ differentialPrivacy: { ...dp, noise: 'distributed' }, secureAggregation: { clipNorm: 2 } }, /must agree/],
+      [{ differentialPrivacy: { ...dp, noise: 'distributed', adaptiveClipping: {} }, secureAggregation: true }, /adaptive clipping/],
+    ] as const) {
+      const response = await coordinator.api<{ message: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.stringify(response.body)).toMatch(message);
+    }
+  });
+
   it('refuses strategies and settings that need individual updates (400)', async () => {
     for (const [body, message] of [
       [{ strategy: 'median' }, /needs individual updates/],

@@ -5,7 +5,7 @@ import { PartialAggregate } from '../../src/aggregation/partial-aggregate.js';
 import { createStrategy } from '../../src/aggregation/strategies.js';
 import type { ClientUpdate } from '../../src/aggregation/strategy.js';
 import { mulberry32 } from '../../src/datasets/seeded-random.js';
-import type { UniformSource } from '../../src/privacy/gaussian.js';
+import type { UniformSource } from '@flock/client-sdk/secagg';
 
 /** Seeded uniforms in (0, 1), 32 bits each: reproducible noise for the statistical tests. */
 const seededUniform =

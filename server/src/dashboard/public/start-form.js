@@ -119,8 +119,15 @@ async function startRound(event) {
     }
     Object.assign(body, { strategyOptions: options });
   }
+  const secure = data.get('secureAggregation') === 'on';
   if (data.get('dp') !== null) {
-    const differentialPrivacy = { noiseMultiplier: num('dpNoiseMultiplier'), clipNorm: num('dpClipNorm'), samplingRate: num('dpSamplingRate') };
+    // With secure aggregation the coordinator sees only the sum, so the devices add the noise.
+    const differentialPrivacy = {
+      noiseMultiplier: num('dpNoiseMultiplier'),
+      clipNorm: num('dpClipNorm'),
+      samplingRate: num('dpSamplingRate'),
+      noise: secure ? 'distributed' : 'central',
+    };
     if (!(
       differentialPrivacy.noiseMultiplier > 0 &&
       differentialPrivacy.clipNorm > 0 &&
@@ -133,7 +140,7 @@ async function startRound(event) {
     Object.assign(body, { differentialPrivacy });
   }
   // A checkbox: the round is secure (its settings at the coordinator's defaults, but the chosen key agreement) or plain.
-  if (data.get('secureAggregation') === 'on') {
+  if (secure) {
     const keyAgreement = data.get('secureAggregationKeyAgreement');
     Object.assign(body, { secureAggregation: keyAgreement === 'X25519' ? { keyAgreement } : true });
   }

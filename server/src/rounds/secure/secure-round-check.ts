@@ -8,10 +8,18 @@ import type { RoundParams } from '../../contract/index.js';
  */
 export function secureRoundRefusal(params: RoundParams, cluster: boolean): string | null {
   const secure = params.secureAggregation;
-  if (!secure) return null;
+  const dp = params.differentialPrivacy;
+  if (!secure) {
+    return dp?.noise === 'distributed'
+      ? "differentialPrivacy.noise 'distributed' is added by the devices under secure aggregation: turn secureAggregation on, or use noise 'central'"
+      : null;
+  }
   if (cluster) return 'secure aggregation runs in one coordinator process; it is not available in cluster mode (FLOCK_REDIS_URL)';
-  if (params.differentialPrivacy) {
-    return 'differential privacy with secure aggregation needs noise added by the devices (distributed DP), which is not built yet: run DP rounds without secure aggregation (central noise), see docs/PRIVACY.md';
+  if (dp && dp.noise !== 'distributed') {
+    return "with secure aggregation the coordinator sees only the sum and cannot add the noise: set differentialPrivacy.noise to 'distributed' (the devices add it), see docs/PRIVACY.md";
+  }
+  if (dp && secure.clipNorm !== dp.clipNorm) {
+    return `secureAggregation.clipNorm (${secure.clipNorm}) and differentialPrivacy.clipNorm (${dp.clipNorm}) must agree: devices clip to one bound, the one the noise is calibrated to`;
   }
   if (!isSplittable(params.strategy, params.strategyOptions) || params.strategyOptions.clipNorm !== undefined) {
     return `strategy "${params.strategy}"${params.strategyOptions.clipNorm !== undefined ? ' with clipNorm' : ''} needs individual updates, which secure aggregation hides; use one of the weighted-mean family (fedavg, fedavgm, fedprox, fedadagrad, fedadam, fedyogi) and secureAggregation.clipNorm, which devices apply themselves`;
@@ -24,9 +32,14 @@ export function secureRoundRefusal(params: RoundParams, cluster: boolean): strin
   }
   const selected = Math.ceil(params.targetClients * params.overSelection);
   try {
-    fixedPointScales({ clipNorm: secure.clipNorm, maxWeight: params.plan.maxExamplesPerUpdate ?? 1, maxSummands: selected });
+    fixedPointScales({ clipNorm: secure.clipNorm, maxWeight: secureMaxWeight(params, params.plan.maxExamplesPerUpdate ?? 1), maxSummands: selected });
   } catch (error) {
     return `secure aggregation cannot encode this round: ${(error as Error).message}`;
   }
   return null;
+}
+
+/** The most examples one secure input counts for: one in a DP round (one device, one vote), else the round's example cap. */
+export function secureMaxWeight(params: Pick<RoundParams, 'differentialPrivacy'>, exampleCap: number): number {
+  return params.differentialPrivacy ? 1 : exampleCap;
 }

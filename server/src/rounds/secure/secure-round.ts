@@ -22,6 +22,8 @@ export interface SecureRoundOptions {
   maxWeight: number;
   minClients: number;
   params: SecureAggregationParams;
+  /** Distributed DP: the round's noise multiplier z, which the devices' noise adds up to. */
+  noiseMultiplier?: number;
   send: SecureRoundSender;
 }
 
@@ -62,6 +64,7 @@ export class SecureRound {
       // Public, and fresh per round: only spreads neighbourhoods (see docs/SECURITY.md for what a malicious coordinator could do with it).
       graphSeed: Math.floor(Math.random() * 2 ** 32),
       minDevices: options.minClients,
+      ...(options.noiseMultiplier === undefined ? {} : { noiseMultiplier: options.noiseMultiplier }),
     });
   }
 
