@@ -4,7 +4,8 @@ import type { RoundParams } from '../../contract/index.js';
 
 /**
  * Why a secure round cannot run with these parameters (null when it can): the coordinator sees only
- * the sum, so nothing that needs individual updates may be asked for.
+ * the sum, so nothing that needs individual updates may be asked for, and DP noise must come from
+ * the devices ('distributed', which in turn needs secure aggregation).
  */
 export function secureRoundRefusal(params: RoundParams, cluster: boolean): string | null {
   const secure = params.secureAggregation;
