@@ -33,7 +33,7 @@ export const DELTA_ENCODINGS = ['float32', 'int8', 'topk'] as const;
 export type DeltaEncoding = (typeof DELTA_ENCODINGS)[number];
 
 /** The top-k fraction when a plan names none. */
-export const DEFAULT_TOPK_FRACTION = 0.01;
+export const DEFAULT_TOPK_FRACTION = 0.095;
 
 /** The round's compression of uploads, negotiated in the plan. */
 export const compressionSchema = z

@@ -1,3 +1,4 @@
+import type { CompressedDeltaView } from '@flock/client-sdk/protocol';
 import { jsAddScaled, jsSumOfSquares } from './js-kernels.js';
 import { webAssembly, type WasmModule } from './wasm-api.js';
 import { vectorKernelModule, type VectorKernelExports } from './wasm-module.js';
@@ -15,6 +16,12 @@ export interface Float64Accumulator {
   sumOfSquares(values: Float32Array): number;
   /** sum[i] += scale * values[i]. Reuses the copy sumOfSquares made when given the same, unchanged array right after it. */
   addScaled(values: Float32Array, scale: number): void;
+  /**
+   * sum[i] += scale * v[i] for a compressed upload, read from its bytes (one JS pass: int8 through a
+   * 256-entry table of its float32 values, top-k as a scatter-add of its kept values). Bit-identical
+   * to addScaled(view.toDense(), scale) in either kernel.
+   */
+  addCompressed(view: CompressedDeltaView, scale: number): void;
   /** The running sum: a view (not a copy) that stays valid while the accumulator lives. */
   readonly sum: Float64Array;
 }
@@ -66,6 +73,10 @@ class JsAccumulator implements Float64Accumulator {
   addScaled(values: Float32Array, scale: number): void {
     jsAddScaled(this.sum, values, scale);
   }
+
+  addCompressed(view: CompressedDeltaView, scale: number): void {
+    view.addScaledTo(this.sum, scale);
+  }
 }
 
 /** One instance (own memory) per accumulator: [sum: float64 × n][staging: float32 × n]. */
@@ -112,6 +123,12 @@ class WasmAccumulator implements Float64Accumulator {
       this.bytes.set(bytes.subarray(4 * start, 4 * (start + count)), this.stagingOffset);
       this.kernels.addScaled(8 * start, this.stagingOffset, count, scale);
     }
+  }
+
+  addCompressed(view: CompressedDeltaView, scale: number): void {
+    // In JS on the sum in the instance's memory (a wasm kernel would first need the bytes copied in).
+    this.staged = null;
+    view.addScaledTo(this.sum, scale);
   }
 
   private stage(values: Float32Array): void {
