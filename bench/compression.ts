@@ -135,7 +135,8 @@ async function writeReport(): Promise<void> {
         const ratio = baseline.bytesPerUpdate / entry.bytesPerUpdate;
         const goal = entry.arm === 'none' ? '-' : `>= ${GOALS[entry.arm]}x`;
         const label = armLabel(entry);
-        if (entry.result.rounds.length !== baseline.result.rounds.length) throw new Error(`${partition.name} seed ${seed}: ${label} ran ${entry.result.rounds.length} rounds, float32 ${baseline.result.rounds.length}`);
+        if (entry.result.rounds.length !== baseline.result.rounds.length)
+          throw new Error(`${partition.name} seed ${seed}: ${label} ran ${entry.result.rounds.length} rounds, float32 ${baseline.result.rounds.length}`);
         lines.push(
           `| ${label} | ${Math.round(entry.bytesPerUpdate).toLocaleString('en-US')} | ${ratio.toFixed(2)}x | ${goal} | ${pct(entry.final)} | ${entry.arm === 'none' ? '-' : points(entry.final - baseline.final)} | ${pct(entry.lastFive)} | ${entry.arm === 'none' ? '-' : points(entry.lastFive - baseline.lastFive)} | ${mib(entry.bytesDown)} | ${(entry.bytesDown / baseline.bytesDown).toFixed(2)} |`,
         );

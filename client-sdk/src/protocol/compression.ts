@@ -14,8 +14,8 @@
  *            tensor is at gap, each next one at previous + 1 + gap (so strictly increasing by
  *            construction), inside the tensor; K (the sum of the counts) is at most
  *            topkCount(N, fraction) of the round's plan. Values and gaps are kept apart so that
- *            the values sit at fixed offsets. Measured on the 2NN at 10%: ~1.1 bytes of gap per
- *            value (bench/results/compression.md), 2.1 bytes per kept value instead of 8.
+ *            the values sit at fixed offsets. Measured on the 2NN's uploads at 9.5%: 1.005 bytes
+ *            of gap per value, 2.0 bytes per kept value instead of 8 (bench/results/compression.md).
  * T is the number of tensors, N the number of values; every number is little-endian. The decoder
  * checks lengths, counts, ranges and order against the model's shapes before reading a value, so a
  * device's bytes can never make it read out of bounds or allocate more than one model-sized vector.
@@ -32,7 +32,7 @@ export type CompressionKind = (typeof COMPRESSION_KINDS)[number];
 export const DELTA_ENCODINGS = ['float32', 'int8', 'topk'] as const;
 export type DeltaEncoding = (typeof DELTA_ENCODINGS)[number];
 
-/** The top-k fraction when a plan names none. */
+/** The top-k fraction when a plan names none: about 2 bytes per kept value, 21x fewer bytes than float32 on the 2NN (bench/results/compression.md). */
 export const DEFAULT_TOPK_FRACTION = 0.095;
 
 /** The round's compression of uploads, negotiated in the plan. */
@@ -520,7 +520,11 @@ class TopkView implements CompressedDeltaView {
 }
 
 /** Validates an int8 delta's length against the shapes and returns a view over its bytes (no copy). */
-export function parseInt8(data: ArrayBuffer | ArrayBufferView, shapes: readonly (readonly number[])[], placement = packedPlacement(shapes)): CompressedDeltaView {
+export function parseInt8(
+  data: ArrayBuffer | ArrayBufferView,
+  shapes: readonly (readonly number[])[],
+  placement = packedPlacement(shapes),
+): CompressedDeltaView {
   checkPlacement(shapes, placement);
   const bytes = bytesOf(data);
   const expected = encodedDeltaBytes('int8', shapes);
@@ -545,7 +549,8 @@ export function parseTopk(
   checkPlacement(shapes, placement);
   const bytes = bytesOf(data);
   const tensors = shapes.length;
-  if (bytes.byteLength < 8 * tensors) throw new DeltaDecodeError(`top-k delta has ${bytes.byteLength} bytes: fewer than the ${8 * tensors} of its counts and scales`);
+  if (bytes.byteLength < 8 * tensors)
+    throw new DeltaDecodeError(`top-k delta has ${bytes.byteLength} bytes: fewer than the ${8 * tensors} of its counts and scales`);
   const view = viewOf(bytes);
   let kept = 0;
   for (let t = 0; t < tensors; t++) {
@@ -592,7 +597,7 @@ export function parseTopk(
       previous = position;
       positions[entry] = offset + position;
       // float32 scale · q: exactly the dense decoder's value.
-      values[entry] = Math.fround(scale * (bytes[quantizedAt + entry]! << 24 >> 24));
+      values[entry] = Math.fround(scale * ((bytes[quantizedAt + entry]! << 24) >> 24));
     }
   }
   if (cursor !== end) throw new DeltaDecodeError(`top-k delta: ${end - cursor} bytes after its last gap`);

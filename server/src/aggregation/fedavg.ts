@@ -35,7 +35,8 @@ export class WeightedMeanAccumulator implements DeltaAggregator {
     if (!(scale >= 0 && scale <= 1)) throw new RangeError(`scale must be in [0, 1], got ${scale}`);
     if (update instanceof CompressedUpdate) {
       // Folded from the upload's bytes: no dense vector (CompressedDeltaView).
-      if (update.compressed.length !== this.accumulator.length) throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${update.compressed.length}`);
+      if (update.compressed.length !== this.accumulator.length)
+        throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${update.compressed.length}`);
       this.accumulator.addCompressed(update.compressed, update.numExamples * scale);
     } else {
       if (update.delta.length !== this.accumulator.length) throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${update.delta.length}`);

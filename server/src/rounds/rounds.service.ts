@@ -45,7 +45,16 @@ import { roundStrategy } from './round-strategy.js';
 import { SecureAggregationSink } from './secure/secure-aggregation-sink.js';
 import { secureRoundRefusal } from './secure/secure-round-check.js';
 import { binaryBytes, SecureRound, type SecurePhaseEvent } from './secure/secure-round.js';
-import { admitUpload, boundInfluence, checkUpdate, parseUpload, UploadRejection, type BoundedUpdate, type DeltaSource, type UploadTarget } from './upload-intake.js';
+import {
+  admitUpload,
+  boundInfluence,
+  checkUpdate,
+  parseUpload,
+  UploadRejection,
+  type BoundedUpdate,
+  type DeltaSource,
+  type UploadTarget,
+} from './upload-intake.js';
 import { personalLayersProblemOf, planPersonalLayers } from './personal-layers.js';
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 

@@ -262,7 +262,8 @@ describe('top-k codec', () => {
           const total = totalValues(shapes);
           const bytes = encodeTopk(tensors, fraction, null).data.slice();
           for (const [at, bit] of flips) if (bytes.length > 0) bytes[at % bytes.length]! ^= 1 << bit;
-          const mutated = resize >= 0 ? Uint8Array.from([...bytes, ...new Array<number>(resize).fill(0x7f)]) : bytes.subarray(0, Math.max(0, bytes.length + resize));
+          const mutated =
+            resize >= 0 ? Uint8Array.from([...bytes, ...new Array<number>(resize).fill(0x7f)]) : bytes.subarray(0, Math.max(0, bytes.length + resize));
           try {
             const out = decodeTopk(mutated, shapes, topkCount(total, fraction));
             expect(out.length).toBe(total);

@@ -145,7 +145,9 @@ describe('compressed deltas folded from their bytes', () => {
     const random = seeded(5);
     const shapes = [[30], [7]];
     const uploads = Array.from({ length: 5 }, () => shapes.map((shape) => Float32Array.from({ length: shapeSize(shape) }, () => random() - 0.5)));
-    const views = uploads.map((tensors, k) => (k % 2 === 0 ? parseInt8(encodeInt8(tensors, random), shapes) : parseTopk(encodeTopk(tensors, 0.2, random).data, shapes, 8)));
+    const views = uploads.map((tensors, k) =>
+      k % 2 === 0 ? parseInt8(encodeInt8(tensors, random), shapes) : parseTopk(encodeTopk(tensors, 0.2, random).data, shapes, 8),
+    );
     const global = new Float32Array(37);
     for (const kernel of ['js', 'wasm-simd'] as const) {
       const fused = new WeightedMeanAccumulator(37, kernel);
@@ -178,7 +180,14 @@ describe('compressed deltas folded from their bytes', () => {
   it('decodes a compressed update densely only when something reads its delta, and only once', () => {
     const view = parseInt8(encodeInt8([Float32Array.of(1, -2, 3)], null), [[3]]);
     let decoded = 0;
-    const counting: CompressedDeltaView = { ...view, encoding: view.encoding, length: view.length, sumOfSquares: () => view.sumOfSquares(), addScaledTo: (t, w) => view.addScaledTo(t, w), toDense: () => (decoded++, view.toDense()) };
+    const counting: CompressedDeltaView = {
+      ...view,
+      encoding: view.encoding,
+      length: view.length,
+      sumOfSquares: () => view.sumOfSquares(),
+      addScaledTo: (t, w) => view.addScaledTo(t, w),
+      toDense: () => (decoded++, view.toDense()),
+    };
     const update = new CompressedUpdate(counting, 4);
     const accumulator = new WeightedMeanAccumulator(3, 'js');
     accumulator.add(update);
