@@ -4,7 +4,7 @@
  * fold, called as RoundsService.handleUpload calls them, on 2NN uploads that arrive as fresh
  * Buffers (a pool of 64 distinct ones, 51 MB: more than the L3 cache, like uploads off the wire).
  */
-import { encodeInt8, encodeTopk, totalValues, type Compression } from '../../client-sdk/src/protocol/index.js';
+import { decodeCompressedDelta, encodeInt8, encodeTopk, totalValues, type Compression } from '../../client-sdk/src/protocol/index.js';
 import { WeightedMeanAccumulator } from '../../server/src/aggregation/fedavg.js';
 import type { KernelChoice } from '../../server/src/aggregation/kernels/float64-accumulator.js';
 import { CompressedUpdate } from '../../server/src/aggregation/strategy.js';
@@ -57,8 +57,9 @@ export const TOPK_FRACTION = 0.095;
 
 /**
  * Median milliseconds the intake spends on one compressed 2NN upload (int8, or top-k at
- * TOPK_FRACTION), by `path`: `dense` decodes it into a Float32Array, then measures (kernel copy +
- * norm) and folds it as a float32 upload (what the intake did before the fused fold); `fused`
+ * TOPK_FRACTION), by `path`: `dense` decodes it into a Float32Array (decodeCompressedDelta), then
+ * measures (kernel copy + norm) and folds it as a float32 upload (what the intake did before the
+ * fused fold; the version and shape checks, a few microseconds, left out); `fused`
  * validates and measures it from its bytes and folds it from them (checkUpdate + CompressedUpdate,
  * what RoundsService.handleUpload does now). Same uploads (a pool of 64 fresh Buffers), same kernel.
  */
@@ -88,8 +89,11 @@ export function compressedIntakeMsPerUpload(kind: 'int8' | 'topk', path: 'dense'
         const upload = parseUpload(payloads[cursor]!, 10 * 2 ** 20);
         cursor = (cursor + 1) % POOL;
         if (path === 'dense') {
-          const { delta, norm } = validateUpdate(upload, round, (values) => aggregator.sumOfSquares(values));
-          const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
+          // The intake before the fused fold: decode, then the float32 path (kernel copy + norm, fold from the copy).
+          const delta = decodeCompressedDelta(kind, upload.data, upload.shapes, compression);
+          const squares = aggregator.sumOfSquares(delta);
+          if (!Number.isFinite(squares)) throw new Error('non-finite');
+          const bounded = boundInfluence(delta, Math.sqrt(squares), upload.numExamples, limits);
           aggregator.add({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
         } else {
           const { delta, norm } = checkUpdate(upload, round, (values) => aggregator.sumOfSquares(values));
