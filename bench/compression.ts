@@ -41,7 +41,16 @@ const MODEL_BYTES = 199_210 * 4;
 const GOALS: Record<Exclude<Arm, 'none'>, number> = { int8: 3.9, topk: 20 };
 const ACCURACY_GOAL_POINTS = 0.5;
 /** Hand-written context for the report: how the stored results were produced (kept with the generator so --report-only keeps it). */
-const REPORT_PREAMBLE: string[] = [];
+const REPORT_PREAMBLE: string[] = [
+  '',
+  'Stored runs (2026-12-05, Node 20, 2 vCPUs shared with other engineers: load average 4-11 during the runs, so round times are not comparable; accuracy and bytes are unaffected):',
+  '',
+  '- float32, seed 1: `pnpm bench:compression --only iid --arm none --iid-rounds 30` and `--only shards --arm none --shards-rounds 50`, at commit c135f4c (the float32 path is unchanged since).',
+  '- int8 and top-k, seed 1: `pnpm bench:compression --only iid|shards --arm int8|topk --iid-rounds 30 --shards-rounds 50 --topk-fraction 0.095`, at commit 625d634: the new top-k layout, with the coordinator still decoding uploads densely before folding. The fused fold that followed is bit-identical to decode-then-fold (norm and fold; property-tested in server/test/compression/fused-fold.test.ts), so it cannot change these numbers.',
+  '- shards, seed 2, all three arms: `pnpm bench:compression --only shards --arm none|int8|topk --shards-rounds 50 --seed 2`, at commit f98080d (fused fold).',
+  '',
+  'Runs are not bit-reproducible even with a seed (stochastic rounding draws from Math.random on the devices, and upload arrival order changes float64 sums), so differences of a few tenths of a point between arms are within run-to-run noise; shards accuracy swings by several points between consecutive rounds, hence the mean of the last 5 rounds and a second seed. The goal is read as "at most 0.5 points below float32"; "within" below means |difference| <= 0.5, and results above float32 by more are said so.',
+];
 /** Hand-written findings, after the generated ones. */
 const REPORT_NOTES: string[] = [];
 
@@ -142,10 +151,11 @@ async function writeReport(): Promise<void> {
         );
         if (entry.arm !== 'none') {
           const bytesMet = ratio >= GOALS[entry.arm];
-          const within = (difference: number): string => (Math.abs(difference) <= ACCURACY_GOAL_POINTS / 100 ? 'within' : 'outside');
+          const within = (difference: number): string =>
+            `${Math.abs(difference) <= ACCURACY_GOAL_POINTS / 100 ? 'within' : difference > 0 ? 'above float32 by more than' : 'below float32 by more than'} ${ACCURACY_GOAL_POINTS}`;
           notes.push(
             `${partition.label}, seed ${seed}, ${label}: ${ratio.toFixed(2)}x fewer upload bytes (${bytesMet ? 'meets' : 'misses'} the ${GOALS[entry.arm]}x goal); ` +
-              `accuracy after the last round ${points(entry.final - baseline.final)} points from float32 (${within(entry.final - baseline.final)} ${ACCURACY_GOAL_POINTS}), ` +
+              `accuracy after the last round ${points(entry.final - baseline.final)} points from float32 (${within(entry.final - baseline.final)}), ` +
               `mean of the last 5 rounds ${points(entry.lastFive - baseline.lastFive)} (${within(entry.lastFive - baseline.lastFive)}).`,
           );
           const mine = differences.get(entry.arm) ?? { final: [], lastFive: [], ratio: [], label };

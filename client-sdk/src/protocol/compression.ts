@@ -324,6 +324,21 @@ export interface CompressedDeltaView {
   addScaledTo(target: Float64Array, weight: number): void;
   /** The dense float32 vector (a new one). */
   toDense(): Float32Array;
+  /**
+   * int8 only: its tensors as runs of quantized values (the bytes at `source`, `end - start` of them,
+   * standing for positions start..end, value = float32 scale · q), for kernels that fold them
+   * elsewhere (the coordinator's wasm kernel). Null for top-k.
+   */
+  int8Runs(): { quantized: Int8Array; runs: readonly Int8Run[] } | null;
+}
+
+/** One tensor of an int8 delta: positions [start, end) of the dense vector, quantized values from `source`. */
+export interface Int8Run {
+  start: number;
+  end: number;
+  source: number;
+  /** The tensor's float32 scale. */
+  scale: number;
 }
 
 /**
@@ -411,6 +426,18 @@ class Int8View implements CompressedDeltaView {
     this.quantized = new Int8Array(bytes.buffer, bytes.byteOffset + 4 * shapes.length, bytes.byteLength - 4 * shapes.length);
     this.starts = [...placement.offsets];
     this.ends = shapes.map((shape, t) => placement.offsets[t]! + shapeSize(shape));
+    let source = 0;
+    this.runs = shapes.map((shape, t) => {
+      const run = { start: this.starts[t]!, end: this.ends[t]!, source, scale: view.getFloat32(4 * t, true) };
+      source += shapeSize(shape);
+      return run;
+    });
+  }
+
+  private readonly runs: Int8Run[];
+
+  int8Runs(): { quantized: Int8Array; runs: readonly Int8Run[] } {
+    return { quantized: this.quantized, runs: this.runs };
   }
 
   sumOfSquares(): number {
@@ -516,6 +543,10 @@ class TopkView implements CompressedDeltaView {
     const out = new Float32Array(this.length);
     for (let e = 0; e < this.positions.length; e++) out[this.positions[e]!] = this.values[e]!;
     return out;
+  }
+
+  int8Runs(): null {
+    return null;
   }
 }
 

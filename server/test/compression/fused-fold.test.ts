@@ -187,6 +187,7 @@ describe('compressed deltas folded from their bytes', () => {
       sumOfSquares: () => view.sumOfSquares(),
       addScaledTo: (t, w) => view.addScaledTo(t, w),
       toDense: () => (decoded++, view.toDense()),
+      int8Runs: () => null,
     };
     const update = new CompressedUpdate(counting, 4);
     const accumulator = new WeightedMeanAccumulator(3, 'js');

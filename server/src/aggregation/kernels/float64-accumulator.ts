@@ -17,9 +17,10 @@ export interface Float64Accumulator {
   /** sum[i] += scale * values[i]. Reuses the copy sumOfSquares made when given the same, unchanged array right after it. */
   addScaled(values: Float32Array, scale: number): void;
   /**
-   * sum[i] += scale * v[i] for a compressed upload, read from its bytes (one JS pass: int8 through a
-   * 256-entry table of its float32 values, top-k as a scatter-add of its kept values). Bit-identical
-   * to addScaled(view.toDense(), scale) in either kernel.
+   * sum[i] += scale * v[i] for a compressed upload, read from its bytes: int8 by the wasm SIMD
+   * kernel (addInt8, from a copy of its bytes) or in JS through a 256-entry table of its values,
+   * top-k as a JS scatter-add of its kept values. Bit-identical to addScaled(view.toDense(), scale)
+   * in either kernel (server/test/compression/fused-fold.test.ts).
    */
   addCompressed(view: CompressedDeltaView, scale: number): void;
   /** The running sum: a view (not a copy) that stays valid while the accumulator lives. */
@@ -126,9 +127,21 @@ class WasmAccumulator implements Float64Accumulator {
   }
 
   addCompressed(view: CompressedDeltaView, scale: number): void {
-    // In JS on the sum in the instance's memory (a wasm kernel would first need the bytes copied in).
     this.staged = null;
-    view.addScaledTo(this.sum, scale);
+    const int8 = view.int8Runs();
+    if (!int8 || int8.quantized.length > 4 * this.length) {
+      // top-k: a scatter-add of its few kept values, in JS on the sum in the instance's memory.
+      view.addScaledTo(this.sum, scale);
+      return;
+    }
+    // int8: its bytes copied into the staging area (a quarter of a float32 upload), then the SIMD
+    // kernel per tensor (float32 scale · q, widened, times the weight, added: as the JS fold).
+    const { quantized, runs } = int8;
+    this.bytes.set(new Uint8Array(quantized.buffer, quantized.byteOffset, quantized.byteLength), this.stagingOffset);
+    for (const run of runs) {
+      if (run.end > this.length) throw new RangeError(`int8 run ends at ${run.end}, past ${this.length} values`);
+      this.kernels.addInt8(8 * run.start, this.stagingOffset + run.source, run.end - run.start, run.scale, scale);
+    }
   }
 
   private stage(values: Float32Array): void {
