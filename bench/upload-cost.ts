@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { ClientEvent, ServerEvent, type ModelFetchResult } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
 import { connectDevice, OPERATOR_TOKEN, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
-import { intakeMsPerUpload, UPLOAD_BYTES } from './lib/intake-in-process.js';
+import { compressedIntakeMsPerUpload, intakeMsPerUpload, TOPK_FRACTION, UPLOAD_BYTES } from './lib/intake-in-process.js';
 import { fillRandom, machineInfo, median, repeat, sink, timed } from './lib/measure.js';
 
 const VARIANTS = [
@@ -181,6 +181,15 @@ const dramMs = 1000 * dramMemcpySeconds(bytes);
 const intake = new Map<string, number[]>();
 for (let rep = 0; rep < 3; rep++)
   for (const kernel of ['wasm-simd', 'js'] as const) intake.set(kernel, [...(intake.get(kernel) ?? []), intakeMsPerUpload(kernel)]);
+// Compressed uploads, dense decode then fold (before) against folded from the bytes (now), interleaved.
+const compressed = new Map<string, number[]>();
+for (let rep = 0; rep < 3; rep++)
+  for (const kind of ['int8', 'topk'] as const)
+    for (const kernel of ['wasm-simd', 'js'] as const)
+      for (const path of ['dense', 'fused'] as const) {
+        const key = `${kind}|${kernel}|${path}`;
+        compressed.set(key, [...(compressed.get(key) ?? []), compressedIntakeMsPerUpload(kind, path, kernel)]);
+      }
 const load = loadavg().map((l) => l.toFixed(1));
 
 console.log(`# What one upload costs the coordinator\n`);
@@ -218,3 +227,14 @@ for (const [kernel, runs] of intake) {
   const ms = median(runs);
   console.log(`| ${kernel} | ${ms.toFixed(3)} | ${(ms / hotMs).toFixed(1)} | ${(ms / dramMs).toFixed(1)} |`);
 }
+console.log(
+  `\nCompressed uploads (int8; top-k at ${TOPK_FRACTION}), the same intake: decoded into a dense Float32Array, then measured and folded as float32 (before), against validated, measured and folded from the bytes (checkUpdate + CompressedUpdate, now); medians of 3 interleaved runs:\n`,
+);
+console.log('| upload | kernel | dense decode + norm + fold (ms) | from the bytes (ms) | before / now |');
+console.log('|---|---|---|---|---|');
+for (const kind of ['int8', 'topk'] as const)
+  for (const kernel of ['wasm-simd', 'js'] as const) {
+    const dense = median(compressed.get(`${kind}|${kernel}|dense`)!);
+    const fused = median(compressed.get(`${kind}|${kernel}|fused`)!);
+    console.log(`| ${kind} | ${kernel} | ${dense.toFixed(3)} | ${fused.toFixed(3)} | ${(dense / fused).toFixed(2)}x |`);
+  }

@@ -4,10 +4,11 @@
  * fold, called as RoundsService.handleUpload calls them, on 2NN uploads that arrive as fresh
  * Buffers (a pool of 64 distinct ones, 51 MB: more than the L3 cache, like uploads off the wire).
  */
-import { totalValues } from '../../client-sdk/src/protocol/index.js';
+import { decodeCompressedDelta, encodeInt8, encodeTopk, totalValues, type Compression } from '../../client-sdk/src/protocol/index.js';
 import { WeightedMeanAccumulator } from '../../server/src/aggregation/fedavg.js';
 import type { KernelChoice } from '../../server/src/aggregation/kernels/float64-accumulator.js';
-import { boundInfluence, parseUpload, validateUpdate, type UpdateExpectation } from '../../server/src/rounds/upload-intake.js';
+import { CompressedUpdate } from '../../server/src/aggregation/strategy.js';
+import { boundInfluence, checkUpdate, parseUpload, validateUpdate, type UpdateExpectation } from '../../server/src/rounds/upload-intake.js';
 import { fillRandom, median, repeat } from './measure.js';
 
 const SHAPES = [[784, 200], [200], [200, 200], [200], [200, 10], [10]];
@@ -46,6 +47,67 @@ export function intakeMsPerUpload(kernel: Exclude<KernelChoice, 'auto'>): number
       return (performance.now() - started) / POOL;
     },
     30,
+    1,
+  );
+  return median(perUpload);
+}
+
+/** The top-k fraction of the compressed intake measurement (the bench default, compression.md). */
+export const TOPK_FRACTION = 0.095;
+
+/**
+ * Median milliseconds the intake spends on one compressed 2NN upload (int8, or top-k at
+ * TOPK_FRACTION), by `path`: `dense` decodes it into a Float32Array (decodeCompressedDelta), then
+ * measures (kernel copy + norm) and folds it as a float32 upload (what the intake did before the
+ * fused fold; the version and shape checks, a few microseconds, left out); `fused`
+ * validates and measures it from its bytes and folds it from them (checkUpdate + CompressedUpdate,
+ * what RoundsService.handleUpload does now). Same uploads (a pool of 64 fresh Buffers), same kernel.
+ */
+export function compressedIntakeMsPerUpload(kind: 'int8' | 'topk', path: 'dense' | 'fused', kernel: Exclude<KernelChoice, 'auto'>): number {
+  const compression: Compression = kind === 'int8' ? { kind } : { kind, topkFraction: TOPK_FRACTION };
+  const round: UpdateExpectation = { ...expectation, compression };
+  const payloads = Array.from({ length: POOL }, (_, k) => {
+    const delta = new Float32Array(VALUES);
+    fillRandom(delta, k + 1, 1e-3);
+    const tensors: Float32Array[] = [];
+    let offset = 0;
+    for (const shape of SHAPES) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      tensors.push(delta.subarray(offset, offset + size));
+      offset += size;
+    }
+    const data = kind === 'int8' ? encodeInt8(tensors) : encodeTopk(tensors, TOPK_FRACTION).data;
+    return { roundId: 'round-1', modelVersion: 1, numExamples: 100, trainLoss: 0.5, delta: { shapes: SHAPES, data: Buffer.from(data), encoding: kind } };
+  });
+  const limits = { maxExamples: 1000, bound: null, config: { mode: 'clip' as const, ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 } };
+  let cursor = 0;
+  const perUpload = repeat(
+    () => {
+      const aggregator = new WeightedMeanAccumulator(VALUES, kernel);
+      const started = performance.now();
+      for (let i = 0; i < POOL; i++) {
+        const upload = parseUpload(payloads[cursor]!, 10 * 2 ** 20);
+        cursor = (cursor + 1) % POOL;
+        if (path === 'dense') {
+          // The intake before the fused fold: decode, then the float32 path (kernel copy + norm, fold from the copy).
+          const delta = decodeCompressedDelta(kind, upload.data, upload.shapes, compression);
+          const squares = aggregator.sumOfSquares(delta);
+          if (!Number.isFinite(squares)) throw new Error('non-finite');
+          const bounded = boundInfluence(delta, Math.sqrt(squares), upload.numExamples, limits);
+          aggregator.add({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
+        } else {
+          const { delta, norm } = checkUpdate(upload, round, (values) => aggregator.sumOfSquares(values));
+          const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
+          aggregator.add(
+            bounded.delta instanceof Float32Array
+              ? { delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale }
+              : new CompressedUpdate(bounded.delta, bounded.numExamples, bounded.scale),
+          );
+        }
+      }
+      return (performance.now() - started) / POOL;
+    },
+    20,
     1,
   );
   return median(perUpload);

@@ -20,13 +20,13 @@ export const RESIDUAL_MAX_AGE = 50;
 /** An encoded delta, and the residual to keep when the coordinator accepts it (top-k only). */
 export interface CompressedDelta {
   encoded: EncodedDelta;
-  /** top-k: input + old residual - what was sent; null for other encodings (keep the old one). */
+  /** top-k: input + old residual - what was sent (dequantized); null for other encodings (keep the old one). */
   residual: Float32Array[] | null;
 }
 
 /**
  * Encodes `delta` for a round with this compression. `residual` (top-k only) is added first; pass
- * the one `usableResidual` returned. `random` draws int8's stochastic rounding.
+ * the one `usableResidual` returned. `random` draws the stochastic rounding (int8, and top-k's int8 values).
  */
 export function compressDelta(
   delta: readonly Float32Array[],
@@ -40,7 +40,7 @@ export function compressDelta(
   if (encoding === 'float32') return { encoded: encodeWeights(delta, shapes), residual: null };
   if (encoding === 'int8') return { encoded: { shapes: plainShapes, data: encodeInt8(delta, random), encoding }, residual: null };
   const corrected = residual ? delta.map((values, t) => addInto(new Float32Array(values), residual[t]!)) : delta.map((values) => new Float32Array(values));
-  const selection = encodeTopk(corrected, compression?.topkFraction ?? DEFAULT_TOPK_FRACTION);
+  const selection = encodeTopk(corrected, compression?.topkFraction ?? DEFAULT_TOPK_FRACTION, random);
   // What was left out: corrected - sent, in place (corrected is this function's own copy).
   corrected.forEach((values, t) => {
     const sent = selection.sent[t]!;

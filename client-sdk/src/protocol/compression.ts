@@ -6,13 +6,21 @@
  *   int8     per tensor one float32 scale, then one int8 per value: value ≈ scale · q.
  *            Layout: [scale f32 × T][q i8 × N]; exactly 4T + N bytes. Devices round
  *            stochastically (unbiased: E[scale · q] = value); download deltas round to nearest.
- *   topk     the K largest-magnitude values over the whole delta, the rest zero.
- *            Layout: [count u32 × T][index u32 × K][value f32 × K]; exactly 4T + 8K bytes. Indices
- *            are positions inside their tensor, strictly increasing per tensor; K is at most
- *            topkCount(N, fraction) of the round's plan.
+ *   topk     the K largest-magnitude values over the whole delta, the rest zero, each kept value
+ *            as int8 with a per-tensor scale (max kept |value| / 127; stochastic rounding) and its
+ *            position as the gap from the previous kept one in its tensor (LEB128 varint).
+ *            Layout: [count u32 × T][scale f32 × T][q i8 × K][gap varint × K]; 8T + K + Σ gap
+ *            bytes (1 byte per gap below 128, at most 5). Positions: the first kept value of a
+ *            tensor is at gap, each next one at previous + 1 + gap (so strictly increasing by
+ *            construction), inside the tensor; K (the sum of the counts) is at most
+ *            topkCount(N, fraction) of the round's plan. Values and gaps are kept apart so that
+ *            the values sit at fixed offsets. Measured on the 2NN's uploads at 9.5%: 1.005 bytes
+ *            of gap per value, 2.0 bytes per kept value instead of 8 (bench/results/compression.md).
  * T is the number of tensors, N the number of values; every number is little-endian. The decoder
  * checks lengths, counts, ranges and order against the model's shapes before reading a value, so a
  * device's bytes can never make it read out of bounds or allocate more than one model-sized vector.
+ * The coordinator's weighted-mean path does not decode at all: parseCompressedDelta validates the
+ * bytes and returns a view that measures (L2 norm) and folds them straight from the encoding.
  */
 import { z } from 'zod';
 import { shapeSize, totalValues } from './weights.js';
@@ -24,8 +32,8 @@ export type CompressionKind = (typeof COMPRESSION_KINDS)[number];
 export const DELTA_ENCODINGS = ['float32', 'int8', 'topk'] as const;
 export type DeltaEncoding = (typeof DELTA_ENCODINGS)[number];
 
-/** The top-k fraction when a plan names none. */
-export const DEFAULT_TOPK_FRACTION = 0.01;
+/** The top-k fraction when a plan names none: about 2 bytes per kept value, 21x fewer bytes than float32 on the 2NN (bench/results/compression.md). */
+export const DEFAULT_TOPK_FRACTION = 0.095;
 
 /** The round's compression of uploads, negotiated in the plan. */
 export const compressionSchema = z
@@ -51,12 +59,15 @@ export function topkCount(values: number, fraction: number): number {
   return Math.min(values, Math.max(1, Math.ceil(fraction * values)));
 }
 
-/** Exact byte length of an encoding for these shapes (topk: with `kept` values). */
+/**
+ * Byte length of an encoding for these shapes: exact for float32 and int8; for topk with `kept`
+ * values the largest it can be (every gap 5 bytes; a real one is 8T + K + Σ varint bytes of its gaps).
+ */
 export function encodedDeltaBytes(encoding: DeltaEncoding, shapes: readonly (readonly number[])[], kept = 0): number {
   const values = totalValues(shapes);
   if (encoding === 'float32') return 4 * values;
   if (encoding === 'int8') return 4 * shapes.length + values;
-  return 4 * shapes.length + 8 * kept;
+  return 8 * shapes.length + 6 * kept;
 }
 
 /**
@@ -176,15 +187,26 @@ export interface TopkSelection {
   data: Uint8Array;
   /** How many values were kept. */
   kept: number;
-  /** The delta the coordinator will decode, per tensor (for error feedback: residual = input - sent). */
+  /**
+   * The delta the coordinator will decode, per tensor: the dequantized kept values (scale · q as
+   * float32), the rest zero. For error feedback: residual = input − sent (which carries both what
+   * top-k left out and the int8 rounding error of what it kept).
+   */
   sent: Float32Array[];
+}
+
+/** Bytes of the LEB128 varint of `value` (a non-negative integer below 2^32). */
+function varintBytes(value: number): number {
+  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : value < 0x10000000 ? 4 : 5;
 }
 
 /**
  * Keeps the `topkCount(N, fraction)` largest-magnitude values over all tensors (ties broken by
- * position). Linear time: the threshold is found by selection, not by sorting.
+ * position) and quantizes them to int8 with a per-tensor scale (max kept |value| / 127), rounding
+ * stochastically with `random` (unbiased: E[scale · q] = value; null rounds to nearest). Linear
+ * time: the threshold is found by selection, not by sorting.
  */
-export function encodeTopk(tensors: readonly Float32Array[], fraction: number): TopkSelection {
+export function encodeTopk(tensors: readonly Float32Array[], fraction: number, random: (() => number) | null = Math.random): TopkSelection {
   const total = tensors.reduce((sum, tensor) => sum + tensor.length, 0);
   const k = total === 0 ? 0 : topkCount(total, fraction);
   const magnitudes = new Float32Array(total);
@@ -198,24 +220,57 @@ export function encodeTopk(tensors: readonly Float32Array[], fraction: number): 
   let above = 0;
   for (const tensor of tensors) for (let i = 0; i < tensor.length; i++) if (Math.abs(tensor[i]!) > threshold) above++;
   let equalAllowed = k - above;
-  const data = new Uint8Array(4 * tensors.length + 8 * k);
-  const view = viewOf(data);
-  const sent = tensors.map((tensor) => new Float32Array(tensor.length));
+  const positions = new Uint32Array(k);
+  const counts = new Uint32Array(tensors.length);
+  const scales = new Float32Array(tensors.length);
   let kept = 0;
+  let gapBytes = 0;
   tensors.forEach((tensor, t) => {
-    let count = 0;
+    let previous = -1;
+    let maxAbs = 0;
     for (let i = 0; i < tensor.length; i++) {
       const magnitude = Math.abs(tensor[i]!);
       if (magnitude > threshold || (magnitude === threshold && equalAllowed > 0)) {
         if (magnitude === threshold) equalAllowed--;
-        view.setUint32(4 * tensors.length + 4 * kept, i, true);
-        view.setFloat32(4 * tensors.length + 4 * k + 4 * kept, tensor[i]!, true);
-        sent[t]![i] = tensor[i]!;
-        kept++;
-        count++;
+        positions[kept++] = i;
+        gapBytes += varintBytes(i - previous - 1);
+        previous = i;
+        counts[t]!++;
+        maxAbs = Math.max(maxAbs, magnitude);
       }
     }
-    view.setUint32(4 * t, count, true);
+    // Values below float32's normal range would underflow the scale to 0: keep the smallest one.
+    scales[t] = maxAbs > 0 ? Math.max(Math.fround(maxAbs / 127), MIN_FLOAT32) : 0;
+  });
+  const T = tensors.length;
+  const data = new Uint8Array(8 * T + k + gapBytes);
+  const view = viewOf(data);
+  const quantized = new Int8Array(data.buffer, 8 * T, k);
+  const sent = tensors.map((tensor) => new Float32Array(tensor.length));
+  let entry = 0;
+  let cursor = 8 * T + k;
+  tensors.forEach((tensor, t) => {
+    const scale = scales[t]!;
+    view.setUint32(4 * t, counts[t]!, true);
+    view.setFloat32(4 * T + 4 * t, scale, true);
+    let previous = -1;
+    for (let c = 0; c < counts[t]!; c++, entry++) {
+      const position = positions[entry]!;
+      let gap = position - previous - 1;
+      previous = position;
+      while (gap >= 0x80) {
+        data[cursor++] = (gap & 0x7f) | 0x80;
+        gap = Math.floor(gap / 0x80);
+      }
+      data[cursor++] = gap;
+      let q = 0;
+      if (scale > 0) {
+        const scaled = tensor[position]! / scale;
+        q = Math.max(-127, Math.min(127, random ? Math.floor(scaled + random()) : Math.round(scaled)));
+      }
+      quantized[entry] = q;
+      sent[t]![position] = scale * q;
+    }
   });
   return { data, kept, sent };
 }
@@ -247,54 +302,368 @@ function kthLargest(values: Float32Array, k: number): number {
   return values[target]!;
 }
 
+// ---------------------------------------------------------------- fused views
+
 /**
- * Expands a top-k delta into one flat float32 vector, after checking its byte length, counts (in
- * total at most `maxKept`), index ranges and order against the shapes.
+ * A validated compressed delta that is read straight from its bytes: measured and folded without
+ * a dense per-upload vector (the coordinator's weighted-mean path), or decoded densely on demand
+ * (strategies that keep individual updates). Its values are exactly what the dense decoders return
+ * (float32 scale · q), so every method here is bit-identical to the same operation on `toDense()`.
  */
-export function decodeTopk(data: ArrayBuffer | ArrayBufferView, shapes: readonly (readonly number[])[], maxKept: number): Float32Array {
-  const bytes = bytesOf(data);
-  const tensors = shapes.length;
-  if (bytes.byteLength < 4 * tensors || (bytes.byteLength - 4 * tensors) % 8 !== 0) {
-    throw new DeltaDecodeError(`top-k delta has ${bytes.byteLength} bytes: not ${4 * tensors} bytes of counts plus 8 bytes per value`);
-  }
-  const kept = (bytes.byteLength - 4 * tensors) / 8;
-  if (kept > maxKept) throw new DeltaDecodeError(`top-k delta carries ${kept} values; the round allows ${maxKept}`, 'compression_mismatch');
-  const view = viewOf(bytes);
-  let counted = 0;
-  for (let t = 0; t < tensors; t++) counted += view.getUint32(4 * t, true);
-  if (counted !== kept) throw new DeltaDecodeError(`top-k delta's counts add up to ${counted}, its bytes hold ${kept} values`);
-  const out = new Float32Array(totalValues(shapes));
-  const indexAt = 4 * tensors;
-  const valueAt = indexAt + 4 * kept;
-  let entry = 0;
-  let offset = 0;
-  for (let t = 0; t < tensors; t++) {
-    const size = shapeSize(shapes[t]!);
-    const count = view.getUint32(4 * t, true);
-    let previous = -1;
-    for (let c = 0; c < count; c++, entry++) {
-      const index = view.getUint32(indexAt + 4 * entry, true);
-      if (index >= size || index <= previous) {
-        throw new DeltaDecodeError(`top-k delta: tensor ${t} index ${index} is ${index >= size ? `outside its ${size} values` : 'not above the previous one'}`);
-      }
-      previous = index;
-      out[offset + index] = view.getFloat32(valueAt + 4 * entry, true);
-    }
-    offset += size;
-  }
-  return out;
+export interface CompressedDeltaView {
+  readonly encoding: 'int8' | 'topk';
+  /** Values of the dense vector it stands for. */
+  readonly length: number;
+  /**
+   * Σ v² in float64, bit-identical to the coordinator's sumOfSquares kernel on `toDense()`
+   * (eight partial sums by position mod 8, combined ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)); zeros add
+   * nothing). NaN or Infinity exactly when some value is not finite.
+   */
+  sumOfSquares(): number;
+  /** target[i] += weight · v[i] for every value it carries (the rest are zero: nothing to add), in float64. */
+  addScaledTo(target: Float64Array, weight: number): void;
+  /** The dense float32 vector (a new one). */
+  toDense(): Float32Array;
+  /**
+   * int8 only: its tensors as runs of quantized values (the bytes at `source`, `end - start` of them,
+   * standing for positions start..end, value = float32 scale · q), for kernels that fold them
+   * elsewhere (the coordinator's wasm kernel). Null for top-k.
+   */
+  int8Runs(): { quantized: Int8Array; runs: readonly Int8Run[] } | null;
+}
+
+/** One tensor of an int8 delta: positions [start, end) of the dense vector, quantized values from `source`. */
+export interface Int8Run {
+  start: number;
+  end: number;
+  source: number;
+  /** The tensor's float32 scale. */
+  scale: number;
 }
 
 /**
- * Decodes an upload's delta in the encoding its round expects into one flat float32 vector.
- * float32 deltas are returned by the caller's own path (weights.ts); this handles the compressed ones.
+ * Where each uploaded tensor sits in the dense vector: `offsets[t]` (increasing, non-overlapping)
+ * inside a vector of `length` values. Default: packed in order (offset = the sum of the previous
+ * sizes, length = all of them); a personal-layers round widens the shared tensors to the model.
  */
+export interface DeltaPlacement {
+  offsets: readonly number[];
+  length: number;
+}
+
+function packedPlacement(shapes: readonly (readonly number[])[]): DeltaPlacement {
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const shape of shapes) {
+    offsets.push(offset);
+    offset += shapeSize(shape);
+  }
+  return { offsets, length: offset };
+}
+
+function checkPlacement(shapes: readonly (readonly number[])[], placement: DeltaPlacement): void {
+  if (placement.offsets.length !== shapes.length) throw new RangeError(`placement of ${placement.offsets.length} tensors for ${shapes.length}`);
+  let end = 0;
+  shapes.forEach((shape, t) => {
+    const offset = placement.offsets[t]!;
+    if (!(Number.isInteger(offset) && offset >= end)) throw new RangeError(`tensor ${t} placed at ${offset}, before the end of the previous one (${end})`);
+    end = offset + shapeSize(shape);
+  });
+  if (end > placement.length) throw new RangeError(`tensors end at ${end}, past the vector's ${placement.length} values`);
+}
+
+/**
+ * The kernels' order of additions (js-kernels.ts jsSumOfSquares): the squares of positions below
+ * the last multiple of 8 go to eight partial sums by position mod 8, combined as
+ * ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)); the last (length mod 8) squares are then added in order.
+ * Zeros add nothing (x + 0 = x), so a sparse sum in this order is bit-identical to the dense one.
+ */
+class LaneSum {
+  private readonly lanes = new Float64Array(8);
+  private readonly tail: number;
+  private readonly tailSquares: number[] = [];
+
+  constructor(length: number) {
+    this.tail = length - (length % 8);
+  }
+
+  /** Adds value² at `position`; positions at or past the tail must come in increasing order. */
+  add(position: number, value: number): void {
+    if (position < this.tail) this.lanes[position & 7]! += value * value;
+    else this.tailSquares.push(value * value);
+  }
+
+  total(): number {
+    const l = this.lanes;
+    let total = l[0]! + l[1]! + (l[2]! + l[3]!) + (l[4]! + l[5]! + (l[6]! + l[7]!));
+    for (const square of this.tailSquares) total += square;
+    return total;
+  }
+}
+
+/** float32 scale · q for every q (indexed by q + 128): the dense decoders' values, looked up. */
+function dequantizeTable(scale: number): Float64Array {
+  const table = new Float64Array(256);
+  for (let q = -128; q < 128; q++) table[q + 128] = Math.fround(scale * q);
+  return table;
+}
+
+class Int8View implements CompressedDeltaView {
+  readonly encoding = 'int8';
+  readonly length: number;
+  /** Per tensor: its float32 values by q + 128, and their squares (both exact: the same products as per value). */
+  private readonly tables: Float64Array[];
+  private readonly squares: Float64Array[];
+  private readonly quantized: Int8Array;
+  private readonly starts: number[];
+  private readonly ends: number[];
+
+  constructor(bytes: Uint8Array, shapes: readonly (readonly number[])[], placement: DeltaPlacement) {
+    const view = viewOf(bytes);
+    this.length = placement.length;
+    this.tables = shapes.map((_, t) => dequantizeTable(view.getFloat32(4 * t, true)));
+    this.squares = this.tables.map((table) => table.map((value) => value * value));
+    this.quantized = new Int8Array(bytes.buffer, bytes.byteOffset + 4 * shapes.length, bytes.byteLength - 4 * shapes.length);
+    this.starts = [...placement.offsets];
+    this.ends = shapes.map((shape, t) => placement.offsets[t]! + shapeSize(shape));
+    let source = 0;
+    this.runs = shapes.map((shape, t) => {
+      const run = { start: this.starts[t]!, end: this.ends[t]!, source, scale: view.getFloat32(4 * t, true) };
+      source += shapeSize(shape);
+      return run;
+    });
+  }
+
+  private readonly runs: Int8Run[];
+
+  int8Runs(): { quantized: Int8Array; runs: readonly Int8Run[] } {
+    return { quantized: this.quantized, runs: this.runs };
+  }
+
+  sumOfSquares(): number {
+    // The kernels' order (LaneSum), with the eight lanes in locals over each aligned run of 8.
+    const lanes = new Float64Array(8);
+    const tail = this.length - (this.length % 8);
+    const tailSquares: number[] = [];
+    const quantized = this.quantized;
+    let source = 0;
+    for (let t = 0; t < this.starts.length; t++) {
+      const squares = this.squares[t]!;
+      const start = this.starts[t]!;
+      const end = this.ends[t]!;
+      const bulkEnd = Math.min(end, tail);
+      let i = start;
+      for (; i < bulkEnd && (i & 7) !== 0; i++, source++) lanes[i & 7]! += squares[quantized[source]! + 128]!;
+      let s0 = lanes[0]!;
+      let s1 = lanes[1]!;
+      let s2 = lanes[2]!;
+      let s3 = lanes[3]!;
+      let s4 = lanes[4]!;
+      let s5 = lanes[5]!;
+      let s6 = lanes[6]!;
+      let s7 = lanes[7]!;
+      for (; i + 8 <= bulkEnd; i += 8, source += 8) {
+        s0 += squares[quantized[source]! + 128]!;
+        s1 += squares[quantized[source + 1]! + 128]!;
+        s2 += squares[quantized[source + 2]! + 128]!;
+        s3 += squares[quantized[source + 3]! + 128]!;
+        s4 += squares[quantized[source + 4]! + 128]!;
+        s5 += squares[quantized[source + 5]! + 128]!;
+        s6 += squares[quantized[source + 6]! + 128]!;
+        s7 += squares[quantized[source + 7]! + 128]!;
+      }
+      lanes[0] = s0;
+      lanes[1] = s1;
+      lanes[2] = s2;
+      lanes[3] = s3;
+      lanes[4] = s4;
+      lanes[5] = s5;
+      lanes[6] = s6;
+      lanes[7] = s7;
+      for (; i < bulkEnd; i++, source++) lanes[i & 7]! += squares[quantized[source]! + 128]!;
+      for (; i < end; i++, source++) tailSquares.push(squares[quantized[source]! + 128]!);
+    }
+    let total = lanes[0]! + lanes[1]! + (lanes[2]! + lanes[3]!) + (lanes[4]! + lanes[5]! + (lanes[6]! + lanes[7]!));
+    for (const square of tailSquares) total += square;
+    return total;
+  }
+
+  addScaledTo(target: Float64Array, weight: number): void {
+    if (target.length !== this.length) throw new RangeError(`length mismatch: ${target.length} vs ${this.length}`);
+    const quantized = this.quantized;
+    let source = 0;
+    for (let t = 0; t < this.starts.length; t++) {
+      // weight · value for each of the 256 values: the same product the fold of the dense value makes.
+      const table = this.tables[t]!;
+      const scaled = new Float64Array(256);
+      for (let q = 0; q < 256; q++) scaled[q] = weight * table[q]!;
+      const end = this.ends[t]!;
+      for (let i = this.starts[t]!; i < end; i++, source++) target[i]! += scaled[quantized[source]! + 128]!;
+    }
+  }
+
+  toDense(): Float32Array {
+    const out = new Float32Array(this.length);
+    const quantized = this.quantized;
+    let source = 0;
+    for (let t = 0; t < this.starts.length; t++) {
+      const table = this.tables[t]!;
+      const end = this.ends[t]!;
+      for (let i = this.starts[t]!; i < end; i++, source++) out[i] = table[quantized[source]! + 128]!;
+    }
+    return out;
+  }
+}
+
+class TopkView implements CompressedDeltaView {
+  readonly encoding = 'topk';
+
+  constructor(
+    readonly length: number,
+    /** Dense positions of the kept values, strictly increasing. */
+    private readonly positions: Uint32Array,
+    /** Their values (float32 scale · q), in float64. */
+    private readonly values: Float64Array,
+  ) {}
+
+  sumOfSquares(): number {
+    const sum = new LaneSum(this.length);
+    const { positions, values } = this;
+    for (let e = 0; e < positions.length; e++) sum.add(positions[e]!, values[e]!);
+    return sum.total();
+  }
+
+  addScaledTo(target: Float64Array, weight: number): void {
+    if (target.length !== this.length) throw new RangeError(`length mismatch: ${target.length} vs ${this.length}`);
+    const { positions, values } = this;
+    for (let e = 0; e < positions.length; e++) target[positions[e]!]! += weight * values[e]!;
+  }
+
+  toDense(): Float32Array {
+    const out = new Float32Array(this.length);
+    for (let e = 0; e < this.positions.length; e++) out[this.positions[e]!] = this.values[e]!;
+    return out;
+  }
+
+  int8Runs(): null {
+    return null;
+  }
+}
+
+/** Validates an int8 delta's length against the shapes and returns a view over its bytes (no copy). */
+export function parseInt8(
+  data: ArrayBuffer | ArrayBufferView,
+  shapes: readonly (readonly number[])[],
+  placement = packedPlacement(shapes),
+): CompressedDeltaView {
+  checkPlacement(shapes, placement);
+  const bytes = bytesOf(data);
+  const expected = encodedDeltaBytes('int8', shapes);
+  if (bytes.byteLength !== expected) throw new DeltaDecodeError(`int8 delta has ${bytes.byteLength} bytes; the shapes need ${expected}`);
+  // A non-finite or negative scale yields non-finite or flipped values: the norm check refuses the former.
+  return new Int8View(bytes, shapes, placement);
+}
+
+/**
+ * Validates a top-k delta against the shapes in one pass over its bytes: the counts (in total at
+ * most `maxKept`, each at most its tensor's size), the byte length (at least one and at most five
+ * bytes of gap per value), every gap (a canonical LEB128 varint that stays inside its tensor), and
+ * that the bytes end exactly where the last gap does. Allocates 12 bytes per kept value (positions
+ * and values), never a model-sized vector.
+ */
+export function parseTopk(
+  data: ArrayBuffer | ArrayBufferView,
+  shapes: readonly (readonly number[])[],
+  maxKept: number,
+  placement = packedPlacement(shapes),
+): CompressedDeltaView {
+  checkPlacement(shapes, placement);
+  const bytes = bytesOf(data);
+  const tensors = shapes.length;
+  if (bytes.byteLength < 8 * tensors)
+    throw new DeltaDecodeError(`top-k delta has ${bytes.byteLength} bytes: fewer than the ${8 * tensors} of its counts and scales`);
+  const view = viewOf(bytes);
+  let kept = 0;
+  for (let t = 0; t < tensors; t++) {
+    const count = view.getUint32(4 * t, true);
+    const size = shapeSize(shapes[t]!);
+    if (count > size) throw new DeltaDecodeError(`top-k delta: tensor ${t} counts ${count} values of its ${size}`);
+    kept += count;
+  }
+  if (kept > maxKept) throw new DeltaDecodeError(`top-k delta carries ${kept} values; the round allows ${maxKept}`, 'compression_mismatch');
+  const minimum = 8 * tensors + 2 * kept;
+  const maximum = 8 * tensors + 6 * kept;
+  if (bytes.byteLength < minimum || bytes.byteLength > maximum) {
+    throw new DeltaDecodeError(`top-k delta of ${kept} values has ${bytes.byteLength} bytes; it needs ${minimum} to ${maximum}`);
+  }
+  const positions = new Uint32Array(kept);
+  const values = new Float64Array(kept);
+  const quantizedAt = 8 * tensors;
+  const end = bytes.byteLength;
+  let cursor = quantizedAt + kept;
+  let entry = 0;
+  for (let t = 0; t < tensors; t++) {
+    const size = shapeSize(shapes[t]!);
+    const count = view.getUint32(4 * t, true);
+    const scale = view.getFloat32(4 * tensors + 4 * t, true);
+    const offset = placement.offsets[t]!;
+    let previous = -1;
+    for (let c = 0; c < count; c++, entry++) {
+      // LEB128: 7 bits a byte, low first; at most 5 bytes (2^35 > any gap inside a tensor).
+      let gap = 0;
+      let factor = 1;
+      for (let length = 1; ; length++) {
+        if (cursor >= end) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} runs past the end of the bytes`);
+        const byte = bytes[cursor++]!;
+        gap += (byte & 0x7f) * factor;
+        if (byte < 0x80) {
+          if (byte === 0 && length > 1) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} is not in its shortest form`);
+          break;
+        }
+        if (length === 5) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} is longer than 5 bytes`);
+        factor *= 0x80;
+      }
+      const position = previous + 1 + gap;
+      if (position >= size) throw new DeltaDecodeError(`top-k delta: tensor ${t} position ${position} is outside its ${size} values`);
+      previous = position;
+      positions[entry] = offset + position;
+      // float32 scale · q: exactly the dense decoder's value.
+      values[entry] = Math.fround(scale * ((bytes[quantizedAt + entry]! << 24) >> 24));
+    }
+  }
+  if (cursor !== end) throw new DeltaDecodeError(`top-k delta: ${end - cursor} bytes after its last gap`);
+  return new TopkView(placement.length, positions, values);
+}
+
+/**
+ * Expands a top-k delta into one flat float32 vector, after the checks of parseTopk.
+ */
+export function decodeTopk(data: ArrayBuffer | ArrayBufferView, shapes: readonly (readonly number[])[], maxKept: number): Float32Array {
+  return parseTopk(data, shapes, maxKept).toDense();
+}
+
+/**
+ * Validates an upload's delta in the encoding its round expects and returns a view that measures
+ * and folds it from its bytes (or decodes it densely on demand). `placement` widens it (personal
+ * layers). float32 deltas take the caller's own path (weights.ts); this handles the compressed ones.
+ */
+export function parseCompressedDelta(
+  encoding: Exclude<DeltaEncoding, 'float32'>,
+  data: ArrayBuffer | ArrayBufferView,
+  shapes: readonly (readonly number[])[],
+  compression: Compression | undefined,
+  placement = packedPlacement(shapes),
+): CompressedDeltaView {
+  if (encoding === 'int8') return parseInt8(data, shapes, placement);
+  return parseTopk(data, shapes, topkCount(totalValues(shapes), compression?.topkFraction ?? DEFAULT_TOPK_FRACTION), placement);
+}
+
+/** Decodes an upload's compressed delta into one flat float32 vector (parseCompressedDelta, then toDense). */
 export function decodeCompressedDelta(
   encoding: Exclude<DeltaEncoding, 'float32'>,
   data: ArrayBuffer | ArrayBufferView,
   shapes: readonly (readonly number[])[],
   compression: Compression | undefined,
 ): Float32Array {
-  if (encoding === 'int8') return decodeInt8(data, shapes);
-  return decodeTopk(data, shapes, topkCount(totalValues(shapes), compression?.topkFraction ?? DEFAULT_TOPK_FRACTION));
+  return parseCompressedDelta(encoding, data, shapes, compression).toDense();
 }

@@ -1,3 +1,4 @@
+import type { CompressedDeltaView } from '@flock/client-sdk/protocol';
 import { createFloat64Accumulator, type Float64Accumulator } from './kernels/float64-accumulator.js';
 
 /** "FLPA": Flock partial aggregate. */
@@ -35,11 +36,15 @@ export class PartialAggregate {
     return this.accumulator.sumOfSquares(delta);
   }
 
-  /** Folds one (already bounded) update, `scale` · delta (its clip factor), weighted by its example count. */
-  add(delta: Float32Array, numExamples: number, trainLoss: number, scale = 1): void {
+  /**
+   * Folds one (already bounded) update, `scale` · delta (its clip factor), weighted by its example
+   * count: float32 values, or a compressed upload folded from its bytes.
+   */
+  add(delta: Float32Array | CompressedDeltaView, numExamples: number, trainLoss: number, scale = 1): void {
     if (!(numExamples > 0)) throw new RangeError(`numExamples must be positive, got ${numExamples}`);
     if (delta.length !== this.accumulator.length) throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${delta.length}`);
-    this.accumulator.addScaled(delta, numExamples * scale);
+    if (delta instanceof Float32Array) this.accumulator.addScaled(delta, numExamples * scale);
+    else this.accumulator.addCompressed(delta, numExamples * scale);
     this.totalWeight += numExamples;
     this.count++;
     this.lossSum += trainLoss * numExamples;

@@ -1,4 +1,4 @@
-import type { TrainingPlan } from '@flock/client-sdk/protocol';
+import type { CompressedDeltaView, TrainingPlan } from '@flock/client-sdk/protocol';
 
 /** One accepted client update, as the aggregator sees it. */
 export interface ClientUpdate {
@@ -17,6 +17,33 @@ export interface ClientUpdate {
   scale?: number;
   /** ‖delta‖ (before `scale`), when the caller has measured it already: spares a wrapper that clips a second pass. */
   norm?: number;
+}
+
+/**
+ * A compressed (int8 / top-k) upload as a ClientUpdate, without a dense vector: the weighted-mean
+ * folds (WeightedMeanAccumulator, PartialAggregate, the DP aggregator) recognise it (instanceof)
+ * and fold `compressed` straight from the upload's bytes. Anything that reads `delta` gets it
+ * decoded densely, once, on first read: the strategies that need individual updates (median,
+ * trimmed mean, Krum / multi-Krum) and the NormBounded wrapper (clipNorm), which measures and may
+ * copy the dense delta. A copy of it (spread) is a plain object with the dense delta, so a wrapper
+ * that replaces the delta can never be folded from the old bytes.
+ */
+export class CompressedUpdate implements ClientUpdate {
+  declare delta: Float32Array;
+  scale?: number;
+  norm?: number;
+
+  constructor(
+    readonly compressed: CompressedDeltaView,
+    public numExamples: number,
+    scale?: number,
+    norm?: number,
+  ) {
+    if (scale !== undefined) this.scale = scale;
+    if (norm !== undefined) this.norm = norm;
+    let dense: Float32Array | null = null;
+    Object.defineProperty(this, 'delta', { enumerable: true, get: () => (dense ??= compressed.toDense()) });
+  }
 }
 
 /** The delta an update stands for: `delta` itself, or a scaled float32 copy when it carries a scale. */

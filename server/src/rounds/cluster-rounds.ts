@@ -1,6 +1,6 @@
 import { abandonSchema, totalValues, uploadRoundSchema, type UpdateResult } from '@flock/client-sdk/protocol';
 import { PartialAggregate } from '../aggregation/partial-aggregate.js';
-import type { SplitAggregation } from '../aggregation/strategy.js';
+import { CompressedUpdate, type SplitAggregation } from '../aggregation/strategy.js';
 import type { ClusterLink } from '../cluster/cluster-link.js';
 import type { FlockConfig } from '../config/config.js';
 import { moduleLogger, runDetached } from '../logging/logger.js';
@@ -8,7 +8,7 @@ import type { MetricsService } from '../metrics/metrics.service.js';
 import type { Storage } from '../storage/storage.js';
 import type { CollectedPartials } from './aggregation-sink.js';
 import { clusterMessageSchema, roundDescriptorSchema, type ClusterMessage, type LeaderMessage, type RoundDescriptor } from './cluster-messages.js';
-import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate } from './upload-intake.js';
+import { admitUpload, boundInfluence, checkUpdate, parseUpload, UploadRejection } from './upload-intake.js';
 import { roundStrategy } from './round-strategy.js';
 
 const log = moduleLogger('rounds');
@@ -98,7 +98,8 @@ export class ClusterRounds {
       answer.admitted = true;
       const { descriptor } = share;
       // Measured where it will be folded (one copy, as in one process).
-      const { delta, norm } = validateUpdate(upload, descriptor, (values) => share.partial.sumOfSquares(values));
+      // A compressed upload stays in its bytes: measured here, folded from them (checkUpdate).
+      const { delta, norm } = checkUpdate(upload, descriptor, (values) => share.partial.sumOfSquares(values));
       answer.norm = norm;
       const bounded = boundInfluence(delta, norm, upload.numExamples, {
         maxExamples: descriptor.exampleCap,
@@ -109,8 +110,13 @@ export class ClusterRounds {
       // Still this round's, still open: the await above may have let the leader collect it.
       if (this.share !== share || share.sealed) throw new UploadRejection('round_closed', `round ${descriptor.roundId} stopped collecting updates`);
       const started = performance.now();
-      const prepared = share.split.prepare({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale, norm: bounded.norm });
-      share.partial.add(prepared.delta, prepared.numExamples, upload.trainLoss, prepared.scale);
+      const update =
+        bounded.delta instanceof Float32Array
+          ? { delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale, norm: bounded.norm }
+          : new CompressedUpdate(bounded.delta, bounded.numExamples, bounded.scale, bounded.norm);
+      const prepared = share.split.prepare(update);
+      // Still compressed when prepare passed it through (FedAvg family); a wrapper that rebuilt it read the dense delta.
+      share.partial.add(prepared instanceof CompressedUpdate ? prepared.compressed : prepared.delta, prepared.numExamples, upload.trainLoss, prepared.scale);
       const foldMs = performance.now() - started;
       this.metrics.countFoldedUpload(foldMs / 1000, bounded);
       // Told before the device gets its answer: the leader hears of the upload before anything the device does next.

@@ -40,11 +40,21 @@ import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.j
 import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
 import { StaleRounds } from './stale-rounds.js';
+import { CompressedUpdate } from '../aggregation/strategy.js';
 import { roundStrategy } from './round-strategy.js';
 import { SecureAggregationSink } from './secure/secure-aggregation-sink.js';
 import { secureMaxWeight, secureRoundRefusal } from './secure/secure-round-check.js';
 import { binaryBytes, SecureRound, type SecurePhaseEvent } from './secure/secure-round.js';
-import { admitUpload, boundInfluence, parseUpload, UploadRejection, validateUpdate, type BoundedUpdate, type UploadTarget } from './upload-intake.js';
+import {
+  admitUpload,
+  boundInfluence,
+  checkUpdate,
+  parseUpload,
+  UploadRejection,
+  type BoundedUpdate,
+  type DeltaSource,
+  type UploadTarget,
+} from './upload-intake.js';
 import { personalLayersProblemOf, planPersonalLayers } from './personal-layers.js';
 import { nextEstimate, nextExampleCap, roundBound, roundExampleCap } from './update-bound.js';
 
@@ -267,7 +277,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       admitted = true;
       const inFlight = round!; // only the round in flight admits uploads
       const aggregator = inFlight.aggregator!;
-      const { delta, norm } = validateUpdate(
+      // A compressed upload stays in its bytes: measured here, folded from them (checkUpdate).
+      const { delta, norm } = checkUpdate(
         upload,
         {
           roundId: inFlight.record.id,
@@ -364,10 +375,16 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** Folds an accepted (bounded) update into the running aggregate, timed. */
-  private fold(round: ActiveRound, update: BoundedUpdate, trainLoss: number, at: { arrivedAt: number; received: number }): void {
+  private fold(round: ActiveRound, update: BoundedUpdate<DeltaSource>, trainLoss: number, at: { arrivedAt: number; received: number }): void {
     const { delta, numExamples, scale, norm, clipped, clamped } = update;
     const started = performance.now();
-    round.aggregator!.add(scale === 1 ? { delta, numExamples, norm } : { delta, numExamples, scale, norm });
+    round.aggregator!.add(
+      delta instanceof Float32Array
+        ? scale === 1
+          ? { delta, numExamples, norm }
+          : { delta, numExamples, scale, norm }
+        : new CompressedUpdate(delta, numExamples, scale === 1 ? undefined : scale, norm),
+    );
     const foldSeconds = (performance.now() - started) / 1000;
     this.metrics.countFoldedUpload(foldSeconds, { clipped, clamped });
     const timing = { decodeMs: Math.max(0, at.received - at.arrivedAt), validationMs: started - at.received, foldMs: foldSeconds * 1000 };

@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import {
   asFloat32,
-  decodeCompressedDelta,
+  type CompressedDeltaView,
   DeltaDecodeError,
   deltaEncodingFor,
   type Compression,
   type DeltaEncoding,
   isRoundFinished,
+  parseCompressedDelta,
   personalTensorMask,
+  shapeSize,
   sameShapes,
   sharedTensors,
   totalValues,
@@ -30,16 +32,19 @@ import { decide, type UpdateBoundConfig } from './update-bound.js';
  *                   (duplicate_upload), 5. participant (not_selected)
  *   validateUpdate  6. base version (version_mismatch), 7. tensor count and shapes (shape_mismatch;
  *                   the shared tensors only in a personal-layers round, widened with zeros),
- *                   7b. the plan's encoding (compression_mismatch; a compressed delta is decoded
+ *                   7b. the plan's encoding (compression_mismatch; a compressed delta is parsed
  *                   here, checked against the shapes: malformed, or compression_mismatch when it
  *                   carries more top-k values than the plan allows),
  *                   8. finite values (non_finite), 9. the round's fixed L2 bound (norm_exceeded),
- *                   both on the decoded values
+ *                   both on the values the upload stands for
  *   boundInfluence  10. what the update counts for: numExamples clamped to the plan's cap, the delta
  *                   clipped to the adaptive L2 bound (a scale, no copy; or refused: norm_exceeded),
  *                   or in a DP round always clipped to the round's C
  * The norm (with finiteness) is one pass of the round aggregator's kernel where it has one (the wasm
- * SIMD kernel copies the upload in once and folds it from that copy).
+ * SIMD kernel copies the upload in once and folds it from that copy). A compressed (int8 / top-k)
+ * upload is never decoded into a dense vector here: checkUpdate returns a CompressedDeltaView that
+ * measured it from its bytes (bit-identical to the kernel on the dense decode) and that the
+ * weighted-mean folds read from its bytes too; other strategies decode it on demand (strategy.ts).
  */
 
 export class UploadRejection extends Error {
@@ -127,16 +132,35 @@ export interface UpdateExpectation {
   compression?: Compression | undefined;
 }
 
+/** A validated delta: float32 values, or a compressed upload's view over its bytes. */
+export type DeltaSource = Float32Array | CompressedDeltaView;
+
 /**
  * Checks an admitted update against the model the round trains (base version, shapes, finiteness,
  * optional norm bound) and returns its delta as a flat Float32Array. `sumOfSquares` measures the
  * delta (float64, non-finite exactly when a value is): the round aggregator's kernel, or plain JS.
+ * (Decodes a compressed delta densely; the coordinator's upload path uses checkUpdate, which does not.)
  */
 export function validateUpdate(
   upload: ParsedUpload,
-  { roundId, baseVersion, weightSpecs, maxUpdateNorm, personalLayers = [], compression }: UpdateExpectation,
+  expectation: UpdateExpectation,
   sumOfSquares: (delta: Float32Array) => number = jsSumOfSquares,
 ): { delta: Float32Array; norm: number } {
+  const { delta, norm } = checkUpdate(upload, expectation, sumOfSquares);
+  return { delta: delta instanceof Float32Array ? delta : delta.toDense(), norm };
+}
+
+/**
+ * validateUpdate without decoding: a float32 delta as a Float32Array over the received bytes, a
+ * compressed one as a view that was validated and measured from its bytes (one pass) and folds
+ * from them (CompressedDeltaView.addScaledTo), in the model's positions (widened in a
+ * personal-layers round).
+ */
+export function checkUpdate(
+  upload: ParsedUpload,
+  { roundId, baseVersion, weightSpecs, maxUpdateNorm, personalLayers = [], compression }: UpdateExpectation,
+  sumOfSquares: (delta: Float32Array) => number = jsSumOfSquares,
+): { delta: DeltaSource; norm: number } {
   if (upload.modelVersion !== baseVersion) {
     throw new UploadRejection('version_mismatch', `delta is against version ${upload.modelVersion}; round ${roundId} trains version ${baseVersion}`);
   }
@@ -153,34 +177,45 @@ export function validateUpdate(
   if (upload.encoding !== encoding) {
     throw new UploadRejection('compression_mismatch', `delta is encoded as ${upload.encoding}; round ${roundId} takes ${encoding}`);
   }
-  let delta: Float32Array;
+  const modelShapes = weightSpecs.map((spec) => spec.shape);
+  const values = totalValues(modelShapes);
+  let delta: DeltaSource;
   try {
-    // A compressed delta is decoded into a fresh vector of the uploaded tensors' size.
-    delta = encoding === 'float32' ? asFloat32(upload.data) : decodeCompressedDelta(encoding, upload.data, expected, compression);
-    // Widened to the model with zeros at the personal tensors: no upload of the round moves them.
-    if (personal)
-      delta = widenSharedDelta(
-        delta,
-        weightSpecs.map((spec) => spec.shape),
-        personal,
-      );
+    if (encoding === 'float32') {
+      delta = asFloat32(upload.data);
+      // Widened to the model with zeros at the personal tensors: no upload of the round moves them.
+      if (personal) delta = widenSharedDelta(delta, modelShapes, personal);
+    } else {
+      // Checked against the uploaded tensors, placed at their offsets in the model (no copy, no dense vector).
+      delta = parseCompressedDelta(encoding, upload.data, expected, compression, { offsets: modelOffsets(modelShapes, personal), length: values });
+    }
   } catch (error) {
     if (error instanceof DeltaDecodeError) throw new UploadRejection(error.reason, error.message);
     throw new UploadRejection('shape_mismatch', (error as Error).message);
   }
-  const values = totalValues(weightSpecs.map((spec) => spec.shape));
   if (delta.length !== values) {
     throw new UploadRejection('shape_mismatch', `delta has ${delta.length} values; the shapes need ${values}`);
   }
   if (!Number.isFinite(upload.trainLoss)) throw new UploadRejection('non_finite', 'trainLoss is not a finite number');
   // One pass: the sum of squares is non-finite exactly when some value is NaN or infinite.
-  const squares = sumOfSquares(delta);
+  const squares = delta instanceof Float32Array ? sumOfSquares(delta) : delta.sumOfSquares();
   if (!Number.isFinite(squares)) throw new UploadRejection('non_finite', 'delta contains NaN or infinite values');
   const norm = Math.sqrt(squares);
   if (maxUpdateNorm !== null && norm > maxUpdateNorm) {
     throw new UploadRejection('norm_exceeded', `delta L2 norm ${norm.toPrecision(4)} exceeds the round's bound ${maxUpdateNorm}`);
   }
   return { delta, norm };
+}
+
+/** The offset in the model's flat vector of each uploaded tensor (all of them, or the shared ones). */
+function modelOffsets(shapes: readonly (readonly number[])[], personal: readonly boolean[] | null): number[] {
+  const offsets: number[] = [];
+  let offset = 0;
+  shapes.forEach((shape, t) => {
+    if (!personal?.[t]) offsets.push(offset);
+    offset += shapeSize(shape);
+  });
+  return offsets;
 }
 
 /** The limits on one update's influence in a round. */
@@ -194,8 +229,8 @@ export interface InfluenceLimits {
   dpClipNorm?: number | null;
 }
 
-export interface BoundedUpdate {
-  delta: Float32Array;
+export interface BoundedUpdate<D extends DeltaSource = Float32Array> {
+  delta: D;
   /** The example count the update is weighted by. */
   numExamples: number;
   /** The update counts as scale · delta: bound / norm when clipped, else 1. */
@@ -211,7 +246,7 @@ export interface BoundedUpdate {
  * plan's cap) and its L2 norm (scaled down to the round's bound, as a factor the aggregator applies
  * in float64 while folding; or refused with norm_exceeded in `refuse` mode). The delta is untouched.
  */
-export function boundInfluence(delta: Float32Array, norm: number, numExamples: number, limits: InfluenceLimits): BoundedUpdate {
+export function boundInfluence<D extends DeltaSource>(delta: D, norm: number, numExamples: number, limits: InfluenceLimits): BoundedUpdate<D> {
   const counted = { numExamples: Math.min(numExamples, limits.maxExamples), clamped: numExamples > limits.maxExamples };
   const { dpClipNorm } = limits;
   if (dpClipNorm) {

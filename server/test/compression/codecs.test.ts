@@ -113,35 +113,78 @@ describe('int8 codec', () => {
 });
 
 describe('top-k codec', () => {
-  it('keeps exactly topkCount values, the largest in magnitude, and decodes to exactly what it says it sent', () => {
+  it('keeps exactly topkCount values, the largest in magnitude, within one int8 step, and decodes to exactly what it says it sent', () => {
     fc.assert(
-      fc.property(tensorsArbitrary, fc.double({ min: 0.001, max: 1, noNaN: true }), ([shapes, tensors], fraction) => {
+      fc.property(tensorsArbitrary, fc.double({ min: 0.001, max: 1, noNaN: true }), fc.integer(), ([shapes, tensors], fraction, seed) => {
         const total = totalValues(shapes);
-        const selection = encodeTopk(tensors, fraction);
+        const selection = encodeTopk(tensors, fraction, seeded(seed));
         expect(selection.kept).toBe(topkCount(total, fraction));
-        expect(selection.data.byteLength).toBe(encodedDeltaBytes('topk', shapes, selection.kept));
+        const { positions, gapBytes } = keptPositions(selection.data, shapes);
+        // 8 bytes per tensor, one per value, then the gaps exactly.
+        expect(selection.data.byteLength).toBe(8 * shapes.length + selection.kept + gapBytes);
+        expect(selection.data.byteLength).toBeLessThanOrEqual(encodedDeltaBytes('topk', shapes, selection.kept));
         const decoded = decodeTopk(selection.data, shapes, topkCount(total, fraction));
         expect(Array.from(decoded)).toEqual(Array.from(flat(selection.sent)));
-        // Every kept value is at least as large as every dropped one.
+        // Every kept value is at least as large as every dropped one, and sent within one step of its tensor's scale.
         const input = flat(tensors);
-        const kept = keptPositions(selection.data, shapes);
-        expect(kept.size).toBe(selection.kept);
+        expect(positions.size).toBe(selection.kept);
         let smallestKept = Infinity;
         let largestDropped = 0;
         for (let i = 0; i < input.length; i++) {
-          if (kept.has(i)) smallestKept = Math.min(smallestKept, Math.abs(input[i]!));
-          else largestDropped = Math.max(largestDropped, Math.abs(input[i]!));
+          if (positions.has(i)) smallestKept = Math.min(smallestKept, Math.abs(input[i]!));
+          else {
+            largestDropped = Math.max(largestDropped, Math.abs(input[i]!));
+            expect(decoded[i]).toBe(0);
+          }
         }
         expect(smallestKept).toBeGreaterThanOrEqual(largestDropped);
+        let offset = 0;
+        tensors.forEach((tensor) => {
+          let step = 0;
+          for (let i = 0; i < tensor.length; i++) if (positions.has(offset + i)) step = Math.max(step, Math.abs(tensor[i]!) / 127);
+          for (let i = 0; i < tensor.length; i++) {
+            if (positions.has(offset + i)) expect(Math.abs(decoded[offset + i]! - tensor[i]!)).toBeLessThanOrEqual(step * (1 + 1e-6) + 1e-37);
+          }
+          offset += tensor.length;
+        });
       }),
     );
   });
 
-  it('refuses more values than the round allows, counts that disagree, and indices out of range or order', () => {
+  it('rounds its kept values without bias (the mean of many encodings converges on them)', () => {
+    const values = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * ((i % 5) + 1));
+    const step = maxAbs(values) / 127;
+    const draws = 4000;
+    const sum = new Float64Array(values.length);
+    const random = seeded(42);
+    for (let d = 0; d < draws; d++) {
+      const decoded = decodeTopk(encodeTopk([values], 1, random).data, [[values.length]], values.length);
+      for (let i = 0; i < values.length; i++) sum[i] = sum[i]! + decoded[i]!;
+    }
+    for (let i = 0; i < values.length; i++) expect(Math.abs(sum[i]! / draws - values[i]!)).toBeLessThan((4 * step) / 2 / Math.sqrt(draws));
+  });
+
+  it('spends one byte per gap below 128 and up to five for the largest', () => {
+    const big = new Float32Array(2 ** 21);
+    big[0] = 1;
+    big[200] = 2; // gap 199: two bytes
+    big[2 ** 21 - 1] = 3; // gap 2^21 - 202: three bytes
+    const selection = encodeTopk([big], 3 / big.length, null);
+    expect(selection.kept).toBe(3);
+    expect(selection.data.byteLength).toBe(8 + 3 + (1 + 2 + 3));
+    const decoded = decodeTopk(selection.data, [[big.length]], 3);
+    expect(decoded[2 ** 21 - 1]).toBe(3);
+    expect(Math.abs(decoded[200]! - 2)).toBeLessThanOrEqual(3 / 254 + 1e-6);
+    expect(Math.abs(decoded[0]! - 1)).toBeLessThanOrEqual(3 / 254 + 1e-6);
+  });
+
+  it('refuses more values than the round allows, counts and lengths that disagree, and gaps out of range or not canonical', () => {
     const shapes = [[4], [3]];
-    const good = encodeTopk([Float32Array.of(5, 0, -6, 1), Float32Array.of(0, 7, 2)], 3 / 7);
+    const good = encodeTopk([Float32Array.of(5, 0, -6, 1), Float32Array.of(0, 7, 2)], 3 / 7, null);
     expect(good.kept).toBe(3);
-    expect(() => decodeTopk(good.data, shapes, 3)).not.toThrow();
+    // layout: counts at 0, 4; scales at 8, 12; q at 16, 17, 18; gaps at 19 (0), 20 (1), 21 (1)
+    expect(Array.from(good.data.subarray(19))).toEqual([0, 1, 1]);
+    expect(Array.from(decodeTopk(good.data, shapes, 3), (v) => v !== 0)).toEqual([true, false, true, false, false, true, false]);
     const over = (() => {
       try {
         decodeTopk(good.data, shapes, 2);
@@ -152,18 +195,29 @@ describe('top-k codec', () => {
     expect(over).toBeInstanceOf(DeltaDecodeError);
     expect((over as DeltaDecodeError).reason).toBe('compression_mismatch');
 
-    const tamper = (edit: (view: DataView) => void): Uint8Array => {
+    const tamper = (edit: (bytes: Uint8Array, view: DataView) => void): Uint8Array => {
       const copy = good.data.slice();
-      edit(new DataView(copy.buffer));
+      edit(copy, new DataView(copy.buffer));
       return copy;
     };
-    // layout: counts at 0, 4; indices at 8, 12, 16; values at 20, 24, 28
+    const withGaps = (...gaps: number[]): Uint8Array => {
+      const copy = new Uint8Array(19 + gaps.length);
+      copy.set(good.data.subarray(0, 19));
+      copy.set(gaps, 19);
+      return copy;
+    };
     const malformed = [
-      tamper((v) => v.setUint32(0, 3, true)), // counts add up to 4, bytes hold 3
-      tamper((v) => v.setUint32(8, 4, true)), // tensor 0 index outside its 4 values
-      tamper((v) => v.setUint32(12, 0, true)), // tensor 0 indices 0, 0: not increasing
-      tamper((v) => v.setUint32(16, 3, true)), // tensor 1 index 3 of 3 values
-      good.data.subarray(0, good.data.length - 4), // not 8 bytes per value
+      tamper((_, v) => v.setUint32(0, 1, true)), // counts add up to 2: the bytes hold a third gap too many
+      tamper((_, v) => v.setUint32(4, 4, true)), // tensor 1 counts 4 of its 3 values
+      tamper((_, v) => v.setUint32(0, 0xffffffff, true)), // a huge count
+      withGaps(3, 0, 1), // tensor 0 positions 3, then 4: outside its 4 values
+      withGaps(0, 1, 3), // tensor 1 position 3 of 3 values
+      withGaps(0, 1, 0x81, 0x00), // gap 1 in a needless second byte (not canonical)
+      withGaps(0, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00), // longer than 5 bytes
+      withGaps(0, 1), // the last gap is missing
+      withGaps(0, 1, 0x80), // the last gap runs past the end
+      withGaps(0, 1, 1, 0), // a byte after the last gap
+      good.data.subarray(0, 18), // shorter than counts, scales and values
       new Uint8Array(4), // shorter than the counts
     ];
     for (const bytes of malformed) {
@@ -173,7 +227,7 @@ describe('top-k codec', () => {
       } catch (error) {
         caught = error;
       }
-      expect(caught).toBeInstanceOf(DeltaDecodeError);
+      expect(caught, `case ${malformed.indexOf(bytes)}`).toBeInstanceOf(DeltaDecodeError);
       expect((caught as DeltaDecodeError).reason).toBe('malformed');
     }
   });
@@ -196,35 +250,78 @@ describe('top-k codec', () => {
       ),
     );
   });
+
+  it('refuses every mutation of a valid encoding, or decodes it inside its shapes (fuzz: bit flips, truncation, extension)', () => {
+    fc.assert(
+      fc.property(
+        tensorsArbitrary,
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 7 })), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: -3, max: 3 }),
+        ([shapes, tensors], fraction, flips, resize) => {
+          const total = totalValues(shapes);
+          const bytes = encodeTopk(tensors, fraction, null).data.slice();
+          for (const [at, bit] of flips) if (bytes.length > 0) bytes[at % bytes.length]! ^= 1 << bit;
+          const mutated =
+            resize >= 0 ? Uint8Array.from([...bytes, ...new Array<number>(resize).fill(0x7f)]) : bytes.subarray(0, Math.max(0, bytes.length + resize));
+          try {
+            const out = decodeTopk(mutated, shapes, topkCount(total, fraction));
+            expect(out.length).toBe(total);
+          } catch (error) {
+            expect(error).toBeInstanceOf(DeltaDecodeError);
+          }
+        },
+      ),
+    );
+  });
 });
 
-/** The flat positions a top-k encoding carries. */
-function keptPositions(data: Uint8Array, shapes: number[][]): Set<number> {
+const bytesOf = (data: ArrayBuffer | Uint8Array): Uint8Array => (data instanceof Uint8Array ? data : new Uint8Array(data));
+
+/** The flat positions a top-k encoding carries (parsed here independently of the decoder), and its bytes of gaps. */
+function keptPositions(data: Uint8Array, shapes: number[][]): { positions: Set<number>; gapBytes: number } {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const positions = new Set<number>();
-  let entry = 0;
+  const T = shapes.length;
+  let kept = 0;
+  for (let t = 0; t < T; t++) kept += view.getUint32(4 * t, true);
+  let cursor = 8 * T + kept;
+  const start = cursor;
   let offset = 0;
-  for (let t = 0; t < shapes.length; t++) {
+  for (let t = 0; t < T; t++) {
     const count = view.getUint32(4 * t, true);
-    for (let c = 0; c < count; c++, entry++) positions.add(offset + view.getUint32(4 * shapes.length + 4 * entry, true));
+    let previous = -1;
+    for (let c = 0; c < count; c++) {
+      let gap = 0;
+      let shift = 0;
+      for (;;) {
+        const byte = data[cursor++]!;
+        gap += (byte & 0x7f) * 2 ** shift;
+        shift += 7;
+        if (byte < 0x80) break;
+      }
+      previous = previous + 1 + gap;
+      positions.add(offset + previous);
+    }
     offset += shapeSize(shapes[t]!);
   }
-  return positions;
+  return { positions, gapBytes: cursor - start };
 }
 
 describe('top-k error feedback', () => {
-  it('sent + new residual = delta + old residual, exactly where sent, and the residual carries the rest', () => {
+  it('sent + new residual = delta + old residual: the residual carries what was left out and the rounding of what was sent', () => {
     fc.assert(
       fc.property(tensorsArbitrary, fc.integer(), ([shapes, tensors], seed) => {
         const random = seeded(seed);
         const old = tensors.map((t) => Float32Array.from(t, () => Math.fround((random() - 0.5) * 10)));
-        const { encoded, residual } = compressDelta(tensors, shapes, { kind: 'topk', topkFraction: 0.3 }, old);
+        const { encoded, residual } = compressDelta(tensors, shapes, { kind: 'topk', topkFraction: 0.3 }, old, random);
         expect(encoded.encoding).toBe('topk');
         const sent = decodeTopk(encoded.data, shapes, topkCount(totalValues(shapes), 0.3));
+        const { positions } = keptPositions(bytesOf(encoded.data), shapes);
         const corrected = flat(tensors.map((t, i) => Float32Array.from(t, (v, j) => Math.fround(v + old[i]![j]!))));
         const left = flat(residual!);
         for (let i = 0; i < corrected.length; i++) {
-          if (sent[i] !== 0) expect(left[i]).toBe(0);
+          if (positions.has(i)) expect(left[i]).toBe(Math.fround(corrected[i]! - sent[i]!));
           else expect(left[i]).toBe(corrected[i]);
         }
       }),

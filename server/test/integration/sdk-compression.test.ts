@@ -8,6 +8,7 @@ import { ClientEvent, decodeTopk, encodeTopk, topkCount, type EncodedDelta } fro
 import { readMnist } from '../../src/datasets/mnist.js';
 import { CLIENT_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
 import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
+import { topkLayout } from '../support/topk.js';
 
 /*
  * The SDK's compressed uploads against the real coordinator: top-k with error feedback whose
@@ -108,10 +109,15 @@ describe('SDK compressed uploads against the real coordinator', () => {
     const round1 = await round([first, helper], { kind: 'topk', topkFraction: FRACTION });
     const upload1 = sentUpload(first, round1.id);
     expect(upload1.encoding).toBe('topk');
-    expect(bytesOf(upload1.data).byteLength).toBe(6 * 4 + 8 * KEPT);
+    // 8 bytes per tensor, 1 per kept value, 1-5 bytes of gap each.
+    const bytes1 = bytesOf(upload1.data).byteLength;
+    expect(bytes1).toBeGreaterThanOrEqual(6 * 8 + 2 * KEPT);
+    expect(bytes1).toBeLessThanOrEqual(6 * 8 + 6 * KEPT);
     const delta1 = first.deltas.get(round1.id)!;
     const sent1 = decodeTopk(bytesOf(upload1.data), upload1.shapes, KEPT);
-    expect(round1.metrics.bytesUp).toBe(2 * (6 * 4 + 8 * KEPT));
+    const kept1 = new Set(topkLayout(bytesOf(upload1.data), upload1.shapes).positions);
+    expect(kept1.size).toBe(KEPT);
+    expect(round1.metrics.bytesUp).toBeGreaterThanOrEqual(bytes1 + 6 * 8 + 2 * KEPT);
     // Both fetched version 1 whole (they held no global model).
     expect(round1.metrics.bytesDown).toBeGreaterThanOrEqual(2 * MODEL_BYTES);
     expect(round1.metrics.bytesDown % MODEL_BYTES).toBe(0);
@@ -122,7 +128,8 @@ describe('SDK compressed uploads against the real coordinator', () => {
     expect(stored1?.version).toBe(round1.baseVersion);
     const residual1 = flat(splitStoredWeights(stored1!));
     const input1 = flat(delta1);
-    for (let i = 0; i < VALUES; i++) expect(residual1[i]).toBe(sent1[i] !== 0 ? 0 : input1[i]);
+    // The residual: what was left out, and the int8 rounding of what was sent.
+    for (let i = 0; i < VALUES; i++) expect(residual1[i]).toBe(kept1.has(i) ? Math.fround(input1[i]! - sent1[i]!) : input1[i]);
 
     // Restarted (same store): round 2's upload is top-k of (delta + the persisted residual).
     const restarted = device(0, new FileModelStore(dir), true);
@@ -135,13 +142,20 @@ describe('SDK compressed uploads against the real coordinator', () => {
       return Float32Array.from(tensor, (v, i) => v + residual[i]!);
     });
     const upload2 = sentUpload(restarted, round2.id);
-    expect(Buffer.from(bytesOf(upload2.data)).equals(Buffer.from(encodeTopk(corrected, FRACTION).data))).toBe(true);
+    // The same selection as top-k of (delta + residual): counts, scales and gaps equal; the int8 values drawn anew.
+    const data2 = bytesOf(upload2.data);
+    const expected2 = encodeTopk(corrected, FRACTION, null).data;
+    const layout2 = topkLayout(data2, upload2.shapes);
+    expect(data2.byteLength).toBe(expected2.byteLength);
+    expect(Buffer.from(data2.subarray(0, layout2.valuesAt)).equals(Buffer.from(expected2.subarray(0, layout2.valuesAt)))).toBe(true);
+    expect(Buffer.from(data2.subarray(layout2.gapsAt)).equals(Buffer.from(expected2.subarray(layout2.gapsAt)))).toBe(true);
+    const kept2 = new Set(layout2.positions);
     const stored2 = await new FileModelStore(dir).loadModel('residual');
     expect(stored2?.version).toBe(round2.baseVersion);
     const sent2 = decodeTopk(bytesOf(upload2.data), upload2.shapes, KEPT);
     const residual2 = flat(splitStoredWeights(stored2!));
     const input2 = flat(corrected);
-    for (let i = 0; i < VALUES; i += 7) expect(residual2[i]).toBe(sent2[i] !== 0 ? 0 : input2[i]);
+    for (let i = 0; i < VALUES; i += 7) expect(residual2[i]).toBe(kept2.has(i) ? Math.fround(input2[i]! - sent2[i]!) : input2[i]);
     // It held version 1 whole and asked for version 2 as a delta from it: int8, a quarter of the bytes.
     const fetches = restarted.sent.filter((m) => m.event === ClientEvent.fetchModel).map((m) => m.args[0]);
     expect(fetches).toContainEqual({ version: round2.baseVersion, deltaFrom: round1.baseVersion });

@@ -1,3 +1,4 @@
+import type { CompressedDeltaView } from '@flock/client-sdk/protocol';
 import { jsAddScaled, jsSumOfSquares } from './js-kernels.js';
 import { webAssembly, type WasmModule } from './wasm-api.js';
 import { vectorKernelModule, type VectorKernelExports } from './wasm-module.js';
@@ -15,6 +16,13 @@ export interface Float64Accumulator {
   sumOfSquares(values: Float32Array): number;
   /** sum[i] += scale * values[i]. Reuses the copy sumOfSquares made when given the same, unchanged array right after it. */
   addScaled(values: Float32Array, scale: number): void;
+  /**
+   * sum[i] += scale * v[i] for a compressed upload, read from its bytes: int8 by the wasm SIMD
+   * kernel (addInt8, from a copy of its bytes) or in JS through a 256-entry table of its values,
+   * top-k as a JS scatter-add of its kept values. Bit-identical to addScaled(view.toDense(), scale)
+   * in either kernel (server/test/compression/fused-fold.test.ts).
+   */
+  addCompressed(view: CompressedDeltaView, scale: number): void;
   /** The running sum: a view (not a copy) that stays valid while the accumulator lives. */
   readonly sum: Float64Array;
 }
@@ -66,6 +74,10 @@ class JsAccumulator implements Float64Accumulator {
   addScaled(values: Float32Array, scale: number): void {
     jsAddScaled(this.sum, values, scale);
   }
+
+  addCompressed(view: CompressedDeltaView, scale: number): void {
+    view.addScaledTo(this.sum, scale);
+  }
 }
 
 /** One instance (own memory) per accumulator: [sum: float64 × n][staging: float32 × n]. */
@@ -111,6 +123,24 @@ class WasmAccumulator implements Float64Accumulator {
       const count = Math.min(FOLD_CHUNK, values.length - start);
       this.bytes.set(bytes.subarray(4 * start, 4 * (start + count)), this.stagingOffset);
       this.kernels.addScaled(8 * start, this.stagingOffset, count, scale);
+    }
+  }
+
+  addCompressed(view: CompressedDeltaView, scale: number): void {
+    this.staged = null;
+    const int8 = view.int8Runs();
+    if (!int8 || int8.quantized.length > 4 * this.length) {
+      // top-k: a scatter-add of its few kept values, in JS on the sum in the instance's memory.
+      view.addScaledTo(this.sum, scale);
+      return;
+    }
+    // int8: its bytes copied into the staging area (a quarter of a float32 upload), then the SIMD
+    // kernel per tensor (float32 scale · q, widened, times the weight, added: as the JS fold).
+    const { quantized, runs } = int8;
+    this.bytes.set(new Uint8Array(quantized.buffer, quantized.byteOffset, quantized.byteLength), this.stagingOffset);
+    for (const run of runs) {
+      if (run.end > this.length) throw new RangeError(`int8 run ends at ${run.end}, past ${this.length} values`);
+      this.kernels.addInt8(8 * run.start, this.stagingOffset + run.source, run.end - run.start, run.scale, scale);
     }
   }
 

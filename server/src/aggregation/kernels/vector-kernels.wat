@@ -75,4 +75,40 @@
         (local.set $src (i32.add (local.get $src) (i32.const 4)))
         (local.set $acc (i32.add (local.get $acc) (i32.const 8)))
         (br $tail))))
+
+  ;; acc[i] += weight * (scale * q[i]) for n int8 values q at $src (an int8 upload's tensor, compression.ts):
+  ;; scale * q is a float32 multiply (exact product of a float32 and an 8-bit integer, rounded once:
+  ;; the same value as Math.fround(scale * q), the dense decoder's), widened to float64, times
+  ;; weight, added: the same operations as the JS fold of the view (and as addScaled of the decode).
+  (func (export "addInt8") (param $acc i32) (param $src i32) (param $n i32) (param $scale f32) (param $weight f64)
+    (local $end i32) (local $sc v128) (local $w v128) (local $q v128) (local $lo v128) (local $hi v128)
+    (local.set $sc (f32x4.splat (local.get $scale)))
+    (local.set $w (f64x2.splat (local.get $weight)))
+    (local.set $end (i32.add (local.get $src) (i32.and (local.get $n) (i32.const -8))))
+    (block $done
+      (loop $eights
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (local.set $q (v128.load8x8_s (local.get $src)))
+        (local.set $lo (f32x4.mul (local.get $sc) (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $q)))))
+        (local.set $hi (f32x4.mul (local.get $sc) (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $q)))))
+        (v128.store offset=0 (local.get $acc)
+          (f64x2.add (v128.load offset=0 (local.get $acc)) (f64x2.mul (local.get $w) (f64x2.promote_low_f32x4 (local.get $lo)))))
+        (v128.store offset=16 (local.get $acc)
+          (f64x2.add (v128.load offset=16 (local.get $acc)) (f64x2.mul (local.get $w) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $lo) (local.get $lo))))))
+        (v128.store offset=32 (local.get $acc)
+          (f64x2.add (v128.load offset=32 (local.get $acc)) (f64x2.mul (local.get $w) (f64x2.promote_low_f32x4 (local.get $hi)))))
+        (v128.store offset=48 (local.get $acc)
+          (f64x2.add (v128.load offset=48 (local.get $acc)) (f64x2.mul (local.get $w) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $hi) (local.get $hi))))))
+        (local.set $src (i32.add (local.get $src) (i32.const 8)))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 64)))
+        (br $eights)))
+    (local.set $end (i32.add (local.get $end) (i32.and (local.get $n) (i32.const 7))))
+    (block $tailDone
+      (loop $tail
+        (br_if $tailDone (i32.ge_u (local.get $src) (local.get $end)))
+        (f64.store (local.get $acc)
+          (f64.add (f64.load (local.get $acc)) (f64.mul (local.get $weight) (f64.promote_f32 (f32.mul (local.get $scale) (f32.convert_i32_s (i32.load8_s (local.get $src))))))))
+        (local.set $src (i32.add (local.get $src) (i32.const 1)))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 8)))
+        (br $tail))))
 )

@@ -12,6 +12,7 @@ export type VectorKernelModule = { module: WasmModule; reason: null } | { module
 export interface VectorKernelExports {
   sumOfSquares(src: number, n: number): number;
   addScaled(acc: number, src: number, n: number, scale: number): void;
+  addInt8(acc: number, src: number, n: number, scale: number, weight: number): void;
 }
 
 let loaded: VectorKernelModule | null = null;
