@@ -24,32 +24,65 @@ const expectation: UpdateExpectation = {
   maxUpdateNorm: null,
 };
 
-/** Median milliseconds the intake spends on one 2NN upload with this kernel (the bound clips about half of them, as the adaptive bound aims to). */
-export function intakeMsPerUpload(kernel: Exclude<KernelChoice, 'auto'>): number {
-  const payloads = Array.from({ length: POOL }, (_, k) => {
+const boundLimits = (bound: number | null) => ({
+  maxExamples: 1000,
+  bound,
+  config: { mode: 'clip' as const, ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 },
+});
+
+/** A pool of POOL fresh 2NN upload payloads, their weights encoded by `encode`. */
+function uploadPool(encode: (delta: Float32Array) => { data: Uint8Array; encoding?: string }): unknown[] {
+  return Array.from({ length: POOL }, (_, k) => {
     const delta = new Float32Array(VALUES);
     fillRandom(delta, k + 1, 1e-3);
-    return { roundId: 'round-1', modelVersion: 1, numExamples: 100, trainLoss: 0.5, delta: { shapes: SHAPES, data: Buffer.from(delta.buffer) } };
+    const { data, encoding } = encode(delta);
+    return {
+      roundId: 'round-1',
+      modelVersion: 1,
+      numExamples: 100,
+      trainLoss: 0.5,
+      delta: { shapes: SHAPES, data: Buffer.from(data), ...(encoding ? { encoding } : {}) },
+    };
   });
-  const limits = { maxExamples: 1000, bound: 0.5, config: { mode: 'clip' as const, ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 } };
+}
+
+/** Median milliseconds per upload of `intake` over the pool (parsed first), each repetition on a fresh aggregator. */
+function medianMsPerUpload(
+  payloads: unknown[],
+  kernel: Exclude<KernelChoice, 'auto'>,
+  repetitions: number,
+  intake: (upload: ReturnType<typeof parseUpload>, aggregator: WeightedMeanAccumulator) => void,
+): number {
   let cursor = 0;
   const perUpload = repeat(
     () => {
       const aggregator = new WeightedMeanAccumulator(VALUES, kernel);
       const started = performance.now();
       for (let i = 0; i < POOL; i++) {
-        const upload = parseUpload(payloads[cursor]!, 10 * 2 ** 20);
+        intake(parseUpload(payloads[cursor], 10 * 2 ** 20), aggregator);
         cursor = (cursor + 1) % POOL;
-        const { delta, norm } = validateUpdate(upload, expectation, (values) => aggregator.sumOfSquares(values));
-        const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
-        aggregator.add({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
       }
       return (performance.now() - started) / POOL;
     },
-    30,
+    repetitions,
     1,
   );
   return median(perUpload);
+}
+
+/** Median milliseconds the intake spends on one 2NN upload with this kernel (the bound clips about half of them, as the adaptive bound aims to). */
+export function intakeMsPerUpload(kernel: Exclude<KernelChoice, 'auto'>): number {
+  const limits = boundLimits(0.5);
+  return medianMsPerUpload(
+    uploadPool((delta) => ({ data: new Uint8Array(delta.buffer) })),
+    kernel,
+    30,
+    (upload, aggregator) => {
+      const { delta, norm } = validateUpdate(upload, expectation, (values) => aggregator.sumOfSquares(values));
+      const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
+      aggregator.add({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
+    },
+  );
 }
 
 /** The top-k fraction of the compressed intake measurement (the bench default, compression.md). */
@@ -66,9 +99,7 @@ export const TOPK_FRACTION = 0.095;
 export function compressedIntakeMsPerUpload(kind: 'int8' | 'topk', path: 'dense' | 'fused', kernel: Exclude<KernelChoice, 'auto'>): number {
   const compression: Compression = kind === 'int8' ? { kind } : { kind, topkFraction: TOPK_FRACTION };
   const round: UpdateExpectation = { ...expectation, compression };
-  const payloads = Array.from({ length: POOL }, (_, k) => {
-    const delta = new Float32Array(VALUES);
-    fillRandom(delta, k + 1, 1e-3);
+  const payloads = uploadPool((delta) => {
     const tensors: Float32Array[] = [];
     let offset = 0;
     for (const shape of SHAPES) {
@@ -76,39 +107,25 @@ export function compressedIntakeMsPerUpload(kind: 'int8' | 'topk', path: 'dense'
       tensors.push(delta.subarray(offset, offset + size));
       offset += size;
     }
-    const data = kind === 'int8' ? encodeInt8(tensors) : encodeTopk(tensors, TOPK_FRACTION).data;
-    return { roundId: 'round-1', modelVersion: 1, numExamples: 100, trainLoss: 0.5, delta: { shapes: SHAPES, data: Buffer.from(data), encoding: kind } };
+    return { data: kind === 'int8' ? encodeInt8(tensors) : encodeTopk(tensors, TOPK_FRACTION).data, encoding: kind };
   });
-  const limits = { maxExamples: 1000, bound: null, config: { mode: 'clip' as const, ceiling: 100, initial: 1, quantile: 0.5, learningRate: 0.2 } };
-  let cursor = 0;
-  const perUpload = repeat(
-    () => {
-      const aggregator = new WeightedMeanAccumulator(VALUES, kernel);
-      const started = performance.now();
-      for (let i = 0; i < POOL; i++) {
-        const upload = parseUpload(payloads[cursor]!, 10 * 2 ** 20);
-        cursor = (cursor + 1) % POOL;
-        if (path === 'dense') {
-          // The intake before the fused fold: decode, then the float32 path (kernel copy + norm, fold from the copy).
-          const delta = decodeCompressedDelta(kind, upload.data, upload.shapes, compression);
-          const squares = aggregator.sumOfSquares(delta);
-          if (!Number.isFinite(squares)) throw new Error('non-finite');
-          const bounded = boundInfluence(delta, Math.sqrt(squares), upload.numExamples, limits);
-          aggregator.add({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
-        } else {
-          const { delta, norm } = checkUpdate(upload, round, (values) => aggregator.sumOfSquares(values));
-          const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
-          aggregator.add(
-            bounded.delta instanceof Float32Array
-              ? { delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale }
-              : new CompressedUpdate(bounded.delta, bounded.numExamples, bounded.scale),
-          );
-        }
-      }
-      return (performance.now() - started) / POOL;
-    },
-    20,
-    1,
-  );
-  return median(perUpload);
+  const limits = boundLimits(null);
+  return medianMsPerUpload(payloads, kernel, 20, (upload, aggregator) => {
+    if (path === 'dense') {
+      // The intake before the fused fold: decode, then the float32 path (kernel copy + norm, fold from the copy).
+      const delta = decodeCompressedDelta(kind, upload.data, upload.shapes, compression);
+      const squares = aggregator.sumOfSquares(delta);
+      if (!Number.isFinite(squares)) throw new Error('non-finite');
+      const bounded = boundInfluence(delta, Math.sqrt(squares), upload.numExamples, limits);
+      aggregator.add({ delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale });
+    } else {
+      const { delta, norm } = checkUpdate(upload, round, (values) => aggregator.sumOfSquares(values));
+      const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
+      aggregator.add(
+        bounded.delta instanceof Float32Array
+          ? { delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale }
+          : new CompressedUpdate(bounded.delta, bounded.numExamples, bounded.scale),
+      );
+    }
+  });
 }
