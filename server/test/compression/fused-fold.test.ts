@@ -25,7 +25,8 @@ import { jsAddScaled, jsSumOfSquares } from '../../src/aggregation/kernels/js-ke
 import { PartialAggregate } from '../../src/aggregation/partial-aggregate.js';
 import { createStrategy } from '../../src/aggregation/strategies.js';
 import { CompressedUpdate } from '../../src/aggregation/strategy.js';
-import { checkUpdate, parseUpload, UploadRejection, validateUpdate, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
+import { checkUpdate, parseUpload, validateUpdate, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
+import { rejectionReasonOf } from '../support/rejection-reason.js';
 
 /** Shapes of 1-4 tensors (up to 40 values each: the 8-lane sums and their tails), and values for them. */
 const tensorsArbitrary = fc
@@ -211,15 +212,6 @@ describe('checkUpdate on compressed uploads', () => {
   const base: UpdateExpectation = { roundId: 'r', baseVersion: 2, weightSpecs, maxUpdateNorm: 100 };
   const upload = (data: Uint8Array, encoding: 'int8' | 'topk', shapes = [[4, 5], [5]]) =>
     parseUpload({ roundId: 'r', modelVersion: 2, numExamples: 10, trainLoss: 0.5, delta: { shapes, data, encoding } }, 1 << 20);
-  const reasonOf = (check: () => unknown): string => {
-    try {
-      check();
-      return 'accepted';
-    } catch (error) {
-      if (error instanceof UploadRejection) return error.reason;
-      throw error;
-    }
-  };
 
   it('returns a view (no dense vector) with the dense path norm, and refuses what the dense path refuses', () => {
     const random = seeded(3);
@@ -235,13 +227,13 @@ describe('checkUpdate on compressed uploads', () => {
       const dense = validateUpdate(upload(data, encoding), expectation);
       expect(checked.norm).toBe(dense.norm);
       expect(Object.is(checked.norm, Math.sqrt(jsSumOfSquares(dense.delta)))).toBe(true);
-      expect(reasonOf(() => checkUpdate(upload(data, encoding), { ...expectation, maxUpdateNorm: checked.norm / 2 }))).toBe('norm_exceeded');
-      expect(reasonOf(() => checkUpdate(upload(data.subarray(0, data.length - 1), encoding), expectation))).toBe('malformed');
+      expect(rejectionReasonOf(() => checkUpdate(upload(data, encoding), { ...expectation, maxUpdateNorm: checked.norm / 2 }))).toBe('norm_exceeded');
+      expect(rejectionReasonOf(() => checkUpdate(upload(data.subarray(0, data.length - 1), encoding), expectation))).toBe('malformed');
     }
-    expect(reasonOf(() => checkUpdate(upload(encodeTopk(tensors, 0.3, random).data, 'topk'), topk))).toBe('compression_mismatch');
+    expect(rejectionReasonOf(() => checkUpdate(upload(encodeTopk(tensors, 0.3, random).data, 'topk'), topk))).toBe('compression_mismatch');
     const nan = encodeInt8(tensors, random);
     new DataView(nan.buffer).setFloat32(4, Number.NaN, true);
-    expect(reasonOf(() => checkUpdate(upload(nan, 'int8'), int8))).toBe('non_finite');
+    expect(rejectionReasonOf(() => checkUpdate(upload(nan, 'int8'), int8))).toBe('non_finite');
   });
 
   it('widens a personal-layers upload to the model, at the shared tensors offsets', () => {

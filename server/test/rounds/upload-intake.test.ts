@@ -1,9 +1,10 @@
 /** The ordered upload checks and the participant roster, without sockets or storage. */
 import { describe, expect, it } from 'vitest';
-import type { RejectionReason, RoundStatus } from '@flock/client-sdk/protocol';
+import type { RoundStatus } from '@flock/client-sdk/protocol';
 import { RoundRoster } from '../../src/rounds/round-roster.js';
 import { createFloat64Accumulator } from '../../src/aggregation/kernels/float64-accumulator.js';
-import { admitUpload, parseUpload, UploadRejection, validateUpdate, type ParsedUpload, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
+import { admitUpload, parseUpload, validateUpdate, type ParsedUpload, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
+import { rejectionReasonOf } from '../support/rejection-reason.js';
 
 const expectation: UpdateExpectation = {
   roundId: 'r1',
@@ -26,16 +27,6 @@ function payload(overrides: Record<string, unknown> = {}, values: number[] = [0.
   };
 }
 
-function reasonOf(check: () => unknown): RejectionReason | 'accepted' {
-  try {
-    check();
-    return 'accepted';
-  } catch (error) {
-    if (error instanceof UploadRejection) return error.reason;
-    throw error;
-  }
-}
-
 function roster(): RoundRoster {
   const r = new RoundRoster();
   r.enrol(['a', 'b', 'c']);
@@ -44,9 +35,9 @@ function roster(): RoundRoster {
 
 describe('parseUpload (size, then schema)', () => {
   it('refuses an oversized upload before looking at its schema', () => {
-    expect(reasonOf(() => parseUpload({ delta: { data: new Uint8Array(100) } }, 99))).toBe('payload_too_large');
-    expect(reasonOf(() => parseUpload(payload({ numExamples: -1 }), 1000))).toBe('malformed');
-    expect(reasonOf(() => parseUpload(null, 1000))).toBe('malformed');
+    expect(rejectionReasonOf(() => parseUpload({ delta: { data: new Uint8Array(100) } }, 99))).toBe('payload_too_large');
+    expect(rejectionReasonOf(() => parseUpload(payload({ numExamples: -1 }), 1000))).toBe('malformed');
+    expect(rejectionReasonOf(() => parseUpload(null, 1000))).toBe('malformed');
   });
 
   it('returns the fields and the byte length of a valid upload', () => {
@@ -58,19 +49,19 @@ describe('admitUpload (round open, one upload, participant)', () => {
   const target = (status: RoundStatus | null, r: RoundRoster | null = roster()) => ({ roundId: 'r1', status, roster: r });
 
   it('tells a finished or unknown round from one not collecting yet', () => {
-    expect(reasonOf(() => admitUpload(target('committed', null), 'a'))).toBe('round_closed');
-    expect(reasonOf(() => admitUpload(target(null, null), 'a'))).toBe('round_not_open');
-    expect(reasonOf(() => admitUpload(target('selecting'), 'a'))).toBe('round_not_open');
-    expect(reasonOf(() => admitUpload(target('configuring'), 'a'))).toBe('round_not_open');
-    expect(reasonOf(() => admitUpload(target('committing'), 'a'))).toBe('round_closed');
-    expect(reasonOf(() => admitUpload(target('aborted'), 'a'))).toBe('round_closed');
+    expect(rejectionReasonOf(() => admitUpload(target('committed', null), 'a'))).toBe('round_closed');
+    expect(rejectionReasonOf(() => admitUpload(target(null, null), 'a'))).toBe('round_not_open');
+    expect(rejectionReasonOf(() => admitUpload(target('selecting'), 'a'))).toBe('round_not_open');
+    expect(rejectionReasonOf(() => admitUpload(target('configuring'), 'a'))).toBe('round_not_open');
+    expect(rejectionReasonOf(() => admitUpload(target('committing'), 'a'))).toBe('round_closed');
+    expect(rejectionReasonOf(() => admitUpload(target('aborted'), 'a'))).toBe('round_closed');
   });
 
   it('admits each participant once and refuses outsiders', () => {
     const r = roster();
-    expect(reasonOf(() => admitUpload(target('reporting', r), 'z'))).toBe('not_selected');
-    expect(reasonOf(() => admitUpload(target('reporting', r), 'a'))).toBe('accepted');
-    expect(reasonOf(() => admitUpload(target('reporting', r), 'a'))).toBe('duplicate_upload');
+    expect(rejectionReasonOf(() => admitUpload(target('reporting', r), 'z'))).toBe('not_selected');
+    expect(rejectionReasonOf(() => admitUpload(target('reporting', r), 'a'))).toBe('accepted');
+    expect(rejectionReasonOf(() => admitUpload(target('reporting', r), 'a'))).toBe('duplicate_upload');
     expect(r.hasAnswered('a')).toBe(true);
   });
 });
@@ -79,11 +70,13 @@ describe('validateUpdate (version, shapes, finiteness, norm)', () => {
   const upload = (overrides: Record<string, unknown> = {}, values?: number[]): ParsedUpload => parseUpload(payload(overrides, values), 1000);
 
   it('checks in order and returns the flat delta with its norm', () => {
-    expect(reasonOf(() => validateUpdate(upload({ modelVersion: 3 }), expectation))).toBe('version_mismatch');
-    expect(reasonOf(() => validateUpdate(upload({ delta: { shapes: [[4], [2]], data: new Float32Array(6).buffer } }), expectation))).toBe('shape_mismatch');
-    expect(reasonOf(() => validateUpdate(upload({}, [1, 2, 3]), expectation))).toBe('shape_mismatch');
-    expect(reasonOf(() => validateUpdate(upload({}, [0, 0, Number.NaN, 0, 0, 0]), expectation))).toBe('non_finite');
-    expect(reasonOf(() => validateUpdate(upload({}, [20, 0, 0, 0, 0, 0]), expectation))).toBe('norm_exceeded');
+    expect(rejectionReasonOf(() => validateUpdate(upload({ modelVersion: 3 }), expectation))).toBe('version_mismatch');
+    expect(rejectionReasonOf(() => validateUpdate(upload({ delta: { shapes: [[4], [2]], data: new Float32Array(6).buffer } }), expectation))).toBe(
+      'shape_mismatch',
+    );
+    expect(rejectionReasonOf(() => validateUpdate(upload({}, [1, 2, 3]), expectation))).toBe('shape_mismatch');
+    expect(rejectionReasonOf(() => validateUpdate(upload({}, [0, 0, Number.NaN, 0, 0, 0]), expectation))).toBe('non_finite');
+    expect(rejectionReasonOf(() => validateUpdate(upload({}, [20, 0, 0, 0, 0, 0]), expectation))).toBe('norm_exceeded');
     const { delta, norm } = validateUpdate(upload({}, [3, 4, 0, 0, 0, 0]), expectation);
     expect(Array.from(delta)).toEqual([3, 4, 0, 0, 0, 0]);
     expect(norm).toBe(5);
@@ -94,7 +87,7 @@ describe('validateUpdate (version, shapes, finiteness, norm)', () => {
     const { norm } = validateUpdate(upload({}, [3, 4, 0, 0, 0, 0]), expectation, (values) => accumulator.sumOfSquares(values));
     expect(norm).toBe(5);
     expect(
-      reasonOf(() => validateUpdate(upload({}, [0, Number.POSITIVE_INFINITY, 0, 0, 0, 0]), expectation, (values) => accumulator.sumOfSquares(values))),
+      rejectionReasonOf(() => validateUpdate(upload({}, [0, Number.POSITIVE_INFINITY, 0, 0, 0, 0]), expectation, (values) => accumulator.sumOfSquares(values))),
     ).toBe('non_finite');
   });
 });
@@ -131,7 +124,7 @@ describe('validateUpdate in a personal-layers round', () => {
   });
 
   it('refuses an upload that carries the personal tensors too', () => {
-    expect(reasonOf(() => validateUpdate(upload(), named))).toBe('shape_mismatch');
-    expect(reasonOf(() => validateUpdate(upload({ delta: { shapes: [[2, 2]], data: new Float32Array(5).buffer } }), named))).toBe('shape_mismatch');
+    expect(rejectionReasonOf(() => validateUpdate(upload(), named))).toBe('shape_mismatch');
+    expect(rejectionReasonOf(() => validateUpdate(upload({ delta: { shapes: [[2, 2]], data: new Float32Array(5).buffer } }), named))).toBe('shape_mismatch');
   });
 });
