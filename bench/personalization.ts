@@ -13,8 +13,19 @@
 // real socket path of each method is tested in server/test/integration/personalization.test.ts.
 //
 // Usage: pnpm bench:personalization [--heterogeneity dirichlet,shards,rotated] [--rounds 10,50,200]
-//   [--clients 100] [--batch-size 10] [--learning-rate 0.1] [--ditto-lambda 0.1] [--central-epochs 5] [--seed 1]
+//   [--clients 100] [--batch-size 10] [--learning-rate 0.1] [--personal-epochs 1] [--ditto-lambda 0.1]
+//   [--local-test 50] [--central-epochs 5] [--seed 1]
 // The full grid (the defaults) takes hours on 2 cores; bench/results/personalization.md says what ran.
+//
+// Settings grid: `--personal-epochs 1,3,5 --ditto-lambda 0.05,0.1,0.5` runs the federation once
+// (one Ditto federation per lambda) and, at each checkpoint, derives every device's personal model
+// for every setting: each method trains once up to the largest epoch count and is tested after
+// each listed count (plain SGD keeps no optimizer state between epochs, so E = 3 tested on the way
+// to 5 is E = 3 in one call). With several epoch counts, the checkpoint's personal step is not
+// carried to the next checkpoint (which count's would it be?): Ditto's models and the heads then
+// advance only in the rounds that select their device. The report chooses, per method, the
+// setting with the highest mean local accuracy at the first (short-horizon) checkpoint and shows
+// it at the later ones beside every other setting.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -62,6 +73,7 @@ const { values } = parseArgs({
     'report-only': { type: 'boolean', default: false },
   },
 });
+const numberList = (text: string) => text.split(',').map(Number);
 const checkpoints = values.rounds
   .split(',')
   .map(Number)
@@ -70,8 +82,13 @@ const clients = Number(values.clients);
 const perRound = Math.max(1, Math.round(Number(values.fraction) * clients));
 const seed = Number(values.seed);
 const plan: LocalTrainingPlan = { epochs: 1, batchSize: Number(values['batch-size']), learningRate: Number(values['learning-rate']) };
-const personalPlan: LocalTrainingPlan = { ...plan, epochs: Number(values['personal-epochs']) };
-const lambda = Number(values['ditto-lambda']);
+/** Personal training epochs per tested version (ascending); more than one: a settings grid. */
+const personalEpochs = [...new Set(numberList(values['personal-epochs']))].sort((a, b) => a - b);
+const lambdas = [...new Set(numberList(values['ditto-lambda']))].sort((a, b) => a - b);
+const grid = personalEpochs.length > 1 || lambdas.length > 1;
+if (personalEpochs.some((e) => !Number.isInteger(e) || e < 1) || lambdas.some((l) => !(l >= 0))) {
+  throw new Error('--personal-epochs: integers >= 1; --ditto-lambda: numbers >= 0');
+}
 const loss = resolveLoss('categoricalCrossentropy');
 const resultsDir = join(root, 'bench', 'results', 'personalization');
 
@@ -85,8 +102,9 @@ interface HeterogeneityResult {
     round: number;
     seconds: number;
     global: number[];
-    personal: Partial<Record<Method, number[]>>;
-    stats: Partial<Record<Method, DistributionStats>>;
+    /** Per method (per setting in a grid: "ditto E=3 lambda=0.5"), every device's accuracy. */
+    personal: Record<string, number[]>;
+    stats: Record<string, DistributionStats>;
   }[];
   /** Rotation clusters: per cluster, the centrally trained model's mean local accuracy over its devices. */
   central: { cluster: number; devices: number; accuracy: number }[] | null;
@@ -164,7 +182,8 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
   const trainer = new Trainer();
   let global = trainer.initial();
   let fedper = trainer.initial();
-  const dittoModels = new Map<number, Weights>();
+  /** Per lambda, each device's Ditto model. */
+  const dittoModels = new Map<number, Map<number, Weights>>(lambdas.map((l) => [l, new Map<number, Weights>()]));
   const heads = new Map<number, Weights>();
   const wants = (method: Method) => methods.includes(method);
   const result: HeterogeneityResult = {
@@ -176,8 +195,10 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
       epochs: 1,
       batchSize: plan.batchSize,
       learningRate: plan.learningRate,
-      personalEpochs: personalPlan.epochs,
-      dittoLambda: lambda,
+      personalEpochs: personalEpochs.join(','),
+      dittoLambda: lambdas.join(','),
+      localTest: Number(values['local-test']),
+      centralEpochs: Number(values['central-epochs']),
       seed,
     },
     checkpoints: [],
@@ -200,9 +221,11 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
       await train(device);
       updates.push({ weights: trainer.read(), n: device.train.count });
       if (wants('ditto')) {
-        trainer.load(trainer.work, dittoModels.get(device.index) ?? global);
-        await dittoUpdate(trainer.work, trainer.anchor, lambda, device.train.xs, device.train.ys, plan, { loss });
-        dittoModels.set(device.index, trainer.read());
+        for (const [lambda, models] of dittoModels) {
+          trainer.load(trainer.work, models.get(device.index) ?? global);
+          await dittoUpdate(trainer.work, trainer.anchor, lambda, device.train.xs, device.train.ys, plan, { loss });
+          models.set(device.index, trainer.read());
+        }
       }
     }
     global = fold(global, updates);
@@ -233,9 +256,36 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
 interface FederationState {
   global: Weights;
   fedper: Weights;
-  dittoModels: Map<number, Weights>;
+  dittoModels: Map<number, Map<number, Weights>>;
   heads: Map<number, Weights>;
   methods: readonly Method[];
+}
+
+/** The key of one setting's results: the method's name alone unless this is a settings grid. */
+function settingKey(method: Method, epochs: number, lambda?: number): string {
+  if (!grid || method === 'none') return method;
+  return `${method} E=${epochs}${lambda === undefined ? '' : ` lambda=${lambda}`}`;
+}
+
+/**
+ * Trains the loaded `trainer.work` up to the largest personal epoch count, testing it after each
+ * listed count; returns the accuracies and the weights after the first count (the state kept).
+ */
+async function trainAndTest(
+  trainer: Trainer,
+  device: BenchDevice,
+  step: (epochs: number) => Promise<unknown>,
+): Promise<{ accuracies: number[]; kept: Weights }> {
+  const accuracies: number[] = [];
+  let kept: Weights | null = null;
+  let done = 0;
+  for (const epochs of personalEpochs) {
+    await step(epochs - done);
+    done = epochs;
+    accuracies.push(await trainer.accuracy(trainer.work, device));
+    kept ??= trainer.read();
+  }
+  return { accuracies, kept: kept! };
 }
 
 /** Every device tests the global model and derives its personal model as the SDK does on testing a new version. */
@@ -248,34 +298,49 @@ async function checkpoint(
 ): Promise<HeterogeneityResult['checkpoints'][number]> {
   const { global, fedper, dittoModels, heads, methods } = state;
   const globalAcc: number[] = [];
-  const personal: Partial<Record<Method, number[]>> = Object.fromEntries(methods.map((m) => [m, [] as number[]]));
+  const personal: Record<string, number[]> = {};
+  const record = (key: string, accuracy: number) => (personal[key] ??= []).push(accuracy);
+  // The state a device carries to the next checkpoint is kept only when one epoch count is tested.
+  const keep = personalEpochs.length === 1;
+  const train = (device: BenchDevice) => (epochs: number) => trainModel(trainer.work, device.train.xs, device.train.ys, { ...plan, epochs }, { loss });
   trainer.load(trainer.anchor, global);
   for (const device of devices) {
     const g = await trainer.accuracy(trainer.anchor, device);
     globalAcc.push(g);
     for (const method of methods) {
-      let accuracy = g;
-      if (method === 'fine-tune') {
+      if (method === 'none') {
+        record('none', g);
+      } else if (method === 'fine-tune') {
         trainer.load(trainer.work, global);
-        await trainModel(trainer.work, device.train.xs, device.train.ys, personalPlan, { loss });
-        accuracy = await trainer.accuracy(trainer.work, device);
+        const { accuracies } = await trainAndTest(trainer, device, train(device));
+        accuracies.forEach((a, i) => record(settingKey(method, personalEpochs[i]!), a));
       } else if (method === 'ditto') {
-        trainer.load(trainer.work, dittoModels.get(device.index) ?? global);
-        await dittoUpdate(trainer.work, trainer.anchor, lambda, device.train.xs, device.train.ys, personalPlan, { loss });
-        dittoModels.set(device.index, trainer.read());
-        accuracy = await trainer.accuracy(trainer.work, device);
+        for (const [lambda, models] of dittoModels) {
+          trainer.load(trainer.work, models.get(device.index) ?? global);
+          const { accuracies, kept } = await trainAndTest(trainer, device, (epochs) =>
+            dittoUpdate(trainer.work, trainer.anchor, lambda, device.train.xs, device.train.ys, { ...plan, epochs }, { loss }),
+          );
+          if (keep) models.set(device.index, kept);
+          accuracies.forEach((a, i) => record(settingKey(method, personalEpochs[i]!, lambda), a));
+        }
       } else if (method === 'personal-layers') {
         trainer.load(trainer.work, withHead(fedper, heads.get(device.index)));
-        await trainOnlyLayers(trainer.work, PERSONAL_LAYERS, device.train.xs, device.train.ys, personalPlan, { loss });
-        heads.set(device.index, trainer.read().slice(SHARED_TENSORS));
-        accuracy = await trainer.accuracy(trainer.work, device);
+        const { accuracies, kept } = await trainAndTest(trainer, device, (epochs) =>
+          trainOnlyLayers(trainer.work, PERSONAL_LAYERS, device.train.xs, device.train.ys, { ...plan, epochs }, { loss }),
+        );
+        if (keep) heads.set(device.index, kept.slice(SHARED_TENSORS));
+        accuracies.forEach((a, i) => record(settingKey(method, personalEpochs[i]!), a));
       }
-      personal[method]!.push(accuracy);
     }
   }
-  const stats = Object.fromEntries(methods.map((m) => [m, distribution(personal[m]!, globalAcc)]));
+  const stats = Object.fromEntries(Object.entries(personal).map(([key, v]) => [key, distribution(v, globalAcc)]));
   const seconds = (performance.now() - started) / 1000;
-  log(`round ${round}: ${methods.map((m) => `${m} mean ${pct(stats[m]!.mean)} p10 ${pct(stats[m]!.p10)} better ${pct(stats[m]!.betterShare)}`).join('; ')}`);
+  log(
+    `round ${round} (${seconds.toFixed(0)} s): ` +
+      Object.entries(stats)
+        .map(([key, st]) => `${key} mean ${pct(st.mean)} p10 ${pct(st.p10)} better ${pct(st.betterShare)} at least ${pct(st.atLeastShare)}`)
+        .join('; '),
+  );
   return { round, seconds, global: globalAcc, personal, stats };
 }
 
@@ -316,42 +381,79 @@ const LABELS: Record<Heterogeneity, string> = {
   rotated: '4 rotation clusters (0/90/180/270 degrees, IID labels)',
 };
 
-function report(): void {
-  const results = readdirSync(resultsDir)
-    .filter((file) => file.endsWith('.json'))
+function readResults(): HeterogeneityResult[] {
+  return readdirSync(resultsDir)
+    .filter((file) => file.endsWith('.json') && (HETEROGENEITIES as readonly string[]).includes(file.slice(0, -5)))
     .map((file) => JSON.parse(readFileSync(join(resultsDir, file), 'utf8')) as HeterogeneityResult)
     .sort((a, b) => HETEROGENEITIES.indexOf(a.heterogeneity) - HETEROGENEITIES.indexOf(b.heterogeneity));
+}
+
+function settingsLine(s: HeterogeneityResult['settings']): string {
+  return (
+    `K = ${s.clients} devices (${s.examplesPerClient} training examples each on average), ${s.perRound} per round, E = ${s.epochs}, B = ${s.batchSize}, lr = ${s.learningRate}; ` +
+    `personal training ${s.personalEpochs} epoch(s) per tested version, Ditto lambda = ${s.dittoLambda}, ${s.localTest ?? 50} held-out local test examples per device, seed ${s.seed}. ` +
+    `Global = the FedAvg model on each device's local test.`
+  );
+}
+
+const TABLE_HEAD = [
+  '| round | method | mean | median | p10 | beats global on | at least as good on | mean gain (points) | global mean | global p10 |',
+  '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+];
+
+/** One table row per setting (the statistics recomputed from the per-device accuracies). */
+function tableRows(cp: HeterogeneityResult['checkpoints'][number], keys: readonly string[]): string[] {
+  const g = distribution(cp.global, cp.global);
+  return keys.map((key) => {
+    const st = distribution(cp.personal[key]!, cp.global);
+    const share = (x: number) => `${Math.round(x * st.devices)} of ${st.devices}`;
+    return `| ${cp.round} | ${key} | ${pct(st.mean)} | ${pct(st.median)} | ${pct(st.p10)} | ${share(st.betterShare)} | ${share(st.atLeastShare)} | ${(100 * st.meanGain).toFixed(1)} | ${pct(g.mean)} | ${pct(g.p10)} |`;
+  });
+}
+
+/**
+ * Per method, the setting chosen at the first checkpoint (the short horizon): the highest mean
+ * local accuracy, ties to the first listed (fewer epochs, smaller lambda). Without a grid, each method's one key.
+ */
+function chosenSettings(result: HeterogeneityResult): string[] {
+  const first = result.checkpoints[0];
+  if (!first) return [];
+  const best = new Map<string, { key: string; mean: number }>();
+  for (const [key, v] of Object.entries(first.personal)) {
+    const method = key.split(' ')[0]!;
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const current = best.get(method);
+    if (!current || mean > current.mean) best.set(method, { key, mean });
+  }
+  return [...best.values()].map((b) => b.key);
+}
+
+function report(): void {
   const lines: string[] = [];
+  const results = readResults();
   for (const result of results) {
-    const s = result.settings;
-    lines.push(`## ${LABELS[result.heterogeneity]}`, '');
-    lines.push(
-      `K = ${s.clients} devices (${s.examplesPerClient} training examples each on average), ${s.perRound} per round, E = ${s.epochs}, B = ${s.batchSize}, lr = ${s.learningRate}; ` +
-        `personal training ${s.personalEpochs} epoch(s) per tested version, Ditto lambda = ${s.dittoLambda}, seed ${s.seed}. ` +
-        `Global = the FedAvg model on each device's local test.`,
-      '',
-    );
-    lines.push(
-      '| round | method | mean | median | p10 | beats global on | mean gain (points) | global mean | global p10 |',
-      '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
-    );
+    const chosen = chosenSettings(result);
+    const isGrid = result.checkpoints.some((cp) => Object.keys(cp.personal).length > chosen.length);
+    lines.push(`## ${LABELS[result.heterogeneity]}`, '', settingsLine(result.settings), '');
+    if (isGrid) lines.push(`Per method, the setting chosen at round ${result.checkpoints[0]!.round} (highest mean local accuracy there):`, '');
+    lines.push(...TABLE_HEAD);
     for (const cp of result.checkpoints) {
-      const g = distribution(cp.global, cp.global);
-      for (const [method, st] of Object.entries(cp.stats)) {
-        lines.push(
-          `| ${cp.round} | ${method} | ${pct(st.mean)} | ${pct(st.median)} | ${pct(st.p10)} | ${pct(st.betterShare)} of ${st.devices} | ${(100 * st.meanGain).toFixed(1)} | ${pct(g.mean)} | ${pct(g.p10)} |`,
-        );
-      }
+      lines.push(...tableRows(cp, chosen));
       const file = `${result.heterogeneity}-r${cp.round}.svg`;
       writeFileSync(
         join(resultsDir, file),
         distributionSvg(`${LABELS[result.heterogeneity]}, round ${cp.round}: local test accuracy per device`, [
           { label: 'global', values: cp.global },
-          ...Object.entries(cp.personal).map(([label, v]) => ({ label, values: v })),
+          ...chosen.filter((key) => key !== 'none').map((key) => ({ label: key, values: cp.personal[key]! })),
         ]),
       );
     }
     lines.push('');
+    if (isGrid) {
+      lines.push('Every setting:', '', ...TABLE_HEAD);
+      for (const cp of result.checkpoints) lines.push(...tableRows(cp, Object.keys(cp.personal)));
+      lines.push('');
+    }
     for (const cp of result.checkpoints) lines.push(`![round ${cp.round}](personalization/${result.heterogeneity}-r${cp.round}.svg)`);
     lines.push('');
     if (result.central) lines.push(...centralLines(result), '');
@@ -365,7 +467,7 @@ function centralLines(result: HeterogeneityResult): string[] {
   const last = result.checkpoints.at(-1);
   if (!last || !result.central) return [];
   const out = [
-    `Round ${last.round}, per cluster: mean personal accuracy against a 2NN trained centrally on the cluster's pooled data (${values['central-epochs']} epochs, B = 50).`,
+    `Round ${last.round}, per cluster: mean personal accuracy against a 2NN trained centrally on the cluster's pooled data (${result.settings.centralEpochs ?? values['central-epochs']} epochs, B = 50).`,
     '',
   ];
   out.push(

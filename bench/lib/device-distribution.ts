@@ -9,8 +9,10 @@ export interface DistributionStats {
   mean: number;
   median: number;
   p10: number;
-  /** Against the global model on the same devices. */
+  /** Against the global model on the same devices: the share where personal is strictly more accurate. */
   betterShare: number;
+  /** The share where personal is at least as accurate (ties included; ties count as not better in betterShare). */
+  atLeastShare: number;
   /** Mean of personal - global accuracy, in accuracy units. */
   meanGain: number;
 }
@@ -28,9 +30,11 @@ export function distribution(personal: readonly number[], global: readonly numbe
   const sorted = [...personal].sort((a, b) => a - b);
   const mean = personal.reduce((a, b) => a + b, 0) / personal.length;
   let better = 0;
+  let atLeast = 0;
   let gain = 0;
   personal.forEach((value, i) => {
     if (value > global[i]!) better++;
+    if (value >= global[i]!) atLeast++;
     gain += value - global[i]!;
   });
   return {
@@ -39,6 +43,7 @@ export function distribution(personal: readonly number[], global: readonly numbe
     median: quantile(sorted, 0.5),
     p10: quantile(sorted, 0.1),
     betterShare: better / personal.length,
+    atLeastShare: atLeast / personal.length,
     meanGain: gain / personal.length,
   };
 }
