@@ -1,14 +1,11 @@
 /**
- * Personalization methods with real SDK clients against the real coordinator over socket.io (real
- * MNIST slices): personal layers never cross the socket and the coordinator folds the shared
+ * Personalization methods with real SDK clients against the real bed.coordinator over socket.io (real
+ * MNIST slices): personal layers never cross the socket and the bed.coordinator folds the shared
  * tensors only; Ditto's personal model stays within its proximal bound; personal models survive
  * restarts and new global versions as each method prescribes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   FederatedClient,
   ManualCondition,
@@ -21,10 +18,9 @@ import {
 import { FileModelStore } from '@flock/client-sdk/node';
 import { splitTensors } from '@flock/client-sdk/protocol';
 import type { ModelVersionDetail } from '../../src/contract/index.js';
-import { readMnist } from '../../src/datasets/mnist.js';
 import { WEIGHTS_FILE } from '../../src/models/tfjs-format.js';
-import { CLIENT_TOKEN, OPERATOR_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
+import { CLIENT_TOKEN, OPERATOR_TOKEN, waitFor } from '../support/coordinator.js';
+import { mnistSlice, recordingSocketFactory, sdkTestBed } from '../support/sdk-device.js';
 
 const TRAIN_PER_CLIENT = 120;
 const TEST_PER_CLIENT = 40;
@@ -33,10 +29,7 @@ const SHARED_SHAPES = [[784, 200], [200], [200, 200], [200]];
 const OUTPUT_VALUES = 200 * 10 + 10;
 const SHARED_BYTES = (199_210 - OUTPUT_VALUES) * 4;
 
-let coordinator: TestCoordinator;
-let mnist: Awaited<ReturnType<typeof readMnist>>;
-let running: FederatedClient[] = [];
-const tempDirs: string[] = [];
+const bed = sdkTestBed(6 * (TRAIN_PER_CLIENT + TEST_PER_CLIENT));
 
 interface Device {
   client: FederatedClient;
@@ -48,9 +41,9 @@ interface Device {
 function device(k: number, personalization: PersonalizationOptions, store: ModelStore = new MemoryModelStore()): Device {
   const sent: Device['sent'] = [];
   const client = new FederatedClient({
-    serverUrl: coordinator.url,
+    serverUrl: bed.coordinator.url,
     clientToken: CLIENT_TOKEN,
-    dataSource: mnistSlice(mnist, k, TRAIN_PER_CLIENT, TEST_PER_CLIENT),
+    dataSource: mnistSlice(bed.mnist, k, TRAIN_PER_CLIENT, TEST_PER_CLIENT),
     conditions: [new ManualCondition('idle', 'yes'), new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
     store,
     personalization,
@@ -58,19 +51,19 @@ function device(k: number, personalization: PersonalizationOptions, store: Model
     socketOptions: { transports: ['websocket'] },
     socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
   });
-  running.push(client);
+  bed.track(client);
   return { client, store, sent };
 }
 
 async function startRound(body: Record<string, unknown>): Promise<{ status: number; id: string; body: unknown }> {
-  const response = await coordinator.api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
+  const response = await bed.coordinator.api<{ id: string }>('/api/rounds', { method: 'POST', body: JSON.stringify(body) });
   return { status: response.status, id: response.body.id, body: response.body };
 }
 
-/** The global model of a version as the coordinator serves it, one array per tensor. */
+/** The global model of a version as the bed.coordinator serves it, one array per tensor. */
 async function globalTensors(version: number): Promise<Float32Array[]> {
-  const details = await coordinator.api<ModelVersionDetail>(`/api/models/${version}`);
-  const weights = await fetch(`${coordinator.url}/api/models/${version}/${WEIGHTS_FILE}`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
+  const details = await bed.coordinator.api<ModelVersionDetail>(`/api/models/${version}`);
+  const weights = await fetch(`${bed.coordinator.url}/api/models/${version}/${WEIGHTS_FILE}`, { headers: { authorization: `Bearer ${OPERATOR_TOKEN}` } });
   expect(weights.status).toBe(200);
   const flat = new Float32Array(await weights.arrayBuffer());
   return splitTensors(
@@ -94,28 +87,13 @@ function distance(a: readonly Float32Array[], b: readonly Float32Array[]): numbe
 
 const equal = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((value, i) => value === b[i]);
 
-beforeAll(async () => {
-  coordinator = await startTestCoordinator();
-  mnist = await readMnist('train', { start: 0, count: 6 * (TRAIN_PER_CLIENT + TEST_PER_CLIENT) });
-});
-afterEach(async () => {
-  await Promise.all(running.map((client) => client.dispose()));
-  running = [];
-  await coordinator.devicesLeft(10_000);
-});
-afterAll(async () => {
-  await coordinator?.dispose();
-  tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
-});
-
-describe('personalization against the real coordinator', () => {
-  it('personal layers never cross the socket; the coordinator keeps them at the global value; the device keeps its own across versions and restarts', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flock-personal-'));
-    tempDirs.push(dir);
+describe('personalization against the real bed.coordinator', () => {
+  it('personal layers never cross the socket; the bed.coordinator keeps them at the global value; the device keeps its own across versions and restarts', async () => {
+    const dir = bed.tempDir('flock-personal-');
     const method: PersonalizationOptions = { method: 'personal-layers', personalLayers: ['output'], fineTuneEpochs: 1 };
     const devices = [device(0, method, new FileModelStore(dir)), device(1, method)];
     await Promise.all(devices.map((d) => d.client.start()));
-    await coordinator.eligible(2);
+    await bed.coordinator.eligible(2);
     const evaluated = devices.map((d) => d.client.next('globalModelEvaluated', (e) => e.modelVersion === 2));
     const v1 = await globalTensors(1);
 
@@ -127,7 +105,7 @@ describe('personalization against the real coordinator', () => {
     const plan = { method: 'personal-layers', personalLayers: ['output'] };
     const round = await startRound({ minClients: 2, targetClients: 2, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05, personalization: plan });
     expect(round.status).toBe(201);
-    const ended = await coordinator.roundEnded(round.id, 60_000);
+    const ended = await bed.coordinator.roundEnded(round.id, 60_000);
     expect(ended).toMatchObject({ status: 'committed', committedVersion: 2 });
     expect(ended.metrics).toMatchObject({ accepted: 2, bytesReceived: 2 * SHARED_BYTES });
 
@@ -146,7 +124,7 @@ describe('personalization against the real coordinator', () => {
       }
     }
 
-    // The coordinator folded the shared tensors and kept the personal ones at the global value.
+    // The bed.coordinator folded the shared tensors and kept the personal ones at the global value.
     const v2 = await globalTensors(2);
     expect(equal(v2[4]!, v1[4]!) && equal(v2[5]!, v1[5]!)).toBe(true);
     expect(equal(v2[0]!, v1[0]!)).toBe(false);
@@ -163,10 +141,9 @@ describe('personalization against the real coordinator', () => {
     expect(equal(heads[0]!, heads[1]!)).toBe(false);
 
     // A restart: the same personal model (shared layers of version 2, the device's own head).
-    const probe = tf.tensor2d(mnist.images.subarray(0, 5 * 784), [5, 784]);
+    const probe = tf.tensor2d(bed.mnist.images.subarray(0, 5 * 784), [5, 784]);
     const before = await (await devices[0]!.client.predict(probe)).array();
-    await devices[0]!.client.dispose();
-    running = running.filter((c) => c !== devices[0]!.client);
+    await bed.dispose(devices[0]!.client);
     const restarted = device(0, method, new FileModelStore(dir));
     await restarted.client.load();
     expect(restarted.client.modelInfo.personalVersion).toBe(2);
@@ -179,29 +156,28 @@ describe('personalization against the real coordinator', () => {
     const keeper = device(2, { method: 'personal-layers', personalLayers: ['output'] });
     const plain = [device(3, {}), device(4, {})];
     await Promise.all([keeper, ...plain].map((d) => d.client.start()));
-    await coordinator.eligible(3);
+    await bed.coordinator.eligible(3);
     const abandoned = keeper.client.next('roundAbandoned');
     const failure = keeper.client.next('error');
     const round = await startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
     expect(round.status).toBe(201);
     expect(await abandoned).toEqual({ roundId: round.id, reason: 'training_failed' });
     expect((await failure).message).toMatch(/would upload the personal layers output/);
-    expect((await coordinator.roundEnded(round.id, 60_000)).status).toBe('committed');
+    expect((await bed.coordinator.roundEnded(round.id, 60_000)).status).toBe('committed');
     expect(keeper.sent.some((m) => m.event === 'round:update')).toBe(false);
   });
 
   it('Ditto keeps its own model within the proximal bound of each new global version, across versions and restarts', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flock-ditto-'));
-    tempDirs.push(dir);
+    const dir = bed.tempDir('flock-ditto-');
     const lambda = 0.5;
     const method: PersonalizationOptions = { method: 'ditto', dittoLambda: lambda, fineTuneEpochs: 3, batchSize: 10, learningRate: 0.05 };
     const devices = [device(5, method, new FileModelStore(dir)), device(1, method)];
     await Promise.all(devices.map((d) => d.client.start()));
-    await coordinator.eligible(2);
+    await bed.coordinator.eligible(2);
     const evaluations: GlobalModelEvaluatedEvent[] = [];
     devices[0]!.client.on('globalModelEvaluated', (e) => evaluations.push(e));
     const round = await startRound({ minClients: 2, targetClients: 2, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
-    const committed = await coordinator.roundEnded(round.id, 60_000);
+    const committed = await bed.coordinator.roundEnded(round.id, 60_000);
     expect(committed.status).toBe('committed');
     const version = committed.committedVersion!;
     const { report, decision } = (await waitFor(
@@ -224,16 +200,15 @@ describe('personalization against the real coordinator', () => {
     expect(moved).toBeLessThanOrEqual(Math.sqrt((2 * trainLoss) / lambda));
 
     // A restart keeps v; the next global version moves it again rather than replacing it.
-    await devices[0]!.client.dispose();
-    running = running.filter((c) => c !== devices[0]!.client);
+    await bed.dispose(devices[0]!.client);
     const restarted = device(5, method, new FileModelStore(dir));
     await restarted.client.load();
     expect(tensorsOf((await restarted.store.loadModel('personal'))!).every((tensor, i) => equal(tensor, v[i]!))).toBe(true);
     await restarted.client.start();
-    await coordinator.eligible(2);
+    await bed.coordinator.eligible(2);
     const third = restarted.client.next('globalModelEvaluated', (e) => e.modelVersion === version + 1);
     const second = await startRound({ minClients: 2, targetClients: 2, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
-    expect((await coordinator.roundEnded(second.id, 60_000)).status).toBe('committed');
+    expect((await bed.coordinator.roundEnded(second.id, 60_000)).status).toBe('committed');
     await third;
     const w3 = await globalTensors(version + 1);
     const v3 = tensorsOf((await restarted.store.loadModel('personal'))!);
@@ -246,8 +221,8 @@ describe('personalization against the real coordinator', () => {
 async function lossOf(w: Float32Array[], like: StoredModel, k: number): Promise<number> {
   const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: like.topology as object, weightSpecs: like.weightSpecs, weightData: concat(w) }));
   const start = k * (TRAIN_PER_CLIENT + TEST_PER_CLIENT);
-  const xs = tf.tensor2d(mnist.images.subarray(start * 784, (start + TRAIN_PER_CLIENT) * 784), [TRAIN_PER_CLIENT, 784]);
-  const ys = tf.oneHot(tf.tensor1d(Array.from(mnist.labels.subarray(start, start + TRAIN_PER_CLIENT)), 'int32'), 10);
+  const xs = tf.tensor2d(bed.mnist.images.subarray(start * 784, (start + TRAIN_PER_CLIENT) * 784), [TRAIN_PER_CLIENT, 784]);
+  const ys = tf.oneHot(tf.tensor1d(Array.from(bed.mnist.labels.subarray(start, start + TRAIN_PER_CLIENT)), 'int32'), 10);
   const loss = tf.tidy(() => tf.losses.softmaxCrossEntropy(ys, tf.log(tf.clipByValue(model.predict(xs) as tf.Tensor, 1e-7, 1))));
   const value = (await loss.data())[0]!;
   tf.dispose([xs, ys, loss]);

@@ -1,23 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FederatedClient, ManualCondition, MemoryModelStore, type FederatedClientOptions, type ModelStore } from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
 import type { RoundDetails } from '../../src/contract/index.js';
-import { readMnist } from '../../src/datasets/mnist.js';
-import { CLIENT_TOKEN, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
+import { CLIENT_TOKEN, waitFor } from '../support/coordinator.js';
+import { mnistSlice, recordingSocketFactory, sdkTestBed } from '../support/sdk-device.js';
 
 const MODEL_BYTES = 199_210 * 4;
 const TRAIN_PER_CLIENT = 120;
 const TEST_PER_CLIENT = 40;
 
-let coordinator: TestCoordinator;
-let mnist: Awaited<ReturnType<typeof readMnist>>;
-let running: FederatedClient[] = [];
-const tempDirs: string[] = [];
+const bed = sdkTestBed(8 * (TRAIN_PER_CLIENT + TEST_PER_CLIENT));
 
 interface OutgoingMessage {
   event: string;
@@ -35,41 +28,27 @@ function device(k: number, store: ModelStore = new MemoryModelStore(), transform
   const idle = new ManualCondition('idle', 'yes');
   const sent: OutgoingMessage[] = [];
   const client = new FederatedClient({
-    serverUrl: coordinator.url,
+    serverUrl: bed.coordinator.url,
     clientToken: CLIENT_TOKEN,
-    dataSource: mnistSlice(mnist, k, TRAIN_PER_CLIENT, TEST_PER_CLIENT),
+    dataSource: mnistSlice(bed.mnist, k, TRAIN_PER_CLIENT, TEST_PER_CLIENT),
     conditions: [idle, new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
     store,
     ...(transformDelta ? { transformDelta } : {}),
     socketOptions: { transports: ['websocket'] },
     socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
   });
-  running.push(client);
+  bed.track(client);
   return { client, idle, sent };
 }
 
-beforeAll(async () => {
-  coordinator = await startTestCoordinator();
-  mnist = await readMnist('train', { start: 0, count: 8 * (TRAIN_PER_CLIENT + TEST_PER_CLIENT) });
-});
-afterEach(async () => {
-  await Promise.all(running.map((client) => client.dispose()));
-  running = [];
-  await coordinator.devicesLeft(10_000);
-});
-afterAll(async () => {
-  await coordinator?.dispose();
-  tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
-});
-
-describe('SDK clients against the real coordinator', () => {
+describe('SDK clients against the real bed.coordinator', () => {
   it('three devices train, upload only deltas, commit a round, then test and report the new model', async () => {
     const devices = [0, 1, 2].map((k) => device(k));
     await Promise.all(devices.map((d) => d.client.start()));
-    await coordinator.eligible(3);
+    await bed.coordinator.eligible(3);
     const uploads = devices.map((d) => d.client.next('uploaded'));
     const evaluations = devices.map((d) => d.client.next('globalModelEvaluated', (e) => e.modelVersion === 2));
-    const roundId = await coordinator.startRound({ minClients: 3, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
+    const roundId = await bed.coordinator.startRound({ minClients: 3, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
 
     for (const uploaded of await Promise.all(uploads)) {
       expect(uploaded).toMatchObject({ roundId, modelVersion: 1, bytes: MODEL_BYTES, numExamples: TRAIN_PER_CLIENT, result: { accepted: true } });
@@ -80,7 +59,7 @@ describe('SDK clients against the real coordinator', () => {
       expect(trainingMs).toBeGreaterThan(encodeMs);
       expect(uploadMs).toBeGreaterThan(0);
     }
-    const round = await coordinator.roundEnded(roundId, 60_000);
+    const round = await bed.coordinator.roundEnded(roundId, 60_000);
     expect(round).toMatchObject({ status: 'committed', committedVersion: 2 });
     expect(round.metrics).toMatchObject({ accepted: 3, totalExamples: 3 * TRAIN_PER_CLIENT, bytesReceived: 3 * MODEL_BYTES });
     expect(round.metrics.validationMs).toBeGreaterThan(0);
@@ -93,7 +72,7 @@ describe('SDK clients against the real coordinator', () => {
       expect(evaluated.report!.globalAccuracy).toBeGreaterThan(0.5);
     }
     const withEvaluations = await waitFor(
-      () => coordinator.api<RoundDetails>(`/api/rounds/${roundId}`),
+      () => bed.coordinator.api<RoundDetails>(`/api/rounds/${roundId}`),
       (r) => r.body.metrics.localEvaluation?.reports === 3,
       15_000,
       'evaluation reports',
@@ -125,7 +104,7 @@ describe('SDK clients against the real coordinator', () => {
   it('a device whose conditions drop mid-training uploads nothing, and the round commits with the others', async () => {
     const devices = [3, 4, 5].map((k) => device(k));
     await Promise.all(devices.map((d) => d.client.start()));
-    await coordinator.eligible(3);
+    await bed.coordinator.eligible(3);
     const quitter = devices[0]!;
     let uploadedByQuitter = false;
     quitter.client.on('uploaded', () => (uploadedByQuitter = true));
@@ -135,16 +114,16 @@ describe('SDK clients against the real coordinator', () => {
     });
     const abandoned = quitter.client.next('roundAbandoned');
     const others = devices.slice(1).map((d) => d.client.next('uploaded'));
-    const roundId = await coordinator.startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 2, batchSize: 10, learningRate: 0.05 });
+    const roundId = await bed.coordinator.startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 2, batchSize: 10, learningRate: 0.05 });
 
     expect(await abandoned).toEqual({ roundId, reason: 'conditions_changed' });
     await Promise.all(others);
-    const round = await coordinator.roundEnded(roundId, 60_000);
+    const round = await bed.coordinator.roundEnded(roundId, 60_000);
     expect(round.status).toBe('committed');
     expect(round.metrics).toMatchObject({ selected: 3, accepted: 2, dropped: { conditions_changed: 1 } });
     expect(uploadedByQuitter).toBe(false);
     expect(quitter.sent.some((m) => m.event === 'round:update')).toBe(false);
-    // it also told the coordinator it is no longer eligible
+    // it also told the bed.coordinator it is no longer eligible
     expect(quitter.sent.filter((m) => m.event === 'client:conditions').at(-1)?.args[0]).toMatchObject({ eligible: false, reasons: ['not_idle'] });
   });
 
@@ -154,16 +133,16 @@ describe('SDK clients against the real coordinator', () => {
     const broken = device(2, undefined, (delta) => delta.slice(1).map((tensor) => tensor.subarray(1)));
     const devices = [honest, zeroing, broken];
     await Promise.all(devices.map((d) => d.client.start()));
-    await coordinator.eligible(3);
+    await bed.coordinator.eligible(3);
     const failure = broken.client.next('error');
     const abandoned = broken.client.next('roundAbandoned');
     const uploads = [honest, zeroing].map((d) => d.client.next('uploaded'));
-    const roundId = await coordinator.startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
+    const roundId = await bed.coordinator.startRound({ minClients: 2, targetClients: 3, overSelection: 1, epochs: 1, batchSize: 10, learningRate: 0.05 });
 
     expect((await failure).code).toBe('training_failed');
     expect(await abandoned).toEqual({ roundId, reason: 'training_failed' });
     await Promise.all(uploads);
-    const round = await coordinator.roundEnded(roundId, 60_000);
+    const round = await bed.coordinator.roundEnded(roundId, 60_000);
     expect(round.metrics).toMatchObject({ accepted: 2, dropped: { training_failed: 1 } });
     expect(round.status).toBe('committed');
     const sentDelta = (d: Device) => new Float32Array((d.sent.find((m) => m.event === 'round:update')!.args[0] as { delta: { data: ArrayBuffer } }).delta.data);
@@ -173,22 +152,20 @@ describe('SDK clients against the real coordinator', () => {
   });
 
   it('a restarted device resumes with its persisted key (so its id) and personalized model', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flock-sdk-state-'));
-    tempDirs.push(dir);
+    const dir = bed.tempDir('flock-sdk-state-');
     const first = device(6, new FileModelStore(dir));
     const helper = device(7);
     await Promise.all([first.client.start(), helper.client.start()]);
-    await coordinator.eligible(2);
+    await bed.coordinator.eligible(2);
     const adopted = first.client.next('modelAdopted', (e) => e.version > 1);
-    const roundId = await coordinator.startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
-    const round = await coordinator.roundEnded(roundId, 60_000);
+    const roundId = await bed.coordinator.startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
+    const round = await bed.coordinator.roundEnded(roundId, 60_000);
     expect(round.status).toBe('committed');
     const adoption = await adopted;
     const clientId = first.client.clientId;
-    const probe = tf.tensor2d(mnist.images.subarray(0, 5 * 784), [5, 784]);
+    const probe = tf.tensor2d(bed.mnist.images.subarray(0, 5 * 784), [5, 784]);
     const before = await (await first.client.predict(probe)).array();
-    await first.client.dispose();
-    running = running.filter((c) => c !== first.client);
+    await bed.dispose(first.client);
 
     // a new process: same store directory, no network needed to predict
     const restarted = device(6, new FileModelStore(dir));
@@ -200,10 +177,10 @@ describe('SDK clients against the real coordinator', () => {
     expect(after).toEqual(before);
     // and it rejoins the federation under the same id
     await restarted.client.start();
-    await coordinator.eligible(2);
+    await bed.coordinator.eligible(2);
     const next = restarted.client.next('roundJoined');
-    const second = await coordinator.startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
+    const second = await bed.coordinator.startRound({ minClients: 2, targetClients: 2, overSelection: 1 });
     expect((await next).roundId).toBe(second);
-    expect((await coordinator.roundEnded(second, 60_000)).status).toBe('committed');
+    expect((await bed.coordinator.roundEnded(second, 60_000)).status).toBe('committed');
   });
 });

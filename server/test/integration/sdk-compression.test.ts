@@ -1,13 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FederatedClient, ManualCondition, MemoryModelStore, splitStoredWeights, type ModelStore } from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
 import { ClientEvent, decodeTopk, encodeTopk, topkCount, type EncodedDelta } from '@flock/client-sdk/protocol';
-import { readMnist } from '../../src/datasets/mnist.js';
-import { CLIENT_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
-import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
+import { CLIENT_TOKEN } from '../support/coordinator.js';
+import { mnistSlice, recordingSocketFactory, sdkTestBed } from '../support/sdk-device.js';
 import { topkLayout } from '../support/topk.js';
 
 /*
@@ -22,10 +18,7 @@ const FRACTION = 0.01;
 const KEPT = topkCount(VALUES, FRACTION);
 const TRAIN_PER_CLIENT = 100;
 
-let coordinator: TestCoordinator;
-let mnist: Awaited<ReturnType<typeof readMnist>>;
-let running: FederatedClient[] = [];
-const tempDirs: string[] = [];
+const bed = sdkTestBed(2 * TRAIN_PER_CLIENT);
 
 interface Device {
   client: FederatedClient;
@@ -38,9 +31,9 @@ function device(k: number, store: ModelStore, downloadDeltas = false): Device {
   const sent: Device['sent'] = [];
   const deltas = new Map<string, Float32Array[]>();
   const client = new FederatedClient({
-    serverUrl: coordinator.url,
+    serverUrl: bed.coordinator.url,
     clientToken: CLIENT_TOKEN,
-    dataSource: mnistSlice(mnist, k, TRAIN_PER_CLIENT),
+    dataSource: mnistSlice(bed.mnist, k, TRAIN_PER_CLIENT),
     conditions: [new ManualCondition('idle', 'yes'), new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
     store,
     downloadDeltas,
@@ -55,14 +48,14 @@ function device(k: number, store: ModelStore, downloadDeltas = false): Device {
     socketOptions: { transports: ['websocket'] },
     socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
   });
-  running.push(client);
+  bed.track(client);
   return { client, sent, deltas };
 }
 
 /** Runs a round of both devices and returns it once committed. */
 async function round(devices: Device[], compression: Record<string, unknown>) {
   const uploads = devices.map((d) => d.client.next('uploaded'));
-  const roundId = await coordinator.startRound({
+  const roundId = await bed.coordinator.startRound({
     minClients: 2,
     targetClients: 2,
     overSelection: 1,
@@ -72,7 +65,7 @@ async function round(devices: Device[], compression: Record<string, unknown>) {
     compression,
   });
   for (const uploaded of await Promise.all(uploads)) expect(uploaded).toMatchObject({ roundId, result: { accepted: true } });
-  const ended = await coordinator.roundEnded(roundId, 60_000);
+  const ended = await bed.coordinator.roundEnded(roundId, 60_000);
   expect(ended.status).toBe('committed');
   return ended;
 }
@@ -82,28 +75,13 @@ const sentUpload = (d: Device, roundId: string): EncodedDelta =>
 const bytesOf = (data: ArrayBuffer | Uint8Array): Uint8Array => (data instanceof ArrayBuffer ? new Uint8Array(data) : data);
 const flat = (tensors: Float32Array[]): Float32Array => Float32Array.from(tensors.flatMap((t) => Array.from(t)));
 
-beforeAll(async () => {
-  coordinator = await startTestCoordinator();
-  mnist = await readMnist('train', { start: 0, count: 2 * TRAIN_PER_CLIENT });
-});
-afterEach(async () => {
-  await Promise.all(running.map((client) => client.dispose()));
-  running = [];
-  await coordinator.devicesLeft(10_000);
-});
-afterAll(async () => {
-  await coordinator?.dispose();
-  tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
-});
-
-describe('SDK compressed uploads against the real coordinator', () => {
+describe('SDK compressed uploads against the real bed.coordinator', () => {
   it('top-k with error feedback (residual persisted across a restart), int8, and download deltas', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flock-sdk-residual-'));
-    tempDirs.push(dir);
+    const dir = bed.tempDir('flock-sdk-residual-');
     const first = device(0, new FileModelStore(dir), true);
     const helper = device(1, new MemoryModelStore());
     await Promise.all([first.client.start(), helper.client.start()]);
-    await coordinator.eligible(2);
+    await bed.coordinator.eligible(2);
 
     // Round 1, top-k: the upload is the top 1% of the delta; the rest is the stored residual.
     const round1 = await round([first, helper], { kind: 'topk', topkFraction: FRACTION });
@@ -121,8 +99,7 @@ describe('SDK compressed uploads against the real coordinator', () => {
     // Both fetched version 1 whole (they held no global model).
     expect(round1.metrics.bytesDown).toBeGreaterThanOrEqual(2 * MODEL_BYTES);
     expect(round1.metrics.bytesDown % MODEL_BYTES).toBe(0);
-    await first.client.dispose();
-    running = running.filter((c) => c !== first.client);
+    await bed.dispose(first.client);
 
     const stored1 = await new FileModelStore(dir).loadModel('residual');
     expect(stored1?.version).toBe(round1.baseVersion);
@@ -134,7 +111,7 @@ describe('SDK compressed uploads against the real coordinator', () => {
     // Restarted (same store): round 2's upload is top-k of (delta + the persisted residual).
     const restarted = device(0, new FileModelStore(dir), true);
     await restarted.client.start();
-    await coordinator.eligible(2);
+    await bed.coordinator.eligible(2);
     const round2 = await round([restarted, helper], { kind: 'topk', topkFraction: FRACTION });
     const delta2 = restarted.deltas.get(round2.id)!;
     const corrected = delta2.map((tensor, t) => {

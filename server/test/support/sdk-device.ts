@@ -1,7 +1,12 @@
-/** What SDK clients in integration tests share: their local MNIST slice and a socket that records what they send. */
+/** What SDK clients in integration tests share: their test bed, their local MNIST slice and a socket that records what they send. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { io } from 'socket.io-client';
-import { ArrayDataSource, type FederatedClientOptions, type FlockSocket } from '@flock/client-sdk';
-import type { readMnist } from '../../src/datasets/mnist.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { ArrayDataSource, type FederatedClient, type FederatedClientOptions, type FlockSocket } from '@flock/client-sdk';
+import { readMnist } from '../../src/datasets/mnist.js';
+import { startTestCoordinator, type TestCoordinator } from './coordinator.js';
 import { nextLoopbackAddress } from './protocol-client.js';
 
 type Mnist = Awaited<ReturnType<typeof readMnist>>;
@@ -30,5 +35,65 @@ export function recordingSocketFactory(onOutgoing: (event: string, args: unknown
     const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
     socket.onAnyOutgoing((event: string, ...args: unknown[]) => onOutgoing(event, args));
     return socket;
+  };
+}
+
+/** A real coordinator and MNIST for one SDK integration test file, with the clean-up every such file needs. */
+export interface SdkTestBed {
+  readonly coordinator: TestCoordinator;
+  readonly mnist: Mnist;
+  /** Disposed after the test that made it. */
+  track(client: FederatedClient): FederatedClient;
+  /** Disposes a tracked client now (a device that stops, to be restarted from its store). */
+  dispose(client: FederatedClient): Promise<void>;
+  /** A fresh directory, removed after the file's tests. */
+  tempDir(prefix: string): string;
+}
+
+/**
+ * Registers the hooks (call at a test file's top level): before all, a coordinator and the first
+ * `mnistCount` MNIST training images; after each test, its clients disposed and every device gone;
+ * after all, the coordinator closed and the temp dirs removed.
+ */
+export function sdkTestBed(mnistCount: number): SdkTestBed {
+  let coordinator: TestCoordinator | undefined;
+  let mnist: Mnist | undefined;
+  let running: FederatedClient[] = [];
+  const tempDirs: string[] = [];
+  beforeAll(async () => {
+    coordinator = await startTestCoordinator();
+    mnist = await readMnist('train', { start: 0, count: mnistCount });
+  });
+  afterEach(async () => {
+    await Promise.all(running.map((client) => client.dispose()));
+    running = [];
+    await coordinator?.devicesLeft(10_000);
+  });
+  afterAll(async () => {
+    await coordinator?.dispose();
+    tempDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+  });
+  return {
+    get coordinator() {
+      if (!coordinator) throw new Error('the coordinator starts in beforeAll');
+      return coordinator;
+    },
+    get mnist() {
+      if (!mnist) throw new Error('MNIST is read in beforeAll');
+      return mnist;
+    },
+    track(client) {
+      running.push(client);
+      return client;
+    },
+    async dispose(client) {
+      running = running.filter((tracked) => tracked !== client);
+      await client.dispose();
+    },
+    tempDir(prefix) {
+      const dir = mkdtempSync(join(tmpdir(), prefix));
+      tempDirs.push(dir);
+      return dir;
+    },
   };
 }
