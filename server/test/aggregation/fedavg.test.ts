@@ -2,14 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FedAvg, WeightedMeanAccumulator } from '../../src/aggregation/fedavg.js';
 import { getStrategy } from '../../src/aggregation/strategies.js';
 import { addScaledInto, applyUpdate, firstNonFinite, l2Norm } from '../../src/aggregation/vector-math.js';
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32 - 0.5;
-  };
-}
+import { seededRandom } from './helpers.js';
 
 describe('vector math', () => {
   it('adds scaled vectors, norms and finds non-finite values', () => {

@@ -14,20 +14,10 @@ import {
   topkCount,
   totalValues,
 } from '@flock/client-sdk/protocol';
+import { seeded, tensorsArbitrary as tensorsArbitraryOf } from './fixtures.js';
 
 /** Shapes of 1-4 small tensors, and values for them. */
-const tensorsArbitrary = fc
-  .array(fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 0, maxLength: 3 }), { minLength: 1, maxLength: 4 })
-  .chain((shapes) =>
-    fc.tuple(
-      fc.constant(shapes),
-      fc.tuple(
-        ...shapes.map((shape) =>
-          fc.float32Array({ minLength: shapeSize(shape), maxLength: shapeSize(shape), noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }),
-        ),
-      ),
-    ),
-  );
+const tensorsArbitrary = tensorsArbitraryOf({ maxDim: 7, minRank: 0, maxRank: 3, maxAbs: 1e6 });
 
 const flat = (tensors: readonly Float32Array[]): Float32Array => {
   const out = new Float32Array(tensors.reduce((sum, t) => sum + t.length, 0));
@@ -39,17 +29,6 @@ const flat = (tensors: readonly Float32Array[]): Float32Array => {
   return out;
 };
 const maxAbs = (values: ArrayLike<number>): number => Array.from(values).reduce((max, v) => Math.max(max, Math.abs(v)), 0);
-
-/** A seeded uniform [0, 1) source, so that failures replay. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
 
 describe('int8 codec', () => {
   it('has exactly 4 bytes per tensor plus one per value, and round to nearest is within half a scale step', () => {

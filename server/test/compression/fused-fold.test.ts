@@ -27,26 +27,10 @@ import { createStrategy } from '../../src/aggregation/strategies.js';
 import { CompressedUpdate } from '../../src/aggregation/strategy.js';
 import { checkUpdate, parseUpload, validateUpdate, type UpdateExpectation } from '../../src/rounds/upload-intake.js';
 import { rejectionReasonOf } from '../support/rejection-reason.js';
+import { seeded, tensorsArbitrary as tensorsArbitraryOf } from './fixtures.js';
 
 /** Shapes of 1-4 tensors (up to 40 values each: the 8-lane sums and their tails), and values for them. */
-const tensorsArbitrary = fc
-  .array(fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 1 }), { minLength: 1, maxLength: 4 })
-  .chain((shapes) =>
-    fc.tuple(
-      fc.constant(shapes),
-      fc.tuple(...shapes.map((shape) => fc.float32Array({ minLength: shapeSize(shape), maxLength: shapeSize(shape), noNaN: true, noDefaultInfinity: true }))),
-    ),
-  );
-
-function seeded(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
-}
+const tensorsArbitrary = tensorsArbitraryOf({ maxDim: 40, minRank: 1, maxRank: 1 });
 
 function sameBits(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   if (a.length !== b.length) return false;
