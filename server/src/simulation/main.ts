@@ -256,7 +256,7 @@ function resolveArguments(cli: CliOptions): {
   return { strategyOptions, server, target, compression, differentialPrivacy: differentialPrivacyOf(cli) };
 }
 
-/** DP rounds from --dp-noise-multiplier, or from --dp-epsilon through the accountant (the noise that spends ε over --rounds). */
+/** DP rounds from --dp-noise-multiplier, or from --dp-epsilon through the accountant (the noise that spends ε over --rounds); with --secure-aggregation the devices add the noise. */
 function differentialPrivacyOf(cli: CliOptions): DifferentialPrivacyRequest | null {
   if (cli.dpNoiseMultiplier !== undefined && cli.dpEpsilon !== undefined) program.error('give --dp-noise-multiplier or --dp-epsilon, not both');
   const samplingRate = cli.dpSamplingRate ?? cli.fraction;
@@ -268,7 +268,9 @@ function differentialPrivacyOf(cli: CliOptions): DifferentialPrivacyRequest | nu
   const noiseMultiplier =
     cli.dpNoiseMultiplier ?? noiseForEpsilon({ epsilon: cli.dpEpsilon!, delta: cli.dpDelta, samplingRate, rounds: cli.rounds }, { tolerance: 1e-4 });
   const adaptive = cli.dpAdaptiveQuantile === undefined ? {} : { adaptiveClipping: { targetQuantile: cli.dpAdaptiveQuantile } };
-  return { noiseMultiplier, clipNorm: cli.dpClipNorm, samplingRate, ...adaptive };
+  // With secure aggregation the coordinator sees only the sum: the devices add the noise.
+  const noise = cli.secureAggregation ? 'distributed' : 'central';
+  return { noiseMultiplier, clipNorm: cli.dpClipNorm, samplingRate, noise, ...adaptive };
 }
 
 interface Progress {
