@@ -7,7 +7,7 @@
 import { decodeCompressedDelta, encodeInt8, encodeTopk, totalValues, type Compression } from '../../client-sdk/src/protocol/index.js';
 import { WeightedMeanAccumulator } from '../../server/src/aggregation/fedavg.js';
 import type { KernelChoice } from '../../server/src/aggregation/kernels/float64-accumulator.js';
-import { CompressedUpdate } from '../../server/src/aggregation/strategy.js';
+import { clientUpdate } from '../../server/src/aggregation/strategy.js';
 import { boundInfluence, checkUpdate, parseUpload, validateUpdate, type UpdateExpectation } from '../../server/src/rounds/upload-intake.js';
 import { fillRandom, median, repeat } from './measure.js';
 
@@ -93,7 +93,7 @@ export const TOPK_FRACTION = 0.095;
  * TOPK_FRACTION), by `path`: `dense` decodes it into a Float32Array (decodeCompressedDelta), then
  * measures (kernel copy + norm) and folds it as a float32 upload (what the intake did before the
  * fused fold; the version and shape checks, a few microseconds, left out); `fused`
- * validates and measures it from its bytes and folds it from them (checkUpdate + CompressedUpdate,
+ * validates and measures it from its bytes and folds it from them (checkUpdate + clientUpdate,
  * what RoundsService.handleUpload does now). Same uploads (a pool of 64 fresh Buffers), same kernel.
  */
 export function compressedIntakeMsPerUpload(kind: 'int8' | 'topk', path: 'dense' | 'fused', kernel: Exclude<KernelChoice, 'auto'>): number {
@@ -121,11 +121,7 @@ export function compressedIntakeMsPerUpload(kind: 'int8' | 'topk', path: 'dense'
     } else {
       const { delta, norm } = checkUpdate(upload, round, (values) => aggregator.sumOfSquares(values));
       const bounded = boundInfluence(delta, norm, upload.numExamples, limits);
-      aggregator.add(
-        bounded.delta instanceof Float32Array
-          ? { delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale }
-          : new CompressedUpdate(bounded.delta, bounded.numExamples, bounded.scale),
-      );
+      aggregator.add(clientUpdate(bounded.delta, bounded.numExamples, bounded.scale));
     }
   });
 }

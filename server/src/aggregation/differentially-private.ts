@@ -1,7 +1,7 @@
 import type { TrainingPlan } from '@flock/client-sdk/protocol';
 import { cryptoUniform, fillGaussian, type UniformSource } from '@flock/client-sdk/secagg';
-import { createFloat64Accumulator } from './kernels/float64-accumulator.js';
-import { CompressedUpdate, type ClientUpdate, type RoundAggregator, type RoundContext, type SplitAggregation, type Strategy } from './strategy.js';
+import { createFloat64Accumulator, foldInto } from './kernels/float64-accumulator.js';
+import { foldSource, type ClientUpdate, type RoundAggregator, type RoundContext, type SplitAggregation, type Strategy } from './strategy.js';
 import { l2Norm } from './vector-math.js';
 
 /** What the DP wrapper needs of a round. */
@@ -132,13 +132,9 @@ export class DifferentiallyPrivate implements Strategy {
     return {
       sumOfSquares: (delta) => accumulator.sumOfSquares(delta),
       add: (update) => {
-        const compressed = update instanceof CompressedUpdate ? update.compressed : null;
-        const length = compressed ? compressed.length : update.delta.length;
-        if (length !== accumulator.length) throw new RangeError(`length mismatch: ${accumulator.length} vs ${length}`);
         const clip = this.clipScale(update);
         // A compressed upload is folded from its bytes (clipScale reads its measured norm, not the delta).
-        if (compressed) accumulator.addCompressed(compressed, clip.scale);
-        else accumulator.addScaled(update.delta, clip.scale);
+        foldInto(accumulator, foldSource(update), clip.scale);
         count++;
         if (clip.clipped) clipped++;
         if (clip.unclipped) unclipped++;

@@ -1,7 +1,7 @@
 import { ComposedStrategy, type AggregateDelta, type DeltaAggregator } from './pipeline.js';
 import { DirectUpdate } from './server-optimizers.js';
-import { createFloat64Accumulator, type Float64Accumulator, type KernelChoice } from './kernels/float64-accumulator.js';
-import { CompressedUpdate, type ClientUpdate } from './strategy.js';
+import { createFloat64Accumulator, foldInto, type Float64Accumulator, type KernelChoice } from './kernels/float64-accumulator.js';
+import { foldSource, type ClientUpdate } from './strategy.js';
 
 /**
  * Streaming example-weighted mean of client deltas: a running sum of n_k * scale_k * delta_k in
@@ -33,15 +33,8 @@ export class WeightedMeanAccumulator implements DeltaAggregator {
     if (!(update.numExamples > 0)) throw new RangeError(`numExamples must be positive, got ${update.numExamples}`);
     const scale = update.scale ?? 1;
     if (!(scale >= 0 && scale <= 1)) throw new RangeError(`scale must be in [0, 1], got ${scale}`);
-    if (update instanceof CompressedUpdate) {
-      // Folded from the upload's bytes: no dense vector (CompressedDeltaView).
-      if (update.compressed.length !== this.accumulator.length)
-        throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${update.compressed.length}`);
-      this.accumulator.addCompressed(update.compressed, update.numExamples * scale);
-    } else {
-      if (update.delta.length !== this.accumulator.length) throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${update.delta.length}`);
-      this.accumulator.addScaled(update.delta, update.numExamples * scale);
-    }
+    // A compressed upload is folded from its bytes (no dense vector).
+    foldInto(this.accumulator, foldSource(update), update.numExamples * scale);
     this.totalWeight += update.numExamples;
     this.updates++;
   }

@@ -1,5 +1,5 @@
 import type { CompressedDeltaView } from '@flock/client-sdk/protocol';
-import { createFloat64Accumulator, type Float64Accumulator } from './kernels/float64-accumulator.js';
+import { createFloat64Accumulator, foldInto, type Float64Accumulator } from './kernels/float64-accumulator.js';
 
 /** "FLPA": Flock partial aggregate. */
 const MAGIC = 0x41504c46;
@@ -42,9 +42,7 @@ export class PartialAggregate {
    */
   add(delta: Float32Array | CompressedDeltaView, numExamples: number, trainLoss: number, scale = 1): void {
     if (!(numExamples > 0)) throw new RangeError(`numExamples must be positive, got ${numExamples}`);
-    if (delta.length !== this.accumulator.length) throw new RangeError(`length mismatch: ${this.accumulator.length} vs ${delta.length}`);
-    if (delta instanceof Float32Array) this.accumulator.addScaled(delta, numExamples * scale);
-    else this.accumulator.addCompressed(delta, numExamples * scale);
+    foldInto(this.accumulator, delta, numExamples * scale);
     this.totalWeight += numExamples;
     this.count++;
     this.lossSum += trainLoss * numExamples;

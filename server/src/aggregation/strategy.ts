@@ -46,6 +46,21 @@ export class CompressedUpdate implements ClientUpdate {
   }
 }
 
+/**
+ * An accepted update as the aggregator takes it: float32 values as they are, a compressed upload as
+ * a CompressedUpdate that folds from its bytes. `scale` is left out when it is 1.
+ */
+export function clientUpdate(delta: Float32Array | CompressedDeltaView, numExamples: number, scale = 1, norm?: number): ClientUpdate {
+  const scaled = scale === 1 ? undefined : scale;
+  if (!(delta instanceof Float32Array)) return new CompressedUpdate(delta, numExamples, scaled, norm);
+  return { delta, numExamples, ...(scaled === undefined ? {} : { scale: scaled }), ...(norm === undefined ? {} : { norm }) };
+}
+
+/** What a fold reads of an update: a compressed upload's view (folded from its bytes), else its float32 delta. */
+export function foldSource(update: ClientUpdate): Float32Array | CompressedDeltaView {
+  return update instanceof CompressedUpdate ? update.compressed : update.delta;
+}
+
 /** The delta an update stands for: `delta` itself, or a scaled float32 copy when it carries a scale. */
 export function scaledDelta(update: ClientUpdate): Float32Array {
   const { delta, scale = 1 } = update;

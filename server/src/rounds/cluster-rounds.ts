@@ -1,6 +1,6 @@
 import { abandonSchema, totalValues, uploadRoundSchema, type UpdateResult } from '@flock/client-sdk/protocol';
 import { PartialAggregate } from '../aggregation/partial-aggregate.js';
-import { CompressedUpdate, type SplitAggregation } from '../aggregation/strategy.js';
+import { clientUpdate, foldSource, type SplitAggregation } from '../aggregation/strategy.js';
 import type { ClusterLink } from '../cluster/cluster-link.js';
 import type { FlockConfig } from '../config/config.js';
 import { moduleLogger, runDetached } from '../logging/logger.js';
@@ -110,13 +110,9 @@ export class ClusterRounds {
       // Still this round's, still open: the await above may have let the leader collect it.
       if (this.share !== share || share.sealed) throw new UploadRejection('round_closed', `round ${descriptor.roundId} stopped collecting updates`);
       const started = performance.now();
-      const update =
-        bounded.delta instanceof Float32Array
-          ? { delta: bounded.delta, numExamples: bounded.numExamples, scale: bounded.scale, norm: bounded.norm }
-          : new CompressedUpdate(bounded.delta, bounded.numExamples, bounded.scale, bounded.norm);
-      const prepared = share.split.prepare(update);
+      const prepared = share.split.prepare(clientUpdate(bounded.delta, bounded.numExamples, bounded.scale, bounded.norm));
       // Still compressed when prepare passed it through (FedAvg family); a wrapper that rebuilt it read the dense delta.
-      share.partial.add(prepared instanceof CompressedUpdate ? prepared.compressed : prepared.delta, prepared.numExamples, upload.trainLoss, prepared.scale);
+      share.partial.add(foldSource(prepared), prepared.numExamples, upload.trainLoss, prepared.scale);
       const foldMs = performance.now() - started;
       this.metrics.countFoldedUpload(foldMs / 1000, bounded);
       // Told before the device gets its answer: the leader hears of the upload before anything the device does next.

@@ -40,7 +40,7 @@ import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.j
 import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
 import { StaleRounds } from './stale-rounds.js';
-import { CompressedUpdate } from '../aggregation/strategy.js';
+import { clientUpdate } from '../aggregation/strategy.js';
 import { roundStrategy } from './round-strategy.js';
 import { SecureAggregationSink } from './secure/secure-aggregation-sink.js';
 import { secureMaxWeight, secureRoundRefusal } from './secure/secure-round-check.js';
@@ -378,13 +378,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
   private fold(round: ActiveRound, update: BoundedUpdate<DeltaSource>, trainLoss: number, at: { arrivedAt: number; received: number }): void {
     const { delta, numExamples, scale, norm, clipped, clamped } = update;
     const started = performance.now();
-    round.aggregator!.add(
-      delta instanceof Float32Array
-        ? scale === 1
-          ? { delta, numExamples, norm }
-          : { delta, numExamples, scale, norm }
-        : new CompressedUpdate(delta, numExamples, scale === 1 ? undefined : scale, norm),
-    );
+    round.aggregator!.add(clientUpdate(delta, numExamples, scale, norm));
     const foldSeconds = (performance.now() - started) / 1000;
     this.metrics.countFoldedUpload(foldSeconds, { clipped, clamped });
     const timing = { decodeMs: Math.max(0, at.received - at.arrivedAt), validationMs: started - at.received, foldMs: foldSeconds * 1000 };

@@ -27,6 +27,13 @@ export interface Float64Accumulator {
   readonly sum: Float64Array;
 }
 
+/** sum += scale · values for float32 values or a compressed upload's view, after checking the length. */
+export function foldInto(accumulator: Float64Accumulator, values: Float32Array | CompressedDeltaView, scale: number): void {
+  if (values.length !== accumulator.length) throw new RangeError(`length mismatch: ${accumulator.length} vs ${values.length}`);
+  if (values instanceof Float32Array) accumulator.addScaled(values, scale);
+  else accumulator.addCompressed(values, scale);
+}
+
 export type KernelChoice = 'auto' | 'wasm-simd' | 'js';
 
 /** The wasm SIMD accumulator where the runtime has it (else the JS one); `kernel` forces one (tests, benches). */
