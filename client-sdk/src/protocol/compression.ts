@@ -125,23 +125,9 @@ export function encodeInt8(tensors: readonly Float32Array[], random: (() => numb
   return bytes;
 }
 
-/** Dequantizes an int8 delta into one flat float32 vector, after checking its length against the shapes. */
+/** Dequantizes an int8 delta into one flat float32 vector, after checking its length against the shapes (parseInt8, then toDense). */
 export function decodeInt8(data: ArrayBuffer | ArrayBufferView, shapes: readonly (readonly number[])[]): Float32Array {
-  const bytes = bytesOf(data);
-  const expected = encodedDeltaBytes('int8', shapes);
-  if (bytes.byteLength !== expected) throw new DeltaDecodeError(`int8 delta has ${bytes.byteLength} bytes; the shapes need ${expected}`);
-  const view = viewOf(bytes);
-  const quantized = new Int8Array(bytes.buffer, bytes.byteOffset + 4 * shapes.length, bytes.byteLength - 4 * shapes.length);
-  const out = new Float32Array(quantized.length);
-  let offset = 0;
-  shapes.forEach((shape, t) => {
-    const scale = view.getFloat32(4 * t, true);
-    const end = offset + shapeSize(shape);
-    // A non-finite or negative scale yields non-finite or flipped values: the norm check refuses the former.
-    for (let i = offset; i < end; i++) out[i] = scale * quantized[i]!;
-    offset = end;
-  });
-  return out;
+  return parseInt8(data, shapes).toDense();
 }
 
 // ---------------------------------------------------------------- download deltas
@@ -411,30 +397,27 @@ function dequantizeTable(scale: number): Float64Array {
 class Int8View implements CompressedDeltaView {
   readonly encoding = 'int8';
   readonly length: number;
+  private readonly quantized: Int8Array;
+  /** Per tensor: where it sits, where its bytes start, its scale. */
+  private readonly runs: Int8Run[];
   /** Per tensor: its float32 values by q + 128, and their squares (both exact: the same products as per value). */
   private readonly tables: Float64Array[];
   private readonly squares: Float64Array[];
-  private readonly quantized: Int8Array;
-  private readonly starts: number[];
-  private readonly ends: number[];
 
   constructor(bytes: Uint8Array, shapes: readonly (readonly number[])[], placement: DeltaPlacement) {
     const view = viewOf(bytes);
     this.length = placement.length;
-    this.tables = shapes.map((_, t) => dequantizeTable(view.getFloat32(4 * t, true)));
-    this.squares = this.tables.map((table) => table.map((value) => value * value));
     this.quantized = new Int8Array(bytes.buffer, bytes.byteOffset + 4 * shapes.length, bytes.byteLength - 4 * shapes.length);
-    this.starts = [...placement.offsets];
-    this.ends = shapes.map((shape, t) => placement.offsets[t]! + shapeSize(shape));
     let source = 0;
     this.runs = shapes.map((shape, t) => {
-      const run = { start: this.starts[t]!, end: this.ends[t]!, source, scale: view.getFloat32(4 * t, true) };
+      const start = placement.offsets[t]!;
+      const run = { start, end: start + shapeSize(shape), source, scale: view.getFloat32(4 * t, true) };
       source += shapeSize(shape);
       return run;
     });
+    this.tables = this.runs.map((run) => dequantizeTable(run.scale));
+    this.squares = this.tables.map((table) => table.map((value) => value * value));
   }
-
-  private readonly runs: Int8Run[];
 
   int8Runs(): { quantized: Int8Array; runs: readonly Int8Run[] } {
     return { quantized: this.quantized, runs: this.runs };
@@ -446,12 +429,10 @@ class Int8View implements CompressedDeltaView {
     const tail = this.length - (this.length % 8);
     const tailSquares: number[] = [];
     const quantized = this.quantized;
-    let source = 0;
-    for (let t = 0; t < this.starts.length; t++) {
+    this.runs.forEach(({ start, end, source: first }, t) => {
       const squares = this.squares[t]!;
-      const start = this.starts[t]!;
-      const end = this.ends[t]!;
       const bulkEnd = Math.min(end, tail);
+      let source = first;
       let i = start;
       for (; i < bulkEnd && (i & 7) !== 0; i++, source++) lanes[i & 7]! += squares[quantized[source]! + 128]!;
       let s0 = lanes[0]!;
@@ -482,7 +463,7 @@ class Int8View implements CompressedDeltaView {
       lanes[7] = s7;
       for (; i < bulkEnd; i++, source++) lanes[i & 7]! += squares[quantized[source]! + 128]!;
       for (; i < end; i++, source++) tailSquares.push(squares[quantized[source]! + 128]!);
-    }
+    });
     let total = lanes[0]! + lanes[1]! + (lanes[2]! + lanes[3]!) + (lanes[4]! + lanes[5]! + (lanes[6]! + lanes[7]!));
     for (const square of tailSquares) total += square;
     return total;
@@ -491,26 +472,20 @@ class Int8View implements CompressedDeltaView {
   addScaledTo(target: Float64Array, weight: number): void {
     if (target.length !== this.length) throw new RangeError(`length mismatch: ${target.length} vs ${this.length}`);
     const quantized = this.quantized;
-    let source = 0;
-    for (let t = 0; t < this.starts.length; t++) {
+    this.runs.forEach(({ start, end, source }, t) => {
       // weight · value for each of the 256 values: the same product the fold of the dense value makes.
-      const table = this.tables[t]!;
-      const scaled = new Float64Array(256);
-      for (let q = 0; q < 256; q++) scaled[q] = weight * table[q]!;
-      const end = this.ends[t]!;
-      for (let i = this.starts[t]!; i < end; i++, source++) target[i]! += scaled[quantized[source]! + 128]!;
-    }
+      const scaled = this.tables[t]!.map((value) => weight * value);
+      for (let i = start, j = source; i < end; i++, j++) target[i]! += scaled[quantized[j]! + 128]!;
+    });
   }
 
   toDense(): Float32Array {
     const out = new Float32Array(this.length);
     const quantized = this.quantized;
-    let source = 0;
-    for (let t = 0; t < this.starts.length; t++) {
+    this.runs.forEach(({ start, end, source }, t) => {
       const table = this.tables[t]!;
-      const end = this.ends[t]!;
-      for (let i = this.starts[t]!; i < end; i++, source++) out[i] = table[quantized[source]! + 128]!;
-    }
+      for (let i = start, j = source; i < end; i++, j++) out[i] = table[quantized[j]! + 128]!;
+    });
     return out;
   }
 }
