@@ -22,7 +22,7 @@ const { values } = parseArgs({
     arm: { type: 'string' },
     'iid-rounds': { type: 'string', default: '30' },
     'shards-rounds': { type: 'string', default: '50' },
-    'topk-fraction': { type: 'string', default: '0.095' },
+    'topk-fraction': { type: 'string', default: '0.2' },
     seed: { type: 'string', default: '1' },
   },
 });

@@ -4,7 +4,7 @@
  * fold, called as RoundsService.handleUpload calls them, on 2NN uploads that arrive as fresh
  * Buffers (a pool of 64 distinct ones, 51 MB: more than the L3 cache, like uploads off the wire).
  */
-import { decodeCompressedDelta, encodeInt8, encodeTopk, totalValues, type Compression } from '../../client-sdk/src/protocol/index.js';
+import { decodeCompressedDelta, DEFAULT_TOPK_FRACTION, encodeInt8, encodeTopk, totalValues, type Compression } from '../../client-sdk/src/protocol/index.js';
 import { WeightedMeanAccumulator } from '../../server/src/aggregation/fedavg.js';
 import type { KernelChoice } from '../../server/src/aggregation/kernels/float64-accumulator.js';
 import { clientUpdate } from '../../server/src/aggregation/strategy.js';
@@ -85,8 +85,8 @@ export function intakeMsPerUpload(kernel: Exclude<KernelChoice, 'auto'>): number
   );
 }
 
-/** The top-k fraction of the compressed intake measurement (the bench default, compression.md). */
-export const TOPK_FRACTION = 0.095;
+/** The top-k fraction of the compressed intake measurement: the protocol's default. */
+export const TOPK_FRACTION = DEFAULT_TOPK_FRACTION;
 
 /**
  * Median milliseconds the intake spends on one compressed 2NN upload (int8, or top-k at

@@ -6,16 +6,19 @@
  *   int8     per tensor one float32 scale, then one int8 per value: value ≈ scale · q.
  *            Layout: [scale f32 × T][q i8 × N]; exactly 4T + N bytes. Devices round
  *            stochastically (unbiased: E[scale · q] = value); download deltas round to nearest.
- *   topk     the K largest-magnitude values over the whole delta, the rest zero, each kept value
- *            as int8 with a per-tensor scale (max kept |value| / 127; stochastic rounding) and its
- *            position as the gap from the previous kept one in its tensor (LEB128 varint).
- *            Layout: [count u32 × T][scale f32 × T][q i8 × K][gap varint × K]; 8T + K + Σ gap
- *            bytes (1 byte per gap below 128, at most 5). Positions: the first kept value of a
- *            tensor is at gap, each next one at previous + 1 + gap (so strictly increasing by
- *            construction), inside the tensor; K (the sum of the counts) is at most
- *            topkCount(N, fraction) of the round's plan. Values and gaps are kept apart so that
- *            the values sit at fixed offsets. Measured on the 2NN's uploads at 9.5%: 1.005 bytes
- *            of gap per value, 2.0 bytes per kept value instead of 8 (bench/results/compression.md).
+ *   topk     the K largest-magnitude values over the whole delta, the rest zero. Each kept value
+ *            is its sign and one of its tensor's 8 float32 magnitude levels (geometric from the
+ *            smallest kept magnitude to the largest; stochastic rounding between neighbours), a
+ *            4-bit code; its position is the gap from the previous kept one in its tensor, Rice-
+ *            coded with the tensor's parameter (rice.ts).
+ *            Layout: [count u32 × T][level f32 × 8T][rice parameter u8 × T][code 4 bits × K, two a
+ *            byte, low half first][gaps, Rice-coded bits, least significant first, 0-padded to a
+ *            byte]; 37T + ceil(K/2) + ceil(gap bits / 8) bytes. A code is sign << 3 | level. The
+ *            first kept value of a tensor is at gap, each next one at previous + 1 + gap (so strictly
+ *            increasing by construction), inside the tensor; K (the sum of the counts) is at most
+ *            topkCount(N, fraction) of the round's plan. Codes and gaps are kept apart so that the
+ *            codes sit at fixed offsets. About 1 byte per kept value on the 2NN's uploads, against
+ *            8 for an index and a float32 (bench/results/compression.md).
  * T is the number of tensors, N the number of values; every number is little-endian. The decoder
  * checks lengths, counts, ranges and order against the model's shapes before reading a value, so a
  * device's bytes can never make it read out of bounds or allocate more than one model-sized vector.
@@ -23,6 +26,7 @@
  * bytes and returns a view that measures (L2 norm) and folds them straight from the encoding.
  */
 import { z } from 'zod';
+import { bestRiceParameter, MAX_RICE_PARAMETER, RICE_END, RICE_TOO_LARGE, RiceReader, RiceWriter } from './rice.js';
 import { shapeSize, totalValues } from './weights.js';
 
 export const COMPRESSION_KINDS = ['none', 'int8', 'topk'] as const;
@@ -32,8 +36,8 @@ export type CompressionKind = (typeof COMPRESSION_KINDS)[number];
 export const DELTA_ENCODINGS = ['float32', 'int8', 'topk'] as const;
 export type DeltaEncoding = (typeof DELTA_ENCODINGS)[number];
 
-/** The top-k fraction when a plan names none: about 2 bytes per kept value, 21x fewer bytes than float32 on the 2NN (bench/results/compression.md). */
-export const DEFAULT_TOPK_FRACTION = 0.095;
+/** The top-k fraction when a plan names none: about 1 byte per kept value, 20.8x fewer bytes than float32 on the 2NN (bench/results/compression.md). */
+export const DEFAULT_TOPK_FRACTION = 0.2;
 
 /** The round's compression of uploads, negotiated in the plan. */
 export const compressionSchema = z
@@ -61,13 +65,16 @@ export function topkCount(values: number, fraction: number): number {
 
 /**
  * Byte length of an encoding for these shapes: exact for float32 and int8; for topk with `kept`
- * values the largest it can be (every gap 5 bytes; a real one is 8T + K + Σ varint bytes of its gaps).
+ * values the most the encoder writes. It picks each tensor's Rice parameter for the fewest bits,
+ * so at most those of k = floor(log2(size / count)): count · (1 + k) + size / 2^k < count · (3 +
+ * log2(size / count)) bits, and summed over tensors at most K · (3 + log2(N / K)) (log-sum inequality).
  */
 export function encodedDeltaBytes(encoding: DeltaEncoding, shapes: readonly (readonly number[])[], kept = 0): number {
   const values = totalValues(shapes);
   if (encoding === 'float32') return 4 * values;
   if (encoding === 'int8') return 4 * shapes.length + values;
-  return 8 * shapes.length + 6 * kept;
+  const gapBits = kept === 0 ? 0 : kept * (3 + Math.log2(values / kept));
+  return topkHeaderBytes(shapes.length) + Math.ceil(kept / 2) + Math.ceil(gapBits / 8);
 }
 
 /**
@@ -174,23 +181,57 @@ export interface TopkSelection {
   /** How many values were kept. */
   kept: number;
   /**
-   * The delta the coordinator will decode, per tensor: the dequantized kept values (scale · q as
-   * float32), the rest zero. For error feedback: residual = input − sent (which carries both what
-   * top-k left out and the int8 rounding error of what it kept).
+   * The delta the coordinator will decode, per tensor: the kept values as sent (± one of the
+   * tensor's float32 levels), the rest zero. For error feedback: residual = input − sent (which
+   * carries both what top-k left out and the rounding error of what it kept).
    */
   sent: Float32Array[];
 }
 
-/** Bytes of the LEB128 varint of `value` (a non-negative integer below 2^32). */
-function varintBytes(value: number): number {
-  return value < 0x80 ? 1 : value < 0x4000 ? 2 : value < 0x200000 ? 3 : value < 0x10000000 ? 4 : 5;
+/** Magnitude levels per tensor of a top-k delta: a kept value is its sign and one of them (4 bits). */
+export const TOPK_LEVELS = 8;
+
+/** Bytes before a top-k delta's codes: per tensor a u32 count, TOPK_LEVELS f32 levels and a u8 Rice parameter. */
+function topkHeaderBytes(tensors: number): number {
+  return (4 + 4 * TOPK_LEVELS + 1) * tensors;
+}
+
+/**
+ * A tensor's magnitude levels for kept magnitudes in [low, high]: geometric from low to high (the
+ * relative rounding error is the same at every size, and top-k's magnitudes are heavy-tailed), or,
+ * when low is 0 (fewer non-zero values than kept ones), 0 and then high / 64 ... high.
+ */
+function magnitudeLevels(low: number, high: number): Float32Array {
+  const levels = new Float32Array(TOPK_LEVELS);
+  if (!(high > 0)) return levels;
+  const last = TOPK_LEVELS - 1;
+  const from = low > 0 ? low : high / 64;
+  const first = low > 0 ? 0 : 1;
+  for (let j = first; j < last; j++) levels[j] = from * (high / from) ** ((j - first) / (last - first));
+  levels[0] = low; // exact: the ends are kept magnitudes themselves
+  levels[last] = high;
+  return levels;
+}
+
+/**
+ * The level index for `magnitude` (within levels[0]..levels[last]): rounded stochastically between
+ * its two neighbouring levels with `random` (unbiased: E[level] = magnitude), or to the nearest.
+ */
+function levelIndex(levels: Float32Array, magnitude: number, random: (() => number) | null): number {
+  let j = 0;
+  while (j < TOPK_LEVELS - 2 && magnitude > levels[j + 1]!) j++;
+  const below = levels[j]!;
+  const above = levels[j + 1]!;
+  if (!(above > below)) return magnitude > below ? j + 1 : j;
+  const up = (magnitude - below) / (above - below);
+  return (random ? random() < up : up >= 0.5) ? j + 1 : j;
 }
 
 /**
  * Keeps the `topkCount(N, fraction)` largest-magnitude values over all tensors (ties broken by
- * position) and quantizes them to int8 with a per-tensor scale (max kept |value| / 127), rounding
- * stochastically with `random` (unbiased: E[scale · q] = value; null rounds to nearest). Linear
- * time: the threshold is found by selection, not by sorting.
+ * position) and sends each as its sign and one of its tensor's TOPK_LEVELS magnitude levels,
+ * rounding stochastically with `random` (unbiased; null rounds to nearest), with the gaps between
+ * positions Rice-coded. Linear time: the threshold is found by selection, not by sorting.
  */
 export function encodeTopk(tensors: readonly Float32Array[], fraction: number, random: (() => number) | null = Math.random): TopkSelection {
   const total = tensors.reduce((sum, tensor) => sum + tensor.length, 0);
@@ -207,55 +248,55 @@ export function encodeTopk(tensors: readonly Float32Array[], fraction: number, r
   for (const tensor of tensors) for (let i = 0; i < tensor.length; i++) if (Math.abs(tensor[i]!) > threshold) above++;
   let equalAllowed = k - above;
   const positions = new Uint32Array(k);
-  const counts = new Uint32Array(tensors.length);
-  const scales = new Float32Array(tensors.length);
+  const gaps = new Uint32Array(k);
+  const T = tensors.length;
+  const counts = new Uint32Array(T);
+  const levels: Float32Array[] = [];
+  const riceParameters = new Uint8Array(T);
   let kept = 0;
-  let gapBytes = 0;
+  let gapBits = 0;
   tensors.forEach((tensor, t) => {
+    const first = kept;
     let previous = -1;
-    let maxAbs = 0;
+    let low = Infinity;
+    let high = 0;
     for (let i = 0; i < tensor.length; i++) {
       const magnitude = Math.abs(tensor[i]!);
       if (magnitude > threshold || (magnitude === threshold && equalAllowed > 0)) {
         if (magnitude === threshold) equalAllowed--;
-        positions[kept++] = i;
-        gapBytes += varintBytes(i - previous - 1);
+        positions[kept] = i;
+        gaps[kept++] = i - previous - 1;
         previous = i;
-        counts[t]!++;
-        maxAbs = Math.max(maxAbs, magnitude);
+        low = Math.min(low, magnitude);
+        high = Math.max(high, magnitude);
       }
     }
-    // Values below float32's normal range would underflow the scale to 0: keep the smallest one.
-    scales[t] = maxAbs > 0 ? Math.max(Math.fround(maxAbs / 127), MIN_FLOAT32) : 0;
+    counts[t] = kept - first;
+    levels.push(kept > first ? magnitudeLevels(low, high) : new Float32Array(TOPK_LEVELS));
+    const rice = bestRiceParameter(gaps.subarray(first, kept));
+    riceParameters[t] = rice.parameter;
+    gapBits += rice.bits;
   });
-  const T = tensors.length;
-  const data = new Uint8Array(8 * T + k + gapBytes);
+  const codesAt = topkHeaderBytes(T);
+  const gapsAt = codesAt + Math.ceil(k / 2);
+  const data = new Uint8Array(gapsAt + Math.ceil(gapBits / 8));
   const view = viewOf(data);
-  const quantized = new Int8Array(data.buffer, 8 * T, k);
+  const writer = new RiceWriter(data, gapsAt);
   const sent = tensors.map((tensor) => new Float32Array(tensor.length));
   let entry = 0;
-  let cursor = 8 * T + k;
   tensors.forEach((tensor, t) => {
-    const scale = scales[t]!;
+    const tensorLevels = levels[t]!;
     view.setUint32(4 * t, counts[t]!, true);
-    view.setFloat32(4 * T + 4 * t, scale, true);
-    let previous = -1;
+    tensorLevels.forEach((level, j) => view.setFloat32(4 * T + 4 * (TOPK_LEVELS * t + j), level, true));
+    data[(4 + 4 * TOPK_LEVELS) * T + t] = riceParameters[t]!;
     for (let c = 0; c < counts[t]!; c++, entry++) {
       const position = positions[entry]!;
-      let gap = position - previous - 1;
-      previous = position;
-      while (gap >= 0x80) {
-        data[cursor++] = (gap & 0x7f) | 0x80;
-        gap = Math.floor(gap / 0x80);
-      }
-      data[cursor++] = gap;
-      let q = 0;
-      if (scale > 0) {
-        const scaled = tensor[position]! / scale;
-        q = Math.max(-127, Math.min(127, random ? Math.floor(scaled + random()) : Math.round(scaled)));
-      }
-      quantized[entry] = q;
-      sent[t]![position] = scale * q;
+      const value = tensor[position]!;
+      const level = levelIndex(tensorLevels, Math.abs(value), random);
+      const code = value < 0 ? level | 8 : level;
+      data[codesAt + (entry >>> 1)]! |= entry & 1 ? code << 4 : code;
+      sent[t]![position] = value < 0 ? -tensorLevels[level]! : tensorLevels[level]!;
+      writer.write(gaps[entry]!, riceParameters[t]!);
     }
   });
   return { data, kept, sent };
@@ -541,10 +582,11 @@ export function parseInt8(
 
 /**
  * Validates a top-k delta against the shapes in one pass over its bytes: the counts (in total at
- * most `maxKept`, each at most its tensor's size), the byte length (at least one and at most five
- * bytes of gap per value), every gap (a canonical LEB128 varint that stays inside its tensor), and
- * that the bytes end exactly where the last gap does. Allocates 12 bytes per kept value (positions
- * and values), never a model-sized vector.
+ * most `maxKept`, each at most its tensor's size), the Rice parameters (at most 31), the byte
+ * length (at least the header and the codes), every gap (a Rice code that stays inside its tensor
+ * and inside the bytes), and that the bytes end in the byte of the last gap with zero padding.
+ * Allocates 12 bytes per kept value (positions and values), never a model-sized vector; its work is
+ * linear in the bytes.
  */
 export function parseTopk(
   data: ArrayBuffer | ArrayBufferView,
@@ -555,58 +597,49 @@ export function parseTopk(
   checkPlacement(shapes, placement);
   const bytes = bytesOf(data);
   const tensors = shapes.length;
-  if (bytes.byteLength < 8 * tensors)
-    throw new DeltaDecodeError(`top-k delta has ${bytes.byteLength} bytes: fewer than the ${8 * tensors} of its counts and scales`);
+  const codesAt = topkHeaderBytes(tensors);
+  if (bytes.byteLength < codesAt) throw new DeltaDecodeError(`top-k delta has ${bytes.byteLength} bytes: fewer than the ${codesAt} of its header`);
   const view = viewOf(bytes);
+  const parametersAt = (4 + 4 * TOPK_LEVELS) * tensors;
   let kept = 0;
   for (let t = 0; t < tensors; t++) {
     const count = view.getUint32(4 * t, true);
     const size = shapeSize(shapes[t]!);
     if (count > size) throw new DeltaDecodeError(`top-k delta: tensor ${t} counts ${count} values of its ${size}`);
+    if (bytes[parametersAt + t]! > MAX_RICE_PARAMETER)
+      throw new DeltaDecodeError(`top-k delta: tensor ${t}'s Rice parameter ${bytes[parametersAt + t]} is above ${MAX_RICE_PARAMETER}`);
     kept += count;
   }
   if (kept > maxKept) throw new DeltaDecodeError(`top-k delta carries ${kept} values; the round allows ${maxKept}`, 'compression_mismatch');
-  const minimum = 8 * tensors + 2 * kept;
-  const maximum = 8 * tensors + 6 * kept;
-  if (bytes.byteLength < minimum || bytes.byteLength > maximum) {
-    throw new DeltaDecodeError(`top-k delta of ${kept} values has ${bytes.byteLength} bytes; it needs ${minimum} to ${maximum}`);
-  }
+  const gapsAt = codesAt + Math.ceil(kept / 2);
+  if (bytes.byteLength < gapsAt)
+    throw new DeltaDecodeError(`top-k delta of ${kept} values has ${bytes.byteLength} bytes: fewer than the ${gapsAt} of its header and codes`);
+  if (kept % 2 === 1 && bytes[gapsAt - 1]! >>> 4 !== 0) throw new DeltaDecodeError('top-k delta: the unused half of its last code byte is not 0');
   const positions = new Uint32Array(kept);
   const values = new Float64Array(kept);
-  const quantizedAt = 8 * tensors;
-  const end = bytes.byteLength;
-  let cursor = quantizedAt + kept;
+  const reader = new RiceReader(bytes, gapsAt, bytes.byteLength);
   let entry = 0;
   for (let t = 0; t < tensors; t++) {
     const size = shapeSize(shapes[t]!);
     const count = view.getUint32(4 * t, true);
-    const scale = view.getFloat32(4 * tensors + 4 * t, true);
+    const parameter = bytes[parametersAt + t]!;
+    const levelsAt = 4 * tensors + 4 * TOPK_LEVELS * t;
     const offset = placement.offsets[t]!;
     let previous = -1;
     for (let c = 0; c < count; c++, entry++) {
-      // LEB128: 7 bits a byte, low first; at most 5 bytes (2^35 > any gap inside a tensor).
-      let gap = 0;
-      let factor = 1;
-      for (let length = 1; ; length++) {
-        if (cursor >= end) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} runs past the end of the bytes`);
-        const byte = bytes[cursor++]!;
-        gap += (byte & 0x7f) * factor;
-        if (byte < 0x80) {
-          if (byte === 0 && length > 1) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} is not in its shortest form`);
-          break;
-        }
-        if (length === 5) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} is longer than 5 bytes`);
-        factor *= 0x80;
-      }
+      const gap = reader.read(parameter, size - previous - 2);
+      if (gap === RICE_END) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} runs past the end of the bytes`);
+      if (gap === RICE_TOO_LARGE) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} leads outside its ${size} values`);
       const position = previous + 1 + gap;
-      if (position >= size) throw new DeltaDecodeError(`top-k delta: tensor ${t} position ${position} is outside its ${size} values`);
       previous = position;
       positions[entry] = offset + position;
-      // float32 scale · q: exactly the dense decoder's value.
-      values[entry] = Math.fround(scale * ((bytes[quantizedAt + entry]! << 24) >> 24));
+      const code = (bytes[codesAt + (entry >>> 1)]! >>> (entry & 1 ? 4 : 0)) & 0xf;
+      // ± a float32 level: exactly the dense decoder's value.
+      const level = view.getFloat32(levelsAt + 4 * (code & 7), true);
+      values[entry] = code & 8 ? -level : level;
     }
   }
-  if (cursor !== end) throw new DeltaDecodeError(`top-k delta: ${end - cursor} bytes after its last gap`);
+  if (!reader.endsCleanly()) throw new DeltaDecodeError('top-k delta: bytes after its last gap');
   return new TopkView(placement.length, positions, values);
 }
 

@@ -13,8 +13,8 @@ import { modelVersionSchema } from './model-messages.js';
 import { CONNECT_ERRORS } from './reasons.js';
 import { binarySchema } from './weights.js';
 
-/** 2: device keys and proof of possession (1: self-chosen client ids). */
-export const PROTOCOL_VERSION = 2;
+/** 3: top-k uploads as 4-bit codes with Rice-coded gaps (2: int8 values, LEB128 gaps; device keys and proof of possession since 2; 1: self-chosen client ids). */
+export const PROTOCOL_VERSION = 3;
 
 /** The longest wait a `coordinator_busy` refusal may ask for. */
 export const MAX_RETRY_AFTER_MS = 3_600_000;

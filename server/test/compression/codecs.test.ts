@@ -14,6 +14,7 @@ import {
   topkCount,
   totalValues,
 } from '@flock/client-sdk/protocol';
+import { topkLayout } from '../support/topk.js';
 import { seeded, tensorsArbitrary as tensorsArbitraryOf } from './fixtures.js';
 
 /** Shapes of 1-4 small tensors, and values for them. */
@@ -92,20 +93,21 @@ describe('int8 codec', () => {
 });
 
 describe('top-k codec', () => {
-  it('keeps exactly topkCount values, the largest in magnitude, within one int8 step, and decodes to exactly what it says it sent', () => {
+  it('keeps exactly topkCount values, the largest in magnitude, each sent as one of the two levels around it, and decodes to exactly what it says it sent', () => {
     fc.assert(
       fc.property(tensorsArbitrary, fc.double({ min: 0.001, max: 1, noNaN: true }), fc.integer(), ([shapes, tensors], fraction, seed) => {
         const total = totalValues(shapes);
         const selection = encodeTopk(tensors, fraction, seeded(seed));
         expect(selection.kept).toBe(topkCount(total, fraction));
-        const { positions, gapBytes } = keptPositions(selection.data, shapes);
-        // 8 bytes per tensor, one per value, then the gaps exactly.
-        expect(selection.data.byteLength).toBe(8 * shapes.length + selection.kept + gapBytes);
+        const layout = topkLayout(selection.data, shapes);
+        // 37 bytes per tensor, half a byte per value, then the gaps' bits, padded to a byte.
+        expect(selection.data.byteLength).toBe(37 * shapes.length + Math.ceil(selection.kept / 2) + Math.ceil(layout.gapBits / 8));
         expect(selection.data.byteLength).toBeLessThanOrEqual(encodedDeltaBytes('topk', shapes, selection.kept));
         const decoded = decodeTopk(selection.data, shapes, topkCount(total, fraction));
         expect(Array.from(decoded)).toEqual(Array.from(flat(selection.sent)));
-        // Every kept value is at least as large as every dropped one, and sent within one step of its tensor's scale.
+        // Every kept value is at least as large as every dropped one.
         const input = flat(tensors);
+        const positions = new Set(layout.positions);
         expect(positions.size).toBe(selection.kept);
         let smallestKept = Infinity;
         let largestDropped = 0;
@@ -117,12 +119,24 @@ describe('top-k codec', () => {
           }
         }
         expect(smallestKept).toBeGreaterThanOrEqual(largestDropped);
+        // Levels run from the tensor's smallest kept magnitude to its largest; each value keeps its
+        // sign and is sent as a level with no other level between it and the value.
         let offset = 0;
-        tensors.forEach((tensor) => {
-          let step = 0;
-          for (let i = 0; i < tensor.length; i++) if (positions.has(offset + i)) step = Math.max(step, Math.abs(tensor[i]!) / 127);
+        tensors.forEach((tensor, t) => {
+          const levels = Array.from(layout.levels[t]!);
+          const kept = layout.positions.filter((p) => p >= offset && p < offset + tensor.length).map((p) => Math.abs(input[p]!));
+          if (kept.length > 0 && Math.max(...kept) > 0) {
+            expect(levels[0]).toBe(Math.min(...kept));
+            expect(levels[7]).toBe(Math.max(...kept));
+          }
           for (let i = 0; i < tensor.length; i++) {
-            if (positions.has(offset + i)) expect(Math.abs(decoded[offset + i]! - tensor[i]!)).toBeLessThanOrEqual(step * (1 + 1e-6) + 1e-37);
+            if (!positions.has(offset + i)) continue;
+            const value = tensor[i]!;
+            const sent = decoded[offset + i]!;
+            if (value !== 0 && sent !== 0) expect(Math.sign(sent)).toBe(Math.sign(value));
+            expect(levels).toContain(Math.abs(sent));
+            const [low, high] = [Math.min(Math.abs(value), Math.abs(sent)), Math.max(Math.abs(value), Math.abs(sent))];
+            expect(levels.filter((level) => level > low && level < high)).toEqual([]);
           }
           offset += tensor.length;
         });
@@ -132,37 +146,53 @@ describe('top-k codec', () => {
 
   it('rounds its kept values without bias (the mean of many encodings converges on them)', () => {
     const values = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 1.7) * ((i % 5) + 1));
-    const step = maxAbs(values) / 127;
     const draws = 4000;
     const sum = new Float64Array(values.length);
     const random = seeded(42);
+    let levels: number[] = [];
     for (let d = 0; d < draws; d++) {
-      const decoded = decodeTopk(encodeTopk([values], 1, random).data, [[values.length]], values.length);
+      const data = encodeTopk([values], 1, random).data;
+      levels = Array.from(topkLayout(data, [[values.length]]).levels[0]!);
+      const decoded = decodeTopk(data, [[values.length]], values.length);
       for (let i = 0; i < values.length; i++) sum[i] = sum[i]! + decoded[i]!;
     }
-    for (let i = 0; i < values.length; i++) expect(Math.abs(sum[i]! / draws - values[i]!)).toBeLessThan((4 * step) / 2 / Math.sqrt(draws));
+    for (let i = 0; i < values.length; i++) {
+      // A draw is one of the two levels around the value: its deviation is at most their distance.
+      const magnitude = Math.abs(values[i]!);
+      const above = levels.find((level) => level >= magnitude)!;
+      const below = [...levels].reverse().find((level) => level <= magnitude)!;
+      expect(Math.abs(sum[i]! / draws - values[i]!)).toBeLessThanOrEqual((4 * (above - below)) / 2 / Math.sqrt(draws) + 1e-6);
+    }
   });
 
-  it('spends one byte per gap below 128 and up to five for the largest', () => {
+  it("codes each tensor's gaps with the Rice parameter that needs the fewest bits", () => {
     const big = new Float32Array(2 ** 21);
     big[0] = 1;
-    big[200] = 2; // gap 199: two bytes
-    big[2 ** 21 - 1] = 3; // gap 2^21 - 202: three bytes
+    big[200] = 2;
+    big[2 ** 21 - 1] = 3;
     const selection = encodeTopk([big], 3 / big.length, null);
     expect(selection.kept).toBe(3);
-    expect(selection.data.byteLength).toBe(8 + 3 + (1 + 2 + 3));
+    const gaps = [0, 199, 2 ** 21 - 202];
+    const bits = (k: number): number => gaps.reduce((sum, gap) => sum + 1 + k + Math.floor(gap / 2 ** k), 0);
+    const fewest = Math.min(...Array.from({ length: 32 }, (_, k) => bits(k)));
+    const layout = topkLayout(selection.data, [[big.length]]);
+    expect(layout.gapBits).toBe(fewest);
+    expect(layout.positions).toEqual([0, 200, 2 ** 21 - 1]);
     const decoded = decodeTopk(selection.data, [[big.length]], 3);
+    // Levels 1, ..., 3 (geometric) hold 1 and 3 exactly; 2 rounds to its nearest level.
+    expect(decoded[0]).toBe(1);
     expect(decoded[2 ** 21 - 1]).toBe(3);
-    expect(Math.abs(decoded[200]! - 2)).toBeLessThanOrEqual(3 / 254 + 1e-6);
-    expect(Math.abs(decoded[0]! - 1)).toBeLessThanOrEqual(3 / 254 + 1e-6);
+    expect(Math.abs(decoded[200]! - 2)).toBeLessThanOrEqual(2 * (3 ** (1 / 7) - 1));
   });
 
-  it('refuses more values than the round allows, counts and lengths that disagree, and gaps out of range or not canonical', () => {
+  it('refuses more values than the round allows, counts, parameters and lengths that disagree, gaps out of range and bits after the last gap', () => {
     const shapes = [[4], [3]];
     const good = encodeTopk([Float32Array.of(5, 0, -6, 1), Float32Array.of(0, 7, 2)], 3 / 7, null);
     expect(good.kept).toBe(3);
-    // layout: counts at 0, 4; scales at 8, 12; q at 16, 17, 18; gaps at 19 (0), 20 (1), 21 (1)
-    expect(Array.from(good.data.subarray(19))).toEqual([0, 1, 1]);
+    // layout: counts at 0, 4; levels at 8-71; Rice parameters at 72, 73 (both 0); codes at 74-75; gaps at 76:
+    // tensor 0 gaps 0 ("0") and 1 ("10"), tensor 1 gap 1 ("10"), least significant bit first: 0b01010.
+    expect(Array.from(good.data.subarray(72, 74))).toEqual([0, 0]);
+    expect(Array.from(good.data.subarray(76))).toEqual([0b01010]);
     expect(Array.from(decodeTopk(good.data, shapes, 3), (v) => v !== 0)).toEqual([true, false, true, false, false, true, false]);
     const over = (() => {
       try {
@@ -179,24 +209,28 @@ describe('top-k codec', () => {
       edit(copy, new DataView(copy.buffer));
       return copy;
     };
-    const withGaps = (...gaps: number[]): Uint8Array => {
-      const copy = new Uint8Array(19 + gaps.length);
-      copy.set(good.data.subarray(0, 19));
-      copy.set(gaps, 19);
+    /** The good header and codes, then these gap bits ("0 10 10": least significant first). */
+    const withGapBits = (bits: string): Uint8Array => {
+      const list = bits.replace(/ /g, '');
+      const copy = new Uint8Array(76 + Math.ceil(list.length / 8));
+      copy.set(good.data.subarray(0, 76));
+      for (let i = 0; i < list.length; i++) if (list[i] === '1') copy[76 + (i >> 3)]! |= 1 << (i & 7);
       return copy;
     };
+    expect(Array.from(withGapBits('0 10 10'))).toEqual(Array.from(good.data));
     const malformed = [
-      tamper((_, v) => v.setUint32(0, 1, true)), // counts add up to 2: the bytes hold a third gap too many
       tamper((_, v) => v.setUint32(4, 4, true)), // tensor 1 counts 4 of its 3 values
       tamper((_, v) => v.setUint32(0, 0xffffffff, true)), // a huge count
-      withGaps(3, 0, 1), // tensor 0 positions 3, then 4: outside its 4 values
-      withGaps(0, 1, 3), // tensor 1 position 3 of 3 values
-      withGaps(0, 1, 0x81, 0x00), // gap 1 in a needless second byte (not canonical)
-      withGaps(0, 1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00), // longer than 5 bytes
-      withGaps(0, 1), // the last gap is missing
-      withGaps(0, 1, 0x80), // the last gap runs past the end
-      withGaps(0, 1, 1, 0), // a byte after the last gap
-      good.data.subarray(0, 18), // shorter than counts, scales and values
+      tamper((bytes) => (bytes[73] = 32)), // a Rice parameter above 31
+      tamper((bytes) => (bytes[75]! |= 0x10)), // the unused half of the last code byte is not 0
+      withGapBits('1110 0 10'), // tensor 0 positions 3, then 4: outside its 4 values
+      withGapBits('0 10 1110'), // tensor 1 position 3 of 3 values
+      good.data.subarray(0, 76), // no gaps at all (a missing last gap inside the last byte reads its zero padding: gap 0)
+      Object.assign(withGapBits('0 10 0'), { 73: 8 }), // tensor 1's Rice parameter 8: its gap's 8 low bits run past the end
+      withGapBits('0 10 10 001'), // a 1 in the padding
+      withGapBits('0 10 10 000 00000000'), // a byte after the last gap
+      good.data.subarray(0, 75), // shorter than header and codes
+      good.data.subarray(0, 70), // shorter than the header
       new Uint8Array(4), // shorter than the counts
     ];
     for (const bytes of malformed) {
@@ -257,35 +291,8 @@ describe('top-k codec', () => {
 
 const bytesOf = (data: ArrayBuffer | Uint8Array): Uint8Array => (data instanceof Uint8Array ? data : new Uint8Array(data));
 
-/** The flat positions a top-k encoding carries (parsed here independently of the decoder), and its bytes of gaps. */
-function keptPositions(data: Uint8Array, shapes: number[][]): { positions: Set<number>; gapBytes: number } {
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const positions = new Set<number>();
-  const T = shapes.length;
-  let kept = 0;
-  for (let t = 0; t < T; t++) kept += view.getUint32(4 * t, true);
-  let cursor = 8 * T + kept;
-  const start = cursor;
-  let offset = 0;
-  for (let t = 0; t < T; t++) {
-    const count = view.getUint32(4 * t, true);
-    let previous = -1;
-    for (let c = 0; c < count; c++) {
-      let gap = 0;
-      let shift = 0;
-      for (;;) {
-        const byte = data[cursor++]!;
-        gap += (byte & 0x7f) * 2 ** shift;
-        shift += 7;
-        if (byte < 0x80) break;
-      }
-      previous = previous + 1 + gap;
-      positions.add(offset + previous);
-    }
-    offset += shapeSize(shapes[t]!);
-  }
-  return { positions, gapBytes: cursor - start };
-}
+/** The flat positions a top-k encoding carries, parsed independently of the decoder. */
+const keptPositions = (data: Uint8Array, shapes: number[][]): Set<number> => new Set(topkLayout(data, shapes).positions);
 
 describe('top-k error feedback', () => {
   it('sent + new residual = delta + old residual: the residual carries what was left out and the rounding of what was sent', () => {
@@ -296,7 +303,7 @@ describe('top-k error feedback', () => {
         const { encoded, residual } = compressDelta(tensors, shapes, { kind: 'topk', topkFraction: 0.3 }, old, random);
         expect(encoded.encoding).toBe('topk');
         const sent = decodeTopk(encoded.data, shapes, topkCount(totalValues(shapes), 0.3));
-        const { positions } = keptPositions(bytesOf(encoded.data), shapes);
+        const positions = keptPositions(bytesOf(encoded.data), shapes);
         const corrected = flat(tensors.map((t, i) => Float32Array.from(t, (v, j) => Math.fround(v + old[i]![j]!))));
         const left = flat(residual!);
         for (let i = 0; i < corrected.length; i++) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FederatedClient, ManualCondition, MemoryModelStore, splitStoredWeights, type ModelStore } from '@flock/client-sdk';
 import { FileModelStore } from '@flock/client-sdk/node';
-import { ClientEvent, decodeTopk, encodeTopk, topkCount, type EncodedDelta } from '@flock/client-sdk/protocol';
+import { ClientEvent, decodeTopk, encodedDeltaBytes, encodeTopk, topkCount, type EncodedDelta } from '@flock/client-sdk/protocol';
 import { CLIENT_TOKEN } from '../support/coordinator.js';
 import { mnistSlice, recordingSocketFactory, sdkTestBed } from '../support/sdk-device.js';
 import { topkLayout } from '../support/topk.js';
@@ -87,15 +87,15 @@ describe('SDK compressed uploads against the real bed.coordinator', () => {
     const round1 = await round([first, helper], { kind: 'topk', topkFraction: FRACTION });
     const upload1 = sentUpload(first, round1.id);
     expect(upload1.encoding).toBe('topk');
-    // 8 bytes per tensor, 1 per kept value, 1-5 bytes of gap each.
+    // 37 bytes per tensor, half a byte per kept value, at least a bit of gap each, at most encodedDeltaBytes.
     const bytes1 = bytesOf(upload1.data).byteLength;
-    expect(bytes1).toBeGreaterThanOrEqual(6 * 8 + 2 * KEPT);
-    expect(bytes1).toBeLessThanOrEqual(6 * 8 + 6 * KEPT);
+    expect(bytes1).toBeGreaterThanOrEqual(6 * 37 + Math.ceil(KEPT / 2) + Math.ceil(KEPT / 8));
+    expect(bytes1).toBeLessThanOrEqual(encodedDeltaBytes('topk', upload1.shapes, KEPT));
     const delta1 = first.deltas.get(round1.id)!;
     const sent1 = decodeTopk(bytesOf(upload1.data), upload1.shapes, KEPT);
     const kept1 = new Set(topkLayout(bytesOf(upload1.data), upload1.shapes).positions);
     expect(kept1.size).toBe(KEPT);
-    expect(round1.metrics.bytesUp).toBeGreaterThanOrEqual(bytes1 + 6 * 8 + 2 * KEPT);
+    expect(round1.metrics.bytesUp).toBeGreaterThanOrEqual(bytes1 + 6 * 37 + Math.ceil(KEPT / 2) + Math.ceil(KEPT / 8));
     // Both fetched version 1 whole (they held no global model).
     expect(round1.metrics.bytesDown).toBeGreaterThanOrEqual(2 * MODEL_BYTES);
     expect(round1.metrics.bytesDown % MODEL_BYTES).toBe(0);
@@ -105,7 +105,7 @@ describe('SDK compressed uploads against the real bed.coordinator', () => {
     expect(stored1?.version).toBe(round1.baseVersion);
     const residual1 = flat(splitStoredWeights(stored1!));
     const input1 = flat(delta1);
-    // The residual: what was left out, and the int8 rounding of what was sent.
+    // The residual: what was left out, and the rounding of what was sent.
     for (let i = 0; i < VALUES; i++) expect(residual1[i]).toBe(kept1.has(i) ? Math.fround(input1[i]! - sent1[i]!) : input1[i]);
 
     // Restarted (same store): round 2's upload is top-k of (delta + the persisted residual).
@@ -119,12 +119,12 @@ describe('SDK compressed uploads against the real bed.coordinator', () => {
       return Float32Array.from(tensor, (v, i) => v + residual[i]!);
     });
     const upload2 = sentUpload(restarted, round2.id);
-    // The same selection as top-k of (delta + residual): counts, scales and gaps equal; the int8 values drawn anew.
+    // The same selection as top-k of (delta + residual): counts, levels, Rice parameters and gaps equal; the codes drawn anew.
     const data2 = bytesOf(upload2.data);
     const expected2 = encodeTopk(corrected, FRACTION, null).data;
     const layout2 = topkLayout(data2, upload2.shapes);
     expect(data2.byteLength).toBe(expected2.byteLength);
-    expect(Buffer.from(data2.subarray(0, layout2.valuesAt)).equals(Buffer.from(expected2.subarray(0, layout2.valuesAt)))).toBe(true);
+    expect(Buffer.from(data2.subarray(0, layout2.codesAt)).equals(Buffer.from(expected2.subarray(0, layout2.codesAt)))).toBe(true);
     expect(Buffer.from(data2.subarray(layout2.gapsAt)).equals(Buffer.from(expected2.subarray(layout2.gapsAt)))).toBe(true);
     const kept2 = new Set(layout2.positions);
     const stored2 = await new FileModelStore(dir).loadModel('residual');
