@@ -14,7 +14,7 @@
 //
 // Usage: pnpm bench:personalization [--heterogeneity dirichlet,shards,rotated] [--rounds 10,50,200]
 //   [--clients 100] [--batch-size 10] [--learning-rate 0.1] [--personal-epochs 1] [--ditto-lambda 0.1]
-//   [--local-test 50] [--central-epochs 5] [--seed 1]
+//   [--local-test 50] [--central-epochs 5] [--seed 1] [--tag NAME]
 // The full grid (the defaults) takes hours on 2 cores; bench/results/personalization.md says what ran.
 //
 // Settings grid: `--personal-epochs 1,3,5 --ditto-lambda 0.05,0.1,0.5` runs the federation once
@@ -70,6 +70,8 @@ const { values } = parseArgs({
     'examples-per-client': { type: 'string' },
     'central-epochs': { type: 'string', default: '5' },
     seed: { type: 'string', default: '1' },
+    /** Names this run's results <heterogeneity>-<tag>.json, kept beside the main run's and reported in a section of their own. */
+    tag: { type: 'string' },
     'report-only': { type: 'boolean', default: false },
   },
 });
@@ -97,6 +99,8 @@ type Weights = Float32Array[];
 /** What one heterogeneity's run records: per checkpoint, per method, every device's accuracy. */
 interface HeterogeneityResult {
   heterogeneity: Heterogeneity;
+  /** --tag: a run kept apart from the heterogeneity's main one. */
+  tag?: string;
   settings: Record<string, number | string>;
   checkpoints: {
     round: number;
@@ -188,6 +192,7 @@ async function runHeterogeneity(heterogeneity: Heterogeneity, methods: readonly 
   const wants = (method: Method) => methods.includes(method);
   const result: HeterogeneityResult = {
     heterogeneity,
+    ...(values.tag ? { tag: values.tag } : {}),
     settings: {
       clients,
       examplesPerClient: Number(values['examples-per-client'] ?? Math.floor(60_000 / clients)),
@@ -368,9 +373,14 @@ function pct(value: number): string {
   return `${(100 * value).toFixed(1)}%`;
 }
 
+/** The result's file name without extension: the heterogeneity, then its tag if any. */
+function resultName(result: HeterogeneityResult): string {
+  return result.tag ? `${result.heterogeneity}-${result.tag}` : result.heterogeneity;
+}
+
 function save(result: HeterogeneityResult): void {
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(join(resultsDir, `${result.heterogeneity}.json`), JSON.stringify(result) + '\n');
+  writeFileSync(join(resultsDir, `${resultName(result)}.json`), JSON.stringify(result) + '\n');
 }
 
 // ---------------------------------------------------------------- report
@@ -381,11 +391,14 @@ const LABELS: Record<Heterogeneity, string> = {
   rotated: '4 rotation clusters (0/90/180/270 degrees, IID labels)',
 };
 
+const RESULT_FILE = new RegExp(`^(${HETEROGENEITIES.join('|')})(-[A-Za-z0-9_]+)?\\.json$`);
+
+/** Every heterogeneity's main run, then its tagged runs. */
 function readResults(): HeterogeneityResult[] {
   return readdirSync(resultsDir)
-    .filter((file) => file.endsWith('.json') && (HETEROGENEITIES as readonly string[]).includes(file.slice(0, -5)))
+    .filter((file) => RESULT_FILE.test(file))
     .map((file) => JSON.parse(readFileSync(join(resultsDir, file), 'utf8')) as HeterogeneityResult)
-    .sort((a, b) => HETEROGENEITIES.indexOf(a.heterogeneity) - HETEROGENEITIES.indexOf(b.heterogeneity));
+    .sort((a, b) => HETEROGENEITIES.indexOf(a.heterogeneity) - HETEROGENEITIES.indexOf(b.heterogeneity) || (a.tag ?? '').localeCompare(b.tag ?? ''));
 }
 
 function settingsLine(s: HeterogeneityResult['settings']): string {
@@ -434,15 +447,16 @@ function report(): void {
   for (const result of results) {
     const chosen = chosenSettings(result);
     const isGrid = result.checkpoints.some((cp) => Object.keys(cp.personal).length > chosen.length);
-    lines.push(`## ${LABELS[result.heterogeneity]}`, '', settingsLine(result.settings), '');
+    const label = result.tag ? `${LABELS[result.heterogeneity]}, run "${result.tag}"` : LABELS[result.heterogeneity];
+    lines.push(`## ${label}`, '', settingsLine(result.settings), '');
     if (isGrid) lines.push(`Per method, the setting chosen at round ${result.checkpoints[0]!.round} (highest mean local accuracy there):`, '');
     lines.push(...TABLE_HEAD);
     for (const cp of result.checkpoints) {
       lines.push(...tableRows(cp, chosen));
-      const file = `${result.heterogeneity}-r${cp.round}.svg`;
+      const file = `${resultName(result)}-r${cp.round}.svg`;
       writeFileSync(
         join(resultsDir, file),
-        distributionSvg(`${LABELS[result.heterogeneity]}, round ${cp.round}: local test accuracy per device`, [
+        distributionSvg(`${label}, round ${cp.round}: local test accuracy per device`, [
           { label: 'global', values: cp.global },
           ...chosen.filter((key) => key !== 'none').map((key) => ({ label: key, values: cp.personal[key]! })),
         ]),
@@ -454,7 +468,7 @@ function report(): void {
       for (const cp of result.checkpoints) lines.push(...tableRows(cp, Object.keys(cp.personal)));
       lines.push('');
     }
-    for (const cp of result.checkpoints) lines.push(`![round ${cp.round}](personalization/${result.heterogeneity}-r${cp.round}.svg)`);
+    for (const cp of result.checkpoints) lines.push(`![round ${cp.round}](personalization/${resultName(result)}-r${cp.round}.svg)`);
     lines.push('');
     if (result.central) lines.push(...centralLines(result), '');
   }
