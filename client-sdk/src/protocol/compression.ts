@@ -26,7 +26,7 @@
  * bytes and returns a view that measures (L2 norm) and folds them straight from the encoding.
  */
 import { z } from 'zod';
-import { bestRiceParameter, MAX_RICE_PARAMETER, RICE_END, RICE_TOO_LARGE, RiceReader, RiceWriter } from './rice.js';
+import { bestRiceParameter, MAX_RICE_PARAMETER, RiceReader, RiceWriter } from './rice.js';
 import { shapeSize, totalValues } from './weights.js';
 
 export const COMPRESSION_KINDS = ['none', 'int8', 'topk'] as const;
@@ -293,7 +293,7 @@ export function encodeTopk(tensors: readonly Float32Array[], fraction: number, r
       const position = positions[entry]!;
       const value = tensor[position]!;
       const level = levelIndex(tensorLevels, Math.abs(value), random);
-      const code = value < 0 ? level | 8 : level;
+      const code = value < 0 ? level | TOPK_LEVELS : level;
       data[codesAt + (entry >>> 1)]! |= entry & 1 ? code << 4 : code;
       sent[t]![position] = value < 0 ? -tensorLevels[level]! : tensorLevels[level]!;
       writer.write(gaps[entry]!, riceParameters[t]!);
@@ -623,21 +623,16 @@ export function parseTopk(
     const size = shapeSize(shapes[t]!);
     const count = view.getUint32(4 * t, true);
     const parameter = bytes[parametersAt + t]!;
-    const levelsAt = 4 * tensors + 4 * TOPK_LEVELS * t;
-    const offset = placement.offsets[t]!;
-    let previous = -1;
-    for (let c = 0; c < count; c++, entry++) {
-      const gap = reader.read(parameter, size - previous - 2);
-      if (gap === RICE_END) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} runs past the end of the bytes`);
-      if (gap === RICE_TOO_LARGE) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${c} leads outside its ${size} values`);
-      const position = previous + 1 + gap;
-      previous = position;
-      positions[entry] = offset + position;
-      const code = (bytes[codesAt + (entry >>> 1)]! >>> (entry & 1 ? 4 : 0)) & 0xf;
-      // ± a float32 level: exactly the dense decoder's value.
-      const level = view.getFloat32(levelsAt + 4 * (code & 7), true);
-      values[entry] = code & 8 ? -level : level;
+    // Each code's value (± a float32 level, exactly the dense decoder's), looked up.
+    const table = new Float64Array(2 * TOPK_LEVELS);
+    for (let j = 0; j < TOPK_LEVELS; j++) {
+      table[j] = view.getFloat32(4 * tensors + 4 * (TOPK_LEVELS * t + j), true);
+      table[j | TOPK_LEVELS] = -table[j]!;
     }
+    const failure = reader.readPositions(parameter, count, size, positions, entry, placement.offsets[t]!);
+    if (failure?.reason === 'end') throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${failure.gap} runs past the end of the bytes`);
+    if (failure) throw new DeltaDecodeError(`top-k delta: tensor ${t}'s gap ${failure.gap} leads outside its ${size} values`);
+    for (const end = entry + count; entry < end; entry++) values[entry] = table[(bytes[codesAt + (entry >>> 1)]! >>> (entry & 1 ? 4 : 0)) & 0xf]!;
   }
   if (!reader.endsCleanly()) throw new DeltaDecodeError('top-k delta: bytes after its last gap');
   return new TopkView(placement.length, positions, values);

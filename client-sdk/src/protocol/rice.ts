@@ -46,10 +46,11 @@ export class RiceWriter {
   }
 }
 
-/** What `RiceReader.read` returns when the bits end before the code does. */
-export const RICE_END = -1;
-/** What `RiceReader.read` returns when the code stands for more than its `max`. */
-export const RICE_TOO_LARGE = -2;
+/** A failed `RiceReader.readPositions`: which gap, and whether the bits ended before it did or it led outside the tensor. */
+export interface RiceFailure {
+  gap: number;
+  reason: 'end' | 'outside';
+}
 
 /** Reads Rice codes from bytes [start, end), never past `end`, with work linear in the bits read. */
 export class RiceReader {
@@ -65,24 +66,53 @@ export class RiceReader {
     this.endBit = 8 * end;
   }
 
-  /** The next gap coded with parameter `k`, if it is at most `max`; else RICE_END or RICE_TOO_LARGE. */
-  read(k: number, max: number): number {
+  /**
+   * Reads `count` gaps coded with parameter `k` (at most 31) as positions inside a tensor of `size`
+   * values (the first at its gap, each next at previous + 1 + gap) and writes `offset + position`
+   * to out[at], out[at + 1], ...; null when all fit, else where and why it stopped.
+   */
+  readPositions(k: number, count: number, size: number, out: Uint32Array, at: number, offset: number): RiceFailure | null {
     const { bytes, endBit } = this;
     const unit = 2 ** k;
-    let quotient = 0;
-    for (;;) {
-      if (this.bit >= endBit) return RICE_END;
-      const bit = (bytes[this.bit >>> 3]! >>> (this.bit & 7)) & 1;
-      this.bit++;
-      if (bit === 0) break;
-      quotient++;
-      if (quotient * unit > max) return RICE_TOO_LARGE; // stop reading a run that can only overshoot
+    let bit = this.bit;
+    let previous = -1;
+    try {
+      for (let c = 0; c < count; c++) {
+        const max = size - previous - 2; // the largest gap that stays inside the tensor
+        // The unary part a byte at a time: the run of 1 bits from the cursor, then its ending 0.
+        let quotient = 0;
+        for (;;) {
+          if (bit >= endBit) return { gap: c, reason: 'end' };
+          const shift = bit & 7;
+          const rest = bytes[bit >>> 3]! >>> shift; // this byte's bits from the cursor on, the rest 0
+          const ones = 31 - Math.clz32(~rest & (rest + 1)); // the index of its lowest 0 bit
+          if (ones < 8 - shift) {
+            quotient += ones;
+            bit += ones + 1;
+            break;
+          }
+          quotient += 8 - shift;
+          bit += 8 - shift;
+          if (quotient * unit > max) return { gap: c, reason: 'outside' }; // a run that can only overshoot
+        }
+        if (bit + k > endBit) return { gap: c, reason: 'end' };
+        let remainder = 0;
+        for (let got = 0; got < k;) {
+          const shift = bit & 7;
+          const take = Math.min(8 - shift, k - got);
+          remainder |= ((bytes[bit >>> 3]! >>> shift) & ((1 << take) - 1)) << got;
+          got += take;
+          bit += take;
+        }
+        const gap = quotient * unit + (remainder >>> 0);
+        if (gap > max) return { gap: c, reason: 'outside' };
+        previous += 1 + gap;
+        out[at + c] = offset + previous;
+      }
+      return null;
+    } finally {
+      this.bit = bit;
     }
-    if (this.bit + k > endBit) return RICE_END;
-    let remainder = 0;
-    for (let b = 0; b < k; b++, this.bit++) remainder += ((bytes[this.bit >>> 3]! >>> (this.bit & 7)) & 1) * 2 ** b;
-    const gap = quotient * unit + remainder;
-    return gap > max ? RICE_TOO_LARGE : gap;
   }
 
   /** Whether the reader stopped inside the last byte and every bit after it is 0 (the padding). */
