@@ -74,7 +74,7 @@ export function encodedDeltaBytes(encoding: DeltaEncoding, shapes: readonly (rea
   if (encoding === 'float32') return 4 * values;
   if (encoding === 'int8') return 4 * shapes.length + values;
   const gapBits = kept === 0 ? 0 : kept * (3 + Math.log2(values / kept));
-  return topkHeaderBytes(shapes.length) + Math.ceil(kept / 2) + Math.ceil(gapBits / 8);
+  return topkOffsets(shapes.length).codesAt + Math.ceil(kept / 2) + Math.ceil(gapBits / 8);
 }
 
 /**
@@ -191,9 +191,11 @@ export interface TopkSelection {
 /** Magnitude levels per tensor of a top-k delta: a kept value is its sign and one of them (4 bits). */
 export const TOPK_LEVELS = 8;
 
-/** Bytes before a top-k delta's codes: per tensor a u32 count, TOPK_LEVELS f32 levels and a u8 Rice parameter. */
-function topkHeaderBytes(tensors: number): number {
-  return (4 + 4 * TOPK_LEVELS + 1) * tensors;
+/** Where a top-k delta of `tensors` tensors keeps its parts: counts at 0, then the levels, the Rice parameters, the codes. */
+function topkOffsets(tensors: number): { levelsAt: number; parametersAt: number; codesAt: number } {
+  const levelsAt = 4 * tensors;
+  const parametersAt = levelsAt + 4 * TOPK_LEVELS * tensors;
+  return { levelsAt, parametersAt, codesAt: parametersAt + tensors };
 }
 
 /**
@@ -277,7 +279,7 @@ export function encodeTopk(tensors: readonly Float32Array[], fraction: number, r
     riceParameters[t] = rice.parameter;
     gapBits += rice.bits;
   });
-  const codesAt = topkHeaderBytes(T);
+  const { levelsAt, parametersAt, codesAt } = topkOffsets(T);
   const gapsAt = codesAt + Math.ceil(k / 2);
   const data = new Uint8Array(gapsAt + Math.ceil(gapBits / 8));
   const view = viewOf(data);
@@ -287,8 +289,8 @@ export function encodeTopk(tensors: readonly Float32Array[], fraction: number, r
   tensors.forEach((tensor, t) => {
     const tensorLevels = levels[t]!;
     view.setUint32(4 * t, counts[t]!, true);
-    tensorLevels.forEach((level, j) => view.setFloat32(4 * T + 4 * (TOPK_LEVELS * t + j), level, true));
-    data[(4 + 4 * TOPK_LEVELS) * T + t] = riceParameters[t]!;
+    tensorLevels.forEach((level, j) => view.setFloat32(levelsAt + 4 * (TOPK_LEVELS * t + j), level, true));
+    data[parametersAt + t] = riceParameters[t]!;
     for (let c = 0; c < counts[t]!; c++, entry++) {
       const position = positions[entry]!;
       const value = tensor[position]!;
@@ -583,7 +585,7 @@ export function parseInt8(
 /**
  * Validates a top-k delta against the shapes in one pass over its bytes: the counts (in total at
  * most `maxKept`, each at most its tensor's size), the Rice parameters (at most 31), the byte
- * length (at least the header and the codes), every gap (a Rice code that stays inside its tensor
+ * length (at least the header and the codes, at most what the encoder can write: encodedDeltaBytes), every gap (a Rice code that stays inside its tensor
  * and inside the bytes), and that the bytes end in the byte of the last gap with zero padding.
  * Allocates 12 bytes per kept value (positions and values), never a model-sized vector; its work is
  * linear in the bytes.
@@ -597,10 +599,9 @@ export function parseTopk(
   checkPlacement(shapes, placement);
   const bytes = bytesOf(data);
   const tensors = shapes.length;
-  const codesAt = topkHeaderBytes(tensors);
+  const { levelsAt, parametersAt, codesAt } = topkOffsets(tensors);
   if (bytes.byteLength < codesAt) throw new DeltaDecodeError(`top-k delta has ${bytes.byteLength} bytes: fewer than the ${codesAt} of its header`);
   const view = viewOf(bytes);
-  const parametersAt = (4 + 4 * TOPK_LEVELS) * tensors;
   let kept = 0;
   for (let t = 0; t < tensors; t++) {
     const count = view.getUint32(4 * t, true);
@@ -612,8 +613,10 @@ export function parseTopk(
   }
   if (kept > maxKept) throw new DeltaDecodeError(`top-k delta carries ${kept} values; the round allows ${maxKept}`, 'compression_mismatch');
   const gapsAt = codesAt + Math.ceil(kept / 2);
-  if (bytes.byteLength < gapsAt)
-    throw new DeltaDecodeError(`top-k delta of ${kept} values has ${bytes.byteLength} bytes: fewer than the ${gapsAt} of its header and codes`);
+  const maximum = encodedDeltaBytes('topk', shapes, kept);
+  if (bytes.byteLength < gapsAt || bytes.byteLength > maximum) {
+    throw new DeltaDecodeError(`top-k delta of ${kept} values has ${bytes.byteLength} bytes; it needs ${gapsAt} to ${maximum}`);
+  }
   if (kept % 2 === 1 && bytes[gapsAt - 1]! >>> 4 !== 0) throw new DeltaDecodeError('top-k delta: the unused half of its last code byte is not 0');
   const positions = new Uint32Array(kept);
   const values = new Float64Array(kept);
@@ -626,7 +629,7 @@ export function parseTopk(
     // Each code's value (± a float32 level, exactly the dense decoder's), looked up.
     const table = new Float64Array(2 * TOPK_LEVELS);
     for (let j = 0; j < TOPK_LEVELS; j++) {
-      table[j] = view.getFloat32(4 * tensors + 4 * (TOPK_LEVELS * t + j), true);
+      table[j] = view.getFloat32(levelsAt + 4 * (TOPK_LEVELS * t + j), true);
       table[j | TOPK_LEVELS] = -table[j]!;
     }
     const failure = reader.readPositions(parameter, count, size, positions, entry, placement.offsets[t]!);

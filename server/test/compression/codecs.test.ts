@@ -229,6 +229,7 @@ describe('top-k codec', () => {
       Object.assign(withGapBits('0 10 0'), { 73: 8 }), // tensor 1's Rice parameter 8: its gap's 8 low bits run past the end
       withGapBits('0 10 10 001'), // a 1 in the padding
       withGapBits('0 10 10 000 00000000'), // a byte after the last gap
+      Uint8Array.from([...good.data, ...new Array<number>(64).fill(0)]), // longer than the encoder can write (encodedDeltaBytes)
       good.data.subarray(0, 75), // shorter than header and codes
       good.data.subarray(0, 70), // shorter than the header
       new Uint8Array(4), // shorter than the counts
