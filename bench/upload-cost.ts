@@ -9,18 +9,26 @@
  * the JS kernel (FLOCK_VECTOR_KERNEL=js). The coordinator's CPU includes the commit at the round's
  * end (1/D of it). The round's own metrics split the in-process part: decodeMs (socket.io decoding
  * from the last packet's arrival), validationMs (schema, checks, staging + norm), aggregationMs (fold).
+ * The uploads-only CPU is also split into the coordinator's main thread and its other threads (V8's
+ * garbage-collector helpers above all). Then the transport's floor, same run: a process that only
+ * receives the same uploads and acknowledges them (bench/lib/transport-floor-server.ts), over
+ * socket.io and over a plain HTTP PUT, with an empty heap and with one as large as the coordinator's.
  *
- *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3] [--cpu-prof DIR]
+ *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3] [--cpu-prof DIR] [--coordinator-node-options='--flag ...']
  *   pnpm bench:upload --devices 0    # only the in-process intake and the memcpys (seconds)
  *
  * --cpu-prof DIR writes a V8 CPU profile of each coordinator into DIR (open in Chrome DevTools).
  * Prints Markdown to stdout (bench/results/upload-cost.md holds a run).
  */
 import { loadavg } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClientEvent, ServerEvent, type ModelFetchResult } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
-import { connectDevice, OPERATOR_TOKEN, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
+import { spawn } from 'node:child_process';
+import { request, Agent } from 'node:http';
+import { createInterface } from 'node:readline';
+import { connectDevice, OPERATOR_TOKEN, connectRawSocket, processCpuSeconds, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
 import { compressedIntakeMsPerUpload, intakeMsPerUpload, TOPK_FRACTION, UPLOAD_BYTES } from './lib/intake-in-process.js';
 import { fillRandom, machineInfo, median, repeat, sink, timed } from './lib/measure.js';
 
@@ -34,13 +42,17 @@ const { values: args } = parseArgs({
     devices: { type: 'string', default: '60' },
     repeat: { type: 'string', default: '3' },
     'cpu-prof': { type: 'string' },
+    'coordinator-node-options': { type: 'string', default: '' },
   },
 });
 const CPU_PROF_DIR = args['cpu-prof'];
 const DEVICES = Number(args.devices);
 const REPEAT = Number(args.repeat);
-/** The coordinator's Node options: a CPU profile on request, nothing else that would cost it CPU. */
-const nodeOptions = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+/** The coordinator's Node options: a CPU profile on request, and whatever --coordinator-node-options adds (e.g. GC flags). */
+const nodeOptions = [
+  ...(CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
+  ...args['coordinator-node-options'].split(' ').filter((option) => option !== ''),
+];
 
 interface RoundCost {
   variant: string;
@@ -50,6 +62,11 @@ interface RoundCost {
   cpuMsPerUpload: number;
   /** The same over uploads 1..D-1 only: to the acknowledgement of the one before the last, whose upload ends the round (the commit, the new version's evaluation and serving load left out). */
   uploadsOnlyCpuMsPerUpload: number;
+  /** The same CPU of the coordinator's main thread alone, and of all its other threads. */
+  uploadsOnlyMainMs: number;
+  uploadsOnlyOtherThreadsMs: number;
+  /** V8 heap in use at the round's end (MiB; from /metrics). */
+  heapMiB: number;
   wallMsPerUpload: number;
   status: string;
   /** The round's own timings per accepted upload (ms). */
@@ -132,8 +149,13 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
     const cpuBefore = coordinator.cpuSeconds();
     const started = performance.now();
     let cpuBeforeLast = cpuBefore;
+    const threadsBefore = coordinator.threadCpuSeconds();
+    let threadsBeforeLast = threadsBefore;
     for (const [d, socket] of sockets.entries()) {
-      if (d === DEVICES - 1) cpuBeforeLast = coordinator.cpuSeconds();
+      if (d === DEVICES - 1) {
+        cpuBeforeLast = coordinator.cpuSeconds();
+        threadsBeforeLast = coordinator.threadCpuSeconds();
+      }
       const { roundId, modelVersion } = configurations[d]!;
       // A copy per upload, as each device would send its own delta.
       const upload = { roundId, modelVersion, numExamples: 100, trainLoss: 0.5, delta: { shapes, data: Buffer.from(delta.buffer.slice(0)) } };
@@ -148,13 +170,19 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
     }
     const cpuSeconds = coordinator.cpuSeconds() - cpuBefore;
     const { status, metrics } = ended;
+    const exposition = await (await noKeepAliveFetch(`${coordinator.url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } })).text();
+    const heapBytes = Number(/^flock_nodejs_heap_size_used_bytes (\S+)$/m.exec(exposition)?.[1]);
+    const perUpload = (seconds: number): number => (DEVICES > 1 ? (1000 * seconds) / (DEVICES - 1) : NaN);
     return {
       variant: variant.name,
       rep,
       uploads: DEVICES,
       bytes,
       cpuMsPerUpload: (1000 * cpuSeconds) / DEVICES,
-      uploadsOnlyCpuMsPerUpload: DEVICES > 1 ? (1000 * (cpuBeforeLast - cpuBefore)) / (DEVICES - 1) : NaN,
+      uploadsOnlyCpuMsPerUpload: perUpload(cpuBeforeLast - cpuBefore),
+      uploadsOnlyMainMs: perUpload(threadsBeforeLast.main - threadsBefore.main),
+      uploadsOnlyOtherThreadsMs: perUpload(threadsBeforeLast.others - threadsBefore.others),
+      heapMiB: heapBytes / 2 ** 20,
       wallMsPerUpload: (1000 * wallSeconds) / DEVICES,
       status,
       decodeMs: metrics.decodeMs / metrics.accepted,
@@ -174,11 +202,84 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
   }
 }
 
+/** The transports measured as a floor, each with an empty heap and with one the size of the coordinator's. */
+const FLOOR_TRANSPORTS = ['socketio', 'http'] as const;
+type FloorTransport = (typeof FLOOR_TRANSPORTS)[number];
+
+interface FloorCost {
+  transport: FloorTransport;
+  heapMiB: number;
+  rep: number;
+  /** The floor process's CPU (all threads) over uploads 1..D-1, per upload, as the coordinator's uploads-only column. */
+  cpuMsPerUpload: number;
+}
+
+/** D uploads of the 2NN's delta, one after another, to a process that only receives and acknowledges them. */
+async function measureFloor(transport: FloorTransport, heapMiB: number, rep: number): Promise<FloorCost> {
+  const server = resolve(import.meta.dirname, 'lib/transport-floor-server.ts');
+  const child = spawn(process.execPath, ['--import', 'tsx', server, '--transport', transport, '--heap-mb', String(Math.round(heapMiB))], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise<number>((listening, failed) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const match = /^listening (\d+)$/.exec(line);
+        if (match) listening(Number(match[1]));
+      });
+      child.once('exit', (code) => failed(new Error(`transport floor server exited with ${code}`)));
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const delta = new Float32Array(UPLOAD_BYTES / 4);
+    fillRandom(delta, rep + 1, 1e-4);
+    let send: (data: Buffer) => Promise<void>;
+    let close = (): void => undefined;
+    if (transport === 'socketio') {
+      const socket = await connectRawSocket(url);
+      close = () => socket.disconnect();
+      send = async (data) => {
+        await socket
+          .timeout(60_000)
+          .emitWithAck(ClientEvent.update, { roundId: 'floor', modelVersion: 1, numExamples: 100, trainLoss: 0.5, delta: { shapes: [[delta.length]], data } });
+      };
+    } else {
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      close = () => agent.destroy();
+      send = (data) =>
+        new Promise((done, failed) => {
+          const put = request(
+            `${url}/upload`,
+            { method: 'PUT', agent, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.byteLength } },
+            (response) => {
+              response.resume();
+              response.once('end', () => done());
+            },
+          );
+          put.once('error', failed);
+          put.end(data);
+        });
+    }
+    // A copy per upload, as for the coordinator; the first upload warms the path up and is not counted.
+    await send(Buffer.from(delta.buffer.slice(0)));
+    const cpuBefore = processCpuSeconds(child.pid!);
+    for (let d = 1; d < DEVICES; d++) await send(Buffer.from(delta.buffer.slice(0)));
+    const cpuMsPerUpload = (1000 * (processCpuSeconds(child.pid!) - cpuBefore)) / (DEVICES - 1);
+    close();
+    return { transport, heapMiB, rep, cpuMsPerUpload };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 const rows: RoundCost[] = [];
 for (let rep = 1; rep <= REPEAT && DEVICES > 0; rep++) {
   // Interleaved, so that load from elsewhere on the shared cores hits both variants alike.
   for (const variant of VARIANTS) rows.push(await measureRound(variant, rep));
 }
+// The floor, with the coordinator's heap as measured above (interleaved over transports and heaps).
+const coordinatorHeapMiB = rows.length > 0 ? median(rows.map((row) => row.heapMiB)) : 0;
+const floors: FloorCost[] = [];
+for (let rep = 1; rep <= REPEAT && DEVICES > 1; rep++)
+  for (const transport of FLOOR_TRANSPORTS) for (const heapMiB of [0, coordinatorHeapMiB]) floors.push(await measureFloor(transport, heapMiB, rep));
 const bytes = UPLOAD_BYTES;
 const hotMs = 1000 * hotMemcpySeconds(bytes);
 const dramMs = 1000 * dramMemcpySeconds(bytes);
@@ -204,27 +305,44 @@ console.log(
 );
 if (rows.length > 0) {
   console.log(
-    '| rep | kernel | uploads | round | coordinator CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: CPU per upload (ms) | x hot memcpy | x DRAM memcpy | wall per upload (ms) | decode / validate / fold (ms, round metrics) |',
+    '| rep | kernel | uploads | round | coordinator CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: CPU per upload (ms) | x hot memcpy | x DRAM memcpy | of which main thread / other threads (ms) | heap (MiB) | wall per upload (ms) | decode / validate / fold (ms, round metrics) |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     console.log(
-      `| ${row.rep} | ${row.variant} | ${row.uploads} | ${row.status} | ${row.cpuMsPerUpload.toFixed(2)} | ${(row.cpuMsPerUpload / hotMs).toFixed(0)} | ${(row.cpuMsPerUpload / dramMs).toFixed(0)} | ${row.uploadsOnlyCpuMsPerUpload.toFixed(2)} | ${(row.uploadsOnlyCpuMsPerUpload / hotMs).toFixed(0)} | ${(row.uploadsOnlyCpuMsPerUpload / dramMs).toFixed(0)} | ${row.wallMsPerUpload.toFixed(2)} | ${row.decodeMs.toFixed(3)} / ${row.validationMs.toFixed(3)} / ${row.foldMs.toFixed(3)} |`,
+      `| ${row.rep} | ${row.variant} | ${row.uploads} | ${row.status} | ${row.cpuMsPerUpload.toFixed(2)} | ${(row.cpuMsPerUpload / hotMs).toFixed(0)} | ${(row.cpuMsPerUpload / dramMs).toFixed(0)} | ${row.uploadsOnlyCpuMsPerUpload.toFixed(2)} | ${(row.uploadsOnlyCpuMsPerUpload / hotMs).toFixed(0)} | ${(row.uploadsOnlyCpuMsPerUpload / dramMs).toFixed(0)} | ${row.uploadsOnlyMainMs.toFixed(2)} / ${row.uploadsOnlyOtherThreadsMs.toFixed(2)} | ${row.heapMiB.toFixed(0)} | ${row.wallMsPerUpload.toFixed(2)} | ${row.decodeMs.toFixed(3)} / ${row.validationMs.toFixed(3)} / ${row.foldMs.toFixed(3)} |`,
     );
   }
   console.log(
-    '\n| kernel | median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | median decode / validate / fold (ms) |',
+    '\n| kernel | median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | main thread / other threads (ms, medians) | median decode / validate / fold (ms) |',
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const variant of VARIANTS) {
     const mine = rows.filter((row) => row.variant === variant.name);
     const cpu = median(mine.map((row) => row.cpuMsPerUpload));
     const uploadsOnly = median(mine.map((row) => row.uploadsOnlyCpuMsPerUpload));
     const split = [median(mine.map((r) => r.decodeMs)), median(mine.map((r) => r.validationMs)), median(mine.map((r) => r.foldMs))];
+    const threads = [median(mine.map((r) => r.uploadsOnlyMainMs)), median(mine.map((r) => r.uploadsOnlyOtherThreadsMs))];
     console.log(
-      `| ${variant.name} | ${cpu.toFixed(2)} | ${(cpu / hotMs).toFixed(0)} | ${(cpu / dramMs).toFixed(0)} | ${uploadsOnly.toFixed(2)} | ${(uploadsOnly / hotMs).toFixed(0)} | ${(uploadsOnly / dramMs).toFixed(0)} | ${split.map((ms) => ms.toFixed(3)).join(' / ')} |`,
+      `| ${variant.name} | ${cpu.toFixed(2)} | ${(cpu / hotMs).toFixed(0)} | ${(cpu / dramMs).toFixed(0)} | ${uploadsOnly.toFixed(2)} | ${(uploadsOnly / hotMs).toFixed(0)} | ${(uploadsOnly / dramMs).toFixed(0)} | ${threads.map((ms) => ms.toFixed(2)).join(' / ')} | ${split.map((ms) => ms.toFixed(3)).join(' / ')} |`,
     );
   }
+}
+if (floors.length > 0) {
+  console.log(
+    `\nThe transport's floor: a process that only receives the same ${DEVICES} uploads one after another and acknowledges each (bench/lib/transport-floor-server.ts: one copy of the delta into a preallocated buffer, nothing else), with an empty heap and with ${coordinatorHeapMiB.toFixed(0)} MiB of live objects (the coordinator's heap above); its CPU (all threads) over uploads 2..${DEVICES}, per upload, median of ${REPEAT}:\n`,
+  );
+  console.log('| transport | heap (MiB) | CPU per upload (ms) | per rep | x hot memcpy | x DRAM memcpy |');
+  console.log('|---|---|---|---|---|---|');
+  for (const transport of FLOOR_TRANSPORTS)
+    for (const heapMiB of [0, coordinatorHeapMiB]) {
+      const mine = floors.filter((floor) => floor.transport === transport && floor.heapMiB === heapMiB).map((floor) => floor.cpuMsPerUpload);
+      const ms = median(mine);
+      const label = transport === 'http' ? 'HTTP PUT of the bytes' : 'socket.io (websocket, binary attachment, ack)';
+      console.log(
+        `| ${label} | ${heapMiB.toFixed(0)} | ${ms.toFixed(2)} | ${mine.map((v) => v.toFixed(2)).join(', ')} | ${(ms / hotMs).toFixed(0)} | ${(ms / dramMs).toFixed(0)} |`,
+      );
+    }
 }
 console.log(
   "\nThe coordinator's own intake code, in this process without the network (bench/lib/intake-in-process.ts: schema, checks, norm, bound, fold of fresh 2NN Buffers), median of 3 interleaved runs:\n",

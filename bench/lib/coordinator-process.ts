@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,8 @@ export interface CoordinatorProcess {
   url: string;
   /** User + system CPU seconds the process has used so far (from /proc: 10 ms resolution). */
   cpuSeconds(): number;
+  /** The same, split into its main thread and all its other threads (V8's garbage-collector helpers, libuv's pool, workers). */
+  threadCpuSeconds(): ThreadCpu;
   /** Resident memory of the process now (VmRSS from /proc). */
   rssBytes(): number;
   close(): void;
@@ -56,6 +58,7 @@ export async function startCoordinator(env: Record<string, string | undefined>, 
     dataDir,
     url,
     cpuSeconds: () => processCpuSeconds(child.pid!),
+    threadCpuSeconds: () => threadCpuSeconds(child.pid!),
     rssBytes: () => processRssBytes(child.pid!),
     close: () => {
       child.kill('SIGKILL');
@@ -70,9 +73,35 @@ export function processRssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : NaN;
 }
 
-/** utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 1/100 s). */
-function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime of a process, from /proc/<pid>/stat (all its threads). */
+export function processCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** CPU seconds of a process's main thread (its thread id is the pid) and of its other threads together. */
+export interface ThreadCpu {
+  main: number;
+  others: number;
+}
+
+/** utime + stime of each of a process's threads, from /proc/<pid>/task/<tid>/stat, summed as ThreadCpu. */
+export function threadCpuSeconds(pid: number): ThreadCpu {
+  const cpu = { main: 0, others: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const seconds = statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+      if (Number(tid) === pid) cpu.main += seconds;
+      else cpu.others += seconds;
+    } catch {
+      // The thread ended between listing and reading: its time is in no thread's count any more.
+    }
+  }
+  return cpu;
+}
+
+/** utime + stime from a /proc stat file (fields 14 and 15, in clock ticks of 1/100 s). */
+function statCpuSeconds(path: string): number {
+  const stat = readFileSync(path, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
@@ -88,6 +117,16 @@ export interface RawSocket {
 }
 type Io = (url: string, options: Record<string, unknown>) => RawSocket;
 const { io } = createRequire(resolve(import.meta.dirname, '../../server/package.json'))('socket.io-client') as { io: Io };
+
+/** A bare socket.io connection (websocket transport, no handshake of ours): for servers other than the coordinator. */
+export async function connectRawSocket(url: string): Promise<RawSocket> {
+  const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  await new Promise<void>((connected, refused) => {
+    socket.once('connect', () => connected());
+    socket.once('connect_error', (error: Error) => refused(error));
+  });
+  return socket;
+}
 
 /**
  * A device with a fresh key that proved it (handshake, challenge, signature) and was welcomed.
