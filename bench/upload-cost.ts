@@ -20,14 +20,14 @@
  * --cpu-prof DIR writes a V8 CPU profile of each coordinator into DIR (open in Chrome DevTools).
  * Prints Markdown to stdout (bench/results/upload-cost.md holds a run).
  */
+import { spawn } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ClientEvent, ServerEvent, type ModelFetchResult } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
-import { spawn } from 'node:child_process';
-import { request, Agent } from 'node:http';
-import { createInterface } from 'node:readline';
 import { connectDevice, OPERATOR_TOKEN, connectRawSocket, processCpuSeconds, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
 import { compressedIntakeMsPerUpload, intakeMsPerUpload, TOPK_FRACTION, UPLOAD_BYTES } from './lib/intake-in-process.js';
 import { fillRandom, machineInfo, median, repeat, sink, timed } from './lib/measure.js';
@@ -214,6 +214,32 @@ interface FloorCost {
   cpuMsPerUpload: number;
 }
 
+/** How the bench sends one upload's bytes to a floor process over `transport`, waiting for its answer. */
+async function floorSender(transport: FloorTransport, url: string, values: number): Promise<{ send: (data: Buffer) => Promise<void>; close: () => void }> {
+  if (transport === 'socketio') {
+    const socket = await connectRawSocket(url);
+    const upload = (data: Buffer) => ({ roundId: 'floor', modelVersion: 1, numExamples: 100, trainLoss: 0.5, delta: { shapes: [[values]], data } });
+    return {
+      send: async (data) => void (await socket.timeout(60_000).emitWithAck(ClientEvent.update, upload(data))),
+      close: () => socket.disconnect(),
+    };
+  }
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const headers = (bytes: number) => ({ 'Content-Type': 'application/octet-stream', 'Content-Length': bytes });
+  return {
+    send: (data) =>
+      new Promise((done, failed) => {
+        const put = request(`${url}/upload`, { method: 'PUT', agent, headers: headers(data.byteLength) }, (response) => {
+          response.resume();
+          response.once('end', () => done());
+        });
+        put.once('error', failed);
+        put.end(data);
+      }),
+    close: () => agent.destroy(),
+  };
+}
+
 /** D uploads of the 2NN's delta, one after another, to a process that only receives and acknowledges them. */
 async function measureFloor(transport: FloorTransport, heapMiB: number, rep: number): Promise<FloorCost> {
   const server = resolve(import.meta.dirname, 'lib/transport-floor-server.ts');
@@ -231,33 +257,7 @@ async function measureFloor(transport: FloorTransport, heapMiB: number, rep: num
     const url = `http://127.0.0.1:${port}`;
     const delta = new Float32Array(UPLOAD_BYTES / 4);
     fillRandom(delta, rep + 1, 1e-4);
-    let send: (data: Buffer) => Promise<void>;
-    let close = (): void => undefined;
-    if (transport === 'socketio') {
-      const socket = await connectRawSocket(url);
-      close = () => socket.disconnect();
-      send = async (data) => {
-        await socket
-          .timeout(60_000)
-          .emitWithAck(ClientEvent.update, { roundId: 'floor', modelVersion: 1, numExamples: 100, trainLoss: 0.5, delta: { shapes: [[delta.length]], data } });
-      };
-    } else {
-      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-      close = () => agent.destroy();
-      send = (data) =>
-        new Promise((done, failed) => {
-          const put = request(
-            `${url}/upload`,
-            { method: 'PUT', agent, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.byteLength } },
-            (response) => {
-              response.resume();
-              response.once('end', () => done());
-            },
-          );
-          put.once('error', failed);
-          put.end(data);
-        });
-    }
+    const { send, close } = await floorSender(transport, url, delta.length);
     // A copy per upload, as for the coordinator; the first upload warms the path up and is not counted.
     await send(Buffer.from(delta.buffer.slice(0)));
     const cpuBefore = processCpuSeconds(child.pid!);
