@@ -12,7 +12,8 @@
  * The uploads-only CPU is also split into the coordinator's main thread and its other threads (V8's
  * garbage-collector helpers above all). Then the transport's floor, same run: a process that only
  * receives the same uploads and acknowledges them (bench/lib/transport-floor-server.ts), over
- * socket.io and over a plain HTTP PUT, with an empty heap and with one as large as the coordinator's.
+ * socket.io and over a plain HTTP PUT, with an empty heap and with one as large as the coordinator's,
+ * and socket.io in a worker thread (a heap of its own) beside a main thread holding that heap.
  *
  *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3] [--cpu-prof DIR] [--coordinator-node-options='--flag ...']
  *   pnpm bench:upload --devices 0    # only the in-process intake and the memcpys (seconds)
@@ -206,9 +207,19 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
 const FLOOR_TRANSPORTS = ['socketio', 'http'] as const;
 type FloorTransport = (typeof FLOOR_TRANSPORTS)[number];
 
-interface FloorCost {
+/** One floor measured: a transport, an empty heap or the coordinator's, and (last) socket.io in a worker thread beside the coordinator-sized heap. */
+interface FloorVariant {
   transport: FloorTransport;
-  heapMiB: number;
+  heap: 'empty' | 'coordinator';
+  inWorker: boolean;
+}
+const FLOOR_VARIANTS: FloorVariant[] = [
+  ...FLOOR_TRANSPORTS.flatMap((transport) => (['empty', 'coordinator'] as const).map((heap) => ({ transport, heap, inWorker: false }))),
+  { transport: 'socketio', heap: 'coordinator', inWorker: true },
+];
+
+interface FloorCost {
+  variant: FloorVariant;
   rep: number;
   /** The floor process's CPU (all threads) over uploads 1..D-1, per upload, as the coordinator's uploads-only column. */
   cpuMsPerUpload: number;
@@ -241,11 +252,17 @@ async function floorSender(transport: FloorTransport, url: string, values: numbe
 }
 
 /** D uploads of the 2NN's delta, one after another, to a process that only receives and acknowledges them. */
-async function measureFloor(transport: FloorTransport, heapMiB: number, rep: number): Promise<FloorCost> {
+async function measureFloor(variant: FloorVariant, heapMiB: number, rep: number): Promise<FloorCost> {
+  const { transport } = variant;
   const server = resolve(import.meta.dirname, 'lib/transport-floor-server.ts');
-  const child = spawn(process.execPath, ['--import', 'tsx', server, '--transport', transport, '--heap-mb', String(Math.round(heapMiB))], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const floorArgs = [
+    '--transport',
+    transport,
+    '--heap-mb',
+    String(variant.heap === 'empty' ? 0 : Math.round(heapMiB)),
+    ...(variant.inWorker ? ['--in-worker'] : []),
+  ];
+  const child = spawn(process.execPath, ['--import', 'tsx', server, ...floorArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((listening, failed) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
@@ -264,7 +281,7 @@ async function measureFloor(transport: FloorTransport, heapMiB: number, rep: num
     for (let d = 1; d < DEVICES; d++) await send(Buffer.from(delta.buffer.slice(0)));
     const cpuMsPerUpload = (1000 * (processCpuSeconds(child.pid!) - cpuBefore)) / (DEVICES - 1);
     close();
-    return { transport, heapMiB, rep, cpuMsPerUpload };
+    return { variant, rep, cpuMsPerUpload };
   } finally {
     child.kill('SIGKILL');
   }
@@ -278,8 +295,7 @@ for (let rep = 1; rep <= REPEAT && DEVICES > 0; rep++) {
 // The floor, with the coordinator's heap as measured above (interleaved over transports and heaps).
 const coordinatorHeapMiB = rows.length > 0 ? median(rows.map((row) => row.heapMiB)) : 0;
 const floors: FloorCost[] = [];
-for (let rep = 1; rep <= REPEAT && DEVICES > 1; rep++)
-  for (const transport of FLOOR_TRANSPORTS) for (const heapMiB of [0, coordinatorHeapMiB]) floors.push(await measureFloor(transport, heapMiB, rep));
+for (let rep = 1; rep <= REPEAT && DEVICES > 1; rep++) for (const variant of FLOOR_VARIANTS) floors.push(await measureFloor(variant, coordinatorHeapMiB, rep));
 const bytes = UPLOAD_BYTES;
 const hotMs = 1000 * hotMemcpySeconds(bytes);
 const dramMs = 1000 * dramMemcpySeconds(bytes);
@@ -330,19 +346,20 @@ if (rows.length > 0) {
 }
 if (floors.length > 0) {
   console.log(
-    `\nThe transport's floor: a process that only receives the same ${DEVICES} uploads one after another and acknowledges each (bench/lib/transport-floor-server.ts: one copy of the delta into a preallocated buffer, nothing else), with an empty heap and with ${coordinatorHeapMiB.toFixed(0)} MiB of live objects (the coordinator's heap above); its CPU (all threads) over uploads 2..${DEVICES}, per upload, median of ${REPEAT}:\n`,
+    `\nThe transport's floor: a process that only receives the same ${DEVICES} uploads one after another and acknowledges each (bench/lib/transport-floor-server.ts: one copy of the delta into a preallocated buffer, nothing else), with an empty heap or with ${coordinatorHeapMiB.toFixed(0)} MiB of live objects (the coordinator's heap above), the last row with the server in a worker thread of its own while the main thread holds those objects; its CPU (all threads) over uploads 2..${DEVICES}, per upload, median of ${REPEAT}:\n`,
   );
   console.log('| transport | heap (MiB) | CPU per upload (ms) | per rep | x hot memcpy | x DRAM memcpy |');
   console.log('|---|---|---|---|---|---|');
-  for (const transport of FLOOR_TRANSPORTS)
-    for (const heapMiB of [0, coordinatorHeapMiB]) {
-      const mine = floors.filter((floor) => floor.transport === transport && floor.heapMiB === heapMiB).map((floor) => floor.cpuMsPerUpload);
-      const ms = median(mine);
-      const label = transport === 'http' ? 'HTTP PUT of the bytes' : 'socket.io (websocket, binary attachment, ack)';
-      console.log(
-        `| ${label} | ${heapMiB.toFixed(0)} | ${ms.toFixed(2)} | ${mine.map((v) => v.toFixed(2)).join(', ')} | ${(ms / hotMs).toFixed(0)} | ${(ms / dramMs).toFixed(0)} |`,
-      );
-    }
+  for (const variant of FLOOR_VARIANTS) {
+    const mine = floors.filter((floor) => floor.variant === variant).map((floor) => floor.cpuMsPerUpload);
+    const ms = median(mine);
+    const transport = variant.transport === 'http' ? 'HTTP PUT of the bytes' : 'socket.io (websocket, binary attachment, ack)';
+    const label = variant.inWorker ? `${transport}, in a worker thread` : transport;
+    const heap = variant.heap === 'empty' ? '0' : variant.inWorker ? `${coordinatorHeapMiB.toFixed(0)} on the main thread` : coordinatorHeapMiB.toFixed(0);
+    console.log(
+      `| ${label} | ${heap} | ${ms.toFixed(2)} | ${mine.map((v) => v.toFixed(2)).join(', ')} | ${(ms / hotMs).toFixed(0)} | ${(ms / dramMs).toFixed(0)} |`,
+    );
+  }
 }
 console.log(
   "\nThe coordinator's own intake code, in this process without the network (bench/lib/intake-in-process.ts: schema, checks, norm, bound, fold of fresh 2NN Buffers), median of 3 interleaved runs:\n",
