@@ -178,8 +178,10 @@ async function writeReport(): Promise<void> {
     if (seeds > 1) {
       const mean = (list: number[]): number => list.reduce((a, b) => a + b, 0) / list.length;
       /** The standard error of the mean over seeds (sample standard deviation / sqrt(seeds)). */
-      const standardError = (list: number[]): number =>
-        Math.sqrt(list.reduce((sum, value) => sum + (value - mean(list)) ** 2, 0) / (list.length - 1) / list.length);
+      const standardError = (list: number[]): number => {
+        const centre = mean(list);
+        return Math.sqrt(list.reduce((sum, value) => sum + (value - centre) ** 2, 0) / (list.length - 1) / list.length);
+      };
       const meanWithError = (list: number[]): string =>
         list.length < 2 ? points(mean(list)) : `${points(mean(list))} ± ${(100 * standardError(list)).toFixed(2)}`;
       lines.push(

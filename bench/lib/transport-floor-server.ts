@@ -34,10 +34,10 @@ if (isMainThread) {
   (globalThis as { floorBallast?: unknown }).floorBallast = ballast;
 }
 
-/** Where every delta is copied: at least a 2NN upload. */
+/** Where every delta is copied: at least a 2NN upload. Only the copy is measured, so a larger upload simply gets a larger slot. */
 let slot = Buffer.alloc(1 << 20);
 function keep(data: Uint8Array, at = 0): void {
-  if (at + data.byteLength > slot.length) slot = Buffer.concat([slot, Buffer.alloc(at + data.byteLength)]);
+  if (at + data.byteLength > slot.length) slot = Buffer.alloc(2 * (at + data.byteLength));
   slot.set(data, at);
 }
 
