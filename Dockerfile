@@ -53,7 +53,8 @@ COPY --from=build /app/server/ server/
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 FLOCK_DATA_DIR=/data
 USER flock:flock
 VOLUME /data
-EXPOSE 8080
+# 8080: REST, dashboard, devices' sockets and inference; 8081: devices' uploads (FLOCK_UPLOAD_PORT).
+EXPOSE 8080 8081
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/api/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "server/dist/main.js"]

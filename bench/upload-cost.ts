@@ -5,12 +5,14 @@
  * those uploads (from /proc), divided by D, is set against two memcpys of the upload's bytes
  * measured here in the same run: cache-hot (the same buffers copied again and again, the cheapest
  * copy there is) and DRAM-sized (each copy from and to buffers not touched since 256 MiB of others).
- * Variants, same run, interleaved: the fold and norm on the wasm SIMD kernel (the default) and on
- * the JS kernel (FLOCK_VECTOR_KERNEL=js). The coordinator's CPU includes the commit at the round's
+ * Variants, same run, interleaved: uploads over HTTP to the upload listener (the default: a worker
+ * thread receives the bytes, server/src/uploads/; each upload on a connection of its own, as a device
+ * uploads once per round) or over socket.io (FLOCK_UPLOAD_PORT=off); the fold and norm on the wasm
+ * SIMD kernel (the default) or the JS kernel (FLOCK_VECTOR_KERNEL=js). The coordinator's CPU includes the commit at the round's
  * end (1/D of it). The round's own metrics split the in-process part: decodeMs (socket.io decoding
  * from the last packet's arrival), validationMs (schema, checks, staging + norm), aggregationMs (fold).
  * The uploads-only CPU is also split into the coordinator's main thread and its other threads (V8's
- * garbage-collector helpers above all). Then the transport's floor, same run: a process that only
+ * garbage-collector helpers, and the upload listener's thread). Then the transport's floor, same run: a process that only
  * receives the same uploads and acknowledges them (bench/lib/transport-floor-server.ts), over
  * socket.io and over a plain HTTP PUT, with an empty heap and with one as large as the coordinator's,
  * and socket.io in a worker thread (a heap of its own) beside a main thread holding that heap.
@@ -27,15 +29,26 @@ import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ClientEvent, ServerEvent, type ModelFetchResult } from '../client-sdk/src/protocol/index.js';
+import {
+  ClientEvent,
+  encodeUploadBody,
+  ServerEvent,
+  uploadUrl,
+  type ModelFetchResult,
+  type RoundConfiguration,
+  type UpdateResult,
+  type UpdateUpload,
+} from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
 import { connectDevice, OPERATOR_TOKEN, connectRawSocket, processCpuSeconds, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
 import { compressedIntakeMsPerUpload, intakeMsPerUpload, TOPK_FRACTION, UPLOAD_BYTES } from './lib/intake-in-process.js';
 import { fillRandom, machineInfo, median, repeat, sink, timed } from './lib/measure.js';
 
+/** How the devices upload (the HTTP upload listener, the default, or socket.io) and which kernel folds. */
 const VARIANTS = [
-  { name: 'wasm SIMD kernel (default)', env: { FLOCK_VECTOR_KERNEL: undefined } },
-  { name: 'JS kernel (FLOCK_VECTOR_KERNEL=js)', env: { FLOCK_VECTOR_KERNEL: 'js' } },
+  { name: 'HTTP upload listener, wasm SIMD kernel (default)', env: { FLOCK_UPLOAD_PORT: '0', FLOCK_VECTOR_KERNEL: undefined }, http: true },
+  { name: 'socket.io (FLOCK_UPLOAD_PORT=off), wasm SIMD kernel', env: { FLOCK_UPLOAD_PORT: 'off', FLOCK_VECTOR_KERNEL: undefined }, http: false },
+  { name: 'HTTP upload listener, JS kernel (FLOCK_VECTOR_KERNEL=js)', env: { FLOCK_UPLOAD_PORT: '0', FLOCK_VECTOR_KERNEL: 'js' }, http: true },
 ] as const;
 
 const { values: args } = parseArgs({
@@ -122,12 +135,27 @@ async function api<T>(url: string, path: string, init: RequestInit = {}): Promis
   return (await response.json()) as T;
 }
 
+/** An upload over HTTP to the plan's endpoint, on a connection of its own (as a device uploads once per round). */
+async function putUpload(url: string, configuration: RoundConfiguration, upload: UpdateUpload): Promise<UpdateResult> {
+  if (!configuration.upload) throw new Error('the plan names no upload endpoint: is the upload listener up?');
+  const response = await noKeepAliveFetch(uploadUrl(configuration.upload, url), {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${configuration.upload.ticket}` },
+    body: encodeUploadBody(upload),
+  });
+  return (await response.json()) as UpdateResult;
+}
+
 /** One round of D uploads against a fresh coordinator. */
 async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Promise<RoundCost> {
-  const coordinator = await startCoordinator({ ...variant.env, FLOCK_EVENT_RATE_LIMITS: 'off', FLOCK_MAX_SELECTED_PER_ADDRESS: '0' }, 'upload', nodeOptions);
+  const coordinator = await startCoordinator(
+    { ...variant.env, FLOCK_EVENT_RATE_LIMITS: 'off', FLOCK_MAX_SELECTED_PER_ADDRESS: '0', FLOCK_MAX_CONNECTIONS_PER_ADDRESS: '0' },
+    'upload',
+    nodeOptions,
+  );
   const sockets: RawSocket[] = [];
   try {
-    const configured: Promise<{ roundId: string; modelVersion: number }>[] = [];
+    const configured: Promise<RoundConfiguration>[] = [];
     for (let d = 0; d < DEVICES; d++) {
       const socket = await connectDevice(coordinator.url);
       configured.push(new Promise((done) => socket.once(ServerEvent.configure, done)));
@@ -157,10 +185,13 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
         cpuBeforeLast = coordinator.cpuSeconds();
         threadsBeforeLast = coordinator.threadCpuSeconds();
       }
-      const { roundId, modelVersion } = configurations[d]!;
+      const configuration = configurations[d]!;
+      const { roundId, modelVersion } = configuration;
       // A copy per upload, as each device would send its own delta.
       const upload = { roundId, modelVersion, numExamples: 100, trainLoss: 0.5, delta: { shapes, data: Buffer.from(delta.buffer.slice(0)) } };
-      const result = (await socket.timeout(60_000).emitWithAck(ClientEvent.update, upload)) as { accepted: boolean; reason?: string };
+      const result = variant.http
+        ? await putUpload(coordinator.url, configuration, upload)
+        : ((await socket.timeout(60_000).emitWithAck(ClientEvent.update, upload)) as UpdateResult);
       if (!result.accepted) throw new Error(`upload refused: ${result.reason}`);
     }
     const wallSeconds = (performance.now() - started) / 1000;
@@ -321,7 +352,7 @@ console.log(
 );
 if (rows.length > 0) {
   console.log(
-    '| rep | kernel | uploads | round | coordinator CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: CPU per upload (ms) | x hot memcpy | x DRAM memcpy | of which main thread / other threads (ms) | heap (MiB) | wall per upload (ms) | decode / validate / fold (ms, round metrics) |',
+    '| rep | transport, kernel | uploads | round | coordinator CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: CPU per upload (ms) | x hot memcpy | x DRAM memcpy | of which main thread / other threads (ms) | heap (MiB) | wall per upload (ms) | decode / validate / fold (ms, round metrics) |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
@@ -330,7 +361,7 @@ if (rows.length > 0) {
     );
   }
   console.log(
-    '\n| kernel | median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | main thread / other threads (ms, medians) | median decode / validate / fold (ms) |',
+    '\n| transport, kernel | median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | uploads only: median CPU per upload (ms) | x hot memcpy | x DRAM memcpy | main thread / other threads (ms, medians) | median decode / validate / fold (ms) |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const variant of VARIANTS) {

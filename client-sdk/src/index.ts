@@ -81,7 +81,15 @@ export {
   type InitialModel,
   type StoredModel,
 } from './core/model.js';
-export { delay, yieldToEventLoop, type CryptoKeyLike, type CryptoKeyPairLike } from './core/runtime.js';
+export {
+  delay,
+  yieldToEventLoop,
+  type CryptoKeyLike,
+  type CryptoKeyPairLike,
+  type FetchInitLike,
+  type FetchLike,
+  type FetchResponseLike,
+} from './core/runtime.js';
 export { cloneModel, cloneState, MemoryModelStore, MODEL_SLOTS, type ClientState, type KeyStore, type ModelSlot, type ModelStore } from './core/store.js';
 export {
   evaluateModel,

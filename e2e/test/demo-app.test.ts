@@ -140,6 +140,9 @@ describe.skipIf(!requireChromium())('the demo app in Chromium with a real coordi
       ),
     );
     expect(await currentVersion(server)).toBe(2);
+    // The pages uploaded over HTTP to the upload listener (another port: CORS), not over the socket.
+    const exposition = await noKeepAliveFetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } }).then((r) => r.text());
+    expect(exposition).toMatch(/flock_upload_requests_total\{result="received"\} 3\b/);
     for (const [i, state] of after.entries()) {
       // The activity log (newest first) tells it in the order it happened: the upload, then the commit.
       const log = await activityLog(devices[i]!.page);

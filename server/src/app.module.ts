@@ -13,6 +13,7 @@ import { PrecomputeModule } from './precompute/precompute.module.js';
 import { RoundsModule } from './rounds/rounds.module.js';
 import { ServingModule } from './serving/serving.module.js';
 import { StorageModule } from './storage/storage.module.js';
+import { UploadsModule } from './uploads/uploads.module.js';
 
 @Module({})
 export class AppModule {
@@ -28,6 +29,7 @@ export class AppModule {
         ModelsModule,
         RoundsModule,
         ClientsModule,
+        UploadsModule,
         OperatorsModule,
         DashboardModule,
         ServingModule,

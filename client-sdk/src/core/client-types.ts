@@ -12,6 +12,7 @@ import type { RoundClosed, RoundConfiguration, UpdateResult } from '../protocol/
 import type { AdoptionDecision, AdoptionPolicy } from './adoption.js';
 import type { ConditionDetector, ConditionValues, UnknownConditionPolicy } from './conditions.js';
 import type { DataSource } from './data.js';
+import type { FetchLike } from './runtime.js';
 import type { FlockClientError } from './errors.js';
 import type { DeviceIdentityInfo } from './identity.js';
 import type { LossName, LossSpec } from './losses.js';
@@ -113,6 +114,8 @@ export interface FederatedClientOptions {
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
   /** Creates the socket (default: socket.io-client's `io`). */
   socketFactory?: SocketFactory;
+  /** What uploads over HTTP go through, when a round's plan names the coordinator's upload listener (default: the global `fetch`; any WHATWG fetch fits). */
+  fetch?: FetchLike;
   /**
    * Transforms the delta after training and before its checks and upload (one array per weight
    * tensor; return arrays of the same lengths). For client-side extensions such as local clipping,

@@ -189,7 +189,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
   // ---------------------------------------------------------------- connection and conditions
 
   private connect(): void {
-    const { serverUrl, clientToken, deviceToken, socketOptions, socketFactory } = this.options;
+    const { serverUrl, clientToken, deviceToken, socketOptions, socketFactory, fetch } = this.options;
     const identity = this.local.identity!;
     const credential = typeof deviceToken === 'function' ? async () => deviceToken(identity.info) : async () => deviceToken ?? clientToken!;
     this.connection = new Connection(
@@ -202,6 +202,7 @@ export class FederatedClient extends TypedEmitter<FederatedClientEvents> {
         requestTimeoutMs: this.options.requestTimeoutMs ?? defaults.DEFAULT_REQUEST_TIMEOUT_MS,
         socketOptions,
         socketFactory,
+        fetch,
       },
       {
         connected: () => this.onConnected(),

@@ -22,6 +22,7 @@ import {
 } from '../protocol/handshake.js';
 import { modelFetchResultSchema, modelPublishedSchema, type EvaluationReport, type ModelPayload, type ModelPublished } from '../protocol/model-messages.js';
 import { CONNECT_ERRORS, type ConnectError } from '../protocol/reasons.js';
+import { encodeUploadBody, uploadUrl, type UploadEndpoint } from '../protocol/upload-endpoint.js';
 import {
   roundClosedSchema,
   roundConfigurationSchema,
@@ -51,7 +52,7 @@ import { SecAggInbox } from './secagg-inbox.js';
 import { DEFAULT_SOCKET_OPTIONS } from './defaults.js';
 import { errorMessage, FlockClientError } from './errors.js';
 import type { DeviceIdentity } from './identity.js';
-import { schedule } from './runtime.js';
+import { hostFetch, schedule, timeoutSignal, type AbortSignalLike, type FetchLike, type FetchResponseLike } from './runtime.js';
 import { SDK_VERSION } from './version.js';
 
 export interface ConnectionOptions {
@@ -66,6 +67,8 @@ export interface ConnectionOptions {
   requestTimeoutMs: number;
   socketOptions: Partial<ManagerOptions & SocketOptions> | undefined;
   socketFactory: SocketFactory | undefined;
+  /** HTTP uploads' transport; undefined: the host's fetch. */
+  fetch?: FetchLike | undefined;
 }
 
 /** What the connection tells its owner. Coordinator messages arrive already validated. */
@@ -99,6 +102,8 @@ export class Connection {
   private unreachableReported = false;
   private cancelRetry: (() => void) | null = null;
   private closed = false;
+  /** Set once an HTTP upload could not reach the coordinator's upload listener: this session's uploads take the socket. */
+  private uploadListenerUnreachable = false;
   /** Secure rounds: the coordinator's messages to this device, until the round job takes them. */
   readonly secAggInbox = new SecAggInbox();
 
@@ -147,14 +152,50 @@ export class Connection {
     return result.model;
   }
 
-  /** Sends an update and returns the coordinator's verdict; throws when it is not acknowledged. */
-  upload(upload: UpdateUpload): Promise<UpdateResult> {
+  /**
+   * Sends an update and returns the coordinator's verdict; throws when it is not acknowledged. With
+   * the plan's `endpoint`, the bytes go over HTTP to the upload listener (upload-endpoint.ts); when
+   * the listener cannot be reached or is at capacity, over the socket.
+   */
+  async upload(upload: UpdateUpload, endpoint?: UploadEndpoint): Promise<UpdateResult> {
+    // A local, so that it is called unbound: a browser's fetch throws when `this` is another object.
+    const send = this.options.fetch ?? hostFetch();
+    if (endpoint && !this.uploadListenerUnreachable && send) {
+      const answered = await this.uploadOverHttp(send, upload, endpoint);
+      if (answered) return answered;
+    }
     const { roundId } = upload;
     return this.request(() => this.socket.timeout(this.requestTimeoutMs).emitWithAck(ClientEvent.update, upload), updateResultSchema, {
       unanswered: (error) =>
         new FlockClientError('upload_failed', `upload for round ${roundId} was not acknowledged: ${errorMessage(error)}`, { cause: error, roundId }),
       malformed: (issues) => new FlockClientError('protocol', `malformed upload acknowledgement: ${issues}`, { roundId }),
     });
+  }
+
+  /** The listener's verdict; null when it could not be reached (then never again this session) or asked to go elsewhere (503). */
+  private async uploadOverHttp(send: FetchLike, upload: UpdateUpload, endpoint: UploadEndpoint): Promise<UpdateResult | null> {
+    let response: FetchResponseLike;
+    try {
+      response = await send(uploadUrl(endpoint, this.options.serverUrl), {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${endpoint.ticket}`, 'content-type': 'application/octet-stream' },
+        body: encodeUploadBody(upload),
+        ...withSignal(timeoutSignal(this.requestTimeoutMs)),
+      });
+    } catch {
+      // Refused, blocked (a firewall, a proxy, CORS) or timed out: the socket reaches the coordinator.
+      this.uploadListenerUnreachable = true;
+      return null;
+    }
+    if (response.status === 503) return null;
+    const body: unknown = await response.json().catch(() => null);
+    const result = updateResultSchema.safeParse(body);
+    if (!result.success) {
+      throw new FlockClientError('protocol', `malformed upload acknowledgement (HTTP ${response.status}): ${result.error.issues[0]?.message}`, {
+        roundId: upload.roundId,
+      });
+    }
+    return result.data;
   }
 
   /** A secure round's message (secagg-messages.ts) and the coordinator's acknowledgement; throws when unacknowledged. */
@@ -384,4 +425,9 @@ export class Connection {
     if (!parsed.success) throw errors.malformed(parsed.error.message);
     return parsed.data;
   }
+}
+
+/** `{ signal }` when there is one, typed as nothing: FetchInitLike leaves the signal out so that every fetch fits it. */
+function withSignal(signal: AbortSignalLike | undefined): object {
+  return signal ? { signal } : {};
 }

@@ -101,7 +101,7 @@ export async function runRound(configuration: RoundConfiguration, context: Round
       uploaded: { roundId, modelVersion, bytes: secure.bytesUp, numExamples, trainLoss, result: { accepted: true }, timings: timings(), secureAggregation },
     };
   }
-  const result = await connection.upload(prepared.upload);
+  const result = await connection.upload(prepared.upload, configuration.upload);
   const uploadTimings = timings();
   // Top-k: what the accepted upload left out waits for the next one (a refused upload changes nothing).
   if (result.accepted && prepared.residual) await keepResidual(prepared.residual, global, configuration, context);

@@ -13,6 +13,8 @@ interface MessagePortLike {
 }
 
 interface HostGlobals {
+  fetch?: FetchLike;
+  AbortSignal?: { timeout?(ms: number): AbortSignalLike };
   setTimeout?(callback: () => void, ms: number): unknown;
   clearTimeout?(timer: unknown): void;
   setImmediate?(callback: () => void): unknown;
@@ -42,6 +44,26 @@ export interface SubtleCryptoLike {
   sign(algorithm: { name: 'ECDSA'; hash: 'SHA-256' }, key: CryptoKeyLike, data: Uint8Array): Promise<ArrayBuffer>;
   digest(algorithm: 'SHA-256', data: Uint8Array): Promise<ArrayBuffer>;
 }
+
+/**
+ * The part of `fetch`'s init the SDK types (uploads over HTTP). It also passes a `signal` (an
+ * AbortSignal, timeoutSignal) that it leaves untyped, so that every WHATWG fetch fits FetchLike.
+ */
+export interface FetchInitLike {
+  method: 'PUT';
+  headers: Record<string, string>;
+  body: Uint8Array<ArrayBuffer>;
+}
+/** AbortSignal, as opaque to the core as the rest of the DOM. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+}
+export interface FetchResponseLike {
+  readonly status: number;
+  json(): Promise<unknown>;
+}
+/** `fetch`, typed minimally (FederatedClientOptions.fetch takes any WHATWG fetch: browsers, Node 18+, React Native). */
+export type FetchLike = (url: string, init: FetchInitLike) => Promise<FetchResponseLike>;
 
 const host = globalThis as unknown as HostGlobals;
 
@@ -109,4 +131,14 @@ export function subtleCrypto(): SubtleCryptoLike {
   if (!subtle)
     throw new Error('device keys need WebCrypto (globalThis.crypto.subtle): serve the page over https or localhost, or install a WebCrypto polyfill');
   return subtle;
+}
+
+/** The host's fetch, when it has one. */
+export function hostFetch(): FetchLike | undefined {
+  return typeof host.fetch === 'function' ? host.fetch.bind(globalThis) : undefined;
+}
+
+/** A signal that aborts after `ms`, where the host has AbortSignal.timeout; else undefined (no timeout). */
+export function timeoutSignal(ms: number): AbortSignalLike | undefined {
+  return host.AbortSignal?.timeout?.(ms);
 }

@@ -11,5 +11,6 @@ export * from './round-messages.js';
 export * from './round-status.js';
 export * from './secagg-messages.js';
 export * from './seeded-random.js';
+export * from './upload-endpoint.js';
 export * from './vector-math.js';
 export * from './weights.js';

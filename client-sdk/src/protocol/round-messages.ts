@@ -9,6 +9,7 @@ import { personalizationPlanSchema } from './personalization.js';
 import { ABANDON_REASONS, INELIGIBILITY_REASONS, REJECTION_REASONS } from './reasons.js';
 import { ROUND_OUTCOMES } from './round-status.js';
 import { secureAggregationPlanSchema } from './secagg-messages.js';
+import { uploadEndpointSchema } from './upload-endpoint.js';
 import { encodedWeightsSchema } from './weights.js';
 
 const roundIdSchema = z.string().min(1).max(64);
@@ -80,6 +81,8 @@ export const roundConfigurationSchema = z.object({
    * aggregation (secagg-messages.ts), clipping its delta to `clipNorm` itself.
    */
   secureAggregation: secureAggregationPlanSchema.optional(),
+  /** Where to PUT the upload over HTTP (upload-endpoint.ts); absent: upload over socket.io. */
+  upload: uploadEndpointSchema.optional(),
 });
 export type RoundConfiguration = z.infer<typeof roundConfigurationSchema>;
 

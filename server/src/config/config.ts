@@ -64,6 +64,11 @@ export interface FlockConfig {
   maxModelChange: number;
   /** Pace steering: report windows in `round:configure` (rounds/pace.ts); null when off (`FLOCK_PACE_STEERING=off`). */
   pace: PaceConfig | null;
+  /**
+   * The HTTP upload listener (uploads/upload-ingress.service.ts); null when off (FLOCK_UPLOAD_PORT=off,
+   * and in cluster mode, where a device's upload must reach the process that holds its session).
+   */
+  uploads: UploadListenerConfig | null;
   /** Backpressure on arrivals: refuse new sessions with `coordinator_busy` while the event loop is slow (boundary/busy.ts); null when off (the default). */
   busy: BusyConfig | null;
   /** Differential privacy: the δ of every reported ε, and the budget rounds may not exceed (null: none). */
@@ -250,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
           windowMs: parsed.FLOCK_PACE_WINDOW_MS,
         }
       : null,
+    uploads: null, // below: it follows the final port, host and Redis URL
     // On when FLOCK_BUSY_EVENT_LOOP_DELAY_MS is set above 0.
     busy:
       parsed.FLOCK_BUSY_EVENT_LOOP_DELAY_MS > 0
@@ -263,8 +269,36 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     },
     onDemand: parsed.FLOCK_AMQP_URL ? { amqpUrl: parsed.FLOCK_AMQP_URL, versionsExchange: parsed.FLOCK_AMQP_VERSIONS_EXCHANGE } : null,
   };
-  return { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
+  const merged = { ...config, ...overrides, dataDir, clientToken: client.token, operatorToken: operator.token };
+  return 'uploads' in overrides ? merged : { ...merged, uploads: uploadListenerFrom(parsed, merged) };
 }
 
 /** Nest injection token for FlockConfig. */
 export const FLOCK_CONFIG = Symbol('FLOCK_CONFIG');
+
+export interface UploadListenerConfig {
+  port: number;
+  host: string;
+  /** Whether the operator chose the port: then a port in use stops the start instead of leaving uploads on the socket. */
+  portChosen: boolean;
+  /** The URL devices are told to PUT to (FLOCK_UPLOAD_URL); null: the coordinator's host at `port`. */
+  publicUrl: string | null;
+  slots: number;
+  requestTimeoutMs: number;
+}
+
+function uploadListenerFrom(
+  parsed: Environment,
+  { port: apiPort, host, redisUrl }: Pick<FlockConfig, 'port' | 'host' | 'redisUrl'>,
+): UploadListenerConfig | null {
+  const chosen = parsed.FLOCK_UPLOAD_PORT;
+  if (chosen === 'off' || redisUrl) return null;
+  return {
+    port: chosen ?? (apiPort === 0 || apiPort === 65_535 ? 0 : apiPort + 1),
+    host: parsed.FLOCK_UPLOAD_HOST ?? host,
+    portChosen: chosen !== undefined,
+    publicUrl: parsed.FLOCK_UPLOAD_URL ?? null,
+    slots: parsed.FLOCK_UPLOAD_SLOTS,
+    requestTimeoutMs: parsed.FLOCK_UPLOAD_REQUEST_TIMEOUT_MS,
+  };
+}

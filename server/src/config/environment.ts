@@ -104,6 +104,12 @@ const variables = z.object({
   FLOCK_MAX_UPLOADS_PER_SECOND: variable(positive().default(200)),
   FLOCK_MAX_UPLOAD_BYTES_PER_SECOND: variable(positive().default(16 * 1024 * 1024)),
   FLOCK_PACE_WINDOW_MS: variable(integer(1).default(1000)),
+  // Uploads over HTTP (server/src/uploads/): a listener of their own in a worker thread. Port default: PORT + 1 (0 with PORT=0).
+  FLOCK_UPLOAD_PORT: variable(z.union([z.literal('off'), integer(0, 65_535)]).optional()),
+  FLOCK_UPLOAD_HOST: variable(z.string().optional()),
+  FLOCK_UPLOAD_URL: variable(urlOf(/^https?$/, 'https://uploads.example.com/v1/uploads')),
+  FLOCK_UPLOAD_SLOTS: variable(integer(1, 1024).default(8)),
+  FLOCK_UPLOAD_REQUEST_TIMEOUT_MS: variable(integer(1000).default(120_000)),
   // Refusing new devices while the event loop lags (0: off).
   FLOCK_BUSY_EVENT_LOOP_DELAY_MS: variable(integer(0).default(0)),
   FLOCK_BUSY_RETRY_AFTER_MS: variable(integer(1).default(30_000)),

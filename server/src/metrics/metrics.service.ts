@@ -44,6 +44,12 @@ export class MetricsService implements OnApplicationShutdown {
     labelNames: ['result', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly uploadRequestsTotal = new Counter({
+    name: 'flock_upload_requests_total',
+    help: 'HTTP upload requests: received (handed to the round engine, which counts them in flock_uploads_total) or refused by the upload listener (unauthorized, too_large, malformed, incomplete, busy, not_found)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly uploadBytesTotal = new Counter({
     name: 'flock_upload_bytes_total',
     help: 'Bytes of weight data received in uploads',

@@ -24,6 +24,8 @@ export class ActiveRound {
   readonly roster = new RoundRoster();
   readonly startedAt = Date.now();
   aggregator: RoundAggregator | null = null;
+  /** Whether the aggregator holds uploads' deltas until the round's end (robust strategies), so an upload's bytes must outlive its intake. */
+  keepsUploads = false;
   /** Where the aggregate is finished at commit: this process's aggregator, or the processes' partials (cluster mode). */
   sink: AggregationSink | null = null;
   plan: TrainingPlan | null = null;

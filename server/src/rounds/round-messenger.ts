@@ -1,5 +1,6 @@
 import { ServerEvent, totalValues, type RoundClosed, type SecureAggregationPlan, type TrainingPlan, type WeightSpec } from '@flock/client-sdk/protocol';
 import type { DeviceDirectory } from '../devices/device-directory.js';
+import type { UploadEndpoints } from '../uploads/upload-endpoints.js';
 import { moduleLogger } from '../logging/logger.js';
 import { planReportWindows, type PaceConfig } from './pace.js';
 
@@ -22,7 +23,8 @@ export interface RoundOpening {
 
 /**
  * What the round engine tells a round's participants, many at a time: each its plan (with its
- * report window when pace steering is on, pace.ts) and how the round ended. Sends go out in
+ * report window when pace steering is on, pace.ts, and its HTTP upload endpoint and ticket when the
+ * upload listener is up) and how the round ended. Sends go out in
  * batches, one per turn of the event loop, so that 10,000 of them never hold it for seconds; a
  * failed send is logged and does not stop the round.
  */
@@ -30,6 +32,7 @@ export class RoundMessenger {
   constructor(
     private readonly devices: DeviceDirectory,
     private readonly pace: PaceConfig | null,
+    private readonly uploads: Pick<UploadEndpoints, 'endpointFor'> | null = null,
   ) {}
 
   async configure(participants: readonly string[], round: RoundOpening): Promise<void> {
@@ -50,9 +53,16 @@ export class RoundMessenger {
       deadlineAt,
       ...(round.secureAggregation ? { secureAggregation: round.secureAggregation } : {}),
     };
-    await this.sendToEach(participants, (clientId, index) =>
-      this.devices.sendTo(clientId, ServerEvent.configure, windows ? { ...configuration, reportWindow: windows.windowOf(index) } : configuration),
-    );
+    // A secure round's devices send masked inputs over the socket, never an upload.
+    const uploads = round.secureAggregation ? null : this.uploads;
+    await this.sendToEach(participants, (clientId, index) => {
+      const upload = uploads?.endpointFor(clientId, roundId, deadlineAt);
+      return this.devices.sendTo(clientId, ServerEvent.configure, {
+        ...configuration,
+        ...(windows ? { reportWindow: windows.windowOf(index) } : {}),
+        ...(upload ? { upload } : {}),
+      });
+    });
   }
 
   async closed(participants: readonly string[], closed: RoundClosed): Promise<void> {

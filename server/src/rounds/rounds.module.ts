@@ -12,13 +12,14 @@ import { EvaluationsService } from './evaluations.service.js';
 import { RoundCommitter } from './round-commit.js';
 import { RoundsController } from './rounds.controller.js';
 import { RoundsService } from './rounds.service.js';
+import { UploadEndpointsModule } from '../uploads/upload-endpoints.module.js';
 
 /**
  * The round engine (a pure state machine driven by RoundsService), its operator API, and the
  * collection of devices' local evaluations. It reaches devices only through the DeviceDirectory port.
  */
 @Module({
-  imports: [ModelsModule, DevicesModule, EventsModule],
+  imports: [ModelsModule, DevicesModule, EventsModule, UploadEndpointsModule],
   providers: [
     RoundsService,
     RoundCommitter,

@@ -7,6 +7,7 @@ import {
   NotFoundException,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
+  Optional,
 } from '@nestjs/common';
 import {
   ClientEvent,
@@ -34,6 +35,7 @@ import type { LeaderMessage, RoundDescriptor } from './cluster-messages.js';
 import { ClusterRounds } from './cluster-rounds.js';
 import { RoundCommitter } from './round-commit.js';
 import { RoundMessenger } from './round-messenger.js';
+import { UploadEndpoints } from '../uploads/upload-endpoints.js';
 import { advance, openRound, type RoundEffect, type RoundEvent, type RoundTimer } from './round-machine.js';
 import { canSelect, type ReportingEnd } from './round-policy.js';
 import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.js';
@@ -99,8 +101,9 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
     /** Cluster mode (FLOCK_REDIS_URL): uploads are folded per process and combined by the leader. */
     @Inject(ClusterRounds.TOKEN) private readonly cluster: ClusterRounds | null = null,
+    @Optional() @Inject(UploadEndpoints) uploadEndpoints: UploadEndpoints | null = null,
   ) {
-    this.messenger = new RoundMessenger(devices, config.pace);
+    this.messenger = new RoundMessenger(devices, config.pace, uploadEndpoints);
     this.staleRounds = new StaleRounds(storage, devices, leases, cluster);
   }
 
@@ -259,9 +262,11 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
    * Validates one upload (upload-intake.ts) and folds it into the running aggregate. Every refusal
    * has a stable reason code, is counted, and never touches the aggregate. `arrivedAt`
    * (performance.now() when the upload's last packet arrived, before socket.io decoded it) dates the
-   * decode that ran before this handler; absent, the intake is timed from here.
+   * decode that ran before this handler; absent, the intake is timed from here. A `borrowed`
+   * upload's bytes are valid only until this call returns (the HTTP listener's shared buffer): a
+   * strategy that keeps updates until the round's end gets a copy.
    */
-  async handleUpload(clientId: string, payload: unknown, arrivedAt?: number): Promise<UpdateResult> {
+  async handleUpload(clientId: string, payload: unknown, arrivedAt?: number, { borrowed = false } = {}): Promise<UpdateResult> {
     // In a cluster: folded in this process's partial; the leader hears the answer.
     if (this.cluster) return this.cluster.handleUpload(clientId, payload, arrivedAt);
     const received = performance.now();
@@ -277,6 +282,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       admitted = true;
       const inFlight = round!; // only the round in flight admits uploads
       const aggregator = inFlight.aggregator!;
+      if (borrowed && inFlight.keepsUploads) upload.data = upload.data.slice();
       // A compressed upload stays in its bytes: measured here, folded from them (checkUpdate).
       const { delta, norm } = checkUpdate(
         upload,
@@ -569,6 +575,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
       } else {
         round.aggregator = strategy.begin(context);
         round.sink = new LocalAggregationSink(round.aggregator);
+        // The weighted means fold each update as it comes; the others (robust) hold them until the end.
+        round.keepsUploads = !strategy.split?.();
       }
       round.plan = strategy.configurePlan(record.params.plan);
     } catch (error) {

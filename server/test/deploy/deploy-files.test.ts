@@ -94,12 +94,12 @@ describe('Dockerfile', () => {
     expect(copies.every((i) => i.args.startsWith('--from=build '))).toBe(true);
   });
 
-  it('runs as a non-root user, exposes its port and checks /api/health', () => {
+  it('runs as a non-root user, exposes its ports (the API and the upload listener) and checks /api/health', () => {
     const user = runtime!.body.filter((i) => i.keyword === 'USER').at(-1)?.args;
     expect(user).toBeDefined();
     expect(user).not.toMatch(/^(root|0)(:|$)/);
     expect(runtime!.body.some((i) => i.keyword === 'RUN' && i.args.includes(`useradd --system --uid 10001`))).toBe(true);
-    expect(runtime!.body.find((i) => i.keyword === 'EXPOSE')?.args).toBe('8080');
+    expect(runtime!.body.find((i) => i.keyword === 'EXPOSE')?.args).toBe('8080 8081');
     expect(runtime!.body.filter((i) => i.keyword === 'ENV').map((i) => i.args)).toContainEqual(expect.stringContaining('PORT=8080'));
     expect(runtime!.body.find((i) => i.keyword === 'HEALTHCHECK')?.args).toContain('/api/health');
     expect(runtime!.body.find((i) => i.keyword === 'CMD')?.args).toBe('["node", "server/dist/main.js"]');

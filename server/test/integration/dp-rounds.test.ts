@@ -10,7 +10,7 @@ import { epsilonOfRounds } from '../../src/privacy/rdp.js';
 import { CLIENT_TOKEN, startTestCoordinator, type TestCoordinator } from '../support/coordinator.js';
 import { metrics, metricValue } from '../support/metrics.js';
 import { makeDelta, ProtocolClient } from '../support/protocol-client.js';
-import { recordingSocketFactory } from '../support/sdk-device.js';
+import { recordingTransport } from '../support/sdk-device.js';
 import { TINY_MODEL_PARAMETERS, writeTinyModel } from '../support/tiny-model.js';
 
 /*
@@ -45,7 +45,7 @@ function device(seed: number): { client: FederatedClient; uploads: UpdateUpload[
     conditions: Object.values(manualConditions('yes')),
     store: new MemoryModelStore(),
     socketOptions: { transports: ['websocket'] },
-    socketFactory: recordingSocketFactory((event, args) => {
+    ...recordingTransport((event, args) => {
       if (event === ClientEvent.update) uploads.push(args[0] as UpdateUpload);
     }),
   });

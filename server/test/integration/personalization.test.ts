@@ -20,7 +20,7 @@ import { splitTensors } from '@flock/client-sdk/protocol';
 import type { ModelVersionDetail } from '../../src/contract/index.js';
 import { WEIGHTS_FILE } from '../../src/models/tfjs-format.js';
 import { CLIENT_TOKEN, OPERATOR_TOKEN, waitFor } from '../support/coordinator.js';
-import { mnistSlice, recordingSocketFactory, sdkTestBed } from '../support/sdk-device.js';
+import { mnistSlice, recordingTransport, sdkTestBed } from '../support/sdk-device.js';
 
 const TRAIN_PER_CLIENT = 120;
 const TEST_PER_CLIENT = 40;
@@ -49,7 +49,7 @@ function device(k: number, personalization: PersonalizationOptions, store: Model
     personalization,
     evaluateOnlyWhenEligible: false,
     socketOptions: { transports: ['websocket'] },
-    socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
+    ...recordingTransport((event, args) => sent.push({ event, args })),
   });
   bed.track(client);
   return { client, store, sent };

@@ -4,7 +4,7 @@ import { FederatedClient, ManualCondition, MemoryModelStore, type FederatedClien
 import { FileModelStore } from '@flock/client-sdk/node';
 import type { RoundDetails } from '../../src/contract/index.js';
 import { CLIENT_TOKEN, waitFor } from '../support/coordinator.js';
-import { mnistSlice, recordingSocketFactory, sdkTestBed } from '../support/sdk-device.js';
+import { mnistSlice, recordingTransport, sdkTestBed } from '../support/sdk-device.js';
 
 const MODEL_BYTES = 199_210 * 4;
 const TRAIN_PER_CLIENT = 120;
@@ -35,7 +35,7 @@ function device(k: number, store: ModelStore = new MemoryModelStore(), transform
     store,
     ...(transformDelta ? { transformDelta } : {}),
     socketOptions: { transports: ['websocket'] },
-    socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
+    ...recordingTransport((event, args) => sent.push({ event, args })),
   });
   bed.track(client);
   return { client, idle, sent };

@@ -3,7 +3,7 @@ import { FederatedClient, ManualCondition, MemoryModelStore, splitStoredWeights,
 import { FileModelStore } from '@flock/client-sdk/node';
 import { ClientEvent, decodeTopk, encodedDeltaBytes, encodeTopk, topkCount, type EncodedDelta } from '@flock/client-sdk/protocol';
 import { CLIENT_TOKEN } from '../support/coordinator.js';
-import { mnistSlice, recordingSocketFactory, sdkTestBed } from '../support/sdk-device.js';
+import { mnistSlice, recordingTransport, sdkTestBed } from '../support/sdk-device.js';
 import { topkLayout } from '../support/topk.js';
 
 /*
@@ -46,7 +46,7 @@ function device(k: number, store: ModelStore, downloadDeltas = false): Device {
       return delta;
     },
     socketOptions: { transports: ['websocket'] },
-    socketFactory: recordingSocketFactory((event, args) => sent.push({ event, args })),
+    ...recordingTransport((event, args) => sent.push({ event, args })),
   });
   bed.track(client);
   return { client, sent, deltas };

@@ -16,7 +16,7 @@ import { FederatedClient, ManualCondition } from '@flock/client-sdk';
 import type { ModelVersionMeta, ServingStatus, V2InferResponse } from '../../src/contract/index.js';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { CLIENT_TOKEN, EXACT_AVERAGES, startTestCoordinator, waitFor, type TestCoordinator } from '../support/coordinator.js';
-import { mnistSlice, recordingSocketFactory } from '../support/sdk-device.js';
+import { mnistSlice, recordingTransport } from '../support/sdk-device.js';
 import { servingConfig, servingReady, startWebhookRecorder, v2, type WebhookRecorder } from './serving-helpers.js';
 
 const DEVICES = 3;
@@ -102,7 +102,7 @@ describe('serving monitor against label-flipping devices', () => {
           conditions: [new ManualCondition('idle', 'yes'), new ManualCondition('charging', 'yes'), new ManualCondition('unmetered', 'yes')],
           socketOptions: { transports: ['websocket'] },
           // Each device from its own loopback address, as phones would connect; what they send is not checked here.
-          socketFactory: recordingSocketFactory(() => undefined),
+          ...recordingTransport(() => undefined),
         }),
       );
     }

@@ -9,7 +9,9 @@ import {
   proofMessage,
   thumbprintInput,
   encodeWeights,
+  encodeUploadBody,
   splitTensors,
+  uploadUrl,
   type ClientToServerEvents,
   type ModelFetchResult,
   type ModelPayload,
@@ -24,6 +26,7 @@ import {
   type UpdateUpload,
   type Welcome,
 } from '@flock/client-sdk/protocol';
+import { noKeepAliveFetch } from '../../src/simulation/http-fetch.js';
 import { CLIENT_TOKEN } from './coordinator.js';
 
 /** Waits for the next value pushed into a list. */
@@ -113,6 +116,8 @@ export class ProtocolClient {
   private constructor(
     readonly socket: Socket<ServerToClientEvents, ClientToServerEvents>,
     readonly key: DeviceKey,
+    /** The coordinator's URL (HTTP uploads go to its host at the listener's port). */
+    readonly url: string,
   ) {
     socket.on(ServerEvent.configure, (c) => this.configurations.push(c));
     socket.on(ServerEvent.roundClosed, (c) => this.closed.push(c));
@@ -144,7 +149,7 @@ export class ProtocolClient {
       // engine.io-client passes it on to ws in Node, though its option types omit it.
       ...({ localAddress: options.localAddress ?? nextLoopbackAddress() } as object),
     });
-    const client = new ProtocolClient(socket, key);
+    const client = new ProtocolClient(socket, key, url);
     client.welcome = await new Promise<Welcome>((resolve, reject) => {
       socket.once(ServerEvent.welcome, resolve);
       socket.once('connect_error', (error) => reject(error));
@@ -186,6 +191,33 @@ export class ProtocolClient {
       model.weightSpecs.map((spec) => spec.shape),
     );
     return this.uploadRaw({ roundId: configuration.roundId, modelVersion: configuration.modelVersion, numExamples, trainLoss, delta: encoded });
+  }
+
+  /** Uploads like upload() but over HTTP, to the endpoint the configuration names (upload-endpoint.ts). */
+  async uploadOverHttp(
+    configuration: RoundConfiguration,
+    model: ModelPayload,
+    delta: Float32Array[],
+    numExamples: number,
+    trainLoss = 0.5,
+  ): Promise<UpdateResult> {
+    const data = encodeWeights(
+      delta,
+      model.weightSpecs.map((spec) => spec.shape),
+    );
+    const body = encodeUploadBody({ roundId: configuration.roundId, modelVersion: configuration.modelVersion, numExamples, trainLoss, delta: data });
+    const response = await this.putUpload(configuration, body);
+    return (await response.json()) as UpdateResult;
+  }
+
+  /** A raw PUT to the configuration's upload endpoint, with its ticket unless `headers` say otherwise. */
+  putUpload(configuration: RoundConfiguration, body: Uint8Array<ArrayBuffer>, headers: Record<string, string> = {}): Promise<Response> {
+    if (!configuration.upload) throw new Error(`round ${configuration.roundId}'s plan names no upload endpoint`);
+    return noKeepAliveFetch(uploadUrl(configuration.upload, this.url), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${configuration.upload.ticket}`, ...headers },
+      body,
+    });
   }
 
   abandon(roundId: string, reason: 'conditions_changed' | 'stopped' = 'conditions_changed'): void {

@@ -1,10 +1,11 @@
-/** What SDK clients in integration tests share: their test bed, their local MNIST slice and a socket that records what they send. */
+/** What SDK clients in integration tests share: their test bed, their local MNIST slice and transports that record what they send. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { ArrayDataSource, type FederatedClient, type FederatedClientOptions, type FlockSocket } from '@flock/client-sdk';
+import { ClientEvent, decodeUploadBody } from '@flock/client-sdk/protocol';
 import { readMnist } from '../../src/datasets/mnist.js';
 import { startTestCoordinator, type TestCoordinator } from './coordinator.js';
 import { nextLoopbackAddress } from './protocol-client.js';
@@ -26,15 +27,27 @@ export function mnistSlice(mnist: Mnist, k: number, train: number, test = 0, rel
 }
 
 /**
- * A socket factory for FederatedClient: each device connects from its own loopback address, as
- * phones would (a few per address are selected per round), and every message it emits is handed
- * to `onOutgoing`.
+ * The transports of a FederatedClient that hand every message it sends to `onOutgoing`: its socket
+ * (each device connects from its own loopback address, as phones would: a few per address are
+ * selected per round) and its HTTP uploads, each recorded as the `round:update` message it stands
+ * for (upload-endpoint.ts), its bytes as an ArrayBuffer, so that tests read what crossed the wire
+ * whichever way it went.
  */
-export function recordingSocketFactory(onOutgoing: (event: string, args: unknown[]) => void): NonNullable<FederatedClientOptions['socketFactory']> {
-  return (url, options) => {
-    const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
-    socket.onAnyOutgoing((event: string, ...args: unknown[]) => onOutgoing(event, args));
-    return socket;
+export function recordingTransport(onOutgoing: (event: string, args: unknown[]) => void): Pick<FederatedClientOptions, 'socketFactory' | 'fetch'> {
+  return {
+    socketFactory: (url, options) => {
+      const socket = io(url, { ...options, localAddress: nextLoopbackAddress() } as typeof options) as FlockSocket;
+      socket.onAnyOutgoing((event: string, ...args: unknown[]) => onOutgoing(event, args));
+      return socket;
+    },
+    fetch(input, init) {
+      if (init?.body instanceof Uint8Array) {
+        const { meta, data } = decodeUploadBody(init.body);
+        const upload = meta as { delta: object };
+        onOutgoing(ClientEvent.update, [{ ...upload, delta: { ...upload.delta, data: data.slice().buffer } }]);
+      }
+      return fetch(input, init);
+    },
   };
 }
 
