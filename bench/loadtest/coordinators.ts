@@ -12,6 +12,8 @@ export interface CoordinatorOptions {
   /** model.json to register as version 1 (null: the default 2NN, trained on 600 MNIST examples at start). */
   initialModel: string | null;
   pace: boolean;
+  /** How devices upload: to the upload listener (the default, which plans name) or over socket.io (FLOCK_UPLOAD_PORT=off). */
+  uploads: 'listener' | 'socket';
   /** FLOCK_MAX_UPLOADS_PER_SECOND (null: the coordinator's default). */
   maxUploadsPerSecond: string | null;
   /** NODE_OPTIONS of the coordinator processes (e.g. --max-semi-space-size=64), null: none. */
@@ -32,6 +34,7 @@ export async function startCoordinators(options: CoordinatorOptions): Promise<Co
   const env: Record<string, string | undefined> = {
     FLOCK_INITIAL_MODEL: options.initialModel ?? undefined,
     FLOCK_PACE_STEERING: options.pace ? 'true' : 'false',
+    FLOCK_UPLOAD_PORT: options.uploads === 'socket' ? 'off' : undefined,
     FLOCK_MAX_UPLOADS_PER_SECOND: options.maxUploadsPerSecond ?? undefined,
     NODE_OPTIONS: options.nodeOptions ?? undefined,
     FLOCK_DATABASE_URL: options.postgresUrl ?? undefined,
@@ -81,6 +84,14 @@ export async function eventLoopDelayP99Ms(url: string): Promise<number> {
   const match = /^flock_event_loop_delay_seconds\{quantile="0\.99"\} (\S+)$/m.exec(await response.text());
   if (!match) throw new Error('the coordinator exports no flock_event_loop_delay_seconds{quantile="0.99"}');
   return Number(match[1]) * 1000;
+}
+
+/** HTTP upload requests so far by result (flock_upload_requests_total: received, busy, ...); empty without the upload listener. */
+export async function uploadRequests(url: string): Promise<Map<string, number>> {
+  const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+  const counts = new Map<string, number>();
+  for (const match of (await response.text()).matchAll(/^flock_upload_requests_total\{result="(\w+)"\} (\S+)$/gm)) counts.set(match[1]!, Number(match[2]));
+  return counts;
 }
 
 /** Garbage collections so far, from prom-client's flock_nodejs_gc_duration_seconds: count and seconds by kind (major, minor, incremental, weakcb). */

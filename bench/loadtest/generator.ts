@@ -4,15 +4,19 @@
  * the report window of their `round:configure`, then upload one delta and count the
  * acknowledgement. Started by main.ts; talks to it over IPC (messages.ts).
  */
+import { request } from 'node:http';
 import {
   ClientEvent,
   ServerEvent,
+  encodeUploadBody,
   encodeWeights,
+  uploadUrl,
   shapeSize,
   uploadDelayMs,
   type ModelFetchResult,
   type RoundConfiguration,
   type UpdateResult,
+  type UpdateUpload,
 } from '../../client-sdk/src/protocol/index.js';
 import { connectDevice, type RawSocket } from '../lib/coordinator-process.js';
 import type { DriverMessage, GeneratorMessage, RoundStats } from './messages.js';
@@ -58,7 +62,53 @@ function deltaFor(socket: RawSocket, version: number): Promise<ReturnType<typeof
   return delta;
 }
 
-async function takePart(socket: RawSocket, configuration: RoundConfiguration): Promise<void> {
+/** One device: its socket, and the coordinator URL and source address it connected with (its HTTP uploads use them too). */
+interface Device {
+  socket: RawSocket;
+  url: string;
+  localAddress: string;
+}
+
+/**
+ * An upload over HTTP to the plan's listener, from the device's own address, on a connection of its
+ * own, as the SDK's; null when the listener is at capacity (503, or the connection closed at once),
+ * where the SDK uploads over the socket.
+ */
+function putUpload(device: Device, configuration: RoundConfiguration, upload: UpdateUpload, timeoutMs: number): Promise<UpdateResult | null> {
+  const { ticket } = configuration.upload!;
+  const body = encodeUploadBody(upload);
+  return new Promise((resolve, reject) => {
+    const put = request(
+      uploadUrl(configuration.upload!, device.url),
+      {
+        method: 'PUT',
+        agent: false,
+        localAddress: device.localAddress,
+        timeout: timeoutMs,
+        headers: { authorization: `Bearer ${ticket}`, 'content-length': body.byteLength },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          if (response.statusCode === 503) return resolve(null);
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')) as UpdateResult);
+          } catch (error) {
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        });
+        response.on('error', reject);
+      },
+    );
+    put.on('timeout', () => put.destroy(new Error('upload timed out')));
+    put.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' || error.code === 'EPIPE' ? resolve(null) : reject(error)));
+    put.end(body);
+  });
+}
+
+async function takePart(device: Device, configuration: RoundConfiguration): Promise<void> {
+  const { socket } = device;
   stats.configured++;
   if (configuration.reportWindow) stats.paced++;
   const delta = await deltaFor(socket, configuration.modelVersion);
@@ -70,10 +120,11 @@ async function takePart(socket: RawSocket, configuration: RoundConfiguration): P
   stats.firstSendAt ??= Date.now();
   pending++;
   const round = stats; // the round this upload belongs to, even if the driver asks for the report meanwhile
+  const timeoutMs = Math.max(0, configuration.deadlineAt - Date.now()) + ACK_GRACE_AFTER_DEADLINE_MS;
   try {
-    const result = (await socket
-      .timeout(Math.max(0, configuration.deadlineAt - Date.now()) + ACK_GRACE_AFTER_DEADLINE_MS)
-      .emitWithAck(ClientEvent.update, upload)) as UpdateResult;
+    const result =
+      (configuration.upload ? await putUpload(device, configuration, upload, timeoutMs) : null) ??
+      ((await socket.timeout(timeoutMs).emitWithAck(ClientEvent.update, upload)) as UpdateResult);
     round.lastAckAt = Date.now();
     if (result.accepted) round.accepted++;
     else {
@@ -97,12 +148,13 @@ async function connectAll(message: Extract<DriverMessage, { type: 'connect' }>):
       const i = next++;
       const url = message.urls[(message.first + i) % message.urls.length]!;
       try {
-        const socket = await connectDevice(url, { localAddress: sourceAddress(message.generator, i) });
+        const localAddress = sourceAddress(message.generator, i);
+        const socket = await connectDevice(url, { localAddress });
         socket.on('disconnect', () => {
           if (!closing) disconnects++;
         });
         socket.on(ServerEvent.configure, (configuration: RoundConfiguration) => {
-          takePart(socket, configuration).catch((error: unknown) => {
+          takePart({ socket, url, localAddress }, configuration).catch((error: unknown) => {
             firstError ??= String(error);
             stats.lostAcks++;
           });

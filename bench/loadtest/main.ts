@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeTinyModel } from '../../server/test/support/tiny-model.js';
 import type { CoordinatorProcess } from '../lib/coordinator-process.js';
-import { connectedCount, eventLoopDelayP99Ms, gcTotals, roundDetails, startCoordinators, startRound } from './coordinators.js';
+import { connectedCount, eventLoopDelayP99Ms, gcTotals, roundDetails, startCoordinators, startRound, uploadRequests } from './coordinators.js';
 import { Generator, sumStats } from './generators.js';
 import { killMidRound, type KillResult, type KillTarget } from './kill.js';
 
@@ -31,6 +31,7 @@ const { values: args } = parseArgs({
     'upload-fraction': { type: 'string', default: '1' },
     rounds: { type: 'string', default: '1' },
     pace: { type: 'string', default: 'on' },
+    uploads: { type: 'string', default: 'listener' },
     'deadline-seconds': { type: 'string', default: '120' },
     'devices-per-generator': { type: 'string', default: '5000' },
     'connect-concurrency': { type: 'string', default: '64' },
@@ -58,6 +59,8 @@ const killTarget = args.kill as KillTarget | undefined;
 if (killTarget !== undefined && killTarget !== 'leader' && killTarget !== 'non-leader') throw new Error('--kill must be leader or non-leader');
 if (killTarget && processes < 2) throw new Error('--kill needs --processes 2 or more');
 const paceModes = { on: [true], off: [false], both: [true, false] }[args.pace as 'on' | 'off' | 'both'];
+if (args.uploads !== 'listener' && args.uploads !== 'socket') throw new Error('--uploads must be listener or socket');
+const uploads = args.uploads;
 if (!paceModes) throw new Error('--pace must be on, off or both');
 
 function positiveInt(name: keyof typeof args): number {
@@ -89,6 +92,8 @@ interface RoundResult {
   lostAcks: number;
   rejected: Record<string, number>;
   paced: number;
+  /** Uploads the listener received over HTTP, and requests it turned away as busy (those devices uploaded over the socket). */
+  httpUploads: { received: number; busy: number };
 }
 
 interface RunResult {
@@ -145,12 +150,13 @@ async function waitForRoundEnd(url: string, roundId: string, timeoutMs: number):
 
 async function run(pace: boolean, initialModel: string | null): Promise<RunResult> {
   say(
-    `\n## pace steering ${pace ? 'on' : 'off'}: ${devices} devices, ${processes} coordinator process(es), model ${args.model}, upload fraction ${uploadFraction}`,
+    `\n## pace steering ${pace ? 'on' : 'off'}: ${devices} devices, ${processes} coordinator process(es), model ${args.model}, upload fraction ${uploadFraction}, uploads to the ${uploads === 'listener' ? 'upload listener (HTTP) where the plan names it' : 'socket'}`,
   );
   const coordinators = await startCoordinators({
     processes,
     initialModel,
     pace,
+    uploads,
     maxUploadsPerSecond: args['max-uploads-per-second'] ?? null,
     nodeOptions: args['coordinator-node-options'] ?? null,
     postgresUrl: args.postgres ?? null,
@@ -201,11 +207,14 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
       });
       const cpuBefore = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0);
       const gcBefore = await gcTotals(urls[0]!);
+      const httpBefore = await uploadRequests(urls[0]!);
       const ended = waitForRoundEnd(urls[0]!, round.id, (deadlineSeconds + 180) * 1000);
       const p99 = await watchEventLoop(coordinators, ended);
       const details = await ended;
       const cpuSeconds = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0) - cpuBefore;
       const gcAfter = await gcTotals(urls[0]!);
+      const httpAfter = await uploadRequests(urls[0]!);
+      const http = (result: string): number => (httpAfter.get(result) ?? 0) - (httpBefore.get(result) ?? 0);
       const gc = (kind: string) => {
         const [before, after] = [gcBefore.get(kind) ?? { count: 0, seconds: 0 }, gcAfter.get(kind) ?? { count: 0, seconds: 0 }];
         return { count: after.count - before.count, seconds: after.seconds - before.seconds };
@@ -230,12 +239,14 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
         lostAcks: stats.lostAcks,
         rejected: stats.rejections,
         paced: stats.paced,
+        httpUploads: { received: http('received'), busy: http('busy') },
       };
       results.push(result);
       say(
         `round ${r + 1}: ${result.status}, ${result.selected} selected (${result.paced} with a report window), ${result.uploadsAccepted} accepted ` +
           `(devices heard ${stats.accepted} acks, ${stats.rejected} refusals ${JSON.stringify(stats.rejections)}), start to end ${result.commitSeconds.toFixed(1)} s ` +
-          `(configuring ${result.configureSeconds?.toFixed(2) ?? '?'} s), ${result.uploadsPerSecond.toFixed(0)} uploads/s, event-loop delay p99 ${p99.toFixed(1)} ms, ` +
+          `(configuring ${result.configureSeconds?.toFixed(2) ?? '?'} s), ${result.uploadsPerSecond.toFixed(0)} uploads/s ` +
+          `(${result.httpUploads.received} over HTTP, ${result.httpUploads.busy} turned away busy), event-loop delay p99 ${p99.toFixed(1)} ms, ` +
           `coordinator CPU ${result.cpuMsPerUpload.toFixed(2)} ms per upload, ` +
           `GC ${result.gc.major.count} major (${result.gc.major.seconds.toFixed(2)} s) ${result.gc.minor.count} minor (${result.gc.minor.seconds.toFixed(2)} s), lost acks ${stats.lostAcks}, load average ${result.loadAverage.toFixed(1)}`,
       );

@@ -285,6 +285,8 @@ export interface UploadListenerConfig {
   publicUrl: string | null;
   slots: number;
   requestTimeoutMs: number;
+  /** Rounds whose model is smaller (float32 bytes) keep uploads on the socket, where a small message costs less than a connection. */
+  minBytes: number;
 }
 
 function uploadListenerFrom(
@@ -300,5 +302,6 @@ function uploadListenerFrom(
     publicUrl: parsed.FLOCK_UPLOAD_URL ?? null,
     slots: parsed.FLOCK_UPLOAD_SLOTS,
     requestTimeoutMs: parsed.FLOCK_UPLOAD_REQUEST_TIMEOUT_MS,
+    minBytes: parsed.FLOCK_UPLOAD_MIN_BYTES,
   };
 }

@@ -109,6 +109,7 @@ const variables = z.object({
   FLOCK_UPLOAD_HOST: variable(z.string().optional()),
   FLOCK_UPLOAD_URL: variable(urlOf(/^https?$/, 'https://uploads.example.com/v1/uploads')),
   FLOCK_UPLOAD_SLOTS: variable(integer(1, 1024).default(8)),
+  FLOCK_UPLOAD_MIN_BYTES: variable(integer(0).default(64 * 1024)),
   FLOCK_UPLOAD_REQUEST_TIMEOUT_MS: variable(integer(1000).default(120_000)),
   // Refusing new devices while the event loop lags (0: off).
   FLOCK_BUSY_EVENT_LOOP_DELAY_MS: variable(integer(0).default(0)),

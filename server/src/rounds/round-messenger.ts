@@ -32,7 +32,7 @@ export class RoundMessenger {
   constructor(
     private readonly devices: DeviceDirectory,
     private readonly pace: PaceConfig | null,
-    private readonly uploads: Pick<UploadEndpoints, 'endpointFor'> | null = null,
+    private readonly uploads: Pick<UploadEndpoints, 'endpointFor' | 'takes'> | null = null,
   ) {}
 
   async configure(participants: readonly string[], round: RoundOpening): Promise<void> {
@@ -53,8 +53,9 @@ export class RoundMessenger {
       deadlineAt,
       ...(round.secureAggregation ? { secureAggregation: round.secureAggregation } : {}),
     };
-    // A secure round's devices send masked inputs over the socket, never an upload.
-    const uploads = round.secureAggregation ? null : this.uploads;
+    // A secure round's devices send masked inputs over the socket, never an upload; a small model's
+    // upload costs less as one socket message than as a connection (bench/results/scale.md).
+    const uploads = round.secureAggregation || !this.uploads?.takes(updateBytes) ? null : this.uploads;
     await this.sendToEach(participants, (clientId, index) => {
       const upload = uploads?.endpointFor(clientId, roundId, deadlineAt);
       return this.devices.sendTo(clientId, ServerEvent.configure, {

@@ -24,8 +24,11 @@ const port = parentPort!;
 const tickets = new UploadTickets(settings.key);
 const post = (event: IngressEvent): void => port.postMessage(event);
 
-/** Requests that may wait unread for a slot; past them the listener answers 503. */
-const MAX_WAITING = 4 * settings.slots;
+/**
+ * Requests that may wait unread for a slot (each holds a connection and what the kernel buffers of
+ * its body); past them the listener answers 503 and devices upload over the socket.
+ */
+const MAX_WAITING = 64 * settings.slots;
 /** Slot buffers grow in steps of 64 KiB so that one size serves a model's uploads of every encoding. */
 const SLOT_GRANULE = 64 * 1024;
 const SCRATCH_BYTES = 64 * 1024;
@@ -240,6 +243,9 @@ port.on('message', (message: IngressAnswer) => {
 });
 
 const server = createServer({ requestTimeout: settings.requestTimeoutMs, headersTimeout: Math.min(settings.requestTimeoutMs, 10_000) }, handle);
+// Past the slots and the waiting line, a new connection is closed at once (a burst must not take
+// the file descriptors the devices' sockets need); the SDK then uploads over its socket.
+server.maxConnections = settings.slots + MAX_WAITING + 64;
 server.on('clientError', (_error, socket) => socket.destroy());
 server.once('error', (error: NodeJS.ErrnoException) => post({ type: 'listenFailed', code: error.code, message: error.message }));
 server.listen(settings.port, settings.host, () => {

@@ -62,7 +62,7 @@ export class UploadIngress implements OnApplicationBootstrap, OnApplicationShutd
       this.endpoints.closed();
       this.worker = null;
     });
-    this.endpoints.listening(first.port, listener.publicUrl);
+    this.endpoints.listening(first.port, listener.publicUrl, listener.minBytes);
     log.info({ port: first.port, url: listener.publicUrl ?? undefined }, 'upload listener up');
   }
 

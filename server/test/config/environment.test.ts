@@ -120,7 +120,7 @@ describe('loadConfig: the whole environment through one schema', () => {
 
   it('puts the upload listener next to the API port unless told otherwise, and turns it off in cluster mode', () => {
     const listener = (env: NodeJS.ProcessEnv) => loadConfig({ ...TOKENS, ...env }).uploads;
-    expect(listener({})).toEqual({ port: 8081, host: '0.0.0.0', portChosen: false, publicUrl: null, slots: 8, requestTimeoutMs: 120_000 });
+    expect(listener({})).toEqual({ port: 8081, host: '0.0.0.0', portChosen: false, publicUrl: null, slots: 8, requestTimeoutMs: 120_000, minBytes: 65_536 });
     expect(listener({ PORT: '0' })).toMatchObject({ port: 0, portChosen: false });
     expect(loadConfig({ ...TOKENS }, { port: 0, host: '127.0.0.1' }).uploads).toMatchObject({ port: 0, host: '127.0.0.1' });
     expect(
@@ -130,8 +130,17 @@ describe('loadConfig: the whole environment through one schema', () => {
         FLOCK_UPLOAD_URL: 'https://uploads.example.com/v1/uploads',
         FLOCK_UPLOAD_SLOTS: '2',
         FLOCK_UPLOAD_REQUEST_TIMEOUT_MS: '5000',
+        FLOCK_UPLOAD_MIN_BYTES: '0',
       }),
-    ).toEqual({ port: 9000, host: '127.0.0.1', portChosen: true, publicUrl: 'https://uploads.example.com/v1/uploads', slots: 2, requestTimeoutMs: 5000 });
+    ).toEqual({
+      port: 9000,
+      host: '127.0.0.1',
+      portChosen: true,
+      publicUrl: 'https://uploads.example.com/v1/uploads',
+      slots: 2,
+      requestTimeoutMs: 5000,
+      minBytes: 0,
+    });
     expect(listener({ FLOCK_UPLOAD_PORT: 'off' })).toBeNull();
     expect(listener({ FLOCK_REDIS_URL: 'redis://127.0.0.1:6379' })).toBeNull();
     expect(problemsOf({ FLOCK_UPLOAD_PORT: 'on', FLOCK_UPLOAD_URL: 'ftp://x' })).toHaveLength(2);

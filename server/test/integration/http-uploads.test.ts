@@ -29,6 +29,7 @@ const listener = (publicUrl: string | null = null): NonNullable<FlockConfig['upl
   publicUrl,
   slots: 1,
   requestTimeoutMs: 10_000,
+  minBytes: 64 * 1024,
 });
 
 beforeAll(async () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ServerEvent, type RoundConfiguration } from '@flock/client-sdk/protocol';
 import type { DeviceDirectory } from '../../src/devices/device-directory.js';
-import { RoundMessenger } from '../../src/rounds/round-messenger.js';
+import { RoundMessenger, type RoundOpening } from '../../src/rounds/round-messenger.js';
+import { UploadEndpoints } from '../../src/uploads/upload-endpoints.js';
 
 /** The directory's sending side, recording what each device was sent (the messenger is what is tested). */
 function recordingDirectory(): { directory: DeviceDirectory; sent: Map<string, RoundConfiguration> } {
@@ -45,5 +46,22 @@ describe('RoundMessenger', () => {
     const { directory, sent } = recordingDirectory();
     await new RoundMessenger(directory, null).configure(['a', 'b'], opening(1));
     expect([...sent.values()].map((configuration) => configuration.reportWindow)).toEqual([undefined, undefined]);
+  });
+
+  it('names the upload listener with a ticket per device for models of at least its minimum size, and never in a secure round', async () => {
+    const endpoints = new UploadEndpoints();
+    endpoints.listening(9001, null, 2000); // the tiny opening's model has 442 values: 1,768 bytes
+    const plans = async (bytesPerValue: number, secure = false) => {
+      const { directory, sent } = recordingDirectory();
+      const round = { ...opening(1), weightSpecs: [{ name: 'w', shape: [442 * bytesPerValue], dtype: 'float32' as const }] };
+      const secureAggregation = { clipNorm: 1 } as unknown as NonNullable<RoundOpening['secureAggregation']>;
+      await new RoundMessenger(directory, null, endpoints).configure(['a', 'b'], secure ? { ...round, secureAggregation } : round);
+      return [...sent.values()].map((configuration) => configuration.upload);
+    };
+    expect(await plans(1)).toEqual([undefined, undefined]);
+    const [a, b] = await plans(2);
+    expect(a).toMatchObject({ port: 9001 });
+    expect(a!.ticket).not.toBe(b!.ticket);
+    expect(await plans(2, true)).toEqual([undefined, undefined]);
   });
 });
