@@ -172,7 +172,10 @@ export class Connection {
     });
   }
 
-  /** The listener's verdict; null when it could not be reached (then never again this session) or asked to go elsewhere (503). */
+  /**
+   * The listener's verdict; null when it asked to go elsewhere (503), or could not be reached or
+   * answered something else (a proxy's error page): then never again this session.
+   */
   private async uploadOverHttp(send: FetchLike, upload: UpdateUpload, endpoint: UploadEndpoint): Promise<UpdateResult | null> {
     let response: FetchResponseLike;
     try {
@@ -188,14 +191,9 @@ export class Connection {
       return null;
     }
     if (response.status === 503) return null;
-    const body: unknown = await response.json().catch(() => null);
-    const result = updateResultSchema.safeParse(body);
-    if (!result.success) {
-      throw new FlockClientError('protocol', `malformed upload acknowledgement (HTTP ${response.status}): ${result.error.issues[0]?.message}`, {
-        roundId: upload.roundId,
-      });
-    }
-    return result.data;
+    const result = updateResultSchema.safeParse(await response.json().catch(() => null));
+    if (!result.success) this.uploadListenerUnreachable = true;
+    return result.success ? result.data : null;
   }
 
   /** A secure round's message (secagg-messages.ts) and the coordinator's acknowledgement; throws when unacknowledged. */
