@@ -14,8 +14,9 @@ import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isMainThread, Worker } from 'node:worker_threads';
+import { isMainThread } from 'node:worker_threads';
 import { ClientEvent } from '../../client-sdk/src/protocol/index.js';
+import { startModuleWorker } from '../../server/src/worker-thread.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -79,10 +80,8 @@ function serve(): void {
 }
 
 if (isMainThread && args['in-worker']) {
-  // This file again, in a worker thread (through tsx, as the main thread runs it): it serves, this thread only holds the heap.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(tsx)}).then((api) => api.register()).then(() => import(${JSON.stringify(import.meta.url)}))`;
-  new Worker(code, { eval: true, argv: process.argv.slice(2) }).once('error', (error) => {
+  // This file again, in a worker thread (no compiled .js here: through tsx): it serves, this thread only holds the heap.
+  startModuleWorker(new URL(import.meta.url.replace(/\.ts$/, '.js')), { argv: process.argv.slice(2) }).once('error', (error) => {
     console.error(error);
     process.exit(1);
   });

@@ -78,27 +78,30 @@ export async function connectedCount(url: string): Promise<number> {
   return (await operatorJson<{ connected: number }>(url, '/api/clients')).body.connected;
 }
 
+/** The coordinator's Prometheus exposition (`/metrics`), read with the operator token. */
+export async function scrape(url: string): Promise<string> {
+  const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+  return response.text();
+}
+
 /** The event-loop delay p99 the coordinator exports (flock_event_loop_delay_seconds{quantile="0.99"}), in ms. */
 export async function eventLoopDelayP99Ms(url: string): Promise<number> {
-  const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
-  const match = /^flock_event_loop_delay_seconds\{quantile="0\.99"\} (\S+)$/m.exec(await response.text());
+  const match = /^flock_event_loop_delay_seconds\{quantile="0\.99"\} (\S+)$/m.exec(await scrape(url));
   if (!match) throw new Error('the coordinator exports no flock_event_loop_delay_seconds{quantile="0.99"}');
   return Number(match[1]) * 1000;
 }
 
-/** HTTP upload requests so far by result (flock_upload_requests_total: received, busy, ...); empty without the upload listener. */
-export async function uploadRequests(url: string): Promise<Map<string, number>> {
-  const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+/** HTTP upload requests so far by result (flock_upload_requests_total: received, busy, ...), from an exposition; empty without the upload listener. */
+export function uploadRequests(exposition: string): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const match of (await response.text()).matchAll(/^flock_upload_requests_total\{result="(\w+)"\} (\S+)$/gm)) counts.set(match[1]!, Number(match[2]));
+  for (const match of exposition.matchAll(/^flock_upload_requests_total\{result="(\w+)"\} (\S+)$/gm)) counts.set(match[1]!, Number(match[2]));
   return counts;
 }
 
-/** Garbage collections so far, from prom-client's flock_nodejs_gc_duration_seconds: count and seconds by kind (major, minor, incremental, weakcb). */
-export async function gcTotals(url: string): Promise<Map<string, { count: number; seconds: number }>> {
-  const response = await noKeepAliveFetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } });
+/** Garbage collections so far, from an exposition's flock_nodejs_gc_duration_seconds (prom-client): count and seconds by kind (major, minor, incremental, weakcb). */
+export function gcTotals(exposition: string): Map<string, { count: number; seconds: number }> {
   const totals = new Map<string, { count: number; seconds: number }>();
-  for (const match of (await response.text()).matchAll(/^flock_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+  for (const match of exposition.matchAll(/^flock_nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
     const entry = totals.get(match[2]!) ?? { count: 0, seconds: 0 };
     if (match[1] === 'sum') entry.seconds = Number(match[3]);
     else entry.count = Number(match[3]);

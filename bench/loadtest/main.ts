@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeTinyModel } from '../../server/test/support/tiny-model.js';
 import type { CoordinatorProcess } from '../lib/coordinator-process.js';
-import { connectedCount, eventLoopDelayP99Ms, gcTotals, roundDetails, startCoordinators, startRound, uploadRequests } from './coordinators.js';
+import { connectedCount, eventLoopDelayP99Ms, gcTotals, roundDetails, scrape, startCoordinators, startRound, uploadRequests } from './coordinators.js';
 import { Generator, sumStats } from './generators.js';
 import { killMidRound, type KillResult, type KillTarget } from './kill.js';
 
@@ -206,14 +206,14 @@ async function run(pace: boolean, initialModel: string | null): Promise<RunResul
         selectionTimeoutSeconds: 120,
       });
       const cpuBefore = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0);
-      const gcBefore = await gcTotals(urls[0]!);
-      const httpBefore = await uploadRequests(urls[0]!);
+      const metricsBefore = await scrape(urls[0]!);
+      const [gcBefore, httpBefore] = [gcTotals(metricsBefore), uploadRequests(metricsBefore)];
       const ended = waitForRoundEnd(urls[0]!, round.id, (deadlineSeconds + 180) * 1000);
       const p99 = await watchEventLoop(coordinators, ended);
       const details = await ended;
       const cpuSeconds = coordinators.reduce((sum, c) => sum + c.cpuSeconds(), 0) - cpuBefore;
-      const gcAfter = await gcTotals(urls[0]!);
-      const httpAfter = await uploadRequests(urls[0]!);
+      const metricsAfter = await scrape(urls[0]!);
+      const [gcAfter, httpAfter] = [gcTotals(metricsAfter), uploadRequests(metricsAfter)];
       const http = (result: string): number => (httpAfter.get(result) ?? 0) - (httpBefore.get(result) ?? 0);
       const gc = (kind: string) => {
         const [before, after] = [gcBefore.get(kind) ?? { count: 0, seconds: 0 }, gcAfter.get(kind) ?? { count: 0, seconds: 0 }];

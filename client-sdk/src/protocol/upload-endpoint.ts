@@ -18,7 +18,8 @@ export const UPLOAD_PATH = '/v1/uploads';
 export const UPLOAD_META_MAX_BYTES = 256 * 1024;
 /** The longest ticket the listener reads. */
 export const UPLOAD_TICKET_MAX_LENGTH = 1024;
-const META_LENGTH_BYTES = 4;
+/** The body's first field: the meta's length, a uint32. */
+export const UPLOAD_META_LENGTH_BYTES = 4;
 
 export const uploadEndpointSchema = z
   .object({
@@ -52,18 +53,18 @@ export function encodeUploadBody(upload: UpdateUpload): Uint8Array<ArrayBuffer> 
   // Every non-ASCII character escaped, so that the meta's bytes are its char codes (no TextEncoder needed).
   const meta = JSON.stringify({ ...rest, delta: described }).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const body = new Uint8Array(META_LENGTH_BYTES + meta.length + bytes.byteLength);
+  const body = new Uint8Array(UPLOAD_META_LENGTH_BYTES + meta.length + bytes.byteLength);
   new DataView(body.buffer).setUint32(0, meta.length, true);
-  for (let i = 0; i < meta.length; i++) body[META_LENGTH_BYTES + i] = meta.charCodeAt(i);
-  body.set(bytes, META_LENGTH_BYTES + meta.length);
+  for (let i = 0; i < meta.length; i++) body[UPLOAD_META_LENGTH_BYTES + i] = meta.charCodeAt(i);
+  body.set(bytes, UPLOAD_META_LENGTH_BYTES + meta.length);
   return body;
 }
 
 /** A body's meta (JSON, not yet checked: the receiver's schema does that) and its delta's bytes; throws when the layout is broken. */
 export function decodeUploadBody(body: Uint8Array): { meta: unknown; data: Uint8Array } {
-  const offset = body.byteLength >= META_LENGTH_BYTES ? uploadDeltaOffset(body) : null;
+  const offset = body.byteLength >= UPLOAD_META_LENGTH_BYTES ? uploadDeltaOffset(body) : null;
   if (offset === null || offset > body.byteLength) throw new RangeError('not an upload body: bad meta length');
-  const metaBytes = body.subarray(META_LENGTH_BYTES, offset);
+  const metaBytes = body.subarray(UPLOAD_META_LENGTH_BYTES, offset);
   const { TextDecoder: Utf8Decoder } = globalThis as { TextDecoder?: new () => { decode(bytes: Uint8Array): string } };
   let text = '';
   if (Utf8Decoder) text = new Utf8Decoder().decode(metaBytes);
@@ -73,7 +74,6 @@ export function decodeUploadBody(body: Uint8Array): { meta: unknown; data: Uint8
 
 /** How many bytes precede the delta in a body whose first four bytes are `prefix`; null when the meta is too long. */
 export function uploadDeltaOffset(prefix: Uint8Array): number | null {
-  const metaLength = new DataView(prefix.buffer, prefix.byteOffset, META_LENGTH_BYTES).getUint32(0, true);
-  return metaLength > UPLOAD_META_MAX_BYTES ? null : META_LENGTH_BYTES + metaLength;
+  const metaLength = new DataView(prefix.buffer, prefix.byteOffset, UPLOAD_META_LENGTH_BYTES).getUint32(0, true);
+  return metaLength > UPLOAD_META_MAX_BYTES ? null : UPLOAD_META_LENGTH_BYTES + metaLength;
 }
-export const UPLOAD_META_LENGTH_BYTES = META_LENGTH_BYTES;

@@ -7,7 +7,6 @@ import {
   NotFoundException,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
-  Optional,
 } from '@nestjs/common';
 import {
   ClientEvent,
@@ -101,7 +100,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
     /** Cluster mode (FLOCK_REDIS_URL): uploads are folded per process and combined by the leader. */
     @Inject(ClusterRounds.TOKEN) private readonly cluster: ClusterRounds | null = null,
-    @Optional() @Inject(UploadEndpoints) uploadEndpoints: UploadEndpoints | null = null,
+    @Inject(UploadEndpoints) uploadEndpoints: UploadEndpoints | null = null,
   ) {
     this.messenger = new RoundMessenger(devices, config.pace, uploadEndpoints);
     this.staleRounds = new StaleRounds(storage, devices, leases, cluster);

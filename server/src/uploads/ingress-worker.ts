@@ -99,8 +99,7 @@ function slotBuffer(index: number, bytes: number): SharedArrayBuffer {
 type Refusal = [status: number, refusal: IngressRefusal, reason: RejectionReason, message: string];
 
 /** The upload's ticket claims and declared size, or why the request is refused: path, ticket, then size. */
-function admit(request: IncomingMessage): { clientId: string; roundId: string; declared: number } | Refusal {
-  const path = (request.url ?? '').split('?')[0];
+function admit(request: IncomingMessage, path: string): { clientId: string; roundId: string; declared: number } | Refusal {
   if (path !== UPLOAD_PATH || request.method !== 'PUT') return [404, 'not_found', 'malformed', `only PUT ${UPLOAD_PATH} is served here`];
   const authorization = request.headers.authorization ?? '';
   const ticket = authorization.startsWith('Bearer ') ? authorization.slice(7) : '';
@@ -114,11 +113,12 @@ function admit(request: IncomingMessage): { clientId: string; roundId: string; d
 }
 
 function handle(request: IncomingMessage, response: ServerResponse): void {
-  if (request.method === 'OPTIONS' && (request.url ?? '').split('?')[0] === UPLOAD_PATH) {
+  const path = (request.url ?? '').split('?')[0]!;
+  if (request.method === 'OPTIONS' && path === UPLOAD_PATH) {
     response.writeHead(204, CORS_HEADERS).end();
     return;
   }
-  const admitted = admit(request);
+  const admitted = admit(request, path);
   if (Array.isArray(admitted)) return refuse(response, ...admitted);
   const start = (slot: number): void => receive(request, response, { ...admitted, slot });
   const slot = acquireSlot();

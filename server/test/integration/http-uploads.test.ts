@@ -100,12 +100,10 @@ describe('uploads over HTTP', () => {
     const { id, configurations, connected } = await openRound(3, { strategy: 'median' });
     const model = await connected[0]!.fetchModel(configurations[0]!.modelVersion);
     const base = asFloat32(model.weights);
-    const deltas = connected.map((_, k) => new Float32Array(concatWeights(makeDelta(model, k + 1))));
+    const tensors = connected.map((_, k) => makeDelta(model, k + 1));
+    const deltas = tensors.map((delta) => new Float32Array(concatWeights(delta)));
     // One at a time: each upload's bytes land in a slot the previous one used.
-    for (const [k, device] of connected.entries()) {
-      const tensors = model.weightSpecs.map((spec, t) => deltas[k]!.subarray(offsetOf(model, t), offsetOf(model, t) + spec.shape.reduce((a, b) => a * b, 1)));
-      expect(await device.uploadOverHttp(configurations[k]!, model, tensors, 100)).toEqual({ accepted: true });
-    }
+    for (const [k, device] of connected.entries()) expect(await device.uploadOverHttp(configurations[k]!, model, tensors[k]!, 100)).toEqual({ accepted: true });
     const ended = await coordinator.roundEnded(id);
     expect(ended.status).toBe('committed');
     const committed = await weightsOf(ended.committedVersion!);
@@ -245,9 +243,3 @@ describe('uploads over HTTP', () => {
     }
   }, 120_000);
 });
-
-function offsetOf(model: { weightSpecs: { shape: number[] }[] }, tensor: number): number {
-  let offset = 0;
-  for (let t = 0; t < tensor; t++) offset += model.weightSpecs[t]!.shape.reduce((a, b) => a * b, 1);
-  return offset;
-}

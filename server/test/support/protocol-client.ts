@@ -186,11 +186,7 @@ export class ProtocolClient {
 
   /** Uploads a delta given as per-tensor arrays for the configured round. */
   async upload(configuration: RoundConfiguration, model: ModelPayload, delta: Float32Array[], numExamples: number, trainLoss = 0.5): Promise<UpdateResult> {
-    const encoded = encodeWeights(
-      delta,
-      model.weightSpecs.map((spec) => spec.shape),
-    );
-    return this.uploadRaw({ roundId: configuration.roundId, modelVersion: configuration.modelVersion, numExamples, trainLoss, delta: encoded });
+    return this.uploadRaw(updateFor(configuration, model, delta, numExamples, trainLoss));
   }
 
   /** Uploads like upload() but over HTTP, to the endpoint the configuration names (upload-endpoint.ts). */
@@ -201,12 +197,7 @@ export class ProtocolClient {
     numExamples: number,
     trainLoss = 0.5,
   ): Promise<UpdateResult> {
-    const data = encodeWeights(
-      delta,
-      model.weightSpecs.map((spec) => spec.shape),
-    );
-    const body = encodeUploadBody({ roundId: configuration.roundId, modelVersion: configuration.modelVersion, numExamples, trainLoss, delta: data });
-    const response = await this.putUpload(configuration, body);
+    const response = await this.putUpload(configuration, encodeUploadBody(updateFor(configuration, model, delta, numExamples, trainLoss)));
     return (await response.json()) as UpdateResult;
   }
 
@@ -227,6 +218,15 @@ export class ProtocolClient {
   disconnect(): void {
     this.socket.disconnect();
   }
+}
+
+/** The round:update message for a delta given as per-tensor arrays, in the configured round. */
+function updateFor(configuration: RoundConfiguration, model: ModelPayload, delta: Float32Array[], numExamples: number, trainLoss: number): UpdateUpload {
+  const encoded = encodeWeights(
+    delta,
+    model.weightSpecs.map((spec) => spec.shape),
+  );
+  return { roundId: configuration.roundId, modelVersion: configuration.modelVersion, numExamples, trainLoss, delta: encoded };
 }
 
 /** Per-tensor views of a model payload's weights. */
