@@ -6,7 +6,9 @@
  * plus the binary tensor extension and the express route (FLOCK_INFERENCE_FAST_PATH=false) at the highest
  * concurrency, and each cell's coordinator CPU time per request. Beside it, in the same run, the limit:
  * the same model's `model.predict` on batches of 64 rows (and of 1) back to back in the same kind
- * of worker thread, no HTTP (InferencePool, in this process).
+ * of worker thread, no HTTP (InferencePool, in this process). And the floor under any JSON server:
+ * bare node:http processes (bench/lib/http-floor-server.ts) that read the same requests and answer
+ * a fixed response, with and without parsing the JSON, under the same load at the highest concurrency.
  *
  *   pnpm build && pnpm bench:serving [--seconds 4] [--repeat 2] [--connections 1,16,64] [--out bench/results/serving.md]
  *
@@ -17,6 +19,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
 import { startCoordinator } from './lib/coordinator-process.js';
+import { startFloorProcess, type FloorProcess } from './lib/floor-process.js';
 import { fillRandom, machineInfo } from './lib/measure.js';
 import { rawPredictRowsPerSecond } from './lib/raw-predict.js';
 
@@ -61,6 +64,12 @@ const VARIANTS: Variant[] = [
     env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'true', FLOCK_INFERENCE_FAST_PATH: 'false' },
     connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
   },
+];
+
+/** Bare node:http servers under the same load (bench/lib/http-floor-server.ts): what no JSON inference server here can beat. */
+const FLOORS = [
+  { name: 'floor: bare node:http, reads the body, fixed answer', args: [] },
+  { name: 'floor: bare node:http, reads and JSON.parses the body, fixed answer', args: ['--parse'] },
 ];
 
 interface Cell {
@@ -133,6 +142,15 @@ async function main(): Promise<void> {
   // cells are interleaved and repeated, so that the machine's other load falls on all alike.
   const coordinators = new Map<string, Awaited<ReturnType<typeof startCoordinator>>>();
   const samples = new Map<string, Omit<Cell, 'variant'>[]>();
+  const floors = new Map<string, FloorProcess>();
+  const top = CONNECTIONS[CONNECTIONS.length - 1]!;
+  const record = (name: string, cell: Omit<Cell, 'variant'>, rep: number): void => {
+    const key = `${name}|${cell.connections}`;
+    samples.set(key, [...(samples.get(key) ?? []), cell]);
+    console.error(
+      `rep ${rep} ${name} c=${cell.connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}, ${cell.cpuMsPerRequest.toFixed(2)} CPU ms/request`,
+    );
+  };
   let raw: { batched: number; single: number } | null = null;
   try {
     for (const variant of chosen) {
@@ -143,6 +161,11 @@ async function main(): Promise<void> {
       await waitReady(coordinator.url);
       await load(coordinator.url, 4, false, 1); // warm-up
     }
+    for (const floor of FLOORS) {
+      const server = await startFloorProcess('http-floor-server.ts', floor.args);
+      floors.set(floor.name, server);
+      await load(server.url, 4, false, 1);
+    }
     for (let rep = 0; rep < REPEAT; rep++) {
       // The limit, measured beside the cells in each repetition.
       const limit = await rawPredictRowsPerSecond([...coordinators.values()][0]!.url, row(1), RAW_BATCH, SECONDS);
@@ -151,21 +174,19 @@ async function main(): Promise<void> {
         for (const variant of chosen) {
           if (variant.connections && !variant.connections.includes(connections)) continue;
           const coordinator = coordinators.get(JSON.stringify(variant.env))!;
-          const cell = await load(coordinator.url, connections, variant.binary ?? false, SECONDS, () => coordinator.cpuSeconds());
-          const key = `${variant.name}|${connections}`;
-          samples.set(key, [...(samples.get(key) ?? []), cell]);
-          console.error(
-            `rep ${rep} ${variant.name} c=${connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}, ${cell.cpuMsPerRequest.toFixed(2)} CPU ms/request`,
-          );
+          record(variant.name, await load(coordinator.url, connections, variant.binary ?? false, SECONDS, () => coordinator.cpuSeconds()), rep);
         }
+        if (connections !== top) continue;
+        for (const [name, floor] of floors) record(name, await load(floor.url, connections, false, SECONDS, () => floor.cpuSeconds()), rep);
       }
     }
   } finally {
     for (const coordinator of coordinators.values()) coordinator.close();
+    for (const floor of floors.values()) floor.close();
   }
   // Each cell: the repetition with the best throughput (the least disturbed by other load).
   const cells: Cell[] = [];
-  for (const variant of chosen) {
+  for (const variant of [...chosen, ...FLOORS.map((floor) => ({ name: floor.name, connections: [top] }))]) {
     for (const connections of variant.connections ?? CONNECTIONS) {
       const best = (samples.get(`${variant.name}|${connections}`) ?? []).sort((a, b) => b.requestsPerSecond - a.requestsPerSecond)[0];
       if (best) cells.push({ variant: variant.name, ...best });
@@ -173,11 +194,11 @@ async function main(): Promise<void> {
   }
   const limit = raw!;
   const at = (variant: string, connections: number) => cells.find((cell) => cell.variant === variant && cell.connections === connections);
-  const top = CONNECTIONS[CONNECTIONS.length - 1]!;
   const batched = at(VARIANTS[0]!.name, top);
   const unbatched = at(VARIANTS[2]!.name, top);
   const logOff = at(VARIANTS[1]!.name, top);
   const express = at(VARIANTS[5]!.name, top);
+  const [bareFloor, parseFloor] = FLOORS.map((floor) => at(floor.name, top));
   const machine = machineInfo();
   const lines = [
     '# Serving: the global model over the Open Inference Protocol',
@@ -206,6 +227,11 @@ async function main(): Promise<void> {
     ...(batched && express
       ? [
           `- The fast path (node:http listener in front of express) at ${top} connections: ${batched.requestsPerSecond.toFixed(0)} requests/s, ${batched.cpuMsPerRequest.toFixed(2)} CPU ms/request; through express and Nest: ${express.requestsPerSecond.toFixed(0)} requests/s, ${express.cpuMsPerRequest.toFixed(2)} CPU ms/request (**${(batched.requestsPerSecond / express.requestsPerSecond).toFixed(1)}x**).`,
+        ]
+      : []),
+    ...(bareFloor && parseFloor
+      ? [
+          `- The floor, same run, ${top} connections: a bare node:http process that reads each request and answers a fixed response answers ${bareFloor.requestsPerSecond.toFixed(0)} requests/s (**${((100 * bareFloor.requestsPerSecond) / limit.batched).toFixed(0)}% of the raw batched throughput**); if it also parses the JSON, ${parseFloor.requestsPerSecond.toFixed(0)} (**${((100 * parseFloor.requestsPerSecond) / limit.batched).toFixed(0)}%**). No JSON inference server that shares this machine with its load generator can answer more.`,
         ]
       : []),
     '',

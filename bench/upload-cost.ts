@@ -23,11 +23,8 @@
  * --cpu-prof DIR writes a V8 CPU profile of each coordinator into DIR (open in Chrome DevTools).
  * Prints Markdown to stdout (bench/results/upload-cost.md holds a run).
  */
-import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
-import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import {
   ClientEvent,
@@ -40,8 +37,9 @@ import {
   type UpdateUpload,
 } from '../client-sdk/src/protocol/index.js';
 import { noKeepAliveFetch } from '../server/src/simulation/http-fetch.js';
-import { connectDevice, OPERATOR_TOKEN, connectRawSocket, processCpuSeconds, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
+import { connectDevice, OPERATOR_TOKEN, connectRawSocket, startCoordinator, type RawSocket } from './lib/coordinator-process.js';
 import { compressedIntakeMsPerUpload, intakeMsPerUpload, TOPK_FRACTION, UPLOAD_BYTES } from './lib/intake-in-process.js';
+import { startFloorProcess } from './lib/floor-process.js';
 import { fillRandom, machineInfo, median, repeat, sink, timed } from './lib/measure.js';
 
 /** How the devices upload (the HTTP upload listener, the default, or socket.io) and which kernel folds. */
@@ -285,7 +283,6 @@ async function floorSender(transport: FloorTransport, url: string, values: numbe
 /** D uploads of the 2NN's delta, one after another, to a process that only receives and acknowledges them. */
 async function measureFloor(variant: FloorVariant, heapMiB: number, rep: number): Promise<FloorCost> {
   const { transport } = variant;
-  const server = resolve(import.meta.dirname, 'lib/transport-floor-server.ts');
   const floorArgs = [
     '--transport',
     transport,
@@ -293,28 +290,21 @@ async function measureFloor(variant: FloorVariant, heapMiB: number, rep: number)
     String(variant.heap === 'empty' ? 0 : Math.round(heapMiB)),
     ...(variant.inWorker ? ['--in-worker'] : []),
   ];
-  const child = spawn(process.execPath, ['--import', 'tsx', server, ...floorArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const floor = await startFloorProcess('transport-floor-server.ts', floorArgs);
   try {
-    const port = await new Promise<number>((listening, failed) => {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        const match = /^listening (\d+)$/.exec(line);
-        if (match) listening(Number(match[1]));
-      });
-      child.once('exit', (code) => failed(new Error(`transport floor server exited with ${code}`)));
-    });
-    const url = `http://127.0.0.1:${port}`;
+    const url = floor.url;
     const delta = new Float32Array(UPLOAD_BYTES / 4);
     fillRandom(delta, rep + 1, 1e-4);
     const { send, close } = await floorSender(transport, url, delta.length);
     // A copy per upload, as for the coordinator; the first upload warms the path up and is not counted.
     await send(Buffer.from(delta.buffer.slice(0)));
-    const cpuBefore = processCpuSeconds(child.pid!);
+    const cpuBefore = floor.cpuSeconds();
     for (let d = 1; d < DEVICES; d++) await send(Buffer.from(delta.buffer.slice(0)));
-    const cpuMsPerUpload = (1000 * (processCpuSeconds(child.pid!) - cpuBefore)) / (DEVICES - 1);
+    const cpuMsPerUpload = (1000 * (floor.cpuSeconds() - cpuBefore)) / (DEVICES - 1);
     close();
     return { variant, rep, cpuMsPerUpload };
   } finally {
-    child.kill('SIGKILL');
+    floor.close();
   }
 }
 
