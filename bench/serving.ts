@@ -68,8 +68,10 @@ const VARIANTS: Variant[] = [
 
 /** Bare node:http servers under the same load (bench/lib/http-floor-server.ts): what no JSON inference server here can beat. */
 const FLOORS = [
-  { name: 'floor: bare node:http, reads the body, fixed answer', args: [] },
-  { name: 'floor: bare node:http, reads and JSON.parses the body, fixed answer', args: ['--parse'] },
+  { name: 'floor: bare node:http, reads the body, fixed answer', args: [], binary: false },
+  { name: 'floor: bare node:http, reads and JSON.parses the body, fixed answer', args: ['--parse'], binary: false },
+  { name: 'floor: bare node:http, reads the body, fixed answer, binary tensors', args: [], binary: true },
+  { name: 'floor: bare node:http + the inference log (digest, SQLite record), binary tensors', args: ['--log'], binary: true },
 ];
 
 interface Cell {
@@ -81,6 +83,8 @@ interface Cell {
   errors: number;
   /** CPU time of the coordinator process (all its threads) per answered request, in ms: less sensitive to the machine's other load than requests/s. */
   cpuMsPerRequest: number;
+  /** CPU time of this process (autocannon, the load generator) per answered request, in ms. */
+  loadCpuMsPerRequest: number;
 }
 
 function row(seed: number): Float32Array {
@@ -124,10 +128,13 @@ async function load(url: string, connections: number, binary: boolean, seconds: 
     headers['Content-Type'] = 'application/json';
   }
   const cpuBefore = cpuSeconds();
+  const loadCpuBefore = process.cpuUsage();
   const result = await autocannon({ url: `${url}/v2/models/global/infer`, method: 'POST', headers, body, connections, duration: seconds });
   const cpu = cpuSeconds() - cpuBefore;
+  const loadCpu = process.cpuUsage(loadCpuBefore);
   return {
     cpuMsPerRequest: result.requests.total > 0 ? (1000 * cpu) / result.requests.total : NaN,
+    loadCpuMsPerRequest: result.requests.total > 0 ? (loadCpu.user + loadCpu.system) / 1000 / result.requests.total : NaN,
     connections,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
@@ -142,13 +149,13 @@ async function main(): Promise<void> {
   // cells are interleaved and repeated, so that the machine's other load falls on all alike.
   const coordinators = new Map<string, Awaited<ReturnType<typeof startCoordinator>>>();
   const samples = new Map<string, Omit<Cell, 'variant'>[]>();
-  const floors = new Map<string, FloorProcess>();
+  const floors = new Map<string, { server: FloorProcess; binary: boolean }>();
   const top = CONNECTIONS[CONNECTIONS.length - 1]!;
   const record = (name: string, cell: Omit<Cell, 'variant'>, rep: number): void => {
     const key = `${name}|${cell.connections}`;
     samples.set(key, [...(samples.get(key) ?? []), cell]);
     console.error(
-      `rep ${rep} ${name} c=${cell.connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}, ${cell.cpuMsPerRequest.toFixed(2)} CPU ms/request`,
+      `rep ${rep} ${name} c=${cell.connections}: ${cell.requestsPerSecond.toFixed(0)} req/s, p50 ${cell.p50} ms, p99 ${cell.p99} ms, errors ${cell.errors}, ${cell.cpuMsPerRequest.toFixed(3)} (load ${cell.loadCpuMsPerRequest.toFixed(3)}) CPU ms/request`,
     );
   };
   let raw: { batched: number; single: number } | null = null;
@@ -163,7 +170,7 @@ async function main(): Promise<void> {
     }
     for (const floor of FLOORS) {
       const server = await startFloorProcess('http-floor-server.ts', floor.args);
-      floors.set(floor.name, server);
+      floors.set(floor.name, { server, binary: floor.binary });
       await load(server.url, 4, false, 1);
     }
     for (let rep = 0; rep < REPEAT; rep++) {
@@ -177,12 +184,12 @@ async function main(): Promise<void> {
           record(variant.name, await load(coordinator.url, connections, variant.binary ?? false, SECONDS, () => coordinator.cpuSeconds()), rep);
         }
         if (connections !== top) continue;
-        for (const [name, floor] of floors) record(name, await load(floor.url, connections, false, SECONDS, () => floor.cpuSeconds()), rep);
+        for (const [name, { server, binary }] of floors) record(name, await load(server.url, connections, binary, SECONDS, () => server.cpuSeconds()), rep);
       }
     }
   } finally {
     for (const coordinator of coordinators.values()) coordinator.close();
-    for (const floor of floors.values()) floor.close();
+    for (const { server } of floors.values()) server.close();
   }
   // Each cell: the repetition with the best throughput (the least disturbed by other load).
   const cells: Cell[] = [];
@@ -198,7 +205,12 @@ async function main(): Promise<void> {
   const unbatched = at(VARIANTS[2]!.name, top);
   const logOff = at(VARIANTS[1]!.name, top);
   const express = at(VARIANTS[5]!.name, top);
-  const [bareFloor, parseFloor] = FLOORS.map((floor) => at(floor.name, top));
+  const [bareFloor, parseFloor, binaryFloor, loggedFloor] = FLOORS.map((floor) => at(floor.name, top));
+  const binary = at(VARIANTS[4]!.name, top);
+  const goalRate = limit.batched / 2;
+  const predictMs = 1000 / limit.batched;
+  const goalCores = loggedFloor ? (goalRate * (loggedFloor.cpuMsPerRequest + loggedFloor.loadCpuMsPerRequest + predictMs)) / 1000 : NaN;
+  const share = (cell: Cell): string => `${cell.requestsPerSecond.toFixed(0)} requests/s (**${((100 * cell.requestsPerSecond) / limit.batched).toFixed(0)}%** of the raw batched throughput)`;
   const machine = machineInfo();
   const lines = [
     '# Serving: the global model over the Open Inference Protocol',
@@ -208,10 +220,10 @@ async function main(): Promise<void> {
     `(784 FP32 values; JSON unless noted). ${SECONDS} s per cell after a 1 s warm-up; cells interleaved, ${REPEAT} repetitions, the best of each shown (and the best raw limit). Machine: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node};`,
     'the coordinator, its worker thread and autocannon share them.',
     '',
-    '| variant | connections | requests/s | p50 ms | p99 ms | errors | coordinator CPU ms/request |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| variant | connections | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | load generator CPU ms/request |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...cells.map(
-      (c) => `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} | ${c.cpuMsPerRequest.toFixed(2)} |`,
+      (c) => `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} | ${c.cpuMsPerRequest.toFixed(3)} | ${c.loadCpuMsPerRequest.toFixed(3)} |`,
     ),
     '',
     `The limit, same run: \`model.predict\` in one worker thread (the serving pool's, no HTTP), back to back: **${limit.batched.toFixed(0)} rows/s** on batches of ${RAW_BATCH},`,
@@ -229,9 +241,11 @@ async function main(): Promise<void> {
           `- The fast path (node:http listener in front of express) at ${top} connections: ${batched.requestsPerSecond.toFixed(0)} requests/s, ${batched.cpuMsPerRequest.toFixed(2)} CPU ms/request; through express and Nest: ${express.requestsPerSecond.toFixed(0)} requests/s, ${express.cpuMsPerRequest.toFixed(2)} CPU ms/request (**${(batched.requestsPerSecond / express.requestsPerSecond).toFixed(1)}x**).`,
         ]
       : []),
-    ...(bareFloor && parseFloor
+    ...(bareFloor && parseFloor && binaryFloor && loggedFloor
       ? [
-          `- The floor, same run, ${top} connections: a bare node:http process that reads each request and answers a fixed response answers ${bareFloor.requestsPerSecond.toFixed(0)} requests/s (**${((100 * bareFloor.requestsPerSecond) / limit.batched).toFixed(0)}% of the raw batched throughput**); if it also parses the JSON, ${parseFloor.requestsPerSecond.toFixed(0)} (**${((100 * parseFloor.requestsPerSecond) / limit.batched).toFixed(0)}%**). No JSON inference server that shares this machine with its load generator can answer more.`,
+          `- The floor, same run, ${top} connections: bare node:http processes (no framework, no model) that read each request and answer a fixed response. JSON bodies: ${share(bareFloor)}; parsing the JSON too: ${share(parseFloor)}. Binary tensors: ${share(binaryFloor)}; keeping the inference log too (a SHA-256 digest and a SQLite record per request, the coordinator's own writer and store): ${share(loggedFloor)}.`,
+          ...(binary ? [`- Binary tensors through the coordinator (batching and log on): ${share(binary)}.`] : []),
+          `- The CPU the goal's rate needs: ${goalRate.toFixed(0)} requests/s (50% of the limit) x (${loggedFloor.cpuMsPerRequest.toFixed(3)} ms for HTTP and the log, as the floor above spends them, + ${loggedFloor.loadCpuMsPerRequest.toFixed(3)} ms for the load generator + ${predictMs.toFixed(3)} ms of batched \`model.predict\` per row) = **${goalCores.toFixed(2)} of the machine's ${machine.cpus} cores**, before the server checks, batches or answers anything.`,
         ]
       : []),
     '',
