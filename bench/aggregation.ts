@@ -31,7 +31,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FedAvg, WeightedMeanAccumulator } from '../server/src/aggregation/fedavg.js';
-import { defaultKernel } from '../server/src/aggregation/kernels/float64-accumulator.js';
+import { defaultKernel, type ReceiveArea } from '../server/src/aggregation/kernels/float64-accumulator.js';
 import { ComposedStrategy } from '../server/src/aggregation/pipeline.js';
 import { DirectUpdate } from '../server/src/aggregation/server-optimizers.js';
 import type { RoundAggregator } from '../server/src/aggregation/strategy.js';
@@ -78,6 +78,8 @@ const MODELS = [
 ] as const;
 
 const POOL_BYTES = 128 * MiB;
+/** The upload listener's slots (FLOCK_UPLOAD_SLOTS' default). */
+const SLOTS = 8;
 const SAMPLE_EVERY = 50;
 
 if (!gcExposed) {
@@ -93,18 +95,22 @@ type Kernel = (typeof KERNELS)[number];
 /**
  * add: the fold of an update read from DRAM; measure+add: sumOfSquares then add, as the upload
  * intake does, same source; received add / received measure+add: the same on an update as the
- * upload listener leaves it: just written (untimed, by this thread) into one of 8 reused shared
- * buffers (FLOCK_UPLOAD_SLOTS), so read from cache.
+ * upload listener leaves it: just written (untimed, by this thread) into one of 8 slots
+ * (FLOCK_UPLOAD_SLOTS), so read from cache. The slots are the regions of the round's receive area
+ * (the accumulator's own shared wasm memory, where the kernels read it in place) when the aggregator
+ * offers one (the wasm kernel), else the listener's own reused shared buffers (the JS kernel).
  */
 const PATHS = ['add', 'measure+add', 'received add', 'received measure+add'] as const;
 type FoldPath = (typeof PATHS)[number];
 
-/** The upload listener's slots, as server/src/uploads/ingress-worker.ts reuses them. */
+/** The upload listener's slots, as server/src/uploads/ingress-worker.ts reuses them: a round's receive area, or its own buffers. */
 class ReceivedSlots {
   private readonly slots: Float32Array[];
   private next = 0;
-  constructor(params: number, count = 8) {
-    this.slots = Array.from({ length: count }, () => new Float32Array(new SharedArrayBuffer(4 * params)));
+  constructor(params: number, area: ReceiveArea | null = null) {
+    this.slots = area
+      ? area.offsets.map((offset) => new Float32Array(area.buffer, offset, params))
+      : Array.from({ length: SLOTS }, () => new Float32Array(new SharedArrayBuffer(4 * params)));
   }
   receive(delta: Float32Array): Float32Array {
     const slot = this.slots[this.next]!;
@@ -164,7 +170,7 @@ class UpdatePool {
   }
 }
 
-function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, track: boolean, kernel: Kernel, path: FoldPath, slots: ReceivedSlots) {
+function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, track: boolean, kernel: Kernel, path: FoldPath, ownSlots: ReceivedSlots) {
   collect();
   const before = sampleMemory();
   let peak = { ...before };
@@ -175,6 +181,9 @@ function runRound(globalWeights: Float32Array, updates: UpdatePool, n: number, t
   const aggregator: RoundAggregator = fedAvgWith(kernel).begin({ globalWeights, serverState: null });
   const measure = path.endsWith('measure+add');
   const received = path.startsWith('received');
+  // As the round engine does when its uploads go to the listener: the area is made at begin (timed with it).
+  const area = received ? (aggregator.receiveArea?.(SLOTS) ?? null) : null;
+  const slots = area ? new ReceivedSlots(globalWeights.length, area) : ownSlots;
   let addMs = performance.now() - t0;
   const afterBegin = sampleMemory();
   note(afterBegin);
@@ -372,7 +381,7 @@ function markdown(report: Report): string {
   lines.push(`## FedAvg aggregation (WeightedMeanAccumulator: float64 running weighted sum; default kernel here: ${report.defaultKernel})`);
   lines.push('');
   lines.push(
-    '"add" is the fold alone; "measure+add" is the upload path: sumOfSquares() (norm and finiteness) then add(), both on updates read from DRAM; "received ..." the same on an update just written into one of the upload listener\'s 8 reused shared buffers (untimed: the listener\'s thread does it), so read from cache. "vs memcpy" is add() median GB/s over the memcpy baseline\'s mean; "vs JS" is the wasm row over the JS row of the same case.',
+    '"add" is the fold alone; "measure+add" is the upload path: sumOfSquares() (norm and finiteness) then add(), both on updates read from DRAM; "received ..." the same on an update just written into one of the upload listener\'s 8 slots (untimed: the listener\'s thread does it), so read from cache: with the wasm kernel the slots are the round\'s receive area in the accumulator\'s own memory, measured and folded in place (counted in its footprint); with the JS kernel the listener\'s own reused shared buffers. "vs memcpy" is add() median GB/s over the memcpy baseline\'s mean; "vs JS" is the wasm row over the JS row of the same case.',
   );
   lines.push('');
   lines.push(

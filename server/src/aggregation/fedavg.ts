@@ -1,14 +1,14 @@
 import { ComposedStrategy, type AggregateDelta, type DeltaAggregator } from './pipeline.js';
 import { DirectUpdate } from './server-optimizers.js';
-import { createFloat64Accumulator, foldInto, type Float64Accumulator, type KernelChoice } from './kernels/float64-accumulator.js';
+import { createFloat64Accumulator, foldInto, type Float64Accumulator, type KernelChoice, type ReceiveArea } from './kernels/float64-accumulator.js';
 import { foldSource, type ClientUpdate } from './strategy.js';
 
 /**
  * Streaming example-weighted mean of client deltas: a running sum of n_k * scale_k * delta_k in
  * float64 (so thousands of updates don't lose float32 precision) and the total n. The sum lives in
  * a Float64Accumulator (the wasm SIMD kernel where available). Memory is 12 bytes per parameter
- * with the wasm kernel (the sum and one staged upload), 8 with the JS one, whatever the number of
- * clients; no reference to an update is kept after `add`.
+ * with the wasm kernel (the sum and one staged upload; plus 4 per slot of a receive area), 8 with the
+ * JS one, whatever the number of clients; no reference to an update is kept after `add`.
  */
 export class WeightedMeanAccumulator implements DeltaAggregator {
   private readonly accumulator: Float64Accumulator;
@@ -27,6 +27,11 @@ export class WeightedMeanAccumulator implements DeltaAggregator {
   /** The upload path measures an update here, so that add() folds it from the same copy. */
   sumOfSquares(delta: Float32Array): number {
     return this.accumulator.sumOfSquares(delta);
+  }
+
+  /** Where uploads may be written to be measured and folded in place (Float64Accumulator.receiveArea): before the first add. */
+  receiveArea(slots: number): ReceiveArea | null {
+    return this.accumulator.receiveArea(slots);
   }
 
   add(update: ClientUpdate): void {

@@ -1,4 +1,5 @@
 import type { TrainingPlan } from '@flock/client-sdk/protocol';
+import type { ReceiveArea } from './kernels/float64-accumulator.js';
 import type { AggregationResult, ClientUpdate, RoundAggregator, RoundContext, SplitAggregation, Strategy } from './strategy.js';
 
 /**
@@ -25,6 +26,8 @@ export interface DeltaAggregator {
   add(update: ClientUpdate): void;
   /** Optional, see RoundAggregator.sumOfSquares. */
   sumOfSquares?(delta: Float32Array): number;
+  /** Optional, see RoundAggregator.receiveArea: only an aggregator that folds each update where it lies, keeping nothing of it. */
+  receiveArea?(slots: number): ReceiveArea | null;
   readonly count: number;
   /** Throws when there are no updates, or too few for the aggregator's guarantee. */
   finish(): AggregateDelta;
@@ -86,8 +89,11 @@ export class ComposedStrategy implements Strategy {
   begin(context: RoundContext): RoundAggregator {
     const aggregator = this.parts.createAggregator(context.globalWeights.length);
     const measured: Pick<RoundAggregator, 'sumOfSquares'> = aggregator.sumOfSquares ? { sumOfSquares: (delta) => aggregator.sumOfSquares!(delta) } : {};
+    // Aggregate transforms and the optimizer see only the finished aggregate: the fold reads what the aggregator is given.
+    const receiving: Pick<RoundAggregator, 'receiveArea'> = aggregator.receiveArea ? { receiveArea: (slots) => aggregator.receiveArea!(slots) } : {};
     return {
       ...measured,
+      ...receiving,
       add: (update) => aggregator.add(update),
       get count() {
         return aggregator.count;

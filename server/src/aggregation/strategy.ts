@@ -1,4 +1,5 @@
 import type { CompressedDeltaView, TrainingPlan } from '@flock/client-sdk/protocol';
+import type { ReceiveArea } from './kernels/float64-accumulator.js';
 
 /** One accepted client update, as the aggregator sees it. */
 export interface ClientUpdate {
@@ -108,6 +109,13 @@ export interface RoundAggregator {
    * add() folds, so that validating and folding an upload share one copy of it (the wasm kernel).
    */
   sumOfSquares?(delta: Float32Array): number;
+  /**
+   * Optional, and only before the first add: where another thread (the HTTP upload listener's) may
+   * write uploads, one region per slot, for sumOfSquares and add to read in place (no copy on this
+   * thread). Offered only where add() folds the very bytes it is given and keeps none of them (the
+   * weighted means), so a region is free again once add() returns. Null when the kernel has none.
+   */
+  receiveArea?(slots: number): ReceiveArea | null;
   /** Updates folded in so far. */
   readonly count: number;
   /** Computes the new global weights. Call once, after at least one update. */

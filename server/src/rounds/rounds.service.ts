@@ -41,7 +41,7 @@ import type { RoundDetails, RoundParams, RoundRecord } from '../contract/index.j
 import { emptyRoundMetrics } from './round-types.js';
 import { selectParticipants } from './selection.js';
 import { StaleRounds } from './stale-rounds.js';
-import { clientUpdate } from '../aggregation/strategy.js';
+import { clientUpdate, type RoundAggregator } from '../aggregation/strategy.js';
 import { roundStrategy } from './round-strategy.js';
 import { SecureAggregationSink } from './secure/secure-aggregation-sink.js';
 import { secureMaxWeight, secureRoundRefusal } from './secure/secure-round-check.js';
@@ -100,7 +100,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     @Inject(ROUND_LEASES) private readonly leases: RoundLeases,
     /** Cluster mode (FLOCK_REDIS_URL): uploads are folded per process and combined by the leader. */
     @Inject(ClusterRounds.TOKEN) private readonly cluster: ClusterRounds | null = null,
-    @Inject(UploadEndpoints) uploadEndpoints: UploadEndpoints | null = null,
+    @Inject(UploadEndpoints) private readonly uploadEndpoints: UploadEndpoints | null = null,
   ) {
     this.messenger = new RoundMessenger(devices, config.pace, uploadEndpoints);
     this.staleRounds = new StaleRounds(storage, devices, leases, cluster);
@@ -262,7 +262,8 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
    * has a stable reason code, is counted, and never touches the aggregate. `arrivedAt`
    * (performance.now() when the upload's last packet arrived, before socket.io decoded it) dates the
    * decode that ran before this handler; absent, the intake is timed from here. A `borrowed`
-   * upload's bytes are valid only until this call returns (the HTTP listener's shared buffer): a
+   * upload's bytes are valid only until this call returns (the HTTP listener's shared buffer, or its
+   * slot's region of the round's receive area, which the aggregator folds in place): a
    * strategy that keeps updates until the round's end gets a copy.
    */
   async handleUpload(clientId: string, payload: unknown, arrivedAt?: number, { borrowed = false } = {}): Promise<UpdateResult> {
@@ -576,6 +577,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
         round.sink = new LocalAggregationSink(round.aggregator);
         // The weighted means fold each update as it comes; the others (robust) hold them until the end.
         round.keepsUploads = !strategy.split?.();
+        this.openReceiveArea(round, round.aggregator, 4 * context.globalWeights.length);
       }
       round.plan = strategy.configurePlan(record.params.plan);
     } catch (error) {
@@ -585,6 +587,21 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     if (await this.dispatch(round, { type: 'configured', deadlineAt: Date.now() + record.params.deadlineMs })) {
       log.info({ roundId: record.id, selected: record.metrics.selected }, 'round configured');
     }
+  }
+
+  /**
+   * When the round's uploads go to the HTTP listener and its aggregator folds each where it lies
+   * (RoundAggregator.receiveArea: the weighted means, on the wasm kernel), the listener's thread
+   * writes them into the aggregator's memory, so that this thread measures and folds them without
+   * copying them. Closed with the round (closeRound). Only for the round in flight: one cancelled
+   * while it was being configured never gets one.
+   */
+  private openReceiveArea(round: ActiveRound, aggregator: RoundAggregator, modelBytes: number): void {
+    const endpoints = this.uploadEndpoints;
+    const slots = endpoints?.areaSlotsFor(modelBytes) ?? 0;
+    if (!endpoints || slots === 0 || round.keepsUploads || this.active !== round) return;
+    const area = aggregator.receiveArea?.(slots) ?? null;
+    if (area) endpoints.openArea(round.record.id, area);
   }
 
   /**
@@ -639,6 +656,7 @@ export class RoundsService implements OnApplicationBootstrap, OnApplicationShutd
     this.metrics.roundDurationSeconds.observe({ outcome }, (Date.now() - round.startedAt) / 1000);
     round.aggregator = null; // frees the running sum
     round.sink = null;
+    this.uploadEndpoints?.closeArea(round.record.id); // with `active` below, in one turn: see UploadIngress.bytesOf
     round.secure?.dispose();
     round.secure = null;
     this.active = null;

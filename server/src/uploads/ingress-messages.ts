@@ -1,4 +1,5 @@
 import type { UpdateResult } from '@flock/client-sdk/protocol';
+import type { RoundReceiveArea } from './upload-endpoints.js';
 
 /** What the upload listener's worker thread is started with (workerData). */
 export interface IngressSettings {
@@ -30,9 +31,14 @@ export type IngressEvent =
       /** The body's meta: the upload message without its bytes, as JSON text (not parsed in the worker). */
       meta: string;
       slot: number;
+      /**
+       * Present when the delta's bytes were written into round `area`'s receive area, at the slot's
+       * offset there (the main thread holds that area: UploadEndpoints.areaOf); else they are in the slot's own buffer.
+       */
+      area?: string;
       /** The slot's buffer, sent when the slot got a new one (the main thread keeps the last one it was sent). */
       buffer?: SharedArrayBuffer;
-      /** The delta's bytes, from offset 0 of the slot. */
+      /** The delta's bytes, from offset 0 of the slot's buffer (or from the slot's offset in the area). */
       length: number;
       /** Epoch milliseconds (performance.timeOrigin + performance.now()) when the body's last byte arrived. */
       arrivedAt: number;
@@ -45,3 +51,16 @@ export interface IngressAnswer {
   id: number;
   result: UpdateResult;
 }
+
+/**
+ * Main thread -> worker thread: from now on, uploads to `area.roundId` that fit `area.bytesPerSlot`
+ * are written into the round's receive area (its aggregator's memory) at their slot's offset; null:
+ * none (the round ended). The area replaces any earlier one.
+ */
+export interface IngressAreaMessage {
+  type: 'area';
+  area: RoundReceiveArea | null;
+}
+
+/** Main thread -> worker thread. */
+export type IngressCommand = IngressAnswer | IngressAreaMessage;

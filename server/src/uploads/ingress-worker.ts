@@ -1,7 +1,9 @@
 /**
  * The upload listener's worker thread (upload-ingress.service.ts starts it): an HTTP server that
  * receives `PUT /v1/uploads` bodies, checks the ticket and the sizes, writes the delta's bytes into a
- * shared buffer and hands the main thread only a slot number and the meta's text. The socket reads
+ * shared buffer and hands the main thread only a slot number and the meta's text. That buffer is the
+ * round's receive area when the main thread gave one (the aggregator's wasm memory, where the kernels
+ * measure and fold the upload without copying it), else the slot's own. The socket reads
  * and their garbage live in this thread's small heap, not in the coordinator's, whose collector would
  * otherwise mark its whole heap every few dozen uploads (bench/results/upload-cost.md).
  */
@@ -16,7 +18,8 @@ import {
   type RejectionReason,
   type UpdateResult,
 } from '@flock/client-sdk/protocol';
-import type { IngressAnswer, IngressEvent, IngressRefusal, IngressSettings } from './ingress-messages.js';
+import type { IngressCommand, IngressEvent, IngressRefusal, IngressSettings } from './ingress-messages.js';
+import type { RoundReceiveArea } from './upload-endpoints.js';
 import { UploadTickets } from './upload-tickets.js';
 
 const settings = workerData as IngressSettings;
@@ -45,6 +48,13 @@ const slots: Slot[] = Array.from({ length: settings.slots }, () => ({ buffer: nu
 const waiting: ((slot: number) => void)[] = [];
 const pending = new Map<number, { response: ServerResponse; slot: number }>();
 let nextId = 1;
+/**
+ * The round in flight's receive area: its uploads go there, slot i at offsets[i], so a region is
+ * written only while its slot is busy with one upload, and read by the main thread only until that
+ * upload is answered. A body already being written into an area that is then replaced or cleared
+ * finishes there (the memory lives while referenced; the main thread no longer reads it).
+ */
+let area: RoundReceiveArea | null = null;
 
 const CORS_HEADERS = {
   // The ticket is the credential (no cookies), so any origin may send it: browsers ask first (preflight).
@@ -167,6 +177,8 @@ function receive(request: IncomingMessage, response: ServerResponse, job: { clie
   let prefixLength = UPLOAD_META_LENGTH_BYTES; // until the meta's length is read
   let prefixFilled = 0;
   let target: Uint8Array | null = null;
+  /** The receive area `target` lies in, if any. */
+  let into: RoundReceiveArea | null = null;
   let written = 0;
   let failed = false;
   const fail = (status: number, refusal: IngressRefusal, reason: RejectionReason, message: string): void => {
@@ -192,7 +204,10 @@ function receive(request: IncomingMessage, response: ServerResponse, job: { clie
           prefix = Buffer.concat([prefix], prefixLength);
           if (prefixFilled < prefixLength) continue;
         }
-        target = new Uint8Array(slotBuffer(slot, declared - prefixLength), 0, declared - prefixLength);
+        const bytes = declared - prefixLength;
+        const offset = area && area.roundId === job.roundId && bytes <= area.bytesPerSlot ? area.offsets[slot] : undefined;
+        into = offset === undefined ? null : area;
+        target = into ? new Uint8Array(into.buffer, offset, bytes) : new Uint8Array(slotBuffer(slot, bytes), 0, bytes);
         continue;
       }
       const take = Math.min(chunk.byteLength - at, target.byteLength - written);
@@ -209,8 +224,8 @@ function receive(request: IncomingMessage, response: ServerResponse, job: { clie
     if (!target || written !== target.byteLength) return fail(400, 'incomplete', 'malformed', 'the body ended before its Content-Length');
     const id = nextId++;
     const entry = slots[slot]!;
-    const fresh = entry.fresh;
-    entry.fresh = false;
+    const fresh = !into && entry.fresh; // the slot's own buffer, new to the main thread
+    if (fresh) entry.fresh = false;
     released = true; // now the answer's to release
     pending.set(id, { response, slot });
     post({
@@ -220,6 +235,7 @@ function receive(request: IncomingMessage, response: ServerResponse, job: { clie
       roundId: job.roundId,
       meta: prefix.toString('utf8', UPLOAD_META_LENGTH_BYTES, prefixLength),
       slot,
+      ...(into ? { area: into.roundId } : {}),
       ...(fresh ? { buffer: entry.buffer! } : {}),
       length: written,
       arrivedAt: performance.timeOrigin + performance.now(),
@@ -234,7 +250,11 @@ function receive(request: IncomingMessage, response: ServerResponse, job: { clie
   request.resume();
 }
 
-port.on('message', (message: IngressAnswer) => {
+port.on('message', (message: IngressCommand) => {
+  if (message.type === 'area') {
+    area = message.area;
+    return;
+  }
   const entry = pending.get(message.id);
   if (!entry) return;
   pending.delete(message.id);

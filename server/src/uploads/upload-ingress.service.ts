@@ -6,8 +6,8 @@ import { moduleLogger, runDetached } from '../logging/logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { RoundsService } from '../rounds/rounds.service.js';
 import { startModuleWorker } from '../worker-thread.js';
-import type { IngressAnswer, IngressEvent, IngressSettings } from './ingress-messages.js';
-import { UploadEndpoints } from './upload-endpoints.js';
+import type { IngressAnswer, IngressAreaMessage, IngressEvent, IngressSettings } from './ingress-messages.js';
+import { UploadEndpoints, type RoundReceiveArea } from './upload-endpoints.js';
 
 const log = moduleLogger('uploads');
 
@@ -15,15 +15,18 @@ type ReceivedUpload = Extract<IngressEvent, { type: 'upload' }>;
 
 /**
  * The HTTP upload listener (docs/ARCHITECTURE.md, "Uploads over HTTP"): a worker thread
- * (ingress-worker.ts) receives each body into a shared buffer; here, on the main thread, the
- * upload is handed to the round engine as a view of that buffer, exactly as a socket.io upload is,
- * and the engine's answer goes back to the device. Off in cluster mode and with FLOCK_UPLOAD_PORT=off.
+ * (ingress-worker.ts) receives each body into a shared buffer (the round's receive area, which the
+ * round engine opens through UploadEndpoints and this service forwards to the worker, else the
+ * slot's own); here, on the main thread, the upload is handed to the round engine as a view of that
+ * buffer, exactly as a socket.io upload is, and the engine's answer goes back to the device. Off in
+ * cluster mode and with FLOCK_UPLOAD_PORT=off.
  */
 @Injectable()
 export class UploadIngress implements OnApplicationBootstrap, OnApplicationShutdown {
   private worker: Worker | null = null;
   /** Each slot's shared buffer, as the worker last sent it. */
   private readonly buffers: SharedArrayBuffer[] = [];
+  private inArea = 0;
 
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
@@ -62,7 +65,7 @@ export class UploadIngress implements OnApplicationBootstrap, OnApplicationShutd
       this.endpoints.closed();
       this.worker = null;
     });
-    this.endpoints.listening(first.port, listener.publicUrl, listener.minBytes);
+    this.endpoints.listening(first.port, listener.publicUrl, listener.minBytes, { slots: listener.slots, place: (area) => this.placeArea(area) });
     log.info({ port: first.port, url: listener.publicUrl ?? undefined }, 'upload listener up');
   }
 
@@ -71,6 +74,16 @@ export class UploadIngress implements OnApplicationBootstrap, OnApplicationShutd
     const worker = this.worker;
     this.worker = null;
     await worker?.terminate();
+  }
+
+  /** HTTP uploads read where the listener wrote them into a round's receive area (measured and folded there), since start. */
+  get receivedInArea(): number {
+    return this.inArea;
+  }
+
+  private placeArea(area: RoundReceiveArea | null): void {
+    const message: IngressAreaMessage = { type: 'area', area };
+    this.worker?.postMessage(message);
   }
 
   private onEvent(event: IngressEvent): void {
@@ -95,7 +108,8 @@ export class UploadIngress implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** The upload as the socket.io message it stands for, with its bytes as a view of the slot (valid until answered). */
-  private resultFor({ clientId, roundId, meta, slot, length, arrivedAt }: ReceivedUpload): Promise<UpdateResult> {
+  private resultFor(upload: ReceivedUpload): Promise<UpdateResult> {
+    const { clientId, roundId, meta, arrivedAt } = upload;
     let message: unknown = null;
     try {
       message = JSON.parse(meta);
@@ -106,9 +120,24 @@ export class UploadIngress implements OnApplicationBootstrap, OnApplicationShutd
       this.metrics.uploadsTotal.inc({ result: 'rejected', reason: 'not_selected' });
       return Promise.resolve({ accepted: false, reason: 'not_selected', message: `the upload ticket is for round ${roundId}` });
     }
-    const data = new Uint8Array(this.buffers[slot]!, 0, length);
+    const data = this.bytesOf(upload);
     const payload = isRecord(message) && isRecord(message.delta) ? { ...message, delta: { ...message.delta, data } } : message;
     return this.rounds.handleUpload(clientId, payload, arrivedAt - performance.timeOrigin, { borrowed: true });
+  }
+
+  /**
+   * The delta's bytes where the worker wrote them: the slot's region of the round's receive area
+   * (a view of the very buffer the aggregator's kernels check for, so they fold it in place), or the
+   * slot's own buffer.
+   */
+  private bytesOf({ slot, length, area: areaRound }: ReceivedUpload): Uint8Array {
+    if (areaRound === undefined) return new Uint8Array(this.buffers[slot]!, 0, length);
+    const area = this.endpoints.areaOf(areaRound);
+    // The round ended while the body arrived, its area closed with it: the round engine refuses an
+    // upload to an ended round before reading a value of it, so zeros of the same length stand in.
+    if (!area) return new Uint8Array(length);
+    this.inArea++;
+    return new Uint8Array(area.buffer, area.offsets[slot], length);
   }
 }
 

@@ -6,11 +6,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WeightedMeanAccumulator } from '../../src/aggregation/fedavg.js';
-import { createFloat64Accumulator, defaultKernel } from '../../src/aggregation/kernels/float64-accumulator.js';
+import { encodeInt8, parseInt8 } from '@flock/client-sdk/protocol';
+import { FedAvg, WeightedMeanAccumulator } from '../../src/aggregation/fedavg.js';
+import { createFloat64Accumulator, defaultKernel, type ReceiveArea } from '../../src/aggregation/kernels/float64-accumulator.js';
 import { jsAddScaled, jsSumOfSquares } from '../../src/aggregation/kernels/js-kernels.js';
 import { createStrategy } from '../../src/aggregation/strategies.js';
-import { scaledDelta } from '../../src/aggregation/strategy.js';
+import { scaledDelta, type RoundAggregator } from '../../src/aggregation/strategy.js';
 
 const F32_MAX = 3.4028234663852886e38;
 
@@ -167,5 +168,145 @@ describe('WeightedMeanAccumulator with kernels, scales and partials', () => {
     const accumulator = new WeightedMeanAccumulator(5);
     expect(() => accumulator.add({ ...updates[0]!, scale: 2 })).toThrow(RangeError);
     expect(() => accumulator.add({ ...updates[0]!, scale: Number.NaN })).toThrow(RangeError);
+  });
+});
+
+describe('receive area: uploads measured and folded where another thread wrote them', () => {
+  /** Writes `values` into region `slot` of the area, as the upload listener's thread does, and returns the view the main thread reads. */
+  function receive(area: ReceiveArea, slot: number, values: Float32Array): Float32Array {
+    const view = new Float32Array(area.buffer, area.offsets[slot], values.length);
+    view.set(values);
+    return view;
+  }
+
+  it('lays its regions out after the sum and the staging area, 16-byte aligned, in the accumulator’s own shared memory', () => {
+    for (const n of [0, 1, 7, 9, 1000]) {
+      const accumulator = createFloat64Accumulator(n, 'wasm-simd');
+      const area = accumulator.receiveArea(3)!;
+      expect(area.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(accumulator.sum.buffer).toBe(area.buffer);
+      expect(area.bytesPerSlot).toBeGreaterThanOrEqual(4 * n);
+      expect(area.bytesPerSlot % 16).toBe(0);
+      expect(area.offsets).toHaveLength(3);
+      // Past the sum (8n bytes) and the staging area (4n), each region ending before the next begins.
+      expect(area.offsets[0]).toBeGreaterThanOrEqual(accumulator.sum.byteOffset + accumulator.sum.byteLength + 4 * n);
+      area.offsets.forEach((offset, k) => {
+        expect(offset % 16).toBe(0);
+        if (k > 0) expect(offset).toBeGreaterThanOrEqual(area.offsets[k - 1]! + area.bytesPerSlot);
+      });
+      expect(area.offsets[2]! + area.bytesPerSlot).toBeLessThanOrEqual(area.buffer.byteLength);
+      // Filling every region leaves the sum untouched.
+      for (let k = 0; k < 3; k++) new Uint8Array(area.buffer, area.offsets[k], area.bytesPerSlot).fill(0xff);
+      expect(accumulator.sum.every((v) => v === 0)).toBe(true);
+    }
+  });
+
+  it('measures and folds bit-identically to the JS kernel and to the copying wasm path, mixed with uploads from elsewhere', () => {
+    fc.assert(
+      fc.property(
+        fc
+          .integer({ min: 0, max: 70 })
+          .chain((n) =>
+            fc
+              .array(
+                fc.tuple(fc.array(float32Value, { minLength: n, maxLength: n }), fc.double({ min: 0, max: 1e6, noNaN: true }), fc.integer({ min: -1, max: 2 })),
+                { maxLength: 6 },
+              )
+              .map((updates) => ({ n, updates })),
+          ),
+        ({ n, updates }) => {
+          const inPlace = createFloat64Accumulator(n, 'wasm-simd');
+          const area = inPlace.receiveArea(3)!;
+          const copying = createFloat64Accumulator(n, 'wasm-simd');
+          const js = createFloat64Accumulator(n, 'js');
+          for (const [list, scale, slot] of updates) {
+            const values = Float32Array.from(list);
+            // slot -1: an upload that is not in the area (a socket.io one), copied in as without an area.
+            const received = slot < 0 ? values : receive(area, slot, values);
+            if (scale > 3e5) {
+              const squares = jsSumOfSquares(values);
+              expect(sameValue(inPlace.sumOfSquares(received), squares)).toBe(true);
+              expect(sameValue(copying.sumOfSquares(values), squares)).toBe(true);
+            }
+            inPlace.addScaled(received, scale);
+            copying.addScaled(values, scale);
+            js.addScaled(values, scale);
+          }
+          expect(sameValues(inPlace.sum, js.sum)).toBe(true);
+          expect(sameValues(copying.sum, js.sum)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('reads the upload in the area, not a copy: a value changed after the measure is what the fold sees', () => {
+    const accumulator = createFloat64Accumulator(9, 'wasm-simd');
+    const area = accumulator.receiveArea(2)!;
+    const view = receive(
+      area,
+      1,
+      Float32Array.from({ length: 9 }, (_, i) => i + 1),
+    );
+    expect(accumulator.sumOfSquares(view)).toBe(285);
+    view[0] = 100; // a staged copy would still hold 1
+    accumulator.addScaled(view, 2);
+    expect(Array.from(accumulator.sum)).toEqual([200, 4, 6, 8, 10, 12, 14, 16, 18]);
+  });
+
+  it('folds an int8 upload from its bytes in the area as from a copy of them', () => {
+    const n = 2 * 16 + 5;
+    const tensors = [Float32Array.from({ length: 30 }, (_, i) => Math.sin(i)), Float32Array.from({ length: n - 30 }, (_, i) => -i / 3)];
+    const shapes = [[30], [n - 30]];
+    const bytes = encodeInt8(tensors, null);
+    const inPlace = createFloat64Accumulator(n, 'wasm-simd');
+    const area = inPlace.receiveArea(1)!;
+    expect(bytes.byteLength).toBeLessThanOrEqual(area.bytesPerSlot);
+    const region = new Uint8Array(area.buffer, area.offsets[0], bytes.byteLength);
+    region.set(bytes);
+    const copying = createFloat64Accumulator(n, 'wasm-simd');
+    const js = createFloat64Accumulator(n, 'js');
+    inPlace.addCompressed(parseInt8(region, shapes), 3);
+    copying.addCompressed(parseInt8(bytes, shapes), 3);
+    js.addCompressed(parseInt8(bytes, shapes), 3);
+    expect(sameValues(inPlace.sum, copying.sum)).toBe(true);
+    expect(sameValues(inPlace.sum, js.sum)).toBe(true);
+    expect(inPlace.sum.some((v) => v !== 0)).toBe(true);
+  });
+
+  it('is made once, before anything is folded (a measure alone is fine); the JS kernel has none', () => {
+    const values = Float32Array.of(1, 2, 3);
+    const measured = createFloat64Accumulator(3, 'wasm-simd');
+    expect(measured.sumOfSquares(values)).toBe(14);
+    const area = measured.receiveArea(1)!;
+    expect(area).not.toBeNull();
+    measured.addScaled(values, 1); // the measure's staged copy was dropped with the old memory: copied afresh
+    expect(Array.from(measured.sum)).toEqual([1, 2, 3]);
+    expect(() => measured.receiveArea(1)).toThrow(/once, before anything is folded/);
+    const folded = createFloat64Accumulator(3, 'wasm-simd');
+    folded.addScaled(values, 1);
+    expect(() => folded.receiveArea(1)).toThrow(/before anything is folded/);
+    expect(() => createFloat64Accumulator(3, 'wasm-simd').receiveArea(0)).toThrow(RangeError);
+    expect(createFloat64Accumulator(3, 'js').receiveArea(2)).toBeNull();
+  });
+
+  it('is offered by the weighted means’ round aggregators, not by those that keep updates or transform them first', () => {
+    const context = { globalWeights: new Float32Array(5), serverState: null };
+    const fedavg: RoundAggregator = new FedAvg().begin(context);
+    const area = fedavg.receiveArea?.(2);
+    expect(area?.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const delta = receive(area!, 0, Float32Array.of(1, 2, 3, 4, 5));
+    expect(fedavg.sumOfSquares!(delta)).toBe(55);
+    fedavg.add({ delta, numExamples: 10 });
+    expect(Array.from(fedavg.finish().weights)).toEqual([1, 2, 3, 4, 5]);
+    for (const [name, options] of [
+      ['median', {}],
+      ['krum', { byzantineClients: 0 }],
+      ['fedavg', { clipNorm: 1 }],
+    ] as const) {
+      expect('receiveArea' in createStrategy(name, options).begin(context)).toBe(false);
+    }
+    expect(createStrategy('fedadam', {}).begin(context).receiveArea?.(1)).not.toBeNull();
+    expect(new WeightedMeanAccumulator(5, 'js').receiveArea(1)).toBeNull();
   });
 });

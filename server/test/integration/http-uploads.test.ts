@@ -1,4 +1,7 @@
+import { once } from 'node:events';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
 import { concatWeights, FederatedClient, ManualCondition, type FlockSocket } from '@flock/client-sdk';
@@ -11,11 +14,13 @@ import { metrics, metricValue } from '../support/metrics.js';
 import { makeDelta, nextLoopbackAddress, ProtocolClient } from '../support/protocol-client.js';
 import { mnistSlice } from '../support/sdk-device.js';
 import { readMnist } from '../../src/datasets/mnist.js';
+import { UploadIngress } from '../../src/uploads/upload-ingress.service.js';
 
 /*
  * Uploads over HTTP (docs/ARCHITECTURE.md, "Uploads over HTTP"): the real coordinator's upload
  * listener (a worker thread), real SDK devices and raw protocol clients. One slot, so that every
- * upload reuses the same shared buffer: a strategy that keeps updates must get copies.
+ * upload reuses the same shared buffer: a strategy that keeps updates must get copies, and a
+ * FedAvg round's uploads all land in the one region of its receive area, folded there.
  */
 
 const MODEL_VALUES = 199_210;
@@ -69,11 +74,14 @@ async function openRound(
 }
 
 const requests = async (result: string, target = coordinator): Promise<number> => metricValue(await metrics(target), 'flock_upload_requests_total', { result });
+/** HTTP uploads the main thread read from a round's receive area (the aggregator's memory, folded in place). */
+const inArea = (): number => coordinator.app.get(UploadIngress).receivedInArea;
 
 describe('uploads over HTTP', () => {
-  it('plans name the listener with a ticket per device, and the round commits the exact weighted average of HTTP uploads', async () => {
+  it('plans name the listener with a ticket per device, and the round commits the exact weighted average of HTTP uploads, folded where the listener wrote them', async () => {
     const { id, configurations, connected } = await openRound(3);
     const received = await requests('received');
+    const foldedInArea = inArea();
     const tickets = new Set(configurations.map((c) => c.upload?.ticket));
     expect(tickets.size).toBe(3);
     expect(typeof configurations[0]!.upload?.port).toBe('number');
@@ -86,6 +94,7 @@ describe('uploads over HTTP', () => {
     const ended = await coordinator.roundEnded(id);
     expect(ended.status).toBe('committed');
     expect(await requests('received')).toBe(received + 3);
+    expect(inArea()).toBe(foldedInArea + 3);
     const committed = await weightsOf(ended.committedVersion!);
     const flat = deltas.map((d) => new Float32Array(concatWeights(d)));
     let worst = 0;
@@ -98,6 +107,7 @@ describe('uploads over HTTP', () => {
 
   it('a strategy that keeps every update (median) gets copies of the listener’s reused buffers', async () => {
     const { id, configurations, connected } = await openRound(3, { strategy: 'median' });
+    const foldedInArea = inArea();
     const model = await connected[0]!.fetchModel(configurations[0]!.modelVersion);
     const base = asFloat32(model.weights);
     const tensors = connected.map((_, k) => makeDelta(model, k + 1));
@@ -113,6 +123,41 @@ describe('uploads over HTTP', () => {
       worst = Math.max(worst, Math.abs(committed[i]! - Math.fround(base[i]! + sorted[1]!)));
     }
     expect(worst).toBeLessThanOrEqual(1e-7);
+    expect(inArea()).toBe(foldedInArea); // a strategy that keeps updates offers no receive area
+  });
+
+  it('refuses as late an upload whose round ended while its body arrived, whatever buffer the listener had chosen for it', async () => {
+    const { id, configurations, connected } = await openRound(2);
+    const foldedInArea = inArea();
+    const model = await connected[0]!.fetchModel(configurations[0]!.modelVersion);
+    const body = encodeUploadBody({
+      roundId: id,
+      modelVersion: configurations[0]!.modelVersion,
+      numExamples: 10,
+      trainLoss: 0.1,
+      delta: encodeWeights(
+        makeDelta(model, 1),
+        model.weightSpecs.map((s) => s.shape),
+      ),
+    });
+    const upload = httpRequest(uploadUrl(configurations[0]!.upload!, coordinator.url), {
+      method: 'PUT',
+      agent: false,
+      headers: { authorization: `Bearer ${configurations[0]!.upload!.ticket}`, 'content-length': body.byteLength },
+    });
+    const answered = once(upload, 'response') as Promise<[IncomingMessage]>;
+    // Half the body: with its meta read, the listener has (most likely) put the rest in the round's area.
+    upload.write(body.subarray(0, body.byteLength >> 1));
+    await sleep(200);
+    expect((await coordinator.api(`/api/rounds/${id}/cancel`, { method: 'POST' })).status).toBe(200);
+    expect((await coordinator.roundEnded(id)).status).toBe('aborted');
+    upload.end(body.subarray(body.byteLength >> 1));
+    const [response] = await answered;
+    const chunks: Buffer[] = [];
+    for await (const chunk of response) chunks.push(chunk as Buffer);
+    expect(response.statusCode).toBe(422);
+    expect(JSON.parse(Buffer.concat(chunks).toString())).toMatchObject({ accepted: false, reason: 'round_closed' });
+    expect(inArea()).toBe(foldedInArea);
   });
 
   it('refuses what a stranger sends with a counted reason, and the round still takes the real upload', async () => {

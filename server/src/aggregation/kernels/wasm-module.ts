@@ -16,22 +16,34 @@ export interface VectorKernelExports {
 }
 
 let loaded: VectorKernelModule | null = null;
+let loadedShared: VectorKernelModule | null = null;
 
+/** The kernels over a memory of their own (every accumulator's, unless it has a receive area). */
 export function vectorKernelModule(): VectorKernelModule {
-  loaded ??= load();
+  loaded ??= load('vector-kernels.wasm');
   return loaded;
 }
 
-function load(): VectorKernelModule {
+/**
+ * The same kernels importing a shared memory (vector-kernels-shared.wasm): for an accumulator whose
+ * memory the upload listener's thread writes uploads into (Float64Accumulator.receiveArea). Loaded
+ * on first use; null where the runtime has no shared wasm memories (threads).
+ */
+export function sharedVectorKernelModule(): VectorKernelModule {
+  loadedShared ??= vectorKernelModule().module ? load('vector-kernels-shared.wasm') : vectorKernelModule();
+  return loadedShared;
+}
+
+function load(file: string): VectorKernelModule {
   if (process.env.FLOCK_VECTOR_KERNEL === 'js') return { module: null, reason: 'FLOCK_VECTOR_KERNEL=js' };
   if (!webAssembly) return { module: null, reason: 'no WebAssembly in this runtime' };
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(new URL('./vector-kernels.wasm', import.meta.url));
+    bytes = readFileSync(new URL(`./${file}`, import.meta.url));
   } catch (error) {
-    return { module: null, reason: `vector-kernels.wasm not readable (run pnpm build): ${(error as Error).message}` };
+    return { module: null, reason: `${file} not readable (run pnpm build): ${(error as Error).message}` };
   }
-  // validate() is false when the engine lacks an instruction the module uses (here: SIMD).
-  if (!webAssembly.validate(bytes)) return { module: null, reason: 'WebAssembly SIMD unavailable' };
+  // validate() is false when the engine lacks an instruction or type the module uses (SIMD; shared memory).
+  if (!webAssembly.validate(bytes)) return { module: null, reason: `WebAssembly SIMD${file.includes('shared') ? ' or shared memory' : ''} unavailable` };
   return { module: new webAssembly.Module(bytes), reason: null };
 }
