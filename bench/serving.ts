@@ -60,6 +60,18 @@ const VARIANTS: Variant[] = [
     connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
   },
   {
+    name: 'batching off, log on, binary tensors',
+    env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '1', FLOCK_INFERENCE_LOG: 'true' },
+    binary: true,
+    connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
+  },
+  {
+    name: 'batching on, log off, binary tensors',
+    env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'false' },
+    binary: true,
+    connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
+  },
+  {
     name: 'batching on, log on, through express (fast path off)',
     env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'true', FLOCK_INFERENCE_FAST_PATH: 'false' },
     connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
@@ -204,13 +216,16 @@ async function main(): Promise<void> {
   const batched = at(VARIANTS[0]!.name, top);
   const unbatched = at(VARIANTS[2]!.name, top);
   const logOff = at(VARIANTS[1]!.name, top);
-  const express = at(VARIANTS[5]!.name, top);
+  const express = at(VARIANTS[7]!.name, top);
+  const binaryUnbatched = at(VARIANTS[5]!.name, top);
+  const binaryLogOff = at(VARIANTS[6]!.name, top);
   const [bareFloor, parseFloor, binaryFloor, loggedFloor] = FLOORS.map((floor) => at(floor.name, top));
   const binary = at(VARIANTS[4]!.name, top);
   const goalRate = limit.batched / 2;
   const predictMs = 1000 / limit.batched;
   const goalCores = loggedFloor ? (goalRate * (loggedFloor.cpuMsPerRequest + loggedFloor.loadCpuMsPerRequest + predictMs)) / 1000 : NaN;
-  const share = (cell: Cell): string => `${cell.requestsPerSecond.toFixed(0)} requests/s (**${((100 * cell.requestsPerSecond) / limit.batched).toFixed(0)}%** of the raw batched throughput)`;
+  const share = (cell: Cell): string =>
+    `${cell.requestsPerSecond.toFixed(0)} requests/s (**${((100 * cell.requestsPerSecond) / limit.batched).toFixed(0)}%** of the raw batched throughput)`;
   const machine = machineInfo();
   const lines = [
     '# Serving: the global model over the Open Inference Protocol',
@@ -223,7 +238,8 @@ async function main(): Promise<void> {
     '| variant | connections | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | load generator CPU ms/request |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...cells.map(
-      (c) => `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} | ${c.cpuMsPerRequest.toFixed(3)} | ${c.loadCpuMsPerRequest.toFixed(3)} |`,
+      (c) =>
+        `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} | ${c.cpuMsPerRequest.toFixed(3)} | ${c.loadCpuMsPerRequest.toFixed(3)} |`,
     ),
     '',
     `The limit, same run: \`model.predict\` in one worker thread (the serving pool's, no HTTP), back to back: **${limit.batched.toFixed(0)} rows/s** on batches of ${RAW_BATCH},`,
@@ -245,6 +261,11 @@ async function main(): Promise<void> {
       ? [
           `- The floor, same run, ${top} connections: bare node:http processes (no framework, no model) that read each request and answer a fixed response. JSON bodies: ${share(bareFloor)}; parsing the JSON too: ${share(parseFloor)}. Binary tensors: ${share(binaryFloor)}; keeping the inference log too (a SHA-256 digest and a SQLite record per request, the coordinator's own writer and store): ${share(loggedFloor)}.`,
           ...(binary ? [`- Binary tensors through the coordinator (batching and log on): ${share(binary)}.`] : []),
+          ...(binary && binaryUnbatched && binaryLogOff
+            ? [
+                `- Binary tensors, batching on / off (log on): **${(binary.requestsPerSecond / binaryUnbatched.requestsPerSecond).toFixed(1)}x**; with the log off and batching on: ${share(binaryLogOff)}. The model itself, batches of ${RAW_BATCH} against batches of 1: ${(limit.batched / limit.single).toFixed(1)}x.`,
+              ]
+            : []),
           `- The CPU the goal's rate needs: ${goalRate.toFixed(0)} requests/s (50% of the limit) x (${loggedFloor.cpuMsPerRequest.toFixed(3)} ms for HTTP and the log, as the floor above spends them, + ${loggedFloor.loadCpuMsPerRequest.toFixed(3)} ms for the load generator + ${predictMs.toFixed(3)} ms of batched \`model.predict\` per row) = **${goalCores.toFixed(2)} of the machine's ${machine.cpus} cores**, before the server checks, batches or answers anything.`,
         ]
       : []),

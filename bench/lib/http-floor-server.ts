@@ -39,7 +39,7 @@ const server = createServer((request, response) => {
     const requestId = randomUUID();
     if (writer) {
       const input = Buffer.concat(chunks);
-      writer.add({
+      void writer.add({
         requestId,
         at: new Date().toISOString(),
         modelName: 'global',

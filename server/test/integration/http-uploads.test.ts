@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { io } from 'socket.io-client';
@@ -240,6 +240,69 @@ describe('uploads over HTTP', () => {
     expect((await coordinator.roundEnded(id)).status).toBe('committed');
   });
 
+  it('speaks strict HTTP/1.1: refuses chunked bodies, malformed and oversized heads; answers Expect: 100-continue', async () => {
+    const { id, configurations, connected } = await openRound(1);
+    const [configuration] = configurations;
+    const model = await connected[0]!.fetchModel(configuration!.modelVersion);
+    const body = encodeUploadBody(updateBody(configuration!, model));
+    const { hostname, port } = new URL(uploadUrl(configuration!.upload!, coordinator.url));
+    const ticket = `Authorization: Bearer ${configuration!.upload!.ticket}\r\n`;
+    const before = await requests('malformed');
+
+    const chunked = await exchange(
+      hostname,
+      Number(port),
+      `PUT /v1/uploads HTTP/1.1\r\nHost: x\r\n${ticket}Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n`,
+    );
+    expect(chunked).toMatch(/^HTTP\/1\.1 411 /);
+    expect(await requests('malformed')).toBe(before + 1);
+    expect(await exchange(hostname, Number(port), `PUT /v1/uploads HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 /);
+    expect(await exchange(hostname, Number(port), `PUT /v1/uploads HTTP/1.1\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+    expect(await exchange(hostname, Number(port), `PUT /v1/uploads HTTP/1.1\r\n${ticket}Content-Length: 0x20\r\n\r\n`)).toMatch(/^HTTP\/1\.1 411 /);
+
+    // curl's way with a large body: the head alone, the body only after "100 Continue".
+    const answer = await exchange(
+      hostname,
+      Number(port),
+      `PUT /v1/uploads HTTP/1.1\r\nHost: x\r\n${ticket}Content-Length: ${body.byteLength}\r\nExpect: 100-continue\r\n\r\n`,
+      (socket, received) => {
+        if (received.startsWith('HTTP/1.1 100 Continue\r\n\r\n') && !socket.writableEnded) socket.write(body);
+      },
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    expect(answer).toMatch(/connection: close\r\n/);
+    expect(JSON.parse(answer.slice(answer.lastIndexOf('\r\n\r\n') + 4))).toEqual({ accepted: true });
+    expect((await coordinator.roundEnded(id)).status).toBe('committed');
+  });
+
+  it('cuts a connection whose head or body stalls, and counts the stalled body', async () => {
+    const impatient = await startTestCoordinator({ maxUploadBytes: 4 * MODEL_VALUES + 4096, uploads: { ...listener(), requestTimeoutMs: 400 } });
+    const device = await ProtocolClient.connect(impatient.url);
+    try {
+      await impatient.eligible(1);
+      await impatient.startRound({ minClients: 1, targetClients: 1, overSelection: 1, deadlineSeconds: 30 });
+      const configuration = await device.configurations.next();
+      const { hostname, port } = new URL(uploadUrl(configuration.upload!, impatient.url));
+      const started = performance.now();
+      // Half a head, then nothing: closed without an answer.
+      expect(await exchange(hostname, Number(port), 'PUT /v1/uploads HTTP/1.1\r\nHost: x\r\n')).toBe('');
+      expect(performance.now() - started).toBeGreaterThanOrEqual(350);
+      // A whole head and part of the body, then nothing: closed, counted as incomplete.
+      const head = `PUT /v1/uploads HTTP/1.1\r\nAuthorization: Bearer ${configuration.upload!.ticket}\r\nContent-Length: 100000\r\n\r\n`;
+      const metaThenSome = '\x02\x00\x00\x00{}' + 'x'.repeat(1000); // a meta length, a meta, the first delta bytes
+      expect(await exchange(hostname, Number(port), head + metaThenSome)).toBe('');
+      await waitFor(
+        () => requests('incomplete', impatient),
+        (n) => n >= 1,
+        5000,
+        'the stalled body to be counted',
+      );
+    } finally {
+      device.disconnect();
+      await impatient.dispose();
+    }
+  });
+
   it('SDK devices upload over HTTP; with the listener unreachable they upload over the socket', async () => {
     const mnist = await readMnist('train', { start: 0, count: 120 });
     const run = async (target: TestCoordinator): Promise<{ round: RoundDetails; overSocket: number; received: number }> => {
@@ -288,3 +351,31 @@ describe('uploads over HTTP', () => {
     }
   }, 120_000);
 });
+
+/** An upload's meta and a delta for `configuration`'s round. */
+function updateBody(configuration: RoundConfiguration, model: Awaited<ReturnType<ProtocolClient['fetchModel']>>): UpdateUpload {
+  return {
+    roundId: configuration.roundId,
+    modelVersion: configuration.modelVersion,
+    numExamples: 10,
+    trainLoss: 0.1,
+    delta: encodeWeights(
+      makeDelta(model, 1),
+      model.weightSpecs.map((s) => s.shape),
+    ),
+  };
+}
+
+/** Writes `request` on a fresh connection and returns everything the listener sent until it closed; `onData` may write more as answers come. */
+function exchange(host: string, port: number, request: string, onData?: (socket: Socket, received: string) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let received = '';
+    const socket = connect(port, host, () => socket.write(request));
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      onData?.(socket, received);
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve(received));
+  });
+}
