@@ -17,7 +17,7 @@
  * socket.io and over a plain HTTP PUT, with an empty heap and with one as large as the coordinator's,
  * and socket.io in a worker thread (a heap of its own) beside a main thread holding that heap.
  *
- *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3] [--cpu-prof DIR] [--coordinator-node-options='--flag ...']
+ *   pnpm build && pnpm bench:upload [--devices 60] [--repeat 3] [--warm-up-rounds 0] [--cpu-prof DIR] [--coordinator-node-options='--flag ...']
  *   pnpm bench:upload --devices 0    # only the in-process intake and the memcpys (seconds)
  *
  * --cpu-prof DIR writes a V8 CPU profile of each coordinator into DIR (open in Chrome DevTools).
@@ -55,11 +55,14 @@ const { values: args } = parseArgs({
     repeat: { type: 'string', default: '3' },
     'cpu-prof': { type: 'string' },
     'coordinator-node-options': { type: 'string', default: '' },
+    'warm-up-rounds': { type: 'string', default: '0' },
   },
 });
 const CPU_PROF_DIR = args['cpu-prof'];
 const DEVICES = Number(args.devices);
 const REPEAT = Number(args.repeat);
+/** Rounds of the same devices run (unmeasured) before the measured one. */
+const WARM_UP_ROUNDS = Number(args['warm-up-rounds']);
 /** The coordinator's Node options: a CPU profile on request, and whatever --coordinator-node-options adds (e.g. GC flags). */
 const nodeOptions = [
   ...(CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
@@ -153,10 +156,8 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
   );
   const sockets: RawSocket[] = [];
   try {
-    const configured: Promise<RoundConfiguration>[] = [];
     for (let d = 0; d < DEVICES; d++) {
       const socket = await connectDevice(coordinator.url);
-      configured.push(new Promise((done) => socket.once(ServerEvent.configure, done)));
       socket.emit(ClientEvent.conditions, { eligible: true, reasons: [] });
       sockets.push(socket);
     }
@@ -166,38 +167,60 @@ async function measureRound(variant: (typeof VARIANTS)[number], rep: number): Pr
     const values = shapes.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
     const delta = new Float32Array(values);
     fillRandom(delta, rep + 1, 1e-4);
-
-    const round = await api<{ id: string }>(coordinator.url, '/api/rounds', {
-      method: 'POST',
-      body: JSON.stringify({ minClients: DEVICES, targetClients: DEVICES, overSelection: 1, deadlineSeconds: 600 }),
-    });
-    const configurations = await Promise.all(configured);
     const bytes = delta.byteLength;
+
+    /** Starts a round of every device and resolves once each has its configuration. */
+    const startRound = async (): Promise<{ id: string; configurations: RoundConfiguration[] }> => {
+      const configured = sockets.map((socket) => new Promise<RoundConfiguration>((done) => socket.once(ServerEvent.configure, done)));
+      const round = await api<{ id: string }>(coordinator.url, '/api/rounds', {
+        method: 'POST',
+        body: JSON.stringify({ minClients: DEVICES, targetClients: DEVICES, overSelection: 1, deadlineSeconds: 600 }),
+      });
+      return { id: round.id, configurations: await Promise.all(configured) };
+    };
+    /** Every device uploads, one after another; `beforeLast` runs just before the last upload (which ends the round). */
+    const uploadAll = async (configurations: RoundConfiguration[], beforeLast: () => void = () => undefined): Promise<void> => {
+      for (const [d, socket] of sockets.entries()) {
+        if (d === DEVICES - 1) beforeLast();
+        const configuration = configurations[d]!;
+        const { roundId, modelVersion } = configuration;
+        // A copy per upload, as each device would send its own delta.
+        const upload = { roundId, modelVersion, numExamples: 100, trainLoss: 0.5, delta: { shapes, data: Buffer.from(delta.buffer.slice(0)) } };
+        const result = variant.http
+          ? await putUpload(coordinator.url, configuration, upload)
+          : ((await socket.timeout(60_000).emitWithAck(ClientEvent.update, upload)) as UpdateResult);
+        if (!result.accepted) throw new Error(`upload refused: ${result.reason}`);
+      }
+    };
+    type RoundState = { status: string; metrics: { accepted: number; decodeMs: number; validationMs: number; aggregationMs: number } };
+    const roundEnd = async (id: string): Promise<RoundState> => {
+      let state: RoundState = { status: 'running', metrics: { accepted: 0, decodeMs: 0, validationMs: 0, aggregationMs: 0 } };
+      for (let i = 0; i < 200 && !['committed', 'failed', 'aborted'].includes(state.status); i++) {
+        await new Promise((done) => setTimeout(done, 50));
+        state = await api<RoundState>(coordinator.url, `/api/rounds/${id}`);
+      }
+      return state;
+    };
+
+    // Rounds before the measured one warm the process up (JIT, the kernels' optimizing tier), as a coordinator that has run rounds is.
+    for (let w = 0; w < WARM_UP_ROUNDS; w++) {
+      const warmUp = await startRound();
+      await uploadAll(warmUp.configurations);
+      const { status } = await roundEnd(warmUp.id);
+      if (status !== 'committed') throw new Error(`warm-up round ${status}`);
+    }
+    const round = await startRound();
     const cpuBefore = coordinator.cpuSeconds();
     const started = performance.now();
     let cpuBeforeLast = cpuBefore;
     const threadsBefore = coordinator.threadCpuSeconds();
     let threadsBeforeLast = threadsBefore;
-    for (const [d, socket] of sockets.entries()) {
-      if (d === DEVICES - 1) {
-        cpuBeforeLast = coordinator.cpuSeconds();
-        threadsBeforeLast = coordinator.threadCpuSeconds();
-      }
-      const configuration = configurations[d]!;
-      const { roundId, modelVersion } = configuration;
-      // A copy per upload, as each device would send its own delta.
-      const upload = { roundId, modelVersion, numExamples: 100, trainLoss: 0.5, delta: { shapes, data: Buffer.from(delta.buffer.slice(0)) } };
-      const result = variant.http
-        ? await putUpload(coordinator.url, configuration, upload)
-        : ((await socket.timeout(60_000).emitWithAck(ClientEvent.update, upload)) as UpdateResult);
-      if (!result.accepted) throw new Error(`upload refused: ${result.reason}`);
-    }
+    await uploadAll(round.configurations, () => {
+      cpuBeforeLast = coordinator.cpuSeconds();
+      threadsBeforeLast = coordinator.threadCpuSeconds();
+    });
     const wallSeconds = (performance.now() - started) / 1000;
-    let ended = { status: 'running', metrics: { accepted: 0, decodeMs: 0, validationMs: 0, aggregationMs: 0 } };
-    for (let i = 0; i < 200 && !['committed', 'failed', 'aborted'].includes(ended.status); i++) {
-      await new Promise((done) => setTimeout(done, 50));
-      ended = await api<typeof ended>(coordinator.url, `/api/rounds/${round.id}`);
-    }
+    const ended = await roundEnd(round.id);
     const cpuSeconds = coordinator.cpuSeconds() - cpuBefore;
     const { status, metrics } = ended;
     const exposition = await (await noKeepAliveFetch(`${coordinator.url}/metrics`, { headers: { Authorization: `Bearer ${OPERATOR_TOKEN}` } })).text();
@@ -336,7 +359,9 @@ for (let rep = 0; rep < 3; rep++)
 const load = loadavg().map((l) => l.toFixed(1));
 
 console.log(`# What one upload costs the coordinator\n`);
-console.log(`\`pnpm bench:upload --devices ${DEVICES} --repeat ${REPEAT}\`; ${JSON.stringify(machineInfo())}; load average at the end ${load.join(' ')}.\n`);
+console.log(
+  `\`pnpm bench:upload --devices ${DEVICES} --repeat ${REPEAT}${WARM_UP_ROUNDS > 0 ? ` --warm-up-rounds ${WARM_UP_ROUNDS}` : ''}\`${WARM_UP_ROUNDS > 0 ? ` (each measured round follows ${WARM_UP_ROUNDS} unmeasured round(s) of the same devices on the same coordinator)` : ''}; ${JSON.stringify(machineInfo())}; load average at the end ${load.join(' ')}.\n`,
+);
 console.log(
   `One 2NN delta: ${bytes.toLocaleString('en')} bytes; a memcpy of them here: ${hotMs.toFixed(3)} ms cache-hot, ${dramMs.toFixed(3)} ms from and to DRAM (medians).\n`,
 );
