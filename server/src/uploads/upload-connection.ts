@@ -7,6 +7,7 @@
  * it needs of the listener (tickets, slots, the round's receive area, the main thread) comes through
  * ConnectionHost.
  */
+import { STATUS_CODES } from 'node:http';
 import { Socket } from 'node:net';
 import { UPLOAD_META_LENGTH_BYTES, UPLOAD_PATH, uploadDeltaOffset, type RejectionReason, type UpdateResult } from '@flock/client-sdk/protocol';
 import type { IngressRefusal } from './ingress-messages.js';
@@ -63,19 +64,6 @@ const CORS_HEADERS: Record<string, string> = {
   'access-control-allow-headers': 'authorization, content-type',
   'access-control-max-age': '600',
 };
-const STATUS_TEXT: Record<number, string> = {
-  200: 'OK',
-  204: 'No Content',
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  404: 'Not Found',
-  411: 'Length Required',
-  413: 'Payload Too Large',
-  422: 'Unprocessable Entity',
-  431: 'Request Header Fields Too Large',
-  503: 'Service Unavailable',
-};
-
 /** Where every connection's head and meta bytes are read before being kept (reads are handled one at a time). */
 const readScratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
@@ -283,7 +271,7 @@ export class UploadConnection {
       connection: 'close',
       ...headers,
     };
-    let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\n`;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
     for (const [name, value] of Object.entries(fields)) head += `${name}: ${value}\r\n`;
     this.socket.end(`${head}\r\n${text}`);
     // Reading on (dropping) lets a device still sending its body get to the answer; bounded in time too.
@@ -300,19 +288,16 @@ export class UploadConnection {
 
   /** The device finished sending: fine once the body is in (its verdict is still written), else it went away mid-body. */
   private onEnd(): void {
-    if (this.state === 'answering') return;
-    if (this.state === 'done') this.socket.destroy();
-    else this.cut();
+    if (this.state !== 'answering') this.cut();
   }
 
   private onClose(): void {
     clearTimeout(this.timer);
     this.host.closed();
-    if (this.state !== 'done' && this.state !== 'answering') this.cut();
-    this.state = 'done';
+    this.cut();
   }
 
-  /** Gone before its body was in (or timed out): counted when the upload had been admitted. */
+  /** The connection ends: counted as incomplete when an admitted upload's body was not all in (gone, or timed out). */
   private cut(): void {
     if (this.job && this.state !== 'done' && this.state !== 'answering') this.host.refused('incomplete');
     this.releaseHeldSlot();
