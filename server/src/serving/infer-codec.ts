@@ -25,28 +25,78 @@ export interface DecodedRequest {
   binary: (Uint8Array | undefined)[];
 }
 
+/** A request's JSON (parsed) checked against the protocol's schema. */
+function checkInferRequest(json: unknown): V2InferRequest {
+  const parsed = v2InferRequestSchema.safeParse(json);
+  if (!parsed.success) throw new InferRequestError(`invalid inference request: ${validationMessages(parsed.error).join('; ')}`);
+  return parsed.data;
+}
+
+/** The binary extension's JSON header, parsed and checked. */
+function parseInferHeader(text: string): V2InferRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new InferRequestError('the inference header is not valid JSON');
+  }
+  return checkInferRequest(json);
+}
+
+/**
+ * A client of the binary extension sends the same JSON header with every request; only the tensor
+ * bytes after it change. Checked headers are kept by their text, so that JSON.parse and the schema
+ * run once per distinct header, not once per request (they were a tenth of the event loop's time
+ * per binary request: bench/results/serving.md). Bounded: headers longer than `maxLength`
+ * characters are not kept, and the cache is emptied when it holds `maxEntries`, so a client that
+ * varies its header costs at most what it cost without the cache. Kept requests are frozen: every
+ * request with that header shares the object.
+ */
+export class InferHeaderCache {
+  private readonly checked = new Map<string, V2InferRequest>();
+
+  constructor(
+    private readonly maxEntries = 256,
+    private readonly maxLength = 1024,
+  ) {}
+
+  parse(text: string): V2InferRequest {
+    const known = this.checked.get(text);
+    if (known) return known;
+    const request = deepFreeze(parseInferHeader(text));
+    if (text.length <= this.maxLength) {
+      if (this.checked.size >= this.maxEntries) this.checked.clear();
+      this.checked.set(text, request);
+    }
+    return request;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
+}
+
 /**
  * Reads the body: a parsed JSON object, or (binary extension) the raw bytes whose first
- * `headerLength` bytes are the JSON header and the rest the inputs' bytes in order.
+ * `headerLength` bytes are the JSON header and the rest the inputs' bytes in order (the header
+ * checked through `headers` when given).
  */
-export function decodeInferBody(body: unknown, headerLength: number | undefined): DecodedRequest {
-  let json: unknown = body;
+export function decodeInferBody(body: unknown, headerLength: number | undefined, headers?: InferHeaderCache): DecodedRequest {
+  let request: V2InferRequest;
   let tail: Uint8Array | null = null;
   if (body instanceof Uint8Array) {
     const length = headerLength ?? body.byteLength;
     if (!Number.isInteger(length) || length < 0 || length > body.byteLength) {
       throw new InferRequestError(`Inference-Header-Content-Length ${headerLength} does not fit a body of ${body.byteLength} bytes`);
     }
-    try {
-      json = JSON.parse(Buffer.from(body.buffer, body.byteOffset, length).toString('utf8'));
-    } catch {
-      throw new InferRequestError('the inference header is not valid JSON');
-    }
+    const text = Buffer.from(body.buffer, body.byteOffset, length).toString('utf8');
+    request = headers ? headers.parse(text) : parseInferHeader(text);
     tail = body.subarray(length);
-  }
-  const parsed = v2InferRequestSchema.safeParse(json);
-  if (!parsed.success) throw new InferRequestError(`invalid inference request: ${validationMessages(parsed.error).join('; ')}`);
-  const request = parsed.data;
+  } else request = checkInferRequest(body);
   const binary: (Uint8Array | undefined)[] = [];
   let offset = 0;
   for (const input of request.inputs) {

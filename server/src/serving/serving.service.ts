@@ -1,5 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { HttpException, Inject, Injectable, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
+import { v7 as timeOrderedUuid } from 'uuid';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { SERVED_DATATYPE, SERVED_MODEL_NAME, SERVED_PLATFORM, type InferenceStatus, type V2ModelMetadata, type ServingStatus } from '../contract/index.js';
 import { ModelsService } from '../models/models.service.js';
@@ -9,6 +10,7 @@ import { QueueFullError, type BatchResult } from './dynamic-batcher.js';
 import {
   decodeInferBody,
   encodeInferResponse,
+  InferHeaderCache,
   InferRequestError,
   prepareInput,
   selectOutputs,
@@ -60,6 +62,7 @@ export class ServingService {
   /** Latencies (ms) of the last LATENCY_WINDOW answered requests, a ring. */
   private readonly latencies = new Float64Array(LATENCY_WINDOW);
   private answered = 0;
+  private readonly headers = new InferHeaderCache();
 
   constructor(
     @Inject(FLOCK_CONFIG) private readonly config: FlockConfig,
@@ -88,7 +91,9 @@ export class ServingService {
 
   async infer(name: string, pinned: number | null, body: unknown, headerLength: number | undefined): Promise<InferOutcome> {
     const trace: Trace = {
-      requestId: randomUUID(),
+      // Time-ordered (UUIDv7): the log's unique index on it grows at its right edge instead of at
+      // random pages (bench/results/serving.md: 6.6 instead of 19 µs per record at 300k records).
+      requestId: timeOrderedUuid(),
       modelName: name.slice(0, 64),
       started: performance.now(),
       version: null,
@@ -102,7 +107,7 @@ export class ServingService {
     this.requests++;
     try {
       assertModelName(name);
-      const decoded = decodeInferBody(body, headerLength);
+      const decoded = decodeInferBody(body, headerLength, this.headers);
       const version = pinned ?? (await this.currentVersion());
       trace.version = version;
       const signature = await this.served.signature(version);
@@ -111,7 +116,7 @@ export class ServingService {
       Object.assign(trace, {
         rows: prepared.rows,
         shape: prepared.shape,
-        digest: this.log.enabled ? createHash('sha256').update(bytes).digest('hex').slice(0, 32) : null,
+        digest: this.log.enabled ? hash('sha256', bytes, 'hex').slice(0, 32) : null,
         input: this.log.enabled && this.config.serving.logInputs ? bytes.slice() : null,
       });
       const selected = selectOutputs(decoded.request, signature);

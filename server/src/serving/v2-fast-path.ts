@@ -14,6 +14,7 @@
  * which answers it as before.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { BadRequestException, PayloadTooLargeException } from '@nestjs/common';
 import { answer, interceptRequests } from '../boundary/fast-routes.js';
 import { helmetHeaders } from '../boundary/web-hygiene.js';
@@ -92,9 +93,21 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
     answer(res, status, status === 413 ? [...json, 'Connection', 'close'] : json, JSON.stringify(body));
   };
 
+  // A keep-alive connection sends the same Authorization header with every request: the key is
+  // checked (hashed, compared with each key) on the connection's first request and whenever the
+  // header changes. Comparing with the header this connection already had accepted tells its
+  // sender nothing they did not send.
+  const accepted = new WeakMap<Socket, string>();
+  const checkKey = (req: IncomingMessage): void => {
+    const header = req.headers.authorization;
+    if (header !== undefined && accepted.get(req.socket) === header) return;
+    assertInferenceKey(req, options.inferenceKeys);
+    if (header !== undefined) accepted.set(req.socket, header);
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse, route: InferRoute): Promise<void> => {
     try {
-      assertInferenceKey(req, options.inferenceKeys);
+      checkKey(req);
       const version = route.version === null ? null : versionPipe.transform(route.version);
       let bytes: Buffer;
       try {

@@ -27,6 +27,10 @@ export abstract class SqliteConnection {
     this.db = null;
   }
 
+  protected get isOpen(): boolean {
+    return this.db !== null;
+  }
+
   protected get conn(): Database.Database {
     if (!this.db) throw new Error(`${this.constructor.name} is not initialised`);
     return this.db;

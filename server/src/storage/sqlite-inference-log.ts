@@ -1,4 +1,6 @@
+import type Database from 'better-sqlite3';
 import { SqliteConnection } from './sqlite-connection.js';
+import { SqliteLogAppender } from './sqlite-log-appender.js';
 import type { InferenceLogPage, InferenceLogQuery, InferenceLogRecord } from '../contract/index.js';
 import {
   INFERENCE_LOG_COLUMNS,
@@ -13,7 +15,7 @@ import {
   type InferenceLogStore,
 } from './inference-log.js';
 
-const SCHEMA = `
+export const INFERENCE_LOG_SCHEMA = `
 CREATE TABLE IF NOT EXISTS inference_log (
   seq           INTEGER PRIMARY KEY AUTOINCREMENT,
   request_id    TEXT NOT NULL UNIQUE,
@@ -36,23 +38,44 @@ CREATE INDEX IF NOT EXISTS inference_log_at ON inference_log (at);
 CREATE INDEX IF NOT EXISTS inference_log_version ON inference_log (model_version, seq);
 `;
 
+/** Inserts the records in one transaction (BEGIN IMMEDIATE: it takes the write lock first). */
+export function insertInferenceLogRows(conn: Database.Database, entries: readonly InferenceLogEntry[]): void {
+  const insert = conn.prepare(`INSERT INTO inference_log (${INFERENCE_LOG_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  conn
+    .transaction(() => {
+      for (const entry of entries) insert.run(...inferenceLogValues(entry));
+    })
+    .immediate();
+}
+
 /**
  * The inference log in the embedded SQLite file, on its own connection (WAL: readers never wait;
- * writers take turns with the coordinator's other connection under busy_timeout).
+ * writers take turns with the coordinator's other connection under busy_timeout). Records are
+ * appended on a thread of their own (SqliteLogAppender), through a third connection.
  */
 export class SqliteInferenceLog extends SqliteConnection implements InferenceLogStore {
+  private readonly appender: SqliteLogAppender;
+
   constructor(path: string) {
-    super(path, SCHEMA);
+    super(path, INFERENCE_LOG_SCHEMA);
+    this.appender = new SqliteLogAppender(path);
+  }
+
+  override async init(): Promise<void> {
+    // The table exists before the append thread opens the file.
+    await super.init();
+    await this.appender.open();
   }
 
   async append(entries: readonly InferenceLogEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    const insert = this.conn.prepare(`INSERT INTO inference_log (${INFERENCE_LOG_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    this.conn
-      .transaction(() => {
-        for (const entry of entries) insert.run(...inferenceLogValues(entry));
-      })
-      .immediate();
+    if (!this.isOpen) throw new Error('SqliteInferenceLog is not initialised');
+    await this.appender.append(entries);
+  }
+
+  override async close(): Promise<void> {
+    await this.appender.close();
+    await super.close();
   }
 
   async query(query: InferenceLogQuery): Promise<InferenceLogPage> {

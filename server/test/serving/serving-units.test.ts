@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { jensenShannonDivergence, populationStabilityIndex } from '../../src/serving/deviation.js';
 import { DynamicBatcher, QueueFullError, type BatchRunner } from '../../src/serving/dynamic-batcher.js';
-import { decodeInferBody, InferRequestError, prepareInput } from '../../src/serving/infer-codec.js';
+import { decodeInferBody, InferHeaderCache, InferRequestError, prepareInput } from '../../src/serving/infer-codec.js';
 import { argmaxRows } from '../../src/serving/version-stats.js';
 
 describe('deviation', () => {
@@ -172,5 +172,35 @@ describe('V2 codec', () => {
     expect(bad(Buffer.concat([header, Buffer.from(Float32Array.from([NaN, 1]).buffer)]), header.byteLength)).toThrow(/not a finite number/);
     expect(bad(header, header.byteLength + 10)).toThrow(InferRequestError);
     expect(bad({ inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } }] })).toThrow(/binary tensor extension/);
+  });
+});
+
+describe('binary headers, checked once per distinct header', () => {
+  const header = (id: string) => JSON.stringify({ id, inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } }] });
+  const body = (text: string) => Buffer.concat([Buffer.from(text), Buffer.alloc(8)]);
+
+  it('answers a repeated header with the same frozen request, and decodes as without the cache', () => {
+    const cache = new InferHeaderCache();
+    const text = header('a');
+    const first = decodeInferBody(body(text), text.length, cache);
+    const second = decodeInferBody(body(text), text.length, cache);
+    expect(second.request).toBe(first.request);
+    expect(Object.isFrozen(first.request.inputs[0]!.shape)).toBe(true);
+    expect(first).toEqual(decodeInferBody(body(text), text.length));
+  });
+
+  it('refuses bad headers every time (nothing is kept of them), and stays bounded', () => {
+    const cache = new InferHeaderCache(2, 200);
+    for (let i = 0; i < 2; i++) expect(() => cache.parse('{"inputs": [')).toThrow(InferRequestError);
+    expect(() => cache.parse('{"inputs": []}')).toThrow(/invalid inference request/);
+    const a = cache.parse(header('a'));
+    cache.parse(header('b'));
+    // Full: the third distinct header empties it.
+    cache.parse(header('c'));
+    expect(cache.parse(header('a'))).not.toBe(a);
+    expect(cache.parse(header('a'))).toEqual(a);
+    // Longer than maxLength: checked, not kept.
+    const long = header('x'.repeat(200));
+    expect(cache.parse(long)).not.toBe(cache.parse(long));
   });
 });
