@@ -6,8 +6,8 @@
  * plus the binary tensor extension and the express route (FLOCK_INFERENCE_FAST_PATH=false) at the highest
  * concurrency, and each cell's coordinator CPU time per request. Beside it, in the same run, the limit:
  * the same model's `model.predict` on batches of 64 rows (and of 1) back to back in the same kind
- * of worker thread, no HTTP (InferencePool, in this process). And the floor under any JSON server:
- * bare node:http processes (bench/lib/http-floor-server.ts) that read the same requests and answer
+ * of worker thread, no HTTP (InferencePool, in this process). And the floor under the coordinator:
+ * processes with nothing but its HTTP layer (bench/lib/http-floor-server.ts) that read the same requests and answer
  * a fixed response, with and without parsing the JSON, under the same load at the highest concurrency.
  *
  *   pnpm build && pnpm bench:serving [--seconds 4] [--repeat 2] [--connections 1,16,64] [--out bench/results/serving.md]
@@ -78,12 +78,12 @@ const VARIANTS: Variant[] = [
   },
 ];
 
-/** Bare node:http servers under the same load (bench/lib/http-floor-server.ts): what no JSON inference server here can beat. */
+/** The coordinator's HTTP layer alone under the same load (bench/lib/http-floor-server.ts): what the coordinator cannot beat. */
 const FLOORS = [
-  { name: 'floor: bare node:http, reads the body, fixed answer', args: [], binary: false },
-  { name: 'floor: bare node:http, reads and JSON.parses the body, fixed answer', args: ['--parse'], binary: false },
-  { name: 'floor: bare node:http, reads the body, fixed answer, binary tensors', args: [], binary: true },
-  { name: 'floor: bare node:http + the inference log (digest, SQLite record), binary tensors', args: ['--log'], binary: true },
+  { name: 'floor: HTTP layer only, reads the body, fixed answer', args: [], binary: false },
+  { name: 'floor: HTTP layer only, reads and JSON.parses the body, fixed answer', args: ['--parse'], binary: false },
+  { name: 'floor: HTTP layer only, reads the body, fixed answer, binary tensors', args: [], binary: true },
+  { name: 'floor: HTTP layer + the inference log (digest, SQLite record), binary tensors', args: ['--log'], binary: true },
 ];
 
 interface Cell {
@@ -112,7 +112,11 @@ function jsonBody(values: Float32Array): string {
 
 function binaryBody(values: Float32Array): { body: Buffer; headerLength: number } {
   const header = Buffer.from(
-    JSON.stringify({ inputs: [{ name: 'input', shape: [1, FEATURES], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }] }),
+    // Outputs as bytes too, as V2 clients' binary mode asks (tritonclient's InferRequestedOutput defaults to binary_data=True).
+    JSON.stringify({
+      inputs: [{ name: 'input', shape: [1, FEATURES], datatype: 'FP32', parameters: { binary_data_size: values.byteLength } }],
+      parameters: { binary_data_output: true },
+    }),
   );
   return { body: Buffer.concat([header, Buffer.from(values.buffer)]), headerLength: header.byteLength };
 }
@@ -231,8 +235,8 @@ async function main(): Promise<void> {
     '# Serving: the global model over the Open Inference Protocol',
     '',
     `\`pnpm bench:serving --seconds ${SECONDS}\`: the default 2NN (784 -> 200 -> 200 -> 10, 199,210 parameters) served by a coordinator process`,
-    '(`server/dist/main.js`, one inference worker thread, the infer route on its node:http fast path unless noted), loaded by autocannon 8 from the bench process with one-row requests',
-    `(784 FP32 values; JSON unless noted). ${SECONDS} s per cell after a 1 s warm-up; cells interleaved, ${REPEAT} repetitions, the best of each shown (and the best raw limit). Machine: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node};`,
+    '(`server/dist/main.js`, one inference worker thread, the infer route on its fast path in front of express unless noted), loaded by autocannon 8 from the bench process with one-row requests',
+    `(784 FP32 values; JSON unless noted; "binary tensors": the binary tensor extension for the input and the output, as V2 clients' binary mode sends them). ${SECONDS} s per cell after a 1 s warm-up; cells interleaved, ${REPEAT} repetitions, the best of each shown (and the best raw limit). Machine: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node};`,
     'the coordinator, its worker thread and autocannon share them.',
     '',
     '| variant | connections | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | load generator CPU ms/request |',
@@ -259,7 +263,7 @@ async function main(): Promise<void> {
       : []),
     ...(bareFloor && parseFloor && binaryFloor && loggedFloor
       ? [
-          `- The floor, same run, ${top} connections: bare node:http processes (no framework, no model) that read each request and answer a fixed response. JSON bodies: ${share(bareFloor)}; parsing the JSON too: ${share(parseFloor)}. Binary tensors: ${share(binaryFloor)}; keeping the inference log too (a SHA-256 digest and a SQLite record per request, the coordinator's own writer and store): ${share(loggedFloor)}.`,
+          `- The floor, same run, ${top} connections: processes with only the coordinator's HTTP layer (node:http and its keep-alive connections, boundary/fast-connections.ts; no framework, no model) that read each request and answer a fixed response. JSON bodies: ${share(bareFloor)}; parsing the JSON too: ${share(parseFloor)}. Binary tensors: ${share(binaryFloor)}; keeping the inference log too (a SHA-256 digest and a SQLite record per request, the coordinator's own writer and store): ${share(loggedFloor)}.`,
           ...(binary ? [`- Binary tensors through the coordinator (batching and log on): ${share(binary)}.`] : []),
           ...(binary && binaryUnbatched && binaryLogOff
             ? [

@@ -1,6 +1,5 @@
 import { hash } from 'node:crypto';
 import { HttpException, Inject, Injectable, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
-import { v7 as timeOrderedUuid } from 'uuid';
 import { FLOCK_CONFIG, type FlockConfig } from '../config/config.js';
 import { SERVED_DATATYPE, SERVED_MODEL_NAME, SERVED_PLATFORM, type InferenceStatus, type V2ModelMetadata, type ServingStatus } from '../contract/index.js';
 import { ModelsService } from '../models/models.service.js';
@@ -19,6 +18,7 @@ import {
   type PreparedInput,
 } from './infer-codec.js';
 import { InferenceLogService } from './inference-log.service.js';
+import { newRequestId } from './request-id.js';
 import { ServedModels } from './served-models.js';
 import { ServingMetrics } from './serving-metrics.js';
 import { ServingMonitor } from './serving-monitor.js';
@@ -91,9 +91,7 @@ export class ServingService {
 
   async infer(name: string, pinned: number | null, body: unknown, headerLength: number | undefined): Promise<InferOutcome> {
     const trace: Trace = {
-      // Time-ordered (UUIDv7): the log's unique index on it grows at its right edge instead of at
-      // random pages (bench/results/serving.md: 6.6 instead of 19 µs per record at 300k records).
-      requestId: timeOrderedUuid(),
+      requestId: newRequestId(),
       modelName: name.slice(0, 64),
       started: performance.now(),
       version: null,

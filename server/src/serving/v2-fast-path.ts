@@ -1,28 +1,31 @@
 /**
- * The inference API's hot route, `POST /v2/models/{name}[/versions/{version}]/infer`, answered by a
- * plain node:http request listener in front of express: no helmet middleware chain, body parser,
- * Nest router, guard, pipe or interceptor per request, which cost the event loop several times
- * more than the prediction (bench/results/serving.md). Everything that matters is kept, by calling
- * the same code as the express route: the inference-key check (assertInferenceKey), the version
- * check (the route's ZodParamPipe), the body bound (FLOCK_INFERENCE_MAX_BODY_BYTES, 413), the V2
- * errors (v2ErrorOf), helmet's headers (collected from helmet once) and ServingService.infer, which
- * validates the tensors, batches them and writes the inference log.
+ * The inference API's hot route, `POST /v2/models/{name}[/versions/{version}]/infer`, answered in
+ * front of express: no helmet middleware chain, body parser, Nest router, guard, pipe or
+ * interceptor per request, which cost the event loop several times more than the prediction
+ * (bench/results/serving.md). On keep-alive connections that send only this route in the plain
+ * form, node:http is skipped too (boundary/fast-connections.ts); on connections node:http reads, a
+ * request listener answers it. Everything that matters is kept, by calling the same code as the
+ * express route: the inference-key check (assertInferenceKey), the version check (the route's
+ * ZodParamPipe), the body bound (FLOCK_INFERENCE_MAX_BODY_BYTES, 413), the V2 errors (v2ErrorOf),
+ * helmet's headers (collected from helmet once) and ServingService.infer, which validates the
+ * tensors, batches them and writes the inference log.
  *
  * Only the canonical form is taken here: lower-case path of plain segments, no Content-Encoding,
  * a JSON (UTF-8) or binary-extension body. Anything else (gzip bodies, other content types,
  * percent-encoded names, express's case-insensitive or trailing-slash variants) goes on to express,
  * which answers it as before.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, Server } from 'node:http';
 import { BadRequestException, PayloadTooLargeException } from '@nestjs/common';
+import { takeConnections, type FastAnswer } from '../boundary/fast-connections.js';
 import { answer, interceptRequests } from '../boundary/fast-routes.js';
+import type { RequestHead } from '../boundary/request-head.js';
 import { helmetHeaders } from '../boundary/web-hygiene.js';
 import { INFERENCE_HEADER_LENGTH, v2VersionParamSchema } from '../contract/index.js';
 import { ZodParamPipe } from '../operators/zod-validation.js';
 import { BodyAbortedError, BodyTooLargeError, readBoundedBody } from './bounded-body.js';
 import { assertInferenceKey } from './inference-key.guard.js';
-import type { InferOutcome, ServingService } from './serving.service.js';
+import type { ServingService } from './serving.service.js';
 import { v2ErrorOf } from './v2-error.filter.js';
 
 /** `/v2/models/{name}/infer` or `/v2/models/{name}/versions/{version}/infer`, plain segments, an optional query. */
@@ -43,15 +46,27 @@ export interface InferRoute {
  * raw parser decides); JSON: `application/json` in UTF-8 (as its JSON parser takes).
  */
 export function matchInferRoute(method: string | undefined, url: string | undefined, headers: IncomingMessage['headers']): InferRoute | null {
+  return inferRouteOf(method, url, (name) => {
+    const value = headers[name];
+    return typeof value === 'string' ? value : undefined;
+  });
+}
+
+/** The same for a head read by the keep-alive connections (boundary/fast-connections.ts). */
+export function matchInferHead(head: RequestHead): InferRoute | null {
+  return inferRouteOf(head.method, head.path, (name) => head.headers.get(name));
+}
+
+function inferRouteOf(method: string | undefined, url: string | undefined, header: (name: string) => string | undefined): InferRoute | null {
   if (method !== 'POST' || url === undefined) return null;
   const match = INFER_PATH.exec(url);
   if (!match) return null;
-  const encoding = headers['content-encoding'];
+  const encoding = header('content-encoding');
   if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return null;
-  const type = headers['content-type'];
+  const type = header('content-type');
   let body: InferBodyKind | null = null;
-  if (headers[INFERENCE_HEADER_LENGTH] !== undefined || (typeof type === 'string' && type.startsWith('application/octet-stream'))) body = 'binary';
-  else if (typeof type === 'string') {
+  if (header(INFERENCE_HEADER_LENGTH) !== undefined || (type !== undefined && type.startsWith('application/octet-stream'))) body = 'binary';
+  else if (type !== undefined) {
     const [media, ...params] = type.split(';').map((part) => part.trim().toLowerCase());
     const charset = params.find((param) => param.startsWith('charset='))?.slice('charset='.length);
     if (media === 'application/json' && (charset === undefined || charset === 'utf-8' || charset === 'utf8')) body = 'json';
@@ -72,7 +87,20 @@ export function parseJsonBody(bytes: Buffer): unknown {
   }
 }
 
-/** Answers the inference route before express; every other request goes on to the listeners the server had. */
+/** What the fast path needs of a request, however it was read. */
+interface InferCall {
+  route: InferRoute;
+  authorization: string | undefined;
+  headerLength: string | undefined;
+  /** The same object for every request of a connection. */
+  connection: object;
+}
+
+/**
+ * Answers the inference route before node:http and express: on the keep-alive connections that
+ * send it only (takeConnections), and as a request listener in front of express on connections
+ * that node:http reads (every other request goes on to the listeners the server had).
+ */
 export function installV2FastPath(server: Server, serving: ServingService, options: { inferenceKeys: readonly string[]; maxBodyBytes: number }): void {
   const versionPipe = new ZodParamPipe(v2VersionParamSchema);
   // Flat [name, value, ...] lists: writeHead takes them without building an object per answer.
@@ -80,54 +108,70 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
   const json = [...helmet, 'Content-Type', 'application/json; charset=utf-8'];
   const binary = [...helmet, 'Content-Type', 'application/octet-stream'];
 
-  // JSON goes out as a string: node then writes the head and the body in one piece.
-  const answerOutcome = (res: ServerResponse, outcome: InferOutcome): void => {
-    const { body, headerLength } = outcome.response;
-    if (Buffer.isBuffer(body)) answer(res, 200, [...binary, 'Inference-Header-Content-Length', String(headerLength)], body);
-    else answer(res, 200, json, JSON.stringify(body));
-  };
-  const answerError = (res: ServerResponse, error: unknown): void => {
-    if (error instanceof BodyAbortedError) return;
-    const { status, body } = v2ErrorOf(error);
-    // A body over the limit is not read to its end: close the connection behind the answer.
-    answer(res, status, status === 413 ? [...json, 'Connection', 'close'] : json, JSON.stringify(body));
-  };
-
   // A keep-alive connection sends the same Authorization header with every request: the key is
   // checked (hashed, compared with each key) on the connection's first request and whenever the
   // header changes. Comparing with the header this connection already had accepted tells its
   // sender nothing they did not send.
-  const accepted = new WeakMap<Socket, string>();
-  const checkKey = (req: IncomingMessage): void => {
-    const header = req.headers.authorization;
-    if (header !== undefined && accepted.get(req.socket) === header) return;
-    assertInferenceKey(req, options.inferenceKeys);
-    if (header !== undefined) accepted.set(req.socket, header);
+  const accepted = new WeakMap<object, string>();
+  const checkKey = ({ authorization, connection }: InferCall): void => {
+    if (authorization !== undefined && accepted.get(connection) === authorization) return;
+    assertInferenceKey({ headers: { authorization } }, options.inferenceKeys);
+    if (authorization !== undefined) accepted.set(connection, authorization);
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, route: InferRoute): Promise<void> => {
+  /** The answer to a request whose body `read` resolves; rejects only with BodyAbortedError. */
+  const inferAnswer = async (call: InferCall, read: () => Promise<Buffer>): Promise<FastAnswer & { close: boolean }> => {
     try {
-      checkKey(req);
-      const version = route.version === null ? null : versionPipe.transform(route.version);
+      checkKey(call);
+      const version = call.route.version === null ? null : versionPipe.transform(call.route.version);
       let bytes: Buffer;
       try {
-        bytes = await readBoundedBody(req, options.maxBodyBytes);
+        bytes = await read();
       } catch (error) {
         throw error instanceof BodyTooLargeError ? new PayloadTooLargeException('request body too large') : error;
       }
-      const body = route.body === 'binary' ? bytes : parseJsonBody(bytes);
-      const headerLength = req.headers[INFERENCE_HEADER_LENGTH];
-      answerOutcome(res, await serving.infer(route.name, version, body, typeof headerLength === 'string' ? Number(headerLength) : undefined));
+      const body = call.route.body === 'binary' ? bytes : parseJsonBody(bytes);
+      const outcome = await serving.infer(call.route.name, version, body, call.headerLength === undefined ? undefined : Number(call.headerLength));
+      const { body: answer, headerLength } = outcome.response;
+      // JSON goes out as a string: the head and the body are then written in one piece.
+      if (Buffer.isBuffer(answer))
+        return { status: 200, headers: [...binary, 'Inference-Header-Content-Length', String(headerLength)], body: answer, close: false };
+      return { status: 200, headers: json, body: JSON.stringify(answer), close: false };
     } catch (error) {
-      answerError(res, error);
+      if (error instanceof BodyAbortedError) throw error;
+      const { status, body } = v2ErrorOf(error);
+      // A body over the limit is not read to its end: close the connection behind the answer.
+      return { status, headers: json, body: JSON.stringify(body), close: status === 413 };
     }
   };
+
+  takeConnections(server, (head) => {
+    const route = matchInferHead(head);
+    if (route === null) return null;
+    return {
+      maxBodyBytes: options.maxBodyBytes,
+      answer: (_head, body, connection) =>
+        inferAnswer({ route, authorization: head.headers.get('authorization'), headerLength: head.headers.get(INFERENCE_HEADER_LENGTH), connection }, () =>
+          Promise.resolve(body),
+        ),
+    };
+  });
 
   interceptRequests(server, (req, res) => {
     const route = matchInferRoute(req.method, req.url, req.headers);
     if (route === null) return false;
-    // handle() answers its own failures; should answering fail too, the connection is dropped.
-    handle(req, res, route).catch(() => res.destroy());
+    const headerLength = req.headers[INFERENCE_HEADER_LENGTH];
+    const call: InferCall = {
+      route,
+      authorization: req.headers.authorization,
+      headerLength: typeof headerLength === 'string' ? headerLength : undefined,
+      connection: req.socket,
+    };
+    // inferAnswer answers its own failures; should answering fail too, the connection is dropped.
+    inferAnswer(call, () => readBoundedBody(req, options.maxBodyBytes)).then(
+      ({ status, headers, body, close }) => answer(res, status, close ? [...headers, 'Connection', 'close'] : headers, body),
+      () => res.destroy(),
+    );
     return true;
   });
 }

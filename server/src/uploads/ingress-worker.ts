@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { UPLOAD_META_LENGTH_BYTES, UPLOAD_META_MAX_BYTES, UPLOAD_PATH, UPLOAD_TICKET_MAX_LENGTH } from '@flock/client-sdk/protocol';
 import type { IngressCommand, IngressEvent, IngressSettings } from './ingress-messages.js';
-import type { RequestHead } from './request-head.js';
+import type { RequestHead } from '../boundary/request-head.js';
 import { UploadConnection, type AdmittedUpload, type ConnectionHost, type Refusal } from './upload-connection.js';
 import type { RoundReceiveArea } from './upload-endpoints.js';
 import { UploadTickets } from './upload-tickets.js';

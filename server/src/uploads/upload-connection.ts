@@ -11,7 +11,7 @@ import { STATUS_CODES } from 'node:http';
 import { Socket } from 'node:net';
 import { UPLOAD_META_LENGTH_BYTES, UPLOAD_PATH, uploadDeltaOffset, type RejectionReason, type UpdateResult } from '@flock/client-sdk/protocol';
 import type { IngressRefusal } from './ingress-messages.js';
-import { headEnd, isHeadProblem, MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from './request-head.js';
+import { headEnd, isHeadProblem, MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from '../boundary/request-head.js';
 
 /** An upload whose head the listener accepted: who sends it (from its ticket) and its Content-Length. */
 export interface AdmittedUpload {

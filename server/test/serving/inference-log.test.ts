@@ -93,6 +93,12 @@ describe.each(databases)('inference log on $name', (database) => {
       expect(await store.setLabel(randomUUID(), 3)).toBeNull();
       expect(await store.deleteBefore('2026-01-03T00:00:00.000Z')).toBe(2);
       expect((await query({})).records).toHaveLength(3);
+      // A batch whose transaction fails (here a repeated request id) is written not at all, and the store goes on.
+      const repeated = entry('2026-01-06T00:00:00.000Z', 2);
+      await expect(store.append([entry('2026-01-06T00:00:00.000Z', 2), repeated, repeated])).rejects.toThrow();
+      expect((await query({})).records).toHaveLength(3);
+      await store.append([entry('2026-01-07T00:00:00.000Z', 2)]);
+      expect((await query({})).records).toHaveLength(4);
     } finally {
       await store.close();
     }

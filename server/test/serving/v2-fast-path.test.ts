@@ -8,6 +8,7 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPERATOR_TOKEN, type TestCoordinator } from '../support/coordinator.js';
+import { RawClient } from '../support/raw-http.js';
 import { matchInferRoute, parseJsonBody } from '../../src/serving/v2-fast-path.js';
 import { INFERENCE_KEY, servingReady, startServingCoordinator, tinyRows } from './serving-helpers.js';
 
@@ -115,6 +116,31 @@ describe('fast path against the express route', () => {
     // The coordinator's request id differs per request; everything else is the same bytes.
     const requestId = /"request_id":"[0-9a-f-]{36}"/;
     expect(fast.bytes.toString('latin1').replace(requestId, '')).toBe(slow.bytes.toString('latin1').replace(requestId, ''));
+  });
+
+  it('answers a keep-alive connection before node:http, and hands it to node:http at its first other request', async () => {
+    const client = await RawClient.open(coordinator.url);
+    try {
+      const infer = `POST /v2/models/global/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${INFERENCE_KEY}\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: ${binary.headerLength}\r\nContent-Length: ${binary.body.length}\r\n\r\n`;
+      const request = Buffer.concat([Buffer.from(infer), binary.body]);
+      // Two on the layer (pipelined), the readiness check on node:http, then one more infer there.
+      client.send(Buffer.concat([request, request]));
+      client.send(`GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n`);
+      client.send(request);
+      const answers = await client.answers(4);
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+      for (const answer of [answers[0]!, answers[1]!, answers[3]!]) {
+        expect(answer.headers['inference-header-content-length']).toBe(answers[0]!.headers['inference-header-content-length']);
+        expect(answer.headers['x-content-type-options']).toBe('nosniff');
+        expect(answer.headers['content-type']).toBe('application/octet-stream');
+      }
+      const requestId = /"request_id":"[0-9a-f-]{36}"/;
+      expect(answers[1]!.body.replace(requestId, '')).toBe(answers[0]!.body.replace(requestId, ''));
+      expect(answers[3]!.body.replace(requestId, '')).toBe(answers[0]!.body.replace(requestId, ''));
+      expect(client.closed).toBe(false);
+    } finally {
+      client.socket.destroy();
+    }
   });
 
   it('refuses a chunked body past the limit while reading it, and closes the connection', async () => {

@@ -1,8 +1,9 @@
 /**
- * The head of an HTTP/1.1 request (RFC 9112) as the upload listener reads it: strictly, because the
- * listener serves one `PUT` (or one CORS preflight) per connection and closes it, so anything but a
- * plain request line and plain header fields is refused rather than interpreted: no obs-fold, no
- * bare CR or LF, no control characters, one Content-Length, no Transfer-Encoding beside it. Pure.
+ * The head of an HTTP/1.1 request (RFC 9112), read strictly by the listeners that speak HTTP
+ * themselves (the upload listener; the inference route's keep-alive connections,
+ * fast-connections.ts): anything but a plain request line and plain header fields is refused
+ * rather than interpreted: no obs-fold, no bare CR or LF, no control characters, one
+ * Content-Length, no Transfer-Encoding beside it. Pure.
  */
 
 /** The longest head the listener reads (Node's own default limit is the same 16 KiB). */
@@ -10,6 +11,7 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 
 export interface RequestHead {
   method: string;
+  version: '1.0' | '1.1';
   /** The request target without its query. */
   path: string;
   /** Field names in lower case; repeated fields joined with ", " (Content-Length must not differ). */
@@ -23,7 +25,7 @@ export interface HeadProblem {
 }
 
 const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const REQUEST_LINE = new RegExp(`^(${TOKEN}) ([\\x21-\\x7e]+) HTTP/1\\.[01]$`);
+const REQUEST_LINE = new RegExp(`^(${TOKEN}) ([\\x21-\\x7e]+) HTTP/1\\.([01])$`);
 // Field values: visible ASCII, space, tab and obs-text; never CR, LF or other control characters.
 const FIELD = new RegExp(`^(${TOKEN}):[ \\t]*([\\x20-\\x7e\\x80-\\xff\\t]*?)[ \\t]*$`);
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
@@ -53,7 +55,7 @@ export function parseRequestHead(bytes: Buffer): RequestHead | HeadProblem {
     } else headers.set(name, `${known}, ${value}`);
   }
   if (headers.has('transfer-encoding') && headers.has('content-length')) return { status: 400, message: 'Transfer-Encoding and Content-Length together' };
-  return { method: requestLine[1]!, path: requestLine[2]!.split('?')[0]!, headers };
+  return { method: requestLine[1]!, version: requestLine[3] === '1' ? '1.1' : '1.0', path: requestLine[2]!.split('?')[0]!, headers };
 }
 
 export function isHeadProblem(head: RequestHead | HeadProblem): head is HeadProblem {

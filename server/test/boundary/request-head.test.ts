@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { headEnd, isHeadProblem, parseRequestHead, type RequestHead } from '../../src/uploads/request-head.js';
+import { headEnd, isHeadProblem, parseRequestHead, type RequestHead } from '../../src/boundary/request-head.js';
 
 const head = (text: string): Buffer => Buffer.from(text, 'latin1');
 const parsed = (text: string): RequestHead => {
@@ -13,13 +13,14 @@ const problem = (text: string): string | null => {
   return isHeadProblem(result) ? `${result.status} ${result.message}` : null;
 };
 
-describe("the upload listener's request head", () => {
+describe('the strict request head (the upload listener, the inference keep-alive connections)', () => {
   it('reads the request line and the fields, names in lower case, the path without its query', () => {
     const request = parsed('PUT /v1/uploads?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization:  Bearer t.k \r\nContent-Length: 12\r\nAccept: a\r\naccept: b\r\n\r\n');
     expect(request.method).toBe('PUT');
+    expect(request.version).toBe('1.1');
     expect(request.path).toBe('/v1/uploads');
     expect(Object.fromEntries(request.headers)).toEqual({ host: 'a', authorization: 'Bearer t.k', 'content-length': '12', accept: 'a, b' });
-    expect(parsed('OPTIONS /v1/uploads HTTP/1.0\r\n\r\n').method).toBe('OPTIONS');
+    expect(parsed('OPTIONS /v1/uploads HTTP/1.0\r\n\r\n')).toMatchObject({ method: 'OPTIONS', version: '1.0' });
   });
 
   it('finds where the body starts, or that the head is not complete yet', () => {
