@@ -37,8 +37,12 @@ export interface FastRoute {
   answer(head: RequestHead, body: Buffer, connection: object): Promise<FastAnswer>;
 }
 
-/** The route of a request, or null to hand its connection to node:http. */
-export type FastRouter = (head: RequestHead) => FastRoute | null;
+/**
+ * The route of a request, or null to hand its connection to node:http. Called with the head alone,
+ * before any of the body is kept: a request to refuse (a missing credential, say) goes to
+ * node:http, which refuses it without reading its body into memory.
+ */
+export type FastRouter = (head: RequestHead, connection: object) => FastRoute | null;
 
 /** Unanswered bytes a busy connection may hold before it stops reading (pipelining past this waits). */
 const MAX_WAITING_BYTES = 1024 * 1024;
@@ -49,13 +53,14 @@ type ConnectionListener = (socket: Socket) => void;
 export function takeConnections(server: Server, router: FastRouter): void {
   const nodeListeners = server.listeners('connection') as ConnectionListener[];
   server.removeAllListeners('connection');
-  const handOver = (socket: Socket): void => {
-    for (const listener of nodeListeners) listener.call(server, socket);
-  };
+  /** The connections this layer reads (a handed-over one is node:http's, and leaves the set). */
   const open = new Set<FastConnection>();
   let closing = false;
   server.on('connection', (socket: Socket) => {
-    if (closing) return handOver(socket);
+    const handOver = (): void => {
+      open.delete(connection);
+      for (const listener of nodeListeners) listener.call(server, socket);
+    };
     const connection = new FastConnection(socket, server, router, handOver, () => closing);
     open.add(connection);
     socket.once('close', () => open.delete(connection));
@@ -103,7 +108,7 @@ class FastConnection {
     private readonly socket: Socket,
     private readonly server: Server,
     private readonly router: FastRouter,
-    private readonly handOverTo: (socket: Socket) => void,
+    private readonly handOverTo: () => void,
     private readonly closing: () => boolean,
   ) {
     socket.on('data', this.onData);
@@ -142,7 +147,7 @@ class FastConnection {
       if (end < 0) return bytes.length > MAX_HEAD_BYTES ? this.handOver() : this.waitUntil(this.server.headersTimeout);
       const head = parseRequestHead(bytes.subarray(0, end));
       if (isHeadProblem(head) || !isPlain(head)) return this.handOver();
-      const route = this.router(head);
+      const route = this.router(head, this.socket);
       const length = Number(head.headers.get('content-length'));
       if (route === null || length > route.maxBodyBytes) return this.handOver();
       this.reading = { head, route, bodyStart: end, end: end + length };
@@ -202,7 +207,7 @@ class FastConnection {
     this.chunks = [];
     this.buffered = 0;
     // node:http's listener reads what was unshifted first (the stream flows again on the next tick).
-    this.handOverTo(socket);
+    this.handOverTo();
     if (socket.isPaused()) socket.resume();
   }
 }

@@ -118,6 +118,14 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
     assertInferenceKey({ headers: { authorization } }, options.inferenceKeys);
     if (authorization !== undefined) accepted.set(connection, authorization);
   };
+  const keyAccepted = (call: InferCall): boolean => {
+    try {
+      checkKey(call);
+      return true;
+    } catch {
+      return false;
+    }
+  };
 
   /** The answer to a request whose body `read` resolves; rejects only with BodyAbortedError. */
   const inferAnswer = async (call: InferCall, read: () => Promise<Buffer>): Promise<FastAnswer & { close: boolean }> => {
@@ -145,16 +153,13 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
     }
   };
 
-  takeConnections(server, (head) => {
+  takeConnections(server, (head, connection) => {
     const route = matchInferHead(head);
     if (route === null) return null;
-    return {
-      maxBodyBytes: options.maxBodyBytes,
-      answer: (_head, body, connection) =>
-        inferAnswer({ route, authorization: head.headers.get('authorization'), headerLength: head.headers.get(INFERENCE_HEADER_LENGTH), connection }, () =>
-          Promise.resolve(body),
-        ),
-    };
+    const call: InferCall = { route, authorization: head.headers.get('authorization'), headerLength: head.headers.get(INFERENCE_HEADER_LENGTH), connection };
+    // Without an accepted key the body is not read here: node:http refuses the request (401) and drops its body.
+    if (!keyAccepted(call)) return null;
+    return { maxBodyBytes: options.maxBodyBytes, answer: (_head, body) => inferAnswer(call, () => Promise.resolve(body)) };
   });
 
   interceptRequests(server, (req, res) => {

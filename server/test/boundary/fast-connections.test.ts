@@ -35,7 +35,8 @@ async function start(route: FastRoute = fastRoute(), configure: (s: Server) => v
   const created = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => res.end(`node ${req.method} ${req.url} ${Buffer.concat(chunks).toString()}`));
+    const text = () => `node ${req.method} ${req.url} ${Buffer.concat(chunks).toString()}`;
+    req.on('end', () => (req.url === '/slow' ? setTimeout(() => res.end(text()), 200) : res.end(text())));
   });
   configure(created);
   takeConnections(created, (head) => (head.path === '/fast' ? route : null));
@@ -182,6 +183,17 @@ describe('keep-alive connections answered before node:http', () => {
     await new Promise((resolve) => s.close(resolve));
     expect(Date.now() - started).toBeLessThan(1000);
     expect(await c.closes()).toBe(true);
+    server = null;
+  });
+
+  it('leaves the requests of a handed-over connection to node:http when the server closes', async () => {
+    const s = await start();
+    const c = await client();
+    c.send(post('/slow', 'in flight'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closed = new Promise((resolve) => s.close(resolve));
+    expect((await c.answers(1))[0]?.body).toBe('node POST /slow in flight');
+    await closed;
     server = null;
   });
 

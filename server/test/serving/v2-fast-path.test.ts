@@ -143,6 +143,26 @@ describe('fast path against the express route', () => {
     }
   });
 
+  it('leaves a request without an accepted key to node:http before reading its body: 401, and the connection goes on', async () => {
+    const client = await RawClient.open(coordinator.url);
+    try {
+      const infer = (key: string, body: Buffer) =>
+        Buffer.concat([
+          Buffer.from(
+            `POST /v2/models/global/infer HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: ${binary.headerLength}\r\nContent-Length: ${body.length}\r\n\r\n`,
+          ),
+          body,
+        ]);
+      client.send(infer('wrong-key-0123456789abcdef', Buffer.concat([binary.body, Buffer.alloc(BODY_LIMIT - binary.body.length)])));
+      client.send(infer(INFERENCE_KEY, binary.body));
+      const answers = await client.answers(2);
+      expect(answers.map((answer) => answer.status)).toEqual([401, 200]);
+      expect(JSON.parse(answers[0]!.body)).toEqual({ error: expect.stringMatching(/inference key required/) as unknown });
+    } finally {
+      client.socket.destroy();
+    }
+  });
+
   it('refuses a chunked body past the limit while reading it, and closes the connection', async () => {
     const { status, body, connection } = await new Promise<{ status: number; body: string; connection: string | undefined }>((resolve, reject) => {
       const req = httpRequest(`${coordinator.url}/v2/models/global/infer`, { method: 'POST', headers: auth }, (res) => {
