@@ -64,8 +64,12 @@ export const v2RequestInputSchema = z.object({
   parameters: parametersSchema,
   /** Absent only with the binary tensor extension (`parameters.binary_data_size`). */
   // Numbers, flat or nested row-major: checked value by value while they are copied into float32
-  // (a schema per value would cost more than the prediction).
-  data: z.array(z.unknown()).optional().describe('The values, flat or nested, row-major'),
+  // (a schema per value would cost more than the prediction; even z.array(z.unknown()) visits each
+  // one, 20 µs for 784 values). Documented as the array it is.
+  data: z
+    .custom<unknown[]>((value) => Array.isArray(value), 'expected an array')
+    .optional()
+    .meta({ type: 'array', items: {}, description: 'The values, flat or nested, row-major' }),
 });
 export type V2RequestInput = z.infer<typeof v2RequestInputSchema>;
 

@@ -172,6 +172,9 @@ describe('V2 codec', () => {
     expect(bad(Buffer.concat([header, Buffer.from(Float32Array.from([NaN, 1]).buffer)]), header.byteLength)).toThrow(/not a finite number/);
     expect(bad(header, header.byteLength + 10)).toThrow(InferRequestError);
     expect(bad({ inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } }] })).toThrow(/binary tensor extension/);
+    for (const data of [5, 'x', { 0: 1, 1: 2 }, null]) {
+      expect(bad({ inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', data }] }), JSON.stringify(data)).toThrow(/inputs\.0\.data.*expected an array/);
+    }
   });
 });
 
