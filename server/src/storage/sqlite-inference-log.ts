@@ -5,6 +5,7 @@ import type { InferenceLogPage, InferenceLogQuery, InferenceLogRecord } from '..
 import {
   INFERENCE_LOG_COLUMNS,
   INFERENCE_LOG_INSERT_COLUMNS,
+  INFERENCE_LOG_INSERT_WIDTH,
   INFERENCE_STATUS_LIST,
   inferenceLogFilter,
   inferenceLogValues,
@@ -38,12 +39,24 @@ CREATE INDEX IF NOT EXISTS inference_log_at ON inference_log (at);
 CREATE INDEX IF NOT EXISTS inference_log_version ON inference_log (model_version, seq);
 `;
 
+/** Rows per INSERT statement: a quarter less CPU per record than one statement per row (throwaway microbenchmark, 9.6 -> 7.0 µs). */
+const ROWS_PER_STATEMENT = 64;
+
+function insertRows(rows: number): string {
+  const row = `(${new Array<string>(INFERENCE_LOG_INSERT_WIDTH).fill('?').join(', ')})`;
+  return `INSERT INTO inference_log (${INFERENCE_LOG_INSERT_COLUMNS}) VALUES ${new Array<string>(rows).fill(row).join(', ')}`;
+}
+
 /** Inserts the records in one transaction (BEGIN IMMEDIATE: it takes the write lock first). */
 export function insertInferenceLogRows(conn: Database.Database, entries: readonly InferenceLogEntry[]): void {
-  const insert = conn.prepare(`INSERT INTO inference_log (${INFERENCE_LOG_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+  const many = conn.prepare(insertRows(ROWS_PER_STATEMENT));
+  const one = conn.prepare(insertRows(1));
   conn
     .transaction(() => {
-      for (const entry of entries) insert.run(...inferenceLogValues(entry));
+      let at = 0;
+      for (; at + ROWS_PER_STATEMENT <= entries.length; at += ROWS_PER_STATEMENT)
+        many.run(entries.slice(at, at + ROWS_PER_STATEMENT).flatMap(inferenceLogValues));
+      for (; at < entries.length; at++) one.run(inferenceLogValues(entries[at]!));
     })
     .immediate();
 }
