@@ -18,7 +18,7 @@
  */
 import { STATUS_CODES, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { headEnd, isHeadProblem, MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from './request-head.js';
+import { contentLength, headEnd, isHeadProblem, MAX_HEAD_BYTES, parseRequestHead, type RequestHead } from './request-head.js';
 
 export interface FastAnswer {
   status: number;
@@ -147,8 +147,9 @@ class FastConnection {
       if (end < 0) return bytes.length > MAX_HEAD_BYTES ? this.handOver() : this.waitUntil(this.server.headersTimeout);
       const head = parseRequestHead(bytes.subarray(0, end));
       if (isHeadProblem(head) || !isPlain(head)) return this.handOver();
+      const length = contentLength(head);
+      if (length === null) return this.handOver();
       const route = this.router(head, this.socket);
-      const length = Number(head.headers.get('content-length'));
       if (route === null || length > route.maxBodyBytes) return this.handOver();
       this.reading = { head, route, bodyStart: end, end: end + length };
     }
@@ -212,14 +213,12 @@ class FastConnection {
   }
 }
 
-/** The plain form answered here: HTTP/1.1, a Content-Length, nothing that changes how the body or the connection is read. */
+/** The plain form answered here (with a Content-Length, contentLength): HTTP/1.1, nothing that changes how the body or the connection is read. */
 function isPlain(head: RequestHead): boolean {
   const { headers } = head;
   if (head.version !== '1.1' || headers.has('transfer-encoding') || headers.has('expect') || headers.has('upgrade')) return false;
   const connection = headers.get('connection')?.toLowerCase();
-  if (connection !== undefined && connection !== 'keep-alive' && connection !== 'close') return false;
-  const length = headers.get('content-length');
-  return length !== undefined && /^\d{1,15}$/.test(length);
+  return connection === undefined || connection === 'keep-alive' || connection === 'close';
 }
 
 /** Head and body in one write (one syscall): `keepAliveMs` null closes the connection after it. */

@@ -58,6 +58,12 @@ export function parseRequestHead(bytes: Buffer): RequestHead | HeadProblem {
   return { method: requestLine[1]!, version: requestLine[3] === '1' ? '1.1' : '1.0', path: requestLine[2]!.split('?')[0]!, headers };
 }
 
+/** The head's Content-Length as a number: null when absent or not plain decimal digits (at most 15: a safe integer). */
+export function contentLength(head: RequestHead): number | null {
+  const length = head.headers.get('content-length');
+  return length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : null;
+}
+
 export function isHeadProblem(head: RequestHead | HeadProblem): head is HeadProblem {
   return 'status' in head;
 }

@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { UPLOAD_META_LENGTH_BYTES, UPLOAD_META_MAX_BYTES, UPLOAD_PATH, UPLOAD_TICKET_MAX_LENGTH } from '@flock/client-sdk/protocol';
 import type { IngressCommand, IngressEvent, IngressSettings } from './ingress-messages.js';
-import type { RequestHead } from '../boundary/request-head.js';
+import { contentLength, type RequestHead } from '../boundary/request-head.js';
 import { UploadConnection, type AdmittedUpload, type ConnectionHost, type Refusal } from './upload-connection.js';
 import type { RoundReceiveArea } from './upload-endpoints.js';
 import { UploadTickets } from './upload-tickets.js';
@@ -85,10 +85,9 @@ function admit(head: RequestHead): AdmittedUpload | Refusal {
   const ticket = authorization.startsWith('Bearer ') ? authorization.slice(7) : '';
   const claims = ticket.length <= UPLOAD_TICKET_MAX_LENGTH ? tickets.verify(ticket, Date.now()) : null;
   if (!claims) return [401, 'unauthorized', 'not_selected', 'missing, invalid or expired upload ticket'];
-  const length = head.headers.get('content-length');
-  const declared = length !== undefined && /^\d{1,15}$/.test(length) ? Number(length) : NaN;
+  const declared = contentLength(head);
   const limit = UPLOAD_META_LENGTH_BYTES + UPLOAD_META_MAX_BYTES + settings.maxUploadBytes;
-  if (!(declared >= UPLOAD_META_LENGTH_BYTES)) return [411, 'malformed', 'malformed', 'an upload needs a Content-Length'];
+  if (declared === null || declared < UPLOAD_META_LENGTH_BYTES) return [411, 'malformed', 'malformed', 'an upload needs a Content-Length'];
   if (declared > limit) return [413, 'too_large', 'payload_too_large', `upload of ${declared} bytes; the limit is ${limit} with its meta`];
   return { clientId: claims.clientId, roundId: claims.roundId, declared };
 }

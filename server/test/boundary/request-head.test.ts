@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { headEnd, isHeadProblem, parseRequestHead, type RequestHead } from '../../src/boundary/request-head.js';
+import { contentLength, headEnd, isHeadProblem, parseRequestHead, type RequestHead } from '../../src/boundary/request-head.js';
 
 const head = (text: string): Buffer => Buffer.from(text, 'latin1');
 const parsed = (text: string): RequestHead => {
@@ -21,6 +21,14 @@ describe('the strict request head (the upload listener, the inference keep-alive
     expect(request.path).toBe('/v1/uploads');
     expect(Object.fromEntries(request.headers)).toEqual({ host: 'a', authorization: 'Bearer t.k', 'content-length': '12', accept: 'a, b' });
     expect(parsed('OPTIONS /v1/uploads HTTP/1.0\r\n\r\n')).toMatchObject({ method: 'OPTIONS', version: '1.0' });
+  });
+
+  it('reads Content-Length as plain decimal digits only', () => {
+    const length = (value: string | null) => contentLength(parsed(`PUT / HTTP/1.1\r\n${value === null ? '' : `Content-Length: ${value}\r\n`}\r\n`));
+    expect(length('12')).toBe(12);
+    expect(length('0')).toBe(0);
+    expect(length('999999999999999')).toBe(999999999999999);
+    for (const value of [null, '', '0x20', '1e3', '-1', '+5', '1.0', '1234567890123456', '12, 12']) expect(length(value), String(value)).toBeNull();
   });
 
   it('finds where the body starts, or that the head is not complete yet', () => {
