@@ -27,20 +27,19 @@ export interface FastAnswer {
   body: Buffer | string;
 }
 
+/** How one request is answered, once its router took it. */
 export interface FastRoute {
   /** The most body bytes it takes: a larger Content-Length goes to node:http. */
   maxBodyBytes: number;
-  /**
-   * Answers one request. `connection` is the same object for every request of a connection (for
-   * per-connection caches). A rejection closes the connection without an answer.
-   */
-  answer(head: RequestHead, body: Buffer, connection: object): Promise<FastAnswer>;
+  /** Answers the request with its body. A rejection closes the connection without an answer. */
+  answer(body: Buffer): Promise<FastAnswer>;
 }
 
 /**
  * The route of a request, or null to hand its connection to node:http. Called with the head alone,
  * before any of the body is kept: a request to refuse (a missing credential, say) goes to
- * node:http, which refuses it without reading its body into memory.
+ * node:http, which refuses it without reading its body into memory. `connection` is the same
+ * object for every request of a connection (for per-connection caches).
  */
 export type FastRouter = (head: RequestHead, connection: object) => FastRoute | null;
 
@@ -76,7 +75,8 @@ export function takeConnections(server: Server, router: FastRouter): void {
 
 /** The request being read: its head is parsed, its body not complete yet. */
 interface Reading {
-  head: RequestHead;
+  /** It asked for `Connection: close`. */
+  close: boolean;
   route: FastRoute;
   /** Where its body starts and ends in the buffered bytes. */
   bodyStart: number;
@@ -151,9 +151,9 @@ class FastConnection {
       if (length === null) return this.handOver();
       const route = this.router(head, this.socket);
       if (route === null || length > route.maxBodyBytes) return this.handOver();
-      this.reading = { head, route, bodyStart: end, end: end + length };
+      this.reading = { close: head.headers.get('connection')?.toLowerCase() === 'close', route, bodyStart: end, end: end + length };
     }
-    const { head, route, bodyStart, end } = this.reading;
+    const { close, route, bodyStart, end } = this.reading;
     if (this.buffered < end) return this.waitUntil(this.server.requestTimeout);
     const bytes = this.joined();
     const body = bytes.subarray(bodyStart, end);
@@ -161,10 +161,9 @@ class FastConnection {
     this.buffered = bytes.length - end;
     this.reading = null;
     this.requestStarted = performance.now();
-    const close = head.headers.get('connection')?.toLowerCase() === 'close';
     this.busy = true;
     this.socket.setTimeout(0);
-    route.answer(head, body, this.socket).then(
+    route.answer(body).then(
       (answer) => this.answered(answer, close),
       () => this.socket.destroy(),
     );

@@ -159,7 +159,7 @@ export function installV2FastPath(server: Server, serving: ServingService, optio
     const call: InferCall = { route, authorization: head.headers.get('authorization'), headerLength: head.headers.get(INFERENCE_HEADER_LENGTH), connection };
     // Without an accepted key the body is not read here: node:http refuses the request (401) and drops its body.
     if (!keyAccepted(call)) return null;
-    return { maxBodyBytes: options.maxBodyBytes, answer: (_head, body) => inferAnswer(call, () => Promise.resolve(body)) };
+    return { maxBodyBytes: options.maxBodyBytes, answer: (body) => inferAnswer(call, () => Promise.resolve(body)) };
   });
 
   interceptRequests(server, (req, res) => {

@@ -6,22 +6,25 @@
 import { createServer, type Server } from 'node:http';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { takeConnections, type FastRoute } from '../../src/boundary/fast-connections.js';
+import { takeConnections, type FastRouter } from '../../src/boundary/fast-connections.js';
 import { RawClient } from '../support/raw-http.js';
 
-const fastRoute = (maxBodyBytes = 1024): FastRoute => ({
-  maxBodyBytes,
-  answer: async (head, body, connection) => ({
-    status: 200,
-    headers: [
-      'Content-Type',
-      'text/plain',
-      'X-Connection',
-      String(connectionIds.get(connection) ?? connectionIds.set(connection, connectionIds.size + 1).size),
-    ],
-    body: `fast ${head.method} ${head.path} ${body.toString()}`,
-  }),
-});
+/** The route for /fast: answers `fast METHOD PATH BODY`, with an id of its connection. */
+const fastRoute =
+  (maxBodyBytes = 1024): FastRouter =>
+  (head, connection) => ({
+    maxBodyBytes,
+    answer: async (body) => ({
+      status: 200,
+      headers: [
+        'Content-Type',
+        'text/plain',
+        'X-Connection',
+        String(connectionIds.get(connection) ?? connectionIds.set(connection, connectionIds.size + 1).size),
+      ],
+      body: `fast ${head.method} ${head.path} ${body.toString()}`,
+    }),
+  });
 const connectionIds = new Map<object, number>();
 
 const post = (path: string, body: string, extra = ''): string =>
@@ -31,7 +34,7 @@ let server: Server | null = null;
 const clients: RawClient[] = [];
 
 /** A node:http server answering `node METHOD URL BODY`, with the fast route on /fast. */
-async function start(route: FastRoute = fastRoute(), configure: (s: Server) => void = () => undefined): Promise<Server> {
+async function start(route: FastRouter = fastRoute(), configure: (s: Server) => void = () => undefined): Promise<Server> {
   const created = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -39,7 +42,7 @@ async function start(route: FastRoute = fastRoute(), configure: (s: Server) => v
     req.on('end', () => (req.url === '/slow' ? setTimeout(() => res.end(text()), 200) : res.end(text())));
   });
   configure(created);
-  takeConnections(created, (head) => (head.path === '/fast' ? route : null));
+  takeConnections(created, (head, connection) => (head.path === '/fast' ? route(head, connection) : null));
   await new Promise<void>((resolve) => created.listen(0, '127.0.0.1', resolve));
   server = created;
   return created;
@@ -198,7 +201,7 @@ describe('keep-alive connections answered before node:http', () => {
   });
 
   it('drops the connection when the route fails, and serves the next one', async () => {
-    await start({ maxBodyBytes: 64, answer: () => Promise.reject(new Error('route failed')) });
+    await start(() => ({ maxBodyBytes: 64, answer: () => Promise.reject(new Error('route failed')) }));
     const c = await client();
     c.send(post('/fast', 'x'));
     expect(await c.closes()).toBe(true);
