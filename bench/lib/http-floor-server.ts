@@ -69,7 +69,7 @@ const server = createServer((request, response) => {
   });
 });
 const json = ['Content-Type', 'application/json'];
-takeConnections(server, () => ({ maxBodyBytes: 1 << 20, answer: (_head, body) => Promise.resolve({ status: 200, headers: json, body: answer(body) }) }));
+takeConnections(server, () => ({ maxBodyBytes: 1 << 20, answer: (body) => Promise.resolve({ status: 200, headers: json, body: answer(body) }) }));
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
   console.log(`listening ${typeof address === 'object' && address ? address.port : 0}`);
