@@ -6,9 +6,11 @@
  * plus the binary tensor extension and the express route (FLOCK_INFERENCE_FAST_PATH=false) at the highest
  * concurrency, and each cell's coordinator CPU time per request. Beside it, in the same run, the limit:
  * the same model's `model.predict` on batches of 64 rows (and of 1) back to back in the same kind
- * of worker thread, no HTTP (InferencePool, in this process). And the floor under the coordinator:
+ * of worker thread, no HTTP (InferencePool, in this process). And the floors under the coordinator:
  * processes with nothing but its HTTP layer (bench/lib/http-floor-server.ts) that read the same requests and answer
- * a fixed response, with and without parsing the JSON, under the same load at the highest concurrency.
+ * a fixed response, with and without parsing the JSON or keeping the inference log; and with its
+ * dynamic batcher and one inference thread too, predicting each row with and without the log (the
+ * architecture the issue prescribes, without the checks), under the same load at the highest concurrency.
  *
  *   pnpm build && pnpm bench:serving [--seconds 4] [--repeat 2] [--connections 1,16,64] [--out bench/results/serving.md]
  *
@@ -76,14 +78,31 @@ const VARIANTS: Variant[] = [
     env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '64', FLOCK_INFERENCE_LOG: 'true', FLOCK_INFERENCE_FAST_PATH: 'false' },
     connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
   },
+  {
+    name: 'batching off, log off, binary tensors',
+    env: { FLOCK_INFERENCE_MAX_BATCH_SIZE: '1', FLOCK_INFERENCE_LOG: 'false' },
+    binary: true,
+    connections: [CONNECTIONS[CONNECTIONS.length - 1]!],
+  },
 ];
 
-/** The coordinator's HTTP layer alone under the same load (bench/lib/http-floor-server.ts): what the coordinator cannot beat. */
+/**
+ * The coordinator's HTTP layer alone under the same load (bench/lib/http-floor-server.ts): what the
+ * coordinator cannot beat. `predict`: with the coordinator's batcher and inference thread too, on
+ * the first coordinator's version 1.
+ */
 const FLOORS = [
-  { name: 'floor: HTTP layer only, reads the body, fixed answer', args: [], binary: false },
-  { name: 'floor: HTTP layer only, reads and JSON.parses the body, fixed answer', args: ['--parse'], binary: false },
-  { name: 'floor: HTTP layer only, reads the body, fixed answer, binary tensors', args: [], binary: true },
-  { name: 'floor: HTTP layer + the inference log (digest, SQLite record), binary tensors', args: ['--log'], binary: true },
+  { name: 'floor: HTTP layer only, reads the body, fixed answer', args: [], binary: false, predict: false },
+  { name: 'floor: HTTP layer only, reads and JSON.parses the body, fixed answer', args: ['--parse'], binary: false, predict: false },
+  { name: 'floor: HTTP layer only, reads the body, fixed answer, binary tensors', args: [], binary: true, predict: false },
+  { name: 'floor: HTTP layer + the inference log (digest, SQLite record), binary tensors', args: ['--log'], binary: true, predict: false },
+  { name: 'floor: HTTP layer + dynamic batching and one inference thread, binary tensors, no checks, no log', args: [], binary: true, predict: true },
+  {
+    name: 'floor: HTTP layer + dynamic batching and one inference thread + the inference log, binary tensors, no checks',
+    args: ['--log'],
+    binary: true,
+    predict: true,
+  },
 ];
 
 interface Cell {
@@ -184,16 +203,21 @@ async function main(): Promise<void> {
       await waitReady(coordinator.url);
       await load(coordinator.url, 4, false, 1); // warm-up
     }
+    const modelSource = [...coordinators.values()][0]!.url;
     for (const floor of FLOORS) {
-      const server = await startFloorProcess('http-floor-server.ts', floor.args);
+      const server = await startFloorProcess('http-floor-server.ts', [...floor.args, ...(floor.predict ? ['--predict', modelSource] : [])]);
       floors.set(floor.name, { server, binary: floor.binary });
       await load(server.url, 4, false, 1);
     }
-    for (let rep = 0; rep < REPEAT; rep++) {
-      // The limit, measured beside the cells in each repetition.
-      const limit = await rawPredictRowsPerSecond([...coordinators.values()][0]!.url, row(1), RAW_BATCH, SECONDS);
+    // The limit, measured right before and after the cells at the highest concurrency in each
+    // repetition (this machine's speed drifts over minutes); the best of all is the one compared with.
+    const measureLimit = async (): Promise<void> => {
+      const limit = await rawPredictRowsPerSecond(modelSource, row(1), RAW_BATCH, SECONDS);
       raw = raw === null ? limit : { batched: Math.max(raw.batched, limit.batched), single: Math.max(raw.single, limit.single) };
+    };
+    for (let rep = 0; rep < REPEAT; rep++) {
       for (const connections of CONNECTIONS) {
+        if (connections === top) await measureLimit();
         for (const variant of chosen) {
           if (variant.connections && !variant.connections.includes(connections)) continue;
           const coordinator = coordinators.get(JSON.stringify(variant.env))!;
@@ -201,6 +225,7 @@ async function main(): Promise<void> {
         }
         if (connections !== top) continue;
         for (const [name, { server, binary }] of floors) record(name, await load(server.url, connections, binary, SECONDS, () => server.cpuSeconds()), rep);
+        await measureLimit();
       }
     }
   } finally {
@@ -223,11 +248,14 @@ async function main(): Promise<void> {
   const express = at(VARIANTS[7]!.name, top);
   const binaryUnbatched = at(VARIANTS[5]!.name, top);
   const binaryLogOff = at(VARIANTS[6]!.name, top);
-  const [bareFloor, parseFloor, binaryFloor, loggedFloor] = FLOORS.map((floor) => at(floor.name, top));
+  const binaryLogOffUnbatched = at(VARIANTS[8]!.name, top);
+  const [bareFloor, parseFloor, binaryFloor, loggedFloor, predictFloor, predictLoggedFloor] = FLOORS.map((floor) => at(floor.name, top));
   const binary = at(VARIANTS[4]!.name, top);
   const goalRate = limit.batched / 2;
   const predictMs = 1000 / limit.batched;
   const goalCores = loggedFloor ? (goalRate * (loggedFloor.cpuMsPerRequest + loggedFloor.loadCpuMsPerRequest + predictMs)) / 1000 : NaN;
+  /** Cores the server and the load generator kept busy together in a cell (the machine has machine.cpus). */
+  const coresBusy = (cell: Cell): number => (cell.requestsPerSecond * (cell.cpuMsPerRequest + cell.loadCpuMsPerRequest)) / 1000;
   const share = (cell: Cell): string =>
     `${cell.requestsPerSecond.toFixed(0)} requests/s (**${((100 * cell.requestsPerSecond) / limit.batched).toFixed(0)}%** of the raw batched throughput)`;
   const machine = machineInfo();
@@ -239,15 +267,16 @@ async function main(): Promise<void> {
     `(784 FP32 values; JSON unless noted; "binary tensors": the binary tensor extension for the input and the output, as V2 clients' binary mode sends them). ${SECONDS} s per cell after a 1 s warm-up; cells interleaved, ${REPEAT} repetitions, the best of each shown (and the best raw limit). Machine: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node};`,
     'the coordinator, its worker thread and autocannon share them.',
     '',
-    '| variant | connections | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | load generator CPU ms/request |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| variant | connections | requests/s | p50 ms | p99 ms | errors | server CPU ms/request | load generator CPU ms/request | cores busy |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...cells.map(
       (c) =>
-        `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} | ${c.cpuMsPerRequest.toFixed(3)} | ${c.loadCpuMsPerRequest.toFixed(3)} |`,
+        `| ${c.variant} | ${c.connections} | ${c.requestsPerSecond.toFixed(0)} | ${c.p50} | ${c.p99} | ${c.errors} | ${c.cpuMsPerRequest.toFixed(3)} | ${c.loadCpuMsPerRequest.toFixed(3)} | ${coresBusy(c).toFixed(2)} |`,
     ),
     '',
     `The limit, same run: \`model.predict\` in one worker thread (the serving pool's, no HTTP), back to back: **${limit.batched.toFixed(0)} rows/s** on batches of ${RAW_BATCH},`,
-    `${limit.single.toFixed(0)} rows/s on batches of 1.`,
+    `${limit.single.toFixed(0)} rows/s on batches of 1 (the best of ${2 * REPEAT} measurements, right before and after each repetition's cells at ${top} connections).`,
+    'Cores busy: the server and the load generator together, CPU seconds per second of the cell.',
     '',
     ...(batched && unbatched && logOff
       ? [
@@ -265,9 +294,14 @@ async function main(): Promise<void> {
       ? [
           `- The floor, same run, ${top} connections: processes with only the coordinator's HTTP layer (node:http and its keep-alive connections, boundary/fast-connections.ts; no framework, no model) that read each request and answer a fixed response. JSON bodies: ${share(bareFloor)}; parsing the JSON too: ${share(parseFloor)}. Binary tensors: ${share(binaryFloor)}; keeping the inference log too (a SHA-256 digest and a SQLite record per request, the coordinator's own writer and store): ${share(loggedFloor)}.`,
           ...(binary ? [`- Binary tensors through the coordinator (batching and log on): ${share(binary)}.`] : []),
-          ...(binary && binaryUnbatched && binaryLogOff
+          ...(binary && binaryUnbatched && binaryLogOff && binaryLogOffUnbatched
             ? [
-                `- Binary tensors, batching on / off (log on): **${(binary.requestsPerSecond / binaryUnbatched.requestsPerSecond).toFixed(1)}x**; with the log off and batching on: ${share(binaryLogOff)}. The model itself, batches of ${RAW_BATCH} against batches of 1: ${(limit.batched / limit.single).toFixed(1)}x.`,
+                `- Binary tensors, batching on / off (log on): **${(binary.requestsPerSecond / binaryUnbatched.requestsPerSecond).toFixed(1)}x**; with the log off and batching on: ${share(binaryLogOff)}, and batching on / off with the log off: **${(binaryLogOff.requestsPerSecond / binaryLogOffUnbatched.requestsPerSecond).toFixed(1)}x**. The model itself, batches of ${RAW_BATCH} against batches of 1: ${(limit.batched / limit.single).toFixed(1)}x.`,
+              ]
+            : []),
+          ...(predictFloor
+            ? [
+                `- The floor with the prediction (the HTTP layer, the coordinator's dynamic batcher and one inference thread; no checks, no log, no metrics, a fixed JSON header): ${share(predictFloor)}; ${(predictFloor.requestsPerSecond / limit.single).toFixed(1)}x the model's own one-row rate.${predictLoggedFloor ? ` Keeping the inference log too (the architecture the issue prescribes, and nothing else): ${share(predictLoggedFloor)}.` : ''}`,
               ]
             : []),
           `- The CPU the goal's rate needs: ${goalRate.toFixed(0)} requests/s (50% of the limit) x (${loggedFloor.cpuMsPerRequest.toFixed(3)} ms for HTTP and the log, as the floor above spends them, + ${loggedFloor.loadCpuMsPerRequest.toFixed(3)} ms for the load generator + ${predictMs.toFixed(3)} ms of batched \`model.predict\` per row) = **${goalCores.toFixed(2)} of the machine's ${machine.cpus} cores**, before the server checks, batches or answers anything.`,

@@ -21,18 +21,23 @@ async function rawRowsPerSecond(pool: InferencePool, version: number, row: Float
   return rows / ((performance.now() - started) / 1000);
 }
 
-/** Version 1 of the coordinator at `url`, loaded into a pool of its own: rows/s on batches of `batch` rows and of one row. */
-export async function rawPredictRowsPerSecond(url: string, row: Float32Array, batch: number, seconds: number): Promise<{ batched: number; single: number }> {
+/** Loads version `version` of the coordinator at `url` (its model.json and weights, fetched with the operator token) into `pool`. */
+export async function loadCoordinatorVersion(pool: InferencePool, url: string, version: number): Promise<void> {
   const headers = { Authorization: `Bearer ${OPERATOR_TOKEN}` };
-  const modelJson = (await (await noKeepAliveFetch(`${url}/api/models/1/model.json`, { headers })).json()) as {
+  const modelJson = (await (await noKeepAliveFetch(`${url}/api/models/${version}/model.json`, { headers })).json()) as {
     modelTopology: unknown;
     weightsManifest: { weights: WeightSpec[] }[];
   };
-  const weights = new Uint8Array(await (await noKeepAliveFetch(`${url}/api/models/1/weights.bin`, { headers })).arrayBuffer());
+  const weights = new Uint8Array(await (await noKeepAliveFetch(`${url}/api/models/${version}/weights.bin`, { headers })).arrayBuffer());
+  await pool.load(version, { topology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest.flatMap((group) => group.weights), weights });
+}
+
+/** Version 1 of the coordinator at `url`, loaded into a pool of its own: rows/s on batches of `batch` rows and of one row. */
+export async function rawPredictRowsPerSecond(url: string, row: Float32Array, batch: number, seconds: number): Promise<{ batched: number; single: number }> {
   const pool = new InferencePool(1);
   await pool.start();
   try {
-    await pool.load(1, { topology: modelJson.modelTopology, weightSpecs: modelJson.weightsManifest.flatMap((group) => group.weights), weights });
+    await loadCoordinatorVersion(pool, url, 1);
     return { batched: await rawRowsPerSecond(pool, 1, row, batch, seconds), single: await rawRowsPerSecond(pool, 1, row, 1, seconds) };
   } finally {
     await pool.close();
