@@ -170,6 +170,15 @@ describe('V2 codec', () => {
     const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } }] }));
     expect(bad(Buffer.concat([header, Buffer.alloc(12)]), header.byteLength)).toThrow(/4 bytes after the last binary input/);
     expect(bad(Buffer.concat([header, Buffer.from(Float32Array.from([NaN, 1]).buffer)]), header.byteLength)).toThrow(/not a finite number/);
+    // Every position, in the four-way pass and in its tail (10 values), is checked.
+    const rows = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [5, 2], datatype: 'FP32', parameters: { binary_data_size: 40 } }] }));
+    for (let at = 0; at < 10; at++) {
+      for (const value of [NaN, Infinity, -Infinity]) {
+        const values = new Float32Array(10).fill(0.5);
+        values[at] = value;
+        expect(bad(Buffer.concat([rows, Buffer.from(values.buffer)]), rows.byteLength), `${value} at ${at}`).toThrow(`value ${at} is not a finite number`);
+      }
+    }
     expect(bad(header, header.byteLength + 10)).toThrow(InferRequestError);
     expect(bad({ inputs: [{ name: 'input', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } }] })).toThrow(/binary tensor extension/);
     for (const data of [5, 'x', { 0: 1, 1: 2 }, null]) {
