@@ -514,7 +514,9 @@ describe('evaluation, adoption and personalization', () => {
         initialModel: good,
         examples: 600,
         seed: 51,
-        adoption: { tolerance: 0.15, onRejected: 'fineTuneGlobal' },
+        // A wide tolerance: the raw model (about 0.39) fails it by far, and the fine-tuned one (0.90-0.98
+        // against a personal 0.92-0.99 in 13 runs) passes it by far, whatever its shuffles drew.
+        adoption: { tolerance: 0.3, onRejected: 'fineTuneGlobal' },
         personalization: { fineTuneEpochs: 30, learningRate: 0.3, batchSize: 10 },
       }),
     );
@@ -523,16 +525,17 @@ describe('evaluation, adoption and personalization', () => {
     const fresh = makeModel(98);
     const version = await coordinator.addModel(fresh);
     fresh.dispose();
-    const evaluated = test.client.next('globalModelEvaluated');
-    const adopted = test.client.next('modelAdopted');
+    // This version's outcome (the coordinator is shared with the tests before).
+    const evaluated = test.client.next('globalModelEvaluated', ({ report }) => report?.modelVersion === version);
+    const adopted = test.client.next('modelAdopted', (event) => event.version === version);
     coordinator.publish(version);
     const { report, decision } = await evaluated;
-    expect(report!.globalAccuracy).toBeLessThan(report!.personalAccuracy! - 0.15); // the raw global model fails
+    expect(report!.globalAccuracy).toBeLessThan(report!.personalAccuracy! - 0.3); // the raw global model fails
     expect(decision).toMatchObject({ adopt: true });
     expect(decision.reason).toMatch(/^after local fine-tuning/);
     const event = await adopted;
     expect(event.version).toBe(version);
-    expect(event.evaluation!.accuracy).toBeGreaterThanOrEqual(report!.personalAccuracy! - 0.15);
+    expect(event.evaluation!.accuracy).toBeGreaterThanOrEqual(report!.personalAccuracy! - 0.3);
     await coordinator.waitFor(ClientEvent.evaluation, (payload, id) => id === clientId && (payload as EvaluationReport).modelVersion === version);
   });
 
