@@ -305,6 +305,11 @@ async function main(): Promise<void> {
               ]
             : []),
           `- The CPU the goal's rate needs: ${goalRate.toFixed(0)} requests/s (50% of the limit) x (${loggedFloor.cpuMsPerRequest.toFixed(3)} ms for HTTP and the log, as the floor above spends them, + ${loggedFloor.loadCpuMsPerRequest.toFixed(3)} ms for the load generator + ${predictMs.toFixed(3)} ms of batched \`model.predict\` per row) = **${goalCores.toFixed(2)} of the machine's ${machine.cpus} cores**, before the server checks, batches or answers anything.`,
+          ...(predictLoggedFloor
+            ? [
+                `- With the load generator on another machine: ${goalRate.toFixed(0)} requests/s x ${predictLoggedFloor.cpuMsPerRequest.toFixed(3)} ms, the server CPU per request of the floor with the prediction and the log (the prescribed architecture, no checks) = **${((goalRate * predictLoggedFloor.cpuMsPerRequest) / 1000).toFixed(2)} of the machine's ${machine.cpus} cores**.`,
+              ]
+            : []),
         ]
       : []),
     '',
