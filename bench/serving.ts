@@ -254,6 +254,8 @@ async function main(): Promise<void> {
   const goalRate = limit.batched / 2;
   const predictMs = 1000 / limit.batched;
   const goalCores = loggedFloor ? (goalRate * (loggedFloor.cpuMsPerRequest + loggedFloor.loadCpuMsPerRequest + predictMs)) / 1000 : NaN;
+  /** The same for the server alone (the load generator elsewhere), at the prescribed architecture's floor. */
+  const serverGoalCores = predictLoggedFloor ? (goalRate * predictLoggedFloor.cpuMsPerRequest) / 1000 : NaN;
   /** Cores the server and the load generator kept busy together in a cell (the machine has machine.cpus). */
   const coresBusy = (cell: Cell): number => (cell.requestsPerSecond * (cell.cpuMsPerRequest + cell.loadCpuMsPerRequest)) / 1000;
   const share = (cell: Cell): string =>
@@ -307,7 +309,7 @@ async function main(): Promise<void> {
           `- The CPU the goal's rate needs: ${goalRate.toFixed(0)} requests/s (50% of the limit) x (${loggedFloor.cpuMsPerRequest.toFixed(3)} ms for HTTP and the log, as the floor above spends them, + ${loggedFloor.loadCpuMsPerRequest.toFixed(3)} ms for the load generator + ${predictMs.toFixed(3)} ms of batched \`model.predict\` per row) = **${goalCores.toFixed(2)} of the machine's ${machine.cpus} cores**, before the server checks, batches or answers anything.`,
           ...(predictLoggedFloor
             ? [
-                `- With the load generator on another machine: ${goalRate.toFixed(0)} requests/s x ${predictLoggedFloor.cpuMsPerRequest.toFixed(3)} ms, the server CPU per request of the floor with the prediction and the log (the prescribed architecture, no checks) = **${((goalRate * predictLoggedFloor.cpuMsPerRequest) / 1000).toFixed(2)} of the machine's ${machine.cpus} cores**.`,
+                `- With the load generator on another machine: ${goalRate.toFixed(0)} requests/s x ${predictLoggedFloor.cpuMsPerRequest.toFixed(3)} ms, the server CPU per request of the floor with the prediction and the log (the prescribed architecture, no checks) = **${serverGoalCores.toFixed(2)} of the machine's ${machine.cpus} cores**.`,
               ]
             : []),
         ]
